@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Nothing phones home.
+export GX_ANALYTICS_ENABLED := False
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export TQDM_MININTERVAL := 2
+
+.PHONY: install run test bench clean-outputs
+
+install: $(STAMP)
+
+# torch: where CUDA is absent, install the CPU build 2.13.0 first (pip takes it from this machine's
+# disk); the project's range admits it, so pip does not then pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi >/dev/null 2>&1; then \
+		$(PY) -m pip install -q torch==2.13.0; fi
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	source $(VENV)/bin/activate && dvc repro && python -m ckd.summary metrics/validate.json
+
+test: install
+	source $(VENV)/bin/activate && python -m pytest -q
+
+bench: install
+	source $(VENV)/bin/activate && python -m ckd.bench

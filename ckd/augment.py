@@ -1,0 +1,44 @@
+"""Student-side input augmentation with the cached teacher targets of the un-augmented inputs.
+
+No teacher call is made for an augmented input: the student learns to give a shifted digit the
+teacher's answer for the original. Measured before the project (../shared/research): +7 to +10
+points for KD on MNIST, the largest lever found.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ckd.errors import ConfigError
+
+
+def resolve_augment(requested: str, sample_shape: tuple[int, ...], is_image: bool) -> tuple[str, int]:
+    """Return (kind, max shift in pixels). `auto`: shifts for images (1 px up to 16 px wide, else 2),
+    none for tables. Flips only when asked: they change the meaning of digits and letters."""
+    if requested == "none" or (requested == "auto" and not is_image):
+        return "none", 0
+    if len(sample_shape) not in (2, 3):
+        raise ConfigError("student.augment", f"{requested!r} needs image inputs [H, W] or [C, H, W], "
+                                             f"got {sample_shape}; use none")
+    width = sample_shape[-1]
+    shift = 1 if width <= 16 else 2
+    return ("shift" if requested == "auto" else requested), shift
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
+    """Translate each image by an integer (dy, dx) in [-max_shift, max_shift]^2, filling with zeros
+    (the raw background); one batched gather, no Python loop per sample."""
+    squeeze = x.dim() == 3
+    images = x.unsqueeze(1) if squeeze else x  # [B, C, H, W]
+    b, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (max_shift,) * 4)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator, device=generator.device).to(x.device)
+    rows = (torch.arange(h, device=x.device)[None, :] + offsets[0][:, None])  # [B, H]
+    cols = (torch.arange(w, device=x.device)[None, :] + offsets[1][:, None])  # [B, W]
+    if flip:
+        mirrored = torch.rand(b, generator=generator, device=generator.device).to(x.device) < 0.5
+        cols = torch.where(mirrored[:, None], cols.flip(1), cols)
+    batch_index = torch.arange(b, device=x.device)[:, None, None]
+    shifted = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
+    shifted = shifted.permute(0, 3, 1, 2)
+    return shifted.squeeze(1) if squeeze else shifted

@@ -1,0 +1,69 @@
+"""The comparative data set: the queried samples and groups of k positives and k negatives over them.
+
+Schema of the `.npz` the `build` stage writes (no pickles):
+    ids       [N]        int64    pool ids of the queried samples that have a teacher answer
+    x         [N, ...]   float32  their raw inputs
+    teacher   [N, C]     float32  teacher logits (log-probabilities for a probability teacher)
+    labels    [N]        int64    present only when labels may be used
+    positives [G, k]     int64    row indices into the arrays above
+    negatives [G, k]     int64    disjoint from the group's positives
+    class_names [C]      str
+Groups are distinct as sets: {P, N} and {N, P} carry the same information (d flips sign), so only one
+is kept. They are drawn deterministically from the seed and only among queried samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ckd.errors import CkdError
+
+LOG_FLOOR = 1e-12
+
+
+def teacher_logits(scores: np.ndarray, kind: str) -> np.ndarray:
+    """Logits pass through; probabilities become log-probabilities before any comparison."""
+    if kind == "probabilities":
+        return np.log(np.clip(scores, LOG_FLOOR, None)).astype(np.float32)
+    return scores.astype(np.float32)
+
+
+def max_distinct_groups(num_samples: int, group_size: int) -> int:
+    if num_samples < 2 * group_size:
+        return 0
+    return math.comb(num_samples, group_size) * math.comb(num_samples - group_size, group_size) // 2
+
+
+def build_groups(num_samples: int, group_size: int, max_groups: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `max_groups` distinct groups (positives [G, k], negatives [G, k]) over `num_samples` rows."""
+    possible = max_distinct_groups(num_samples, group_size)
+    if possible == 0:
+        raise CkdError(f"comparative.group_size={group_size} needs at least {2 * group_size} queried samples, "
+                       f"have {num_samples}")
+    wanted = min(max_groups, possible)
+    rng = np.random.default_rng(seed)
+    if group_size == 1 and wanted == possible:
+        i, j = np.triu_indices(num_samples, k=1)
+        order = rng.permutation(len(i))
+        flip = rng.random(len(i)) < 0.5  # which member is the positive: no systematic sign
+        pos = np.where(flip, j, i)[order]
+        neg = np.where(flip, i, j)[order]
+        return pos[:, None].astype(np.int64), neg[:, None].astype(np.int64)
+    seen: set[tuple] = set()
+    positives, negatives = [], []
+    attempts = 0
+    while len(positives) < wanted:
+        attempts += 1
+        if attempts > 50 * wanted + 1000:
+            break  # nearly exhausted: keep what is distinct
+        members = rng.choice(num_samples, size=2 * group_size, replace=False)
+        pos, neg = np.sort(members[:group_size]), np.sort(members[group_size:])
+        key = tuple(sorted((tuple(pos), tuple(neg))))
+        if key in seen:
+            continue
+        seen.add(key)
+        positives.append(pos)
+        negatives.append(neg)
+    return np.asarray(positives, np.int64), np.asarray(negatives, np.int64)

@@ -1,0 +1,55 @@
+"""Arrays on disk: `.npz` without pickles, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ckd.errors import CkdError
+
+
+def write_arrays(path: str | Path, **arrays: np.ndarray) -> None:
+    """Write `arrays` to `path` atomically (temp file, fsync, rename), so a crash leaves no torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name, value in arrays.items():
+        if np.asarray(value).dtype == object:
+            raise TypeError(f"{name}: object arrays would need pickles")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_arrays(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Read an `.npz` written by `write_arrays` (never with pickles); name the file on any failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise CkdError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except Exception as error:  # zipfile, ValueError for pickled content, OSError...
+        raise CkdError(f"{path}: not a readable .npz file without pickles ({error})") from None
+    missing = [name for name in required if name not in arrays]
+    if missing:
+        raise CkdError(f"{path}: missing array(s) {', '.join(missing)}; has {', '.join(sorted(arrays)) or 'none'}")
+    return arrays

@@ -1,0 +1,69 @@
+"""Data sources: scikit-learn's built-in digits (the embedded default) or a user's `.npz`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ckd.data.arrays import read_arrays
+from ckd.errors import CkdError, ConfigError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Raw inputs `x` [n, *sample_shape] float32, labels `y` [n] int64 (or None), class names."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    class_names: tuple[str, ...]
+    is_image: bool
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_source(source: str) -> Dataset:
+    """`digits` or a path to an `.npz` holding `x` or `images`, and `y` or `labels` (optional)."""
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = digits.images.astype(np.float32)  # [1797, 8, 8], values 0..16
+        y = digits.target.astype(np.int64)
+        return Dataset(x, y, tuple(str(c) for c in range(10)), is_image=True)
+    path = Path(source)
+    if path.suffix != ".npz":
+        raise ConfigError("data.source", f"must be 'digits' or a path to an .npz file, got {source!r}")
+    arrays = read_arrays(path)
+    x_key = "x" if "x" in arrays else "images" if "images" in arrays else None
+    if x_key is None:
+        raise CkdError(f"{path}: needs an array named 'x' or 'images'; has {', '.join(sorted(arrays))}")
+    x = arrays[x_key]
+    if x.ndim < 2 or x.shape[0] < 2 or not np.issubdtype(x.dtype, np.number):
+        raise CkdError(f"{path}: '{x_key}' must be numeric with shape [samples, ...], got {x.dtype} {x.shape}")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise CkdError(f"{path}: '{x_key}' holds NaN or infinite values")
+    y_key = "y" if "y" in arrays else "labels" if "labels" in arrays else None
+    y = None
+    if y_key is not None:
+        y = arrays[y_key]
+        if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise CkdError(f"{path}: '{y_key}' must be non-negative integers of shape [{x.shape[0]}], "
+                           f"got {y.dtype} {y.shape}")
+        y = y.astype(np.int64)
+    if "class_names" in arrays:
+        class_names = tuple(str(c) for c in arrays["class_names"])
+    elif y is not None:
+        class_names = tuple(str(c) for c in range(int(y.max()) + 1))
+    else:
+        raise CkdError(f"{path}: without labels, an array 'class_names' must give the classes")
+    # Images: [n, H, W] or [n, C, H, W]; tables: [n, features].
+    return Dataset(x, y, class_names, is_image=x.ndim >= 3)

@@ -1,0 +1,73 @@
+"""The method protocol and the shared loss pieces (group differences, KD's softened KL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ckd.errors import ConfigError
+from ckd.registry import Registry
+
+
+class Method:
+    """A training objective on cached teacher scores.
+
+    `loss(s, t, y, group_size)` gets the student's logits `s` [M, C], the teacher's scores `t` [M, C]
+    (logits, or log-probabilities for a probability teacher) and label targets `y` [M, C] as
+    probabilities (one-hot, or mixed) or None without labels. Group methods get M = B * 2k members
+    laid out group by group: k positives, then k negatives.
+    """
+
+    uses_groups = False
+    uses_labels = False  # reports, once, that label terms are off when the data has none
+
+    def __init__(self, num_classes: int, teacher_var: float, labelled: bool):
+        self.num_classes = num_classes
+        self.teacher_var = max(float(teacher_var), 1e-8)
+        self.labelled = labelled
+
+    def mix(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator):
+        """Transform a batch before the forward pass (identity except for mixup)."""
+        return x, t, y
+
+    def loss(self, s: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, group_size: int | None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+METHODS: Registry[Method] = Registry("method", "student.method")
+
+
+def build_method(name: str, num_classes: int, teacher_var: float, labelled: bool, **hparams: Any) -> Method:
+    return METHODS.build(name, num_classes=num_classes, teacher_var=teacher_var, labelled=labelled, **hparams)
+
+
+def positive(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"student.method_args.{name}", f"must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def soft_cross_entropy(s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CE(y, softmax(s)) with probability targets y (one-hot or mixed)."""
+    return -(y * F.log_softmax(s, dim=-1)).sum(-1).mean()
+
+
+def kd_term(s: torch.Tensor, t: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton, Vinyals, Dean 2015: T^2 * KL(softmax(t/T) || softmax(s/T)), mean over samples."""
+    log_p_t = F.log_softmax(t / temperature, dim=-1)
+    log_p_s = F.log_softmax(s / temperature, dim=-1)
+    return temperature ** 2 * (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
+
+
+def group_difference(values: torch.Tensor, group_size: int) -> torch.Tensor:
+    """d = mean(values of the k positives) - mean(values of the k negatives), per group: [B, C]."""
+    grouped = values.reshape(-1, 2 * group_size, values.shape[-1])
+    return grouped[:, :group_size].mean(1) - grouped[:, group_size:].mean(1)
+
+
+def require_groups(group_size: int | None, method: str) -> int:
+    if group_size is None:
+        raise ValueError(f"{method} is a group method and needs group batches")
+    return group_size

@@ -1,0 +1,30 @@
+"""`ckd_kd`: the paper's group loss (Wilf et al., arXiv 2311.02253) plus Hinton's per-sample KD loss.
+
+    L = [w_rel MSE(d_s, d_t) + w_cls MSE(d_s, d_y)] + T^2 KL(softmax(t/T) || softmax(s/T)) + w_ce CE(y)
+
+The KD term anchors the class levels that the differences leave free. Unlike `ckd`, the group loss is
+unnormalised and keeps the paper's MSE label term. `compare=False` is its per-sample control.
+"""
+
+from ckd.methods.base import METHODS, Method, kd_term, positive, soft_cross_entropy
+from ckd.methods.ckd_paper import paper_group_loss
+
+
+@METHODS.register("ckd_kd")
+class PaperCKDPlusKD(Method):
+    uses_groups = True
+    uses_labels = True
+
+    def __init__(self, num_classes, teacher_var, labelled, w_rel: float = 1.0, w_cls: float = 1.0,
+                 temperature: float = 4.0, w_ce: float = 1.0, compare: bool = True):
+        super().__init__(num_classes, teacher_var, labelled)
+        self.w_rel, self.w_cls, self.w_ce = positive("w_rel", w_rel), positive("w_cls", w_cls), positive("w_ce", w_ce)
+        self.temperature = positive("temperature", temperature) or 1.0
+        self.compare = bool(compare)
+
+    def loss(self, s, t, y, group_size):
+        loss = paper_group_loss(s, t, y, group_size, self.w_rel, self.w_cls, self.compare)
+        loss = loss + kd_term(s, t, self.temperature)
+        if y is not None and self.w_ce:
+            loss = loss + self.w_ce * soft_cross_entropy(s, y)
+        return loss

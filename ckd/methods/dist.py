@@ -1,0 +1,37 @@
+"""`dist`: Huang, You, Wang, Qian, Xu, "Knowledge Distillation from A Stronger Teacher" (NeurIPS 2022)."""
+
+import torch
+
+from ckd.methods.base import METHODS, Method, positive, soft_cross_entropy
+
+
+def pearson_distance(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
+    """mean of 1 - rho(a, b), Pearson correlation along `dim`."""
+    a = a - a.mean(dim, keepdim=True)
+    b = b - b.mean(dim, keepdim=True)
+    rho = (a * b).sum(dim) / (a.norm(dim=dim) * b.norm(dim=dim)).clamp_min(1e-8)
+    return (1 - rho).mean()
+
+
+@METHODS.register("dist")
+class DistDistillation(Method):
+    """With P = softmax(./tau): L = w_inter tau^2 (1 - rho over classes, per sample)
+    + w_intra tau^2 (1 - rho over the batch, per class) + w_ce CE(y)."""
+
+    uses_labels = True
+
+    def __init__(self, num_classes, teacher_var, labelled, temperature: float = 1.0, w_inter: float = 1.0,
+                 w_intra: float = 1.0, w_ce: float = 1.0):
+        super().__init__(num_classes, teacher_var, labelled)
+        self.temperature = positive("temperature", temperature) or 1.0
+        self.w_inter, self.w_intra = positive("w_inter", w_inter), positive("w_intra", w_intra)
+        self.w_ce = positive("w_ce", w_ce)
+
+    def loss(self, s, t, y, group_size):
+        p_s = torch.softmax(s / self.temperature, -1)
+        p_t = torch.softmax(t / self.temperature, -1)
+        scale = self.temperature ** 2
+        loss = scale * (self.w_inter * pearson_distance(p_s, p_t, 1) + self.w_intra * pearson_distance(p_s, p_t, 0))
+        if y is not None and self.w_ce:
+            loss = loss + self.w_ce * soft_cross_entropy(s, y)
+        return loss

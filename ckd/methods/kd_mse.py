@@ -1,0 +1,21 @@
+"""`kd_mse`: per-sample logit matching (Ba & Caruana, "Do Deep Nets Really Need to be Deep?", 2014)."""
+
+from ckd.methods.base import METHODS, Method, positive, soft_cross_entropy
+
+
+@METHODS.register("kd_mse")
+class LogitMatching(Method):
+    """L = w_mse MSE(s, t) / var(t) + w_ce CE(y, softmax(s)); var(t) is the teacher scores' variance over
+    the queried samples, so the weight means the same for any teacher scale."""
+
+    uses_labels = True
+
+    def __init__(self, num_classes, teacher_var, labelled, w_mse: float = 1.0, w_ce: float = 1.0):
+        super().__init__(num_classes, teacher_var, labelled)
+        self.w_mse, self.w_ce = positive("w_mse", w_mse), positive("w_ce", w_ce)
+
+    def loss(self, s, t, y, group_size):
+        loss = self.w_mse * ((s - t) ** 2).mean() / self.teacher_var
+        if y is not None and self.w_ce:
+            loss = loss + self.w_ce * soft_cross_entropy(s, y)
+        return loss

@@ -1,0 +1,94 @@
+"""Great Expectations (1.x, ephemeral context) guards the teacher outputs before anything uses them.
+
+The suite is built in code from what the run knows: the samples answered, the budget, the pool ids,
+the number of classes and whether the scores are probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ckd.errors import QualityError
+
+log = logging.getLogger(__name__)
+
+PROBABILITY_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class ScoreExpectations:
+    expected_rows: int
+    budget: int
+    pool_ids: np.ndarray
+    num_classes: int
+    probabilities: bool
+
+
+def _frame(ids: np.ndarray, scores: np.ndarray):
+    import pandas as pd
+
+    frame = pd.DataFrame(scores.astype(np.float64), columns=[f"score_{c}" for c in range(scores.shape[1])])
+    frame.insert(0, "id", ids.astype(np.int64))
+    with np.errstate(all="ignore"):
+        frame["row_is_finite"] = np.isfinite(scores).all(axis=1) if scores.size else np.ones(len(ids), bool)
+        frame["row_sum"] = scores.sum(axis=1) if scores.size else np.zeros(len(ids))
+    frame["row_fingerprint"] = [hash(row.tobytes()) for row in np.ascontiguousarray(scores)]
+    return frame
+
+
+def _suite(spec: ScoreExpectations, num_columns: int):
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    suite = gx.ExpectationSuite(name="teacher_outputs")
+    suite.add_expectation(gxe.ExpectTableRowCountToEqual(value=spec.expected_rows))
+    suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1, max_value=spec.budget))
+    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="id"))
+    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="id", value_set=[int(i) for i in spec.pool_ids]))
+    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="row_is_finite", value_set=[True]))
+    # id + one column per class + 3 derived columns: the score width equals the number of classes.
+    suite.add_expectation(gxe.ExpectTableColumnCountToEqual(value=spec.num_classes + 4))
+    if spec.expected_rows > 1:
+        suite.add_expectation(gxe.ExpectColumnUniqueValueCountToBeBetween(column="row_fingerprint", min_value=2))
+    if spec.probabilities:
+        for column in range(min(num_columns, spec.num_classes)):
+            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=f"score_{column}", min_value=0.0,
+                                                                    max_value=1.0))
+        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
+            column="row_sum", min_value=1 - PROBABILITY_TOLERANCE, max_value=1 + PROBABILITY_TOLERANCE))
+    return suite
+
+
+def check_teacher_outputs(ids: np.ndarray, scores: np.ndarray, spec: ScoreExpectations, artifact: str) -> dict:
+    """Validate the stored outputs; raise QualityError with one line per failed expectation."""
+    import great_expectations as gx
+
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise QualityError(f"{artifact}: scores must be a [samples, classes] matrix, got shape {scores.shape}")
+    context = gx.get_context(mode="ephemeral")
+    try:
+        context.variables.progress_bars = {"globally": False}
+    except Exception:  # progress-bar settings are cosmetic
+        pass
+    batch = (context.data_sources.add_pandas("teacher")
+             .add_dataframe_asset("teacher_outputs")
+             .add_batch_definition_whole_dataframe("all")
+             .get_batch(batch_parameters={"dataframe": _frame(ids, scores)}))
+    suite = context.suites.add(_suite(spec, scores.shape[1]))
+    result = batch.validate(suite)
+    failures = []
+    for item in result.results:
+        if item.success:
+            continue
+        config = item.expectation_config
+        kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
+        observed = item.result.get("observed_value", item.result.get("unexpected_count"))
+        failures.append(f"{artifact}: failed {config.type} {kwargs} (observed {observed})")
+    summary = {"expectations": len(result.results), "failed": len(failures), "success": not failures}
+    if failures:
+        raise QualityError("\n".join(failures))
+    return summary

@@ -1,0 +1,43 @@
+"""Shared pieces of every student: the input normalisation that travels inside the model (and the
+ONNX graph), and the registry."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ckd.registry import Registry
+
+STUDENTS: Registry[nn.Module] = Registry("student architecture", "student.arch")
+
+
+class Normalize(nn.Module):
+    """x -> (x - mean) / std with per-feature statistics of the pool's raw inputs (inputs are free;
+    only teacher calls cost), so the deployed model takes raw inputs like the teacher."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)))
+        self.register_buffer("std", torch.as_tensor(np.asarray(std, np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std of raw inputs; a constant feature (an image border) gets the global std
+    instead of 0, so it is centred and never divided by zero."""
+    x = np.asarray(x, np.float64)
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    floor = max(float(x.std()), 1e-6)
+    return mean.astype(np.float32), np.where(std < 1e-3 * floor, floor, std).astype(np.float32)
+
+
+def build_student(arch: str, sample_shape: Sequence[int], num_classes: int, mean: np.ndarray, std: np.ndarray,
+                  arch_args: dict[str, Any] | None = None) -> nn.Module:
+    return STUDENTS.build(arch, sample_shape=tuple(sample_shape), num_classes=num_classes,
+                          normalize=Normalize(mean, std), **dict(arch_args or {}))

@@ -1,0 +1,34 @@
+"""A small convolutional student for images: two conv blocks and a linear head."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import nn
+
+from ckd.errors import ConfigError
+from ckd.students.base import STUDENTS, Normalize
+
+
+@STUDENTS.register("cnn")
+class ConvStudent(nn.Module):
+    """normalise -> [Conv3x3 -> ReLU -> MaxPool2] x 2 -> global average pool -> Linear(classes)."""
+
+    def __init__(self, sample_shape: Sequence[int], num_classes: int, normalize: Normalize,
+                 channels: Sequence[int] = (16, 32)):
+        super().__init__()
+        if len(sample_shape) not in (2, 3):
+            raise ConfigError("student.arch", f"'cnn' needs image inputs [H, W] or [C, H, W], got {tuple(sample_shape)}")
+        self.normalize = normalize
+        self.image_shape = (1, *sample_shape) if len(sample_shape) == 2 else tuple(sample_shape)
+        c_in = self.image_shape[0]
+        blocks: list[nn.Module] = []
+        for c_out in channels:
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            c_in = c_out
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(c_in, num_classes)
+
+    def forward(self, x):
+        x = self.normalize(x).reshape(-1, *self.image_shape)
+        return self.head(self.features(x).mean(dim=(2, 3)))

@@ -1,0 +1,32 @@
+"""Print the short summary `make run` ends with."""
+
+from __future__ import annotations
+
+import sys
+
+from ckd.pipeline import read_json
+
+
+def summarise(metrics: dict) -> str:
+    lines = [
+        f"student ({metrics['method']}) test accuracy: PyTorch {metrics['test_accuracy']:.4f}, "
+        f"ONNX Runtime {metrics['onnx_test_accuracy']:.4f} on {metrics['test_size']} held-out samples",
+        f"teacher calls used / budget: {metrics['teacher_calls']} / {metrics['budget']} "
+        f"(outputs stored {metrics['teacher_outputs']}, lost {metrics['teacher_lost']})",
+        f"ONNX parity: max |logit difference| {metrics['onnx_max_abs_diff']:.2e}; "
+        f"batch-1 latency {metrics['latency_ms_batch1']:.3f} ms (median)",
+        f"ONNX student: {metrics['onnx_model']}",
+    ]
+    if "teacher_test_accuracy" in metrics:
+        lines.append(f"stand-in teacher test accuracy: {metrics['teacher_test_accuracy']:.4f} "
+                     f"({metrics['teacher_eval_calls']} evaluation calls, apart from the budget)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    print(summarise(read_json(argv[0] if argv else "metrics/validate.json")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""A test backend: an ONNX teacher that records, durably, every sample it may compute.
+
+The count is appended (and fsynced) before the computation, so it is an upper bound on what the
+teacher computed, also when the process is killed mid-call. Optional `delay_s` slows each batch so a
+test can kill the `query` stage between batches.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ckd.teachers.base import TEACHERS
+from ckd.teachers.onnx_file import OnnxFileTeacher
+
+
+@TEACHERS.register("counting")
+class CountingTeacher(OnnxFileTeacher):
+    def __init__(self, model: str, output: str | None = None, count_file: str = "teacher_counts.log",
+                 delay_s: float = 0.0):
+        super().__init__(model, output)
+        self.count_file = Path(count_file)
+        self.delay_s = float(delay_s)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.count_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.count_file, "a") as handle:
+            handle.write(f"{len(x)}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        time.sleep(self.delay_s)
+        return super().predict(x)
+
+
+def computed_samples(count_file: str | Path) -> int:
+    """How many samples the counting teacher may have computed, across all processes."""
+    path = Path(count_file)
+    return sum(int(line) for line in path.read_text().split()) if path.exists() else 0

@@ -1,0 +1,82 @@
+"""A teacher given as an ONNX file, run by ONNX Runtime (CUDA where usable, else CPU)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ckd.errors import CkdError, TeacherError
+from ckd.runtime import onnx_session
+from ckd.teachers.base import TEACHERS
+
+_ONNX_DTYPES = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+}
+_FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)", "tensor(float16)")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@TEACHERS.register("onnx")
+class OnnxFileTeacher:
+    """The declared input decides the layout: each raw sample is reshaped to it and cast to its dtype."""
+
+    def __init__(self, model: str, output: str | None = None):
+        path = Path(model)
+        if not path.is_file():
+            raise CkdError(f"{path}: teacher model not found (teacher.model)")
+        try:
+            self.session = onnx_session(path)
+        except Exception as error:
+            raise CkdError(f"{path}: not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise TeacherError(f"{path}: teacher must have exactly one input, has {len(inputs)}")
+        self.input = inputs[0]
+        if self.input.type not in _ONNX_DTYPES:
+            raise TeacherError(f"{path}: teacher input type {self.input.type} is not supported")
+        self.input_dtype = _ONNX_DTYPES[self.input.type]
+        self.sample_dims = list(self.input.shape[1:])
+        self.output_name = self._pick_output(path, output)
+        out_shape = next(o.shape for o in self.session.get_outputs() if o.name == self.output_name)
+        self.num_classes = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
+        self.identity = f"onnx:{file_sha256(path)[:16]}:{self.output_name}"
+        self.path = path
+
+    def _pick_output(self, path: Path, output: str | None) -> str:
+        outputs = self.session.get_outputs()
+        if output is not None:
+            names = [o.name for o in outputs]
+            if output not in names:
+                raise TeacherError(f"teacher.output: {output!r} is not an output of {path}; outputs: {', '.join(names)}")
+            return output
+        for candidate in outputs:
+            if candidate.type in _FLOAT_OUTPUTS and len(candidate.shape) == 2:
+                return candidate.name
+        raise TeacherError(f"{path}: no float output shaped [batch, classes]; name one with teacher.output")
+
+    def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
+        if not all(isinstance(d, int) and d > 0 for d in self.sample_dims):
+            raise TeacherError(f"{self.path}: teacher input {self.input.name} must have fixed sizes after the "
+                               f"batch axis, has {self.input.shape}")
+        wanted, have = int(np.prod(self.sample_dims)), int(np.prod(sample_shape))
+        if wanted != have:
+            raise TeacherError(f"{self.path}: teacher input {self.input.name} takes {wanted} values per sample "
+                               f"{tuple(self.sample_dims)}, the data has {have} {tuple(sample_shape)}")
+        if self.num_classes is not None and self.num_classes != num_classes:
+            raise TeacherError(f"{self.path}: teacher output {self.output_name} has {self.num_classes} classes, "
+                               f"the data has {num_classes}")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(self.input_dtype))
+        (scores,) = self.session.run([self.output_name], {self.input.name: batch})
+        return np.asarray(scores)

@@ -1,0 +1,261 @@
+"""Training the student on the comparative data set, with model selection on validation data only.
+
+Protocol: the N queried samples are split (seeded) into train and validation parts. Every candidate
+of the grid (learning rates x list-valued method arguments) trains for `student.steps` Adam steps on
+the train part, evaluated every `eval_every` steps on validation (accuracy against labels, or against
+the teacher's argmax without labels); the best candidate and step win. With `refit`, the winner is
+retrained on all N samples for that many steps. The test split is never read here.
+
+Batches are gathered by index from tensors already on the device (no per-sample Dataset): a group
+batch is B groups, i.e. B * 2k member rows, one `index_select` per tensor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ckd.augment import random_shift, resolve_augment
+from ckd.config import StudentConfig
+from ckd.errors import CkdError, ConfigError
+from ckd.methods import METHODS, Method, build_method
+from ckd.students import build_student
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """The comparative data set on the training device."""
+
+    x: torch.Tensor
+    teacher: torch.Tensor
+    labels: torch.Tensor | None  # one-hot float [N, C], None without labels
+    positives: torch.Tensor
+    negatives: torch.Tensor
+    sample_shape: tuple[int, ...]
+    num_classes: int
+    norm_mean: np.ndarray
+    norm_std: np.ndarray
+    is_image: bool
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], device: torch.device) -> "TrainingData":
+        x = torch.as_tensor(arrays["x"], dtype=torch.float32, device=device)
+        teacher = torch.as_tensor(arrays["teacher"], dtype=torch.float32, device=device)
+        num_classes = teacher.shape[1]
+        labels = None
+        if "labels" in arrays:
+            labels = F.one_hot(torch.as_tensor(arrays["labels"], device=device), num_classes).float()
+        return cls(x, teacher, labels,
+                   torch.as_tensor(arrays["positives"], device=device),
+                   torch.as_tensor(arrays["negatives"], device=device),
+                   tuple(arrays["x"].shape[1:]), num_classes, arrays["norm_mean"], arrays["norm_std"],
+                   bool(arrays["is_image"]))
+
+    @property
+    def group_size(self) -> int:
+        return int(self.positives.shape[1])
+
+    def targets(self, rows: torch.Tensor) -> torch.Tensor:
+        """What validation accuracy is measured against: labels, else the teacher's argmax."""
+        return (self.labels[rows] if self.labels is not None else self.teacher[rows]).argmax(-1)
+
+
+@dataclass
+class Candidate:
+    lr: float
+    method_args: dict[str, Any]
+
+
+@dataclass
+class FitResult:
+    state: dict[str, torch.Tensor]
+    best_step: int
+    val_accuracy: float
+    val_xent: float
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class TrainOutcome:
+    model: torch.nn.Module
+    chosen: Candidate
+    val_accuracy: float
+    best_step: int
+    steps_run: int
+    curve: list[dict[str, float]]
+    selection: list[dict[str, Any]]
+    device: str
+    augment: str
+
+
+def candidate_grid(config: StudentConfig) -> list[Candidate]:
+    """Learning rates x every list-valued method argument."""
+    keys = list(config.method_args)
+    values = [v if isinstance(v, (list, tuple)) else [v] for v in config.method_args.values()]
+    return [Candidate(lr, dict(zip(keys, combo))) for lr in config.lr for combo in itertools.product(*values)]
+
+
+def split_rows(num_samples: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    count = max(1, int(round(val_fraction * num_samples)))
+    if num_samples - count < 2:
+        raise CkdError(f"student.val_fraction={val_fraction} leaves fewer than 2 of {num_samples} queried "
+                       "samples for training")
+    order = np.random.default_rng(seed).permutation(num_samples)
+    return np.sort(order[count:]), np.sort(order[:count])
+
+
+def groups_within(data: TrainingData, rows: np.ndarray) -> torch.Tensor:
+    """Indices of the groups whose members all lie in `rows` (no validation sample leaks into training)."""
+    allowed = torch.zeros(len(data.x), dtype=torch.bool, device=data.x.device)
+    allowed[torch.as_tensor(rows, device=data.x.device)] = True
+    inside = allowed[data.positives].all(1) & allowed[data.negatives].all(1)
+    return torch.nonzero(inside).squeeze(1)
+
+
+def evaluate(model: torch.nn.Module, data: TrainingData, rows: torch.Tensor) -> tuple[float, float]:
+    """(accuracy, cross-entropy against the teacher's softmax) on `rows`."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(data.x[rows])
+        accuracy = (logits.argmax(-1) == data.targets(rows)).float().mean().item()
+        xent = -(torch.softmax(data.teacher[rows], -1) * F.log_softmax(logits, -1)).sum(-1).mean().item()
+    model.train()
+    return accuracy, xent
+
+
+class BatchSampler:
+    """Draws a training batch by index: B samples, or B groups laid out k positives then k negatives."""
+
+    def __init__(self, data: TrainingData, rows: np.ndarray, uses_groups: bool, batch_size: int,
+                 generator: torch.Generator):
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+        device = data.x.device
+        self.rows = torch.as_tensor(rows, device=device)
+        self.uses_groups = uses_groups
+        if uses_groups:
+            self.group_ids = groups_within(data, rows)
+            if len(self.group_ids) == 0:
+                raise CkdError("no comparative group lies entirely in the training part; raise "
+                               "comparative.max_groups or lower student.val_fraction")
+
+    def members(self) -> torch.Tensor:
+        device = self.generator.device
+        if self.uses_groups:
+            pick = torch.randint(len(self.group_ids), (self.batch_size,), generator=self.generator, device=device)
+            groups = self.group_ids[pick.to(self.group_ids.device)]
+            return torch.cat([self.data.positives[groups], self.data.negatives[groups]], dim=1).reshape(-1)
+        pick = torch.randint(len(self.rows), (self.batch_size,), generator=self.generator, device=device)
+        return self.rows[pick.to(self.rows.device)]
+
+
+def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: np.ndarray,
+        val_rows: np.ndarray | None, lr: float, steps: int, config: StudentConfig, augment: tuple[str, int],
+        seed: int, bar: tqdm | None = None) -> FitResult:
+    device = data.x.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    sampler = BatchSampler(data, train_rows, method.uses_groups, config.batch_size, generator)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    group_size = data.group_size if method.uses_groups else None
+    val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
+    best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
+    running, seen = 0.0, 0
+    model.train()
+    for step in range(1, steps + 1):
+        rows = sampler.members()
+        x, t = data.x[rows], data.teacher[rows]
+        y = data.labels[rows] if data.labels is not None else None
+        if augment[0] != "none":
+            x = random_shift(x, augment[1], generator, flip=augment[0] == "shift_flip")
+        x, t, y = method.mix(x, t, y, generator)
+        loss = method.loss(model(x), t, y, group_size)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.detach()
+        seen += 1
+        if step % config.eval_every == 0 or step == steps:
+            train_loss = float(running / seen)
+            running, seen = 0.0, 0
+            if not math.isfinite(train_loss):
+                raise CkdError(f"training diverged (loss {train_loss}) at step {step} with lr={lr}; "
+                               "lower student.lr")
+            point = {"step": step, "train_loss": train_loss}
+            if val is not None:
+                accuracy, xent = evaluate(model, data, val)
+                point.update(val_accuracy=accuracy, val_xent=xent)
+                if (accuracy, -xent) > (best.val_accuracy, -best.val_xent):
+                    best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, step,
+                                     accuracy, xent)
+            best.curve.append(point)
+        if bar is not None:
+            bar.update(1)
+    if val is None:
+        best.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best.best_step = steps
+    return best
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def train_student(arrays: dict[str, np.ndarray], config: StudentConfig, device: torch.device,
+                  progress: bool = True) -> TrainOutcome:
+    """Select the candidate on validation, then (with refit) retrain it on all queried samples."""
+    torch.use_deterministic_algorithms(device.type == "cpu")
+    data = TrainingData.from_arrays(arrays, device)
+    labelled = data.labels is not None
+    METHODS.get(config.method)  # unknown method: error lists the registered ones
+    augment = resolve_augment(config.augment, data.sample_shape, data.is_image)
+    teacher_var = float(data.teacher.var())
+    candidates = candidate_grid(config)
+    train_rows, val_rows = split_rows(len(data.x), config.val_fraction, config.seed)
+
+    def new_model_and_method(candidate: Candidate):
+        seed_everything(config.seed)
+        method = build_method(config.method, data.num_classes, teacher_var, labelled, **candidate.method_args)
+        model = build_student(config.arch, data.sample_shape, data.num_classes, data.norm_mean, data.norm_std,
+                              dict(config.arch_args)).to(device)
+        return model, method
+
+    probe_model, probe_method = new_model_and_method(candidates[0])
+    if probe_method.uses_labels and not labelled:
+        log.warning("%s: the data has no labels (or data.use_labels is off): every label term is off%s",
+                    config.method, "; ce trains on the teacher's argmax" if config.method == "ce" else "")
+    total = len(candidates) * config.steps + (config.steps if config.refit else 0)
+    bar = tqdm(total=total, desc=f"train {config.method}", unit="step", disable=not progress, dynamic_ncols=True)
+    selection, best, best_candidate = [], None, None
+    try:
+        for candidate in candidates:
+            model, method = new_model_and_method(candidate)
+            result = fit(data, method, model, train_rows, val_rows, candidate.lr, config.steps, config, augment,
+                         config.seed, bar)
+            selection.append({"lr": candidate.lr, **candidate.method_args, "val_accuracy": result.val_accuracy,
+                              "val_xent": result.val_xent, "best_step": result.best_step})
+            if best is None or (result.val_accuracy, -result.val_xent) > (best.val_accuracy, -best.val_xent):
+                best, best_candidate = result, candidate
+        model, method = new_model_and_method(best_candidate)
+        steps_run = best.best_step
+        if config.refit:
+            bar.total = len(candidates) * config.steps + best.best_step
+            refit = fit(data, method, model, np.arange(len(data.x)), None, best_candidate.lr, best.best_step,
+                        config, augment, config.seed, bar)
+            model.load_state_dict(refit.state)
+        else:
+            model.load_state_dict(best.state)
+    finally:
+        bar.close()
+    model.eval()
+    return TrainOutcome(model, best_candidate, best.val_accuracy, best.best_step, steps_run, best.curve, selection,
+                        str(device), f"{augment[0]}({augment[1]}px)" if augment[0] != "none" else "none")
