@@ -169,6 +169,7 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
     val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
     running, seen = 0.0, 0
+    curve: list[dict[str, float]] = []
     model.train()
     for step in range(1, steps + 1):
         rows = sampler.members()
@@ -196,9 +197,10 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
                 if (accuracy, -xent) > (best.val_accuracy, -best.val_xent):
                     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, step,
                                      accuracy, xent)
-            best.curve.append(point)
+            curve.append(point)
         if bar is not None:
             bar.update(1)
+    best.curve = curve
     if val is None:
         best.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         best.best_step = steps

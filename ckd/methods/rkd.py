@@ -31,11 +31,11 @@ def rkd_angle(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 @METHODS.register("rkd")
 class RelationalDistillation(Method):
     """L = w_dist L_D + w_angle L_A + CE(y) (the paper pairs RKD with the task loss; without labels the
-    teacher's argmax stands in). Paper's weights: 25 and 50."""
+    teacher's argmax stands in). Defaults: the paper's 1 and 2 for distance and angle."""
 
     uses_labels = True
 
-    def __init__(self, num_classes, teacher_var, labelled, w_dist: float = 25.0, w_angle: float = 50.0):
+    def __init__(self, num_classes, teacher_var, labelled, w_dist: float = 1.0, w_angle: float = 2.0):
         super().__init__(num_classes, teacher_var, labelled)
         self.w_dist, self.w_angle = positive("w_dist", w_dist), positive("w_angle", w_angle)
 

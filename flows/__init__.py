@@ -1,0 +1,1 @@
+"""Prefect flows over the DVC stages (DVC stays the one owner of caching and lineage)."""

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from ckd.comparative import build_groups, max_distinct_groups, teacher_logits
+from ckd.errors import CkdError
+
+
+@pytest.mark.parametrize("group_size,max_groups", [(1, 50), (1, 10_000), (2, 300), (3, 100)])
+def test_groups_distinct_deterministic_and_within_queried(group_size, max_groups):
+    n = 30
+    pos, neg = build_groups(n, group_size, max_groups, seed=7)
+    again = build_groups(n, group_size, max_groups, seed=7)
+    assert np.array_equal(pos, again[0]) and np.array_equal(neg, again[1])
+    assert pos.shape == neg.shape == (min(max_groups, max_distinct_groups(n, group_size)), group_size)
+    assert pos.min() >= 0 and max(pos.max(), neg.max()) < n
+    keys = set()
+    for p, q in zip(pos, neg):
+        assert not set(p) & set(q) and len(set(p)) == len(set(q)) == group_size
+        keys.add(frozenset([tuple(sorted(p)), tuple(sorted(q))]))
+    assert len(keys) == len(pos)
+    other = build_groups(n, group_size, max_groups, seed=8)
+    assert not np.array_equal(pos, other[0])
+
+
+def test_pairs_cover_all_when_asked():
+    pos, neg = build_groups(10, 1, 10_000, seed=0)
+    assert len(pos) == 45 == max_distinct_groups(10, 1)
+
+
+def test_too_few_samples():
+    with pytest.raises(CkdError, match="comparative.group_size=3 needs at least 6"):
+        build_groups(5, 3, 10, seed=0)
+
+
+def test_probabilities_become_log_probabilities():
+    probs = np.array([[0.5, 0.5, 0.0]], np.float32)
+    out = teacher_logits(probs, "probabilities")
+    assert np.allclose(out[0, :2], np.log(0.5)) and np.isfinite(out).all()
+    assert np.array_equal(teacher_logits(probs, "logits"), probs)

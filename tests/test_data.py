@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from ckd.data import load_source, select_for_teacher, split_pool_test, write_arrays
+from ckd.errors import CkdError, ConfigError
+
+
+def test_digits_and_split():
+    data = load_source("digits")
+    assert data.x.shape == (1797, 8, 8) and data.num_classes == 10 and data.is_image
+    pool, test = split_pool_test(len(data.x), 500, seed=0)
+    assert len(test) == 500 and len(pool) == 1297 and not set(pool) & set(test)
+    assert np.array_equal(pool, split_pool_test(len(data.x), 500, seed=0)[0])
+    with pytest.raises(ConfigError, match="data.test_size"):
+        split_pool_test(10, 9, seed=0)
+
+
+def test_npz_source_images_labels(tmp_path):
+    path = tmp_path / "mine.npz"
+    write_arrays(path, images=np.zeros((20, 4, 4), np.uint8), labels=np.arange(20) % 3)
+    data = load_source(str(path))
+    assert data.x.dtype == np.float32 and data.class_names == ("0", "1", "2") and data.is_image
+    write_arrays(tmp_path / "table.npz", x=np.random.rand(20, 5), y=np.arange(20) % 2)
+    assert not load_source(str(tmp_path / "table.npz")).is_image
+
+
+@pytest.mark.parametrize("arrays,message", [
+    ({"pixels": np.zeros((5, 2))}, "needs an array named 'x' or 'images'"),
+    ({"x": np.zeros((5, 2)), "y": np.zeros(4, int)}, "'y' must be non-negative integers of shape \\[5\\]"),
+    ({"x": np.full((5, 2), np.nan)}, "NaN"),
+    ({"x": np.zeros((5, 2))}, "class_names"),
+])
+def test_malformed_npz_names_the_file(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    write_arrays(path, **arrays)
+    with pytest.raises(CkdError, match=message) as error:
+        load_source(str(path))
+    assert str(path) in str(error.value)
+
+
+def test_missing_unreadable_and_unknown_source(tmp_path):
+    with pytest.raises(CkdError, match="file not found"):
+        load_source(str(tmp_path / "absent.npz"))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CkdError, match="junk.npz: not a readable .npz"):
+        load_source(str(tmp_path / "junk.npz"))
+    with pytest.raises(ConfigError, match="data.source: must be 'digits' or a path"):
+        load_source("mnist-from-the-internet")
+
+
+def test_pickled_npz_is_refused(tmp_path):
+    path = tmp_path / "pickled.npz"
+    np.savez(path, x=np.array([{"a": 1}] * 3, dtype=object))
+    with pytest.raises(CkdError, match="without pickles"):
+        load_source(str(path))
+
+
+@pytest.mark.parametrize("strategy", ["random", "kcenter"])
+def test_selection_exact_budget(strategy):
+    pool_ids = np.arange(100, 200)
+    x = np.random.default_rng(0).random((100, 6)).astype(np.float32)
+    chosen = select_for_teacher(pool_ids, x, 30, strategy, seed=1)
+    assert len(chosen) == len(set(chosen)) == 30 and set(chosen) <= set(pool_ids)
+    assert np.array_equal(chosen, select_for_teacher(pool_ids, x, 30, strategy, seed=1))
+    for bad in (0, 101):
+        with pytest.raises(ConfigError, match=r"teacher.budget: must be in 1..100"):
+            select_for_teacher(pool_ids, x, bad, strategy, seed=1)
