@@ -8,6 +8,8 @@ Schema of the `.npz` the `build` stage writes (no pickles):
     positives [G, k]     int64    row indices into the arrays above
     negatives [G, k]     int64    disjoint from the group's positives
     class_names [C]      str
+    is_image  []         bool
+    norm_mean, norm_std  [...]  float32  per-feature statistics of the whole pool's raw inputs
 Groups are distinct as sets: {P, N} and {N, P} carry the same information (d flips sign), so only one
 is kept. They are drawn deterministically from the seed and only among queried samples.
 """
@@ -67,3 +69,21 @@ def build_groups(num_samples: int, group_size: int, max_groups: int, seed: int) 
         positives.append(pos)
         negatives.append(neg)
     return np.asarray(positives, np.int64), np.asarray(negatives, np.int64)
+
+
+def comparative_arrays(queried_ids: np.ndarray, scores: np.ndarray, pool: dict[str, np.ndarray], scores_kind: str,
+                       group_size: int, max_groups: int, seed: int) -> dict[str, np.ndarray]:
+    """The comparative data set (schema above) from the teacher's answers and the pool arrays
+    (`ids`, `x`, `class_names`, `is_image`, and `labels` only when labels may be used)."""
+    from ckd.students.base import input_statistics
+
+    position = {int(i): n for n, i in enumerate(pool["ids"])}
+    rows = np.asarray([position[int(i)] for i in queried_ids], dtype=np.int64)
+    positives, negatives = build_groups(len(rows), group_size, max_groups, seed)
+    mean, std = input_statistics(pool["x"])  # inputs are free: statistics of the whole pool
+    arrays = {"ids": np.asarray(queried_ids), "x": pool["x"][rows], "teacher": teacher_logits(scores, scores_kind),
+              "positives": positives, "negatives": negatives, "class_names": pool["class_names"],
+              "is_image": pool["is_image"], "norm_mean": mean, "norm_std": std}
+    if "labels" in pool:
+        arrays["labels"] = pool["labels"][rows]
+    return arrays

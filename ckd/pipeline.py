@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ckd.comparative import build_groups, teacher_logits
+from ckd.comparative import comparative_arrays
 from ckd.config import (ComparativeConfig, DataConfig, ExportConfig, StudentConfig, TeacherConfig,
                         ValidateConfig)
 from ckd.data import load_source, read_arrays, select_for_teacher, split_pool_test, write_arrays
@@ -22,7 +22,6 @@ from ckd.quality import ScoreExpectations, check_teacher_outputs
 from ckd.query import run_query
 from ckd.runtime import torch_device
 from ckd.students import build_student
-from ckd.students.base import input_statistics
 from ckd.teachers import build_teacher
 from ckd.teachers.standin import train_standin
 from ckd.train import train_student
@@ -128,18 +127,11 @@ def build_stage(comparative: ComparativeConfig, scores_kind: str, seed: int, que
                 out_path: str) -> dict:
     queried = read_arrays(queried_path, required=("ids", "scores"))
     pool = read_arrays(pool_path, required=("ids", "x", "class_names", "is_image"))
-    position = {int(i): n for n, i in enumerate(pool["ids"])}
-    rows = np.asarray([position[int(i)] for i in queried["ids"]], dtype=np.int64)
-    positives, negatives = build_groups(len(rows), comparative.group_size, comparative.max_groups, seed)
-    mean, std = input_statistics(pool["x"])  # inputs are free: statistics of the whole pool
-    arrays = {"ids": queried["ids"], "x": pool["x"][rows], "teacher": teacher_logits(queried["scores"], scores_kind),
-              "positives": positives, "negatives": negatives, "class_names": pool["class_names"],
-              "is_image": pool["is_image"], "norm_mean": mean, "norm_std": std}
-    if "labels" in pool:
-        arrays["labels"] = pool["labels"][rows]
+    arrays = comparative_arrays(queried["ids"], queried["scores"], pool, scores_kind, comparative.group_size,
+                                comparative.max_groups, seed)
     write_arrays(out_path, **arrays)
-    return {"samples": int(len(rows)), "groups": int(len(positives)), "group_size": comparative.group_size,
-            "labelled": "labels" in arrays}
+    return {"samples": int(len(arrays["ids"])), "groups": int(len(arrays["positives"])),
+            "group_size": comparative.group_size, "labelled": "labels" in arrays}
 
 
 # -- train --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ckd.augment import random_shift, resolve_augment
 from ckd.config import StudentConfig
-from ckd.errors import CkdError, ConfigError
+from ckd.errors import CkdError
 from ckd.methods import METHODS, Method, build_method
 from ckd.students import build_student
 
@@ -231,7 +231,7 @@ def train_student(arrays: dict[str, np.ndarray], config: StudentConfig, device: 
                               dict(config.arch_args)).to(device)
         return model, method
 
-    probe_model, probe_method = new_model_and_method(candidates[0])
+    _, probe_method = new_model_and_method(candidates[0])
     if probe_method.uses_labels and not labelled:
         log.warning("%s: the data has no labels (or data.use_labels is off): every label term is off%s",
                     config.method, "; ce trains on the teacher's argmax" if config.method == "ce" else "")

@@ -1,0 +1,3 @@
+from ckd.bench.run import main
+
+main()

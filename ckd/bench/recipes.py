@@ -1,0 +1,41 @@
+"""The benchmark's variants: a method, its hyper-parameter grid and its augmentation.
+
+Every variant trains the same student for the same number of steps; the grid (learning rates x list
+values) is searched on the validation part of the N queried samples. A comparative variant has a
+`control` twin: the same inputs per step with the comparison replaced by per-sample logit matching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    method: str
+    method_args: dict[str, Any] = field(default_factory=dict)
+    augment: str = "auto"
+    control_of: str | None = None
+    note: str = ""
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    Recipe("kd_plain", "kd", {"temperature": 4.0}, augment="none", note="the paper's baseline: KD, T=4, no augmentation"),
+    Recipe("ce", "ce"),
+    Recipe("kd", "kd", {"temperature": [2.0, 4.0]}),
+    Recipe("kd_mse", "kd_mse"),
+    Recipe("mixup", "mixup"),
+    Recipe("rkd", "rkd"),
+    Recipe("dist", "dist"),
+    Recipe("ckd_paper", "ckd_paper"),
+    Recipe("ckd_paper_control", "ckd_paper", {"compare": False}, control_of="ckd_paper"),
+    Recipe("ckd", "ckd", note="the project's default recipe"),
+    Recipe("ckd_control", "ckd", {"compare": False}, control_of="ckd"),
+    Recipe("ckd_kd", "ckd_kd"),
+    Recipe("ckd_kd_control", "ckd_kd", {"compare": False}, control_of="ckd_kd"),
+]}
+
+DEFAULT_RECIPE = "ckd"
+BASELINE_RECIPE = "kd_plain"

@@ -1,0 +1,129 @@
+"""The benchmark's Markdown table, paired differences and plot of accuracy against teacher calls."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from ckd.bench.recipes import BASELINE_RECIPE, DEFAULT_RECIPE, RECIPES
+
+PAIRS = [("ckd", "ckd_control"), ("ckd_kd", "ckd_kd_control"), ("ckd_paper", "ckd_paper_control"),
+         ("ckd", "kd"), ("ckd", "kd_plain")]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def accuracy_by_seed(rows: list[dict]) -> dict[tuple, dict[int, float]]:
+    table: dict[tuple, dict[int, float]] = defaultdict(dict)
+    for row in rows:
+        table[(row["regime"], row["variant"], int(row["budget"]))][int(row["seed"])] = float(row["test_accuracy"])
+    return table
+
+
+def paired_difference(table, regime, a, b, budget) -> tuple[float, float, int] | None:
+    left, right = table.get((regime, a, budget), {}), table.get((regime, b, budget), {})
+    seeds = sorted(set(left) & set(right))
+    if not seeds:
+        return None
+    diffs = [100 * (left[s] - right[s]) for s in seeds]
+    mean, std = _mean_std(diffs)
+    return mean, std, len(seeds)
+
+
+def _format_diff(result) -> str:
+    if result is None:
+        return "-"
+    mean, std, n = result
+    mark = " (>1 std)" if n > 1 and abs(mean) > std else ""
+    return f"{mean:+.1f} +- {std:.1f} (n={n}){mark}"
+
+
+def markdown(rows: list[dict], info: dict) -> str:
+    table = accuracy_by_seed(rows)
+    regimes = sorted({r["regime"] for r in rows}, key=lambda r: r != "labelled")
+    budgets = sorted({int(r["budget"]) for r in rows})
+    variants = [v for v in RECIPES if any(r["variant"] == v for r in rows)]
+    out = [f"## {info['dataset']}: pool {info['pool']}, test {info['test']}, stand-in teacher "
+           f"{100 * info['teacher_test_accuracy']:.1f}% test accuracy; student {info['student']}; "
+           f"{info['steps']} Adam steps for every method; lr grid {info['lr_grid']} chosen on validation", ""]
+    for regime in regimes:
+        out += [f"### {regime}: test accuracy (%), mean +- std over seeds (teacher calls = N)", "",
+                "| variant | " + " | ".join(f"N={b}" for b in budgets) + " |",
+                "|---|" + "---|" * len(budgets)]
+        for variant in variants:
+            cells = []
+            for budget in budgets:
+                accs = list(table.get((regime, variant, budget), {}).values())
+                if accs:
+                    mean, std = _mean_std([100 * a for a in accs])
+                    cells.append(f"{mean:.1f} +- {std:.1f} ({len(accs)})")
+                else:
+                    cells.append("-")
+            label = variant + (f" (control of {RECIPES[variant].control_of})" if RECIPES[variant].control_of else "")
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out += ["", f"Paired differences, points (same seeds, so the same N queried samples); "
+                    f"(>1 std) marks |mean| > std of the paired differences:", "",
+                "| comparison | " + " | ".join(f"N={b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+        for a, b in PAIRS:
+            out.append(f"| {a} - {b} | " + " | ".join(_format_diff(paired_difference(table, regime, a, b, budget))
+                                                    for budget in budgets) + " |")
+        target = []
+        for budget in budgets:
+            if 3 * budget in budgets:
+                ours = table.get((regime, DEFAULT_RECIPE, budget), {})
+                base = table.get((regime, BASELINE_RECIPE, 3 * budget), {})
+                if ours and base:
+                    m1, s1 = _mean_std([100 * v for v in ours.values()])
+                    m2, s2 = _mean_std([100 * v for v in base.values()])
+                    verdict = "met" if m1 >= m2 else "not met"
+                    target.append(f"| {budget} vs {3 * budget} | {m1:.1f} +- {s1:.1f} | {m2:.1f} +- {s2:.1f} | {verdict} |")
+        if target:
+            out += ["", f"Accuracy per teacher call: `{DEFAULT_RECIPE}` at N calls vs `{BASELINE_RECIPE}` "
+                        "(KD, T=4, no augmentation) at 3N calls:", "",
+                    f"| N vs 3N | {DEFAULT_RECIPE} at N | {BASELINE_RECIPE} at 3N | target |", "|---|---|---|---|",
+                    *target]
+        out.append("")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = accuracy_by_seed(rows)
+    regimes = sorted({r["regime"] for r in rows}, key=lambda r: r != "labelled")
+    budgets = sorted({int(r["budget"]) for r in rows})
+    fig, axes = plt.subplots(1, len(regimes), figsize=(7 * len(regimes), 5), squeeze=False, sharey=True)
+    for ax, regime in zip(axes[0], regimes):
+        for variant in RECIPES:
+            points = [(b, [100 * v for v in table[(regime, variant, b)].values()]) for b in budgets
+                      if (regime, variant, b) in table]
+            if not points:
+                continue
+            xs = [b for b, _ in points]
+            means = [statistics.fmean(v) for _, v in points]
+            stds = [statistics.stdev(v) if len(v) > 1 else 0 for _, v in points]
+            style = "-" if not RECIPES[variant].control_of else ":"
+            width = 2.5 if variant in (DEFAULT_RECIPE, BASELINE_RECIPE) else 1.2
+            ax.errorbar(xs, means, yerr=stds, label=variant, linestyle=style, linewidth=width, marker="o",
+                        markersize=3, capsize=2)
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.set_xlabel("teacher calls (N)")
+        ax.set_title(regime)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(rows: list[dict], info: dict, out: Path) -> None:
+    (out / "results.md").write_text(markdown(rows, info))
+    plot(rows, out / "accuracy_vs_calls.png")
