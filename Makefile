@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# KServe's model server, for the tests of the `http` teacher, lives in its own environment.
+SERVER_VENV ?= .venv-server
+SERVER_STAMP := $(SERVER_VENV)/.installed
 
 # Nothing phones home.
 export GX_ANALYTICS_ENABLED := False
@@ -13,7 +16,7 @@ export TQDM_MININTERVAL := 2
 
 .PHONY: install run test bench clean-outputs
 
-install: $(STAMP)
+install: $(STAMP) $(SERVER_STAMP)
 
 # torch: where CUDA is absent, install the CPU build 2.13.0 first (pip takes it from this machine's
 # disk); the project's range admits it, so pip does not then pull a multi-GB CUDA build.
@@ -24,6 +27,12 @@ $(STAMP): pyproject.toml
 		$(PY) -m pip install -q torch==2.13.0; fi
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+$(SERVER_STAMP): serving/requirements.txt
+	test -x $(SERVER_VENV)/bin/python || $(PYTHON) -m venv $(SERVER_VENV)
+	$(SERVER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SERVER_VENV)/bin/python -m pip install -q -r serving/requirements.txt
+	touch $(SERVER_STAMP)
 
 run: install
 	source $(VENV)/bin/activate && dvc repro && python -m ckd.summary metrics/validate.json

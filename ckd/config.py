@@ -81,6 +81,16 @@ class TeacherConfig:
     batch_size: int = 32
     store: str = "teacher_outputs"
     options: Mapping[str, Any] = field(default_factory=dict)
+    # An inference server speaking the Open Inference Protocol v2 (kind: http).
+    url: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    concurrency: int = 1
+    timeout_s: float = 30.0
+    max_retries: int = 5
+    rate_limit_per_s: float | None = None
+    token_env: str | None = None
+    verify_tls: bool = True
     standin: StandinConfig = field(default_factory=StandinConfig)
 
     def __post_init__(self) -> None:
@@ -93,6 +103,23 @@ class TeacherConfig:
         _require(self.output is None or (isinstance(self.output, str) and self.output), "teacher.output",
                  "must be null (first float [batch, classes] output) or an output name")
         _require(isinstance(self.model, str) and self.model, "teacher.model", "must be a path")
+        _require(isinstance(self.options, Mapping), "teacher.options", "must be a mapping")
+        _require(_is_int(self.concurrency) and 1 <= self.concurrency <= 64, "teacher.concurrency",
+                 f"must be an integer in [1, 64], got {self.concurrency!r}")
+        _require(_is_number(self.timeout_s) and self.timeout_s > 0, "teacher.timeout_s",
+                 f"must be a number of seconds > 0, got {self.timeout_s!r}")
+        _require(_is_int(self.max_retries) and self.max_retries >= 0, "teacher.max_retries",
+                 f"must be an integer >= 0, got {self.max_retries!r}")
+        _require(self.rate_limit_per_s is None or (_is_number(self.rate_limit_per_s) and self.rate_limit_per_s > 0),
+                 "teacher.rate_limit_per_s", "must be null (no limit) or calls per second > 0")
+        _require(isinstance(self.verify_tls, bool), "teacher.verify_tls", "must be true or false")
+        _require(self.token_env is None or (isinstance(self.token_env, str) and self.token_env.isidentifier()),
+                 "teacher.token_env", "must be null or the NAME of an environment variable (never the token itself)")
+        if self.kind == "http":
+            _require(isinstance(self.url, str) and self.url.startswith(("http://", "https://")), "teacher.url",
+                     f"must be an http:// or https:// URL when teacher.kind is http, got {self.url!r}")
+            _require(isinstance(self.model_name, str) and self.model_name, "teacher.model_name",
+                     "must name the served model when teacher.kind is http")
 
 
 @dataclass(frozen=True)

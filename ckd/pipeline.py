@@ -23,6 +23,7 @@ from ckd.query import run_query
 from ckd.runtime import torch_device
 from ckd.students import build_student
 from ckd.teachers import build_teacher
+from ckd.teachers.onnx_file import OnnxFileTeacher
 from ckd.teachers.standin import train_standin
 from ckd.train import train_student
 from ckd.validate import accuracy, check_gates, latency_ms_batch1, onnx_logits, torch_logits
@@ -97,7 +98,7 @@ def query_stage(teacher: TeacherConfig, pool_path: str, selected_path: str, out_
     if missing:
         raise CkdError(f"{selected_path}: ids {missing[:5]} are not in the pool {pool_path}")
     rows = np.asarray([position[int(i)] for i in selected])
-    backend = build_teacher(teacher.kind, teacher.model, teacher.output, dict(teacher.options))
+    backend = build_teacher(teacher)
     result = run_query(backend, selected, pool["x"][rows], len(pool["class_names"]), teacher.budget, teacher.store,
                        teacher.batch_size, progress)
     write_arrays(out_queried, ids=result.ids, scores=result.scores)
@@ -112,14 +113,15 @@ def query_stage(teacher: TeacherConfig, pool_path: str, selected_path: str, out_
 
 
 # -- check --------------------------------------------------------------------------------------
-def check_stage(teacher: TeacherConfig, queried_path: str, pool_path: str, query_metrics_path: str) -> dict:
+def check_stage(teacher: TeacherConfig, queried_path: str, pool_path: str, query_metrics_path: str,
+                docs_dir: str | None = None) -> dict:
     queried = read_arrays(queried_path, required=("ids", "scores"))
     pool = read_arrays(pool_path, required=("ids", "class_names"))
     query_metrics = read_json(query_metrics_path)
     spec = ScoreExpectations(expected_rows=int(query_metrics["selected"]) - int(query_metrics["unanswered"]),
                              budget=teacher.budget, pool_ids=pool["ids"], num_classes=len(pool["class_names"]),
                              probabilities=teacher.scores == "probabilities")
-    return check_teacher_outputs(queried["ids"], queried["scores"], spec, queried_path)
+    return check_teacher_outputs(queried["ids"], queried["scores"], spec, queried_path, docs_dir)
 
 
 # -- build --------------------------------------------------------------------------------------
@@ -208,10 +210,11 @@ def validate_stage(validate: ValidateConfig, teacher: TeacherConfig, checkpoint_
         "method": checkpoint["method"], "test_size": int(len(test["x"])), "onnx_model": str(onnx_path),
         "teacher_eval_calls": 0,
     }
-    is_standin = Path(teacher.model).is_file() and read_metadata(teacher.model).get(STANDIN_MARK) == "true"
+    is_standin = (teacher.kind in ("onnx", "counting") and Path(teacher.model).is_file()
+                  and read_metadata(teacher.model).get(STANDIN_MARK) == "true")
     if validate.evaluate_teacher == "auto" and is_standin:
         # Only the free stand-in is evaluated; these calls are reported apart from the budget.
-        standin = build_teacher("onnx", teacher.model, teacher.output)
+        standin = OnnxFileTeacher(teacher.model, teacher.output)
         teacher_scores = standin.predict(test["x"])
         metrics["teacher_test_accuracy"] = accuracy(teacher_scores, test["labels"])
         metrics["teacher_eval_calls"] = int(len(test["x"]))

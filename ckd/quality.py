@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -62,24 +63,35 @@ def _suite(spec: ScoreExpectations, num_columns: int):
     return suite
 
 
-def check_teacher_outputs(ids: np.ndarray, scores: np.ndarray, spec: ScoreExpectations, artifact: str) -> dict:
-    """Validate the stored outputs; raise QualityError with one line per failed expectation."""
+def check_teacher_outputs(ids: np.ndarray, scores: np.ndarray, spec: ScoreExpectations, artifact: str,
+                          docs_dir: str | Path | None = None) -> dict:
+    """Validate the stored outputs; raise QualityError with one line per failed expectation.
+
+    With `docs_dir`, the validation is also rendered as Great Expectations Data Docs (static HTML) there,
+    and their index is named in the summary and in the error."""
     import great_expectations as gx
 
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise QualityError(f"{artifact}: scores must be a [samples, classes] matrix, got shape {scores.shape}")
     context = gx.get_context(mode="ephemeral")
-    try:
-        context.variables.progress_bars = {"globally": False}
-    except Exception:  # progress-bar settings are cosmetic
-        pass
-    batch = (context.data_sources.add_pandas("teacher")
-             .add_dataframe_asset("teacher_outputs")
-             .add_batch_definition_whole_dataframe("all")
-             .get_batch(batch_parameters={"dataframe": _frame(ids, scores)}))
+    actions = []
+    if docs_dir is not None:
+        docs_dir = Path(docs_dir).resolve()
+        context.add_data_docs_site(site_name="ckd", site_config={
+            "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)}})
+        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["ckd"]))
+    batch_definition = (context.data_sources.add_pandas("teacher")
+                        .add_dataframe_asset("teacher_outputs")
+                        .add_batch_definition_whole_dataframe("all"))
     suite = context.suites.add(_suite(spec, scores.shape[1]))
-    result = batch.validate(suite)
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name="teacher_outputs", data=batch_definition, suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(name="check", validation_definitions=[validation],
+                                                       actions=actions, result_format="SUMMARY"))
+    run = checkpoint.run(batch_parameters={"dataframe": _frame(ids, scores)})
+    (result,) = run.run_results.values()
     failures = []
     for item in result.results:
         if item.success:
@@ -89,6 +101,10 @@ def check_teacher_outputs(ids: np.ndarray, scores: np.ndarray, spec: ScoreExpect
         observed = item.result.get("observed_value", item.result.get("unexpected_count"))
         failures.append(f"{artifact}: failed {config.type} {kwargs} (observed {observed})")
     summary = {"expectations": len(result.results), "failed": len(failures), "success": not failures}
+    if docs_dir is not None:
+        summary["data_docs"] = str(docs_dir / "index.html")
     if failures:
+        if docs_dir is not None:
+            failures.append(f"{artifact}: Great Expectations Data Docs: {docs_dir / 'index.html'}")
         raise QualityError("\n".join(failures))
     return summary

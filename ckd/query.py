@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +20,10 @@ from tqdm.auto import tqdm
 
 from ckd.budget import BudgetLedger
 from ckd.data.arrays import read_arrays, write_arrays
-from ckd.errors import BudgetExhausted, TeacherError
-from ckd.teachers.base import Teacher
+from ckd.errors import TeacherError
+from ckd.teachers.base import AnswerUnusable, OutcomeUnknown, Teacher, TeacherRefused
 
 log = logging.getLogger(__name__)
-
-
-class TeacherRefused(Exception):
-    """A backend raises this for a definite refusal: nothing was computed, nothing is billed."""
 
 
 def input_hashes(x: np.ndarray) -> list[str]:
@@ -79,63 +76,122 @@ def _recover(directory: Path, ledger: BudgetLedger) -> None:
             log.info("recovered batch %d stored before an interruption", record.batch)
 
 
+def _first_pending(hashes: list[str], answers: dict[str, np.ndarray]) -> list[int]:
+    """Rows still without an answer; the same input selected twice is asked about once."""
+    first_of: dict[str, int] = {}
+    return [i for i, digest in enumerate(hashes) if digest not in answers and first_of.setdefault(digest, i) == i]
+
+
+class _Session:
+    """One run's asking: reserves before sending, stores on answer, keeps at most `concurrency` batches
+    in flight. Ledger writes happen on this thread only; the teacher's calls run on worker threads."""
+
+    def __init__(self, teacher: Teacher, ledger: BudgetLedger, directory: Path, ids, x, hashes, num_classes: int,
+                 budget: int, batch_size: int, answers: dict[str, np.ndarray], bar):
+        self.teacher, self.ledger, self.directory = teacher, ledger, directory
+        self.ids, self.x, self.hashes, self.num_classes = ids, x, hashes, num_classes
+        self.budget, self.batch_size, self.answers, self.bar = budget, batch_size, answers, bar
+        self.fatal: TeacherError | None = None
+        self.lost_now = 0
+
+    def one_pass(self, pool: ThreadPoolExecutor, concurrency: int) -> int:
+        """Ask once about every pending row (as the budget allows); return how many batches were sent."""
+        pending = _first_pending(self.hashes, self.answers)
+        chunks = [pending[i:i + self.batch_size] for i in range(0, len(pending), self.batch_size)]
+        in_flight: dict = {}
+        sent = 0
+        while (chunks or in_flight):
+            while chunks and len(in_flight) < concurrency and self.fatal is None:
+                remaining = self.budget - self.ledger.counted
+                if remaining <= 0:
+                    chunks = []
+                    break
+                rows = chunks.pop(0)[:remaining]
+                batch = self.ledger.reserve([int(self.ids[i]) for i in rows], [self.hashes[i] for i in rows],
+                                            self.budget)
+                in_flight[pool.submit(self.teacher.predict, self.x[rows])] = (batch, rows)
+                sent += 1
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                batch, rows = in_flight.pop(future)
+                self._settle(future, batch, rows)
+            if self.fatal is not None:
+                chunks = []
+        return sent
+
+    def _quarantine(self, batch: int, rows: list[int], raw: np.ndarray, problem: str) -> None:
+        """Keep a paid but unusable answer apart, with the teacher's words, and stop the run."""
+        name = f"quarantine/batch-{batch:06d}.npz"
+        write_arrays(self.directory / name, ids=np.asarray([int(self.ids[i]) for i in rows]),
+                     hashes=np.asarray([self.hashes[i] for i in rows]), raw=raw, problem=np.asarray(problem))
+        self.ledger.mark_rejected(batch, name, problem)
+        self.fatal = self.fatal or TeacherError(f"teacher answered batch {batch} unusably: {problem}; "
+                                                f"raw answer kept in {self.directory / name}")
+
+    def _settle(self, future, batch: int, rows: list[int]) -> None:
+        try:
+            scores = np.asarray(future.result())
+        except TeacherRefused as refusal:
+            self.ledger.mark_refused(batch, str(refusal))
+            self.fatal = self.fatal or TeacherError(f"teacher refused batch {batch}: {refusal}")
+            return
+        except AnswerUnusable as unusable:
+            self._quarantine(batch, rows, np.asarray(unusable.raw), str(unusable))
+            return
+        except OutcomeUnknown as unknown:
+            # It may have been computed: it stays counted (lost); asked again later only while budget remains.
+            self.lost_now += len(rows)
+            log.warning("batch %d: no answer (%s); its %d samples stay counted as lost", batch, unknown, len(rows))
+            return
+        except Exception as error:
+            self.fatal = self.fatal or TeacherError(
+                f"teacher call for batch {batch} failed ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}); its {len(rows)} samples stay counted as lost")
+            return
+        batch_ids = np.asarray([int(self.ids[i]) for i in rows])
+        batch_hashes = np.asarray([self.hashes[i] for i in rows])
+        problem = _check_answer(scores, len(rows), self.num_classes)
+        if problem is not None:
+            self._quarantine(batch, rows, scores if scores.dtype != object else np.asarray(str(scores)), problem)
+            return
+        name = f"batches/batch-{batch:06d}.npz"
+        write_arrays(self.directory / name, ids=batch_ids, hashes=batch_hashes, scores=scores.astype(np.float32))
+        self.ledger.mark_answered(batch, name)
+        for digest, row in zip(batch_hashes, scores.astype(np.float32)):
+            self.answers[str(digest)] = row
+        self.bar.update(len(rows))
+
+
 def run_query(teacher: Teacher, ids: np.ndarray, x: np.ndarray, num_classes: int, budget: int,
               store: str | Path, batch_size: int = 32, progress: bool = True) -> QueryResult:
     """Ask `teacher` about the samples `ids` (raw inputs `x`) that have no stored answer yet.
 
-    Each batch is reserved in the ledger before it is sent. When a lost batch leaves too little
-    budget for every selected sample, the run stops asking and reports `unanswered` (never overspends).
+    Each batch is reserved in the ledger before it is sent, with at most `teacher.concurrency` batches
+    in flight. A batch whose outcome is unknown stays counted as lost; its samples are asked again in a
+    later pass only while budget remains, so the count never exceeds `budget`. What budget cannot
+    cover is reported as `unanswered`.
     """
     teacher.check_fits(tuple(x.shape[1:]), num_classes)  # before anything is paid
     directory = Path(store) / teacher_key(teacher.identity)
     hashes = input_hashes(x)
+    concurrency = max(1, int(getattr(teacher, "concurrency", 1)))
     with BudgetLedger(directory / "ledger.jsonl", teacher.identity) as ledger:
         _recover(directory, ledger)
         answers = _load_answers(directory, ledger)
-        pending = [i for i, digest in enumerate(hashes) if digest not in answers]
-        # The same input selected twice (duplicates in the data) is asked about once.
-        first_of: dict[str, int] = {}
-        pending = [i for i in pending if first_of.setdefault(hashes[i], i) == i]
         calls_before = ledger.counted
         bar = tqdm(total=budget, initial=calls_before, desc="teacher calls", unit="sample",
                    disable=not progress, dynamic_ncols=True)
+        session = _Session(teacher, ledger, directory, ids, x, hashes, num_classes, budget, batch_size, answers, bar)
         try:
-            for start in range(0, len(pending), batch_size):
-                remaining = budget - ledger.counted
-                if remaining <= 0:
-                    break
-                rows = pending[start:start + batch_size][:remaining]
-                batch_ids = [int(ids[i]) for i in rows]
-                batch_hashes = [hashes[i] for i in rows]
-                batch = ledger.reserve(batch_ids, batch_hashes, budget)
-                try:
-                    scores = np.asarray(teacher.predict(x[rows]))
-                except TeacherRefused as refusal:
-                    ledger.mark_refused(batch, str(refusal))
-                    raise TeacherError(f"teacher refused batch {batch}: {refusal}") from None
-                except Exception as error:
-                    # Unknown outcome: it may have been computed, so it stays counted (lost).
-                    raise TeacherError(f"teacher call for batch {batch} failed ({type(error).__name__}: "
-                                       f"{str(error).splitlines()[0] if str(error) else ''}); its "
-                                       f"{len(rows)} samples stay counted as lost") from None
-                problem = _check_answer(scores, len(rows), num_classes)
-                if problem is not None:
-                    name = f"quarantine/batch-{batch:06d}.npz"
-                    raw = scores if scores.dtype != object else np.zeros(0)
-                    write_arrays(directory / name, ids=np.asarray(batch_ids), hashes=np.asarray(batch_hashes),
-                                 scores=raw)
-                    ledger.mark_rejected(batch, name, problem)
-                    raise TeacherError(f"teacher answered batch {batch} unusably: {problem}; "
-                                       f"raw answer kept in {directory / name}")
-                name = f"batches/batch-{batch:06d}.npz"
-                write_arrays(directory / name, ids=np.asarray(batch_ids), hashes=np.asarray(batch_hashes),
-                             scores=scores.astype(np.float32))
-                ledger.mark_answered(batch, name)
-                for digest, row in zip(batch_hashes, scores.astype(np.float32)):
-                    answers[digest] = row
-                bar.update(len(rows))
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
+                while session.fatal is None and session.one_pass(pool, concurrency):
+                    pass  # every pass spends budget or ends, so this terminates
         finally:
             bar.close()
+        if session.fatal is not None:
+            raise session.fatal
         have = np.array([digest in answers for digest in hashes], dtype=bool)
         result_scores = np.stack([answers[h] for h, ok in zip(hashes, have) if ok]) if have.any() \
             else np.zeros((0, num_classes), np.float32)
@@ -148,4 +204,4 @@ def run_query(teacher: Teacher, ids: np.ndarray, x: np.ndarray, num_classes: int
         )
 
 
-__all__ = ["run_query", "QueryResult", "TeacherRefused", "input_hashes", "teacher_key", "BudgetExhausted"]
+__all__ = ["run_query", "QueryResult", "TeacherRefused", "OutcomeUnknown", "input_hashes", "teacher_key"]

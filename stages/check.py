@@ -10,9 +10,10 @@ def main(argv=None) -> None:
     p.add_argument("--queried", required=True)
     p.add_argument("--pool", required=True)
     p.add_argument("--query-metrics", required=True)
+    p.add_argument("--docs", default=None, help="where to render Great Expectations Data Docs (HTML)")
     args = p.parse_args(argv)
     run("check", lambda: check_stage(load_section("teacher", args.params), args.queried, args.pool,
-                                     args.query_metrics), args.metrics)
+                                     args.query_metrics, args.docs), args.metrics)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project):
     assert "ckd check: error: data/queried.npz: failed expect_column_values_to_be_in_set {'column': " \
            "'row_is_finite'}" in failed.stderr
     assert "Running stage 'build'" not in failed.stdout
+    assert "Great Expectations Data Docs: " in failed.stderr and (project / "reports" / "data_docs" / "index.html").is_file()
     stores = list((project / "teacher_outputs").iterdir())
     assert len(stores) == 2  # two teachers, never mixed; the first one's answers still there
     assert all(len(list((store / "batches").glob("*.npz"))) == 2 for store in stores)

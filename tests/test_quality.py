@@ -54,3 +54,14 @@ def test_width_and_probabilities():
     check_teacher_outputs(POOL[:20], probs, spec(probabilities=True), "q.npz")
     with pytest.raises(QualityError, match="row_sum"):
         check_teacher_outputs(POOL[:20], probs * 1.1, spec(probabilities=True), "q.npz")
+
+
+def test_data_docs_rendered_and_named_on_failure(tmp_path):
+    scores = logits()
+    scores[0, 0] = np.inf
+    with pytest.raises(QualityError) as error:
+        check_teacher_outputs(POOL[:20], scores, spec(), "q.npz", docs_dir=tmp_path / "docs")
+    last = str(error.value).splitlines()[-1]
+    assert last == f"q.npz: Great Expectations Data Docs: {tmp_path / 'docs' / 'index.html'}"
+    assert (tmp_path / "docs" / "index.html").is_file()
+    assert list((tmp_path / "docs" / "validations").rglob("*.html"))

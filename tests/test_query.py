@@ -4,13 +4,16 @@ import pytest
 from ckd.budget import BudgetLedger
 from ckd.errors import TeacherError
 from ckd.query import TeacherRefused, input_hashes, run_query, teacher_key
+from ckd.config import TeacherConfig
 from ckd.teachers import build_teacher
 from ckd.teachers.counting import computed_samples
 from tests.conftest import linear_onnx_teacher
 
 
 def counting(model, tmp_path, **options):
-    return build_teacher("counting", str(model), None, {"count_file": str(tmp_path / "count.log"), **options})
+    config = TeacherConfig(kind="counting", model=str(model), options={"count_file": str(tmp_path / "count.log"),
+                                                                       **options})
+    return build_teacher(config)
 
 
 def test_answers_each_selected_sample_once(tmp_path, onnx_teacher, digits_like):

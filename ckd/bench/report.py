@@ -64,8 +64,8 @@ def markdown(rows: list[dict], info: dict) -> str:
                     cells.append("-")
             label = variant + (f" (control of {RECIPES[variant].control_of})" if RECIPES[variant].control_of else "")
             out.append(f"| {label} | " + " | ".join(cells) + " |")
-        out += ["", f"Paired differences, points (same seeds, so the same N queried samples); "
-                    f"(>1 std) marks |mean| > std of the paired differences:", "",
+        out += ["", "Paired differences, points (same seeds, so the same N queried samples); "
+                    "(>1 std) marks |mean| > std of the paired differences:", "",
                 "| comparison | " + " | ".join(f"N={b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
         for a, b in PAIRS:
             out.append(f"| {a} - {b} | " + " | ".join(_format_diff(paired_difference(table, regime, a, b, budget))

@@ -30,7 +30,7 @@ from ckd.config import StandinConfig, StudentConfig
 from ckd.data import load_source, select_for_teacher, split_pool_test
 from ckd.export import export_onnx
 from ckd.query import run_query
-from ckd.teachers import build_teacher
+from ckd.teachers.onnx_file import OnnxFileTeacher
 from ckd.teachers.standin import train_standin
 
 FIELDS = ["dataset", "regime", "budget", "seed", "variant", "method", "test_accuracy", "val_accuracy",
@@ -82,7 +82,7 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
                                            dataset.is_image, StandinConfig(epochs=args.teacher_epochs),
                                            args.split_seed)
         export_onnx(model, input_shape, teacher_path, opset=17)
-    teacher = build_teacher("onnx", str(teacher_path), None)
+    teacher = OnnxFileTeacher(str(teacher_path))
     teacher_test_accuracy = float((teacher.predict(dataset.x[test_ids]).argmax(1) == dataset.y[test_ids]).mean())
     pool = {"ids": pool_ids, "x": dataset.x[pool_ids], "labels": dataset.y[pool_ids],
             "class_names": np.asarray(dataset.class_names), "is_image": np.asarray(dataset.is_image)}

@@ -9,7 +9,7 @@ import numpy as np
 
 from ckd.errors import CkdError, TeacherError
 from ckd.runtime import onnx_session
-from ckd.teachers.base import TEACHERS
+from ckd.teachers.base import TEACHERS, check_declared_fit
 
 _ONNX_DTYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -29,6 +29,12 @@ def file_sha256(path: Path) -> str:
 @TEACHERS.register("onnx")
 class OnnxFileTeacher:
     """The declared input decides the layout: each raw sample is reshaped to it and cast to its dtype."""
+
+    concurrency = 1
+
+    @classmethod
+    def from_config(cls, config) -> "OnnxFileTeacher":
+        return cls(config.model, config.output, **dict(config.options))
 
     def __init__(self, model: str, output: str | None = None):
         path = Path(model)
@@ -65,16 +71,8 @@ class OnnxFileTeacher:
         raise TeacherError(f"{path}: no float output shaped [batch, classes]; name one with teacher.output")
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
-        if not all(isinstance(d, int) and d > 0 for d in self.sample_dims):
-            raise TeacherError(f"{self.path}: teacher input {self.input.name} must have fixed sizes after the "
-                               f"batch axis, has {self.input.shape}")
-        wanted, have = int(np.prod(self.sample_dims)), int(np.prod(sample_shape))
-        if wanted != have:
-            raise TeacherError(f"{self.path}: teacher input {self.input.name} takes {wanted} values per sample "
-                               f"{tuple(self.sample_dims)}, the data has {have} {tuple(sample_shape)}")
-        if self.num_classes is not None and self.num_classes != num_classes:
-            raise TeacherError(f"{self.path}: teacher output {self.output_name} has {self.num_classes} classes, "
-                               f"the data has {num_classes}")
+        check_declared_fit(str(self.path), self.input.name, self.sample_dims, self.output_name, self.num_classes,
+                           sample_shape, num_classes)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(self.input_dtype))

@@ -1,0 +1,237 @@
+"""A teacher behind an inference server speaking the Open Inference Protocol v2 over REST
+(Triton, KServe, MLServer): `POST {url}/v2/models/{name}[/versions/{v}]/infer`.
+
+Before any paid call it waits for `GET /v2/health/ready` and reads the model's metadata
+(`GET /v2/models/{name}`) to learn the input's name, shape and datatype and the outputs.
+
+What a failure means for the budget (see `ckd.budget`):
+  * the connection could not be made, or an HTTP error status came back (429, 5xx: nothing was
+    computed, nothing is billed): retried with exponential backoff and jitter, `Retry-After` honoured
+    on 429 and 503; when retries run out it is a definite refusal and the count is given back;
+  * a 4xx other than 429: the request is wrong; a definite refusal with the server's words;
+  * a timeout or a connection dropped after the request left: the outcome is unknown; it stays
+    counted, and the sample is asked again in a later pass only while budget remains;
+  * a 200 whose body is not a usable [batch, classes] tensor: paid and kept apart with its words.
+The bearer token comes from the environment variable named by `teacher.token_env`; it is sent as a
+header and masked in every message, and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+import numpy as np
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+from ckd.errors import CkdError, TeacherError
+from ckd.teachers.base import TEACHERS, check_declared_fit, AnswerUnusable, OutcomeUnknown, TeacherRefused
+
+NUMPY_OF_DATATYPE = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": np.int64,
+                     "INT32": np.int32, "INT16": np.int16, "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
+FLOAT_DATATYPES = ("FP32", "FP64", "FP16")
+MAX_RETRY_AFTER_S = 60.0
+
+
+class _Retryable(Exception):
+    """Nothing was computed (no connection, or an HTTP error status): safe to send again."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as delta-seconds or an HTTP date (RFC 9110, 10.2.3)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class _RateLimiter:
+    """At most `per_second` calls per second across threads (evenly spaced start times)."""
+
+    def __init__(self, per_second: float | None):
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self.next_start = 0.0
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_start)
+            self.next_start = start + self.interval
+        time.sleep(max(0.0, start - now))
+
+
+@TEACHERS.register("http")
+class OpenInferenceTeacher:
+    @classmethod
+    def from_config(cls, config) -> "OpenInferenceTeacher":
+        return cls(url=config.url, model_name=config.model_name, model_version=config.model_version,
+                   output=config.output, concurrency=config.concurrency, timeout_s=config.timeout_s,
+                   max_retries=config.max_retries, rate_limit_per_s=config.rate_limit_per_s,
+                   token_env=config.token_env, verify_tls=config.verify_tls, **dict(config.options))
+
+    def __init__(self, url: str, model_name: str, model_version: str | None = None, output: str | None = None,
+                 concurrency: int = 1, timeout_s: float = 30.0, max_retries: int = 5,
+                 rate_limit_per_s: float | None = None, token_env: str | None = None, verify_tls: bool = True,
+                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, ready_timeout_s: float = 30.0):
+        self.url = url.rstrip("/")
+        self.model_name, self.model_version = model_name, model_version
+        self.concurrency, self.max_retries = concurrency, max_retries
+        self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
+        self._token = None
+        if token_env:
+            self._token = os.environ.get(token_env)
+            if not self._token:
+                raise CkdError(f"teacher.token_env: environment variable {token_env} is not set or empty")
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        self.client = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify_tls, headers=headers,
+                                   limits=httpx.Limits(max_connections=concurrency,
+                                                       max_keepalive_connections=concurrency))
+        self.rate_limiter = _RateLimiter(rate_limit_per_s)
+        self.model_path = f"/v2/models/{model_name}" + (f"/versions/{model_version}" if model_version else "")
+        self._wait_ready(ready_timeout_s)
+        metadata = self._get_json(self.model_path, "model metadata")
+        self._read_metadata(metadata, output)
+        version = model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
+        self.identity = f"http:{self.url}:{model_name}:{version}"
+
+    # -- set-up (free calls) -------------------------------------------------------------------
+    def _mask(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while True:
+            try:
+                response = self.client.get("/v2/health/ready")
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as error:
+                last = type(error).__name__
+            if time.monotonic() > deadline:
+                raise TeacherError(f"teacher.url: {self.url} is not ready after {timeout_s:.0f} s "
+                                   f"(GET /v2/health/ready: {last})")
+            time.sleep(0.5)
+
+    def _get_json(self, path: str, what: str) -> dict:
+        try:
+            response = self.client.get(path)
+        except httpx.HTTPError as error:
+            raise TeacherError(f"teacher.url: cannot read {what} at {self.url}{path} ({type(error).__name__})") from None
+        if response.status_code != 200:
+            raise TeacherError(f"teacher.model_name: {what} at {self.url}{path} answered HTTP "
+                               f"{response.status_code}: {self._mask(response.text[:200])}")
+        try:
+            return response.json()
+        except json.JSONDecodeError:
+            raise TeacherError(f"teacher.url: {what} at {self.url}{path} is not JSON") from None
+
+    def _read_metadata(self, metadata: dict, output: str | None) -> None:
+        inputs = metadata.get("inputs") or []
+        if len(inputs) != 1:
+            raise TeacherError(f"{self.url}{self.model_path}: the model must declare exactly one input, "
+                               f"declares {len(inputs)}")
+        self.input_name = inputs[0]["name"]
+        self.input_datatype = inputs[0]["datatype"]
+        if self.input_datatype not in NUMPY_OF_DATATYPE:
+            raise TeacherError(f"{self.url}{self.model_path}: input datatype {self.input_datatype} is not supported")
+        self.sample_dims = [int(d) for d in inputs[0]["shape"][1:]]
+        outputs = metadata.get("outputs") or []
+        names = [o["name"] for o in outputs]
+        if output is not None:
+            if outputs and output not in names:
+                raise TeacherError(f"teacher.output: {output!r} is not an output of {self.model_name}; "
+                                   f"outputs: {', '.join(names)}")
+            chosen = next((o for o in outputs if o["name"] == output), {"name": output, "shape": []})
+        else:
+            chosen = next((o for o in outputs if o.get("datatype") in FLOAT_DATATYPES and len(o.get("shape", [])) == 2),
+                          None)
+            if chosen is None:
+                raise TeacherError(f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "
+                                   "name one with teacher.output")
+        self.output_name = chosen["name"]
+        shape = chosen.get("shape") or []
+        self.num_classes = int(shape[1]) if len(shape) == 2 and int(shape[1]) > 0 else None
+
+    def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
+        check_declared_fit(f"{self.url}{self.model_path}", self.input_name, self.sample_dims, self.output_name,
+                           self.num_classes, sample_shape, num_classes)
+
+    # -- the paid call -------------------------------------------------------------------------
+    def _wait(self, retry_state) -> float:
+        error = retry_state.outcome.exception()
+        if isinstance(error, _Retryable) and error.retry_after is not None:
+            return min(error.retry_after, MAX_RETRY_AFTER_S)
+        exponential = min(self.max_backoff_s, self.backoff_s * 2 ** (retry_state.attempt_number - 1))
+        return exponential * (0.5 + random.random() / 2)  # "equal jitter"
+
+    def _send_once(self, body: dict[str, Any]) -> dict:
+        self.rate_limiter.acquire()
+        try:
+            response = self.client.post(f"{self.model_path}/infer", json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            raise _Retryable(f"cannot connect ({type(error).__name__})") from None
+        except (httpx.TimeoutException, httpx.TransportError) as error:
+            raise OutcomeUnknown(f"{type(error).__name__} after the request left") from None
+        words = self._mask(response.text[:300].strip())
+        if response.status_code == 200:
+            try:
+                return response.json()
+            except json.JSONDecodeError:
+                raise AnswerUnusable("HTTP 200 with a body that is not JSON", words) from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Retryable(f"HTTP {response.status_code}: {words}",
+                             _retry_after_seconds(response.headers.get("Retry-After"))
+                             if response.status_code in (429, 503) else None)
+        raise TeacherRefused(f"HTTP {response.status_code} from {self.url}{self.model_path}/infer: {words}")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(NUMPY_OF_DATATYPE[self.input_datatype]))
+        body = {"id": uuid.uuid4().hex,
+                "inputs": [{"name": self.input_name, "shape": list(batch.shape), "datatype": self.input_datatype,
+                            "data": batch.reshape(-1).tolist()}],
+                "outputs": [{"name": self.output_name}]}
+        retrying = Retrying(retry=retry_if_exception_type(_Retryable), stop=stop_after_attempt(self.max_retries + 1),
+                            wait=self._wait, reraise=True)
+        try:
+            answer = retrying(self._send_once, body)
+        except _Retryable as error:
+            raise TeacherRefused(f"{error} (after {self.max_retries} retries)") from None
+        return self._scores(answer)
+
+    def _scores(self, answer: dict) -> np.ndarray:
+        raw = self._mask(json.dumps(answer)[:2000])
+        if "error" in answer:
+            raise AnswerUnusable(f"the server answered an error: {self._mask(str(answer['error']))[:200]}", raw)
+        outputs = {o.get("name"): o for o in answer.get("outputs", []) if isinstance(o, dict)}
+        if self.output_name not in outputs:
+            raise AnswerUnusable(f"no output {self.output_name!r} in the answer (has {', '.join(map(str, outputs))})", raw)
+        out = outputs[self.output_name]
+        dtype = NUMPY_OF_DATATYPE.get(out.get("datatype"))
+        if dtype is None:
+            raise AnswerUnusable(f"output datatype {out.get('datatype')!r} is not supported", raw)
+        try:
+            return np.asarray(out["data"], dtype=dtype).reshape(out["shape"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise AnswerUnusable(f"output {self.output_name!r} is malformed ({error})", raw) from None

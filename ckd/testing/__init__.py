@@ -1,0 +1,1 @@
+"""Test and benchmark helpers: a real inference server on loopback and a fault-injecting proxy."""

@@ -1,0 +1,129 @@
+"""The `http` teacher against KServe's real model server on 127.0.0.1, directly and through a
+fault-injecting proxy that counts what the server computed."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from ckd.data import write_arrays
+from ckd.errors import CkdError, TeacherError
+from ckd.query import run_query
+from ckd.teachers.http_oip import OpenInferenceTeacher
+from ckd.teachers.onnx_file import OnnxFileTeacher
+from ckd.testing.fault_proxy import FaultProxy, at
+from ckd.testing.faults import SCENARIOS, run_scenario, run_sigkill_case
+from ckd.testing.servers import KServeTeacher, server_python
+from tests.conftest import PROJECT, linear_onnx_teacher
+
+pytestmark = pytest.mark.skipif(not server_python().exists() and not os.environ.get("CI"),
+                                reason="the server environment (.venv-server) is built by `make install`")
+
+TOKEN = "s3cr3t-Token-9f8e7d"
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory):
+    return linear_onnx_teacher(tmp_path_factory.mktemp("teacher") / "teacher.onnx", input_shape=[1, 8, 8])
+
+
+@pytest.fixture(scope="module")
+def server(teacher_file):
+    with KServeTeacher(teacher_file) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def samples():
+    rng = np.random.default_rng(3)
+    return np.arange(500, 700), rng.integers(0, 17, size=(200, 8, 8)).astype(np.float32)
+
+
+def test_scores_over_http_match_the_onnx_file(server, teacher_file, samples):
+    ids, x = samples
+    teacher = OpenInferenceTeacher(server, "teacher")
+    assert (teacher.input_name, teacher.sample_dims, teacher.num_classes) == ("x", [1, 8, 8], 10)
+    assert teacher.identity == f"http:{server}:teacher:unversioned"
+    over_http = teacher.predict(x[:64])
+    assert np.abs(over_http - OnnxFileTeacher(str(teacher_file)).predict(x[:64])).max() <= 1e-5
+
+
+def test_wrong_model_or_shape_fails_before_any_call(server, samples, tmp_path):
+    with pytest.raises(TeacherError, match="teacher.model_name: model metadata .* answered HTTP 404"):
+        OpenInferenceTeacher(server, "no-such-model")
+    ids, x = samples
+    with FaultProxy(server, lambda i: "ok") as proxy:
+        teacher = OpenInferenceTeacher(proxy.url, "teacher")
+        with pytest.raises(TeacherError, match="takes 64 values per sample"):
+            run_query(teacher, ids[:10], x[:10, :4, :4], 10, 10, tmp_path, progress=False)
+        assert proxy.computed == 0 and proxy.requests == 0
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_fault_case_keeps_the_invariants(scenario, server, samples, tmp_path):
+    ids, x = samples
+    result = run_scenario(scenario, server, ids, x, 10, tmp_path)
+    assert result["problems"] == []
+    assert result["server_computed"] <= scenario.budget
+    assert result["outcome"].startswith("completed")
+    assert result["unanswered"] == scenario.expect_unanswered
+    assert result["stored"] == scenario.selected - scenario.expect_unanswered
+    assert result["teacher_calls"] == result["stored"] + result["lost"] <= scenario.budget
+
+
+def test_retry_after_is_honoured(server, samples, tmp_path):
+    ids, x = samples
+    result = run_scenario(SCENARIOS[1], server, ids, x, 10, tmp_path)
+    assert result["faults"]["429"] == 2 and result["seconds"] >= 1.0  # two waits of Retry-After: 1 s, overlapped
+
+
+@pytest.mark.parametrize("fault,words", [("garbage", "expected (10, 10)"), ("error_body", "model exploded")])
+def test_unusable_answers_are_kept_apart_with_the_servers_words(fault, words, server, samples, tmp_path):
+    ids, x = samples
+    with FaultProxy(server, at({1: fault})) as proxy:
+        teacher = OpenInferenceTeacher(proxy.url, "teacher", concurrency=1)
+        with pytest.raises(TeacherError, match="unusably") as error:
+            run_query(teacher, ids[:40], x[:40], 10, 40, tmp_path, batch_size=10, progress=False)
+    assert words in str(error.value)
+    store = next(tmp_path.iterdir())
+    assert len(list((store / "quarantine").glob("*.npz"))) == 1
+    assert len(list((store / "batches").glob("*.npz"))) == 1  # the batch answered before it is kept
+
+
+def test_sigkill_then_rerun_over_http(server, samples, tmp_path):
+    ids, x = samples
+    result = run_sigkill_case(server, ids, x, [str(c) for c in range(10)], tmp_path)
+    assert result["problems"] == [] and result["outcome"] == "completed"
+    assert 0 < result["computed_at_kill"] < 60
+    assert result["server_computed"] <= result["budget"] and result["stored"] == 60
+
+
+def test_token_is_sent_and_never_written_or_logged(server, samples, tmp_path):
+    ids, x = samples
+    write_arrays(tmp_path / "pool.npz", ids=ids, x=x, class_names=np.asarray([str(c) for c in range(10)]),
+                 is_image=np.asarray(True))
+    write_arrays(tmp_path / "selected.npz", ids=ids[:30])
+    with FaultProxy(server, at({1: "error_body"})) as proxy:
+        params = {"teacher": {"kind": "http", "url": proxy.url, "model_name": "teacher", "budget": 30,
+                              "batch_size": 10, "token_env": "CKD_TEST_TEACHER_TOKEN",
+                              "store": str(tmp_path / "store")}}
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        run = subprocess.run([sys.executable, "-m", "stages.query", "--params", str(tmp_path / "params.yaml"),
+                              "--pool", str(tmp_path / "pool.npz"), "--selected", str(tmp_path / "selected.npz"),
+                              "--out", str(tmp_path / "queried.npz"), "--metrics", str(tmp_path / "query.json")],
+                             cwd=PROJECT, capture_output=True, text=True,
+                             env={**os.environ, "CKD_TEST_TEACHER_TOKEN": TOKEN})
+    assert f"Bearer {TOKEN}" in proxy.authorizations
+    assert run.returncode == 2 and "model exploded" in run.stderr  # a failing run, its message printed
+    assert TOKEN not in run.stdout + run.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_missing_token_variable_is_a_clear_error(server):
+    with pytest.raises(CkdError, match="teacher.token_env: environment variable CKD_ABSENT_TOKEN is not set"):
+        OpenInferenceTeacher(server, "teacher", token_env="CKD_ABSENT_TOKEN")
