@@ -80,6 +80,7 @@ class TeacherConfig:
     scores: str = "logits"
     batch_size: int = 32
     store: str = "teacher_outputs"
+    min_answered: float = 0.5
     options: Mapping[str, Any] = field(default_factory=dict)
     # An inference server speaking the Open Inference Protocol v2 (kind: http).
     url: str | None = None
@@ -104,6 +105,8 @@ class TeacherConfig:
                  "must be null (first float [batch, classes] output) or an output name")
         _require(isinstance(self.model, str) and self.model, "teacher.model", "must be a path")
         _require(isinstance(self.options, Mapping), "teacher.options", "must be a mapping")
+        _require(_is_number(self.min_answered) and 0 < self.min_answered <= 1, "teacher.min_answered",
+                 f"must be a fraction in (0, 1], got {self.min_answered!r}")
         _require(_is_int(self.concurrency) and 1 <= self.concurrency <= 64, "teacher.concurrency",
                  f"must be an integer in [1, 64], got {self.concurrency!r}")
         _require(_is_number(self.timeout_s) and self.timeout_s > 0, "teacher.timeout_s",

@@ -101,6 +101,12 @@ def query_stage(teacher: TeacherConfig, pool_path: str, selected_path: str, out_
     backend = build_teacher(teacher)
     result = run_query(backend, selected, pool["x"][rows], len(pool["class_names"]), teacher.budget, teacher.store,
                        teacher.batch_size, progress)
+    if len(result.ids) < teacher.min_answered * len(selected):
+        raise CkdError(
+            f"teacher.min_answered={teacher.min_answered}: only {len(result.ids)} of {len(selected)} selected samples "
+            f"have an answer; teacher.budget={teacher.budget} is spent ({result.teacher_calls} counted for this "
+            f"teacher, {result.teacher_lost} lost); raise teacher.budget to at least "
+            f"{result.teacher_calls + result.unanswered} or go back to the selection already paid for (seed, data.*)")
     write_arrays(out_queried, ids=result.ids, scores=result.scores)
     if result.unanswered:
         log.warning("%d selected samples have no answer: their calls were lost and teacher.budget=%d is spent; "
@@ -206,7 +212,8 @@ def validate_stage(validate: ValidateConfig, teacher: TeacherConfig, checkpoint_
         "onnx_max_abs_diff": float(np.abs(pt - ort_out).max()),
         "latency_ms_batch1": latency_ms_batch1(onnx_path, test["x"][0], validate.latency_runs),
         "teacher_calls": query_metrics["teacher_calls"], "teacher_outputs": query_metrics["teacher_outputs"],
-        "teacher_lost": query_metrics["teacher_lost"], "budget": query_metrics["budget"],
+        "teacher_lost": query_metrics["teacher_lost"], "teacher_unanswered": query_metrics["unanswered"],
+        "budget": query_metrics["budget"],
         "method": checkpoint["method"], "test_size": int(len(test["x"])), "onnx_model": str(onnx_path),
         "teacher_eval_calls": 0,
     }

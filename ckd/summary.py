@@ -12,7 +12,8 @@ def summarise(metrics: dict) -> str:
         f"student ({metrics['method']}) test accuracy: PyTorch {metrics['test_accuracy']:.4f}, "
         f"ONNX Runtime {metrics['onnx_test_accuracy']:.4f} on {metrics['test_size']} held-out samples",
         f"teacher calls used / budget: {metrics['teacher_calls']} / {metrics['budget']} "
-        f"(outputs stored {metrics['teacher_outputs']}, lost {metrics['teacher_lost']})",
+        f"(outputs stored {metrics['teacher_outputs']}, lost {metrics['teacher_lost']}, "
+        f"selected samples without an answer {metrics.get('teacher_unanswered', 0)})",
         f"ONNX parity: max |logit difference| {metrics['onnx_max_abs_diff']:.2e}; "
         f"batch-1 latency {metrics['latency_ms_batch1']:.3f} ms (median)",
         f"ONNX student: {metrics['onnx_model']}",

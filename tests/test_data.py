@@ -65,3 +65,12 @@ def test_selection_exact_budget(strategy):
     for bad in (0, 101):
         with pytest.raises(ConfigError, match=r"teacher.budget: must be in 1..100"):
             select_for_teacher(pool_ids, x, bad, strategy, seed=1)
+
+
+@pytest.mark.parametrize("strategy", ["random", "kcenter"])
+def test_selection_is_nested_across_budgets(strategy):
+    pool_ids = np.arange(300)
+    x = np.random.default_rng(0).random((300, 6)).astype(np.float32)
+    small = select_for_teacher(pool_ids, x, 40, strategy, seed=2)
+    large = select_for_teacher(pool_ids, x, 90, strategy, seed=2)
+    assert set(small) <= set(large)

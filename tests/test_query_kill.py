@@ -73,3 +73,22 @@ def test_sigkill_then_rerun_never_overspends(tmp_path):
     assert computed_samples(tmp_path / "count.log") <= reserved == metrics["teacher_calls"]
     queried = read_arrays(tmp_path / "queried.npz")
     assert sorted(queried["ids"].tolist()) == list(range(60))
+
+
+def test_budget_spent_on_other_inputs_fails_clearly(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 17, size=(100, 8, 8)).astype(np.float32)
+    write_arrays(tmp_path / "pool.npz", ids=np.arange(100), x=x, class_names=np.asarray([str(c) for c in range(10)]),
+                 is_image=np.asarray(True))
+    linear_onnx_teacher(tmp_path / "teacher.onnx", input_shape=[1, 8, 8])
+    write_params(tmp_path, delay_s=0.0, budget=30)
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    write_arrays(tmp_path / "selected.npz", ids=np.arange(30))
+    assert subprocess.run(query_command(tmp_path), cwd=PROJECT, env=env).returncode == 0
+    write_arrays(tmp_path / "selected.npz", ids=np.arange(20, 50))  # a new selection, the same budget
+    rerun = subprocess.run(query_command(tmp_path), cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 2
+    assert rerun.stderr.strip().splitlines()[-1].startswith(
+        "ckd query: error: teacher.min_answered=0.5: only 10 of 30 selected samples have an answer; "
+        "teacher.budget=30 is spent (30 counted")
+    assert computed_samples(tmp_path / "count.log") == 30

@@ -51,8 +51,9 @@ def _train_one(job: dict) -> dict:
 
     recipe = RECIPES[job["variant"]]
     config = StudentConfig(arch=job["arch"], arch_args=job["arch_args"], method=recipe.method,
-                           method_args=recipe.method_args, lr=tuple(job["lr"]), steps=job["steps"],
-                           batch_size=job["batch_size"], augment=recipe.augment, seed=job["seed"], device="cpu")
+                           method_args={**recipe.method_args, **job["extra_args"].get(recipe.method, {})},
+                           lr=tuple(job["lr"]), steps=job["steps"], batch_size=job["batch_size"],
+                           augment=job["augment"] or recipe.augment, seed=job["seed"], device="cpu")
     arrays = dict(np.load(job["arrays"], allow_pickle=False))
     if job["regime"] == "teacher_only":
         arrays.pop("labels", None)
@@ -105,10 +106,12 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
                                  "variant": variant, "arrays": str(arrays_path), "test": str(data_dir / "test.npz"),
                                  "teacher_calls": result.teacher_calls, "arch": args.arch,
                                  "arch_args": json.loads(args.arch_args), "lr": args.lr, "steps": args.steps,
-                                 "batch_size": args.batch_size})
+                                 "batch_size": args.batch_size, "extra_args": json.loads(args.method_args),
+                                 "augment": args.augment})
     info = {"dataset": name, "pool": int(len(pool_ids)), "test": int(len(test_ids)),
             "teacher_test_accuracy": teacher_test_accuracy, "steps": args.steps, "lr_grid": args.lr,
-            "student": f"{args.arch} {args.arch_args}", "group_size": args.group_size}
+            "student": f"{args.arch} {args.arch_args}", "group_size": args.group_size,
+            "method_args": args.method_args, "augment": args.augment or "per recipe", "max_groups": args.max_groups}
     return jobs, info
 
 
@@ -127,6 +130,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--arch", default="mlp")
     p.add_argument("--arch-args", default='{"hidden": [64]}')
+    p.add_argument("--method-args", default="{}",
+                   help='JSON of extra method arguments by method, e.g. {"ckd": {"w_rel": 4}} (controls share them)')
+    p.add_argument("--augment", default=None, help="override every variant's augmentation (none, shift, ...)")
     p.add_argument("--group-size", type=int, default=1)
     p.add_argument("--max-groups", type=int, default=20000)
     p.add_argument("--teacher-epochs", type=int, default=None)

@@ -1,6 +1,8 @@
 """Which pool inputs to send to the teacher: exactly `teacher.budget` of them, by a named strategy.
 
-Strategies see only inputs (never labels), since in the common case the pool is unlabelled.
+Strategies see only inputs (never labels), since in the common case the pool is unlabelled. They are
+nested: for one seed, the picks for a budget of N are the first N picks for any larger budget, so
+raising the budget only adds inputs and every answer already paid for is used again.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ SELECTIONS: Registry = Registry("selection strategy", "data.selection")
 
 @SELECTIONS.register("random")
 def select_random(pool_x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform sampling without replacement."""
-    return rng.choice(len(pool_x), size=count, replace=False)
+    """Uniform sampling without replacement: the first `count` of a seeded permutation."""
+    return rng.permutation(len(pool_x))[:count]
 
 
 @SELECTIONS.register("kcenter")
