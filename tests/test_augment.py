@@ -23,7 +23,9 @@ def test_shift_deterministic_and_channel_images():
 
 
 def test_resolve():
-    assert resolve_augment("auto", (8, 8), True) == ("shift", 1)
+    assert resolve_augment("auto", (8, 8), True) == ("none", 0)
+    assert resolve_augment("shift", (8, 8), True) == ("shift", 1)
+    assert resolve_augment("auto", (1, 20, 20), True) == ("shift", 1)
     assert resolve_augment("auto", (28, 28), True) == ("shift", 2)
     assert resolve_augment("auto", (20,), False) == ("none", 0)
     with pytest.raises(ConfigError, match="student.augment"):

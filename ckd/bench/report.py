@@ -48,7 +48,9 @@ def markdown(rows: list[dict], info: dict) -> str:
     variants = [v for v in RECIPES if any(r["variant"] == v for r in rows)]
     out = [f"## {info['dataset']}: pool {info['pool']}, test {info['test']}, stand-in teacher "
            f"{100 * info['teacher_test_accuracy']:.1f}% test accuracy; student {info['student']}; "
-           f"{info['steps']} Adam steps for every method; lr grid {info['lr_grid']} chosen on validation", ""]
+           f"{info['steps']} Adam steps for every method; lr grid {info['lr_grid']} chosen on validation; "
+           f"selection {info.get('selection', 'random')}, group size {info.get('group_size', 1)}, "
+           f"extra method args {info.get('method_args', '{}')}, augmentation {info.get('augment', 'per recipe')}", ""]
     for regime in regimes:
         out += [f"### {regime}: test accuracy (%), mean +- std over seeds (teacher calls = N)", "",
                 "| variant | " + " | ".join(f"N={b}" for b in budgets) + " |",

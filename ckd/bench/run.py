@@ -90,7 +90,7 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
     jobs = []
     for budget in args.budgets:
         for seed in range(max(args.seeds, args.science_seeds)):
-            chosen = select_for_teacher(pool_ids, pool["x"], budget, "random", seed)
+            chosen = select_for_teacher(pool_ids, pool["x"], budget, args.selection, seed)
             rows = np.searchsorted(pool_ids, chosen)
             result = run_query(teacher, chosen, pool["x"][rows], dataset.num_classes, budget,
                                out / "teacher_outputs" / f"n{budget}-s{seed}", progress=False)
@@ -111,7 +111,8 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
     info = {"dataset": name, "pool": int(len(pool_ids)), "test": int(len(test_ids)),
             "teacher_test_accuracy": teacher_test_accuracy, "steps": args.steps, "lr_grid": args.lr,
             "student": f"{args.arch} {args.arch_args}", "group_size": args.group_size,
-            "method_args": args.method_args, "augment": args.augment or "per recipe", "max_groups": args.max_groups}
+            "method_args": args.method_args, "augment": args.augment or "per recipe", "max_groups": args.max_groups,
+            "selection": args.selection}
     return jobs, info
 
 
@@ -133,6 +134,7 @@ def parse_args(argv=None):
     p.add_argument("--method-args", default="{}",
                    help='JSON of extra method arguments by method, e.g. {"ckd": {"w_rel": 4}} (controls share them)')
     p.add_argument("--augment", default=None, help="override every variant's augmentation (none, shift, ...)")
+    p.add_argument("--selection", default="random", help="which pool inputs to send: random | kcenter")
     p.add_argument("--group-size", type=int, default=1)
     p.add_argument("--max-groups", type=int, default=20000)
     p.add_argument("--teacher-epochs", type=int, default=None)
