@@ -77,7 +77,7 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     np.savez(data_dir / "test.npz", x=dataset.x[test_ids], labels=dataset.y[test_ids])
-    teacher_path = out / "teacher.onnx"
+    teacher_path = Path(args.teacher) if args.teacher else out / "teacher.onnx"
     if not teacher_path.exists():
         model, input_shape = train_standin(dataset.x[pool_ids], dataset.y[pool_ids], dataset.num_classes,
                                            dataset.is_image, StandinConfig(epochs=args.teacher_epochs),
@@ -138,6 +138,7 @@ def parse_args(argv=None):
     p.add_argument("--group-size", type=int, default=1)
     p.add_argument("--max-groups", type=int, default=20000)
     p.add_argument("--teacher-epochs", type=int, default=None)
+    p.add_argument("--teacher", default=None, help="reuse a stand-in teacher trained on the same split (.onnx)")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--out", default=None)
