@@ -101,8 +101,9 @@ def plot(rows: list[dict], path: Path) -> None:
     regimes = sorted({r["regime"] for r in rows}, key=lambda r: r != "labelled")
     budgets = sorted({int(r["budget"]) for r in rows})
     fig, axes = plt.subplots(1, len(regimes), figsize=(7 * len(regimes), 5), squeeze=False, sharey=True)
+    colours = plt.get_cmap("tab20").colors
     for ax, regime in zip(axes[0], regimes):
-        for variant in RECIPES:
+        for number, variant in enumerate(RECIPES):
             points = [(b, [100 * v for v in table[(regime, variant, b)].values()]) for b in budgets
                       if (regime, variant, b) in table]
             if not points:
@@ -113,8 +114,9 @@ def plot(rows: list[dict], path: Path) -> None:
             style = "-" if not RECIPES[variant].control_of else ":"
             width = 2.5 if variant in (DEFAULT_RECIPE, BASELINE_RECIPE) else 1.2
             ax.errorbar(xs, means, yerr=stds, label=variant, linestyle=style, linewidth=width, marker="o",
-                        markersize=3, capsize=2)
+                        markersize=3, capsize=2, color=colours[number % len(colours)])
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(budgets, [str(b) for b in budgets])
         ax.set_xlabel("teacher calls (N)")
         ax.set_title(regime)
@@ -129,3 +131,19 @@ def plot(rows: list[dict], path: Path) -> None:
 def write_report(rows: list[dict], info: dict, out: Path) -> None:
     (out / "results.md").write_text(markdown(rows, info))
     plot(rows, out / "accuracy_vs_calls.png")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Re-render results.md and the plot of a finished benchmark folder: python -m ckd.bench.report DIR"""
+    import csv
+    import json
+    import sys
+
+    folder = Path((argv if argv is not None else sys.argv[1:])[0])
+    with open(folder / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    write_report(rows, json.loads((folder / "info.json").read_text()), folder)
+
+
+if __name__ == "__main__":
+    main()
