@@ -44,3 +44,19 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, fl
     shifted = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
     shifted = shifted.permute(0, 3, 1, 2)
     return shifted.squeeze(1) if squeeze else shifted
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero one random size x size square per image (DeVries & Taylor 2017), batched."""
+    squeeze = x.dim() == 3
+    images = x.unsqueeze(1) if squeeze else x
+    b, _, h, w = images.shape
+    top = torch.randint(0, h, (b,), generator=generator, device=generator.device).to(x.device)
+    left = torch.randint(0, w, (b,), generator=generator, device=generator.device).to(x.device)
+    rows = torch.arange(h, device=x.device)[None, :]
+    cols = torch.arange(w, device=x.device)[None, :]
+    inside_rows = (rows >= (top - size // 2)[:, None]) & (rows < (top - size // 2 + size)[:, None])
+    inside_cols = (cols >= (left - size // 2)[:, None]) & (cols < (left - size // 2 + size)[:, None])
+    hole = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]
+    out = images.masked_fill(hole, 0.0)
+    return out.squeeze(1) if squeeze else out

@@ -10,6 +10,7 @@ Schema of the `.npz` the `build` stage writes (no pickles):
     class_names [C]      str
     is_image  []         bool
     norm_mean, norm_std  [...]  float32  per-feature statistics of the whole pool's raw inputs
+    unlabelled [M, ...]  float32  the pool inputs the teacher was never asked about (no answer, no label)
 Groups are distinct as sets: {P, N} and {N, P} carry the same information (d flips sign), so only one
 is kept. They are drawn deterministically from the seed and only among queried samples.
 """
@@ -86,4 +87,7 @@ def comparative_arrays(queried_ids: np.ndarray, scores: np.ndarray, pool: dict[s
               "is_image": pool["is_image"], "norm_mean": mean, "norm_std": std}
     if "labels" in pool:
         arrays["labels"] = pool["labels"][rows]
+    never_asked = np.ones(len(pool["ids"]), dtype=bool)
+    never_asked[rows] = False
+    arrays["unlabelled"] = pool["x"][never_asked]  # free inputs for `student.unlabelled_weight`
     return arrays

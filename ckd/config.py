@@ -150,6 +150,8 @@ class StudentConfig:
     eval_every: int = 100
     augment: str = "auto"
     refit: bool = True
+    unlabelled_weight: float = 0.0
+    unlabelled_threshold: float = 0.95
     device: str = "auto"
     seed: int = 0
 
@@ -169,6 +171,10 @@ class StudentConfig:
         _require(self.device in ("auto", "cpu", "cuda"), "student.device",
                  f"must be auto, cpu or cuda; got {self.device!r}")
         _require(isinstance(self.refit, bool), "student.refit", "must be true or false")
+        _require(_is_number(self.unlabelled_weight) and self.unlabelled_weight >= 0, "student.unlabelled_weight",
+                 f"must be a number >= 0 (0 = off), got {self.unlabelled_weight!r}")
+        _require(_is_number(self.unlabelled_threshold) and 0 <= self.unlabelled_threshold < 1,
+                 "student.unlabelled_threshold", f"must be in [0, 1), got {self.unlabelled_threshold!r}")
         _require(_is_int(self.seed), "student.seed", "must be an integer")
         _require(isinstance(self.method_args, Mapping), "student.method_args", "must be a mapping")
         _require(isinstance(self.arch_args, Mapping), "student.arch_args", "must be a mapping")

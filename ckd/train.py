@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ckd.augment import random_shift, resolve_augment
+from ckd.augment import cutout, random_shift, resolve_augment
 from ckd.config import StudentConfig
 from ckd.errors import CkdError
 from ckd.methods import METHODS, Method, build_method
@@ -46,6 +46,7 @@ class TrainingData:
     norm_mean: np.ndarray
     norm_std: np.ndarray
     is_image: bool
+    unlabelled: torch.Tensor | None = None  # pool inputs the teacher was never asked about (free)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], device: torch.device) -> "TrainingData":
@@ -59,7 +60,9 @@ class TrainingData:
                    torch.as_tensor(arrays["positives"], device=device),
                    torch.as_tensor(arrays["negatives"], device=device),
                    tuple(arrays["x"].shape[1:]), num_classes, arrays["norm_mean"], arrays["norm_std"],
-                   bool(arrays["is_image"]))
+                   bool(arrays["is_image"]),
+                   torch.as_tensor(arrays["unlabelled"], dtype=torch.float32, device=device)
+                   if "unlabelled" in arrays and len(arrays["unlabelled"]) else None)
 
     @property
     def group_size(self) -> int:
@@ -158,6 +161,25 @@ class BatchSampler:
         return self.rows[pick.to(self.rows.device)]
 
 
+def unlabelled_consistency(model: torch.nn.Module, pool: torch.Tensor, count: int, augment: tuple[str, int],
+                           threshold: float, generator: torch.Generator) -> torch.Tensor:
+    """FixMatch (Sohn et al., NeurIPS 2020) on pool inputs the teacher never saw, which cost nothing:
+    the student's own confident answer on a weakly augmented input (max softmax >= threshold) is the
+    target for a strongly augmented one (larger shift + cutout):
+        L_u = mean_i 1[max p(weak_i) >= tau] CE(argmax p(weak_i), s(strong_i)).
+    No teacher call is made, so the accuracy gained is per teacher call."""
+    pick = torch.randint(len(pool), (count,), generator=generator, device=generator.device).to(pool.device)
+    inputs = pool[pick]
+    with torch.no_grad():
+        weak = random_shift(inputs, augment[1], generator, flip=augment[0] == "shift_flip")
+        confidence, pseudo = torch.softmax(model(weak), -1).max(-1)
+        mask = (confidence >= threshold).float()
+    strong = random_shift(inputs, augment[1] + 1, generator, flip=augment[0] == "shift_flip")
+    strong = cutout(strong, max(2, inputs.shape[-1] // 2), generator)
+    per_sample = F.cross_entropy(model(strong), pseudo, reduction="none")
+    return (per_sample * mask).mean()
+
+
 def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: np.ndarray,
         val_rows: np.ndarray | None, lr: float, steps: int, config: StudentConfig, augment: tuple[str, int],
         seed: int, bar: tqdm | None = None) -> FitResult:
@@ -168,6 +190,7 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
     group_size = data.group_size if method.uses_groups else None
     val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
+    use_unlabelled = config.unlabelled_weight > 0 and data.unlabelled is not None and augment[0] != "none"
     running, seen = 0.0, 0
     curve: list[dict[str, float]] = []
     model.train()
@@ -179,6 +202,9 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
             x = random_shift(x, augment[1], generator, flip=augment[0] == "shift_flip")
         x, t, y = method.mix(x, t, y, generator)
         loss = method.loss(model(x), t, y, group_size)
+        if use_unlabelled:
+            loss = loss + config.unlabelled_weight * unlabelled_consistency(model, data.unlabelled, len(rows), augment,
+                                                                            config.unlabelled_threshold, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

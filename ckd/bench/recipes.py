@@ -19,6 +19,7 @@ class Recipe:
     augment: str = "auto"
     control_of: str | None = None
     note: str = ""
+    student: dict[str, Any] = field(default_factory=dict)  # StudentConfig overrides
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
@@ -31,11 +32,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("dist", "dist"),
     Recipe("ckd_paper", "ckd_paper"),
     Recipe("ckd_paper_control", "ckd_paper", {"compare": False}, control_of="ckd_paper"),
-    Recipe("ckd", "ckd", note="the project's default recipe"),
+    Recipe("ckd", "ckd", note="the project's CKD loss"),
     Recipe("ckd_control", "ckd", {"compare": False}, control_of="ckd"),
     Recipe("ckd_kd", "ckd_kd"),
     Recipe("ckd_kd_control", "ckd_kd", {"compare": False}, control_of="ckd_kd"),
+    Recipe("ckd_pool", "ckd", student={"unlabelled_weight": 1.0},
+           note="the project's default recipe: ckd + FixMatch on the free, never-queried pool inputs"),
+    Recipe("kd_pool", "kd", {"temperature": [2.0, 4.0]}, student={"unlabelled_weight": 1.0},
+           note="kd + the same use of the free pool inputs (is the gain comparative? no)"),
 ]}
 
-DEFAULT_RECIPE = "ckd"
+DEFAULT_RECIPES = ("ckd_pool", "ckd")  # the default recipe, or the CKD loss alone where it was not run
 BASELINE_RECIPE = "kd_plain"

@@ -6,10 +6,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from ckd.bench.recipes import BASELINE_RECIPE, DEFAULT_RECIPE, RECIPES
+from ckd.bench.recipes import BASELINE_RECIPE, DEFAULT_RECIPES, RECIPES
 
 PAIRS = [("ckd", "ckd_control"), ("ckd_kd", "ckd_kd_control"), ("ckd_paper", "ckd_paper_control"),
-         ("ckd", "kd"), ("ckd", "kd_plain")]
+         ("ckd", "kd"), ("ckd", "kd_plain"), ("ckd_pool", "kd_pool"), ("ckd_pool", "ckd"), ("ckd_pool", "kd_plain")]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -70,12 +70,14 @@ def markdown(rows: list[dict], info: dict) -> str:
                     "(>1 std) marks |mean| > std of the paired differences:", "",
                 "| comparison | " + " | ".join(f"N={b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
         for a, b in PAIRS:
-            out.append(f"| {a} - {b} | " + " | ".join(_format_diff(paired_difference(table, regime, a, b, budget))
-                                                    for budget in budgets) + " |")
+            cells = [_format_diff(paired_difference(table, regime, a, b, budget)) for budget in budgets]
+            if any(cell != "-" for cell in cells):
+                out.append(f"| {a} - {b} | " + " | ".join(cells) + " |")
         target = []
+        default = next((name for name in DEFAULT_RECIPES if any(r["variant"] == name for r in rows)), DEFAULT_RECIPES[-1])
         for budget in budgets:
             if 3 * budget in budgets:
-                ours = table.get((regime, DEFAULT_RECIPE, budget), {})
+                ours = table.get((regime, default, budget), {})
                 base = table.get((regime, BASELINE_RECIPE, 3 * budget), {})
                 if ours and base:
                     m1, s1 = _mean_std([100 * v for v in ours.values()])
@@ -83,9 +85,9 @@ def markdown(rows: list[dict], info: dict) -> str:
                     verdict = "met" if m1 >= m2 else "not met"
                     target.append(f"| {budget} vs {3 * budget} | {m1:.1f} +- {s1:.1f} | {m2:.1f} +- {s2:.1f} | {verdict} |")
         if target:
-            out += ["", f"Accuracy per teacher call: `{DEFAULT_RECIPE}` at N calls vs `{BASELINE_RECIPE}` "
+            out += ["", f"Accuracy per teacher call: `{default}` at N calls vs `{BASELINE_RECIPE}` "
                         "(KD, T=4, no augmentation) at 3N calls:", "",
-                    f"| N vs 3N | {DEFAULT_RECIPE} at N | {BASELINE_RECIPE} at 3N | target |", "|---|---|---|---|",
+                    f"| N vs 3N | {default} at N | {BASELINE_RECIPE} at 3N | target |", "|---|---|---|---|",
                     *target]
         out.append("")
     return "\n".join(out)
@@ -112,7 +114,7 @@ def plot(rows: list[dict], path: Path) -> None:
             means = [statistics.fmean(v) for _, v in points]
             stds = [statistics.stdev(v) if len(v) > 1 else 0 for _, v in points]
             style = "-" if not RECIPES[variant].control_of else ":"
-            width = 2.5 if variant in (DEFAULT_RECIPE, BASELINE_RECIPE) else 1.2
+            width = 2.5 if variant in (*DEFAULT_RECIPES, BASELINE_RECIPE) else 1.2
             ax.errorbar(xs, means, yerr=stds, label=variant, linestyle=style, linewidth=width, marker="o",
                         markersize=3, capsize=2, color=colours[number % len(colours)])
         ax.set_xscale("log")

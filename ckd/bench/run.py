@@ -53,7 +53,8 @@ def _train_one(job: dict) -> dict:
     config = StudentConfig(arch=job["arch"], arch_args=job["arch_args"], method=recipe.method,
                            method_args={**recipe.method_args, **job["extra_args"].get(recipe.method, {})},
                            lr=tuple(job["lr"]), steps=job["steps"], batch_size=job["batch_size"],
-                           augment=job["augment"] or recipe.augment, seed=job["seed"], device="cpu")
+                           augment=job["augment"] or recipe.augment, seed=job["seed"], device="cpu",
+                           **recipe.student)
     arrays = dict(np.load(job["arrays"], allow_pickle=False))
     if job["regime"] == "teacher_only":
         arrays.pop("labels", None)
@@ -123,7 +124,8 @@ def parse_args(argv=None):
     p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=None)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--science-seeds", type=int, default=6, help="seeds for each comparative variant and its control")
-    p.add_argument("--variants", type=lambda s: s.split(","), default=list(RECIPES))
+    p.add_argument("--variants", type=lambda s: s.split(","),
+                   default=[name for name in RECIPES if name not in ("ckd_pool", "kd_pool")])
     p.add_argument("--science-variants", type=lambda s: s.split(","), default=["ckd", "ckd_control"])
     p.add_argument("--regimes", type=lambda s: s.split(","), default=["labelled", "teacher_only"])
     p.add_argument("--steps", type=int, default=1500)
