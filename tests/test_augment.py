@@ -30,3 +30,12 @@ def test_resolve():
     assert resolve_augment("auto", (20,), False) == ("none", 0)
     with pytest.raises(ConfigError, match="student.augment"):
         resolve_augment("shift", (20,), False)
+
+
+def test_cutout_zeroes_one_square_per_image():
+    from ckd.augment import cutout
+
+    x = torch.ones(8, 10, 10)
+    out = cutout(x, 4, torch.Generator().manual_seed(0))
+    zeros = (out == 0).sum((1, 2))
+    assert out.shape == x.shape and torch.all(zeros >= 4) and torch.all(zeros <= 16)

@@ -63,3 +63,40 @@ def test_validation_members_never_in_training_groups():
 def test_unknown_method_lists_registered():
     with pytest.raises(ConfigError, match="student.method: unknown method 'fancy'; registered: ce, ckd"):
         train_student(toy_arrays(), dataclasses.replace(CONFIG, method="fancy"), torch.device("cpu"), progress=False)
+
+
+def test_unlabelled_consistency_masks_unconfident_answers():
+    from ckd.train import unlabelled_consistency
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 3))
+    pool = torch.rand(32, 6, 6)
+    generator = torch.Generator().manual_seed(0)
+    assert unlabelled_consistency(model, pool, 16, ("shift", 1), 0.999, generator).item() == 0.0  # none confident
+    loss = unlabelled_consistency(model, pool, 16, ("shift", 1), 0.0, generator)
+    assert loss.item() > 0 and loss.requires_grad
+
+
+def test_unlabelled_pool_is_used_only_with_augmentation():
+    arrays = toy_arrays()
+    arrays["unlabelled"] = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
+    config = dataclasses.replace(CONFIG, method="kd", unlabelled_weight=1.0)
+    with_pool = train_student(arrays, config, torch.device("cpu"), progress=False).model.state_dict()
+    arrays.pop("unlabelled")
+    without = train_student(arrays, config, torch.device("cpu"), progress=False).model.state_dict()
+    assert all(torch.equal(with_pool[k], without[k]) for k in with_pool)  # tables: no augmentation, no pool term
+
+
+def test_unlabelled_pool_changes_training_on_images():
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 16, 16)).astype(np.float32)
+    teacher = (x.reshape(40, -1) @ rng.normal(size=(256, 3))).astype(np.float32)
+    pos, neg = build_groups(40, 1, 500, seed=0)
+    mean, std = input_statistics(x)
+    arrays = {"x": x, "teacher": teacher, "positives": pos, "negatives": neg, "norm_mean": mean, "norm_std": std,
+              "class_names": np.array(["a", "b", "c"]), "is_image": np.asarray(True)}
+    config = dataclasses.replace(CONFIG, method="kd", steps=30, eval_every=10, unlabelled_weight=1.0,
+                                 unlabelled_threshold=0.0)
+    without = train_student(arrays, config, torch.device("cpu"), progress=False).model.state_dict()
+    arrays["unlabelled"] = rng.random((30, 16, 16)).astype(np.float32)
+    with_pool = train_student(arrays, config, torch.device("cpu"), progress=False).model.state_dict()
+    assert not all(torch.equal(with_pool[k], without[k]) for k in with_pool)
