@@ -77,10 +77,11 @@ def check_teacher_outputs(ids: np.ndarray, scores: np.ndarray, spec: ScoreExpect
     context = gx.get_context(mode="ephemeral")
     actions = []
     if docs_dir is not None:
-        docs_dir = Path(docs_dir).resolve()
+        docs_dir = Path(docs_dir)  # kept as given (relative in the pipeline): no machine path in metrics
         context.add_data_docs_site(site_name="ckd", site_config={
             "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)}})
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(docs_dir.resolve())}})
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["ckd"]))
     batch_definition = (context.data_sources.add_pandas("teacher")
                         .add_dataframe_asset("teacher_outputs")
