@@ -64,10 +64,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ckd.bench.datapath", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128, help="groups (pairs) per step")
     parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,7 +94,7 @@ def main(argv=None) -> None:
 
     def ours():
         rows = sampler.members()
-        train_on(data.x[rows], data.teacher[rows])
+        train_on(data.x.index_select(0, rows), data.teacher.index_select(0, rows))
 
     loader = torch.utils.data.DataLoader(NaivePairDataset(x, teacher, positives, negatives),
                                          batch_size=args.batch_size, shuffle=True, num_workers=0, drop_last=True)
