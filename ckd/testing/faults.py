@@ -43,7 +43,7 @@ class Scenario:
     budget: int
     selected: int = 60
     timeout_s: float = 5.0
-    slow_s: float = 1.2
+    slow_s: float = 2.5
     concurrency: int = 2
     batch_size: int = 10
     expect_unanswered: int = 0
@@ -53,10 +53,10 @@ class Scenario:
 SCENARIOS = [
     Scenario("20% of requests answered 500", every(5, "500", 1), budget=60),
     Scenario("429 with Retry-After: 1 s, twice", at({1: "429", 4: "429"}), budget=60),
-    Scenario("answers after the client's timeout (2 batches)", at({2: "slow", 5: "slow"}), budget=80, timeout_s=0.5),
+    Scenario("answers after the client's timeout (2 batches)", at({2: "slow", 5: "slow"}), budget=80, timeout_s=1.0),
     Scenario("one connection reset after the server computed", at({3: "reset"}), budget=70),
-    Scenario("all at once: 20% 500, a 429, a late answer, a reset", combined_plan, budget=80, timeout_s=0.5),
-    Scenario("a late answer when the budget is already spent", at({2: "slow"}), budget=60, timeout_s=0.5,
+    Scenario("all at once: 20% 500, a 429, a late answer, a reset", combined_plan, budget=80, timeout_s=1.0),
+    Scenario("a late answer when the budget is already spent", at({2: "slow"}), budget=60, timeout_s=1.0,
              expect_unanswered=10),
 ]
 
