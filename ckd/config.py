@@ -47,11 +47,8 @@ class DataConfig:
                  "must be 'digits' or a path to an .npz file")
         _require(_is_number(self.test_size) and self.test_size > 0, "data.test_size",
                  f"must be a fraction in (0, 1) or a count >= 1, got {self.test_size!r}")
-        if isinstance(self.test_size, float) and self.test_size < 1:
-            pass
-        else:
-            _require(_is_int(self.test_size) or float(self.test_size).is_integer(), "data.test_size",
-                     f"must be a fraction in (0, 1) or a whole count, got {self.test_size!r}")
+        _require(self.test_size < 1 or float(self.test_size).is_integer(), "data.test_size",
+                 f"must be a fraction in (0, 1) or a whole count, got {self.test_size!r}")
         _require(isinstance(self.use_labels, bool), "data.use_labels", "must be true or false")
 
 

@@ -92,7 +92,6 @@ class _Session:
         self.ids, self.x, self.hashes, self.num_classes = ids, x, hashes, num_classes
         self.budget, self.batch_size, self.answers, self.bar = budget, batch_size, answers, bar
         self.fatal: TeacherError | None = None
-        self.lost_now = 0
 
     def one_pass(self, pool: ThreadPoolExecutor, concurrency: int) -> int:
         """Ask once about every pending row (as the budget allows); return how many batches were sent."""
@@ -142,7 +141,6 @@ class _Session:
             return
         except OutcomeUnknown as unknown:
             # It may have been computed: it stays counted (lost); asked again later only while budget remains.
-            self.lost_now += len(rows)
             log.warning("batch %d: no answer (%s); its %d samples stay counted as lost", batch, unknown, len(rows))
             return
         except Exception as error:

@@ -169,7 +169,7 @@ def unlabelled_consistency(model: torch.nn.Module, pool: torch.Tensor, count: in
         L_u = mean_i 1[max p(weak_i) >= tau] CE(argmax p(weak_i), s(strong_i)).
     No teacher call is made, so the accuracy gained is per teacher call."""
     pick = torch.randint(len(pool), (count,), generator=generator, device=generator.device).to(pool.device)
-    inputs = pool[pick]
+    inputs = pool.index_select(0, pick)
     with torch.no_grad():
         weak = random_shift(inputs, augment[1], generator, flip=augment[0] == "shift_flip")
         confidence, pseudo = torch.softmax(model(weak), -1).max(-1)
