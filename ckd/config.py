@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -180,10 +181,30 @@ class StudentConfig:
 @dataclass(frozen=True)
 class ExportConfig:
     opset: int = 17
+    # The serving bundle (ckd/serving.py) and the int8 model (ckd/quantize.py).
+    name: str = "ckd_student"
+    probabilities: bool = True
+    max_batch_size: int = 256
+    storage_uri: str = "pvc://ckd-models/serving/triton"
+    int8_calibration_samples: int = 512
+    int8_per_channel: bool = True
+    int8_calibration_method: str = "minmax"
 
     def __post_init__(self) -> None:
         _require(_is_int(self.opset) and 13 <= self.opset <= 21, "export.opset",
                  f"must be an integer in [13, 21], got {self.opset!r}")
+        _require(isinstance(self.name, str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}", self.name) is not None,
+                 "export.name", f"must be 1-63 letters, digits, '_', '.', '-' (a served model's name), got {self.name!r}")
+        _require(isinstance(self.probabilities, bool), "export.probabilities", "must be true or false")
+        _require(_is_int(self.max_batch_size) and self.max_batch_size >= 1, "export.max_batch_size",
+                 f"must be an integer >= 1, got {self.max_batch_size!r}")
+        _require(isinstance(self.storage_uri, str) and self.storage_uri != "", "export.storage_uri",
+                 "must be the URI KServe reads the Triton repository from (pvc://, s3://, gs://, ...)")
+        _require(_is_int(self.int8_calibration_samples) and self.int8_calibration_samples >= 1,
+                 "export.int8_calibration_samples", f"must be an integer >= 1, got {self.int8_calibration_samples!r}")
+        _require(isinstance(self.int8_per_channel, bool), "export.int8_per_channel", "must be true or false")
+        _require(self.int8_calibration_method in ("minmax", "entropy", "percentile"), "export.int8_calibration_method",
+                 f"must be minmax, entropy or percentile; got {self.int8_calibration_method!r}")
 
 
 @dataclass(frozen=True)
@@ -192,8 +213,11 @@ class ValidateConfig:
     max_abs_diff: float = 1e-4
     latency_runs: int = 200
     evaluate_teacher: str = "auto"
+    max_int8_drop: float = 0.01
 
     def __post_init__(self) -> None:
+        _require(_is_number(self.max_int8_drop) and 0 <= self.max_int8_drop <= 1, "validate.max_int8_drop",
+                 f"must be in [0, 1] (accuracy points lost by int8, as a fraction), got {self.max_int8_drop!r}")
         _require(_is_number(self.min_accuracy) and 0 <= self.min_accuracy <= 1, "validate.min_accuracy",
                  f"must be in [0, 1], got {self.min_accuracy!r}")
         _require(_is_number(self.max_abs_diff) and self.max_abs_diff > 0, "validate.max_abs_diff",

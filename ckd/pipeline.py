@@ -18,15 +18,19 @@ from ckd.config import (ComparativeConfig, DataConfig, ExportConfig, StudentConf
 from ckd.data import load_source, read_arrays, select_for_teacher, split_pool_test, write_arrays
 from ckd.errors import CkdError
 from ckd.export import export_onnx, read_metadata
+from ckd.latency import measure as measure_latency, onnx_runner, torch_runner
+from ckd.model_card import build_card, write_model_card
 from ckd.quality import ScoreExpectations, check_teacher_outputs
+from ckd.quantize import int8_from_pool, int8_metrics
 from ckd.query import run_query
+from ckd.serving import add_probabilities, write_bundle
 from ckd.runtime import torch_device
 from ckd.students import build_student
 from ckd.teachers import build_teacher
 from ckd.teachers.onnx_file import OnnxFileTeacher
 from ckd.teachers.standin import train_standin
 from ckd.train import train_student
-from ckd.validate import accuracy, check_gates, latency_ms_batch1, onnx_logits, torch_logits
+from ckd.validate import accuracy, check_gates, onnx_logits, torch_logits
 
 log = logging.getLogger(__name__)
 
@@ -188,20 +192,28 @@ def load_student(checkpoint_path: str | Path) -> tuple[torch.nn.Module, dict]:
 
 
 # -- export -------------------------------------------------------------------------------------
-def export_stage(export: ExportConfig, checkpoint_path: str, query_metrics_path: str, out_model: str) -> dict:
+def export_stage(export: ExportConfig, checkpoint_path: str, query_metrics_path: str, out_model: str,
+                 pool_path: str, selected_path: str, out_int8: str, out_bundle: str) -> dict:
     model, checkpoint = load_student(checkpoint_path)
     query_metrics = read_json(query_metrics_path)
     metadata = {"class_names": checkpoint["class_names"], "input_shape": ["batch", *checkpoint["sample_shape"]],
                 "method": checkpoint["method"], "budget": query_metrics["budget"],
                 "teacher_calls": query_metrics["teacher_calls"], "teacher_samples": checkpoint["teacher_samples"]}
     export_onnx(model, checkpoint["sample_shape"], out_model, export.opset, metadata)
-    return {"opset": export.opset, "bytes": Path(out_model).stat().st_size}
+    if export.probabilities:
+        add_probabilities(out_model)
+    int8 = int8_from_pool(out_model, out_int8, pool_path, selected_path, export.int8_calibration_samples,
+                          export.int8_per_channel, export.int8_calibration_method)
+    bundle = write_bundle(out_model, out_bundle, export.name, checkpoint["class_names"], export.max_batch_size,
+                          export.storage_uri)
+    return {"opset": export.opset, "bytes": Path(out_model).stat().st_size, **int8, **bundle}
 
 
 # -- validate -----------------------------------------------------------------------------------
 def validate_stage(validate: ValidateConfig, teacher: TeacherConfig, checkpoint_path: str, onnx_path: str,
-                   test_path: str, query_metrics_path: str, out_metrics: str) -> dict:
-    """Measure, write `out_metrics`, then apply the gates (the metrics are kept when a gate fails)."""
+                   test_path: str, query_metrics_path: str, out_metrics: str, int8_path: str, train_metrics_path: str,
+                   params: dict, out_card_json: str, out_card_md: str) -> dict:
+    """Measure, write `out_metrics` and the model card, then apply the gates (both are kept when a gate fails)."""
     test = read_arrays(test_path, required=("x", "labels"))
     model, checkpoint = load_student(checkpoint_path)
     query_metrics = read_json(query_metrics_path)
@@ -210,7 +222,9 @@ def validate_stage(validate: ValidateConfig, teacher: TeacherConfig, checkpoint_
     metrics = {
         "test_accuracy": accuracy(pt, test["labels"]), "onnx_test_accuracy": accuracy(ort_out, test["labels"]),
         "onnx_max_abs_diff": float(np.abs(pt - ort_out).max()),
-        "latency_ms_batch1": latency_ms_batch1(onnx_path, test["x"][0], validate.latency_runs),
+        **int8_metrics(ort_out, onnx_logits(int8_path, test["x"]), test["labels"]),
+        **measure_latency({"torch": lambda x: torch_runner(model, x), "": lambda x: onnx_runner(onnx_path, x),
+                           "int8": lambda x: onnx_runner(int8_path, x)}, test["x"], validate.latency_runs),
         "teacher_calls": query_metrics["teacher_calls"], "teacher_outputs": query_metrics["teacher_outputs"],
         "teacher_lost": query_metrics["teacher_lost"], "teacher_unanswered": query_metrics["unanswered"],
         "budget": query_metrics["budget"],
@@ -226,5 +240,8 @@ def validate_stage(validate: ValidateConfig, teacher: TeacherConfig, checkpoint_
         metrics["teacher_test_accuracy"] = accuracy(teacher_scores, test["labels"])
         metrics["teacher_eval_calls"] = int(len(test["x"]))
     write_json(out_metrics, metrics)
-    check_gates(metrics, validate.min_accuracy, validate.max_abs_diff, onnx_path)
+    card = build_card(metrics, checkpoint, params, read_json(train_metrics_path), is_standin,
+                      {"onnx": onnx_path, "int8": int8_path})
+    write_model_card(card, out_card_json, out_card_md)
+    check_gates(metrics, validate.min_accuracy, validate.max_abs_diff, onnx_path, validate.max_int8_drop)
     return metrics

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,26 +25,18 @@ def onnx_logits(path: str | Path, x: np.ndarray, batch_size: int = 1024) -> np.n
                            for i in range(0, len(x), batch_size)])
 
 
-def latency_ms_batch1(path: str | Path, sample: np.ndarray, runs: int, warmup: int = 20) -> float:
-    """Median wall time of one ONNX Runtime call on a single sample, in milliseconds (1 thread)."""
-    session = onnx_session(path, threads=1)
-    feed = {INPUT_NAME: sample[None].astype(np.float32)}
-    for _ in range(warmup):
-        session.run([OUTPUT_NAME], feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run([OUTPUT_NAME], feed)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean())
 
 
-def check_gates(metrics: dict, min_accuracy: float, max_abs_diff: float, artifact: str) -> None:
+def check_gates(metrics: dict, min_accuracy: float, max_abs_diff: float, artifact: str,
+                max_int8_drop: float | None = None) -> None:
     failures = []
+    if max_int8_drop is not None and "int8_test_accuracy" in metrics:
+        drop = metrics["onnx_test_accuracy"] - metrics["int8_test_accuracy"]
+        if drop > max_int8_drop + 1e-12:
+            failures.append(f"int8 accuracy drop {drop:.4f} (onnx {metrics['onnx_test_accuracy']:.4f} - int8 "
+                            f"{metrics['int8_test_accuracy']:.4f}) > validate.max_int8_drop {max_int8_drop}")
     if metrics["onnx_test_accuracy"] < min_accuracy:
         failures.append(f"onnx_test_accuracy {metrics['onnx_test_accuracy']:.4f} < validate.min_accuracy {min_accuracy}")
     if metrics["test_accuracy"] < min_accuracy:

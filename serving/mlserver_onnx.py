@@ -1,0 +1,50 @@
+"""An ONNX Runtime model for MLServer 1.7 (which ships no ONNX runtime of its own). `export` copies this
+file beside `model-settings.json`, whose `implementation` names it; MLServer imports it from there.
+
+    mlserver start models/serving/mlserver
+
+A request whose input name, datatype or shape does not fit the graph is answered 400 with the reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.errors import MLServerError
+from mlserver.types import InferenceRequest, InferenceResponse
+from mlserver.utils import get_model_uri
+
+_NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+          "tensor(int32)": np.int32, "tensor(uint8)": np.uint8}
+
+
+class OnnxModel(MLModel):
+    async def load(self) -> bool:
+        self.session = ort.InferenceSession(await get_model_uri(self._settings), providers=["CPUExecutionProvider"])
+        self.graph_input = self.session.get_inputs()[0]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        return True
+
+    def _check(self, name: str, array: np.ndarray) -> None:
+        expected = [d if isinstance(d, int) else -1 for d in self.graph_input.shape]
+        fits = len(array.shape) == len(expected) and all(e in (-1, s) for e, s in zip(expected, array.shape))
+        if name != self.graph_input.name or not fits:
+            raise MLServerError(f"input {name!r} with shape {list(array.shape)} does not fit the model's input "
+                                f"{self.graph_input.name!r} of shape {expected} (-1: any)", status_code=400)
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        if len(payload.inputs) != 1:
+            raise MLServerError(f"expected 1 input ({self.graph_input.name!r}), got {len(payload.inputs)}", 400)
+        request_input = payload.inputs[0]
+        array = NumpyCodec.decode_input(request_input)
+        self._check(request_input.name, array)
+        array = array.astype(_NUMPY.get(self.graph_input.type, np.float32), copy=False)
+        wanted = [o.name for o in payload.outputs] if payload.outputs else self.output_names
+        unknown = [n for n in wanted if n not in self.output_names]
+        if unknown:
+            raise MLServerError(f"unknown output(s) {unknown}; the model has {self.output_names}", 400)
+        values = self.session.run(wanted, {self.graph_input.name: array})
+        return InferenceResponse(model_name=self.name, model_version=self.version, id=payload.id,
+                                 outputs=[NumpyCodec.encode_output(n, v) for n, v in zip(wanted, values)])
