@@ -1,4 +1,4 @@
-"""Serve an ONNX teacher with KServe's Python model server (Open Inference Protocol v2 over REST),
+"""Serve an ONNX model (a teacher, or the student's bundle) with KServe's Python model server (Open Inference Protocol v2 over REST),
 bound to 127.0.0.1 only. Runs in the server's own environment (`make` builds `.venv-server`):
 
     .venv-server/bin/python serving/kserve_onnx_teacher.py --model models/teacher.onnx --name teacher --port 8080
@@ -27,6 +27,7 @@ class _LoopbackConfig(_UvicornConfig):
 uvicorn.Config = _LoopbackConfig  # KServe's RESTServer builds uvicorn.Config(host="0.0.0.0", ...)
 
 from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer  # noqa: E402
+from kserve.errors import InvalidInput  # noqa: E402
 
 DATATYPE = {"tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(uint8)": "UINT8", "tensor(int64)": "INT64"}
 
@@ -53,8 +54,30 @@ class OnnxTeacher(Model):
     def get_output_types(self):
         return [self._describe(o) for o in self.session.get_outputs()]
 
+    def _check(self, payload: InferRequest) -> None:
+        """A request that cannot fit the graph is the client's error: 400 with the reason, never a 500."""
+        expected = [d if isinstance(d, int) else -1 for d in self.input.shape]
+        if len(payload.inputs) != 1:
+            raise InvalidInput(f"expected 1 input ({self.input.name!r}), got {len(payload.inputs)}")
+        given = payload.inputs[0]
+        shape = [int(d) for d in given.shape]
+        fits = len(shape) == len(expected) and all(e in (-1, s) for e, s in zip(expected, shape))
+        if given.name != self.input.name or not fits:
+            raise InvalidInput(f"input {given.name!r} with shape {shape} does not fit the model's input "
+                               f"{self.input.name!r} of shape {expected} (-1: any)")
+        if given.datatype not in ("FP32", "FP64", "FP16"):
+            raise InvalidInput(f"input {given.name!r} has datatype {given.datatype}; the model takes FP32")
+        names = [o.name for o in self.session.get_outputs()]
+        unknown = [o.name for o in payload.request_outputs or [] if o.name not in names]
+        if unknown:
+            raise InvalidInput(f"unknown output(s) {unknown}; the model has {names}")
+
     async def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
-        x = payload.inputs[0].as_numpy().astype(np.float32)
+        self._check(payload)
+        try:
+            x = payload.inputs[0].as_numpy().astype(np.float32)
+        except ValueError as error:  # the data's length does not match the declared shape
+            raise InvalidInput(f"input {payload.inputs[0].name!r}: {error}") from None
         wanted = payload.request_outputs[0].name if payload.request_outputs else None
         outputs = []
         for meta, value in zip(self.session.get_outputs(), self.session.run(None, {self.input.name: x})):

@@ -21,7 +21,7 @@ SMALL = {"teacher.budget": 60, "teacher.standin.epochs": 3, "student.steps": 300
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
-    for item in ("dvc.yaml", "params.yaml", "stages", "ckd"):
+    for item in ("dvc.yaml", "params.yaml", "stages", "ckd", "serving"):
         source = PROJECT / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, root / item)
     subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=root, check=True)
@@ -49,6 +49,16 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project):
     assert metrics["onnx_max_abs_diff"] <= 1e-4 and metrics["test_accuracy"] >= 0.5
     assert metrics["teacher_eval_calls"] == 500  # the stand-in only, reported apart from the budget
     assert (project / "metrics" / "train_curve.csv").read_text().startswith("step,train_loss,val_accuracy")
+    # the serving bundle, the int8 model (within its gate) and the model card
+    assert metrics["onnx_test_accuracy"] - metrics["int8_test_accuracy"] <= 0.01
+    assert all(f"latency_ms_batch{b}{r}" in metrics for b in (1, 256) for r in ("", "_torch", "_int8"))
+    for artifact in ("student.int8.onnx", "serving/triton/ckd_student/config.pbtxt", "serving/triton/ckd_student/1/"
+                     "model.onnx", "serving/kserve/inferenceservice.yaml", "serving/mlserver/model-settings.json"):
+        assert (project / "models" / artifact).is_file(), artifact
+    card = json.loads((project / "models" / "model_card.json").read_text())
+    assert card["teacher_calls"]["teacher_calls"] == 60 and card["accuracy"]["test_size"] == 500
+    assert card["accuracy"]["int8"] == metrics["int8_test_accuracy"] and "dvc exp run" in card["reproduce"]
+    assert "Teacher calls spent: 60 of a budget of 60" in (project / "models" / "model_card.md").read_text()
 
     # nothing changed: every stage is skipped, quickly
     start = time.perf_counter()
