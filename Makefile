@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 # KServe's model server, for the tests of the `http` teacher, lives in its own environment.
 SERVER_VENV ?= .venv-server
 SERVER_STAMP := $(SERVER_VENV)/.installed
+# MLServer 1.7, for the served-parity test of the student's bundle: its pins differ from KServe's too.
+MLSERVER_VENV ?= .venv-mlserver
+MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
 
 # Nothing phones home.
 export GX_ANALYTICS_ENABLED := False
@@ -16,7 +19,7 @@ export TQDM_MININTERVAL := 2
 
 .PHONY: install run test bench clean-outputs
 
-install: $(STAMP) $(SERVER_STAMP)
+install: $(STAMP) $(SERVER_STAMP) $(MLSERVER_STAMP)
 
 # torch: where CUDA is absent, install the CPU build 2.13.0 first (pip takes it from this machine's
 # disk); the project's range admits it, so pip does not then pull a multi-GB CUDA build.
@@ -25,7 +28,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi >/dev/null 2>&1; then \
 		$(PY) -m pip install -q torch==2.13.0; fi
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,openvino]'
+	$(VENV)/bin/opt_in_out --opt_out >/dev/null  # OpenVINO's telemetry consent: no
 	touch $(STAMP)
 
 $(SERVER_STAMP): serving/requirements.txt
@@ -33,6 +37,12 @@ $(SERVER_STAMP): serving/requirements.txt
 	$(SERVER_VENV)/bin/python -m pip install -q --upgrade pip
 	$(SERVER_VENV)/bin/python -m pip install -q -r serving/requirements.txt
 	touch $(SERVER_STAMP)
+
+$(MLSERVER_STAMP): serving/requirements-mlserver.txt
+	test -x $(MLSERVER_VENV)/bin/python || $(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MLSERVER_VENV)/bin/python -m pip install -q -r serving/requirements-mlserver.txt
+	touch $(MLSERVER_STAMP)
 
 run: install
 	source $(VENV)/bin/activate && dvc repro && python -m ckd.summary metrics/validate.json

@@ -45,3 +45,4 @@ def test_no_phoning_home_committed():
     assert "analytics = false" in (PROJECT / ".dvc" / "config").read_text()
     makefile = (PROJECT / "Makefile").read_text()
     assert "GX_ANALYTICS_ENABLED := False" in makefile and "PREFECT_SERVER_ANALYTICS_ENABLED := false" in makefile
+    assert "opt_in_out --opt_out" in makefile  # OpenVINO's telemetry
