@@ -47,8 +47,9 @@ class _Reader:
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration_x: np.ndarray, per_channel: bool = True,
-                  method: str = "minmax") -> Path:
-    """Write the QDQ int8 model of `fp32_path` to `out_path` (int8 weights and activations)."""
+                  method: str = "minmax", op_types: tuple[str, ...] = QUANTIZED_OPS) -> Path:
+    """Write the QDQ int8 model of `fp32_path` to `out_path` (int8 weights and activations); `op_types`
+    () quantises every op ONNX Runtime can."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -64,7 +65,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration_x: np
         # Shape inference and graph fusions first, as ONNX Runtime recommends before static quantisation.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(out_path), _Reader(calibration_x), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=list(QUANTIZED_OPS), per_channel=per_channel,
+                        op_types_to_quantize=list(op_types) or None, per_channel=per_channel,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=calibrate,
                         calibration_providers=["CPUExecutionProvider"],
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
