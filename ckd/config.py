@@ -193,8 +193,9 @@ class ExportConfig:
     def __post_init__(self) -> None:
         _require(_is_int(self.opset) and 13 <= self.opset <= 21, "export.opset",
                  f"must be an integer in [13, 21], got {self.opset!r}")
-        _require(isinstance(self.name, str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}", self.name) is not None,
-                 "export.name", f"must be 1-63 letters, digits, '_', '.', '-' (a served model's name), got {self.name!r}")
+        _require(isinstance(self.name, str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}", self.name),
+                 "export.name", f"must be 1-63 letters, digits, '_', '.', '-' (a served model's name), "
+                 f"got {self.name!r}")
         _require(isinstance(self.probabilities, bool), "export.probabilities", "must be true or false")
         _require(_is_int(self.max_batch_size) and self.max_batch_size >= 1, "export.max_batch_size",
                  f"must be an integer >= 1, got {self.max_batch_size!r}")

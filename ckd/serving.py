@@ -97,10 +97,11 @@ def triton_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec]
                   queue_delay_us: int) -> str:
     """Triton's config.pbtxt (protobuf text of inference.ModelConfig); dims leave out the batch axis."""
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch_size}", "input ["]
-    lines += [",\n".join(f'  {{\n    name: "{s.name}"\n    data_type: {s.triton_type}\n    dims: [ {_dims(s, True)} ]\n  }}'
-                         for s in inputs), "]", "output ["]
-    lines += [",\n".join(f'  {{\n    name: "{s.name}"\n    data_type: {s.triton_type}\n    dims: [ {_dims(s, True)} ]\n'
-                         f'    label_filename: "{LABELS_FILE}"\n  }}' for s in outputs), "]"]
+    def entry(spec: TensorSpec, extra: str = "") -> str:
+        return (f'  {{\n    name: "{spec.name}"\n    data_type: {spec.triton_type}\n    dims: [ {_dims(spec, True)} ]\n'
+                f'{extra}  }}')
+    lines += [",\n".join(entry(s) for s in inputs), "]", "output ["]
+    lines += [",\n".join(entry(s, f'    label_filename: "{LABELS_FILE}"\n') for s in outputs), "]"]
     lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {queue_delay_us}", "}"]
     return "\n".join(lines) + "\n"
 

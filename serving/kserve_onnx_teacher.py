@@ -1,5 +1,6 @@
-"""Serve an ONNX model (a teacher, or the student's bundle) with KServe's Python model server (Open Inference Protocol v2 over REST),
-bound to 127.0.0.1 only. Runs in the server's own environment (`make` builds `.venv-server`):
+"""Serve an ONNX model (a teacher, or the student's bundle) with KServe's Python model server (Open
+Inference Protocol v2 over REST), bound to 127.0.0.1 only. Runs in the server's own environment (`make`
+builds `.venv-server`):
 
     .venv-server/bin/python serving/kserve_onnx_teacher.py --model models/teacher.onnx --name teacher --port 8080
 

@@ -17,7 +17,8 @@ def main(argv=None) -> None:
     p.add_argument("--out-bundle", required=True, help="the serving bundle's folder (Triton, KServe, MLServer)")
     args = p.parse_args(argv)
     run("export", lambda: export_stage(load_section("export", args.params), args.checkpoint, args.query_metrics,
-                                       args.out, args.pool, args.selected, args.out_int8, args.out_bundle), args.metrics)
+                                       args.out, args.pool, args.selected, args.out_int8, args.out_bundle),
+        args.metrics)
 
 
 if __name__ == "__main__":

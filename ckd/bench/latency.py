@@ -36,9 +36,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     model, checkpoint = load_student(args.checkpoint)
     x = read_arrays(args.test, required=("x",))["x"]
-    figures = measure({"torch": lambda b: torch_runner(model, b), "ort": lambda b: onnx_runner(args.onnx, b),
-                       "int8": lambda b: onnx_runner(args.int8, b), "openvino": lambda b: openvino_runner(args.onnx, b)},
-                      x, args.runs)
+    runners = {"torch": lambda b: torch_runner(model, b), "ort": lambda b: onnx_runner(args.onnx, b),
+               "int8": lambda b: onnx_runner(args.int8, b), "openvino": lambda b: openvino_runner(args.onnx, b)}
+    figures = measure(runners, x, args.runs)
     command = "python -m ckd.bench.latency " + " ".join(argv if argv is not None else sys.argv[1:])
     student = f"{checkpoint['arch']} {json.dumps(checkpoint['arch_args'])}, input {checkpoint['sample_shape']}"
     rows = ["| runtime | " + " | ".join(f"batch {b} (ms)" for b in BATCH_SIZES) + " |",
