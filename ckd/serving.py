@@ -147,8 +147,8 @@ def write_bundle(onnx_path: str | Path, out_dir: str | Path, name: str, class_na
                  max_batch_size: int, storage_uri: str, queue_delay_us: int = QUEUE_DELAY_US) -> dict:
     """Write the three servers' files for `onnx_path` under `out_dir`; return what was written."""
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)  # a DVC out: only what this export writes may be in it
+    for server in ("triton", "kserve", "mlserver"):  # only what this function writes; a stale model name goes too
+        shutil.rmtree(out_dir / server, ignore_errors=True)
     inputs, outputs = graph_io(onnx_path)
     triton_dir = out_dir / "triton" / name
     (triton_dir / "1").mkdir(parents=True)

@@ -66,3 +66,14 @@ def test_without_probabilities_the_graph_has_logits_only(tmp_path):
     onnx_path = tmp_path / "student.onnx"
     exported_student("mlp", onnx_path, probabilities=False)
     assert [o.name for o in graph_io(onnx_path)[1]] == [OUTPUT_NAME]
+
+
+def test_rewriting_the_bundle_drops_a_renamed_model_and_keeps_other_files(tmp_path):
+    onnx_path = tmp_path / "student.onnx"
+    exported_student("mlp", onnx_path, probabilities=False)
+    out = tmp_path / "serving"
+    write_bundle(onnx_path, out, "old_name", [str(c) for c in range(10)], 8, "pvc://x")
+    (out / "notes.txt").write_text("mine")
+    write_bundle(onnx_path, out, "new_name", [str(c) for c in range(10)], 8, "pvc://x")
+    assert sorted(p.name for p in (out / "triton").iterdir()) == ["new_name"]
+    assert (out / "notes.txt").read_text() == "mine"
