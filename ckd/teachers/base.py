@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
 from ckd.registry import Registry
+from ckd.schema import Section
+
+
+class StandinConfig(Section):
+    """`teacher.standin`: the embedded default's stand-in teacher (the `teacher` stage), whatever the backend."""
+
+    epochs: int = Field(40, ge=1, le=1000)
+    lr: float = Field(1e-3, gt=0, le=1)
+    batch_size: int = Field(64, ge=1, le=8192)  # a batch lives in memory: bounded
+    channels: tuple[int, int] = (32, 64)
+    hidden: int = Field(128, ge=1, le=8192)
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels(cls, value):
+        if not (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 1024 for c in value)):
+            raise ValueError("must be two integers in [1, 1024]")
+        return tuple(value)
+
+
+class TeacherSettings(Section):
+    """What every backend shares. Each backend subclasses it with `kind: Literal["<name>"]` and its own
+    fields, and names the subclass as its `config_model`; `ckd.config` makes the union of them."""
+
+    kind: str
+    # The ONNX file of the `onnx` and `counting` backends. Kept for every backend because dvc.yaml
+    # interpolates `${teacher.model}` (the file the `teacher` stage writes); the `http` backend ignores it.
+    model: str = Field("models/teacher.onnx", min_length=1)
+    budget: int = Field(100, ge=1, le=10_000_000, description="teacher calls you are willing to pay for")
+    output: str | None = Field(None, min_length=1)
+    scores: Literal["logits", "probabilities"] = "logits"
+    batch_size: int = Field(32, ge=1, le=65_536)  # samples per call, held in memory: bounded
+    store: str = Field("teacher_outputs", min_length=1)
+    min_answered: float = Field(0.5, gt=0, le=1)
+    standin: StandinConfig = StandinConfig()
 
 
 class Teacher(Protocol):
@@ -60,6 +97,6 @@ def check_declared_fit(where: str, input_name: str, sample_dims: list, output_na
 TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")
 
 
-def build_teacher(config) -> Teacher:
-    """Build the backend `config.kind` (a TeacherConfig) through its `from_config`."""
+def build_teacher(config: TeacherSettings) -> Teacher:
+    """Build the backend `config.kind` through its `from_config`."""
     return TEACHERS.get(config.kind).from_config(config)

@@ -10,15 +10,31 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from ckd.teachers.base import TEACHERS
-from ckd.teachers.onnx_file import OnnxFileTeacher
+from ckd.teachers.onnx_file import OnnxFileTeacher, OnnxTeacherConfig
+
+
+class CountingTeacherConfig(OnnxTeacherConfig):
+    """`teacher.kind: counting` (tests): the ONNX teacher plus a durable count of what it computed."""
+
+    kind: Literal["counting"] = "counting"  # type: ignore[assignment]
+    count_file: str = Field("teacher_counts.log", min_length=1)
+    delay_s: float = Field(0.0, ge=0, le=60)
 
 
 @TEACHERS.register("counting")
 class CountingTeacher(OnnxFileTeacher):
+    config_model = CountingTeacherConfig
+
+    @classmethod
+    def from_config(cls, config: CountingTeacherConfig) -> "CountingTeacher":
+        return cls(config.model, config.output, config.count_file, config.delay_s)
+
     def __init__(self, model: str, output: str | None = None, count_file: str = "teacher_counts.log",
                  delay_s: float = 0.0):
         super().__init__(model, output)

@@ -25,14 +25,16 @@ import random
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
+from pydantic import Field, field_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from ckd.errors import CkdError, TeacherError
-from ckd.teachers.base import TEACHERS, check_declared_fit, AnswerUnusable, OutcomeUnknown, TeacherRefused
+from ckd.teachers.base import (TEACHERS, AnswerUnusable, OutcomeUnknown, TeacherRefused, TeacherSettings,
+                               check_declared_fit)
 
 NUMPY_OF_DATATYPE = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": np.int64,
                      "INT32": np.int32, "INT16": np.int16, "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
@@ -80,14 +82,57 @@ class _RateLimiter:
         time.sleep(max(0.0, start - now))
 
 
+class HttpTeacherConfig(TeacherSettings):
+    """`teacher.kind: http`: a model behind an Open Inference Protocol v2 server."""
+
+    kind: Literal["http"] = "http"
+    url: str | None = None
+    model_name: str | None = None
+    model_version: str | int | None = None  # null: the server's default version
+    concurrency: int = Field(1, ge=1, le=64)  # requests in flight (each holds a batch in memory)
+    timeout_s: float = Field(30.0, gt=0, le=3600)  # per request; a timeout is an unknown outcome (stays counted)
+    max_retries: int = Field(5, ge=0, le=100)  # connection errors, 429 and 5xx
+    rate_limit_per_s: float | None = Field(None, gt=0)
+    token_env: str | None = None  # the NAME of the environment variable holding a bearer token
+    verify_tls: bool = True
+    backoff_s: float = Field(0.5, gt=0, le=60)  # first retry's wait; doubles per retry, with jitter
+    max_backoff_s: float = Field(30.0, gt=0, le=600)
+    ready_timeout_s: float = Field(30.0, gt=0, le=3600)  # how long to wait for GET /v2/health/ready
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise ValueError("must be an http:// or https:// URL when teacher.kind is http")
+        return url
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, name: str | None) -> str | None:
+        if not name:
+            raise ValueError("must name the served model when teacher.kind is http")
+        return name
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, name: str | None) -> str | None:
+        if name is not None and not name.isidentifier():
+            raise ValueError("must be null or the NAME of an environment variable (never the token itself)")
+        return name
+
+
 @TEACHERS.register("http")
 class OpenInferenceTeacher:
+    config_model = HttpTeacherConfig
+
     @classmethod
-    def from_config(cls, config) -> "OpenInferenceTeacher":
-        return cls(url=config.url, model_name=config.model_name, model_version=config.model_version,
+    def from_config(cls, config: HttpTeacherConfig) -> "OpenInferenceTeacher":
+        return cls(url=config.url, model_name=config.model_name,
+                   model_version=None if config.model_version is None else str(config.model_version),
                    output=config.output, concurrency=config.concurrency, timeout_s=config.timeout_s,
                    max_retries=config.max_retries, rate_limit_per_s=config.rate_limit_per_s,
-                   token_env=config.token_env, verify_tls=config.verify_tls, **dict(config.options))
+                   token_env=config.token_env, verify_tls=config.verify_tls, backoff_s=config.backoff_s,
+                   max_backoff_s=config.max_backoff_s, ready_timeout_s=config.ready_timeout_s)
 
     def __init__(self, url: str, model_name: str, model_version: str | None = None, output: str | None = None,
                  concurrency: int = 1, timeout_s: float = 30.0, max_retries: int = 5,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from typing import Literal
+
 import numpy as np
 
 from ckd.errors import CkdError, TeacherError
 from ckd.runtime import onnx_session
-from ckd.teachers.base import TEACHERS, check_declared_fit
+from ckd.teachers.base import TEACHERS, TeacherSettings, check_declared_fit
 
 _ONNX_DTYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -26,15 +28,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class OnnxTeacherConfig(TeacherSettings):
+    """`teacher.kind: onnx`: an ONNX file (`teacher.model`) run by ONNX Runtime."""
+
+    kind: Literal["onnx"] = "onnx"
+
+
 @TEACHERS.register("onnx")
 class OnnxFileTeacher:
     """The declared input decides the layout: each raw sample is reshaped to it and cast to its dtype."""
 
     concurrency = 1
+    config_model = OnnxTeacherConfig
 
     @classmethod
-    def from_config(cls, config) -> "OnnxFileTeacher":
-        return cls(config.model, config.output, **dict(config.options))
+    def from_config(cls, config: OnnxTeacherConfig) -> "OnnxFileTeacher":
+        return cls(config.model, config.output)
 
     def __init__(self, model: str, output: str | None = None):
         path = Path(model)
