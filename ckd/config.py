@@ -54,6 +54,7 @@ def _known_arguments(registry, name: str, arguments: Mapping[str, Any], fixed: s
 class DataConfig(Section):
     source: str = "digits"  # 'digits' (scikit-learn, embedded) or a path to an .npz
     test_size: float = 500  # a fraction in (0, 1) or a whole count
+    split_seed: int | None = Field(None, ge=0, le=2**32 - 1)  # the pool/test split's seed; null: `seed`
     selection: str = "random"  # a registered selection strategy (ckd.data.selection)
     use_labels: bool = True
 
@@ -199,6 +200,11 @@ class Params(Section):
         if isinstance(teacher, dict) and "kind" not in teacher:
             values = {**values, "teacher": {"kind": "onnx", **teacher}}
         return values
+
+    @property
+    def split_seed(self) -> int:
+        """The pool/test split's seed (`data.split_seed`, else `seed`); `seed` alone drives selection and groups."""
+        return self.seed if self.data.split_seed is None else self.data.split_seed
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data as in params.yaml (section `validate`, lists for tuples)."""

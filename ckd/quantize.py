@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ckd.data.artifacts import Pool
 from ckd.errors import CkdError
 from ckd.export import INPUT_NAME
 
@@ -74,14 +75,10 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration_x: np
     return out_path
 
 
-def int8_from_pool(fp32_path: str | Path, out_path: str | Path, pool_path: str | Path, selected_path: str | Path,
-                   samples: int, per_channel: bool, method: str, seed: int = 0) -> dict:
-    """`quantize_int8` calibrated on pool inputs outside `selected_path` (never sent: no teacher call)."""
-    from ckd.data import read_arrays
-
-    pool = read_arrays(pool_path, required=("ids", "x"))
-    asked = read_arrays(selected_path, required=("ids",))["ids"]
-    calibration_x = calibration_inputs(pool["ids"], pool["x"], asked, samples, seed)
+def int8_from_pool(fp32_path: str | Path, out_path: str | Path, pool: Pool, asked_ids: np.ndarray, samples: int,
+                   per_channel: bool, method: str, seed: int = 0) -> dict:
+    """`quantize_int8` calibrated on pool inputs outside `asked_ids` (never sent: no teacher call)."""
+    calibration_x = calibration_inputs(pool.ids, pool.x, asked_ids, samples, seed)
     quantize_int8(fp32_path, out_path, calibration_x, per_channel, method)
     return {"int8_bytes": Path(out_path).stat().st_size, "int8_calibration_samples": int(len(calibration_x)),
             "int8_per_channel": per_channel, "int8_calibration_method": method}

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ckd.budget import BudgetLedger
-from ckd.data.arrays import read_arrays, write_arrays
+from ckd.data.arrays import NpzArtifact, read_arrays, write_arrays
 from ckd.errors import TeacherError
 from ckd.teachers.base import AnswerUnusable, OutcomeUnknown, Teacher, TeacherRefused
 
@@ -48,6 +48,31 @@ class QueryResult:
     new_calls: int  # counted in this run
     unanswered: int  # selected samples still without an answer
     store: Path
+
+
+@dataclass
+class Queried(NpzArtifact):
+    """What the `query` stage hands on: the teacher's raw scores of the selected samples that have an
+    answer, and the ledger's accounting (over the ledger's life) that `check`, `export` and `validate` report."""
+
+    ids: np.ndarray  # selected pool ids with an answer, sorted as selected
+    scores: np.ndarray  # [len(ids), classes]
+    selected: int
+    budget: int
+    teacher_calls: int
+    teacher_outputs: int
+    teacher_lost: int
+
+    def __post_init__(self) -> None:
+        for name in ("selected", "budget", "teacher_calls", "teacher_outputs", "teacher_lost"):
+            setattr(self, name, int(getattr(self, name)))
+        if self.scores.ndim != 2 or len(self.scores) != len(self.ids):
+            raise ValueError(f"scores {self.scores.shape} do not match {len(self.ids)} ids")
+
+    @property
+    def unanswered(self) -> int:
+        """Selected samples without an answer (their calls were lost and the budget is spent)."""
+        return self.selected - len(self.ids)
 
 
 def _check_answer(scores: np.ndarray, batch_size: int, num_classes: int) -> str | None:
@@ -202,4 +227,4 @@ def run_query(teacher: Teacher, ids: np.ndarray, x: np.ndarray, num_classes: int
         )
 
 
-__all__ = ["run_query", "QueryResult", "TeacherRefused", "OutcomeUnknown", "input_hashes", "teacher_key"]
+__all__ = ["run_query", "QueryResult", "Queried", "TeacherRefused", "OutcomeUnknown", "input_hashes", "teacher_key"]

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ckd.augment import cutout, random_shift, resolve_augment
+from ckd.comparative import ComparativeSet
 from ckd.config import StudentConfig
 from ckd.errors import CkdError
 from ckd.methods import METHODS, Method, build_method
@@ -49,20 +50,19 @@ class TrainingData:
     unlabelled: torch.Tensor | None = None  # pool inputs the teacher was never asked about (free)
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], device: torch.device) -> "TrainingData":
-        x = torch.as_tensor(arrays["x"], dtype=torch.float32, device=device)
-        teacher = torch.as_tensor(arrays["teacher"], dtype=torch.float32, device=device)
+    def from_set(cls, data: ComparativeSet, device: torch.device) -> "TrainingData":
+        x = torch.as_tensor(data.x, dtype=torch.float32, device=device)
+        teacher = torch.as_tensor(data.teacher, dtype=torch.float32, device=device)
         num_classes = teacher.shape[1]
         labels = None
-        if "labels" in arrays:
-            labels = F.one_hot(torch.as_tensor(arrays["labels"], device=device), num_classes).float()
+        if data.labels is not None:
+            labels = F.one_hot(torch.as_tensor(data.labels, device=device), num_classes).float()
         return cls(x, teacher, labels,
-                   torch.as_tensor(arrays["positives"], device=device),
-                   torch.as_tensor(arrays["negatives"], device=device),
-                   tuple(arrays["x"].shape[1:]), num_classes, arrays["norm_mean"], arrays["norm_std"],
-                   bool(arrays["is_image"]),
-                   torch.as_tensor(arrays["unlabelled"], dtype=torch.float32, device=device)
-                   if "unlabelled" in arrays and len(arrays["unlabelled"]) else None)
+                   torch.as_tensor(data.positives, device=device),
+                   torch.as_tensor(data.negatives, device=device),
+                   tuple(data.x.shape[1:]), num_classes, data.norm_mean, data.norm_std, data.is_image,
+                   torch.as_tensor(data.unlabelled, dtype=torch.float32, device=device)
+                   if data.unlabelled is not None and len(data.unlabelled) else None)
 
     @property
     def group_size(self) -> int:
@@ -239,11 +239,11 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def train_student(arrays: dict[str, np.ndarray], config: StudentConfig, device: torch.device,
+def train_student(comparative: ComparativeSet, config: StudentConfig, device: torch.device,
                   progress: bool = True) -> TrainOutcome:
     """Select the candidate on validation, then (with refit) retrain it on all queried samples."""
     torch.use_deterministic_algorithms(device.type == "cpu")
-    data = TrainingData.from_arrays(arrays, device)
+    data = TrainingData.from_set(comparative, device)
     labelled = data.labels is not None
     METHODS.get(config.method)  # unknown method: error lists the registered ones
     augment = resolve_augment(config.augment, data.sample_shape, data.is_image)

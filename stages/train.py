@@ -1,7 +1,7 @@
 """Train the student (model selection on validation data drawn from the queried samples)."""
 
-from ckd.config import load_section
-from ckd.pipeline import train_stage
+from ckd.comparative import ComparativeSet
+from ckd.stages.train import train, write_curve
 from stages._entry import parser, run
 
 
@@ -10,9 +10,14 @@ def main(argv=None) -> None:
     p.add_argument("--data", required=True, help="the comparative data set (.npz)")
     p.add_argument("--out", required=True, help="the student checkpoint")
     p.add_argument("--curve", required=True, help="the training curve (.csv, for dvc plots)")
-    args = p.parse_args(argv)
-    run("train", lambda: train_stage(load_section("student", args.params), args.data, args.out, args.curve),
-        args.metrics)
+
+    def body(args, params):
+        checkpoint, curve, metrics = train(params.student, ComparativeSet.load(args.data))
+        checkpoint.save(args.out)
+        write_curve(args.curve, curve)
+        return metrics
+
+    run("train", p, body, argv)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,37 @@ for images, so the query stage treats it as any black-box ONNX teacher."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ckd.config import StandinConfig
+from ckd.export import export_onnx, read_metadata
 from ckd.students.base import Normalize
+from ckd.teachers.base import StandinConfig
+
+STANDIN_MARK = "ckd_standin_teacher"  # ONNX metadata key: `validate` evaluates only a stand-in (free) teacher
+STANDIN_OPSET = 17
+
+
+@dataclass
+class StandinTeacher:
+    """The trained stand-in, saved as the ONNX teacher the `query` stage asks like any black box."""
+
+    model: nn.Module
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...]
+
+    def save(self, path: str | Path) -> None:
+        export_onnx(self.model, self.input_shape, path, opset=STANDIN_OPSET,
+                    metadata={STANDIN_MARK: "true", "class_names": list(self.class_names)})
+
+
+def is_standin(path: str | Path) -> bool:
+    return Path(path).is_file() and read_metadata(path).get(STANDIN_MARK) == "true"
 
 
 class StandinCNN(nn.Module):
