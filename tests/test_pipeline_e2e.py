@@ -86,8 +86,9 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project):
     rejected = subprocess.run([sys.executable, "-m", "flows.pipeline", "--project-dir", str(project),
                                "--set", "teacher.budget=0"], capture_output=True, text=True, cwd=PROJECT)
     assert rejected.returncode == 2
-    assert rejected.stderr.strip().splitlines()[-1].startswith("ckd flow: error: teacher.budget: must be an integer >= 1")
+    assert rejected.stderr.strip().splitlines()[-1].startswith("ckd flow: error: teacher.budget: must be an integer >= 1 and <= 10000000, got 0")
     params["teacher"]["budget"] = 0
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     zero = dvc_repro(project)
     assert zero.returncode != 0 and "error: teacher.budget: must be an integer >= 1" in zero.stderr
+    assert "Running stage 'query'" not in zero.stdout  # the first stage that runs refuses the whole file

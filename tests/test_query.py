@@ -4,15 +4,15 @@ import pytest
 from ckd.budget import BudgetLedger
 from ckd.errors import TeacherError
 from ckd.query import TeacherRefused, input_hashes, run_query, teacher_key
-from ckd.config import TeacherConfig
+from ckd.config import section_from_dict
 from ckd.teachers import build_teacher
 from ckd.teachers.counting import computed_samples
 from tests.conftest import linear_onnx_teacher
 
 
-def counting(model, tmp_path, **options):
-    config = TeacherConfig(kind="counting", model=str(model), options={"count_file": str(tmp_path / "count.log"),
-                                                                       **options})
+def counting(model, tmp_path, **fields):
+    config = section_from_dict("teacher", {"kind": "counting", "model": str(model),
+                                           "count_file": str(tmp_path / "count.log"), **fields})
     return build_teacher(config)
 
 

@@ -25,7 +25,7 @@ def query_command(workdir):
 def write_params(workdir, delay_s, budget):
     params = {"teacher": {"kind": "counting", "model": str(workdir / "teacher.onnx"), "budget": budget,
                           "batch_size": 10, "store": str(workdir / "store"),
-                          "options": {"count_file": str(workdir / "count.log"), "delay_s": delay_s}}}
+                          "count_file": str(workdir / "count.log"), "delay_s": delay_s}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
 
 

@@ -1,11 +1,9 @@
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
-from ckd.comparative import build_groups
-from ckd.config import StudentConfig
+from ckd.comparative import ComparativeSet, build_groups
+from ckd.config import section_from_dict
 from ckd.errors import ConfigError
 from ckd.students.base import input_statistics
 from ckd.train import TrainingData, candidate_grid, groups_within, split_rows, train_student
@@ -18,42 +16,46 @@ def toy_arrays(n=60, labelled=True):
     teacher = (x @ w * 3).astype(np.float32)
     pos, neg = build_groups(n, 1, 2000, seed=0)
     mean, std = input_statistics(x)
-    arrays = {"x": x, "teacher": teacher, "positives": pos, "negatives": neg, "norm_mean": mean, "norm_std": std,
-              "class_names": np.array(["a", "b", "c"]), "is_image": np.asarray(False)}
-    if labelled:
-        arrays["labels"] = teacher.argmax(1)
-    return arrays
+    return ComparativeSet(ids=np.arange(n), x=x, teacher=teacher, positives=pos, negatives=neg, norm_mean=mean,
+                          norm_std=std, class_names=("a", "b", "c"), is_image=False,
+                          labels=teacher.argmax(1) if labelled else None)
 
 
-CONFIG = StudentConfig(steps=150, eval_every=50, lr=(0.01,), batch_size=16, arch_args={"hidden": [16]})
+BASE = {"steps": 150, "eval_every": 50, "lr": [0.01], "batch_size": 16, "arch_args": {"hidden": [16]}}
+
+
+def config(**changes):
+    return section_from_dict("student", {**BASE, **changes})
+
+
+CONFIG = config()
 
 
 @pytest.mark.parametrize("method", ["ce", "kd", "ckd", "ckd_paper", "ckd_kd", "kd_mse", "mixup", "rkd", "dist"])
 def test_every_method_trains_and_beats_chance(method):
-    outcome = train_student(toy_arrays(), dataclasses.replace(CONFIG, method=method), torch.device("cpu"),
+    outcome = train_student(toy_arrays(), config(method=method), torch.device("cpu"),
                             progress=False)
     assert outcome.val_accuracy > 0.5  # three classes: chance is 1/3
     assert outcome.curve and outcome.curve[-1]["step"] == CONFIG.steps
 
 
 def test_training_is_deterministic_on_cpu():
-    config = dataclasses.replace(CONFIG, method="ckd")
-    a = train_student(toy_arrays(), config, torch.device("cpu"), progress=False).model.state_dict()
-    b = train_student(toy_arrays(), config, torch.device("cpu"), progress=False).model.state_dict()
+    ckd = config(method="ckd")
+    a = train_student(toy_arrays(), ckd, torch.device("cpu"), progress=False).model.state_dict()
+    b = train_student(toy_arrays(), ckd, torch.device("cpu"), progress=False).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_selection_picks_the_best_validation_candidate_and_teacher_only_runs():
-    config = dataclasses.replace(CONFIG, method="kd", lr=(1e-6, 0.01), method_args={"temperature": [2.0, 4.0]})
-    assert len(candidate_grid(config)) == 4
-    outcome = train_student(toy_arrays(labelled=False), config, torch.device("cpu"), progress=False)
+    kd = config(method="kd", lr=[1e-6, 0.01], method_args={"temperature": [2.0, 4.0]})
+    assert len(candidate_grid(kd)) == 4
+    outcome = train_student(toy_arrays(labelled=False), kd, torch.device("cpu"), progress=False)
     assert outcome.chosen.lr == 0.01 and len(outcome.selection) == 4
     assert outcome.val_accuracy == max(row["val_accuracy"] for row in outcome.selection)
 
 
 def test_validation_members_never_in_training_groups():
-    arrays = toy_arrays()
-    data = TrainingData.from_arrays(arrays, torch.device("cpu"))
+    data = TrainingData.from_set(toy_arrays(), torch.device("cpu"))
     train_rows, val_rows = split_rows(60, 0.2, seed=0)
     allowed = groups_within(data, train_rows)
     members = torch.cat([data.positives[allowed], data.negatives[allowed]], 1).unique().numpy()
@@ -61,8 +63,8 @@ def test_validation_members_never_in_training_groups():
 
 
 def test_unknown_method_lists_registered():
-    with pytest.raises(ConfigError, match="student.method: unknown method 'fancy'; registered: ce, ckd"):
-        train_student(toy_arrays(), dataclasses.replace(CONFIG, method="fancy"), torch.device("cpu"), progress=False)
+    with pytest.raises(ConfigError, match="student.method: must be a registered method: ce, ckd.*, got 'fancy'"):
+        config(method="fancy")
 
 
 def test_unlabelled_consistency_masks_unconfident_answers():
@@ -77,12 +79,12 @@ def test_unlabelled_consistency_masks_unconfident_answers():
 
 
 def test_unlabelled_pool_is_used_only_with_augmentation():
-    arrays = toy_arrays()
-    arrays["unlabelled"] = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
-    config = dataclasses.replace(CONFIG, method="kd", unlabelled_weight=1.0)
-    with_pool = train_student(arrays, config, torch.device("cpu"), progress=False).model.state_dict()
-    arrays.pop("unlabelled")
-    without = train_student(arrays, config, torch.device("cpu"), progress=False).model.state_dict()
+    data = toy_arrays()
+    data.unlabelled = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
+    kd = config(method="kd", unlabelled_weight=1.0)
+    with_pool = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
+    data.unlabelled = None
+    without = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
     assert all(torch.equal(with_pool[k], without[k]) for k in with_pool)  # tables: no augmentation, no pool term
 
 
@@ -92,11 +94,10 @@ def test_unlabelled_pool_changes_training_on_images():
     teacher = (x.reshape(40, -1) @ rng.normal(size=(256, 3))).astype(np.float32)
     pos, neg = build_groups(40, 1, 500, seed=0)
     mean, std = input_statistics(x)
-    arrays = {"x": x, "teacher": teacher, "positives": pos, "negatives": neg, "norm_mean": mean, "norm_std": std,
-              "class_names": np.array(["a", "b", "c"]), "is_image": np.asarray(True)}
-    config = dataclasses.replace(CONFIG, method="kd", steps=30, eval_every=10, unlabelled_weight=1.0,
-                                 unlabelled_threshold=0.0)
-    without = train_student(arrays, config, torch.device("cpu"), progress=False).model.state_dict()
-    arrays["unlabelled"] = rng.random((30, 16, 16)).astype(np.float32)
-    with_pool = train_student(arrays, config, torch.device("cpu"), progress=False).model.state_dict()
+    data = ComparativeSet(ids=np.arange(40), x=x, teacher=teacher, positives=pos, negatives=neg, norm_mean=mean,
+                          norm_std=std, class_names=("a", "b", "c"), is_image=True)
+    kd = config(method="kd", steps=30, eval_every=10, unlabelled_weight=1.0, unlabelled_threshold=0.0)
+    without = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
+    data.unlabelled = rng.random((30, 16, 16)).astype(np.float32)
+    with_pool = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
     assert not all(torch.equal(with_pool[k], without[k]) for k in with_pool)

@@ -27,11 +27,12 @@ def test_rate_limiter_spaces_calls():
     ({"kind": "http", "model_name": "m"}, "teacher.url"),
     ({"kind": "http", "url": "ftp://x", "model_name": "m"}, "teacher.url"),
     ({"kind": "http", "url": "http://127.0.0.1:1"}, "teacher.model_name"),
-    ({"token_env": "Bearer abc.def"}, "teacher.token_env"),
-    ({"concurrency": 0}, "teacher.concurrency"),
-    ({"timeout_s": 0}, "teacher.timeout_s"),
+    ({"kind": "http", "url": "http://x", "model_name": "m", "token_env": "Bearer abc.def"}, "teacher.token_env"),
+    ({"kind": "http", "url": "http://x", "model_name": "m", "concurrency": 0}, "teacher.concurrency"),
+    ({"kind": "http", "url": "http://x", "model_name": "m", "timeout_s": 0}, "teacher.timeout_s"),
+    ({"kind": "http", "url": "http://x", "model_name": "m", "backoff_s": -1}, "teacher.backoff_s"),
 ])
 def test_http_parameters_are_validated(values, parameter):
     with pytest.raises(ConfigError) as error:
         section_from_dict("teacher", values)
-    assert str(error.value).startswith(parameter + ":")
+    assert str(error.value).startswith(parameter + ":") and "unknown parameter" not in str(error.value)
