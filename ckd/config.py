@@ -52,7 +52,7 @@ def _known_arguments(registry, name: str, arguments: Mapping[str, Any], fixed: s
 
 
 class DataConfig(Section):
-    source: str = "digits"  # 'digits' (scikit-learn, embedded) or a path to an .npz
+    source: str = "digits"  # a registered source ('digits') or a path with a registered suffix ('.npz')
     test_size: float = 500  # a fraction in (0, 1) or a whole count
     split_seed: int | None = Field(None, ge=0, le=2**32 - 1)  # the pool/test split's seed; null: `seed`
     selection: str = "random"  # a registered selection strategy (ckd.data.selection)
@@ -61,9 +61,9 @@ class DataConfig(Section):
     @field_validator("source")
     @classmethod
     def _source(cls, source: str) -> str:
-        if source != "digits" and not source.endswith(".npz"):
-            raise ValueError("must be 'digits' or a path to an .npz file")
-        return source
+        from ckd.data.sources import check_source
+
+        return check_source(source)
 
     @field_validator("test_size")
     @classmethod

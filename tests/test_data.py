@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from ckd.data import load_source, select_for_teacher, split_pool_test, write_arrays
+from ckd.config import section_from_dict
 from ckd.errors import CkdError, ConfigError
 
 
@@ -44,8 +45,11 @@ def test_missing_unreadable_and_unknown_source(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CkdError, match="junk.npz: not a readable .npz"):
         load_source(str(tmp_path / "junk.npz"))
-    with pytest.raises(ConfigError, match="data.source: must be 'digits' or a path"):
+    with pytest.raises(ConfigError, match="data.source: must be a registered data source or a path ending in one"):
         load_source("mnist-from-the-internet")
+    with pytest.raises(ConfigError, match=r"data.source: must be a registered data source or a path ending in one: "
+                                          r"\.npz, digits, got 'mnist.csv'"):
+        section_from_dict("data", {"source": "mnist.csv"})
 
 
 def test_pickled_npz_is_refused(tmp_path):
