@@ -109,7 +109,7 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
         standin, _ = teacher(base.data, base.teacher.standin, base.split_seed, progress=False)
         standin.save(teacher_path)
     overrides = {**overrides, "teacher.model": str(teacher_path)}
-    jobs, test_path, teacher_test_accuracy, pool_size = [], data_dir / "test.npz", None, None
+    jobs, test_path, teacher_test_accuracy, pool_size, test_size = [], data_dir / "test.npz", None, None, None
     for budget in args.budgets:
         for seed in range(max(args.seeds, args.science_seeds)):
             variants = args.variants if seed < args.seeds else args.science_variants
