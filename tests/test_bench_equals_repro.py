@@ -24,7 +24,7 @@ PATHS_OF_THE_RUN = ("teacher.model", "teacher.store")  # where files live, not w
 def test_benchmark_row_equals_dvc_repro(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
-    for item in ("dvc.yaml", "params.yaml", "stages", "ckd"):
+    for item in ("dvc.yaml", "params.yaml", "stages", "ckd", "serving"):
         source = PROJECT / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, project / item)
     subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=project, check=True)
