@@ -53,7 +53,7 @@ def _known_arguments(registry, name: str, arguments: Mapping[str, Any], fixed: s
 
 class DataConfig(Section):
     source: str = "digits"  # a registered source ('digits') or a path with a registered suffix ('.npz')
-    test_size: float = 500  # a fraction in (0, 1) or a whole count
+    test_size: int | float = 500  # a whole count, or a fraction in (0, 1)
     split_seed: int | None = Field(None, ge=0, le=2**32 - 1)  # the pool/test split's seed; null: `seed`
     selection: str = "random"  # a registered selection strategy (ckd.data.selection)
     use_labels: bool = True
@@ -65,10 +65,11 @@ class DataConfig(Section):
 
         return check_source(source)
 
-    @field_validator("test_size")
+    @field_validator("test_size", mode="before")
     @classmethod
-    def _test_size(cls, size: float) -> float:
-        if not (math.isfinite(size) and 0 < size <= 10_000_000 and (size < 1 or float(size).is_integer())):
+    def _test_size(cls, size: Any) -> Any:
+        if not (isinstance(size, (int, float)) and not isinstance(size, bool) and math.isfinite(size)
+                and 0 < size <= 10_000_000 and (size < 1 or float(size).is_integer())):
             raise ValueError("must be a fraction in (0, 1) or a whole count in [1, 10000000]")
         return size
 

@@ -57,10 +57,12 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel
     parts = list(loc)
     while parts:
         part = parts.pop(0)
+        if current is None:
+            if isinstance(part, int):  # an item of a list; a string here names a branch of a union: dropped
+                names.append(str(part))
+            continue
         names.append(str(part))
         holder, field = current, None
-        if current is None:
-            continue
         field = {(info.alias or name): info for name, info in current.model_fields.items()}.get(part)
         candidates = _models_in(field.annotation) if field is not None else []
         if len(candidates) > 1 and parts and any(_tag(m) == parts[0] for m in candidates):
