@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Callable
 
-from ckd.errors import CkdError
+from ckd.errors import USER_ERROR_EXIT, CkdError, record_exit_status
 from ckd.pipeline import write_json
 
 
@@ -28,6 +28,7 @@ def run(stage: str, body: Callable[[], dict], metrics_path: str | None) -> None:
     except CkdError as error:
         for line in str(error).splitlines():
             print(f"ckd {stage}: error: {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+        record_exit_status(USER_ERROR_EXIT)
+        raise SystemExit(USER_ERROR_EXIT) from None
     if metrics_path:
         write_json(metrics_path, metrics)
