@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import time
@@ -20,6 +19,7 @@ from ckd.errors import CkdError
 from ckd.export import export_onnx, read_metadata
 from ckd.latency import measure as measure_latency, onnx_runner, torch_runner
 from ckd.model_card import build_card, write_model_card
+from ckd.metrics import accuracy_probe, write_metrics, write_training_log
 from ckd.quality import ScoreExpectations, check_teacher_outputs
 from ckd.quantize import int8_from_pool, int8_metrics
 from ckd.query import run_query
@@ -147,13 +147,19 @@ def build_stage(comparative: ComparativeConfig, scores_kind: str, seed: int, que
 
 
 # -- train --------------------------------------------------------------------------------------
-def train_stage(student: StudentConfig, comparative_path: str, out_checkpoint: str, out_curve: str,
-                progress=True) -> dict:
+def train_stage(student: StudentConfig, comparative_path: str, out_checkpoint: str, log_dir: str,
+                test_path: str | None = None, progress=True) -> dict:
+    """Train; write the checkpoint, and the curve and metrics under `log_dir` (DVCLive). With `test_path`
+    the curve also shows test accuracy, for the plot only (selection reads validation data alone)."""
     arrays = read_arrays(comparative_path, required=("x", "teacher", "positives", "negatives", "norm_mean",
                                                      "norm_std", "class_names", "is_image"))
     device = torch_device(student.device)
+    probe = None
+    if test_path is not None:
+        test = read_arrays(test_path, required=("x", "labels"))
+        probe = accuracy_probe(test["x"], test["labels"], "test_accuracy")
     start = time.perf_counter()
-    outcome = train_student(arrays, student, device, progress)
+    outcome = train_student(arrays, student, device, progress, on_eval=probe)
     seconds = time.perf_counter() - start
     checkpoint = {
         "state_dict": {k: v.cpu() for k, v in outcome.model.state_dict().items()},
@@ -165,11 +171,12 @@ def train_stage(student: StudentConfig, comparative_path: str, out_checkpoint: s
     }
     Path(out_checkpoint).parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint, out_checkpoint)
-    Path(out_curve).parent.mkdir(parents=True, exist_ok=True)
-    with open(out_curve, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["step", "train_loss", "val_accuracy", "val_xent"])
-        writer.writeheader()
-        writer.writerows(outcome.curve)
+    # flat val_accuracy / best_step: the model card (validate stage) reads them from this file
+    summary = {"val_accuracy": outcome.val_accuracy, "best_step": outcome.best_step,
+               "chosen": checkpoint["chosen"], "train_seconds": round(seconds, 2)}
+    write_training_log(log_dir, outcome.curve, summary)
+    log.info("method %s, device %s, augment %s; candidates (validation): %s", student.method, outcome.device,
+             outcome.augment, outcome.selection)
     return {"method": student.method, "val_accuracy": outcome.val_accuracy, "best_step": outcome.best_step,
             "chosen": checkpoint["chosen"], "selection": outcome.selection, "device": outcome.device,
             "train_seconds": round(seconds, 2), "augment": outcome.augment, "refit": student.refit}
@@ -239,7 +246,7 @@ def validate_stage(validate: ValidateConfig, teacher: TeacherConfig, checkpoint_
         teacher_scores = standin.predict(test["x"])
         metrics["teacher_test_accuracy"] = accuracy(teacher_scores, test["labels"])
         metrics["teacher_eval_calls"] = int(len(test["x"]))
-    write_json(out_metrics, metrics)
+    write_metrics(out_metrics, metrics)
     card = build_card(metrics, checkpoint, params, read_json(train_metrics_path), is_standin,
                       {"onnx": onnx_path, "int8": int8_path})
     write_model_card(card, out_card_json, out_card_md)

@@ -344,12 +344,13 @@ def main(argv: list[str] | None = None) -> None:
                                parameters={"overrides": overrides or None, "project_dir": str(root)})
             return
         metrics = ckd_pipeline(overrides=overrides or None, project_dir=str(root))
+        method = overrides.get("student.method") or load_params(root / "params.yaml")["student"]["method"]
     except CkdError as error:
         print(f"ckd flow: error: {error}", file=sys.stderr)
         raise SystemExit(USER_ERROR_EXIT) from None
     from ckd.summary import summarise
 
-    print(summarise(metrics))
+    print(summarise(metrics, method))
 
 
 if __name__ == "__main__":

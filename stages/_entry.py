@@ -8,7 +8,7 @@ import sys
 from typing import Callable
 
 from ckd.errors import USER_ERROR_EXIT, CkdError, record_exit_status
-from ckd.pipeline import write_json
+from ckd.metrics import write_metrics
 
 
 def parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
@@ -31,4 +31,4 @@ def run(stage: str, body: Callable[[], dict], metrics_path: str | None) -> None:
         record_exit_status(USER_ERROR_EXIT)
         raise SystemExit(USER_ERROR_EXIT) from None
     if metrics_path:
-        write_json(metrics_path, metrics)
+        write_metrics(metrics_path, metrics)
