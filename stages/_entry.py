@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ckd.errors import USER_ERROR_EXIT, CkdError, record_exit_status
 from ckd.metrics import write_metrics

@@ -32,3 +32,14 @@ def digits_like():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 17, size=(120, 8, 8)).astype(np.float32)
     return np.arange(1000, 1120), x
+
+
+# Per-marker guards against a hang (pyproject.toml: markers; the default, `timeout`, is for the rest).
+MARKER_TIMEOUT_S = {"slow": 3600, "server": 3600}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        limits = [seconds for marker, seconds in MARKER_TIMEOUT_S.items() if item.get_closest_marker(marker)]
+        if limits and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(max(limits)))

@@ -164,8 +164,9 @@ def main(argv=None) -> None:
     print("| case | server computed | budget | outputs stored | lost | unanswered | outcome | invariants |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
+        invariants = "kept" if not row["problems"] else "; ".join(row["problems"])
         print(f"| {row['case']} | {row['server_computed']} | {row['budget']} | {row['stored']} | {row['lost']} | "
-              f"{row['unanswered']} | {row['outcome']} | {'kept' if not row['problems'] else '; '.join(row['problems'])} |")
+              f"{row['unanswered']} | {row['outcome']} | {invariants} |")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,21 @@ import yaml
 from prefect.logging import disable_run_logger
 
 from ckd.errors import CkdError, ConfigError
-from flows.pipeline import (StageFailed, backup_path, ckd_pipeline, metrics_markdown, overridden_document,
-                            params_overridden, parse_set, read_dvc_yaml, restore_interrupted,
-                            retry_unless_user_error, run_stage, stage_order, stream_command)
+from flows.pipeline import (
+    StageFailed,
+    backup_path,
+    ckd_pipeline,
+    metrics_markdown,
+    overridden_document,
+    params_overridden,
+    parse_set,
+    read_dvc_yaml,
+    restore_interrupted,
+    retry_unless_user_error,
+    run_stage,
+    stage_order,
+    stream_command,
+)
 from tests.conftest import PROJECT
 
 DVC = str(Path(sys.executable).with_name("dvc"))
@@ -170,6 +182,7 @@ def test_user_error_reaches_the_task_through_dvc(tmp_path):
     assert not crash.value.user_error and crash.value.returncode not in (0, 2)
 
 
+@pytest.mark.slow
 def test_flow_with_overrides_leaves_params_alone_and_publishes_artifacts(tmp_path, prefect_harness):
     project = write_project(tmp_path / "p", {})
     before = (project / "params.yaml").read_text()
@@ -191,6 +204,7 @@ def test_flow_with_overrides_leaves_params_alone_and_publishes_artifacts(tmp_pat
     assert ckd_pipeline(project_dir=str(project)) == {"budget": 100, "steps": {"student": 2000}}
 
 
+@pytest.mark.slow
 def test_flow_does_not_retry_a_user_error_but_retries_a_crash(tmp_path, prefect_harness):
     project = write_project(tmp_path / "user", {"second": "user_error"})
     with pytest.raises(StageFailed, match="stage second exited 2"):

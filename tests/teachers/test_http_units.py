@@ -39,7 +39,8 @@ def test_rate_limiter_spaces_calls(monkeypatch):
     limiter = _RateLimiter(20.0)
     for _ in range(5):
         limiter.acquire()
-    assert clock.sleeps == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2], abs=1e-6)  # 5 calls at 20/s, all at once: starts 0, 50, ..., 200 ms
+    # 5 calls at 20/s, all at once: they start at 0, 50, ..., 200 ms
+    assert clock.sleeps == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2], abs=1e-6)
 
 
 @pytest.mark.parametrize("values,parameter", [
