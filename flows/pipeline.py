@@ -31,7 +31,7 @@ from typing import Any
 # The temporary ("ephemeral") API server that a run without PREFECT_API_URL starts must come up before
 # Prefect gives up; its default of 20 s is too short on a busy 2-core machine. Set before Prefect reads
 # its settings; an explicit setting in the environment wins.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
 
 import yaml  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402

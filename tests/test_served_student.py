@@ -9,7 +9,7 @@ import pytest
 
 from ckd.export import INPUT_NAME, OUTPUT_NAME
 from ckd.serving import PROBABILITIES_NAME, write_bundle
-from ckd.testing.servers import KServeTeacher, MLServerBundle, mlserver_python, server_python
+from ckd.bench.servers import KServeTeacher, MLServerBundle, mlserver_python, server_python
 from ckd.validate import onnx_logits
 from tests.student_fixtures import exported_student
 

@@ -140,7 +140,7 @@ def run_sigkill_case(server_url: str, ids: np.ndarray, x: np.ndarray, num_classe
     stored, problems = store_agrees(next(store.iterdir()))
     if computed > budget:
         problems.append(f"server computed {computed} > budget {budget}")
-    return {"case": f"SIGKILL of the query after {kill_after} requests, then a re-run", "budget": budget,
+    return {"case": f"SIGKILL of query after {kill_after} requests, then a re-run", "budget": budget,
             "selected": 60, "server_computed": computed, "computed_at_kill": computed_at_kill,
             "teacher_calls": calls, "stored": len(stored), "lost": lost, "unanswered": unanswered,
             "outcome": outcome, "problems": problems}

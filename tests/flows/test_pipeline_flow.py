@@ -221,3 +221,20 @@ def test_metrics_markdown_flattens_nested_keys():
     table = metrics_markdown({"train": {"val": {"accuracy": 0.5}, "best_step": 300}})
     assert "| train | val.accuracy | 0.5 |" in table and "| train | best_step | 300 |" in table
     json.dumps(table)
+
+
+def test_deployment_declares_what_it_needs():
+    """prefect.yaml: the entrypoint loads, one run at a time, a named process pool, no environment
+    variable needed to find the project (the flow defaults to its own repository)."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    from flows.pipeline import PROJECT_DIR
+
+    config = yaml.safe_load((PROJECT / "prefect.yaml").read_text())
+    (deployment,) = config["deployments"]
+    assert load_flow_from_entrypoint(str(PROJECT / deployment["entrypoint"])).name == "ckd-pipeline"
+    assert deployment["concurrency_limit"] == 1
+    assert deployment["work_pool"]["name"] == "ckd-process"
+    assert "$" not in (PROJECT / "prefect.yaml").read_text().split("deployments:")[1]
+    assert PROJECT_DIR == PROJECT
+    assert "prefect work-pool create ckd-process --type process" in (PROJECT / "README.md").read_text()
