@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,10 @@ from ckd.methods import METHODS, Method, build_method
 from ckd.students import build_student
 
 log = logging.getLogger(__name__)
+
+# Called at every evaluation step with the model (in eval mode); the numbers it returns join that
+# step's point of the curve, for plots only: model selection never reads them.
+EvalHook = Callable[[torch.nn.Module], dict[str, float]]
 
 
 @dataclass
@@ -182,7 +187,7 @@ def unlabelled_consistency(model: torch.nn.Module, pool: torch.Tensor, count: in
 
 def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: np.ndarray,
         val_rows: np.ndarray | None, lr: float, steps: int, config: StudentConfig, augment: tuple[str, int],
-        seed: int, bar: tqdm | None = None) -> FitResult:
+        seed: int, bar: tqdm | None = None, on_eval: EvalHook | None = None) -> FitResult:
     device = data.x.device
     generator = torch.Generator(device=device).manual_seed(seed)
     sampler = BatchSampler(data, train_rows, method.uses_groups, config.batch_size, generator)
@@ -224,6 +229,11 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
                 if (accuracy, -xent) > (best.val_accuracy, -best.val_xent):
                     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, step,
                                      accuracy, xent)
+            if on_eval is not None:
+                model.eval()
+                with torch.no_grad():
+                    point.update(on_eval(model))
+                model.train()
             curve.append(point)
         if bar is not None:
             bar.update(1)
@@ -240,7 +250,7 @@ def seed_everything(seed: int) -> None:
 
 
 def train_student(comparative: ComparativeSet, config: StudentConfig, device: torch.device,
-                  progress: bool = True) -> TrainOutcome:
+                  progress: bool = True, on_eval: EvalHook | None = None) -> TrainOutcome:
     """Select the candidate on validation, then (with refit) retrain it on all queried samples."""
     torch.use_deterministic_algorithms(device.type == "cpu")
     data = TrainingData.from_set(comparative, device)
@@ -269,7 +279,7 @@ def train_student(comparative: ComparativeSet, config: StudentConfig, device: to
         for candidate in candidates:
             model, method = new_model_and_method(candidate)
             result = fit(data, method, model, train_rows, val_rows, candidate.lr, config.steps, config, augment,
-                         config.seed, bar)
+                         config.seed, bar, on_eval)
             selection.append({"lr": candidate.lr, **candidate.method_args, "val_accuracy": result.val_accuracy,
                               "val_xent": result.val_xent, "best_step": result.best_step})
             if best is None or (result.val_accuracy, -result.val_xent) > (best.val_accuracy, -best.val_xent):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ckd.config import Params, load_config
-from ckd.errors import CkdError
-from ckd.stages import metrics_path, write_json
+from ckd.errors import USER_ERROR_EXIT, CkdError, record_exit_status
+from ckd.metrics import write_metrics
+from ckd.stages import metrics_path
 
 Body = Callable[[argparse.Namespace, Params], dict]
 
@@ -33,10 +34,12 @@ def run(stage: str, p: argparse.ArgumentParser, body: Body, argv: list[str] | No
     try:
         params = load_config(args.params)
         metrics = body(args, params)
-        write_json(args.metrics, metrics)
+        if args.metrics:
+            write_metrics(args.metrics, metrics)
         if gate is not None:
             gate(args, params, metrics)
     except CkdError as error:
         for line in str(error).splitlines():
             print(f"ckd {stage}: error: {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+        record_exit_status(USER_ERROR_EXIT)
+        raise SystemExit(USER_ERROR_EXIT) from None

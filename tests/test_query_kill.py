@@ -42,7 +42,7 @@ def test_sigkill_then_rerun_never_overspends(tmp_path):
     env = {**os.environ, "TQDM_DISABLE": "1"}
     process = subprocess.Popen(query_command(tmp_path), cwd=PROJECT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+    deadline = time.time() + 600  # a guard against a hang, not a speed check
     while (not (tmp_path / "count.log").exists() or
            len((tmp_path / "count.log").read_text().split()) < 3) and time.time() < deadline:
         time.sleep(0.01)

@@ -7,11 +7,13 @@ import httpx
 import numpy as np
 import pytest
 
+from ckd.bench.servers import KServeTeacher, MLServerBundle, mlserver_python, server_python
 from ckd.export import INPUT_NAME, OUTPUT_NAME
 from ckd.serving import PROBABILITIES_NAME, write_bundle
-from ckd.testing.servers import KServeTeacher, MLServerBundle, mlserver_python, server_python
 from ckd.validate import onnx_logits
 from tests.student_fixtures import exported_student
+
+pytestmark = pytest.mark.server
 
 NAME = "ckd_student"
 SERVERS = {

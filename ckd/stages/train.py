@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import csv
 import time
-from pathlib import Path
 
 from ckd.comparative import ComparativeSet
 from ckd.config import StudentConfig
+from ckd.data import TestSet
+from ckd.metrics import accuracy_probe
 from ckd.runtime import torch_device
 from ckd.students.checkpoint import StudentCheckpoint
 from ckd.train import train_student
 
-CURVE_FIELDS = ["step", "train_loss", "val_accuracy", "val_xent"]
 
-
-def train(student: StudentConfig, data: ComparativeSet,
+def train(student: StudentConfig, data: ComparativeSet, test: TestSet | None = None,
           progress: bool = True) -> tuple[StudentCheckpoint, list[dict], dict]:
-    """Returns the checkpoint, the winner's validation curve and the metrics."""
+    """Returns the checkpoint, the winner's curve and the metrics. With `test`, the curve also shows test
+    accuracy, for the plot only (selection reads validation data alone)."""
     device = torch_device(student.device)
+    probe = accuracy_probe(test.x, test.labels, "test_accuracy") if test is not None else None
     start = time.perf_counter()
-    outcome = train_student(data, student, device, progress)
+    outcome = train_student(data, student, device, progress, on_eval=probe)
     seconds = time.perf_counter() - start
     checkpoint = StudentCheckpoint(
         state_dict={k: v.cpu() for k, v in outcome.model.state_dict().items()}, arch=student.arch,
@@ -32,11 +32,3 @@ def train(student: StudentConfig, data: ComparativeSet,
                "train_seconds": round(seconds, 2), "augment": outcome.augment, "refit": student.refit}
     return checkpoint, outcome.curve, metrics
 
-
-def write_curve(path: str | Path, curve: list[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CURVE_FIELDS)
-        writer.writeheader()
-        writer.writerows(curve)

@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 import yaml
 
+from ckd.bench.fault_proxy import FaultProxy, at
+from ckd.bench.faults import SCENARIOS, run_scenario, run_sigkill_case
+from ckd.bench.servers import KServeTeacher, server_python
 from ckd.data import write_arrays
 from ckd.errors import CkdError, TeacherError
 from ckd.query import run_query
+from ckd.teachers import http_oip
 from ckd.teachers.http_oip import OpenInferenceTeacher
 from ckd.teachers.onnx_file import OnnxFileTeacher
-from ckd.testing.fault_proxy import FaultProxy, at
-from ckd.testing.faults import SCENARIOS, run_scenario, run_sigkill_case
-from ckd.testing.servers import KServeTeacher, server_python
-from tests.conftest import PROJECT, linear_onnx_teacher
+from tests.helpers import PROJECT, linear_onnx_teacher
 
-pytestmark = pytest.mark.skipif(not server_python().exists() and not os.environ.get("CI"),
-                                reason="the server environment (.venv-server) is built by `make install`")
+pytestmark = [pytest.mark.server,
+              pytest.mark.skipif(not server_python().exists() and not os.environ.get("CI"),
+                                 reason="the server environment (.venv-server) is built by `make install`")]
 
 TOKEN = "s3cr3t-Token-9f8e7d"
 
@@ -74,10 +76,19 @@ def test_fault_case_keeps_the_invariants(scenario, server, samples, tmp_path):
     assert result["teacher_calls"] == result["stored"] + result["lost"] <= scenario.budget
 
 
-def test_retry_after_is_honoured(server, samples, tmp_path):
+def test_retry_after_is_honoured(server, samples, tmp_path, monkeypatch):
+    waits = []
+    choose_wait = http_oip.OpenInferenceTeacher._wait
+
+    def recorded(self, retry_state):
+        waits.append(choose_wait(self, retry_state))
+        return waits[-1]
+
+    monkeypatch.setattr(http_oip.OpenInferenceTeacher, "_wait", recorded)
     ids, x = samples
     result = run_scenario(SCENARIOS[1], server, ids, x, 10, tmp_path)
-    assert result["faults"]["429"] == 2 and result["seconds"] >= 1.0  # two waits of Retry-After: 1 s, overlapped
+    assert result["faults"]["429"] == 2 and result["problems"] == []
+    assert waits == [1.0, 1.0]  # each 429's Retry-After: 1, not the exponential backoff
 
 
 @pytest.mark.parametrize("fault,words", [("garbage", "expected (10, 10)"), ("error_body", "model exploded")])
@@ -95,7 +106,7 @@ def test_unusable_answers_are_kept_apart_with_the_servers_words(fault, words, se
 
 def test_sigkill_then_rerun_over_http(server, samples, tmp_path):
     ids, x = samples
-    result = run_sigkill_case(server, ids, x, [str(c) for c in range(10)], tmp_path)
+    result = run_sigkill_case(server, ids, x, 10, tmp_path)
     assert result["problems"] == [] and result["outcome"] == "completed"
     assert 0 < result["computed_at_kill"] < 60
     assert result["server_computed"] <= result["budget"] and result["stored"] == 60

@@ -5,8 +5,8 @@ proxy: nothing reaches the server, nothing is computed), `slow` (forwarded, comp
 after `slow_s`, past the client's timeout), `reset` (forwarded, computed, then the connection is reset
 with no answer), `delay` (forwarded and answered after `delay_s`, within the client's timeout),
 `garbage` (forwarded, computed, answered with a tensor of the wrong shape) and `error_body`
-(forwarded, computed, answered 200 with an error body). `computed` counts the samples the server was given, the figure the budget bounds.
-Other requests (readiness, metadata) pass through untouched.
+(forwarded, computed, answered 200 with an error body). `computed` counts the samples the server was
+given, the figure the budget bounds. Other requests (readiness, metadata) pass through untouched.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import urlsplit
 
 Plan = Callable[[int], str]
@@ -93,7 +93,7 @@ class FaultProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _upstream(self, method: str, path: str, body: bytes | None, headers) -> tuple[int, dict, bytes]:
-        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+        connection = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=60)
         try:
             connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
@@ -118,7 +118,7 @@ class FaultProxy:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout): the answer is lost, as in real life
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self.thread.start()
         return self
 
