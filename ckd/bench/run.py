@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import time
@@ -33,7 +34,7 @@ from ckd.query import run_query
 from ckd.teachers.onnx_file import OnnxFileTeacher
 from ckd.teachers.standin import train_standin
 
-FIELDS = ["dataset", "regime", "budget", "seed", "variant", "method", "test_accuracy", "val_accuracy",
+FIELDS = ["dataset", "regime", "budget", "seed", "student_seed", "variant", "method", "test_accuracy", "val_accuracy",
           "teacher_calls", "chosen", "train_seconds"]
 
 
@@ -53,7 +54,7 @@ def _train_one(job: dict) -> dict:
     config = StudentConfig(arch=job["arch"], arch_args=job["arch_args"], method=recipe.method,
                            method_args={**recipe.method_args, **job["extra_args"].get(recipe.method, {})},
                            lr=tuple(job["lr"]), steps=job["steps"], batch_size=job["batch_size"],
-                           augment=job["augment"] or recipe.augment, seed=job["seed"], device="cpu",
+                           augment=job["augment"] or recipe.augment, seed=job["student_seed"], device="cpu",
                            **recipe.student)
     arrays = dict(np.load(job["arrays"], allow_pickle=False))
     if job["regime"] == "teacher_only":
@@ -63,7 +64,7 @@ def _train_one(job: dict) -> dict:
     outcome = train_student(arrays, config, torch.device("cpu"), progress=False)
     seconds = time.perf_counter() - start
     return {"dataset": job["dataset"], "regime": job["regime"], "budget": job["budget"], "seed": job["seed"],
-            "variant": job["variant"], "method": recipe.method,
+            "student_seed": job["student_seed"], "variant": job["variant"], "method": recipe.method,
             "test_accuracy": accuracy(torch_logits(outcome.model, test["x"]), test["labels"]),
             "val_accuracy": outcome.val_accuracy, "teacher_calls": job["teacher_calls"],
             "chosen": json.dumps({"lr": outcome.chosen.lr, **outcome.chosen.method_args, "step": outcome.best_step}),
@@ -101,14 +102,17 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
             arrays_path = data_dir / f"n{budget}-s{seed}.npz"
             np.savez(arrays_path, **arrays)
             variants = args.variants if seed < args.seeds else args.science_variants
-            for regime in args.regimes:
-                for variant in variants:
-                    jobs.append({"dataset": name, "regime": regime, "budget": budget, "seed": seed,
-                                 "variant": variant, "arrays": str(arrays_path), "test": str(data_dir / "test.npz"),
-                                 "teacher_calls": result.teacher_calls, "arch": args.arch,
-                                 "arch_args": json.loads(args.arch_args), "lr": args.lr, "steps": args.steps,
-                                 "batch_size": args.batch_size, "extra_args": json.loads(args.method_args),
-                                 "augment": args.augment})
+            # the student seed (init, batch order, train/validation split) apart from the data seed (which N
+            # inputs the teacher is asked about); with one student seed per data seed it equals the data seed
+            student_seeds = [seed * args.student_seeds + k for k in range(args.student_seeds)]
+            for regime, variant, student_seed in itertools.product(args.regimes, variants, student_seeds):
+                jobs.append({"dataset": name, "regime": regime, "budget": budget, "seed": seed,
+                             "student_seed": student_seed,
+                             "variant": variant, "arrays": str(arrays_path), "test": str(data_dir / "test.npz"),
+                             "teacher_calls": result.teacher_calls, "arch": args.arch,
+                             "arch_args": json.loads(args.arch_args), "lr": args.lr, "steps": args.steps,
+                             "batch_size": args.batch_size, "extra_args": json.loads(args.method_args),
+                             "augment": args.augment})
     info = {"dataset": name, "pool": int(len(pool_ids)), "test": int(len(test_ids)),
             "teacher_test_accuracy": teacher_test_accuracy, "steps": args.steps, "lr_grid": args.lr,
             "student": f"{args.arch} {args.arch_args}", "group_size": args.group_size,
@@ -123,6 +127,8 @@ def parse_args(argv=None):
     p.add_argument("--test-size", type=float, default=None, help="held-out samples (default 500 digits, 2000 else)")
     p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=None)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--student-seeds", type=int, default=1,
+                   help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)")
     p.add_argument("--science-seeds", type=int, default=6, help="seeds for each comparative variant and its control")
     p.add_argument("--variants", type=lambda s: s.split(","),
                    default=[name for name in RECIPES if name not in ("ckd_pool", "kd_pool")])
