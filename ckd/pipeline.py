@@ -167,7 +167,7 @@ def train_stage(student: StudentConfig, comparative_path: str, out_checkpoint: s
     torch.save(checkpoint, out_checkpoint)
     Path(out_curve).parent.mkdir(parents=True, exist_ok=True)
     with open(out_curve, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["step", "train_loss", "val_accuracy", "val_xent"])
+        writer = csv.DictWriter(handle, fieldnames=["step", "train_loss", "val_accuracy", "val_xent", "val_kl"])
         writer.writeheader()
         writer.writerows(outcome.curve)
     return {"method": student.method, "val_accuracy": outcome.val_accuracy, "best_step": outcome.best_step,
