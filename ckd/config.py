@@ -149,7 +149,7 @@ class StudentConfig:
     augment: str = "auto"
     refit: bool = True
     selection: str = "plateau"  # plateau | best_step (ckd/train.py says why)
-    average_last: int = 10  # checkpoints averaged at the end with selection: plateau (1 = the last one)
+    average_last: int = 5  # checkpoints averaged at the end with selection: plateau (1 = the last one)
     unlabelled_weight: float = 0.0
     unlabelled_threshold: float = 0.95
     device: str = "auto"
