@@ -113,6 +113,7 @@ RULES = {
     "lr by last-half mean KL(T=4), refit full, SWA last 5": "lasthalf_kl_swa5",
     "lr by SWA10 val KL(T=4), refit full, SWA last 10": "swa_kl_swa10",
     "lr by last-half mean val acc (tie: KL T=4), refit full, SWA last 10": "lasthalf_acc_swa10",
+    "lr by last-half mean val acc (tie: KL T=4), refit full, SWA last 5 (the plateau rule)": "lasthalf_acc_swa5",
     "no refit: current rule's checkpoint": "norefit_current",
     "fixed lr 3e-3, refit full (no selection)": "fixed_hi",
     "fixed lr 1e-3, refit full (no selection)": "fixed_lo",
