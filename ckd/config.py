@@ -148,8 +148,8 @@ class StudentConfig:
     eval_every: int = 100
     augment: str = "auto"
     refit: bool = True
-    selection: str = "plateau"  # plateau | best_step (ckd/train.py says why)
-    average_last: int = 5  # checkpoints averaged at the end with selection: plateau (1 = the last one)
+    model_selection: str = "plateau"  # plateau | best_step (ckd/train.py says why)
+    average_last: int = 5  # checkpoints averaged at the end with model_selection: plateau (1 = the last one)
     unlabelled_weight: float = 0.0
     unlabelled_threshold: float = 0.95
     device: str = "auto"
@@ -171,8 +171,8 @@ class StudentConfig:
         _require(self.device in ("auto", "cpu", "cuda"), "student.device",
                  f"must be auto, cpu or cuda; got {self.device!r}")
         _require(isinstance(self.refit, bool), "student.refit", "must be true or false")
-        _require(self.selection in ("plateau", "best_step"), "student.selection",
-                 f"must be plateau or best_step; got {self.selection!r}")
+        _require(self.model_selection in ("plateau", "best_step"), "student.model_selection",
+                 f"must be plateau or best_step; got {self.model_selection!r}")
         _require(_is_int(self.average_last) and self.average_last >= 1, "student.average_last",
                  f"must be an integer >= 1 (1 = no averaging), got {self.average_last!r}")
         _require(_is_number(self.unlabelled_weight) and self.unlabelled_weight >= 0, "student.unlabelled_weight",

@@ -4,9 +4,9 @@ Protocol: the N queried samples are split (seeded) into train and validation par
 of the grid (learning rates x list-valued method arguments) trains for `student.steps` Adam steps on
 the train part, evaluated every `eval_every` steps on validation. The test split is never read here.
 
-Selection (`student.selection`), issue 13: with 10-60 validation samples, accuracy moves in steps of
+Selection (`student.model_selection`), issue 13: with 10-60 validation samples, accuracy moves in steps of
 2-10 points and ties are common; picking the single best (candidate, step) then hangs on noise, and a
-refit stopped at an early "best" step under-trains the student (bench/selection/).
+refit stopped at an early "best" step under-trains the student (bench/selection_digits/).
   plateau (default): a candidate's score is the mean, over the last half of its evaluations, of the
     validation accuracy (against labels, or the teacher's argmax without labels), ties broken by the
     mean KL divergence to the teacher's softened answers, KL(softmax(t/T) || softmax(s/T)) at T = 4,
@@ -223,7 +223,7 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
     group_size = data.group_size if method.uses_groups else None
     val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
-    plateau = config.selection == "plateau"
+    plateau = config.model_selection == "plateau"
     recent: collections.deque = collections.deque(maxlen=config.average_last if plateau else 1)
     use_unlabelled = config.unlabelled_weight > 0 and data.unlabelled is not None and augment[0] != "none"
     running, seen = 0.0, 0

@@ -16,7 +16,7 @@ def test_committed_params_are_valid():
     ("student", {"lr": [0.1, -1]}, "student.lr"),
     ("student", {"val_fraction": 1.0}, "student.val_fraction"),
     ("student", {"augment": "rotate"}, "student.augment"),
-    ("student", {"selection": "best"}, "student.selection"),
+    ("student", {"model_selection": "best"}, "student.model_selection"),
     ("student", {"average_last": 0}, "student.average_last"),
     ("comparative", {"group_size": 0}, "comparative.group_size"),
     ("validate", {"min_accuracy": 1.5}, "validate.min_accuracy"),
