@@ -103,6 +103,8 @@ class StudentConfig(Section):
     eval_every: int = Field(100, ge=1, le=1_000_000)
     augment: Literal["auto", "none", "shift", "shift_flip"] = "auto"
     refit: bool = True
+    model_selection: Literal["plateau", "best_step"] = "plateau"  # ckd/train.py says why plateau is the default
+    average_last: int = Field(5, ge=1, le=1000)  # checkpoints averaged at the end with plateau (1 = the last one)
     unlabelled_weight: float = Field(1.0, ge=0, le=1000)  # FixMatch on never-queried pool inputs; 0 = off
     unlabelled_threshold: float = Field(0.95, ge=0, lt=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

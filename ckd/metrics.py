@@ -55,7 +55,7 @@ def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[to
     For the test split this is for the plot only; selection never sees it."""
     inputs, targets = torch.as_tensor(np.asarray(x, np.float32)), torch.as_tensor(np.asarray(labels))
 
-    def probe(model: torch.nn.Module) -> dict[str, float]:
+    def probe(step: int, model: torch.nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
         correct = 0
         for start in range(0, len(inputs), 1024):

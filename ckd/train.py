@@ -2,9 +2,19 @@
 
 Protocol: the N queried samples are split (seeded) into train and validation parts. Every candidate
 of the grid (learning rates x list-valued method arguments) trains for `student.steps` Adam steps on
-the train part, evaluated every `eval_every` steps on validation (accuracy against labels, or against
-the teacher's argmax without labels); the best candidate and step win. With `refit`, the winner is
-retrained on all N samples for that many steps. The test split is never read here.
+the train part, evaluated every `eval_every` steps on validation. The test split is never read here.
+
+Selection (`student.model_selection`), issue 13: with 10-60 validation samples, accuracy moves in steps of
+2-10 points and ties are common; picking the single best (candidate, step) then hangs on noise, and a
+refit stopped at an early "best" step under-trains the student (bench/selection_digits/).
+  plateau (default): a candidate's score is the mean, over the last half of its evaluations, of the
+    validation accuracy (against labels, or the teacher's argmax without labels), ties broken by the
+    mean KL divergence to the teacher's softened answers, KL(softmax(t/T) || softmax(s/T)) at T = 4,
+    which every queried sample has and which is far less noisy than 20 hard labels. No step is picked:
+    the refit on all N runs the full `steps`, and the weights returned are the average of the last
+    `average_last` checkpoints (SWA-style, Izmailov et al. 2018), one per `eval_every` steps.
+  best_step: the former rule: the best (validation accuracy, -cross-entropy to the teacher) over
+    candidates x steps; the refit runs that many steps.
 
 Batches are gathered by index from tensors already on the device (no per-sample Dataset): a group
 batch is B groups, i.e. B * 2k member rows, one `index_select` per tensor.
@@ -12,9 +22,11 @@ batch is B groups, i.e. B * 2k member rows, one `index_select` per tensor.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +47,7 @@ log = logging.getLogger(__name__)
 
 # Called at every evaluation step with the model (in eval mode); the numbers it returns join that
 # step's point of the curve, for plots only: model selection never reads them.
-EvalHook = Callable[[torch.nn.Module], dict[str, float]]
+EvalHook = Callable[[int, torch.nn.Module], "dict[str, float] | None"]
 
 
 @dataclass
@@ -91,6 +103,7 @@ class FitResult:
     val_accuracy: float
     val_xent: float
     curve: list[dict[str, float]] = field(default_factory=list)
+    score: tuple[float, ...] = (-math.inf,)  # higher is better; compared across candidates
 
 
 @dataclass
@@ -130,15 +143,34 @@ def groups_within(data: TrainingData, rows: np.ndarray) -> torch.Tensor:
     return torch.nonzero(inside).squeeze(1)
 
 
-def evaluate(model: torch.nn.Module, data: TrainingData, rows: torch.Tensor) -> tuple[float, float]:
-    """(accuracy, cross-entropy against the teacher's softmax) on `rows`."""
+SELECTION_TEMPERATURE = 4.0  # softens the teacher's answers for the KL tie-break (KD's usual T)
+
+
+def evaluate(model: torch.nn.Module, data: TrainingData, rows: torch.Tensor) -> tuple[float, float, float]:
+    """(accuracy, cross-entropy against the teacher's softmax, KL(softmax(t/T) || softmax(s/T)) at
+    T = SELECTION_TEMPERATURE) on `rows`."""
     model.eval()
     with torch.no_grad():
         logits = model(data.x[rows])
+        teacher = data.teacher[rows]
         accuracy = (logits.argmax(-1) == data.targets(rows)).float().mean().item()
-        xent = -(torch.softmax(data.teacher[rows], -1) * F.log_softmax(logits, -1)).sum(-1).mean().item()
+        xent = -(torch.softmax(teacher, -1) * F.log_softmax(logits, -1)).sum(-1).mean().item()
+        kl = F.kl_div(F.log_softmax(logits / SELECTION_TEMPERATURE, -1), F.log_softmax(teacher / SELECTION_TEMPERATURE, -1),
+                      log_target=True, reduction="batchmean").item()
     model.train()
-    return accuracy, xent
+    return accuracy, xent, kl
+
+
+def plateau_score(curve: list[dict[str, float]]) -> tuple[float, float]:
+    """(mean validation accuracy, -mean KL to the teacher) over the last half of the evaluations: a
+    candidate is judged by where it settles, not by its luckiest step (higher is better)."""
+    settled = curve[len(curve) // 2:]
+    return (statistics.fmean(p["val_accuracy"] for p in settled), -statistics.fmean(p["val_kl"] for p in settled))
+
+
+def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Equal-weight average of checkpoints (SWA's average; the MLP and CNN students have no batch norm)."""
+    return {k: torch.stack([s[k].float() for s in states]).mean(0).to(states[0][k].dtype) for k in states[0]}
 
 
 class BatchSampler:
@@ -195,6 +227,8 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
     group_size = data.group_size if method.uses_groups else None
     val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
+    plateau = config.model_selection == "plateau"
+    recent: collections.deque = collections.deque(maxlen=config.average_last if plateau else 1)
     use_unlabelled = config.unlabelled_weight > 0 and data.unlabelled is not None and augment[0] != "none"
     running, seen = 0.0, 0
     curve: list[dict[str, float]] = []
@@ -224,22 +258,30 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
                                "lower student.lr")
             point = {"step": step, "train_loss": train_loss}
             if val is not None:
-                accuracy, xent = evaluate(model, data, val)
-                point.update(val_accuracy=accuracy, val_xent=xent)
-                if (accuracy, -xent) > (best.val_accuracy, -best.val_xent):
+                accuracy, xent, kl = evaluate(model, data, val)
+                point.update(val_accuracy=accuracy, val_xent=xent, val_kl=kl)
+                if not plateau and (accuracy, -xent) > (best.val_accuracy, -best.val_xent):
                     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, step,
-                                     accuracy, xent)
+                                     accuracy, xent, score=(accuracy, -xent))
+            if plateau and step > steps - config.average_last * config.eval_every:
+                recent.append({k: v.detach().clone() for k, v in model.state_dict().items()})
             if on_eval is not None:
                 model.eval()
                 with torch.no_grad():
-                    point.update(on_eval(model))
+                    point.update(on_eval(step, model) or {})
                 model.train()
             curve.append(point)
         if bar is not None:
             bar.update(1)
     best.curve = curve
-    if val is None:
-        best.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if plateau and val is not None:
+        settled = curve[len(curve) // 2:]
+        best.val_accuracy = statistics.fmean(p["val_accuracy"] for p in settled)
+        best.val_xent = statistics.fmean(p["val_xent"] for p in settled)
+        best.score = plateau_score(curve)
+    if plateau or val is None:
+        best.state = average_states(list(recent)) if plateau else {k: v.detach().clone()
+                                                                    for k, v in model.state_dict().items()}
         best.best_step = steps
     return best
 
@@ -281,8 +323,8 @@ def train_student(comparative: ComparativeSet, config: StudentConfig, device: to
             result = fit(data, method, model, train_rows, val_rows, candidate.lr, config.steps, config, augment,
                          config.seed, bar, on_eval)
             selection.append({"lr": candidate.lr, **candidate.method_args, "val_accuracy": result.val_accuracy,
-                              "val_xent": result.val_xent, "best_step": result.best_step})
-            if best is None or (result.val_accuracy, -result.val_xent) > (best.val_accuracy, -best.val_xent):
+                              "val_xent": result.val_xent, "score": list(result.score), "best_step": result.best_step})
+            if best is None or result.score > best.score:
                 best, best_candidate = result, candidate
         model, method = new_model_and_method(best_candidate)
         steps_run = best.best_step

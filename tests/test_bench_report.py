@@ -22,3 +22,22 @@ def test_markdown_marks_and_target():
                              "student": "mlp", "steps": 10, "lr_grid": [0.1]})
     assert "| ckd - ckd_control | +2.0 +- 1.0 (n=3) (>1 std) |" in text
     assert "| 100 vs 300 | 91.0 +- 1.0 | 81.0 +- 1.0 | met |" in text
+
+
+def test_spread_separates_data_seeds_from_student_seeds():
+    from ckd.bench.report import spread
+
+    # data seed 0: 80, 82, 84 (std 2); data seed 1: 90, 91, 92 (std 1); per-seed means 82 and 91
+    runs = {(0, 0): 0.80, (0, 1): 0.82, (0, 2): 0.84, (1, 3): 0.90, (1, 4): 0.91, (1, 5): 0.92}
+    result = spread(runs)
+    assert abs(result["mean"] - 86.5) < 1e-9 and abs(result["worst"] - 80.0) < 1e-9
+    assert abs(result["student_seed_std"] - 1.5) < 1e-9
+    assert abs(result["data_seed_std"] - 9 / 2 ** 0.5) < 1e-9
+
+
+def test_rows_without_student_seed_keep_the_data_seed_and_pair_by_both():
+    table = accuracy_by_seed(rows() + [{"regime": "labelled", "variant": "ckd", "budget": 100, "seed": 1,
+                                        "student_seed": 0, "test_accuracy": 0.5}])
+    assert table[("labelled", "ckd", 100)][(1, 1)] == 0.92 and table[("labelled", "ckd", 100)][(1, 0)] == 0.5
+    mean, _, n = paired_difference(table, "labelled", "ckd", "ckd_control", 100)
+    assert n == 3 and abs(mean - 2.0) < 1e-9  # the extra run has no control twin and is not paired

@@ -30,6 +30,8 @@ def test_committed_params_are_the_models_defaults():
     ("student", {"batch_size": 10**6}, "student.batch_size"),
     ("student", {"refit": 1}, "student.refit"),
     ("student", {"method": "kd", "method_args": {"temperature": list(range(1, 40))}}, "student.method_args"),
+    ("student", {"model_selection": "best"}, "student.model_selection"),
+    ("student", {"average_last": 0}, "student.average_last"),
     ("comparative", {"group_size": 0}, "comparative.group_size"),
     ("comparative", {"max_groups": 10**9}, "comparative.max_groups"),
     ("validate", {"min_accuracy": 1.5}, "validate.min_accuracy"),

@@ -63,5 +63,5 @@ def test_test_accuracy_curve_does_not_change_training():
     assert probed.chosen == plain.chosen and probed.best_step == plain.best_step
     for key, value in plain.model.state_dict().items():
         assert torch.equal(value, probed.model.state_dict()[key]), key
-    final = accuracy_probe(test_x, test_y, "acc")(probed.model)["acc"]
+    final = accuracy_probe(test_x, test_y, "acc")(0, probed.model)["acc"]
     assert final == float((probed.model(torch.as_tensor(test_x)).argmax(1).numpy() == test_y).mean())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import time
@@ -33,7 +34,7 @@ from ckd.bench.report import write_report
 from ckd.config import Params, load_config, validate_all, with_overrides
 from ckd.errors import CkdError
 
-FIELDS = ["dataset", "regime", "budget", "seed", "variant", "method", "test_accuracy", "val_accuracy",
+FIELDS = ["dataset", "regime", "budget", "seed", "student_seed", "variant", "method", "test_accuracy", "val_accuracy",
           "teacher_calls", "chosen", "train_seconds", "overrides"]
 
 
@@ -56,7 +57,7 @@ def _train_one(job: dict) -> dict:
     checkpoint, _, metrics = train(params.student, ComparativeSet.load(job["data"]), progress=False)
     seconds = time.perf_counter() - start
     return {"dataset": job["dataset"], "regime": job["regime"], "budget": job["budget"], "seed": job["seed"],
-            "variant": job["variant"], "method": params.student.method,
+            "student_seed": params.student.seed, "variant": job["variant"], "method": params.student.method,
             "test_accuracy": accuracy(torch_logits(checkpoint.model(), test.x), test.labels),
             "val_accuracy": metrics["val_accuracy"], "teacher_calls": job["teacher_calls"],
             "chosen": json.dumps({**checkpoint.chosen, "step": metrics["best_step"]}),
@@ -127,9 +128,12 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                     test.save(test_path)
                     teacher_test_accuracy = accuracy(OnnxFileTeacher(str(teacher_path)).predict(test.x), test.labels)
                     pool_size, test_size = len(pool.ids), len(test.ids)
-                for variant in variants:
-                    row_overrides = {**per_job, **variant_overrides(variant, json.loads(args.method_args),
-                                                                          args.augment)}
+                # the student seed (init, batch order, train/validation split) apart from the data seed (which
+                # N inputs the teacher is asked about); with one student seed per data seed it equals the data seed
+                student_seeds = [seed * args.student_seeds + k for k in range(args.student_seeds)]
+                for variant, student_seed in itertools.product(variants, student_seeds):
+                    row_overrides = {**per_job, "student.seed": student_seed,
+                                     **variant_overrides(variant, json.loads(args.method_args), args.augment)}
                     jobs.append({"dataset": name, "regime": regime, "budget": budget, "seed": seed,
                                  "variant": variant, "data": str(data_path), "test": str(test_path),
                                  "teacher_calls": queried.teacher_calls, "overrides": row_overrides,
@@ -152,6 +156,10 @@ def parse_args(argv=None):
     p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="teacher.budget values (default 20,60,180 on digits, else 100,300,900)")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--student-seeds", type=int, default=1,
+                   help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)")
+    p.add_argument("--student-seeds", type=int, default=1,
+                   help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)")
     p.add_argument("--science-seeds", type=int, default=6, help="seeds for each comparative variant and its control")
     p.add_argument("--variants", type=lambda s: s.split(","),
                    default=[name for name in RECIPES if name not in ("ckd_pool", "kd_pool")])
