@@ -77,7 +77,11 @@ class TeacherConfig:
     output: str | None = None
     scores: str = "logits"
     batch_size: int = 32
+    # Paid answers and the purse (ckd.store): a path (SQLite; relative = from the main repository's root, shared
+    # by every workspace and DVC experiment) or postgresql://USER@HOST:PORT/DB. `identity`: null, or a label that
+    # declares a new teacher (appended to the derived identity: answers of its own, the same purse).
     store: str = "teacher_outputs"
+    identity: str | None = None
     min_answered: float = 0.5
     options: Mapping[str, Any] = field(default_factory=dict)
     # An inference server speaking the Open Inference Protocol v2 (kind: http).
@@ -116,9 +120,17 @@ class TeacherConfig:
         _require(isinstance(self.verify_tls, bool), "teacher.verify_tls", "must be true or false")
         _require(self.token_env is None or (isinstance(self.token_env, str) and self.token_env.isidentifier()),
                  "teacher.token_env", "must be null or the NAME of an environment variable (never the token itself)")
+        _require(isinstance(self.store, str) and self.store.strip() != "" and
+                 ("://" not in self.store or self.store.startswith(("postgresql://", "postgresql+psycopg://", "sqlite:///"))),
+                 "teacher.store", "must be a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+        _require(self.identity is None or (isinstance(self.identity, str) and self.identity.strip() != ""),
+                 "teacher.identity", "must be null (derived from the teacher) or a label declaring a new teacher")
         if self.kind == "http":
             _require(isinstance(self.url, str) and self.url.startswith(("http://", "https://")), "teacher.url",
                      f"must be an http:// or https:// URL when teacher.kind is http, got {self.url!r}")
+            _require("@" not in self.url.split("://", 1)[1].split("/", 1)[0], "teacher.url",
+                     "must not carry a user name or password; put a bearer token in the environment variable "
+                     "named by teacher.token_env")
             _require(isinstance(self.model_name, str) and self.model_name, "teacher.model_name",
                      "must name the served model when teacher.kind is http")
 

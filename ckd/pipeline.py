@@ -108,18 +108,22 @@ def query_stage(teacher: TeacherConfig, pool_path: str, selected_path: str, out_
     if len(result.ids) < teacher.min_answered * len(selected):
         raise CkdError(
             f"teacher.min_answered={teacher.min_answered}: only {len(result.ids)} of {len(selected)} selected samples "
-            f"have an answer; teacher.budget={teacher.budget} is spent ({result.teacher_calls} counted for this "
-            f"teacher, {result.teacher_lost} lost); raise teacher.budget to at least "
-            f"{result.teacher_calls + result.unanswered} or go back to the selection already paid for (seed, data.*)")
+            f"have an answer; teacher.budget={teacher.budget} is spent ({result.calls_spent_total} counted in the store "
+            f"{result.store}, {result.teacher_lost} lost); raise teacher.budget to at least "
+            f"{result.calls_spent_total + result.unanswered} or go back to the selection already paid for (seed, data.*)")
     write_arrays(out_queried, ids=result.ids, scores=result.scores)
     if result.unanswered:
         log.warning("%d selected samples have no answer: their calls were lost and teacher.budget=%d is spent; "
                     "training goes on without them (raise teacher.budget to ask again)",
                     result.unanswered, teacher.budget)
-    return {"teacher_calls": result.teacher_calls, "teacher_outputs": result.teacher_outputs,
+    # Two different figures: what this run paid, and what the store has spent in total (a lowered budget can
+    # sit below the latter without any overspend: the spending happened under the budget of its time).
+    return {"calls_this_run": result.calls_this_run, "calls_spent_total": result.calls_spent_total,
+            "budget": teacher.budget, "budget_remaining": max(0, teacher.budget - result.calls_spent_total),
+            "teacher_spent": result.teacher_spent, "teacher_outputs": result.teacher_outputs,
             "teacher_lost": result.teacher_lost, "teacher_rejected": result.teacher_rejected,
-            "new_calls": result.new_calls, "selected": int(len(selected)), "answered_selected": int(len(result.ids)),
-            "unanswered": result.unanswered, "budget": teacher.budget, "store": str(result.store)}
+            "selected": int(len(selected)), "answered_selected": int(len(result.ids)),
+            "unanswered": result.unanswered, "store": result.store, "fresh_store": result.fresh_store}
 
 
 # -- check --------------------------------------------------------------------------------------
@@ -198,7 +202,7 @@ def export_stage(export: ExportConfig, checkpoint_path: str, query_metrics_path:
     query_metrics = read_json(query_metrics_path)
     metadata = {"class_names": checkpoint["class_names"], "input_shape": ["batch", *checkpoint["sample_shape"]],
                 "method": checkpoint["method"], "budget": query_metrics["budget"],
-                "teacher_calls": query_metrics["teacher_calls"], "teacher_samples": checkpoint["teacher_samples"]}
+                "calls_spent_total": query_metrics["calls_spent_total"], "teacher_samples": checkpoint["teacher_samples"]}
     export_onnx(model, checkpoint["sample_shape"], out_model, export.opset, metadata)
     if export.probabilities:
         add_probabilities(out_model)
@@ -225,7 +229,8 @@ def validate_stage(validate: ValidateConfig, teacher: TeacherConfig, checkpoint_
         **int8_metrics(ort_out, onnx_logits(int8_path, test["x"]), test["labels"]),
         **measure_latency({"torch": lambda x: torch_runner(model, x), "": lambda x: onnx_runner(onnx_path, x),
                            "int8": lambda x: onnx_runner(int8_path, x)}, test["x"], validate.latency_runs),
-        "teacher_calls": query_metrics["teacher_calls"], "teacher_outputs": query_metrics["teacher_outputs"],
+        "calls_this_run": query_metrics["calls_this_run"], "calls_spent_total": query_metrics["calls_spent_total"],
+        "teacher_outputs": query_metrics["teacher_outputs"],
         "teacher_lost": query_metrics["teacher_lost"], "teacher_unanswered": query_metrics["unanswered"],
         "budget": query_metrics["budget"],
         "method": checkpoint["method"], "test_size": int(len(test["x"])), "onnx_model": str(onnx_path),

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from ckd.budget import BudgetLedger
 from ckd.errors import TeacherError
-from ckd.query import TeacherRefused, input_hashes, run_query, teacher_key
+from ckd.query import TeacherRefused, input_hashes, run_query
+from ckd.store import open_store
 from ckd.config import TeacherConfig
 from ckd.teachers import build_teacher
 from ckd.teachers.counting import computed_samples
@@ -23,14 +23,15 @@ def test_answers_each_selected_sample_once(tmp_path, onnx_teacher, digits_like):
                        progress=False)
     assert list(result.ids) == list(ids[:50])
     np.testing.assert_allclose(result.scores, teacher.predict(x[:50]), rtol=1e-6)
-    assert (result.teacher_calls, result.teacher_outputs, result.teacher_lost) == (50, 50, 0)
+    assert (result.calls_this_run, result.calls_spent_total, result.teacher_outputs, result.teacher_lost) == (50, 50, 50, 0)
+    assert result.fresh_store
     assert computed_samples(tmp_path / "count.log") == 100  # 50 in the run + 50 in the check above
     # a re-run (say, after a change downstream) costs nothing
     again = run_query(teacher, ids[:50], x[:50], 10, budget=50, store=tmp_path / "store", progress=False)
-    assert again.new_calls == 0 and len(again.ids) == 50
+    assert again.calls_this_run == 0 and len(again.ids) == 50 and not again.fresh_store
     # a larger selection under a larger budget asks only about the new inputs
     more = run_query(teacher, ids[:70], x[:70], 10, budget=70, store=tmp_path / "store", progress=False)
-    assert more.new_calls == 20 and more.teacher_calls == 70
+    assert more.calls_this_run == 20 and more.calls_spent_total == 70
 
 
 def test_budget_is_a_hard_cap_on_new_selections(tmp_path, onnx_teacher, digits_like):
@@ -39,7 +40,7 @@ def test_budget_is_a_hard_cap_on_new_selections(tmp_path, onnx_teacher, digits_l
     run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", progress=False)
     # the same budget, a different selection: only what is already paid for comes back
     result = run_query(teacher, ids[20:60], x[20:60], 10, budget=40, store=tmp_path / "s", progress=False)
-    assert result.teacher_calls == 40 and result.new_calls == 0
+    assert result.calls_spent_total == 40 and result.calls_this_run == 0
     assert result.unanswered == 20 and list(result.ids) == list(ids[20:40])
     assert computed_samples(tmp_path / "count.log") == 40
 
@@ -47,13 +48,12 @@ def test_budget_is_a_hard_cap_on_new_selections(tmp_path, onnx_teacher, digits_l
 def test_lost_batch_is_asked_again_only_while_budget_remains(tmp_path, onnx_teacher, digits_like):
     ids, x = digits_like
     teacher = counting(onnx_teacher, tmp_path)
-    store = tmp_path / "s"
-    directory = store / teacher_key(teacher.identity)
-    hashes = input_hashes(x[:10])
-    with BudgetLedger(directory / "ledger.jsonl", teacher.identity) as ledger:
-        ledger.reserve([int(i) for i in ids[:10]], hashes, budget=30)  # sent, then the process died
+    store = open_store(str(tmp_path / "s"))
+    run = store.open_run(teacher.identity, "test")
+    store.reserve(teacher.identity, run, [int(i) for i in ids[:10]], input_hashes(x[:10]), budget=30)
+    store.close_run(run)  # sent, then the run ended with no answer
     result = run_query(teacher, ids[:20], x[:20], 10, budget=25, store=store, batch_size=8, progress=False)
-    assert result.teacher_calls == 25 and result.teacher_lost == 10
+    assert result.calls_spent_total == 25 and result.teacher_lost == 10
     assert result.unanswered == 5  # 10 lost + 10 new needed 20 more calls, only 15 remained
     assert computed_samples(tmp_path / "count.log") == 15
 
@@ -89,17 +89,15 @@ class RefusingTeacher(GarbageTeacher):
 
 def test_garbage_is_quarantined_and_counted(tmp_path, digits_like):
     ids, x = digits_like
-    with pytest.raises(TeacherError, match=r"expected \(16, 10\); raw answer kept in"):
+    with pytest.raises(TeacherError, match=r"expected \(16, 10\); raw answer kept in the store"):
         run_query(GarbageTeacher(), ids[:40], x[:40], 10, budget=40, store=tmp_path, batch_size=16, progress=False)
-    directory = tmp_path / teacher_key("garbage")
-    assert len(list((directory / "quarantine").glob("*.npz"))) == 1
-    with BudgetLedger(directory / "ledger.jsonl", "garbage") as ledger:
-        assert ledger.counted == 16 and ledger.state.count("rejected") == 16  # it was computed: it stays paid
+    summary = open_store(str(tmp_path)).summary("garbage")
+    assert summary.spent == 16 and summary.rejected == 16  # it was computed: it stays paid
 
 
 def test_refusal_gives_the_count_back(tmp_path, digits_like):
     ids, x = digits_like
     with pytest.raises(TeacherError, match="refused"):
         run_query(RefusingTeacher(), ids[:10], x[:10], 10, budget=10, store=tmp_path, progress=False)
-    with BudgetLedger(tmp_path / teacher_key("refusing") / "ledger.jsonl", "refusing") as ledger:
-        assert ledger.counted == 0
+    store = open_store(str(tmp_path))
+    assert store.spent() == 0 and store.summary("refusing").refused == 10

@@ -13,7 +13,7 @@ from ckd.registry import Registry
 class Teacher(Protocol):
     """A paid black box. `identity` keys its stored outputs: a new teacher never mixes with an old one."""
 
-    identity: str
+    identity: str  # canonical: what the teacher computes, not how it is reached (see README, "identity")
     num_classes: int | None  # known before any call when the backend declares it, else None
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
@@ -61,5 +61,10 @@ TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")
 
 
 def build_teacher(config) -> Teacher:
-    """Build the backend `config.kind` (a TeacherConfig) through its `from_config`."""
-    return TEACHERS.get(config.kind).from_config(config)
+    """Build the backend `config.kind` (a TeacherConfig) through its `from_config`. A `teacher.identity`
+    label declares a new teacher: it is appended to the derived identity, so it gets answers of its own."""
+    teacher = TEACHERS.get(config.kind).from_config(config)
+    label = getattr(config, "identity", None)
+    if label:
+        teacher.identity = f"{teacher.identity}#{label}"
+    return teacher
