@@ -59,3 +59,35 @@ def digits_like():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 17, size=(120, 8, 8)).astype(np.float32)
     return np.arange(1000, 1120), x
+
+
+# PostgreSQL for the team store's tests: a server must answer (CI starts it); each test gets a fresh database,
+# dropped at the end. Where no server answers these tests fail, they are not skipped.
+PG_ADMIN = os.environ.get("CKD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def pg_store_url():
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"ckd_test_{uuid.uuid4().hex[:12]}"
+    admin_url = sa.make_url(PG_ADMIN)
+    admin = sa.create_engine(admin_url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_spec(request, tmp_path):
+    """The same test against each backend of the store."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store")
+    return request.getfixturevalue("pg_store_url")

@@ -477,6 +477,12 @@ class Store:
                 c.execute(sa.delete(teachers_table).where(teachers_table.c.teacher == old))
         self._guard(body, f"cannot move the answers of {old} to {new}")
 
+    def quarantined(self) -> list[tuple[int, str, str]]:
+        def body():
+            with self.engine.connect() as c:
+                return [tuple(r) for r in c.execute(sa.select(quarantine_table).order_by(quarantine_table.c.batch))]
+        return self._guard(body, "cannot read its quarantine")
+
     def get_meta(self, key: str) -> str | None:
         def body():
             with self.engine.connect() as c:
