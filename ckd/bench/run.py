@@ -95,7 +95,7 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
             rows = np.searchsorted(pool_ids, chosen)
             result = run_query(teacher, chosen, pool["x"][rows], dataset.num_classes, budget,
                                out / "teacher_outputs" / f"n{budget}-s{seed}", progress=False)
-            assert result.teacher_calls <= budget and len(result.ids) == budget
+            assert result.calls_spent_total <= budget and len(result.ids) == budget
             arrays = comparative_arrays(result.ids, result.scores, pool, "logits", args.group_size,
                                         args.max_groups, seed)
             arrays_path = data_dir / f"n{budget}-s{seed}.npz"
@@ -105,7 +105,7 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
                 for variant in variants:
                     jobs.append({"dataset": name, "regime": regime, "budget": budget, "seed": seed,
                                  "variant": variant, "arrays": str(arrays_path), "test": str(data_dir / "test.npz"),
-                                 "teacher_calls": result.teacher_calls, "arch": args.arch,
+                                 "teacher_calls": result.calls_spent_total, "arch": args.arch,
                                  "arch_args": json.loads(args.arch_args), "lr": args.lr, "steps": args.steps,
                                  "batch_size": args.batch_size, "extra_args": json.loads(args.method_args),
                                  "augment": args.augment})
