@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ckd.errors import TeacherError
+from ckd.errors import CkdError, TeacherError
 from ckd.query import TeacherRefused, input_hashes, run_query
 from ckd.store import open_store
 from ckd.config import TeacherConfig
@@ -101,3 +101,172 @@ def test_refusal_gives_the_count_back(tmp_path, digits_like):
         run_query(RefusingTeacher(), ids[:10], x[:10], 10, budget=10, store=tmp_path, progress=False)
     store = open_store(str(tmp_path))
     assert store.spent() == 0 and store.summary("refusing").refused == 10
+
+
+def test_a_resaved_onnx_model_is_the_same_teacher(tmp_path, onnx_teacher, digits_like):
+    import onnx
+
+    ids, x = digits_like
+    model = onnx.load(str(onnx_teacher))
+    model.producer_name, model.doc_string = "someone-else", "saved again"
+    onnx.helper.set_model_props(model, {"note": "other metadata, other bytes"})
+    onnx.save(model, str(tmp_path / "resaved.onnx"))
+    assert (tmp_path / "resaved.onnx").read_bytes() != onnx_teacher.read_bytes()
+    first, resaved = counting(onnx_teacher, tmp_path), counting(tmp_path / "resaved.onnx", tmp_path)
+    assert first.identity == resaved.identity
+    other = counting(linear_onnx_teacher(tmp_path / "other.onnx", input_shape=[1, 8, 8], seed=1), tmp_path)
+    assert other.identity != first.identity  # other weights: another teacher
+    run_query(first, ids[:30], x[:30], 10, budget=30, store=tmp_path / "s", progress=False)
+    again = run_query(resaved, ids[:30], x[:30], 10, budget=30, store=tmp_path / "s", progress=False)
+    assert again.calls_this_run == 0 and len(again.ids) == 30
+    assert computed_samples(tmp_path / "count.log") == 30
+
+
+def test_a_declared_identity_is_a_new_teacher_with_the_same_purse(tmp_path, onnx_teacher, digits_like):
+    ids, x = digits_like
+    plain = counting(onnx_teacher, tmp_path)
+    declared = build_teacher(TeacherConfig(kind="counting", model=str(onnx_teacher), identity="retrained-2026",
+                                           options={"count_file": str(tmp_path / "count.log")}))
+    assert declared.identity == f"{plain.identity}#retrained-2026"
+    run_query(plain, ids[:30], x[:30], 10, budget=50, store=tmp_path / "s", progress=False)
+    result = run_query(declared, ids[:30], x[:30], 10, budget=50, store=tmp_path / "s", progress=False)
+    assert result.calls_this_run == 20 and result.unanswered == 10  # its own answers, but one budget for the store
+    assert result.calls_spent_total == 50 and computed_samples(tmp_path / "count.log") == 50
+
+
+def test_onnx_runtime_refusing_the_batch_shape_gives_the_count_back(tmp_path, digits_like):
+    ids, x = digits_like
+    single = linear_onnx_teacher(tmp_path / "single.onnx", input_shape=[1, 8, 8])
+    import onnx
+
+    model = onnx.load(str(single))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # takes batches of exactly one
+    onnx.save(model, str(single))
+    with pytest.raises(TeacherError, match=r"refused batch 1 \(its 16 calls were given back\): ONNX Runtime rejected"):
+        run_query(counting(single, tmp_path), ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", batch_size=16,
+                  progress=False)
+    store = open_store(str(tmp_path / "s"))
+    assert store.spent() == 0 and computed_samples(tmp_path / "count.log") == 16  # the test teacher logs, ORT refused
+
+
+def test_deleted_store_rows_stop_the_next_run_before_any_call(tmp_path, onnx_teacher, digits_like):
+    import sqlalchemy as sa
+
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", batch_size=10, progress=False)
+    store = open_store(str(tmp_path / "s"))
+    with store.engine.begin() as connection:  # someone "cleans up" two batches and their answers
+        for table in ("ckd_answers", "ckd_batch_items", "ckd_batches"):
+            connection.execute(sa.text(f"DELETE FROM {table} WHERE batch IN (1, 2)"))
+    store.close()
+    with pytest.raises(CkdError, match="purse says 40 in 4 .batch rows were deleted or edited.*new path"):
+        run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", progress=False)
+    assert computed_samples(tmp_path / "count.log") == 40
+
+
+def test_a_failed_write_keeps_the_paid_answer_and_the_next_run_imports_it(tmp_path, onnx_teacher, digits_like,
+                                                                         monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from ckd.store.base import Store
+
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    monkeypatch.setattr("ckd.query.time.sleep", lambda s: None)
+    real_write = Store.write_answers
+    calls = []
+
+    def disk_full(self, batch, hashes, scores):
+        calls.append(batch)
+        if batch == 2:
+            raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+        return real_write(self, batch, hashes, scores)
+
+    monkeypatch.setattr(Store, "write_answers", disk_full)
+    with pytest.raises(CkdError) as error:
+        run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", batch_size=10, progress=False)
+    message = str(error.value)
+    spilled = list((tmp_path / "s" / "spill").glob("spill-*.npz"))
+    assert len(spilled) == 1 and "\n" not in message
+    assert f"teacher.store {tmp_path / 's' / 'ckd-store.sqlite'}: cannot store the paid answer of batch 2 " \
+           f"(database or disk is full); it is kept in {spilled[0]} and the next run imports it" == message
+    assert calls.count(2) == 3  # retried before spilling
+    monkeypatch.setattr(Store, "write_answers", real_write)
+    result = run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", batch_size=10, progress=False)
+    assert len(result.ids) == 40 and result.teacher_lost == 0 and result.calls_spent_total == 40
+    assert computed_samples(tmp_path / "count.log") == 40  # each input computed once: the spilled batch was reused
+    assert not spilled[0].exists()
+
+
+def write_legacy_ledger(folder, teacher_identity, ids, hashes, scores, lost_ids=(), lost_hashes=()):
+    """The format ckd wrote before the store: <folder>/<key>/ledger.jsonl with batches/*.npz."""
+    import json
+
+    from ckd.data import write_arrays
+
+    directory = folder / "onnx-0123456789abcdef"
+    events = [{"event": "open", "teacher": teacher_identity},
+              {"event": "reserve", "batch": 1, "ids": [int(i) for i in ids], "hashes": list(hashes)},
+              {"event": "answered", "batch": 1, "file": "batches/batch-000001.npz"}]
+    if len(lost_ids):
+        events.append({"event": "reserve", "batch": 2, "ids": [int(i) for i in lost_ids], "hashes": list(lost_hashes)})
+    write_arrays(directory / "batches" / "batch-000001.npz", ids=np.asarray(ids), hashes=np.asarray(hashes),
+                 scores=scores)
+    (directory / "ledger.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return directory / "ledger.jsonl"
+
+
+def test_old_ledgers_are_imported_once_nothing_lost_nothing_asked_again(tmp_path, onnx_teacher, digits_like):
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    scores = teacher.predict(x[:30])
+    write_legacy_ledger(tmp_path / "teacher_outputs", teacher.legacy_identity, ids[:30], input_hashes(x[:30]), scores,
+                        ids[30:40], input_hashes(x[30:40]))
+    before = computed_samples(tmp_path / "count.log")
+    result = run_query(teacher, ids[:30], x[:30], 10, budget=60, store=tmp_path / "teacher_outputs", progress=False)
+    assert result.calls_this_run == 0 and len(result.ids) == 30
+    np.testing.assert_allclose(result.scores, scores)
+    assert result.calls_spent_total == 40 and result.teacher_lost == 10  # the old lost batch stays counted
+    again = run_query(teacher, ids[:50], x[:50], 10, budget=60, store=tmp_path / "teacher_outputs", progress=False)
+    assert again.calls_spent_total == 60 and again.calls_this_run == 20  # imported once, not twice
+    assert computed_samples(tmp_path / "count.log") - before == 20
+
+
+@pytest.mark.parametrize("line,words", [
+    ('{"event": "reserve", "batch": "one", "ids": [], "hashes": []}', "'batch' must be an integer"),
+    ('{"event": "reserve", "batch": 3, "ids": [1], "hashes": []}', "'ids' and 'hashes' must be lists"),
+    ('{"event": "answered", "batch": 9}', "batch 9 closed but never reserved"),
+    ('[1, 2]', "no known 'event'"),
+])
+def test_a_wrong_old_ledger_line_is_one_line_naming_the_file(tmp_path, onnx_teacher, digits_like, line, words):
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    ledger = write_legacy_ledger(tmp_path / "old", teacher.legacy_identity, ids[:10], input_hashes(x[:10]),
+                                 teacher.predict(x[:10]))
+    with open(ledger, "a") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(CkdError, match=f"{ledger}: line 4 is not a ledger event") as error:
+        run_query(teacher, ids[:10], x[:10], 10, budget=10, store=tmp_path / "old", progress=False)
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_ledger_cli_summary_export_and_import(tmp_path, onnx_teacher, digits_like):
+    from ckd.ledger import main
+
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    run_query(teacher, ids[:30], x[:30], 10, budget=30, store=tmp_path / "a", progress=False)
+    for suffix in ("npz", "parquet"):
+        main(["--store", str(tmp_path / "a"), "export", "--out", str(tmp_path / f"answers.{suffix}")])
+        main(["--store", str(tmp_path / f"b-{suffix}"), "import", "--from", str(tmp_path / f"answers.{suffix}")])
+        result = run_query(teacher, ids[:30], x[:30], 10, budget=30, store=tmp_path / f"b-{suffix}", progress=False)
+        assert result.calls_this_run == 0 and len(result.ids) == 30 and result.calls_spent_total == 30
+        main(["--store", str(tmp_path / f"b-{suffix}"), "import", "--from", str(tmp_path / f"answers.{suffix}")])
+        assert open_store(str(tmp_path / f"b-{suffix}")).spent() == 30  # importing again costs nothing
+    from ckd.ledger import summary
+
+    text = summary(open_store(str(tmp_path / "a")), budget=20)
+    assert f"| {teacher.identity} | 30 | 30 | 0 | 0 | 0 | 0 |" in text
+    assert "spent in total: 30 of teacher.budget=20; remaining 0 (spent under an earlier, larger budget" in text
+    assert computed_samples(tmp_path / "count.log") == 30
