@@ -3,7 +3,7 @@
 DVC decides what is up to date (a task over an unchanged stage returns at once) and keeps lineage;
 Prefect adds retries, schedules, logs and the UI. A stage that exits 2 failed on bad input and is not
 retried; any other failure (a crash, a kill) is retried once, which is safe for `query` because the
-budget ledger, not Prefect, decides what may be sent again.
+budget store (ckd.store), not Prefect, decides what may be sent again.
 
     python -m flows.pipeline                       # run once, parameters from params.yaml
     python -m flows.pipeline --set teacher.budget=200 --set student.method=kd

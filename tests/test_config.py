@@ -44,3 +44,17 @@ def test_missing_and_malformed_params_file(tmp_path):
 
 def test_lr_scalar_becomes_grid():
     assert section_from_dict("student", {"lr": 0.01}).lr == (0.01,)
+
+
+def test_store_identity_and_url_credentials():
+    from ckd.config import TeacherConfig
+    from ckd.errors import ConfigError
+
+    assert TeacherConfig(store="postgresql://ckd@db.example.com:5432/ckd", identity="v2").identity == "v2"
+    for bad, words in [({"store": "mysql://x/y"}, "teacher.store: must be a path (SQLite) or postgresql://"),
+                       ({"store": ""}, "teacher.store"), ({"identity": ""}, "teacher.identity"),
+                       ({"kind": "http", "model_name": "m", "url": "https://me:secret@teacher.example.com"},
+                        "teacher.url: must not carry a user name or password; put a bearer token in the "
+                        "environment variable named by teacher.token_env")]:
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            TeacherConfig(**bad)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ckd.store import open_store
 from tests.conftest import PROJECT, linear_onnx_teacher
 
 DVC = str(Path(sys.executable).with_name("dvc"))
@@ -40,11 +41,12 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project):
 
     with prefect_test_harness(server_startup_timeout=120):
         metrics = ckd_pipeline(overrides=SMALL, project_dir=str(project))
-    for key in ("test_accuracy", "onnx_test_accuracy", "onnx_max_abs_diff", "teacher_calls", "teacher_outputs",
+    for key in ("test_accuracy", "onnx_test_accuracy", "onnx_max_abs_diff", "calls_this_run", "calls_spent_total",
+                "teacher_outputs",
                 "budget", "method", "latency_ms_batch1", "teacher_eval_calls"):
         assert key in metrics
     assert metrics == json.loads((project / "metrics" / "validate.json").read_text())
-    assert metrics["teacher_calls"] <= metrics["budget"] == 60
+    assert metrics["calls_this_run"] == metrics["calls_spent_total"] <= metrics["budget"] == 60
     assert metrics["teacher_outputs"] == 60 and metrics["method"] == "ckd"
     assert metrics["onnx_max_abs_diff"] <= 1e-4 and metrics["test_accuracy"] >= 0.5
     assert metrics["teacher_eval_calls"] == 500  # the stand-in only, reported apart from the budget
@@ -71,6 +73,7 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project):
     nan_teacher = linear_onnx_teacher(project / "nan_teacher.onnx", input_shape=[1, 8, 8], nan_below=290.0)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["teacher"]["model"] = str(nan_teacher)
+    params["teacher"]["budget"] = 120  # one purse for the store: the new teacher gets the 60 calls added
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     failed = dvc_repro(project)
     assert failed.returncode != 0
@@ -78,9 +81,9 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project):
            "'row_is_finite'}" in failed.stderr
     assert "Running stage 'build'" not in failed.stdout
     assert "Great Expectations Data Docs: " in failed.stderr and (project / "reports" / "data_docs" / "index.html").is_file()
-    stores = list((project / "teacher_outputs").iterdir())
-    assert len(stores) == 2  # two teachers, never mixed; the first one's answers still there
-    assert all(len(list((store / "batches").glob("*.npz"))) == 2 for store in stores)
+    teachers = open_store(str(project / "teacher_outputs")).summaries()
+    # two teachers, never mixed; the first one's answers still there; the store's total within the budget
+    assert sorted(t.answered for t in teachers) == [60, 60] and sum(t.spent for t in teachers) == 120
 
     # budget 0: fails at once, naming the parameter, before any stage runs
     rejected = subprocess.run([sys.executable, "-m", "flows.pipeline", "--project-dir", str(project),

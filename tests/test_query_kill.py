@@ -1,5 +1,5 @@
 """SIGKILL the `query` stage mid-run, re-run it: the teacher never computes more than the budget, and
-every answered sample is stored exactly once, in agreement with the ledger."""
+every answered sample is stored exactly once, in agreement with the store."""
 
 import json
 import os

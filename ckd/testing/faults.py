@@ -101,7 +101,7 @@ def run_scenario(scenario: Scenario, server_url: str, ids: np.ndarray, x: np.nda
     if computed > scenario.budget:
         problems.append(f"server computed {computed} > budget {scenario.budget}")
     if calls is not None and computed > calls:
-        problems.append(f"server computed {computed} > ledger count {calls}")
+        problems.append(f"server computed {computed} > store count {calls}")
     return {"case": scenario.name, "budget": scenario.budget, "selected": scenario.selected,
             "server_computed": computed, "teacher_calls": calls, "stored": stored, "lost": lost,
             "unanswered": unanswered, "outcome": outcome, "faults": faults, "seconds": round(seconds, 2),
