@@ -419,48 +419,61 @@ class Store:
                 return c.execute(sa.select(batches_table.c.status).where(batches_table.c.batch == batch)).scalar()
         return self._guard(body, "cannot read a batch")
 
-    def record_batch(self, teacher: str, description: str, ids: list[int], hashes: list[str], status: str,
-                     scores: np.ndarray | None = None, reason: str = "", raw: str | None = None,
-                     skip_known: bool = False) -> int:
-        """Record a closed batch paid for elsewhere (an import) with its answers; it counts unless refused.
-        With `skip_known`, inputs this store already answered are left out (so importing twice costs
-        nothing). Returns how many inputs the batch holds."""
+    def record_batches(self, teacher: str, description: str, batches: list[dict], skip_known: bool = False,
+                       marker: tuple[str, str] | None = None) -> int:
+        """Record closed batches paid for elsewhere (an import), each a dict of `ids`, `hashes`, `status`
+        and, as it applies, `scores`, `reason`, `raw`; they count unless refused. All or nothing, in one
+        transaction under the purse lock; with `marker` (a settings key and value), only if that key is
+        not set yet, so two runs importing the same thing at once import it once. With `skip_known`,
+        inputs this store already answered are left out (importing twice costs nothing). Returns how
+        many inputs were recorded."""
         def body():
             with self.engine.begin() as c:
                 purse = self.lock_purse(c)
+                if marker is not None:
+                    if c.execute(sa.select(meta_table.c.key).where(meta_table.c.key == marker[0])).first() is not None:
+                        return 0
+                    c.execute(sa.insert(meta_table).values(key=marker[0], value=marker[1]))
                 if c.execute(sa.select(teachers_table.c.teacher).where(teachers_table.c.teacher == teacher)).first() is None:
                     c.execute(sa.insert(teachers_table).values(teacher=teacher, description=description,
                                                                first_seen=time.time()))
                 present = {r[0] for r in c.execute(sa.select(answers_table.c.input_hash).where(
                     answers_table.c.teacher == teacher))}
-                rows = list(range(len(hashes)))
-                if skip_known:
-                    seen: set[str] = set()
-                    rows = [i for i in rows if hashes[i] not in present and not (hashes[i] in seen or seen.add(hashes[i]))]
-                    if not rows:
-                        return 0
-                now = time.time()
-                batch = c.execute(sa.insert(batches_table).values(teacher=teacher, run="import", status=status,
-                                                                  n=len(rows), created=now, closed=now,
-                                                                  reason=reason)).inserted_primary_key[0]
-                if rows:
-                    c.execute(sa.insert(items_table), [{"batch": batch, "position": p, "sample_id": int(ids[i]),
-                                                        "input_hash": hashes[i]} for p, i in enumerate(rows)])
-                if status == "answered":
-                    fresh: dict[str, int] = {}
-                    for i in rows:
-                        if hashes[i] not in present:
-                            fresh.setdefault(hashes[i], i)
-                    if fresh:
-                        c.execute(sa.insert(answers_table), [
-                            {"teacher": teacher, "input_hash": h, "classes": int(scores.shape[1]),
-                             "scores": _scores_blob(scores[i]), "batch": batch} for h, i in fresh.items()])
-                if status == "rejected":
-                    c.execute(sa.insert(quarantine_table).values(batch=batch, problem=reason, raw=raw or ""))
-                counted = 0 if status == "refused" else len(rows)
-                c.execute(sa.update(purse_table).where(purse_table.c.id == 1)
-                          .values(spent=int(purse["spent"]) + counted, batches=int(purse["batches"]) + 1))
-                return len(rows)
+                spent, made, total = int(purse["spent"]), int(purse["batches"]), 0
+                for record in batches:
+                    hashes, status = record["hashes"], record["status"]
+                    rows = list(range(len(hashes)))
+                    if skip_known:
+                        seen: set[str] = set()
+                        rows = [i for i in rows if hashes[i] not in present and not (hashes[i] in seen or seen.add(hashes[i]))]
+                        if not rows:
+                            continue
+                    now = time.time()
+                    batch = c.execute(sa.insert(batches_table).values(
+                        teacher=teacher, run="import", status=status, n=len(rows), created=now, closed=now,
+                        reason=record.get("reason", ""))).inserted_primary_key[0]
+                    if rows:
+                        c.execute(sa.insert(items_table), [{"batch": batch, "position": p, "sample_id": int(record["ids"][i]),
+                                                            "input_hash": hashes[i]} for p, i in enumerate(rows)])
+                    if status == "answered":
+                        fresh: dict[str, int] = {}
+                        for i in rows:
+                            if hashes[i] not in present:
+                                fresh.setdefault(hashes[i], i)
+                        if fresh:
+                            scores = record["scores"]
+                            c.execute(sa.insert(answers_table), [
+                                {"teacher": teacher, "input_hash": h, "classes": int(scores.shape[1]),
+                                 "scores": _scores_blob(scores[i]), "batch": batch} for h, i in fresh.items()])
+                            present |= set(fresh)
+                    if status == "rejected":
+                        c.execute(sa.insert(quarantine_table).values(batch=batch, problem=record.get("reason", ""),
+                                                                     raw=record.get("raw") or ""))
+                    spent += 0 if status == "refused" else len(rows)
+                    made += 1
+                    total += len(rows)
+                c.execute(sa.update(purse_table).where(purse_table.c.id == 1).values(spent=spent, batches=made))
+                return total
         return self._guard(body, "cannot import answers")
 
     def adopt(self, old: str, new: str) -> None:

@@ -77,23 +77,26 @@ def import_legacy(store, folder: str | Path, aliases: dict[str, str] | None = No
             if batches:
                 raise CkdError(f"{ledger}: has batches but no 'open' event naming its teacher; nothing was imported")
             continue
-        canonical = aliases.get(teacher, teacher)
+        records = []
         for number, batch in sorted(batches.items()):
-            status, scores, raw = batch["status"], None, None
-            if status == "answered":
+            record = {"ids": batch["ids"], "hashes": batch["hashes"], "status": batch["status"],
+                      "reason": batch["reason"] or f"legacy batch {number}"}
+            if batch["status"] == "answered":
                 path = ledger.parent / (batch["file"] or "")
                 try:
                     arrays = read_arrays(path, required=("hashes", "scores"))
                 except CkdError as error:
                     raise CkdError(f"{ledger}: batch {number} is answered but its file cannot be read ({error}); "
-                                   "restore the file, then run again (nothing more was imported)") from None
+                                   "restore the file, then run again (nothing was imported)") from None
                 if [str(h) for h in arrays["hashes"]] != batch["hashes"]:
-                    raise CkdError(f"{path}: its inputs differ from what {ledger} reserved for batch {number}")
-                scores = arrays["scores"]
-            if status == "rejected" and batch["file"] and (ledger.parent / batch["file"]).is_file():
-                raw = str(read_arrays(ledger.parent / batch["file"]).get("raw", ""))
-            imported += store.record_batch(canonical, f"imported from {ledger}", batch["ids"], batch["hashes"], status,
-                                           scores, reason=batch["reason"] or f"legacy batch {number}", raw=raw)
-        store.set_meta(key, hashlib.sha256(ledger.read_bytes()).hexdigest())
+                    raise CkdError(f"{path}: its inputs differ from what {ledger} reserved for batch {number}; "
+                                   "nothing was imported")
+                record["scores"] = arrays["scores"]
+            if batch["status"] == "rejected" and batch["file"] and (ledger.parent / batch["file"]).is_file():
+                record["raw"] = str(read_arrays(ledger.parent / batch["file"]).get("raw", ""))
+            records.append(record)
+        # one transaction per ledger, marked done inside it: imported once, also when two runs start together
+        imported += store.record_batches(aliases.get(teacher, teacher), f"imported from {ledger}", records,
+                                         marker=(key, hashlib.sha256(ledger.read_bytes()).hexdigest()))
         log.info("imported %s (%d batches) into %s", ledger, len(batches), store.location)
     return imported

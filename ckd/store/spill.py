@@ -44,8 +44,14 @@ def import_spills(store) -> int:
             batch = int(arrays["batch"])
             status = store.batch_status(batch)
             if status in ("in_flight", "lost"):
-                store.write_answers(batch, [str(h) for h in arrays["hashes"]], arrays["scores"])
-                imported += len(arrays["hashes"])
+                try:
+                    store.write_answers(batch, [str(h) for h in arrays["hashes"]], arrays["scores"])
+                    imported += len(arrays["hashes"])
+                except Exception as error:  # another run imported it meanwhile, or the store still fails
+                    if store.batch_status(batch) != "answered":
+                        raise CkdError(f"{path}: the store {store.location} still cannot take this spilled paid "
+                                       f"answer ({str(getattr(error, 'orig', None) or error).splitlines()[0]}); "
+                                       "it stays in the file") from None
             elif status != "answered":
                 raise CkdError(f"{path}: spilled answer of batch {batch}, which the store {store.location} records as "
                                f"{status}; move the file away once you have looked at it")
