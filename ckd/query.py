@@ -88,7 +88,7 @@ class _Session:
                 return
             held = self.store.held_elsewhere(self.teacher.identity, [self.hashes[i] for i in pending], self.run)
             free = [i for i in pending if self.hashes[i] not in held]
-            sent = self.one_pass(pool, concurrency, free) if free else 0
+            sent = self.one_pass(pool, concurrency, free) if free and self.store.spent() < self.budget else 0
             self.answers.update(self.store.answers(self.teacher.identity, [self.hashes[i] for i in pending]))
             if sent == 0 and self.fatal is None:
                 still = [self.hashes[i] for i in _first_pending(self.hashes, self.answers)]
