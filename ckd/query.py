@@ -93,7 +93,10 @@ class _Session:
             if sent == 0 and self.fatal is None:
                 still = [self.hashes[i] for i in _first_pending(self.hashes, self.answers)]
                 if not still or not self.store.held_elsewhere(self.teacher.identity, still, self.run):
-                    return  # the budget is spent, and no other run is about to answer what is left
+                    # The budget is spent and no other run has these in flight. Read once more: a batch that
+                    # closed between the last read and that check is answered now, and its answers are ours.
+                    self.answers.update(self.store.answers(self.teacher.identity, still))
+                    return
                 time.sleep(WAIT_S)  # another run has these inputs in flight: its answer is ours too
 
     def one_pass(self, pool: ThreadPoolExecutor, concurrency: int, rows: list[int]) -> int:
