@@ -172,10 +172,10 @@ class Store:
 
     def check(self) -> None:
         """Every consistency rule the store must keep; a damaged store stops here, never resets."""
-        with self.engine.connect() as c:
-            purse = c.execute(sa.select(purse_table).where(purse_table.c.id == 1)).mappings().first()
-            if purse is None:
-                raise self.corrupt("its purse row is missing")
+        # Under the purse lock: no reservation or refund commits between the reads below, so a run that is
+        # reserving right now is never mistaken for damage.
+        with self.engine.begin() as c:
+            purse = self.lock_purse(c)
             bad = c.execute(sa.select(batches_table.c.batch, batches_table.c.status)
                             .where(batches_table.c.status.not_in(STATUSES))).first()
             if bad is not None:
