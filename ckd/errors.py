@@ -14,7 +14,7 @@ class ConfigError(CkdError):
 
 
 class BudgetExhausted(CkdError):
-    """The ledger has no budget left for samples that still need an answer."""
+    """The store has no budget left for samples that still need an answer."""
 
 
 class TeacherError(CkdError):

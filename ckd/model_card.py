@@ -76,8 +76,8 @@ def build_card(metrics: Mapping[str, Any], checkpoint: Mapping[str, Any], params
         "name": params.get("export", {}).get("name", "ckd_student"),
         "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "teacher": teacher_identity(params.get("teacher", {}), is_standin),
-        "teacher_calls": {k: metrics[k] for k in ("teacher_calls", "budget", "teacher_outputs", "teacher_lost",
-                                                  "teacher_unanswered", "teacher_eval_calls")},
+        "teacher_calls": {k: metrics[k] for k in ("calls_spent_total", "calls_this_run", "budget", "teacher_outputs",
+                                                  "teacher_lost", "teacher_unanswered", "teacher_eval_calls")},
         "data": {**data_identity(params.get("data", {}).get("source", "digits")),
                  "test_size": metrics["test_size"], "seed": params.get("seed", 0)},
         "method": {"method": checkpoint["method"], "chosen": checkpoint["chosen"], "arch": checkpoint["arch"],
@@ -110,7 +110,8 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         "## Origin", "",
         f"- Teacher: {teacher['kind']} {who}{' (the stand-in teacher)' if teacher['standin'] else ''}; "
         f"scores: {teacher['scores']}.",
-        f"- Teacher calls spent: {cost['teacher_calls']} of a budget of {cost['budget']} (outputs stored "
+        f"- Teacher calls spent in the store in total: {cost['calls_spent_total']} of a budget of {cost['budget']} "
+        f"({cost['calls_this_run']} by the last query run; outputs stored "
         f"{cost['teacher_outputs']}, lost {cost['teacher_lost']}); evaluation calls apart from the budget: "
         f"{cost['teacher_eval_calls']}.",
         f"- Data: `{data['source']}`, SHA-256 `{data['sha256']}` ({data['hash_of']}); split seed {data['seed']}.",

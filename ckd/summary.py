@@ -13,7 +13,8 @@ def summarise(metrics: dict, method: str) -> str:
     lines = [
         f"student ({method}) test accuracy: PyTorch {metrics['test_accuracy']:.4f}, "
         f"ONNX Runtime {metrics['onnx_test_accuracy']:.4f} on {metrics['test_size']} held-out samples",
-        f"teacher calls used / budget: {metrics['teacher_calls']} / {metrics['budget']} "
+        f"teacher calls: {metrics['calls_this_run']} by this run; spent in the store in total / budget: "
+        f"{metrics['calls_spent_total']} / {metrics['budget']} "
         f"(outputs stored {metrics['teacher_outputs']}, lost {metrics['teacher_lost']}, "
         f"selected samples without an answer {metrics.get('teacher_unanswered', 0)})",
         f"ONNX parity: max |logit difference| {metrics['onnx_max_abs_diff']:.2e}; "

@@ -5,7 +5,7 @@ Prefect adds retries, schedules, logs, artifacts and the UI. The stages and thei
 `dvc.yaml`, their metrics files too. A stage that rejects its input (exit status 2, reported through
 $CKD_STAGE_STATUS_FILE because `dvc repro` folds every failure into its own status) is not retried; any
 other failure (a crash, a kill, a timeout) is retried once, which is safe for `query` because the budget
-ledger, not Prefect, decides what may be sent again.
+store (ckd.store), not Prefect, decides what may be sent again.
 
     python -m flows.pipeline                       # run once, parameters from params.yaml
     python -m flows.pipeline --set teacher.budget=200 --set student.method=kd

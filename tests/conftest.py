@@ -43,3 +43,35 @@ def pytest_collection_modifyitems(config, items):
         limits = [seconds for marker, seconds in MARKER_TIMEOUT_S.items() if item.get_closest_marker(marker)]
         if limits and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(max(limits)))
+
+
+# PostgreSQL for the team store's tests: a server must answer (CI starts it); each test gets a fresh database,
+# dropped at the end. Where no server answers these tests fail, they are not skipped.
+PG_ADMIN = os.environ.get("CKD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def pg_store_url():
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"ckd_test_{uuid.uuid4().hex[:12]}"
+    admin_url = sa.make_url(PG_ADMIN)
+    admin = sa.create_engine(admin_url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_spec(request, tmp_path):
+    """The same test against each backend of the store."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store")
+    return request.getfixturevalue("pg_store_url")

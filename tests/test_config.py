@@ -160,3 +160,15 @@ def test_artifacts_name_the_file_when_wrong_or_missing(tmp_path):
         StudentCheckpoint.load(tmp_path / "selected.npz")
     again = Selection.load(tmp_path / "selected.npz")
     assert again.ids.tolist() == [0, 1, 2] and again.path == str(tmp_path / "selected.npz")
+
+
+def test_store_identity_and_url_credentials():
+    assert section_from_dict("teacher", {"store": "postgresql://ckd@db.example.com:5432/ckd",
+                                         "identity": "v2"}).identity == "v2"
+    for bad, words in [({"store": "mysql://x/y"}, "teacher.store: must be a path (SQLite) or postgresql://"),
+                       ({"store": ""}, "teacher.store"), ({"identity": ""}, "teacher.identity"),
+                       ({"kind": "http", "model_name": "m", "url": "https://me:secret@teacher.example.com"},
+                        "teacher.url: must not carry a user name or password; put a bearer token in the "
+                        "environment variable named by teacher.token_env")]:
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            section_from_dict("teacher", bad)

@@ -9,7 +9,7 @@ from ckd.model_card import build_card, data_identity, reproduce_command, teacher
 
 METRICS = {"test_accuracy": 0.93, "onnx_test_accuracy": 0.93, "int8_test_accuracy": 0.928, "test_size": 500,
            "onnx_max_abs_diff": 1e-6, "int8_argmax_agreement": 0.986, "int8_max_abs_diff": 0.98,
-           "latency_ms_batch1": 0.006, "latency_ms_batch256_int8": 0.06, "teacher_calls": 100, "budget": 100,
+           "latency_ms_batch1": 0.006, "latency_ms_batch256_int8": 0.06, "calls_spent_total": 100, "calls_this_run": 100, "budget": 100,
            "teacher_outputs": 100, "teacher_lost": 0, "teacher_unanswered": 0, "teacher_eval_calls": 500}
 CHECKPOINT = {"method": "ckd", "chosen": {"lr": 0.003}, "arch": "mlp", "arch_args": {"hidden": [64]},
               "teacher_samples": 100}
@@ -47,9 +47,9 @@ def test_card_json_and_markdown(tmp_path):
     write_model_card(card, tmp_path / "card.json", tmp_path / "card.md")
     stored = json.loads((tmp_path / "card.json").read_text())
     assert stored["name"] == "digits_student" and stored["accuracy"]["int8"] == 0.928
-    assert stored["accuracy"]["test_size"] == 500 and stored["teacher_calls"]["teacher_calls"] == 100
+    assert stored["accuracy"]["test_size"] == 500 and stored["teacher_calls"]["calls_spent_total"] == 100
     assert stored["latency_ms"] == {"batch1": 0.006, "batch256_int8": 0.06}
     markdown = (tmp_path / "card.md").read_text()
-    assert "Teacher calls spent: 100 of a budget of 100" in markdown
+    assert "Teacher calls spent in the store in total: 100 of a budget of 100" in markdown
     assert "| ONNX Runtime int8 (QDQ) | 0.9280 |" in markdown and "## Accuracy on 500 held-out test samples" in markdown
     assert stored["reproduce"] in markdown and stored["date"] in markdown

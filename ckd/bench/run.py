@@ -136,7 +136,7 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                                      **variant_overrides(variant, json.loads(args.method_args), args.augment)}
                     jobs.append({"dataset": name, "regime": regime, "budget": budget, "seed": seed,
                                  "variant": variant, "data": str(data_path), "test": str(test_path),
-                                 "teacher_calls": queried.teacher_calls, "overrides": row_overrides,
+                                 "teacher_calls": queried.calls_spent_total, "overrides": row_overrides,
                                  "params": with_overrides(base, row_overrides).as_dict()})
     student = base.student if not jobs else validate_all(jobs[0]["params"]).student
     info = {"dataset": name, "pool": pool_size, "test": test_size, "teacher_test_accuracy": teacher_test_accuracy,

@@ -17,7 +17,7 @@ from ckd.students.checkpoint import StudentCheckpoint
 def export(config: ExportConfig, checkpoint: StudentCheckpoint, queried: Queried, pool: Pool, selection: Selection,
            out_model: str | Path, out_int8: str | Path, out_bundle: str | Path) -> dict:
     metadata = {"class_names": checkpoint.class_names, "input_shape": ["batch", *checkpoint.sample_shape],
-                "method": checkpoint.method, "budget": queried.budget, "teacher_calls": queried.teacher_calls,
+                "method": checkpoint.method, "budget": queried.budget, "calls_spent_total": queried.calls_spent_total,
                 "teacher_samples": checkpoint.teacher_samples}
     export_onnx(checkpoint.model(), checkpoint.sample_shape, out_model, config.opset, metadata)
     if config.probabilities:

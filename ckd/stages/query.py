@@ -26,18 +26,23 @@ def query(teacher: TeacherConfig, pool: Pool, selection: Selection, progress: bo
     if len(result.ids) < teacher.min_answered * selected:
         raise CkdError(
             f"teacher.min_answered={teacher.min_answered}: only {len(result.ids)} of {selected} selected samples "
-            f"have an answer; teacher.budget={teacher.budget} is spent ({result.teacher_calls} counted for this "
-            f"teacher, {result.teacher_lost} lost); raise teacher.budget to at least "
-            f"{result.teacher_calls + result.unanswered} or go back to the selection already paid for (seed, data.*)")
+            f"have an answer; teacher.budget={teacher.budget} is spent ({result.calls_spent_total} counted in the "
+            f"store {result.store}, {result.teacher_lost} lost); raise teacher.budget to at least "
+            f"{result.calls_spent_total + result.unanswered} or go back to the selection already paid for "
+            "(seed, data.*)")
     if result.unanswered:
         log.warning("%d selected samples have no answer: their calls were lost and teacher.budget=%d is spent; "
                     "training goes on without them (raise teacher.budget to ask again)",
                     result.unanswered, teacher.budget)
     queried = Queried(ids=result.ids, scores=result.scores, selected=selected, budget=teacher.budget,
-                      teacher_calls=result.teacher_calls, teacher_outputs=result.teacher_outputs,
-                      teacher_lost=result.teacher_lost)
-    metrics = {"teacher_calls": result.teacher_calls, "teacher_outputs": result.teacher_outputs,
+                      calls_this_run=result.calls_this_run, calls_spent_total=result.calls_spent_total,
+                      teacher_outputs=result.teacher_outputs, teacher_lost=result.teacher_lost)
+    # Two different figures: what this run paid, and what the store has spent in total (a lowered budget can
+    # sit below the latter without any overspend: the spending happened under the budget of its time).
+    metrics = {"calls_this_run": result.calls_this_run, "calls_spent_total": result.calls_spent_total,
+               "budget": teacher.budget, "budget_remaining": max(0, teacher.budget - result.calls_spent_total),
+               "teacher_spent": result.teacher_spent, "teacher_outputs": result.teacher_outputs,
                "teacher_lost": result.teacher_lost, "teacher_rejected": result.teacher_rejected,
-               "new_calls": result.new_calls, "selected": selected, "answered_selected": int(len(result.ids)),
-               "unanswered": result.unanswered, "budget": teacher.budget, "store": str(result.store)}
+               "selected": selected, "answered_selected": int(len(result.ids)), "unanswered": result.unanswered,
+               "store": result.store, "fresh_store": result.fresh_store}
     return queried, metrics

@@ -42,15 +42,27 @@ class TeacherSettings(Section):
     output: str | None = Field(None, min_length=1)
     scores: Literal["logits", "probabilities"] = "logits"
     batch_size: int = Field(32, ge=1, le=65_536)  # samples per call, held in memory: bounded
+    # Paid answers and the purse (ckd.store): a path (SQLite; relative = from the main repository's root, shared
+    # by every workspace and DVC experiment) or postgresql://USER@HOST:PORT/DB. `identity`: null, or a label that
+    # declares a new teacher (appended to the derived identity: answers of its own, the same purse).
     store: str = Field("teacher_outputs", min_length=1)
+    identity: str | None = Field(None, min_length=1)
     min_answered: float = Field(0.5, gt=0, le=1)
     standin: StandinConfig = StandinConfig()
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, store: str) -> str:
+        if not store.strip() or ("://" in store and not store.startswith(
+                ("postgresql://", "postgresql+psycopg://", "sqlite:///"))):
+            raise ValueError("must be a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+        return store
 
 
 class Teacher(Protocol):
     """A paid black box. `identity` keys its stored outputs: a new teacher never mixes with an old one."""
 
-    identity: str
+    identity: str  # canonical: what the teacher computes, not how it is reached (see README, "identity")
     num_classes: int | None  # known before any call when the backend declares it, else None
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
@@ -98,5 +110,9 @@ TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")
 
 
 def build_teacher(config: TeacherSettings) -> Teacher:
-    """Build the backend `config.kind` through its `from_config`."""
-    return TEACHERS.get(config.kind).from_config(config)
+    """Build the backend `config.kind` through its `from_config`. A `teacher.identity` label declares a new
+    teacher: it is appended to the derived identity, so it gets answers of its own."""
+    teacher = TEACHERS.get(config.kind).from_config(config)
+    if config.identity:
+        teacher.identity = f"{teacher.identity}#{config.identity}"
+    return teacher

@@ -44,7 +44,7 @@ class CountingTeacher(OnnxFileTeacher):
     def predict(self, x: np.ndarray) -> np.ndarray:
         self.count_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.count_file, "a") as handle:
-            handle.write(f"{len(x)}\n")
+            handle.write(f"{len(x)} {os.getpid()}\n")  # the pid lets a test kill the process mid-batch
             handle.flush()
             os.fsync(handle.fileno())
         time.sleep(self.delay_s)
@@ -54,4 +54,11 @@ class CountingTeacher(OnnxFileTeacher):
 def computed_samples(count_file: str | Path) -> int:
     """How many samples the counting teacher may have computed, across all processes."""
     path = Path(count_file)
-    return sum(int(line) for line in path.read_text().split()) if path.exists() else 0
+    return sum(int(line.split()[0]) for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
+
+
+def computing_pids(count_file: str | Path) -> list[int]:
+    """The processes that asked the counting teacher, in the order of their batches."""
+    path = Path(count_file)
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [int(line.split()[1]) for line in lines if len(line.split()) == 2]

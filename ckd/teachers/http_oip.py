@@ -4,22 +4,28 @@
 Before any paid call it waits for `GET /v2/health/ready` and reads the model's metadata
 (`GET /v2/models/{name}`) to learn the input's name, shape and datatype and the outputs.
 
-What a failure means for the budget (see `ckd.budget`):
-  * the connection could not be made, or an HTTP error status came back (429, 5xx: nothing was
-    computed, nothing is billed): retried with exponential backoff and jitter, `Retry-After` honoured
-    on 429 and 503; when retries run out it is a definite refusal and the count is given back;
-  * a 4xx other than 429: the request is wrong; a definite refusal with the server's words;
-  * a timeout or a connection dropped after the request left: the outcome is unknown; it stays
-    counted, and the sample is asked again in a later pass only while budget remains;
+What a failure means for the budget (see `ckd.store`):
+  * the connection could not be made, a 429, or a 500/503 carrying `Retry-After` (the server says it ran
+    nothing and when to come back): retried with exponential backoff and jitter, `Retry-After` honoured;
+    when retries run out it is a definite refusal and the count is given back;
+  * a 4xx other than 429 (and 501, 505): the request was refused before the model ran; a definite refusal
+    with the server's words, the count is given back;
+  * a timeout, a connection dropped after the request left, a 502/504 from a gateway, a 503 or 500 with no
+    `Retry-After`: the upstream model may have computed it; the outcome is unknown, it stays counted (lost),
+    and the sample is asked again in a later pass only while budget remains;
   * a 200 whose body is not a usable [batch, classes] tensor: paid and kept apart with its words.
-The bearer token comes from the environment variable named by `teacher.token_env`; it is sent as a
-header and masked in every message, and never written anywhere.
+The identity of the teacher is what the server reports (model name, version, platform and declared
+inputs and outputs), not the URL's spelling. The bearer token comes from the environment variable named
+by `teacher.token_env`; it is sent as a header, masked in every message before any truncation, and
+never written anywhere; a URL carrying `user:password@` is refused.
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
+import logging
 import os
 import random
 import threading
@@ -64,6 +70,40 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+def normalise_url(url: str) -> str:
+    """One spelling per server URL: lower-case scheme and host, no dot segments, no trailing slash."""
+    parsed = httpx.URL(url)
+    segments = []
+    for part in parsed.path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            segments = segments[:-1]
+        else:
+            segments.append(part)
+    return str(parsed.copy_with(path="/" + "/".join(segments), query=None, fragment=None)).rstrip("/")
+
+
+def refuse_credentials_in_url(url: str) -> None:
+    if "@" in httpx.URL(url).netloc.decode():
+        raise CkdError("teacher.url: carries a user name or password; remove it and put a bearer token in the "
+                       "environment variable named by teacher.token_env")
+
+
+class _MaskToken(logging.Filter):
+    """httpx and httpcore log request lines; none of them may carry the token."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "***"), ()
+        return True
+
+
 class _RateLimiter:
     """At most `per_second` calls per second across threads (evenly spaced start times)."""
 
@@ -104,6 +144,9 @@ class HttpTeacherConfig(TeacherSettings):
     def _url(cls, url: str | None) -> str | None:
         if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
             raise ValueError("must be an http:// or https:// URL when teacher.kind is http")
+        if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("must not carry a user name or password; put a bearer token in the environment "
+                             "variable named by teacher.token_env")
         return url
 
     @field_validator("model_name")
@@ -138,7 +181,8 @@ class OpenInferenceTeacher:
                  concurrency: int = 1, timeout_s: float = 30.0, max_retries: int = 5,
                  rate_limit_per_s: float | None = None, token_env: str | None = None, verify_tls: bool = True,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0, ready_timeout_s: float = 30.0):
-        self.url = url.rstrip("/")
+        refuse_credentials_in_url(url)
+        self.url = normalise_url(url)
         self.model_name, self.model_version = model_name, model_version
         self.concurrency, self.max_retries = concurrency, max_retries
         self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
@@ -148,6 +192,9 @@ class OpenInferenceTeacher:
             if not self._token:
                 raise CkdError(f"teacher.token_env: environment variable {token_env} is not set or empty")
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        if self._token:
+            for name in ("httpx", "httpcore"):
+                logging.getLogger(name).addFilter(_MaskToken(self._token))
         self.client = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify_tls, headers=headers,
                                    limits=httpx.Limits(max_connections=concurrency,
                                                        max_keepalive_connections=concurrency))
@@ -157,7 +204,12 @@ class OpenInferenceTeacher:
         metadata = self._get_json(self.model_path, "model metadata")
         self._read_metadata(metadata, output)
         version = model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
-        self.identity = f"http:{self.url}:{model_name}:{version}"
+        self.legacy_identity = f"http:{self.url}:{model_name}:{version}"  # before the store
+        signature = json.dumps([metadata.get("platform"), metadata.get("inputs"), metadata.get("outputs")],
+                               sort_keys=True)
+        self.identity = (f"http:{metadata.get('name') or model_name}:{version}:"
+                         f"{hashlib.sha256(signature.encode()).hexdigest()[:16]}:{self.output_name}")
+        self.description = f"{model_name} version {version} served at {self.url}"
 
     # -- set-up (free calls) -------------------------------------------------------------------
     def _mask(self, text: str) -> str:
@@ -186,7 +238,7 @@ class OpenInferenceTeacher:
             raise TeacherError(f"teacher.url: cannot read {what} at {self.url}{path} ({type(error).__name__})") from None
         if response.status_code != 200:
             raise TeacherError(f"teacher.model_name: {what} at {self.url}{path} answered HTTP "
-                               f"{response.status_code}: {self._mask(response.text[:200])}")
+                               f"{response.status_code}: {self._mask(response.text)[:200]}")
         try:
             return response.json()
         except json.JSONDecodeError:
@@ -239,17 +291,20 @@ class OpenInferenceTeacher:
             raise _Retryable(f"cannot connect ({type(error).__name__})") from None
         except (httpx.TimeoutException, httpx.TransportError) as error:
             raise OutcomeUnknown(f"{type(error).__name__} after the request left") from None
-        words = self._mask(response.text[:300].strip())
-        if response.status_code == 200:
+        words = self._mask(response.text).strip()[:300]  # masked first: a cut must not leave half a token
+        status = response.status_code
+        if status == 200:
             try:
                 return response.json()
             except json.JSONDecodeError:
                 raise AnswerUnusable("HTTP 200 with a body that is not JSON", words) from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code}: {words}",
-                             _retry_after_seconds(response.headers.get("Retry-After"))
-                             if response.status_code in (429, 503) else None)
-        raise TeacherRefused(f"HTTP {response.status_code} from {self.url}{self.model_path}/infer: {words}")
+        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        if status == 429 or (status in (500, 503) and retry_after is not None):
+            raise _Retryable(f"HTTP {status}: {words}", retry_after)
+        if status >= 500 and status not in (501, 505):
+            raise OutcomeUnknown(f"HTTP {status} from {self.url}{self.model_path}/infer (the model may have run): "
+                                 f"{words}")
+        raise TeacherRefused(f"HTTP {status} from {self.url}{self.model_path}/infer: {words}")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(NUMPY_OF_DATATYPE[self.input_datatype]))
@@ -266,7 +321,7 @@ class OpenInferenceTeacher:
         return self._scores(answer)
 
     def _scores(self, answer: dict) -> np.ndarray:
-        raw = self._mask(json.dumps(answer)[:2000])
+        raw = self._mask(json.dumps(answer))[:2000]
         if "error" in answer:
             raise AnswerUnusable(f"the server answered an error: {self._mask(str(answer['error']))[:200]}", raw)
         outputs = {o.get("name"): o for o in answer.get("outputs", []) if isinstance(o, dict)}
