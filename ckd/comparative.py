@@ -62,8 +62,9 @@ def build_groups(num_samples: int, group_size: int, max_groups: int, seed: int) 
     """Up to `max_groups` distinct groups (positives [G, k], negatives [G, k]) over `num_samples` rows."""
     possible = max_distinct_groups(num_samples, group_size)
     if possible == 0:
-        raise CkdError(f"comparative.group_size={group_size} needs at least {2 * group_size} queried samples, "
-                       f"have {num_samples}")
+        raise CkdError(
+            f"comparative.group_size={group_size} needs at least {2 * group_size} queried samples, have {num_samples}"
+        )
     wanted = min(max_groups, possible)
     rng = np.random.default_rng(seed)
     if group_size == 1 and wanted == possible:
@@ -91,8 +92,15 @@ def build_groups(num_samples: int, group_size: int, max_groups: int, seed: int) 
     return np.asarray(positives, np.int64), np.asarray(negatives, np.int64)
 
 
-def comparative_set(queried_ids: np.ndarray, scores: np.ndarray, pool: Pool, scores_kind: str,
-                    group_size: int, max_groups: int, seed: int) -> ComparativeSet:
+def comparative_set(
+    queried_ids: np.ndarray,
+    scores: np.ndarray,
+    pool: Pool,
+    scores_kind: str,
+    group_size: int,
+    max_groups: int,
+    seed: int,
+) -> ComparativeSet:
     """The comparative data set from the teacher's answers and the pool (labels only if the pool has them)."""
     from ckd.students.base import input_statistics
 
@@ -101,8 +109,16 @@ def comparative_set(queried_ids: np.ndarray, scores: np.ndarray, pool: Pool, sco
     mean, std = input_statistics(pool.x)  # inputs are free: statistics of the whole pool
     never_asked = np.ones(len(pool.ids), dtype=bool)
     never_asked[rows] = False
-    return ComparativeSet(ids=np.asarray(queried_ids), x=pool.x[rows], teacher=teacher_logits(scores, scores_kind),
-                          positives=positives, negatives=negatives, class_names=pool.class_names,
-                          is_image=pool.is_image, norm_mean=mean, norm_std=std,
-                          labels=None if pool.labels is None else pool.labels[rows],
-                          unlabelled=pool.x[never_asked])  # free inputs for `student.unlabelled_weight`
+    return ComparativeSet(
+        ids=np.asarray(queried_ids),
+        x=pool.x[rows],
+        teacher=teacher_logits(scores, scores_kind),
+        positives=positives,
+        negatives=negatives,
+        class_names=pool.class_names,
+        is_image=pool.is_image,
+        norm_mean=mean,
+        norm_std=std,
+        labels=None if pool.labels is None else pool.labels[rows],
+        unlabelled=pool.x[never_asked],
+    )  # free inputs for `student.unlabelled_weight`

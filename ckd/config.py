@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -68,8 +69,13 @@ class DataConfig(Section):
     @field_validator("test_size", mode="before")
     @classmethod
     def _test_size(cls, size: Any) -> Any:
-        if not (isinstance(size, (int, float)) and not isinstance(size, bool) and math.isfinite(size)
-                and 0 < size <= 10_000_000 and (size < 1 or float(size).is_integer())):
+        if not (
+            isinstance(size, (int, float))
+            and not isinstance(size, bool)
+            and math.isfinite(size)
+            and 0 < size <= 10_000_000
+            and (size < 1 or float(size).is_integer())
+        ):
             raise ValueError("must be a fraction in (0, 1) or a whole count in [1, 10000000]")
         return size
 
@@ -82,8 +88,9 @@ class DataConfig(Section):
 
 
 # The union of every registered backend's model, told apart by `kind`.
-TeacherConfig = Annotated[Union[tuple(TEACHERS.get(name).config_model for name in TEACHERS.names())],
-                          Field(discriminator="kind")]
+TeacherConfig = Annotated[
+    tuple(TEACHERS.get(name).config_model for name in TEACHERS.names()), Field(discriminator="kind")
+]
 
 
 class ComparativeConfig(Section):
@@ -114,8 +121,10 @@ class StudentConfig(Section):
     @classmethod
     def _lr(cls, value: Any) -> tuple[float, ...]:
         values = list(value) if isinstance(value, (list, tuple)) else [value]
-        if not (1 <= len(values) <= MAX_GRID and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 10 for v in values)):
+        if not (
+            1 <= len(values) <= MAX_GRID
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 10 for v in values)
+        ):
             raise ValueError(f"must be a number in (0, 10] or a list of 1 to {MAX_GRID} of them")
         return tuple(float(v) for v in values)
 
@@ -134,24 +143,27 @@ class StudentConfig(Section):
         return _registered(METHODS, name)
 
     @model_validator(mode="after")
-    def _arguments(self) -> "StudentConfig":
+    def _arguments(self) -> StudentConfig:
         from ckd.methods import METHODS
         from ckd.students import STUDENTS
 
         # Raised as ConfigError (not ValueError), which pydantic lets through as it is: it names the key.
         for parameter, registry, name, arguments, fixed in (
-                ("student.arch_args", STUDENTS, self.arch, self.arch_args, {"sample_shape", "num_classes", "normalize"}),
-                ("student.method_args", METHODS, self.method, self.method_args,
-                 {"num_classes", "teacher_var", "labelled"})):
+            ("student.arch_args", STUDENTS, self.arch, self.arch_args, {"sample_shape", "num_classes", "normalize"}),
+            ("student.method_args", METHODS, self.method, self.method_args, {"num_classes", "teacher_var", "labelled"}),
+        ):
             try:
                 _known_arguments(registry, name, arguments, fixed)
             except ValueError as error:
                 raise ConfigError(parameter, f"{error}, got {dict(arguments)!r}") from None
-        grid = len(self.lr) * math.prod(len(v) if isinstance(v, (list, tuple)) else 1
-                                        for v in self.method_args.values())
+        grid = len(self.lr) * math.prod(
+            len(v) if isinstance(v, (list, tuple)) else 1 for v in self.method_args.values()
+        )
         if grid > MAX_GRID:
-            raise ConfigError("student.method_args", f"the grid (student.lr x list values) must have at most "
-                                                     f"{MAX_GRID} candidates, got {grid}")
+            raise ConfigError(
+                "student.method_args",
+                f"the grid (student.lr x list values) must have at most {MAX_GRID} candidates, got {grid}",
+            )
         return self
 
 
@@ -282,6 +294,23 @@ def with_overrides(params: Params, overrides: Mapping[str, Any]) -> Params:
     return validate_all(values)
 
 
-__all__ = ["Params", "DataConfig", "TeacherConfig", "TeacherSettings", "StandinConfig", "ComparativeConfig",
-           "StudentConfig", "ExportConfig", "ValidateConfig", "SECTIONS", "validate_all", "load_params",
-           "load_config", "load_section", "load_seed", "section", "section_from_dict", "with_overrides"]
+__all__ = [
+    "Params",
+    "DataConfig",
+    "TeacherConfig",
+    "TeacherSettings",
+    "StandinConfig",
+    "ComparativeConfig",
+    "StudentConfig",
+    "ExportConfig",
+    "ValidateConfig",
+    "SECTIONS",
+    "validate_all",
+    "load_params",
+    "load_config",
+    "load_section",
+    "load_seed",
+    "section",
+    "section_from_dict",
+    "with_overrides",
+]

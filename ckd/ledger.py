@@ -24,7 +24,7 @@ from ckd.store.legacy import import_legacy, legacy_ledgers
 
 
 def _defaults(args) -> None:
-    params = {}
+    params: dict = {}
     if Path(args.params).is_file():
         from ckd.config import load_params
 
@@ -38,7 +38,9 @@ def _one_teacher(store: Store, teacher: str | None) -> str:
     names = [s.teacher for s in store.summaries()]
     if teacher is not None:
         if teacher not in names:
-            raise CkdError(f"--teacher: {teacher!r} has nothing in {store.location}; it has: {', '.join(names) or 'none'}")
+            raise CkdError(
+                f"--teacher: {teacher!r} has nothing in {store.location}; it has: {', '.join(names) or 'none'}"
+            )
         return teacher
     if len(names) != 1:
         raise CkdError(f"--teacher: {store.location} holds {len(names)} teachers; name one of: {', '.join(names)}")
@@ -47,10 +49,15 @@ def _one_teacher(store: Store, teacher: str | None) -> str:
 
 def summary(store: Store, budget: int | None) -> str:
     rows = store.summaries()
-    lines = [f"store {store.location}", "| teacher | spent | answered | rejected | lost | in flight | refused (given back) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"store {store.location}",
+        "| teacher | spent | answered | rejected | lost | in flight | refused (given back) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in rows:
-        lines.append(f"| {s.teacher} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} | {s.in_flight} | {s.refused} |")
+        lines.append(
+            f"| {s.teacher} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} | {s.in_flight} | {s.refused} |"
+        )
     spent = store.spent()
     tail = f"spent in total: {spent}"
     if budget is not None:
@@ -67,8 +74,13 @@ def export(store: Store, teacher: str, out: Path) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table({"teacher": [teacher] * len(hashes), "input_hash": hashes.tolist(),
-                          "scores": [row.tolist() for row in scores]})
+        table = pa.table(
+            {
+                "teacher": [teacher] * len(hashes),
+                "input_hash": hashes.tolist(),
+                "scores": [row.tolist() for row in scores],
+            }
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, out)
     elif out.suffix == ".npz":
@@ -107,8 +119,13 @@ def import_answers(store: Store, source: Path) -> int:
         return 0
     if scores.ndim != 2 or len(scores) != len(hashes) or not np.issubdtype(scores.dtype, np.floating):
         raise CkdError(f"--from: {source}: scores must be [answers, classes] floats, one row per input_hash")
-    batch = {"ids": [-1] * len(hashes), "hashes": list(hashes), "status": "answered",
-             "scores": scores.astype(np.float32), "reason": f"imported from {source}"}
+    batch = {
+        "ids": [-1] * len(hashes),
+        "hashes": list(hashes),
+        "status": "answered",
+        "scores": scores.astype(np.float32),
+        "reason": f"imported from {source}",
+    }
     return store.record_batches(teacher, f"imported from {source}", [batch], skip_known=True)
 
 
@@ -139,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
                 teacher = _one_teacher(store, args.teacher)
                 print(f"exported {export(store, teacher, args.out)} answers of {teacher} to {args.out}")
             elif args.command == "import":
-                print(f"imported {import_answers(store, args.source)} paid inputs from {args.source} into {store.location}")
+                imported = import_answers(store, args.source)
+                print(f"imported {imported} paid inputs from {args.source} into {store.location}")
             elif args.command == "quarantine":
                 for batch, problem, raw in store.quarantined():
                     print(f"batch {batch}: {problem} | raw: {raw[:200]}")

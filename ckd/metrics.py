@@ -20,8 +20,12 @@ log = logging.getLogger(__name__)
 
 # The curve's columns (`ckd.train.fit`) and the names they are plotted under: `dvc.yaml`'s `plots:` read
 # `<log dir>/plots/metrics/<name>.tsv`.
-CURVE_METRICS = {"train_loss": "train/loss", "val_accuracy": "val/accuracy", "val_xent": "val/xent",
-                 "test_accuracy": "test/accuracy"}
+CURVE_METRICS = {
+    "train_loss": "train/loss",
+    "val_accuracy": "val/accuracy",
+    "val_xent": "val/xent",
+    "test_accuracy": "test/accuracy",
+}
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,7 +54,7 @@ def write_metrics(path: str | Path, metrics: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
 
 
-def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[torch.nn.Module], dict[str, float]]:
+def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[int, torch.nn.Module], dict[str, float]]:
     """An evaluation hook for `ckd.train`: accuracy of the model on (x, labels), on the model's device.
     For the test split this is for the plot only; selection never sees it."""
     inputs, targets = torch.as_tensor(np.asarray(x, np.float32)), torch.as_tensor(np.asarray(labels))
@@ -59,8 +63,8 @@ def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[to
         device = next(model.parameters()).device
         correct = 0
         for start in range(0, len(inputs), 1024):
-            logits = model(inputs[start:start + 1024].to(device))
-            correct += int((logits.argmax(-1).cpu() == targets[start:start + 1024]).sum())
+            logits = model(inputs[start : start + 1024].to(device))
+            correct += int((logits.argmax(-1).cpu() == targets[start : start + 1024]).sum())
         return {name: correct / max(len(inputs), 1)}
 
     return probe

@@ -99,8 +99,19 @@ class _Session:
     """One run's asking: reserves before sending, stores on answer, keeps at most `concurrency` batches
     in flight. Store writes happen on this thread only; the teacher's calls run on worker threads."""
 
-    def __init__(self, teacher: Teacher, store: Store, run: str, ids, x, hashes, num_classes: int, budget: int,
-                 batch_size: int, bar):
+    def __init__(
+        self,
+        teacher: Teacher,
+        store: Store,
+        run: str,
+        ids,
+        x,
+        hashes,
+        num_classes: int,
+        budget: int,
+        batch_size: int,
+        bar,
+    ):
         self.teacher, self.store, self.run = teacher, store, run
         self.ids, self.x, self.hashes, self.num_classes = ids, x, hashes, num_classes
         self.budget, self.batch_size, self.bar = budget, batch_size, bar
@@ -129,14 +140,19 @@ class _Session:
 
     def one_pass(self, pool: ThreadPoolExecutor, concurrency: int, rows: list[int]) -> int:
         """Ask once about `rows` (as the budget allows); return how many batches were sent."""
-        chunks = [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+        chunks = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
         in_flight: dict = {}
         sent = 0
         while chunks or in_flight:
             while chunks and len(in_flight) < concurrency and self.fatal is None:
                 chunk = chunks.pop(0)
-                reservation = self.store.reserve(self.teacher.identity, self.run, [int(self.ids[i]) for i in chunk],
-                                                 [self.hashes[i] for i in chunk], self.budget)
+                reservation = self.store.reserve(
+                    self.teacher.identity,
+                    self.run,
+                    [int(self.ids[i]) for i in chunk],
+                    [self.hashes[i] for i in chunk],
+                    self.budget,
+                )
                 if reservation is None:
                     if self.store.spent() >= self.budget:
                         chunks = []
@@ -162,8 +178,12 @@ class _Session:
     def _quarantine(self, batch: int, raw: str, problem: str) -> None:
         """Keep a paid but unusable answer apart, with the teacher's words, and stop the run."""
         self.store.mark_rejected(batch, problem, raw[:20000])
-        self._fail(TeacherError(f"teacher answered batch {batch} unusably: {problem}; raw answer kept in the store "
-                                f"{self.store.location} (python -m ckd.ledger quarantine)"))
+        self._fail(
+            TeacherError(
+                f"teacher answered batch {batch} unusably: {problem}; raw answer kept in the store "
+                f"{self.store.location} (python -m ckd.ledger quarantine)"
+            )
+        )
 
     def _settle(self, future, batch: int, rows: list[int]) -> None:
         try:
@@ -171,7 +191,9 @@ class _Session:
         except TeacherRefused as refusal:
             self.store.mark_refused(batch, str(refusal))
             self.calls_this_run -= len(rows)
-            self._fail(TeacherError(f"teacher refused batch {batch} (its {len(rows)} calls were given back): {refusal}"))
+            self._fail(
+                TeacherError(f"teacher refused batch {batch} (its {len(rows)} calls were given back): {refusal}")
+            )
             return
         except AnswerUnusable as unusable:
             self._quarantine(batch, str(unusable.raw), str(unusable))
@@ -183,9 +205,12 @@ class _Session:
             return
         except Exception as error:
             self.store.mark_lost(batch, f"{type(error).__name__}: {error}"[:500])
-            self._fail(TeacherError(
-                f"teacher call for batch {batch} failed ({type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}); its {len(rows)} samples stay counted as lost"))
+            self._fail(
+                TeacherError(
+                    f"teacher call for batch {batch} failed ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); its {len(rows)} samples stay counted as lost"
+                )
+            )
             return
         problem = _check_answer(scores, len(rows), self.num_classes)
         if problem is not None:
@@ -208,16 +233,25 @@ class _Session:
                 return
             except Exception as error:  # the database's own error: full disk, read-only file, lost server...
                 cause = str(getattr(error, "orig", None) or error).splitlines()[0]
-                time.sleep(0.2 * 2 ** attempt)
+                time.sleep(0.2 * 2**attempt)
         try:
-            path = spill(self.store, self.teacher.identity, batch, np.asarray([int(self.ids[i]) for i in rows]),
-                         hashes, scores)
+            path = spill(
+                self.store, self.teacher.identity, batch, np.asarray([int(self.ids[i]) for i in rows]), hashes, scores
+            )
         except OSError as error:
-            self._fail(CkdError(f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
-                                f"({cause}) nor spill it ({error}); it stays counted as lost"))
+            self._fail(
+                CkdError(
+                    f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
+                    f"({cause}) nor spill it ({error}); it stays counted as lost"
+                )
+            )
             raise self.fatal from None
-        self._fail(CkdError(f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
-                            f"({cause}); it is kept in {path} and the next run imports it"))
+        self._fail(
+            CkdError(
+                f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
+                f"({cause}); it is kept in {path} and the next run imports it"
+            )
+        )
 
 
 def prepare_store(store: Store, teacher: Teacher, budget: int) -> None:
@@ -233,8 +267,16 @@ def prepare_store(store: Store, teacher: Teacher, budget: int) -> None:
     import_spills(store)
 
 
-def run_query(teacher: Teacher, ids: np.ndarray, x: np.ndarray, num_classes: int, budget: int,
-              store: str | Path | Store, batch_size: int = 32, progress: bool = True) -> QueryResult:
+def run_query(
+    teacher: Teacher,
+    ids: np.ndarray,
+    x: np.ndarray,
+    num_classes: int,
+    budget: int,
+    store: str | Path | Store,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> QueryResult:
     """Ask `teacher` about the samples `ids` (raw inputs `x`) that have no stored answer yet.
 
     Each batch is reserved in the store before it is sent, with at most `teacher.concurrency` batches
@@ -250,8 +292,14 @@ def run_query(teacher: Teacher, ids: np.ndarray, x: np.ndarray, num_classes: int
     try:
         prepare_store(opened, teacher, budget)
         run = opened.open_run(teacher.identity, getattr(teacher, "description", teacher.identity))
-        bar = tqdm(total=budget, initial=min(budget, opened.spent()), desc="teacher calls (store)", unit="sample",
-                   disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=budget,
+            initial=min(budget, opened.spent()),
+            desc="teacher calls (store)",
+            unit="sample",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         try:
             session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
             with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
@@ -263,14 +311,25 @@ def run_query(teacher: Teacher, ids: np.ndarray, x: np.ndarray, num_classes: int
             raise session.fatal
         answers = session.answers
         have = np.array([digest in answers for digest in hashes], dtype=bool)
-        result_scores = np.stack([answers[h] for h, ok in zip(hashes, have) if ok]) if have.any() \
+        result_scores = (
+            np.stack([answers[h] for h, ok in zip(hashes, have) if ok])
+            if have.any()
             else np.zeros((0, num_classes), np.float32)
+        )
         mine = opened.summary(teacher.identity)
         return QueryResult(
-            ids=np.asarray(ids)[have], scores=result_scores.astype(np.float32), calls_this_run=session.calls_this_run,
-            calls_spent_total=opened.spent(), teacher_spent=mine.spent, teacher_outputs=mine.answered,
-            teacher_lost=mine.lost + mine.in_flight, teacher_rejected=mine.rejected, unanswered=int((~have).sum()),
-            store=opened.location, fresh_store=opened.created_now)
+            ids=np.asarray(ids)[have],
+            scores=result_scores.astype(np.float32),
+            calls_this_run=session.calls_this_run,
+            calls_spent_total=opened.spent(),
+            teacher_spent=mine.spent,
+            teacher_outputs=mine.answered,
+            teacher_lost=mine.lost + mine.in_flight,
+            teacher_rejected=mine.rejected,
+            unanswered=int((~have).sum()),
+            store=opened.location,
+            fresh_store=opened.created_now,
+        )
     finally:
         if opened is not store:
             opened.close()

@@ -22,13 +22,12 @@ class Section(BaseModel):
     """A section of params.yaml: unknown keys refused, values typed strictly (YAML already gives types:
     `budget: "100"` or `refit: 1` is a mistake, not something to coerce), instances immutable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, protected_namespaces=(),
-                              validate_default=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, protected_namespaces=(), validate_default=True)
 
 
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -80,8 +79,19 @@ def _bounds(field: FieldInfo | None) -> str:
     for item in field.metadata:
         for attribute, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
             value = getattr(item, attribute, None)
-            if isinstance(item, (annotated_types.Ge, annotated_types.Gt, annotated_types.Le, annotated_types.Lt,
-                                 annotated_types.Interval)) and value is not None:
+            if (
+                isinstance(
+                    item,
+                    (
+                        annotated_types.Ge,
+                        annotated_types.Gt,
+                        annotated_types.Le,
+                        annotated_types.Lt,
+                        annotated_types.Interval,
+                    ),
+                )
+                and value is not None
+            ):
                 words.append(f"{symbol} {value}")
     return " and ".join(words)
 
@@ -108,8 +118,12 @@ def describe(error: ValidationError, model: type[BaseModel], prefix: str = "") -
     if kind == "extra_forbidden":
         allowed = sorted((info.alias or name) for name, info in holder.model_fields.items()) if holder else []
         tag = _tag(holder) if holder is not None else None
-        what = "unknown " + ("section" if len(names) == 1 and not prefix else "parameter") + \
-               (f" for kind {tag}" if tag else "") + f"; allowed: {', '.join(allowed)}"
+        what = (
+            "unknown "
+            + ("section" if len(names) == 1 and not prefix else "parameter")
+            + (f" for kind {tag}" if tag else "")
+            + f"; allowed: {', '.join(allowed)}"
+        )
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         expected = first.get("ctx", {}).get("expected_tags", "")
         what = f"must be a registered backend: {expected.replace(chr(39), '')}"
@@ -127,8 +141,11 @@ def describe(error: ValidationError, model: type[BaseModel], prefix: str = "") -
     elif kind in ("dict_type", "model_type", "model_attributes_type"):
         what = "must be a mapping"
     elif kind in ("list_type", "too_short", "too_long"):
-        what = "must be a list" + (f" of {first['ctx'].get('min_length', 1)} to {first['ctx']['max_length']} items"
-                                   if "max_length" in first.get("ctx", {}) else "")
+        what = "must be a list" + (
+            f" of {first['ctx'].get('min_length', 1)} to {first['ctx']['max_length']} items"
+            if "max_length" in first.get("ctx", {})
+            else ""
+        )
     elif kind.startswith(("int_", "float_", "greater_", "less_", "finite_")) or kind in ("multiple_of",):
         bounds = _bounds(field)
         what = f"must be {_kind_of(field)}" + (f" {bounds}" if bounds else "") + (" or null" if nullable else "")

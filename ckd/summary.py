@@ -21,13 +21,18 @@ def summarise(metrics: dict, method: str) -> str:
         f"batch-1 latency {metrics['latency_ms_batch1']:.3f} ms (median)",
     ]
     if "int8_test_accuracy" in metrics:
-        lines.insert(3, f"int8 (QDQ) test accuracy {metrics['int8_test_accuracy']:.4f}; batch-256 latency: "
-                        f"PyTorch {metrics['latency_ms_batch256_torch']:.3f} ms, ONNX Runtime "
-                        f"{metrics['latency_ms_batch256']:.3f} ms, int8 {metrics['latency_ms_batch256_int8']:.3f} ms; "
-                        "model card: models/model_card.md, serving bundle: models/serving/")
+        lines.insert(
+            3,
+            f"int8 (QDQ) test accuracy {metrics['int8_test_accuracy']:.4f}; batch-256 latency: "
+            f"PyTorch {metrics['latency_ms_batch256_torch']:.3f} ms, ONNX Runtime "
+            f"{metrics['latency_ms_batch256']:.3f} ms, int8 {metrics['latency_ms_batch256_int8']:.3f} ms; "
+            "model card: models/model_card.md, serving bundle: models/serving/",
+        )
     if "teacher_test_accuracy" in metrics:
-        lines.append(f"stand-in teacher test accuracy: {metrics['teacher_test_accuracy']:.4f} "
-                     f"({metrics['teacher_eval_calls']} evaluation calls, apart from the budget)")
+        lines.append(
+            f"stand-in teacher test accuracy: {metrics['teacher_test_accuracy']:.4f} "
+            f"({metrics['teacher_eval_calls']} evaluation calls, apart from the budget)"
+        )
     return "\n".join(lines)
 
 

@@ -67,19 +67,28 @@ class TrainingData:
     unlabelled: torch.Tensor | None = None  # pool inputs the teacher was never asked about (free)
 
     @classmethod
-    def from_set(cls, data: ComparativeSet, device: torch.device) -> "TrainingData":
+    def from_set(cls, data: ComparativeSet, device: torch.device) -> TrainingData:
         x = torch.as_tensor(data.x, dtype=torch.float32, device=device)
         teacher = torch.as_tensor(data.teacher, dtype=torch.float32, device=device)
         num_classes = teacher.shape[1]
         labels = None
         if data.labels is not None:
             labels = F.one_hot(torch.as_tensor(data.labels, device=device), num_classes).float()
-        return cls(x, teacher, labels,
-                   torch.as_tensor(data.positives, device=device),
-                   torch.as_tensor(data.negatives, device=device),
-                   tuple(data.x.shape[1:]), num_classes, data.norm_mean, data.norm_std, data.is_image,
-                   torch.as_tensor(data.unlabelled, dtype=torch.float32, device=device)
-                   if data.unlabelled is not None and len(data.unlabelled) else None)
+        return cls(
+            x,
+            teacher,
+            labels,
+            torch.as_tensor(data.positives, device=device),
+            torch.as_tensor(data.negatives, device=device),
+            tuple(data.x.shape[1:]),
+            num_classes,
+            data.norm_mean,
+            data.norm_std,
+            data.is_image,
+            torch.as_tensor(data.unlabelled, dtype=torch.float32, device=device)
+            if data.unlabelled is not None and len(data.unlabelled)
+            else None,
+        )
 
     @property
     def group_size(self) -> int:
@@ -129,8 +138,9 @@ def candidate_grid(config: StudentConfig) -> list[Candidate]:
 def split_rows(num_samples: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     count = max(1, int(round(val_fraction * num_samples)))
     if num_samples - count < 2:
-        raise CkdError(f"student.val_fraction={val_fraction} leaves fewer than 2 of {num_samples} queried "
-                       "samples for training")
+        raise CkdError(
+            f"student.val_fraction={val_fraction} leaves fewer than 2 of {num_samples} queried samples for training"
+        )
     order = np.random.default_rng(seed).permutation(num_samples)
     return np.sort(order[count:]), np.sort(order[:count])
 
@@ -155,8 +165,12 @@ def evaluate(model: torch.nn.Module, data: TrainingData, rows: torch.Tensor) -> 
         teacher = data.teacher[rows]
         accuracy = (logits.argmax(-1) == data.targets(rows)).float().mean().item()
         xent = -(torch.softmax(teacher, -1) * F.log_softmax(logits, -1)).sum(-1).mean().item()
-        kl = F.kl_div(F.log_softmax(logits / SELECTION_TEMPERATURE, -1), F.log_softmax(teacher / SELECTION_TEMPERATURE, -1),
-                      log_target=True, reduction="batchmean").item()
+        kl = F.kl_div(
+            F.log_softmax(logits / SELECTION_TEMPERATURE, -1),
+            F.log_softmax(teacher / SELECTION_TEMPERATURE, -1),
+            log_target=True,
+            reduction="batchmean",
+        ).item()
     model.train()
     return accuracy, xent, kl
 
@@ -164,7 +178,7 @@ def evaluate(model: torch.nn.Module, data: TrainingData, rows: torch.Tensor) -> 
 def plateau_score(curve: list[dict[str, float]]) -> tuple[float, float]:
     """(mean validation accuracy, -mean KL to the teacher) over the last half of the evaluations: a
     candidate is judged by where it settles, not by its luckiest step (higher is better)."""
-    settled = curve[len(curve) // 2:]
+    settled = curve[len(curve) // 2 :]
     return (statistics.fmean(p["val_accuracy"] for p in settled), -statistics.fmean(p["val_kl"] for p in settled))
 
 
@@ -176,8 +190,9 @@ def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
 class BatchSampler:
     """Draws a training batch by index: B samples, or B groups laid out k positives then k negatives."""
 
-    def __init__(self, data: TrainingData, rows: np.ndarray, uses_groups: bool, batch_size: int,
-                 generator: torch.Generator):
+    def __init__(
+        self, data: TrainingData, rows: np.ndarray, uses_groups: bool, batch_size: int, generator: torch.Generator
+    ):
         self.data, self.batch_size, self.generator = data, batch_size, generator
         device = data.x.device
         self.rows = torch.as_tensor(rows, device=device)
@@ -185,8 +200,10 @@ class BatchSampler:
         if uses_groups:
             self.group_ids = groups_within(data, rows)
             if len(self.group_ids) == 0:
-                raise CkdError("no comparative group lies entirely in the training part; raise "
-                               "comparative.max_groups or lower student.val_fraction")
+                raise CkdError(
+                    "no comparative group lies entirely in the training part; raise "
+                    "comparative.max_groups or lower student.val_fraction"
+                )
 
     def members(self) -> torch.Tensor:
         device = self.generator.device
@@ -198,8 +215,14 @@ class BatchSampler:
         return self.rows[pick.to(self.rows.device)]
 
 
-def unlabelled_consistency(model: torch.nn.Module, pool: torch.Tensor, count: int, augment: tuple[str, int],
-                           threshold: float, generator: torch.Generator) -> torch.Tensor:
+def unlabelled_consistency(
+    model: torch.nn.Module,
+    pool: torch.Tensor,
+    count: int,
+    augment: tuple[str, int],
+    threshold: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """FixMatch (Sohn et al., NeurIPS 2020) on pool inputs the teacher never saw, which cost nothing:
     the student's own confident answer on a weakly augmented input (max softmax >= threshold) is the
     target for a strongly augmented one (larger shift + cutout):
@@ -217,9 +240,20 @@ def unlabelled_consistency(model: torch.nn.Module, pool: torch.Tensor, count: in
     return (per_sample * mask).mean()
 
 
-def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: np.ndarray,
-        val_rows: np.ndarray | None, lr: float, steps: int, config: StudentConfig, augment: tuple[str, int],
-        seed: int, bar: tqdm | None = None, on_eval: EvalHook | None = None) -> FitResult:
+def fit(
+    data: TrainingData,
+    method: Method,
+    model: torch.nn.Module,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+    lr: float,
+    steps: int,
+    config: StudentConfig,
+    augment: tuple[str, int],
+    seed: int,
+    bar: tqdm | None = None,
+    on_eval: EvalHook | None = None,
+) -> FitResult:
     device = data.x.device
     generator = torch.Generator(device=device).manual_seed(seed)
     sampler = BatchSampler(data, train_rows, method.uses_groups, config.batch_size, generator)
@@ -243,8 +277,9 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
         x, t, y = method.mix(x, t, y, generator)
         loss = method.loss(model(x), t, y, group_size)
         if use_unlabelled:
-            loss = loss + config.unlabelled_weight * unlabelled_consistency(model, data.unlabelled, len(rows), augment,
-                                                                            config.unlabelled_threshold, generator)
+            loss = loss + config.unlabelled_weight * unlabelled_consistency(
+                model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -254,15 +289,19 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
             train_loss = float(running / seen)
             running, seen = 0.0, 0
             if not math.isfinite(train_loss):
-                raise CkdError(f"training diverged (loss {train_loss}) at step {step} with lr={lr}; "
-                               "lower student.lr")
+                raise CkdError(f"training diverged (loss {train_loss}) at step {step} with lr={lr}; lower student.lr")
             point = {"step": step, "train_loss": train_loss}
             if val is not None:
                 accuracy, xent, kl = evaluate(model, data, val)
                 point.update(val_accuracy=accuracy, val_xent=xent, val_kl=kl)
                 if not plateau and (accuracy, -xent) > (best.val_accuracy, -best.val_xent):
-                    best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, step,
-                                     accuracy, xent, score=(accuracy, -xent))
+                    best = FitResult(
+                        {k: v.detach().clone() for k, v in model.state_dict().items()},
+                        step,
+                        accuracy,
+                        xent,
+                        score=(accuracy, -xent),
+                    )
             if plateau and step > steps - config.average_last * config.eval_every:
                 recent.append({k: v.detach().clone() for k, v in model.state_dict().items()})
             if on_eval is not None:
@@ -275,13 +314,14 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
             bar.update(1)
     best.curve = curve
     if plateau and val is not None:
-        settled = curve[len(curve) // 2:]
+        settled = curve[len(curve) // 2 :]
         best.val_accuracy = statistics.fmean(p["val_accuracy"] for p in settled)
         best.val_xent = statistics.fmean(p["val_xent"] for p in settled)
         best.score = plateau_score(curve)
     if plateau or val is None:
-        best.state = average_states(list(recent)) if plateau else {k: v.detach().clone()
-                                                                    for k, v in model.state_dict().items()}
+        best.state = (
+            average_states(list(recent)) if plateau else {k: v.detach().clone() for k, v in model.state_dict().items()}
+        )
         best.best_step = steps
     return best
 
@@ -291,8 +331,13 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def train_student(comparative: ComparativeSet, config: StudentConfig, device: torch.device,
-                  progress: bool = True, on_eval: EvalHook | None = None) -> TrainOutcome:
+def train_student(
+    comparative: ComparativeSet,
+    config: StudentConfig,
+    device: torch.device,
+    progress: bool = True,
+    on_eval: EvalHook | None = None,
+) -> TrainOutcome:
     """Select the candidate on validation, then (with refit) retrain it on all queried samples."""
     torch.use_deterministic_algorithms(device.type == "cpu")
     data = TrainingData.from_set(comparative, device)
@@ -306,37 +351,81 @@ def train_student(comparative: ComparativeSet, config: StudentConfig, device: to
     def new_model_and_method(candidate: Candidate):
         seed_everything(config.seed)
         method = build_method(config.method, data.num_classes, teacher_var, labelled, **candidate.method_args)
-        model = build_student(config.arch, data.sample_shape, data.num_classes, data.norm_mean, data.norm_std,
-                              dict(config.arch_args)).to(device)
+        model = build_student(
+            config.arch, data.sample_shape, data.num_classes, data.norm_mean, data.norm_std, dict(config.arch_args)
+        ).to(device)
         return model, method
 
     _, probe_method = new_model_and_method(candidates[0])
     if probe_method.uses_labels and not labelled:
-        log.warning("%s: the data has no labels (or data.use_labels is off): every label term is off%s",
-                    config.method, "; ce trains on the teacher's argmax" if config.method == "ce" else "")
+        log.warning(
+            "%s: the data has no labels (or data.use_labels is off): every label term is off%s",
+            config.method,
+            "; ce trains on the teacher's argmax" if config.method == "ce" else "",
+        )
     total = len(candidates) * config.steps + (config.steps if config.refit else 0)
     bar = tqdm(total=total, desc=f"train {config.method}", unit="step", disable=not progress, dynamic_ncols=True)
     selection, best, best_candidate = [], None, None
     try:
         for candidate in candidates:
             model, method = new_model_and_method(candidate)
-            result = fit(data, method, model, train_rows, val_rows, candidate.lr, config.steps, config, augment,
-                         config.seed, bar, on_eval)
-            selection.append({"lr": candidate.lr, **candidate.method_args, "val_accuracy": result.val_accuracy,
-                              "val_xent": result.val_xent, "score": list(result.score), "best_step": result.best_step})
+            result = fit(
+                data,
+                method,
+                model,
+                train_rows,
+                val_rows,
+                candidate.lr,
+                config.steps,
+                config,
+                augment,
+                config.seed,
+                bar,
+                on_eval,
+            )
+            selection.append(
+                {
+                    "lr": candidate.lr,
+                    **candidate.method_args,
+                    "val_accuracy": result.val_accuracy,
+                    "val_xent": result.val_xent,
+                    "score": list(result.score),
+                    "best_step": result.best_step,
+                }
+            )
             if best is None or result.score > best.score:
                 best, best_candidate = result, candidate
         model, method = new_model_and_method(best_candidate)
         steps_run = best.best_step
         if config.refit:
             bar.total = len(candidates) * config.steps + best.best_step
-            refit = fit(data, method, model, np.arange(len(data.x)), None, best_candidate.lr, best.best_step,
-                        config, augment, config.seed, bar)
+            refit = fit(
+                data,
+                method,
+                model,
+                np.arange(len(data.x)),
+                None,
+                best_candidate.lr,
+                best.best_step,
+                config,
+                augment,
+                config.seed,
+                bar,
+            )
             model.load_state_dict(refit.state)
         else:
             model.load_state_dict(best.state)
     finally:
         bar.close()
     model.eval()
-    return TrainOutcome(model, best_candidate, best.val_accuracy, best.best_step, steps_run, best.curve, selection,
-                        str(device), f"{augment[0]}({augment[1]}px)" if augment[0] != "none" else "none")
+    return TrainOutcome(
+        model,
+        best_candidate,
+        best.val_accuracy,
+        best.best_step,
+        steps_run,
+        best.curve,
+        selection,
+        str(device),
+        f"{augment[0]}({augment[1]}px)" if augment[0] != "none" else "none",
+    )

@@ -89,11 +89,19 @@ def _within(path: str, out: str) -> bool:
 def stage_order(dvc_yaml: dict[str, Any]) -> list[str]:
     """The stages of dvc.yaml, each after every stage whose outs it depends on (file order otherwise)."""
     stages = dvc_yaml.get("stages") or {}
-    produced = {name: _paths(spec.get("outs")) + _paths(spec.get("metrics")) + _paths(spec.get("plots"))
-                for name, spec in stages.items()}
-    needs = {name: {other for dep in _paths(spec.get("deps")) for other, outs in produced.items()
-                    if other != name and any(_within(dep, out) for out in outs)}
-             for name, spec in stages.items()}
+    produced = {
+        name: _paths(spec.get("outs")) + _paths(spec.get("metrics")) + _paths(spec.get("plots"))
+        for name, spec in stages.items()
+    }
+    needs = {
+        name: {
+            other
+            for dep in _paths(spec.get("deps"))
+            for other, outs in produced.items()
+            if other != name and any(_within(dep, out) for out in outs)
+        }
+        for name, spec in stages.items()
+    }
     order: list[str] = []
     while len(order) < len(stages):
         ready = [name for name in stages if name not in order and needs[name] <= set(order)]
@@ -217,12 +225,21 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def stream_command(command: list[str], cwd: str | Path, env: dict[str, str], on_line: Callable[[str], None],
-                   timeout_s: float) -> tuple[int, bool]:
+def stream_command(
+    command: list[str], cwd: str | Path, env: dict[str, str], on_line: Callable[[str], None], timeout_s: float
+) -> tuple[int, bool]:
     """Run `command`, handing each line of its output to `on_line` as soon as it is written; stop it
     (and all it started) after `timeout_s`. Returns the exit status and whether it timed out."""
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
     timed_out = threading.Event()
 
     def on_timeout() -> None:
@@ -258,8 +275,9 @@ def run_stage(stage: str, project_dir: str, timeout_s: float = STAGE_TIMEOUT_S) 
         status_file = Path(scratch) / "status"
         # unbuffered: a stage's print()s reach the log as they happen; no progress bars in a log
         env = {**os.environ, STATUS_FILE_ENV: str(status_file), "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
-        returncode, timed_out = stream_command([dvc_executable(), "repro", "--single-item", stage], project_dir,
-                                               env, log_line, timeout_s)
+        returncode, timed_out = stream_command(
+            [dvc_executable(), "repro", "--single-item", stage], project_dir, env, log_line, timeout_s
+        )
         stage_status = status_file.read_text().strip() if status_file.is_file() else ""
     if timed_out:
         raise StageFailed(stage, returncode, f"stopped after the task timeout of {timeout_s:g} s")
@@ -292,17 +310,25 @@ def metrics_markdown(results: dict[str, dict[str, Any]]) -> str:
 @task
 def publish_artifacts(results: dict[str, dict[str, Any]], project_dir: str) -> None:
     """The metrics table as a markdown artifact and the Data Docs as a link artifact (shown in the UI)."""
-    create_markdown_artifact(key="ckd-metrics", markdown=metrics_markdown(results),
-                             description="Metrics of every stage of this run (from the files dvc.yaml declares)")
+    create_markdown_artifact(
+        key="ckd-metrics",
+        markdown=metrics_markdown(results),
+        description="Metrics of every stage of this run (from the files dvc.yaml declares)",
+    )
     docs = data_docs_index(project_dir, read_dvc_yaml(project_dir))
     if docs is not None:
-        create_link_artifact(key="ckd-data-docs", link=docs.as_uri(), link_text="Great Expectations Data Docs",
-                             description="The check stage's validation of the teacher outputs")
+        create_link_artifact(
+            key="ckd-data-docs",
+            link=docs.as_uri(),
+            link_text="Great Expectations Data Docs",
+            description="The check stage's validation of the teacher outputs",
+        )
 
 
 @flow(name="ckd-pipeline", log_prints=True)
-def ckd_pipeline(overrides: dict[str, Any] | None = None, project_dir: str | None = None,
-                 stage_timeout_s: float = STAGE_TIMEOUT_S) -> dict[str, Any]:
+def ckd_pipeline(
+    overrides: dict[str, Any] | None = None, project_dir: str | None = None, stage_timeout_s: float = STAGE_TIMEOUT_S
+) -> dict[str, Any]:
     """Run every stage of dvc.yaml in order; returns the last stage's metrics. `overrides` (dotted
     params.yaml keys) apply to this run only; `project_dir` defaults to this repository."""
     root = Path(project_dir) if project_dir else PROJECT_DIR
@@ -313,7 +339,8 @@ def ckd_pipeline(overrides: dict[str, Any] | None = None, project_dir: str | Non
         validate_all(load_params(params_path))
         for stage in order:
             results[stage] = run_stage.with_options(name=f"stage-{stage}", timeout_seconds=stage_timeout_s + 60)(
-                stage, str(root), stage_timeout_s)
+                stage, str(root), stage_timeout_s
+            )
     publish_artifacts(results, str(root))
     return results[order[-1]]
 
@@ -340,8 +367,12 @@ def main(argv: list[str] | None = None) -> None:
         restore_interrupted(root / "params.yaml")
         overridden_document(root / "params.yaml", overrides)  # bad input fails before a server or stage starts
         if args.serve:
-            ckd_pipeline.serve(name="ckd-nightly", cron=NIGHTLY_CRON, global_limit=1,
-                               parameters={"overrides": overrides or None, "project_dir": str(root)})
+            ckd_pipeline.serve(
+                name="ckd-nightly",
+                cron=NIGHTLY_CRON,
+                global_limit=1,
+                parameters={"overrides": overrides or None, "project_dir": str(root)},
+            )
             return
         metrics = ckd_pipeline(overrides=overrides or None, project_dir=str(root))
         method = overrides.get("student.method") or load_params(root / "params.yaml")["student"]["method"]

@@ -22,8 +22,13 @@ def parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
     return p
 
 
-def run(stage: str, p: argparse.ArgumentParser, body: Body, argv: list[str] | None = None,
-        gate: Callable[[argparse.Namespace, Params, dict], None] | None = None) -> None:
+def run(
+    stage: str,
+    p: argparse.ArgumentParser,
+    body: Body,
+    argv: list[str] | None = None,
+    gate: Callable[[argparse.Namespace, Params, dict], None] | None = None,
+) -> None:
     """Validate the WHOLE params file (a typo anywhere fails in the first stage, before any teacher call),
     run `body`, write its metrics, then `gate` (so metrics are kept when a gate fails). A user-fixable
     error is one line, `ckd <stage>: error: ...`, and exit status 2."""

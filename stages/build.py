@@ -13,8 +13,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True)
 
     def body(args, params):
-        built, metrics = build(params.comparative, params.teacher.scores, params.seed, Queried.load(args.queried),
-                               Pool.load(args.pool))
+        built, metrics = build(
+            params.comparative, params.teacher.scores, params.seed, Queried.load(args.queried), Pool.load(args.pool)
+        )
         built.save(args.out)
         return metrics
 

@@ -11,8 +11,12 @@ def main(argv=None) -> None:
     p.add_argument("--queried", required=True)
     p.add_argument("--pool", required=True)
     p.add_argument("--docs", default=None, help="where to render Great Expectations Data Docs (HTML)")
-    run("check", p, lambda args, params: check(params.teacher, Queried.load(args.queried), Pool.load(args.pool),
-                                               args.docs), argv)
+    run(
+        "check",
+        p,
+        lambda args, params: check(params.teacher, Queried.load(args.queried), Pool.load(args.pool), args.docs),
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,21 @@ def main(argv=None) -> None:
     p.add_argument("--selected", required=True)
     p.add_argument("--out-int8", required=True)
     p.add_argument("--out-bundle", required=True, help="the serving bundle's folder (Triton, KServe, MLServer)")
-    run("export", p, lambda args, params: export(
-        params.export, StudentCheckpoint.load(args.checkpoint), Queried.load(args.queried), Pool.load(args.pool),
-        Selection.load(args.selected), args.out, args.out_int8, args.out_bundle), argv)
+    run(
+        "export",
+        p,
+        lambda args, params: export(
+            params.export,
+            StudentCheckpoint.load(args.checkpoint),
+            Queried.load(args.queried),
+            Pool.load(args.pool),
+            Selection.load(args.selected),
+            args.out,
+            args.out_int8,
+            args.out_bundle,
+        ),
+        argv,
+    )
 
 
 if __name__ == "__main__":

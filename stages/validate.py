@@ -23,8 +23,15 @@ def main(argv=None) -> None:
 
     def body(args, params):
         checkpoint = StudentCheckpoint.load(args.checkpoint)
-        metrics = validate(params.validation, params.teacher, checkpoint, args.onnx, args.int8,
-                           TestSet.load(args.test), Queried.load(args.queried))
+        metrics = validate(
+            params.validation,
+            params.teacher,
+            checkpoint,
+            args.onnx,
+            args.int8,
+            TestSet.load(args.test),
+            Queried.load(args.queried),
+        )
         card = model_card(params, metrics, checkpoint, read_json(args.train_metrics), args.onnx, args.int8)
         write_model_card(card, args.card_json, args.card_md)
         return metrics

@@ -31,11 +31,44 @@ def test_benchmark_row_equals_dvc_repro(tmp_path):
     subprocess.run([DVC, "config", "core.analytics", "false"], cwd=project, check=True)
 
     bench = subprocess.run(
-        [sys.executable, "-m", "ckd.bench", "--params", str(project / "params.yaml"), "--dataset", "digits",
-         "--budgets", "40", "--seeds", "1", "--science-seeds", "0", "--variants", "ckd", "--regimes", "labelled",
-         "--steps", "200", "--lr", "0.003", "--teacher-epochs", "3", "--set", "student.eval_every=50",
-         "--set", "validate.min_accuracy=0.3", "--workers", "1", "--out", str(tmp_path / "bench")],
-        cwd=PROJECT, env=ENV, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "ckd.bench",
+            "--params",
+            str(project / "params.yaml"),
+            "--dataset",
+            "digits",
+            "--budgets",
+            "40",
+            "--seeds",
+            "1",
+            "--science-seeds",
+            "0",
+            "--variants",
+            "ckd",
+            "--regimes",
+            "labelled",
+            "--steps",
+            "200",
+            "--lr",
+            "0.003",
+            "--teacher-epochs",
+            "3",
+            "--set",
+            "student.eval_every=50",
+            "--set",
+            "validate.min_accuracy=0.3",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "bench"),
+        ],
+        cwd=PROJECT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     assert bench.returncode == 0, bench.stderr[-2000:]
     with open(tmp_path / "bench" / "results.csv") as handle:
         (row,) = list(csv.DictReader(handle))

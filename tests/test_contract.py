@@ -49,8 +49,9 @@ def test_registry_names_in_params_resolve():
     assert params.student.method in METHODS and params.student.arch in STUDENTS
     assert params.teacher.kind in TEACHERS and params.data.selection in SELECTIONS
     # each registered backend brings its own config model, told apart by `kind`
-    assert {TEACHERS.get(name).config_model.model_fields["kind"].default for name in TEACHERS.names()} == \
-        set(TEACHERS.names())
+    assert {TEACHERS.get(name).config_model.model_fields["kind"].default for name in TEACHERS.names()} == set(
+        TEACHERS.names()
+    )
 
 
 def test_no_phoning_home_committed():

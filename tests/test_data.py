@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from ckd.data import load_source, select_for_teacher, split_pool_test, write_arrays
 from ckd.config import section_from_dict
+from ckd.data import load_source, select_for_teacher, split_pool_test, write_arrays
 from ckd.errors import CkdError, ConfigError
 
 
@@ -25,12 +25,15 @@ def test_npz_source_images_labels(tmp_path):
     assert not load_source(str(tmp_path / "table.npz")).is_image
 
 
-@pytest.mark.parametrize("arrays,message", [
-    ({"pixels": np.zeros((5, 2))}, "needs an array named 'x' or 'images'"),
-    ({"x": np.zeros((5, 2)), "y": np.zeros(4, int)}, "'y' must be non-negative integers of shape \\[5\\]"),
-    ({"x": np.full((5, 2), np.nan)}, "NaN"),
-    ({"x": np.zeros((5, 2))}, "class_names"),
-])
+@pytest.mark.parametrize(
+    "arrays,message",
+    [
+        ({"pixels": np.zeros((5, 2))}, "needs an array named 'x' or 'images'"),
+        ({"x": np.zeros((5, 2)), "y": np.zeros(4, int)}, "'y' must be non-negative integers of shape \\[5\\]"),
+        ({"x": np.full((5, 2), np.nan)}, "NaN"),
+        ({"x": np.zeros((5, 2))}, "class_names"),
+    ],
+)
 def test_malformed_npz_names_the_file(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"
     write_arrays(path, **arrays)
@@ -47,8 +50,11 @@ def test_missing_unreadable_and_unknown_source(tmp_path):
         load_source(str(tmp_path / "junk.npz"))
     with pytest.raises(ConfigError, match="data.source: must be a registered data source or a path ending in one"):
         load_source("mnist-from-the-internet")
-    with pytest.raises(ConfigError, match=r"data.source: must be a registered data source or a path ending in one: "
-                                          r"\.npz, digits, got 'mnist.csv'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.source: must be a registered data source or a path ending in one: "
+        r"\.npz, digits, got 'mnist.csv'",
+    ):
         section_from_dict("data", {"source": "mnist.csv"})
 
 

@@ -37,13 +37,24 @@ def repo(tmp_path):
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: stages[k] for k in ("sample", "query")}}))
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["teacher"].update(kind="counting", model="teacher.onnx", budget=60, batch_size=20,
-                             store="teacher_outputs",  # the default: relative, so resolved to the main repository
-                             count_file=str(tmp_path / "count.log"))
+    params["teacher"].update(
+        kind="counting",
+        model="teacher.onnx",
+        budget=60,
+        batch_size=20,
+        store="teacher_outputs",  # the default: relative, so resolved to the main repository
+        count_file=str(tmp_path / "count.log"),
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / ".gitignore").write_text("/data/\n/teacher_outputs/\n__pycache__/\n")
-    env = {**os.environ, "TQDM_DISABLE": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "TQDM_DISABLE": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     env.pop("PYTHONPATH", None)  # the stages import the repository's own copy of ckd, as in a user's clone
     sh(root, "git", "init", "-q", env=env)
     sh(root, DVC, "init", "-q", env=env)

@@ -14,9 +14,16 @@ from tests.test_train import CONFIG, toy_arrays
 
 
 def test_numeric_metrics_keep_numbers_only():
-    record = {"budget": 100, "store": "teacher_outputs/x", "success": True, "shape": [1, 8, 8],
-              "chosen": {"lr": 0.003, "anchor": "kd"}, "notes": {"text": "x"}, "acc": np.float32(0.5),
-              "count": np.int64(3)}
+    record = {
+        "budget": 100,
+        "store": "teacher_outputs/x",
+        "success": True,
+        "shape": [1, 8, 8],
+        "chosen": {"lr": 0.003, "anchor": "kd"},
+        "notes": {"text": "x"},
+        "acc": np.float32(0.5),
+        "count": np.int64(3),
+    }
     assert numeric_metrics(record) == {"budget": 100, "success": 1, "chosen": {"lr": 0.003}, "acc": 0.5, "count": 3}
     assert isinstance(numeric_metrics(record)["count"], int)
 
@@ -40,11 +47,12 @@ def test_every_stage_declares_at_most_one_metrics_file_and_the_plots_read_the_tr
 
 
 def test_training_log_has_the_curves_and_a_numeric_summary(tmp_path):
-    curve = [{"step": 50, "train_loss": 1.5, "val_accuracy": 0.5, "val_xent": 1.0, "test_accuracy": 0.4},
-             {"step": 100, "train_loss": 0.5, "val_accuracy": 0.75, "val_xent": 0.6, "test_accuracy": 0.7}]
+    curve = [
+        {"step": 50, "train_loss": 1.5, "val_accuracy": 0.5, "val_xent": 1.0, "test_accuracy": 0.4},
+        {"step": 100, "train_loss": 0.5, "val_accuracy": 0.75, "val_xent": 0.6, "test_accuracy": 0.7},
+    ]
     write_training_log(tmp_path / "log", curve, {"val_accuracy": 0.75, "chosen": {"lr": 0.01}, "method": "ckd"})
-    assert json.loads((tmp_path / "log" / "metrics.json").read_text()) == {"val_accuracy": 0.75,
-                                                                            "chosen": {"lr": 0.01}}
+    assert json.loads((tmp_path / "log" / "metrics.json").read_text()) == {"val_accuracy": 0.75, "chosen": {"lr": 0.01}}
     rows = (tmp_path / "log" / "plots" / "metrics" / "test" / "accuracy.tsv").read_text().split("\n")
     assert rows[0].split("\t") == ["step", "accuracy"] and rows[2].split("\t") == ["100", "0.7"]
     assert (tmp_path / "log" / "plots" / "metrics" / "val" / "accuracy.tsv").is_file()
@@ -57,8 +65,9 @@ def test_test_accuracy_curve_does_not_change_training():
     test_x = rng.normal(size=(40, 6)).astype(np.float32)
     test_y = rng.integers(0, 3, size=40)
     plain = train_student(arrays, config, torch.device("cpu"), progress=False)
-    probed = train_student(arrays, config, torch.device("cpu"), progress=False,
-                           on_eval=accuracy_probe(test_x, test_y, "test_accuracy"))
+    probed = train_student(
+        arrays, config, torch.device("cpu"), progress=False, on_eval=accuracy_probe(test_x, test_y, "test_accuracy")
+    )
     assert all("test_accuracy" in point for point in probed.curve)
     assert probed.chosen == plain.chosen and probed.best_step == plain.best_step
     for key, value in plain.model.state_dict().items():

@@ -14,8 +14,15 @@ from ckd.store import open_store
 from tests.conftest import PROJECT, linear_onnx_teacher
 
 DVC = str(Path(sys.executable).with_name("dvc"))
-SMALL = {"teacher.budget": 60, "teacher.standin.epochs": 3, "student.steps": 300, "student.lr": [0.003],
-         "student.eval_every": 50, "validate.min_accuracy": 0.5, "validate.latency_runs": 20}
+SMALL = {
+    "teacher.budget": 60,
+    "teacher.standin.epochs": 3,
+    "student.steps": 300,
+    "student.lr": [0.003],
+    "student.eval_every": 50,
+    "validate.min_accuracy": 0.5,
+    "validate.latency_runs": 20,
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +56,17 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project, prefe
     params_before = (project / "params.yaml").read_text()
     metrics = ckd_pipeline(overrides={"student.steps": 200}, project_dir=str(project))
     assert (project / "params.yaml").read_text() == params_before
-    for key in ("test_accuracy", "onnx_test_accuracy", "onnx_max_abs_diff", "calls_this_run",
-                "calls_spent_total", "teacher_outputs", "budget", "latency_ms_batch1", "teacher_eval_calls"):
+    for key in (
+        "test_accuracy",
+        "onnx_test_accuracy",
+        "onnx_max_abs_diff",
+        "calls_this_run",
+        "calls_spent_total",
+        "teacher_outputs",
+        "budget",
+        "latency_ms_batch1",
+        "teacher_eval_calls",
+    ):
         assert key in metrics
     assert metrics == json.loads((project / "metrics" / "validate.json").read_text())
     assert not [key for key, value in metrics.items() if isinstance(value, str)]  # numbers only
@@ -64,14 +80,21 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project, prefe
     # the serving bundle, the int8 model (within its gate) and the model card
     assert metrics["onnx_test_accuracy"] - metrics["int8_test_accuracy"] <= 0.01
     assert all(f"latency_ms_batch{b}{r}" in metrics for b in (1, 256) for r in ("", "_torch", "_int8"))
-    for artifact in ("student.int8.onnx", "serving/triton/ckd_student/config.pbtxt", "serving/triton/ckd_student/1/"
-                     "model.onnx", "serving/kserve/inferenceservice.yaml", "serving/mlserver/model-settings.json"):
+    for artifact in (
+        "student.int8.onnx",
+        "serving/triton/ckd_student/config.pbtxt",
+        "serving/triton/ckd_student/1/model.onnx",
+        "serving/kserve/inferenceservice.yaml",
+        "serving/mlserver/model-settings.json",
+    ):
         assert (project / "models" / artifact).is_file(), artifact
     card = json.loads((project / "models" / "model_card.json").read_text())
     assert card["teacher_calls"]["calls_spent_total"] == 60 and card["accuracy"]["test_size"] == 500
     assert card["accuracy"]["int8"] == metrics["int8_test_accuracy"] and "dvc exp run" in card["reproduce"]
-    assert "Teacher calls spent in the store in total: 60 of a budget of 60" in \
-        (project / "models" / "model_card.md").read_text()
+    assert (
+        "Teacher calls spent in the store in total: 60 of a budget of 60"
+        in (project / "models" / "model_card.md").read_text()
+    )
 
     assert json.loads((project / "metrics" / "train" / "metrics.json").read_text())["best_step"] <= 200
     # the override was for that run only: a plain `dvc repro` trains again with params.yaml's 300 steps
@@ -91,17 +114,26 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project, prefe
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     failed = dvc_repro(project)
     assert failed.returncode != 0
-    assert "ckd check: error: data/queried.npz: failed expect_column_values_to_be_in_set {'column': " \
-           "'row_is_finite'}" in failed.stderr
+    assert (
+        "ckd check: error: data/queried.npz: failed expect_column_values_to_be_in_set {'column': "
+        "'row_is_finite'}" in failed.stderr
+    )
     assert "Running stage 'build'" not in failed.stdout
-    assert "Great Expectations Data Docs: " in failed.stderr and (project / "reports" / "data_docs" / "index.html").is_file()
+    assert (
+        "Great Expectations Data Docs: " in failed.stderr
+        and (project / "reports" / "data_docs" / "index.html").is_file()
+    )
     teachers = open_store(str(project / "teacher_outputs")).summaries()
     # two teachers, never mixed; the first one's answers still there; the store's total within the budget
     assert sorted(t.answered for t in teachers) == [60, 60] and sum(t.spent for t in teachers) == 120
 
     # budget 0: fails at once, naming the parameter, before any stage runs
-    rejected = subprocess.run([sys.executable, "-m", "flows.pipeline", "--project-dir", str(project),
-                               "--set", "teacher.budget=0"], capture_output=True, text=True, cwd=PROJECT)
+    rejected = subprocess.run(
+        [sys.executable, "-m", "flows.pipeline", "--project-dir", str(project), "--set", "teacher.budget=0"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+    )
     assert rejected.returncode == 2
     last_line = rejected.stderr.strip().splitlines()[-1]
     assert last_line.startswith("ckd flow: error: teacher.budget: must be an integer >= 1 and <= 10000000, got 0")

@@ -11,19 +11,26 @@ from tests.conftest import linear_onnx_teacher
 
 
 def counting(model, tmp_path, **fields):
-    config = section_from_dict("teacher", {"kind": "counting", "model": str(model),
-                                           "count_file": str(tmp_path / "count.log"), **fields})
+    config = section_from_dict(
+        "teacher", {"kind": "counting", "model": str(model), "count_file": str(tmp_path / "count.log"), **fields}
+    )
     return build_teacher(config)
 
 
 def test_answers_each_selected_sample_once(tmp_path, onnx_teacher, digits_like):
     ids, x = digits_like
     teacher = counting(onnx_teacher, tmp_path)
-    result = run_query(teacher, ids[:50], x[:50], 10, budget=50, store=tmp_path / "store", batch_size=16,
-                       progress=False)
+    result = run_query(
+        teacher, ids[:50], x[:50], 10, budget=50, store=tmp_path / "store", batch_size=16, progress=False
+    )
     assert list(result.ids) == list(ids[:50])
     np.testing.assert_allclose(result.scores, teacher.predict(x[:50]), rtol=1e-6)
-    assert (result.calls_this_run, result.calls_spent_total, result.teacher_outputs, result.teacher_lost) == (50, 50, 50, 0)
+    assert (result.calls_this_run, result.calls_spent_total, result.teacher_outputs, result.teacher_lost) == (
+        50,
+        50,
+        50,
+        0,
+    )
     assert result.fresh_store
     assert computed_samples(tmp_path / "count.log") == 100  # 50 in the run + 50 in the check above
     # a re-run (say, after a change downstream) costs nothing
@@ -142,8 +149,16 @@ def test_onnx_runtime_refusing_the_batch_shape_gives_the_count_back(tmp_path, di
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # takes batches of exactly one
     onnx.save(model, str(single))
     with pytest.raises(TeacherError, match=r"refused batch 1 \(its 16 calls were given back\): ONNX Runtime rejected"):
-        run_query(counting(single, tmp_path), ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", batch_size=16,
-                  progress=False)
+        run_query(
+            counting(single, tmp_path),
+            ids[:40],
+            x[:40],
+            10,
+            budget=40,
+            store=tmp_path / "s",
+            batch_size=16,
+            progress=False,
+        )
     store = open_store(str(tmp_path / "s"))
     assert store.spent() == 0 and computed_samples(tmp_path / "count.log") == 16  # the test teacher logs, ORT refused
 
@@ -164,8 +179,9 @@ def test_deleted_store_rows_stop_the_next_run_before_any_call(tmp_path, onnx_tea
     assert computed_samples(tmp_path / "count.log") == 40
 
 
-def test_a_failed_write_keeps_the_paid_answer_and_the_next_run_imports_it(tmp_path, onnx_teacher, digits_like,
-                                                                         monkeypatch):
+def test_a_failed_write_keeps_the_paid_answer_and_the_next_run_imports_it(
+    tmp_path, onnx_teacher, digits_like, monkeypatch
+):
     from sqlalchemy.exc import OperationalError
 
     from ckd.store.base import Store
@@ -188,8 +204,10 @@ def test_a_failed_write_keeps_the_paid_answer_and_the_next_run_imports_it(tmp_pa
     message = str(error.value)
     spilled = list((tmp_path / "s" / "spill").glob("spill-*.npz"))
     assert len(spilled) == 1 and "\n" not in message
-    assert f"teacher.store {tmp_path / 's' / 'ckd-store.sqlite'}: cannot store the paid answer of batch 2 " \
-           f"(database or disk is full); it is kept in {spilled[0]} and the next run imports it" == message
+    assert (
+        f"teacher.store {tmp_path / 's' / 'ckd-store.sqlite'}: cannot store the paid answer of batch 2 "
+        f"(database or disk is full); it is kept in {spilled[0]} and the next run imports it" == message
+    )
     assert calls.count(2) == 3  # retried before spilling
     monkeypatch.setattr(Store, "write_answers", real_write)
     result = run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", batch_size=10, progress=False)
@@ -205,13 +223,16 @@ def write_legacy_ledger(folder, teacher_identity, ids, hashes, scores, lost_ids=
     from ckd.data import write_arrays
 
     directory = folder / "onnx-0123456789abcdef"
-    events = [{"event": "open", "teacher": teacher_identity},
-              {"event": "reserve", "batch": 1, "ids": [int(i) for i in ids], "hashes": list(hashes)},
-              {"event": "answered", "batch": 1, "file": "batches/batch-000001.npz"}]
+    events = [
+        {"event": "open", "teacher": teacher_identity},
+        {"event": "reserve", "batch": 1, "ids": [int(i) for i in ids], "hashes": list(hashes)},
+        {"event": "answered", "batch": 1, "file": "batches/batch-000001.npz"},
+    ]
     if len(lost_ids):
         events.append({"event": "reserve", "batch": 2, "ids": [int(i) for i in lost_ids], "hashes": list(lost_hashes)})
-    write_arrays(directory / "batches" / "batch-000001.npz", ids=np.asarray(ids), hashes=np.asarray(hashes),
-                 scores=scores)
+    write_arrays(
+        directory / "batches" / "batch-000001.npz", ids=np.asarray(ids), hashes=np.asarray(hashes), scores=scores
+    )
     (directory / "ledger.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     return directory / "ledger.jsonl"
 
@@ -220,8 +241,15 @@ def test_old_ledgers_are_imported_once_nothing_lost_nothing_asked_again(tmp_path
     ids, x = digits_like
     teacher = counting(onnx_teacher, tmp_path)
     scores = teacher.predict(x[:30])
-    write_legacy_ledger(tmp_path / "teacher_outputs", teacher.legacy_identity, ids[:30], input_hashes(x[:30]), scores,
-                        ids[30:40], input_hashes(x[30:40]))
+    write_legacy_ledger(
+        tmp_path / "teacher_outputs",
+        teacher.legacy_identity,
+        ids[:30],
+        input_hashes(x[:30]),
+        scores,
+        ids[30:40],
+        input_hashes(x[30:40]),
+    )
     before = computed_samples(tmp_path / "count.log")
     result = run_query(teacher, ids[:30], x[:30], 10, budget=60, store=tmp_path / "teacher_outputs", progress=False)
     assert result.calls_this_run == 0 and len(result.ids) == 30
@@ -232,17 +260,21 @@ def test_old_ledgers_are_imported_once_nothing_lost_nothing_asked_again(tmp_path
     assert computed_samples(tmp_path / "count.log") - before == 20
 
 
-@pytest.mark.parametrize("line,words", [
-    ('{"event": "reserve", "batch": "one", "ids": [], "hashes": []}', "'batch' must be an integer"),
-    ('{"event": "reserve", "batch": 3, "ids": [1], "hashes": []}', "'ids' and 'hashes' must be lists"),
-    ('{"event": "answered", "batch": 9}', "batch 9 closed but never reserved"),
-    ('[1, 2]', "no known 'event'"),
-])
+@pytest.mark.parametrize(
+    "line,words",
+    [
+        ('{"event": "reserve", "batch": "one", "ids": [], "hashes": []}', "'batch' must be an integer"),
+        ('{"event": "reserve", "batch": 3, "ids": [1], "hashes": []}', "'ids' and 'hashes' must be lists"),
+        ('{"event": "answered", "batch": 9}', "batch 9 closed but never reserved"),
+        ("[1, 2]", "no known 'event'"),
+    ],
+)
 def test_a_wrong_old_ledger_line_is_one_line_naming_the_file(tmp_path, onnx_teacher, digits_like, line, words):
     ids, x = digits_like
     teacher = counting(onnx_teacher, tmp_path)
-    ledger = write_legacy_ledger(tmp_path / "old", teacher.legacy_identity, ids[:10], input_hashes(x[:10]),
-                                 teacher.predict(x[:10]))
+    ledger = write_legacy_ledger(
+        tmp_path / "old", teacher.legacy_identity, ids[:10], input_hashes(x[:10]), teacher.predict(x[:10])
+    )
     with open(ledger, "a") as handle:
         handle.write(line + "\n")
     with pytest.raises(CkdError, match=f"{ledger}: line 4 is not a ledger event") as error:

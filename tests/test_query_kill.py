@@ -18,9 +18,21 @@ from tests.conftest import PROJECT, linear_onnx_teacher
 
 
 def query_command(workdir):
-    return [sys.executable, "-m", "stages.query", "--params", str(workdir / "params.yaml"),
-            "--pool", str(workdir / "pool.npz"), "--selected", str(workdir / "selected.npz"),
-            "--out", str(workdir / "queried.npz"), "--metrics", str(workdir / "query.json")]
+    return [
+        sys.executable,
+        "-m",
+        "stages.query",
+        "--params",
+        str(workdir / "params.yaml"),
+        "--pool",
+        str(workdir / "pool.npz"),
+        "--selected",
+        str(workdir / "selected.npz"),
+        "--out",
+        str(workdir / "queried.npz"),
+        "--metrics",
+        str(workdir / "query.json"),
+    ]
 
 
 def metrics_teacher(store):
@@ -29,9 +41,17 @@ def metrics_teacher(store):
 
 
 def write_params(workdir, delay_s, budget):
-    params = {"teacher": {"kind": "counting", "model": str(workdir / "teacher.onnx"), "budget": budget,
-                          "batch_size": 10, "store": str(workdir / "store"),
-                          "count_file": str(workdir / "count.log"), "delay_s": delay_s}}
+    params = {
+        "teacher": {
+            "kind": "counting",
+            "model": str(workdir / "teacher.onnx"),
+            "budget": budget,
+            "batch_size": 10,
+            "store": str(workdir / "store"),
+            "count_file": str(workdir / "count.log"),
+            "delay_s": delay_s,
+        }
+    }
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
 
 
@@ -39,18 +59,25 @@ def test_sigkill_then_rerun_never_overspends(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 17, size=(200, 8, 8)).astype(np.float32)
     ids = np.arange(200)
-    write_arrays(tmp_path / "pool.npz", ids=ids, x=x, class_names=np.asarray([str(c) for c in range(10)]),
-                 is_image=np.asarray(True))
+    write_arrays(
+        tmp_path / "pool.npz",
+        ids=ids,
+        x=x,
+        class_names=np.asarray([str(c) for c in range(10)]),
+        is_image=np.asarray(True),
+    )
     write_arrays(tmp_path / "selected.npz", ids=ids[:60])
     linear_onnx_teacher(tmp_path / "teacher.onnx", input_shape=[1, 8, 8])
     budget = 70
     write_params(tmp_path, delay_s=0.4, budget=budget)
     env = {**os.environ, "TQDM_DISABLE": "1"}
-    process = subprocess.Popen(query_command(tmp_path), cwd=PROJECT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        query_command(tmp_path), cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 600  # a guard against a hang, not a speed check
-    while (not (tmp_path / "count.log").exists() or
-           len((tmp_path / "count.log").read_text().splitlines()) < 3) and time.time() < deadline:
+    while (
+        not (tmp_path / "count.log").exists() or len((tmp_path / "count.log").read_text().splitlines()) < 3
+    ) and time.time() < deadline:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -79,8 +106,13 @@ def test_sigkill_then_rerun_never_overspends(tmp_path):
 def test_budget_spent_on_other_inputs_fails_clearly(tmp_path):
     rng = np.random.default_rng(2)
     x = rng.integers(0, 17, size=(100, 8, 8)).astype(np.float32)
-    write_arrays(tmp_path / "pool.npz", ids=np.arange(100), x=x, class_names=np.asarray([str(c) for c in range(10)]),
-                 is_image=np.asarray(True))
+    write_arrays(
+        tmp_path / "pool.npz",
+        ids=np.arange(100),
+        x=x,
+        class_names=np.asarray([str(c) for c in range(10)]),
+        is_image=np.asarray(True),
+    )
     linear_onnx_teacher(tmp_path / "teacher.onnx", input_shape=[1, 8, 8])
     write_params(tmp_path, delay_s=0.0, budget=30)
     env = {**os.environ, "TQDM_DISABLE": "1"}
@@ -89,7 +121,12 @@ def test_budget_spent_on_other_inputs_fails_clearly(tmp_path):
     write_arrays(tmp_path / "selected.npz", ids=np.arange(20, 50))  # a new selection, the same budget
     rerun = subprocess.run(query_command(tmp_path), cwd=PROJECT, env=env, capture_output=True, text=True)
     assert rerun.returncode == 2
-    assert rerun.stderr.strip().splitlines()[-1].startswith(
-        "ckd query: error: teacher.min_answered=0.5: only 10 of 30 selected samples have an answer; "
-        "teacher.budget=30 is spent (30 counted in the store")
+    assert (
+        rerun.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "ckd query: error: teacher.min_answered=0.5: only 10 of 30 selected samples have an answer; "
+            "teacher.budget=30 is spent (30 counted in the store"
+        )
+    )
     assert computed_samples(tmp_path / "count.log") == 30

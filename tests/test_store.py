@@ -82,15 +82,21 @@ def _tamper(store_spec, *statements):
     store.close()
 
 
-@pytest.mark.parametrize("statement,words", [
-    ("DELETE FROM ckd_answers WHERE input_hash = 'c'", "answers of batch 2 are missing"),
-    ("DELETE FROM ckd_batch_items WHERE batch = 2", "batch 2 does not hold as many inputs as it counts"),
-    ("UPDATE ckd_batches SET status = 'banana' WHERE batch = 1", "unknown status 'banana'"),
-    ("UPDATE ckd_meta SET value = '99' WHERE key = 'schema_version'", "schema version '99', this ckd reads version 1"),
-    ("UPDATE ckd_batches SET status = 'refused' WHERE batch = 1", "its batches add up to 1 counted"),
-    ("DELETE FROM ckd_purse", "its purse row is missing"),
-    ("UPDATE ckd_answers SET classes = 3 WHERE input_hash = 'a'", "is malformed"),
-])
+@pytest.mark.parametrize(
+    "statement,words",
+    [
+        ("DELETE FROM ckd_answers WHERE input_hash = 'c'", "answers of batch 2 are missing"),
+        ("DELETE FROM ckd_batch_items WHERE batch = 2", "batch 2 does not hold as many inputs as it counts"),
+        ("UPDATE ckd_batches SET status = 'banana' WHERE batch = 1", "unknown status 'banana'"),
+        (
+            "UPDATE ckd_meta SET value = '99' WHERE key = 'schema_version'",
+            "schema version '99', this ckd reads version 1",
+        ),
+        ("UPDATE ckd_batches SET status = 'refused' WHERE batch = 1", "its batches add up to 1 counted"),
+        ("DELETE FROM ckd_purse", "its purse row is missing"),
+        ("UPDATE ckd_answers SET classes = 3 WHERE input_hash = 'a'", "is malformed"),
+    ],
+)
 def test_every_damage_is_one_line_naming_the_store(store_spec, statement, words):
     _tamper(store_spec, statement)
     with pytest.raises(CkdError) as error:
@@ -101,8 +107,12 @@ def test_every_damage_is_one_line_naming_the_store(store_spec, statement, words)
 
 
 def test_deleted_batch_rows_are_noticed(store_spec):
-    _tamper(store_spec, "DELETE FROM ckd_answers WHERE batch = 2", "DELETE FROM ckd_batch_items WHERE batch = 2",
-            "DELETE FROM ckd_batches WHERE batch = 2")
+    _tamper(
+        store_spec,
+        "DELETE FROM ckd_answers WHERE batch = 2",
+        "DELETE FROM ckd_batch_items WHERE batch = 2",
+        "DELETE FROM ckd_batches WHERE batch = 2",
+    )
     with pytest.raises(CkdError, match="purse says 3 in 2 .batch rows were deleted or edited"):
         open_store(store_spec)
 
@@ -115,9 +125,14 @@ def test_a_truncated_or_foreign_sqlite_file_is_one_line_through_the_stage(tmp_pa
     for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         extra.unlink(missing_ok=True)
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 3] if damage == "truncate" else b"not a database at all" * 300)
-    run = subprocess.run([sys.executable, "-m", "ckd.ledger", "--store", spec, "summary"], cwd=tmp_path,
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    path.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"not a database at all" * 300)
+    run = subprocess.run(
+        [sys.executable, "-m", "ckd.ledger", "--store", spec, "summary"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+    )
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in run.stderr

@@ -24,21 +24,53 @@ def make_clone(root, store, count_file, teacher, seed=0):
     root.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 17, size=(150, 8, 8)).astype(np.float32)
-    write_arrays(root / "pool.npz", ids=np.arange(150), x=x, class_names=np.asarray([str(c) for c in range(10)]),
-                 is_image=np.asarray(True))
+    write_arrays(
+        root / "pool.npz",
+        ids=np.arange(150),
+        x=x,
+        class_names=np.asarray([str(c) for c in range(10)]),
+        is_image=np.asarray(True),
+    )
     write_arrays(root / "selected.npz", ids=np.arange(BUDGET))
-    params = {"teacher": {"kind": "counting", "model": str(teacher), "budget": BUDGET, "batch_size": 10,
-                          "store": store, "count_file": str(count_file), "delay_s": 0.3}}
+    params = {
+        "teacher": {
+            "kind": "counting",
+            "model": str(teacher),
+            "budget": BUDGET,
+            "batch_size": 10,
+            "store": store,
+            "count_file": str(count_file),
+            "delay_s": 0.3,
+        }
+    }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 
 
 def start(root):
-    command = [sys.executable, "-m", "stages.query", "--params", str(root / "params.yaml"), "--pool",
-               str(root / "pool.npz"), "--selected", str(root / "selected.npz"), "--out", str(root / "queried.npz"),
-               "--metrics", str(root / "query.json")]
-    return subprocess.Popen(command, cwd=PROJECT, env={**os.environ, "TQDM_DISABLE": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "stages.query",
+        "--params",
+        str(root / "params.yaml"),
+        "--pool",
+        str(root / "pool.npz"),
+        "--selected",
+        str(root / "selected.npz"),
+        "--out",
+        str(root / "queried.npz"),
+        "--metrics",
+        str(root / "query.json"),
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=PROJECT,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_clones_at_once_on_one_postgresql_store(tmp_path, pg_store_url):

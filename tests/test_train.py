@@ -16,9 +16,18 @@ def toy_arrays(n=60, labelled=True):
     teacher = (x @ w * 3).astype(np.float32)
     pos, neg = build_groups(n, 1, 2000, seed=0)
     mean, std = input_statistics(x)
-    return ComparativeSet(ids=np.arange(n), x=x, teacher=teacher, positives=pos, negatives=neg, norm_mean=mean,
-                          norm_std=std, class_names=("a", "b", "c"), is_image=False,
-                          labels=teacher.argmax(1) if labelled else None)
+    return ComparativeSet(
+        ids=np.arange(n),
+        x=x,
+        teacher=teacher,
+        positives=pos,
+        negatives=neg,
+        norm_mean=mean,
+        norm_std=std,
+        class_names=("a", "b", "c"),
+        is_image=False,
+        labels=teacher.argmax(1) if labelled else None,
+    )
 
 
 BASE = {"steps": 150, "eval_every": 50, "lr": [0.01], "batch_size": 16, "arch_args": {"hidden": [16]}}
@@ -33,8 +42,7 @@ CONFIG = config()
 
 @pytest.mark.parametrize("method", ["ce", "kd", "ckd", "ckd_paper", "ckd_kd", "kd_mse", "mixup", "rkd", "dist"])
 def test_every_method_trains_and_beats_chance(method):
-    outcome = train_student(toy_arrays(), config(method=method), torch.device("cpu"),
-                            progress=False)
+    outcome = train_student(toy_arrays(), config(method=method), torch.device("cpu"), progress=False)
     assert outcome.val_accuracy > 0.5  # three classes: chance is 1/3
     assert outcome.curve and outcome.curve[-1]["step"] == CONFIG.steps
 
@@ -96,8 +104,17 @@ def test_unlabelled_pool_changes_training_on_images():
     teacher = (x.reshape(40, -1) @ rng.normal(size=(256, 3))).astype(np.float32)
     pos, neg = build_groups(40, 1, 500, seed=0)
     mean, std = input_statistics(x)
-    data = ComparativeSet(ids=np.arange(40), x=x, teacher=teacher, positives=pos, negatives=neg, norm_mean=mean,
-                          norm_std=std, class_names=("a", "b", "c"), is_image=True)
+    data = ComparativeSet(
+        ids=np.arange(40),
+        x=x,
+        teacher=teacher,
+        positives=pos,
+        negatives=neg,
+        norm_mean=mean,
+        norm_std=std,
+        class_names=("a", "b", "c"),
+        is_image=True,
+    )
     kd = config(method="kd", steps=30, eval_every=10, unlabelled_weight=1.0, unlabelled_threshold=0.0)
     without = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
     data.unlabelled = rng.random((30, 16, 16)).astype(np.float32)
@@ -106,8 +123,10 @@ def test_unlabelled_pool_changes_training_on_images():
 
 
 def _curve(accuracies, kls, xents):
-    return [{"step": 100 * (i + 1), "val_accuracy": a, "val_kl": k, "val_xent": x}
-            for i, (a, k, x) in enumerate(zip(accuracies, kls, xents))]
+    return [
+        {"step": 100 * (i + 1), "val_accuracy": a, "val_kl": k, "val_xent": x}
+        for i, (a, k, x) in enumerate(zip(accuracies, kls, xents))
+    ]
 
 
 def test_plateau_breaks_an_accuracy_tie_by_the_settled_kl_not_by_a_lucky_early_step():
@@ -118,8 +137,12 @@ def test_plateau_breaks_an_accuracy_tie_by_the_settled_kl_not_by_a_lucky_early_s
     # at the same mean accuracy over the last half, where `settled` is closer to the teacher (lower KL).
     early = _curve([0.80, 0.75, 0.80, 0.75], [0.30, 0.40, 0.45, 0.50], [0.90, 1.00, 1.20, 1.30])
     settled = _curve([0.60, 0.70, 0.75, 0.80], [0.60, 0.30, 0.20, 0.15], [2.00, 1.40, 1.25, 1.15])
-    assert max((p["val_accuracy"], -p["val_xent"], name) for name, c in (("early", early), ("settled", settled))
-               for p in c)[2] == "early"
+    assert (
+        max(
+            (p["val_accuracy"], -p["val_xent"], name) for name, c in (("early", early), ("settled", settled)) for p in c
+        )[2]
+        == "early"
+    )
     assert plateau_score(early)[0] == plateau_score(settled)[0]  # the tie
     assert plateau_score(settled) > plateau_score(early)
     # a clear accuracy lead still wins over a lower KL
@@ -144,9 +167,19 @@ def test_fit_returns_the_average_of_the_last_checkpoints():
     config_ = config(method="kd", steps=100, eval_every=10, average_last=4)
     model = build_student("mlp", (6,), 3, data.norm_mean, data.norm_std, {"hidden": [8]})
     seen = []
-    result = fit(data, build_method("kd", 3, 1.0, True), model, np.arange(60), None, 0.01, config_.steps, config_,
-                 resolve_augment("none", (6,), False), 0,
-                 on_eval=lambda step, m: seen.append({k: v.clone() for k, v in m.state_dict().items()}))
+    result = fit(
+        data,
+        build_method("kd", 3, 1.0, True),
+        model,
+        np.arange(60),
+        None,
+        0.01,
+        config_.steps,
+        config_,
+        resolve_augment("none", (6,), False),
+        0,
+        on_eval=lambda step, m: seen.append({k: v.clone() for k, v in m.state_dict().items()}),
+    )
     assert len(seen) == 10
     for key in result.state:
         assert torch.allclose(result.state[key], torch.stack([s[key] for s in seen[-4:]]).mean(0))

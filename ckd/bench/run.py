@@ -189,11 +189,12 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
+def base_params(args) -> tuple[Params, dict[str, Any]]:
+    """params.yaml with the command line's overrides, validated (a bad option fails here, before any call);
+    fills in `args.budgets` and `args.out` from the data source."""
     try:
         overrides = common_overrides(args)
-        base = with_overrides(load_config(args.params), overrides)  # a bad option fails here, before any call
+        base = with_overrides(load_config(args.params), overrides)
         if args.augment is not None:
             with_overrides(base, {"student.augment": args.augment})
     except CkdError as error:
@@ -201,6 +202,12 @@ def main(argv=None) -> None:
     name = "digits" if base.data.source == "digits" else Path(base.data.source).stem
     args.budgets = args.budgets or ([20, 60, 180] if base.data.source == "digits" else [100, 300, 900])
     args.out = Path(args.out or f"bench_results/{name}")
+    return base, overrides
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    base, overrides = base_params(args)
     args.out.mkdir(parents=True, exist_ok=True)
     jobs, info = prepare(args, base, overrides, args.out)
     results_path = args.out / "results.csv"

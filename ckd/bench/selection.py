@@ -39,23 +39,22 @@ def _trajectory(job: dict) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
-    from ckd.bench.recipes import RECIPES
-    from ckd.config import StudentConfig
-    from ckd.methods import build_method
     from ckd.augment import resolve_augment
+    from ckd.comparative import ComparativeSet
+    from ckd.config import validate_all
+    from ckd.data import TestSet
+    from ckd.methods import build_method
     from ckd.students import build_student
     from ckd.train import TrainingData, fit, seed_everything, split_rows
     from ckd.validate import accuracy, torch_logits
 
     torch.use_deterministic_algorithms(True)
-    recipe = RECIPES[job["variant"]]
-    config = StudentConfig(arch=job["arch"], arch_args=job["arch_args"], method=recipe.method,
-                           method_args=recipe.method_args, lr=(job["lr_value"],), steps=job["steps"],
-                           batch_size=job["batch_size"], augment=recipe.augment, seed=job["student_seed"],
-                           device="cpu", **recipe.student)
-    arrays = dict(np.load(job["arrays"], allow_pickle=False))
-    test = np.load(job["test"], allow_pickle=False)
-    data = TrainingData.from_arrays(arrays, torch.device("cpu"))
+    # the benchmark's job: the params `dvc repro` would run, with one learning rate and one student seed
+    params = validate_all(job["params"])
+    config = params.student.model_copy(update={"lr": (job["lr_value"],), "seed": job["student_seed"],
+                                               "device": "cpu"})
+    test = TestSet.load(job["test"])
+    data = TrainingData.from_set(ComparativeSet.load(job["data"]), torch.device("cpu"))
     augment = resolve_augment(config.augment, data.sample_shape, data.is_image)
     train_rows, val_rows = split_rows(len(data.x), config.val_fraction, config.seed)
     val = torch.as_tensor(val_rows)
@@ -73,7 +72,7 @@ def _trajectory(job: dict) -> list[dict]:
             xent = -(torch.softmax(teacher, -1) * F.log_softmax(logits, -1)).sum(-1).mean().item()
             kl4 = F.kl_div(F.log_softmax(logits / 4, -1), F.log_softmax(teacher / 4, -1), log_target=True,
                            reduction="batchmean").item()
-        test_accuracy = accuracy(torch_logits(model, test["x"]), test["labels"])
+        test_accuracy = accuracy(torch_logits(model, test.x), test.labels)
         model.train()
         return {"val_accuracy": val_accuracy, "val_xent": xent, "val_kl4": kl4, "test_accuracy": test_accuracy}
 
@@ -190,12 +189,13 @@ def main(argv=None) -> None:
     p.add_argument("--rules-only", action="store_true", help="re-score an existing curves.csv")
     own, rest = p.parse_known_args(argv)
     args = bench_run.parse_args(rest + ["--variants", own.variant, "--science-seeds", "0", "--regimes", "labelled"])
+    base, overrides = bench_run.base_params(args)
     args.out.mkdir(parents=True, exist_ok=True)
     curves_path = args.out / "curves.csv"
     if not own.rules_only:
-        jobs, _ = bench_run.prepare(args, args.out)
+        jobs, _ = bench_run.prepare(args, base, overrides, args.out)
         work = [{**job, "student_seed": s, "lr_value": lr} for job in jobs for s in range(own.student_seeds)
-                for lr in job["lr"]]
+                for lr in job["params"]["student"]["lr"]]
         with ProcessPoolExecutor(max_workers=args.workers, initializer=bench_run._init_worker) as pool, \
                 open(curves_path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=CURVE_FIELDS)
@@ -207,7 +207,7 @@ def main(argv=None) -> None:
                 print(f"{number}/{len(futures)} trajectories", flush=True)
     with open(curves_path) as handle:
         rows = list(csv.DictReader(handle))
-    table = rules_table(rows, args.steps)
+    table = rules_table(rows, base.student.steps)
     (args.out / "rules.md").write_text(table)
     print(table)
 

@@ -6,5 +6,17 @@ from ckd.data.selection import SELECTIONS, select_for_teacher
 from ckd.data.sources import SOURCES, Dataset, load_source
 from ckd.data.split import split_pool_test
 
-__all__ = ["SOURCES", "Dataset", "load_source", "split_pool_test", "SELECTIONS", "select_for_teacher",
-           "read_arrays", "write_arrays", "NpzArtifact", "Pool", "TestSet", "Selection"]
+__all__ = [
+    "SOURCES",
+    "Dataset",
+    "load_source",
+    "split_pool_test",
+    "SELECTIONS",
+    "select_for_teacher",
+    "read_arrays",
+    "write_arrays",
+    "NpzArtifact",
+    "Pool",
+    "TestSet",
+    "Selection",
+]

@@ -25,8 +25,10 @@ class Pool(NpzArtifact):
         self.class_names = tuple(str(c) for c in np.asarray(self.class_names).reshape(-1))
         self.is_image = bool(self.is_image)
         if len(self.x) != len(self.ids) or (self.labels is not None and len(self.labels) != len(self.ids)):
-            raise ValueError(f"{len(self.ids)} ids, {len(self.x)} inputs and "
-                             f"{'no' if self.labels is None else len(self.labels)} labels do not match")
+            raise ValueError(
+                f"{len(self.ids)} ids, {len(self.x)} inputs and "
+                f"{'no' if self.labels is None else len(self.labels)} labels do not match"
+            )
 
     @property
     def num_classes(self) -> int:

@@ -85,8 +85,9 @@ def load_npz(source: str) -> Dataset:
     if y_key is not None:
         y = arrays[y_key]
         if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-            raise CkdError(f"{path}: '{y_key}' must be non-negative integers of shape [{x.shape[0]}], "
-                           f"got {y.dtype} {y.shape}")
+            raise CkdError(
+                f"{path}: '{y_key}' must be non-negative integers of shape [{x.shape[0]}], got {y.dtype} {y.shape}"
+            )
         y = y.astype(np.int64)
     if "class_names" in arrays:
         class_names = tuple(str(c) for c in arrays["class_names"])

@@ -8,9 +8,15 @@ from ckd.data import Pool
 from ckd.query import Queried
 
 
-def build(comparative: ComparativeConfig, scores_kind: str, seed: int, queried: Queried,
-          pool: Pool) -> tuple[ComparativeSet, dict]:
-    built = comparative_set(queried.ids, queried.scores, pool, scores_kind, comparative.group_size,
-                            comparative.max_groups, seed)
-    return built, {"samples": int(len(built.ids)), "groups": int(len(built.positives)),
-                   "group_size": comparative.group_size, "labelled": built.labels is not None}
+def build(
+    comparative: ComparativeConfig, scores_kind: str, seed: int, queried: Queried, pool: Pool
+) -> tuple[ComparativeSet, dict]:
+    built = comparative_set(
+        queried.ids, queried.scores, pool, scores_kind, comparative.group_size, comparative.max_groups, seed
+    )
+    return built, {
+        "samples": int(len(built.ids)),
+        "groups": int(len(built.positives)),
+        "group_size": comparative.group_size,
+        "labelled": built.labels is not None,
+    }

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from ckd.config import TeacherConfig
 from ckd.data import Pool
 from ckd.quality import ScoreExpectations, check_teacher_outputs
 from ckd.query import Queried
+from ckd.teachers.base import TeacherSettings
 
 
-def check(teacher: TeacherConfig, queried: Queried, pool: Pool, docs_dir: str | None = None) -> dict:
-    spec = ScoreExpectations(expected_rows=queried.selected - queried.unanswered, budget=teacher.budget,
-                             pool_ids=pool.ids, num_classes=pool.num_classes,
-                             probabilities=teacher.scores == "probabilities")
+def check(teacher: TeacherSettings, queried: Queried, pool: Pool, docs_dir: str | None = None) -> dict:
+    spec = ScoreExpectations(
+        expected_rows=queried.selected - queried.unanswered,
+        budget=teacher.budget,
+        pool_ids=pool.ids,
+        num_classes=pool.num_classes,
+        probabilities=teacher.scores == "probabilities",
+    )
     return check_teacher_outputs(queried.ids, queried.scores, spec, getattr(queried, "path", "queried"), docs_dir)

@@ -9,8 +9,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from ckd.data.arrays import read_arrays
 from ckd.errors import CkdError
 
@@ -20,8 +18,10 @@ CLOSING = ("answered", "rejected", "refused")
 
 
 def _bad(path: Path, number: int, problem: str) -> CkdError:
-    return CkdError(f"{path}: line {number} is not a ledger event ({problem}); fix or remove that line, then "
-                    "run again (nothing was imported)")
+    return CkdError(
+        f"{path}: line {number} is not a ledger event ({problem}); fix or remove that line, then "
+        "run again (nothing was imported)"
+    )
 
 
 def read_ledger(path: Path) -> tuple[str | None, dict[int, dict]]:
@@ -47,8 +47,13 @@ def read_ledger(path: Path) -> tuple[str | None, dict[int, dict]]:
             raise _bad(path, number, "'batch' must be an integer")
         if kind == "reserve":
             ids, hashes = event.get("ids"), event.get("hashes")
-            if not (isinstance(ids, list) and isinstance(hashes, list) and len(ids) == len(hashes)
-                    and all(isinstance(i, int) for i in ids) and all(isinstance(h, str) for h in hashes)):
+            if not (
+                isinstance(ids, list)
+                and isinstance(hashes, list)
+                and len(ids) == len(hashes)
+                and all(isinstance(i, int) for i in ids)
+                and all(isinstance(h, str) for h in hashes)
+            ):
                 raise _bad(path, number, "'ids' and 'hashes' must be lists of integers and strings of one length")
             batches[event["batch"]] = {"ids": ids, "hashes": hashes, "status": "lost", "file": None, "reason": ""}
         else:
@@ -79,24 +84,36 @@ def import_legacy(store, folder: str | Path, aliases: dict[str, str] | None = No
             continue
         records = []
         for number, batch in sorted(batches.items()):
-            record = {"ids": batch["ids"], "hashes": batch["hashes"], "status": batch["status"],
-                      "reason": batch["reason"] or f"legacy batch {number}"}
+            record = {
+                "ids": batch["ids"],
+                "hashes": batch["hashes"],
+                "status": batch["status"],
+                "reason": batch["reason"] or f"legacy batch {number}",
+            }
             if batch["status"] == "answered":
                 path = ledger.parent / (batch["file"] or "")
                 try:
                     arrays = read_arrays(path, required=("hashes", "scores"))
                 except CkdError as error:
-                    raise CkdError(f"{ledger}: batch {number} is answered but its file cannot be read ({error}); "
-                                   "restore the file, then run again (nothing was imported)") from None
+                    raise CkdError(
+                        f"{ledger}: batch {number} is answered but its file cannot be read ({error}); "
+                        "restore the file, then run again (nothing was imported)"
+                    ) from None
                 if [str(h) for h in arrays["hashes"]] != batch["hashes"]:
-                    raise CkdError(f"{path}: its inputs differ from what {ledger} reserved for batch {number}; "
-                                   "nothing was imported")
+                    raise CkdError(
+                        f"{path}: its inputs differ from what {ledger} reserved for batch {number}; "
+                        "nothing was imported"
+                    )
                 record["scores"] = arrays["scores"]
             if batch["status"] == "rejected" and batch["file"] and (ledger.parent / batch["file"]).is_file():
                 record["raw"] = str(read_arrays(ledger.parent / batch["file"]).get("raw", ""))
             records.append(record)
         # one transaction per ledger, marked done inside it: imported once, also when two runs start together
-        imported += store.record_batches(aliases.get(teacher, teacher), f"imported from {ledger}", records,
-                                         marker=(key, hashlib.sha256(ledger.read_bytes()).hexdigest()))
+        imported += store.record_batches(
+            aliases.get(teacher, teacher),
+            f"imported from {ledger}",
+            records,
+            marker=(key, hashlib.sha256(ledger.read_bytes()).hexdigest()),
+        )
         log.info("imported %s (%d batches) into %s", ledger, len(batches), store.location)
     return imported

@@ -23,21 +23,31 @@ class PostgresStore(Store):
     scheme = "postgresql"
 
     @classmethod
-    def from_spec(cls, spec: str, base: str | Path | None = None) -> "PostgresStore":
+    def from_spec(cls, spec: str, base: str | Path | None = None) -> PostgresStore:
         try:
             url = sa.make_url(spec)
         except sa.exc.ArgumentError:
             raise ConfigError("teacher.store", "must be postgresql://USER@HOST:PORT/DB") from None
         if url.password:
-            raise ConfigError("teacher.store", "holds a password; remove it and set PGPASSWORD or ~/.pgpass instead "
-                                               "(params.yaml and dvc.lock must carry no secret)")
+            raise ConfigError(
+                "teacher.store",
+                "holds a password; remove it and set PGPASSWORD or ~/.pgpass instead "
+                "(params.yaml and dvc.lock must carry no secret)",
+            )
         if not url.database:
             raise ConfigError("teacher.store", "must name the database: postgresql://USER@HOST:PORT/DB")
         url = url.set(drivername="postgresql+psycopg")
-        return cls(spec, masked(url), url, pool_pre_ping=True, connect_args={
-            "connect_timeout": 10,
-            # no statement waits for a lock for ever: a run that cannot get the purse stops with a clear line
-            "options": "-c lock_timeout=120000 -c idle_in_transaction_session_timeout=300000"})
+        return cls(
+            spec,
+            masked(url),
+            url,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": 10,
+                # no statement waits for a lock for ever: a run that cannot get the purse stops with a clear line
+                "options": "-c lock_timeout=120000 -c idle_in_transaction_session_timeout=300000",
+            },
+        )
 
     def init_lock(self, connection: sa.Connection) -> None:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})

@@ -23,8 +23,14 @@ def spill(store, teacher: str, batch: int, ids: np.ndarray, hashes: list[str], s
     for directory in spill_dirs(store):
         path = directory / f"spill-{store.store_id}-{batch:08d}.npz"
         try:
-            write_arrays(path, teacher=np.asarray(teacher), batch=np.asarray(batch), ids=np.asarray(ids),
-                         hashes=np.asarray(hashes), scores=np.asarray(scores, np.float32))
+            write_arrays(
+                path,
+                teacher=np.asarray(teacher),
+                batch=np.asarray(batch),
+                ids=np.asarray(ids),
+                hashes=np.asarray(hashes),
+                scores=np.asarray(scores, np.float32),
+            )
             return path
         except OSError as error:
             last = error
@@ -39,8 +45,9 @@ def import_spills(store) -> int:
             try:
                 arrays = read_arrays(path, required=("teacher", "batch", "ids", "hashes", "scores"))
             except CkdError as error:
-                raise CkdError(f"{path}: a spilled paid answer cannot be read ({error}); move it away once you have "
-                               "looked at it") from None
+                raise CkdError(
+                    f"{path}: a spilled paid answer cannot be read ({error}); move it away once you have looked at it"
+                ) from None
             batch = int(arrays["batch"])
             status = store.batch_status(batch)
             if status in ("in_flight", "lost"):
@@ -49,12 +56,16 @@ def import_spills(store) -> int:
                     imported += len(arrays["hashes"])
                 except Exception as error:  # another run imported it meanwhile, or the store still fails
                     if store.batch_status(batch) != "answered":
-                        raise CkdError(f"{path}: the store {store.location} still cannot take this spilled paid "
-                                       f"answer ({str(getattr(error, 'orig', None) or error).splitlines()[0]}); "
-                                       "it stays in the file") from None
+                        raise CkdError(
+                            f"{path}: the store {store.location} still cannot take this spilled paid "
+                            f"answer ({str(getattr(error, 'orig', None) or error).splitlines()[0]}); "
+                            "it stays in the file"
+                        ) from None
             elif status != "answered":
-                raise CkdError(f"{path}: spilled answer of batch {batch}, which the store {store.location} records as "
-                               f"{status}; move the file away once you have looked at it")
+                raise CkdError(
+                    f"{path}: spilled answer of batch {batch}, which the store {store.location} records as "
+                    f"{status}; move the file away once you have looked at it"
+                )
             path.unlink()
             log.info("imported %d paid answers of batch %d from %s", len(arrays["hashes"]), batch, path)
     return imported

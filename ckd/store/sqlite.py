@@ -67,9 +67,9 @@ class SqliteStore(Store):
     scheme = "sqlite"
 
     @classmethod
-    def from_spec(cls, spec: str, base: str | Path | None = None) -> "SqliteStore":
+    def from_spec(cls, spec: str, base: str | Path | None = None) -> SqliteStore:
         if spec.startswith("sqlite:///"):  # SQLAlchemy's spelling: sqlite:///relative, sqlite:////absolute
-            spec = spec[len("sqlite:///"):]
+            spec = spec[len("sqlite:///") :]
         if not spec:
             raise ConfigError("teacher.store", "must be a path (SQLite) or postgresql://USER@HOST:PORT/DB")
         path = store_file(spec, base)
@@ -77,8 +77,12 @@ class SqliteStore(Store):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConfigError("teacher.store", f"cannot create the folder {path.parent} ({error.strerror})") from None
-        return cls(spec, str(path), sa.URL.create("sqlite", database=str(path)),
-                   connect_args={"check_same_thread": False, "timeout": 120, "isolation_level": None})
+        return cls(
+            spec,
+            str(path),
+            sa.URL.create("sqlite", database=str(path)),
+            connect_args={"check_same_thread": False, "timeout": 120, "isolation_level": None},
+        )
 
     def __init__(self, spec: str, location: str, url, **engine_args):
         self.path = Path(location)

@@ -45,7 +45,7 @@ class StudentCheckpoint:
         fsync_dir(path.parent)
 
     @classmethod
-    def load(cls, path: str | Path) -> "StudentCheckpoint":
+    def load(cls, path: str | Path) -> StudentCheckpoint:
         """weights_only: no pickled code is ever loaded."""
         path = Path(path)
         if not path.is_file():
@@ -63,7 +63,13 @@ class StudentCheckpoint:
     def model(self) -> torch.nn.Module:
         """The student in eval mode, its input normalisation read back from the weights."""
         state = self.state_dict
-        model = build_student(self.arch, self.sample_shape, self.num_classes, state["normalize.mean"].numpy(),
-                              state["normalize.std"].numpy(), self.arch_args)
+        model = build_student(
+            self.arch,
+            self.sample_shape,
+            self.num_classes,
+            state["normalize.mean"].numpy(),
+            state["normalize.std"].numpy(),
+            self.arch_args,
+        )
         model.load_state_dict(state)
         return model.eval()

@@ -24,8 +24,11 @@ class StandinConfig(Section):
     @field_validator("channels", mode="before")
     @classmethod
     def _channels(cls, value):
-        if not (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 1024 for c in value)):
+        if not (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 1024 for c in value)
+        ):
             raise ValueError("must be two integers in [1, 1024]")
         return tuple(value)
 
@@ -53,8 +56,9 @@ class TeacherSettings(Section):
     @field_validator("store")
     @classmethod
     def _store(cls, store: str) -> str:
-        if not store.strip() or ("://" in store and not store.startswith(
-                ("postgresql://", "postgresql+psycopg://", "sqlite:///"))):
+        if not store.strip() or (
+            "://" in store and not store.startswith(("postgresql://", "postgresql+psycopg://", "sqlite:///"))
+        ):
             raise ValueError("must be a path (SQLite) or postgresql://USER@HOST:PORT/DB")
         return store
 
@@ -91,19 +95,30 @@ class OutcomeUnknown(Exception):
     """The request left and no answer came back: it may have been computed, so it stays counted."""
 
 
-def check_declared_fit(where: str, input_name: str, sample_dims: list, output_name: str,
-                       teacher_classes: int | None, sample_shape: tuple[int, ...], num_classes: int) -> None:
+def check_declared_fit(
+    where: str,
+    input_name: str,
+    sample_dims: list,
+    output_name: str,
+    teacher_classes: int | None,
+    sample_shape: tuple[int, ...],
+    num_classes: int,
+) -> None:
     """The checks every backend makes from its declared input and output, before any paid call."""
     if not all(isinstance(d, int) and d > 0 for d in sample_dims):
-        raise TeacherError(f"{where}: teacher input {input_name} must have fixed sizes after the batch axis, "
-                           f"has {list(sample_dims)}")
+        raise TeacherError(
+            f"{where}: teacher input {input_name} must have fixed sizes after the batch axis, has {list(sample_dims)}"
+        )
     wanted, have = int(np.prod(sample_dims)), int(np.prod(sample_shape))
     if wanted != have:
-        raise TeacherError(f"{where}: teacher input {input_name} takes {wanted} values per sample "
-                           f"{tuple(sample_dims)}, the data has {have} {tuple(sample_shape)}")
+        raise TeacherError(
+            f"{where}: teacher input {input_name} takes {wanted} values per sample "
+            f"{tuple(sample_dims)}, the data has {have} {tuple(sample_shape)}"
+        )
     if teacher_classes is not None and teacher_classes != num_classes:
-        raise TeacherError(f"{where}: teacher output {output_name} has {teacher_classes} classes, "
-                           f"the data has {num_classes}")
+        raise TeacherError(
+            f"{where}: teacher output {output_name} has {teacher_classes} classes, the data has {num_classes}"
+        )
 
 
 TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")

@@ -29,14 +29,15 @@ class CountingTeacherConfig(OnnxTeacherConfig):
 
 @TEACHERS.register("counting")
 class CountingTeacher(OnnxFileTeacher):
-    config_model = CountingTeacherConfig
+    config_model = CountingTeacherConfig  # type: ignore[assignment]
 
     @classmethod
-    def from_config(cls, config: CountingTeacherConfig) -> "CountingTeacher":
+    def from_config(cls, config: CountingTeacherConfig) -> CountingTeacher:  # type: ignore[override]
         return cls(config.model, config.output, config.count_file, config.delay_s)
 
-    def __init__(self, model: str, output: str | None = None, count_file: str = "teacher_counts.log",
-                 delay_s: float = 0.0):
+    def __init__(
+        self, model: str, output: str | None = None, count_file: str = "teacher_counts.log", delay_s: float = 0.0
+    ):
         super().__init__(model, output)
         self.count_file = Path(count_file)
         self.delay_s = float(delay_s)

@@ -39,11 +39,26 @@ from pydantic import Field, field_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from ckd.errors import CkdError, TeacherError
-from ckd.teachers.base import (TEACHERS, AnswerUnusable, OutcomeUnknown, TeacherRefused, TeacherSettings,
-                               check_declared_fit)
+from ckd.teachers.base import (
+    TEACHERS,
+    AnswerUnusable,
+    OutcomeUnknown,
+    TeacherRefused,
+    TeacherSettings,
+    check_declared_fit,
+)
 
-NUMPY_OF_DATATYPE = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": np.int64,
-                     "INT32": np.int32, "INT16": np.int16, "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
+NUMPY_OF_DATATYPE = {
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "FP16": np.float16,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "INT16": np.int16,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "BOOL": np.bool_,
+}
 FLOAT_DATATYPES = ("FP32", "FP64", "FP16")
 MAX_RETRY_AFTER_S = 60.0
 
@@ -86,8 +101,10 @@ def normalise_url(url: str) -> str:
 
 def refuse_credentials_in_url(url: str) -> None:
     if "@" in httpx.URL(url).netloc.decode():
-        raise CkdError("teacher.url: carries a user name or password; remove it and put a bearer token in the "
-                       "environment variable named by teacher.token_env")
+        raise CkdError(
+            "teacher.url: carries a user name or password; remove it and put a bearer token in the "
+            "environment variable named by teacher.token_env"
+        )
 
 
 class _MaskToken(logging.Filter):
@@ -145,8 +162,10 @@ class HttpTeacherConfig(TeacherSettings):
         if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
             raise ValueError("must be an http:// or https:// URL when teacher.kind is http")
         if "@" in url.split("://", 1)[1].split("/", 1)[0]:
-            raise ValueError("must not carry a user name or password; put a bearer token in the environment "
-                             "variable named by teacher.token_env")
+            raise ValueError(
+                "must not carry a user name or password; put a bearer token in the environment "
+                "variable named by teacher.token_env"
+            )
         return url
 
     @field_validator("model_name")
@@ -169,18 +188,39 @@ class OpenInferenceTeacher:
     config_model = HttpTeacherConfig
 
     @classmethod
-    def from_config(cls, config: HttpTeacherConfig) -> "OpenInferenceTeacher":
-        return cls(url=config.url, model_name=config.model_name,
-                   model_version=None if config.model_version is None else str(config.model_version),
-                   output=config.output, concurrency=config.concurrency, timeout_s=config.timeout_s,
-                   max_retries=config.max_retries, rate_limit_per_s=config.rate_limit_per_s,
-                   token_env=config.token_env, verify_tls=config.verify_tls, backoff_s=config.backoff_s,
-                   max_backoff_s=config.max_backoff_s, ready_timeout_s=config.ready_timeout_s)
+    def from_config(cls, config: HttpTeacherConfig) -> OpenInferenceTeacher:
+        return cls(
+            url=config.url,
+            model_name=config.model_name,
+            model_version=None if config.model_version is None else str(config.model_version),
+            output=config.output,
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            rate_limit_per_s=config.rate_limit_per_s,
+            token_env=config.token_env,
+            verify_tls=config.verify_tls,
+            backoff_s=config.backoff_s,
+            max_backoff_s=config.max_backoff_s,
+            ready_timeout_s=config.ready_timeout_s,
+        )
 
-    def __init__(self, url: str, model_name: str, model_version: str | None = None, output: str | None = None,
-                 concurrency: int = 1, timeout_s: float = 30.0, max_retries: int = 5,
-                 rate_limit_per_s: float | None = None, token_env: str | None = None, verify_tls: bool = True,
-                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, ready_timeout_s: float = 30.0):
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        model_version: str | None = None,
+        output: str | None = None,
+        concurrency: int = 1,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        rate_limit_per_s: float | None = None,
+        token_env: str | None = None,
+        verify_tls: bool = True,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        ready_timeout_s: float = 30.0,
+    ):
         refuse_credentials_in_url(url)
         self.url = normalise_url(url)
         self.model_name, self.model_version = model_name, model_version
@@ -195,9 +235,13 @@ class OpenInferenceTeacher:
         if self._token:
             for name in ("httpx", "httpcore"):
                 logging.getLogger(name).addFilter(_MaskToken(self._token))
-        self.client = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify_tls, headers=headers,
-                                   limits=httpx.Limits(max_connections=concurrency,
-                                                       max_keepalive_connections=concurrency))
+        self.client = httpx.Client(
+            base_url=self.url,
+            timeout=timeout_s,
+            verify=verify_tls,
+            headers=headers,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
         self.rate_limiter = _RateLimiter(rate_limit_per_s)
         self.model_path = f"/v2/models/{model_name}" + (f"/versions/{model_version}" if model_version else "")
         self._wait_ready(ready_timeout_s)
@@ -205,10 +249,13 @@ class OpenInferenceTeacher:
         self._read_metadata(metadata, output)
         version = model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
         self.legacy_identity = f"http:{self.url}:{model_name}:{version}"  # before the store
-        signature = json.dumps([metadata.get("platform"), metadata.get("inputs"), metadata.get("outputs")],
-                               sort_keys=True)
-        self.identity = (f"http:{metadata.get('name') or model_name}:{version}:"
-                         f"{hashlib.sha256(signature.encode()).hexdigest()[:16]}:{self.output_name}")
+        signature = json.dumps(
+            [metadata.get("platform"), metadata.get("inputs"), metadata.get("outputs")], sort_keys=True
+        )
+        self.identity = (
+            f"http:{metadata.get('name') or model_name}:{version}:"
+            f"{hashlib.sha256(signature.encode()).hexdigest()[:16]}:{self.output_name}"
+        )
         self.description = f"{model_name} version {version} served at {self.url}"
 
     # -- set-up (free calls) -------------------------------------------------------------------
@@ -227,18 +274,23 @@ class OpenInferenceTeacher:
             except httpx.HTTPError as error:
                 last = type(error).__name__
             if time.monotonic() > deadline:
-                raise TeacherError(f"teacher.url: {self.url} is not ready after {timeout_s:.0f} s "
-                                   f"(GET /v2/health/ready: {last})")
+                raise TeacherError(
+                    f"teacher.url: {self.url} is not ready after {timeout_s:.0f} s (GET /v2/health/ready: {last})"
+                )
             time.sleep(0.5)
 
     def _get_json(self, path: str, what: str) -> dict:
         try:
             response = self.client.get(path)
         except httpx.HTTPError as error:
-            raise TeacherError(f"teacher.url: cannot read {what} at {self.url}{path} ({type(error).__name__})") from None
+            raise TeacherError(
+                f"teacher.url: cannot read {what} at {self.url}{path} ({type(error).__name__})"
+            ) from None
         if response.status_code != 200:
-            raise TeacherError(f"teacher.model_name: {what} at {self.url}{path} answered HTTP "
-                               f"{response.status_code}: {self._mask(response.text)[:200]}")
+            raise TeacherError(
+                f"teacher.model_name: {what} at {self.url}{path} answered HTTP "
+                f"{response.status_code}: {self._mask(response.text)[:200]}"
+            )
         try:
             return response.json()
         except json.JSONDecodeError:
@@ -247,8 +299,9 @@ class OpenInferenceTeacher:
     def _read_metadata(self, metadata: dict, output: str | None) -> None:
         inputs = metadata.get("inputs") or []
         if len(inputs) != 1:
-            raise TeacherError(f"{self.url}{self.model_path}: the model must declare exactly one input, "
-                               f"declares {len(inputs)}")
+            raise TeacherError(
+                f"{self.url}{self.model_path}: the model must declare exactly one input, declares {len(inputs)}"
+            )
         self.input_name = inputs[0]["name"]
         self.input_datatype = inputs[0]["datatype"]
         if self.input_datatype not in NUMPY_OF_DATATYPE:
@@ -258,22 +311,33 @@ class OpenInferenceTeacher:
         names = [o["name"] for o in outputs]
         if output is not None:
             if outputs and output not in names:
-                raise TeacherError(f"teacher.output: {output!r} is not an output of {self.model_name}; "
-                                   f"outputs: {', '.join(names)}")
+                raise TeacherError(
+                    f"teacher.output: {output!r} is not an output of {self.model_name}; outputs: {', '.join(names)}"
+                )
             chosen = next((o for o in outputs if o["name"] == output), {"name": output, "shape": []})
         else:
-            chosen = next((o for o in outputs if o.get("datatype") in FLOAT_DATATYPES and len(o.get("shape", [])) == 2),
-                          None)
+            chosen = next(
+                (o for o in outputs if o.get("datatype") in FLOAT_DATATYPES and len(o.get("shape", [])) == 2), None
+            )
             if chosen is None:
-                raise TeacherError(f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "
-                                   "name one with teacher.output")
+                raise TeacherError(
+                    f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "
+                    "name one with teacher.output"
+                )
         self.output_name = chosen["name"]
         shape = chosen.get("shape") or []
         self.num_classes = int(shape[1]) if len(shape) == 2 and int(shape[1]) > 0 else None
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
-        check_declared_fit(f"{self.url}{self.model_path}", self.input_name, self.sample_dims, self.output_name,
-                           self.num_classes, sample_shape, num_classes)
+        check_declared_fit(
+            f"{self.url}{self.model_path}",
+            self.input_name,
+            self.sample_dims,
+            self.output_name,
+            self.num_classes,
+            sample_shape,
+            num_classes,
+        )
 
     # -- the paid call -------------------------------------------------------------------------
     def _wait(self, retry_state) -> float:
@@ -302,18 +366,33 @@ class OpenInferenceTeacher:
         if status == 429 or (status in (500, 503) and retry_after is not None):
             raise _Retryable(f"HTTP {status}: {words}", retry_after)
         if status >= 500 and status not in (501, 505):
-            raise OutcomeUnknown(f"HTTP {status} from {self.url}{self.model_path}/infer (the model may have run): "
-                                 f"{words}")
+            raise OutcomeUnknown(
+                f"HTTP {status} from {self.url}{self.model_path}/infer (the model may have run): {words}"
+            )
         raise TeacherRefused(f"HTTP {status} from {self.url}{self.model_path}/infer: {words}")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(NUMPY_OF_DATATYPE[self.input_datatype]))
-        body = {"id": uuid.uuid4().hex,
-                "inputs": [{"name": self.input_name, "shape": list(batch.shape), "datatype": self.input_datatype,
-                            "data": batch.reshape(-1).tolist()}],
-                "outputs": [{"name": self.output_name}]}
-        retrying = Retrying(retry=retry_if_exception_type(_Retryable), stop=stop_after_attempt(self.max_retries + 1),
-                            wait=self._wait, reraise=True)
+        batch = np.ascontiguousarray(
+            x.reshape(len(x), *self.sample_dims).astype(NUMPY_OF_DATATYPE[self.input_datatype])
+        )
+        body = {
+            "id": uuid.uuid4().hex,
+            "inputs": [
+                {
+                    "name": self.input_name,
+                    "shape": list(batch.shape),
+                    "datatype": self.input_datatype,
+                    "data": batch.reshape(-1).tolist(),
+                }
+            ],
+            "outputs": [{"name": self.output_name}],
+        }
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            reraise=True,
+        )
         try:
             answer = retrying(self._send_once, body)
         except _Retryable as error:
@@ -326,7 +405,9 @@ class OpenInferenceTeacher:
             raise AnswerUnusable(f"the server answered an error: {self._mask(str(answer['error']))[:200]}", raw)
         outputs = {o.get("name"): o for o in answer.get("outputs", []) if isinstance(o, dict)}
         if self.output_name not in outputs:
-            raise AnswerUnusable(f"no output {self.output_name!r} in the answer (has {', '.join(map(str, outputs))})", raw)
+            raise AnswerUnusable(
+                f"no output {self.output_name!r} in the answer (has {', '.join(map(str, outputs))})", raw
+            )
         out = outputs[self.output_name]
         dtype = NUMPY_OF_DATATYPE.get(out.get("datatype"))
         if dtype is None:

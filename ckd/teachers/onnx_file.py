@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
 from typing import Literal
 
 import numpy as np
@@ -16,8 +15,13 @@ from ckd.runtime import onnx_session
 from ckd.teachers.base import TEACHERS, TeacherRefused, TeacherSettings, check_declared_fit
 
 _ONNX_DTYPES = {
-    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
 }
 _FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)", "tensor(float16)")
 
@@ -54,7 +58,7 @@ class OnnxFileTeacher:
     config_model = OnnxTeacherConfig
 
     @classmethod
-    def from_config(cls, config: OnnxTeacherConfig) -> "OnnxFileTeacher":
+    def from_config(cls, config: OnnxTeacherConfig) -> OnnxFileTeacher:
         return cls(config.model, config.output)
 
     def __init__(self, model: str, output: str | None = None):
@@ -86,7 +90,9 @@ class OnnxFileTeacher:
         if output is not None:
             names = [o.name for o in outputs]
             if output not in names:
-                raise TeacherError(f"teacher.output: {output!r} is not an output of {path}; outputs: {', '.join(names)}")
+                raise TeacherError(
+                    f"teacher.output: {output!r} is not an output of {path}; outputs: {', '.join(names)}"
+                )
             return output
         for candidate in outputs:
             if candidate.type in _FLOAT_OUTPUTS and len(candidate.shape) == 2:
@@ -94,14 +100,22 @@ class OnnxFileTeacher:
         raise TeacherError(f"{path}: no float output shaped [batch, classes]; name one with teacher.output")
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
-        check_declared_fit(str(self.path), self.input.name, self.sample_dims, self.output_name, self.num_classes,
-                           sample_shape, num_classes)
+        check_declared_fit(
+            str(self.path),
+            self.input.name,
+            self.sample_dims,
+            self.output_name,
+            self.num_classes,
+            sample_shape,
+            num_classes,
+        )
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(self.input_dtype))
         try:
             (scores,) = self.session.run([self.output_name], {self.input.name: batch})
         except InvalidArgument as error:  # rejected before it ran (a shape or type it does not take): nothing computed
-            raise TeacherRefused(f"ONNX Runtime rejected the input {list(batch.shape)}: "
-                                 f"{str(error).splitlines()[0][:300]}") from None
+            raise TeacherRefused(
+                f"ONNX Runtime rejected the input {list(batch.shape)}: {str(error).splitlines()[0][:300]}"
+            ) from None
         return np.asarray(scores)

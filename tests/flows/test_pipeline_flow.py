@@ -62,15 +62,28 @@ def write_project(root: Path, behaviours: dict[str, str]) -> Path:
     chain = {"first": None, "second": "first", "third": "second"}
     stages = {}
     for name in ("third", "first", "second"):
-        stages[name] = {"cmd": f"{sys.executable} stage.py {name} {behaviours.get(name, 'ok')}",
-                        "deps": ["stage.py"] + ([f"out_{chain[name]}"] if chain[name] else []),
-                        "params": ["teacher.budget", "student.steps"], "outs": [f"out_{name}"],
-                        "metrics": [{f"metrics/{name}.json": {"cache": False}}]}
+        stages[name] = {
+            "cmd": f"{sys.executable} stage.py {name} {behaviours.get(name, 'ok')}",
+            "deps": ["stage.py"] + ([f"out_{chain[name]}"] if chain[name] else []),
+            "params": ["teacher.budget", "student.steps"],
+            "outs": [f"out_{name}"],
+            "metrics": [{f"metrics/{name}.json": {"cache": False}}],
+        }
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    for command in (["git", "init", "-q"], [DVC, "init", "-q"], [DVC, "config", "core.analytics", "false"],
-                    ["git", "add", "-A"], ["git", "commit", "-q", "-m", "project"]):
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    for command in (
+        ["git", "init", "-q"],
+        [DVC, "init", "-q"],
+        [DVC, "config", "core.analytics", "false"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "project"],
+    ):
         subprocess.run(command, cwd=root, check=True, env=env, capture_output=True)
     return root
 
@@ -125,8 +138,10 @@ def test_params_restored_after_overrides_even_on_failure_and_after_a_kill(tmp_pa
 
 
 def test_parse_set():
-    assert parse_set(["teacher.budget=200", "student.lr=[0.1, 0.2]"]) == {"teacher.budget": 200,
-                                                                          "student.lr": [0.1, 0.2]}
+    assert parse_set(["teacher.budget=200", "student.lr=[0.1, 0.2]"]) == {
+        "teacher.budget": 200,
+        "student.lr": [0.1, 0.2],
+    }
     with pytest.raises(CkdError, match="expected KEY=VALUE"):
         parse_set(["teacher.budget"])
 
@@ -149,23 +164,31 @@ def test_lines_reach_the_log_while_the_stage_still_runs(tmp_path):
     """The stage prints a line, then waits for a file that only the line's handler creates: the
     handler must see the line while the stage is still running, or the stage ends without 'go'."""
     flag = tmp_path / "seen"
-    child = ("import pathlib, sys, time\nprint('first line', flush=True)\nflag = pathlib.Path(sys.argv[1])\n"
-             "for _ in range(600):\n    if flag.exists(): print('go'); break\n    time.sleep(0.1)\n")
+    child = (
+        "import pathlib, sys, time\nprint('first line', flush=True)\nflag = pathlib.Path(sys.argv[1])\n"
+        "for _ in range(600):\n    if flag.exists(): print('go'); break\n    time.sleep(0.1)\n"
+    )
     lines = []
 
     def on_line(line):
         lines.append(line)
         flag.touch()
 
-    status, timed_out = stream_command([sys.executable, "-c", child, str(flag)], tmp_path, dict(os.environ),
-                                       on_line, timeout_s=600)
+    status, timed_out = stream_command(
+        [sys.executable, "-c", child, str(flag)], tmp_path, dict(os.environ), on_line, timeout_s=600
+    )
     assert (status, timed_out) == (0, False)
     assert lines == ["first line", "go"]
 
 
 def test_a_stage_past_its_timeout_is_stopped(tmp_path):
-    status, timed_out = stream_command([sys.executable, "-c", "import time; time.sleep(600)"], tmp_path,
-                                       dict(os.environ), lambda line: None, timeout_s=1)
+    status, timed_out = stream_command(
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        tmp_path,
+        dict(os.environ),
+        lambda line: None,
+        timeout_s=1,
+    )
     assert timed_out and status != 0
 
 

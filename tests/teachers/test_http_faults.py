@@ -15,15 +15,19 @@ from ckd.bench.servers import KServeTeacher, server_python
 from ckd.data import write_arrays
 from ckd.errors import CkdError, TeacherError
 from ckd.query import run_query
-from ckd.teachers import http_oip
 from ckd.store import open_store
+from ckd.teachers import http_oip
 from ckd.teachers.http_oip import OpenInferenceTeacher
 from ckd.teachers.onnx_file import OnnxFileTeacher
 from tests.helpers import PROJECT, linear_onnx_teacher
 
-pytestmark = [pytest.mark.server,
-              pytest.mark.skipif(not server_python().exists() and not os.environ.get("CI"),
-                                 reason="the server environment (.venv-server) is built by `make install`")]
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(
+        not server_python().exists() and not os.environ.get("CI"),
+        reason="the server environment (.venv-server) is built by `make install`",
+    ),
+]
 
 TOKEN = "s3cr3t-Token-9f8e7d"
 
@@ -117,19 +121,48 @@ def test_sigkill_then_rerun_over_http(server, samples, tmp_path):
 
 def test_token_is_sent_and_never_written_or_logged(server, samples, tmp_path):
     ids, x = samples
-    write_arrays(tmp_path / "pool.npz", ids=ids, x=x, class_names=np.asarray([str(c) for c in range(10)]),
-                 is_image=np.asarray(True))
+    write_arrays(
+        tmp_path / "pool.npz",
+        ids=ids,
+        x=x,
+        class_names=np.asarray([str(c) for c in range(10)]),
+        is_image=np.asarray(True),
+    )
     write_arrays(tmp_path / "selected.npz", ids=ids[:30])
     with FaultProxy(server, at({1: "error_body"})) as proxy:
-        params = {"teacher": {"kind": "http", "url": proxy.url, "model_name": "teacher", "budget": 30,
-                              "batch_size": 10, "token_env": "CKD_TEST_TEACHER_TOKEN",
-                              "store": str(tmp_path / "store")}}
+        params = {
+            "teacher": {
+                "kind": "http",
+                "url": proxy.url,
+                "model_name": "teacher",
+                "budget": 30,
+                "batch_size": 10,
+                "token_env": "CKD_TEST_TEACHER_TOKEN",
+                "store": str(tmp_path / "store"),
+            }
+        }
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-        run = subprocess.run([sys.executable, "-m", "stages.query", "--params", str(tmp_path / "params.yaml"),
-                              "--pool", str(tmp_path / "pool.npz"), "--selected", str(tmp_path / "selected.npz"),
-                              "--out", str(tmp_path / "queried.npz"), "--metrics", str(tmp_path / "query.json")],
-                             cwd=PROJECT, capture_output=True, text=True,
-                             env={**os.environ, "CKD_TEST_TEACHER_TOKEN": TOKEN})
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stages.query",
+                "--params",
+                str(tmp_path / "params.yaml"),
+                "--pool",
+                str(tmp_path / "pool.npz"),
+                "--selected",
+                str(tmp_path / "selected.npz"),
+                "--out",
+                str(tmp_path / "queried.npz"),
+                "--metrics",
+                str(tmp_path / "query.json"),
+            ],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CKD_TEST_TEACHER_TOKEN": TOKEN},
+        )
     assert f"Bearer {TOKEN}" in proxy.authorizations
     assert run.returncode == 2 and "model exploded" in run.stderr  # a failing run, its message printed
     assert TOKEN not in run.stdout + run.stderr
@@ -168,12 +201,28 @@ def test_the_secret_search_finds_a_secret_in_numpy_strings(tmp_path):
 def test_another_spelling_of_the_servers_url_is_the_same_teacher(server, samples, tmp_path):
     ids, x = samples
     with FaultProxy(server, lambda i: "ok") as proxy:
-        first = run_query(OpenInferenceTeacher(proxy.url, "teacher"), ids[:30], x[:30], 10, 30, tmp_path,
-                          batch_size=10, progress=False)
+        first = run_query(
+            OpenInferenceTeacher(proxy.url, "teacher"),
+            ids[:30],
+            x[:30],
+            10,
+            30,
+            tmp_path,
+            batch_size=10,
+            progress=False,
+        )
         port = proxy.url.rsplit(":", 1)[1]
         for spelling in (f"http://localhost:{port}/.", f"HTTP://127.0.0.1:{port}/v2/..//"):
-            again = run_query(OpenInferenceTeacher(spelling, "teacher"), ids[:30], x[:30], 10, 30, tmp_path,
-                              batch_size=10, progress=False)
+            again = run_query(
+                OpenInferenceTeacher(spelling, "teacher"),
+                ids[:30],
+                x[:30],
+                10,
+                30,
+                tmp_path,
+                batch_size=10,
+                progress=False,
+            )
             assert again.calls_this_run == 0 and len(again.ids) == 30
         assert proxy.computed == 30 == first.calls_spent_total
 
@@ -181,8 +230,24 @@ def test_another_spelling_of_the_servers_url_is_the_same_teacher(server, samples
 def test_a_password_in_the_url_is_refused_in_one_line(tmp_path):
     params = {"teacher": {"kind": "http", "url": "http://user:pa55@127.0.0.1:9/", "model_name": "teacher"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    run = subprocess.run([sys.executable, "-m", "stages.query", "--params", str(tmp_path / "params.yaml"),
-                          "--pool", "p", "--selected", "s", "--out", "o"], cwd=PROJECT, capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.query",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--pool",
+            "p",
+            "--selected",
+            "s",
+            "--out",
+            "o",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 2 and "pa55" not in run.stderr
     (line,) = run.stderr.strip().splitlines()
     assert "teacher.url" in line and "teacher.token_env" in line

@@ -43,15 +43,18 @@ def test_rate_limiter_spaces_calls(monkeypatch):
     assert clock.sleeps == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2], abs=1e-6)
 
 
-@pytest.mark.parametrize("values,parameter", [
-    ({"kind": "http", "model_name": "m"}, "teacher.url"),
-    ({"kind": "http", "url": "ftp://x", "model_name": "m"}, "teacher.url"),
-    ({"kind": "http", "url": "http://127.0.0.1:1"}, "teacher.model_name"),
-    ({"kind": "http", "url": "http://x", "model_name": "m", "token_env": "Bearer abc.def"}, "teacher.token_env"),
-    ({"kind": "http", "url": "http://x", "model_name": "m", "concurrency": 0}, "teacher.concurrency"),
-    ({"kind": "http", "url": "http://x", "model_name": "m", "timeout_s": 0}, "teacher.timeout_s"),
-    ({"kind": "http", "url": "http://x", "model_name": "m", "backoff_s": -1}, "teacher.backoff_s"),
-])
+@pytest.mark.parametrize(
+    "values,parameter",
+    [
+        ({"kind": "http", "model_name": "m"}, "teacher.url"),
+        ({"kind": "http", "url": "ftp://x", "model_name": "m"}, "teacher.url"),
+        ({"kind": "http", "url": "http://127.0.0.1:1"}, "teacher.model_name"),
+        ({"kind": "http", "url": "http://x", "model_name": "m", "token_env": "Bearer abc.def"}, "teacher.token_env"),
+        ({"kind": "http", "url": "http://x", "model_name": "m", "concurrency": 0}, "teacher.concurrency"),
+        ({"kind": "http", "url": "http://x", "model_name": "m", "timeout_s": 0}, "teacher.timeout_s"),
+        ({"kind": "http", "url": "http://x", "model_name": "m", "backoff_s": -1}, "teacher.backoff_s"),
+    ],
+)
 def test_http_parameters_are_validated(values, parameter):
     with pytest.raises(ConfigError) as error:
         section_from_dict("teacher", values)
