@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -88,9 +88,8 @@ class DataConfig(Section):
 
 
 # The union of every registered backend's model, told apart by `kind`.
-TeacherConfig = Annotated[
-    tuple(TEACHERS.get(name).config_model for name in TEACHERS.names()), Field(discriminator="kind")
-]
+_BACKEND_MODELS = tuple(TEACHERS.get(name).config_model for name in TEACHERS.names())
+TeacherConfig = Annotated[Union[_BACKEND_MODELS], Field(discriminator="kind")]  # noqa: UP007 (built at run time)
 
 
 class ComparativeConfig(Section):
