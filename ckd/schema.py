@@ -7,6 +7,7 @@ module that both import.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
@@ -25,8 +26,12 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, protected_namespaces=(), validate_default=True)
 
 
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")  # `user:password@` in a URL
+
+
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    """The value as the error line shows it: credentials in a URL masked first, then cut to `limit`."""
+    text = _CREDENTIALS.sub("***@", repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
