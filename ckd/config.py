@@ -42,8 +42,16 @@ class DataConfig:
     test_size: float = 500
     selection: str = "random"
     use_labels: bool = True
+    text: tuple[str, ...] | None = None  # text columns of a CSV/Parquet source, joined by a space
+    label: str = "label"  # the label column of a CSV/Parquet text source
 
     def __post_init__(self) -> None:
+        _require(self.text is None or (isinstance(self.text, (list, tuple)) and self.text
+                                       and all(isinstance(c, str) and c for c in self.text)), "data.text",
+                 "must be null or a non-empty list of column names")
+        if self.text is not None:
+            object.__setattr__(self, "text", tuple(self.text))
+        _require(isinstance(self.label, str) and self.label, "data.label", "must be a column name")
         _require(isinstance(self.source, str) and self.source != "", "data.source",
                  "must be 'digits' or a path to an .npz file")
         _require(_is_number(self.test_size) and self.test_size > 0, "data.test_size",
@@ -90,6 +98,14 @@ class TeacherConfig:
     rate_limit_per_s: float | None = None
     token_env: str | None = None
     verify_tls: bool = True
+    # A large language model behind an OpenAI-compatible chat-completions API (kind: openai).
+    prompt: str = ("Classify the text into one of these categories: {labels}.\n"
+                   "Answer with the category only.\n\nText: {text}\nCategory:")
+    label_words: tuple[str, ...] | None = None
+    max_tokens: int | None = None
+    onehot_smoothing: float = 0.1
+    price_per_1k_input_tokens: float = 0.0
+    price_per_1k_output_tokens: float = 0.0
     standin: StandinConfig = field(default_factory=StandinConfig)
 
     def __post_init__(self) -> None:
@@ -121,6 +137,38 @@ class TeacherConfig:
                      f"must be an http:// or https:// URL when teacher.kind is http, got {self.url!r}")
             _require(isinstance(self.model_name, str) and self.model_name, "teacher.model_name",
                      "must name the served model when teacher.kind is http")
+        self._check_llm()
+
+    def _check_llm(self) -> None:
+        """The keys of `kind: openai` (checked for every kind, so a typo never waits for a switch of kind)."""
+        try:
+            self.prompt.format(text="", labels="")
+            ok_prompt = "{text}" in self.prompt
+        except (AttributeError, KeyError, IndexError, ValueError):
+            ok_prompt = False
+        _require(ok_prompt, "teacher.prompt", "must be a string holding {text} (and optionally {labels}); write "
+                                              "other braces as {{ }}")
+        words = self.label_words
+        _require(words is None or (isinstance(words, (list, tuple)) and len(words) >= 2
+                                   and all(isinstance(w, str) and w.strip() for w in words)
+                                   and len({w.strip().lower() for w in words}) == len(words)),
+                 "teacher.label_words", "must be null or a list of distinct, non-empty words, one per class")
+        if words is not None:
+            object.__setattr__(self, "label_words", tuple(words))
+        _require(self.max_tokens is None or (_is_int(self.max_tokens) and self.max_tokens >= 1), "teacher.max_tokens",
+                 f"must be null (the server's default) or an integer >= 1, got {self.max_tokens!r}")
+        _require(_is_number(self.onehot_smoothing) and 0 <= self.onehot_smoothing < 1, "teacher.onehot_smoothing",
+                 f"must be in [0, 1), got {self.onehot_smoothing!r}")
+        for key in ("price_per_1k_input_tokens", "price_per_1k_output_tokens"):
+            _require(_is_number(getattr(self, key)) and getattr(self, key) >= 0, f"teacher.{key}",
+                     f"must be a price >= 0, got {getattr(self, key)!r}")
+        if self.kind == "openai":
+            _require(isinstance(self.url, str) and self.url.startswith(("http://", "https://")), "teacher.url",
+                     f"must be the http(s):// base URL of an OpenAI-compatible API (e.g. .../v1), got {self.url!r}")
+            _require(isinstance(self.model_name, str) and self.model_name, "teacher.model_name",
+                     "must name the model when teacher.kind is openai")
+            _require(words is not None, "teacher.label_words", "must list one word per class when teacher.kind is "
+                                                               "openai")
 
 
 @dataclass(frozen=True)

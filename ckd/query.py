@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +21,15 @@ from tqdm.auto import tqdm
 from ckd.budget import BudgetLedger
 from ckd.data.arrays import read_arrays, write_arrays
 from ckd.errors import TeacherError
-from ckd.teachers.base import AnswerUnusable, OutcomeUnknown, Teacher, TeacherRefused
+from ckd.teachers.base import AnswerUnusable, OutcomeUnknown, ScoredAnswer, Teacher, TeacherRefused
 
 log = logging.getLogger(__name__)
 
 
 def input_hashes(x: np.ndarray) -> list[str]:
-    """SHA-256 of each raw sample's float32 bytes: the key of its stored answer."""
+    """SHA-256 of each raw sample's float32 bytes (texts: their UTF-8 bytes): the key of its stored answer."""
+    if x.dtype.kind in "US":
+        return [hashlib.sha256(str(text).encode("utf-8")).hexdigest() for text in x]
     x = np.ascontiguousarray(x, dtype=np.float32)
     return [hashlib.sha256(row.tobytes()).hexdigest() for row in x.reshape(len(x), -1)]
 
@@ -48,6 +50,7 @@ class QueryResult:
     new_calls: int  # counted in this run
     unanswered: int  # selected samples still without an answer
     store: Path
+    usage: dict[str, int] = field(default_factory=dict)  # e.g. tokens, summed over stored and quarantined answers
 
 
 def _check_answer(scores: np.ndarray, batch_size: int, num_classes: int) -> str | None:
@@ -65,6 +68,21 @@ def _load_answers(directory: Path, ledger: BudgetLedger) -> dict[str, np.ndarray
         for digest, row in zip(arrays["hashes"], arrays["scores"]):
             answers.setdefault(str(digest), row)
     return answers
+
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens")
+
+
+def _usage_totals(directory: Path, ledger: BudgetLedger) -> dict[str, int]:
+    """Tokens (or any usage a backend stores) summed over every answer that came back, used or not."""
+    totals: dict[str, int] = {}
+    for record in ledger.state.batches.values():
+        if record.status in ("answered", "rejected") and record.file and (directory / record.file).is_file():
+            arrays = read_arrays(directory / record.file)
+            for key in USAGE_KEYS:
+                if key in arrays:
+                    totals[key] = totals.get(key, 0) + int(np.asarray(arrays[key]).sum())
+    return totals
 
 
 def _recover(directory: Path, ledger: BudgetLedger) -> None:
@@ -120,24 +138,29 @@ class _Session:
                 chunks = []
         return sent
 
-    def _quarantine(self, batch: int, rows: list[int], raw: np.ndarray, problem: str) -> None:
+    def _quarantine(self, batch: int, rows: list[int], raw: np.ndarray, problem: str, extras=None) -> None:
         """Keep a paid but unusable answer apart, with the teacher's words, and stop the run."""
         name = f"quarantine/batch-{batch:06d}.npz"
         write_arrays(self.directory / name, ids=np.asarray([int(self.ids[i]) for i in rows]),
-                     hashes=np.asarray([self.hashes[i] for i in rows]), raw=raw, problem=np.asarray(problem))
+                     hashes=np.asarray([self.hashes[i] for i in rows]), raw=raw, problem=np.asarray(problem),
+                     **(extras or {}))
         self.ledger.mark_rejected(batch, name, problem)
         self.fatal = self.fatal or TeacherError(f"teacher answered batch {batch} unusably: {problem}; "
                                                 f"raw answer kept in {self.directory / name}")
 
     def _settle(self, future, batch: int, rows: list[int]) -> None:
+        extras: dict[str, np.ndarray] = {}
         try:
-            scores = np.asarray(future.result())
+            answer = future.result()
+            if isinstance(answer, ScoredAnswer):
+                answer, extras = answer.scores, answer.extras
+            scores = np.asarray(answer)
         except TeacherRefused as refusal:
             self.ledger.mark_refused(batch, str(refusal))
             self.fatal = self.fatal or TeacherError(f"teacher refused batch {batch}: {refusal}")
             return
         except AnswerUnusable as unusable:
-            self._quarantine(batch, rows, np.asarray(unusable.raw), str(unusable))
+            self._quarantine(batch, rows, np.asarray(unusable.raw), str(unusable), unusable.extras)
             return
         except OutcomeUnknown as unknown:
             # It may have been computed: it stays counted (lost); asked again later only while budget remains.
@@ -152,10 +175,12 @@ class _Session:
         batch_hashes = np.asarray([self.hashes[i] for i in rows])
         problem = _check_answer(scores, len(rows), self.num_classes)
         if problem is not None:
-            self._quarantine(batch, rows, scores if scores.dtype != object else np.asarray(str(scores)), problem)
+            self._quarantine(batch, rows, scores if scores.dtype != object else np.asarray(str(scores)), problem,
+                             extras)
             return
         name = f"batches/batch-{batch:06d}.npz"
-        write_arrays(self.directory / name, ids=batch_ids, hashes=batch_hashes, scores=scores.astype(np.float32))
+        write_arrays(self.directory / name, ids=batch_ids, hashes=batch_hashes, scores=scores.astype(np.float32),
+                     **extras)
         self.ledger.mark_answered(batch, name)
         for digest, row in zip(batch_hashes, scores.astype(np.float32)):
             self.answers[str(digest)] = row
@@ -175,6 +200,8 @@ def run_query(teacher: Teacher, ids: np.ndarray, x: np.ndarray, num_classes: int
     directory = Path(store) / teacher_key(teacher.identity)
     hashes = input_hashes(x)
     concurrency = max(1, int(getattr(teacher, "concurrency", 1)))
+    # One request per input for an LLM: each reservation then covers exactly what one request may cost.
+    batch_size = min(batch_size, int(getattr(teacher, "batch_limit", batch_size)))
     with BudgetLedger(directory / "ledger.jsonl", teacher.identity) as ledger:
         _recover(directory, ledger)
         answers = _load_answers(directory, ledger)
@@ -199,6 +226,7 @@ def run_query(teacher: Teacher, ids: np.ndarray, x: np.ndarray, num_classes: int
             teacher_calls=state.counted, teacher_outputs=state.count("answered"),
             teacher_lost=state.count("in_flight"), teacher_rejected=state.count("rejected"),
             new_calls=state.counted - calls_before, unanswered=int((~have).sum()), store=directory,
+            usage=_usage_totals(directory, ledger),
         )
 
 

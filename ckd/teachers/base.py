@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -19,11 +20,20 @@ class Teacher(Protocol):
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
         """Raise TeacherError, before any paid call, if inputs of this shape cannot be sent."""
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Scores [batch, classes] for raw inputs [batch, *sample_shape]; each call is paid.
+    def predict(self, x: np.ndarray) -> np.ndarray | ScoredAnswer:
+        """Scores [batch, classes] for raw inputs [batch, *sample_shape] (texts: [batch] strings); each call
+        is paid. A backend may set `batch_limit` (inputs per call; 1 = one request per input).
 
         Raise `TeacherRefused` for a definite refusal (nothing computed) and `OutcomeUnknown` when the
         request may have been computed but no answer came back (a timeout, a reset connection)."""
+
+
+@dataclass
+class ScoredAnswer:
+    """Scores plus per-sample arrays stored beside them (tokens spent, how the scores were made)."""
+
+    scores: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class TeacherRefused(Exception):
@@ -33,9 +43,10 @@ class TeacherRefused(Exception):
 class AnswerUnusable(Exception):
     """An answer came back (so it was computed and is paid) but cannot be used; `raw` is kept apart."""
 
-    def __init__(self, message: str, raw: str = ""):
+    def __init__(self, message: str, raw: str = "", extras: dict[str, np.ndarray] | None = None):
         super().__init__(message)
         self.raw = raw
+        self.extras = extras or {}
 
 
 class OutcomeUnknown(Exception):
