@@ -72,18 +72,25 @@ def teacher_stage(data: DataConfig, teacher: TeacherConfig, seed: int, out_model
 
 
 # -- sample -------------------------------------------------------------------------------------
-def sample_stage(data: DataConfig, budget: int, seed: int, out_pool: str, out_test: str, out_selected: str) -> dict:
-    dataset = load_source(data.source)
+def sample_stage(data: DataConfig, budget: int, seed: int, out_pool: str, out_test: str, out_selected: str,
+                 embedded: str | None = None) -> dict:
+    """`embedded`: the embed stage's output, which a text source (`data.text`) is read from."""
+    if data.text is not None and embedded is None:
+        raise CkdError(f"data.text: a text source needs the embed stage's output (--embedded); see "
+                       f"examples/ag_news/dvc.yaml")
+    dataset = load_source(embedded or data.source)
     pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, seed)
     selected = select_for_teacher(pool_ids, dataset.x[pool_ids], budget, data.selection, seed)
     pool = {"ids": pool_ids, "x": dataset.x[pool_ids], "class_names": np.asarray(dataset.class_names),
             "is_image": np.asarray(dataset.is_image)}
     if data.use_labels and dataset.y is not None:
         pool["labels"] = dataset.y[pool_ids]
-    write_arrays(out_pool, **pool)
+    texts = {} if dataset.texts is None else {"pool": {"text": dataset.texts[pool_ids]},
+                                              "test": {"text": dataset.texts[test_ids]}}
+    write_arrays(out_pool, **pool, **texts.get("pool", {}))
     if dataset.y is None:
         raise CkdError(f"{data.source}: the test split needs labels to measure accuracy (array 'y' or 'labels')")
-    write_arrays(out_test, ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids])
+    write_arrays(out_test, ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids], **texts.get("test", {}))
     write_arrays(out_selected, ids=selected)
     return {"pool_size": int(len(pool_ids)), "test_size": int(len(test_ids)), "selected": int(len(selected)),
             "labelled": "labels" in pool, "selection": data.selection}
@@ -103,7 +110,8 @@ def query_stage(teacher: TeacherConfig, pool_path: str, selected_path: str, out_
         raise CkdError(f"{selected_path}: ids {missing[:5]} are not in the pool {pool_path}")
     rows = np.asarray([position[int(i)] for i in selected])
     backend = build_teacher(teacher)
-    result = run_query(backend, selected, pool["x"][rows], len(pool["class_names"]), teacher.budget, teacher.store,
+    inputs = pool["text"] if "text" in pool else pool["x"]  # a text teacher reads the texts, not their embeddings
+    result = run_query(backend, selected, inputs[rows], len(pool["class_names"]), teacher.budget, teacher.store,
                        teacher.batch_size, progress)
     if len(result.ids) < teacher.min_answered * len(selected):
         raise CkdError(
@@ -119,7 +127,17 @@ def query_stage(teacher: TeacherConfig, pool_path: str, selected_path: str, out_
     return {"teacher_calls": result.teacher_calls, "teacher_outputs": result.teacher_outputs,
             "teacher_lost": result.teacher_lost, "teacher_rejected": result.teacher_rejected,
             "new_calls": result.new_calls, "selected": int(len(selected)), "answered_selected": int(len(result.ids)),
-            "unanswered": result.unanswered, "budget": teacher.budget, "store": str(result.store)}
+            "unanswered": result.unanswered, "budget": teacher.budget, "store": str(result.store),
+            **usage_metrics(result.usage, teacher)}
+
+
+def usage_metrics(usage: dict[str, int], teacher: TeacherConfig) -> dict:
+    """Tokens spent over the ledger's life (answers stored or quarantined) and their estimated cost."""
+    if not usage:
+        return {}
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    cost = prompt / 1000 * teacher.price_per_1k_input_tokens + completion / 1000 * teacher.price_per_1k_output_tokens
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "estimated_cost": round(cost, 6)}
 
 
 # -- check --------------------------------------------------------------------------------------

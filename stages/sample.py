@@ -10,9 +10,11 @@ def main(argv=None) -> None:
     p.add_argument("--pool", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--selected", required=True)
+    p.add_argument("--embedded", default=None, help="the embed stage's output (text sources)")
     args = p.parse_args(argv)
     run("sample", lambda: sample_stage(load_section("data", args.params), load_section("teacher", args.params).budget,
-                                       load_seed(args.params), args.pool, args.test, args.selected), args.metrics)
+                                       load_seed(args.params), args.pool, args.test, args.selected,
+                                       args.embedded), args.metrics)
 
 
 if __name__ == "__main__":
