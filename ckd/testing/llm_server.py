@@ -11,6 +11,7 @@ computed); `slow` (computed, answered after `slow_s`, past the client's timeout)
 then the connection is reset with no answer); `offlabel` (computed, answered with a word that is no
 label word). `computed` counts the completions the model computed, the figure the budget bounds.
 
+    python -m ckd.testing.llm_server --params examples/ag_news/params.yaml   # the demo's settings
     python -m ckd.testing.llm_server --data ../shared/data/ag_news_test.csv --text title description \
         --label-words World Sports Business Science --test-size 1600 --seed 0 --port 8011
 """
@@ -195,13 +196,34 @@ def standin_from_data(source: str, text_columns, label_column: str, label_words,
     return llm, llm.accuracy(table.texts[test_ids], table.y[test_ids])
 
 
+def settings_from_params(path: str) -> dict:
+    """The stand-in's settings from a text pipeline's params file, so nothing is spelled twice: the
+    pipeline's own split (data.*, seed), its verbalizer, model name and port (teacher.*)."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    from ckd.config import load_params, section_from_dict
+
+    params = load_params(path)
+    data, teacher = section_from_dict("data", params.get("data")), section_from_dict("teacher", params.get("teacher"))
+    if data.text is None or teacher.label_words is None or teacher.url is None:
+        raise SystemExit(f"{path}: needs data.text, teacher.label_words and teacher.url")
+    source = Path(data.source)
+    return {"data": str(source if source.is_absolute() else Path(path).resolve().parent / source),
+            "text": list(data.text), "label": data.label, "label_words": list(teacher.label_words),
+            "test_size": data.test_size, "seed": int(params.get("seed", 0)), "model": teacher.model_name,
+            "port": urlsplit(teacher.url).port or 80}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="ckd.testing.llm_server", description="A stand-in OpenAI-compatible LLM "
-                                "server (a TF-IDF classifier) on 127.0.0.1, for tests and the demo.")
-    p.add_argument("--data", required=True)
-    p.add_argument("--text", nargs="+", required=True)
+                                "server (a TF-IDF classifier, not a language model) on 127.0.0.1, for tests and "
+                                "the demo.")
+    p.add_argument("--params", default=None, help="take every setting below from a text pipeline's params.yaml")
+    p.add_argument("--data")
+    p.add_argument("--text", nargs="+")
     p.add_argument("--label", default="label")
-    p.add_argument("--label-words", nargs="+", required=True)
+    p.add_argument("--label-words", nargs="+")
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default="standin-llm")
@@ -209,14 +231,19 @@ def main(argv=None) -> None:
     p.add_argument("--no-logprobs", action="store_true", help="answer without log-probabilities")
     p.add_argument("--report", default=None, help="write the stand-in's test accuracy here (JSON)")
     args = p.parse_args(argv)
-    llm, test_accuracy = standin_from_data(args.data, args.text, args.label, args.label_words, args.test_size,
-                                           args.seed)
+    settings = settings_from_params(args.params) if args.params else {
+        "data": args.data, "text": args.text, "label": args.label, "label_words": args.label_words,
+        "test_size": args.test_size, "seed": args.seed, "model": args.model, "port": args.port}
+    if not settings["data"] or not settings["text"] or not settings["label_words"]:
+        p.error("give --params, or --data, --text and --label-words")
+    llm, test_accuracy = standin_from_data(settings["data"], settings["text"], settings["label"],
+                                           settings["label_words"], settings["test_size"], settings["seed"])
     if args.report:
         with open(args.report, "w") as handle:
             json.dump({"standin_llm_test_accuracy": test_accuracy}, handle)
-    with StandinLLMServer(llm, args.model, port=args.port, logprobs=not args.no_logprobs) as server:
-        print(f"stand-in LLM (not a language model) {args.model} at {server.url}; test accuracy "
-              f"{test_accuracy:.4f}", flush=True)
+    with StandinLLMServer(llm, settings["model"], port=settings["port"], logprobs=not args.no_logprobs) as server:
+        print(f"stand-in LLM (a TF-IDF classifier, not a language model) {settings['model']} at {server.url}; "
+              f"test accuracy {test_accuracy:.4f}", flush=True)
         try:
             while True:
                 time.sleep(3600)
