@@ -27,6 +27,8 @@ def test_text_example_stages_scripts_and_params():
             assert not dep.startswith("../../") or (EXAMPLE / dep).exists(), dep
         for key in stage["params"]:
             lookup(params, key)
+        # the stage script writes metrics/<stage>.json unless told otherwise; DVC must expect that file
+        assert [next(iter(m)) for m in stage["metrics"]] == [f"metrics/{name}.json"] or "--metrics" in stage["cmd"]
     assert dvc["stages"]["query"]["outs"][0]["${teacher.store}"]["persist"] is True
     assert params["teacher"]["kind"] == "openai" and params["teacher"]["kind"] in TEACHERS
     assert params["student"]["method"] in METHODS and params["student"]["arch"] in STUDENTS

@@ -68,7 +68,9 @@ class SentenceEncoder(nn.Module):
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: the weights ship in the package
         from transformers import BertModel
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # one bar per load would clutter every stage's log
         self.bert = BertModel.from_pretrained(str(model_dir or encoder_dir()), local_files_only=True,
                                               attn_implementation="eager")
         self.bert.eval()

@@ -17,5 +17,5 @@ for _ in $(seq 1 600); do
   sleep 1
 done
 dvc repro "$@"
-python -m ckd.summary metrics/validate.json
+python -m ckd.summary metrics/validate_text.json
 python -c "import json; print('stand-in LLM teacher test accuracy: %.4f (no budget spent: measured in-process)' % json.load(open('metrics/standin_llm.json'))['standin_llm_test_accuracy'])"
