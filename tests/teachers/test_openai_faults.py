@@ -166,3 +166,17 @@ def test_label_matching_and_renormalisation():
     # Business and Science share the 5% the list leaves uncovered, then everything is renormalised.
     np.testing.assert_allclose(p, np.array([0.2, 0.7, 0.025, 0.025]) / 0.95, atol=1e-9)
     assert scores_from_logprobs([("The", -0.1)], LABEL_WORDS) is None
+
+
+def test_retry_after_of_a_429_is_honoured(tmp_path, llm, texts, monkeypatch):
+    import ckd.teachers.openai_chat as backend
+
+    ids, x, _ = texts
+    waits = []
+    monkeypatch.setattr(backend.time, "sleep", waits.append)
+    with StandinLLMServer(llm, MODEL, plan=at({0: "429", 1: "500"}), retry_after_s=7) as server:
+        result = run_query(teacher_for(server, concurrency=1), ids[:3], x[:3], 4, 3, tmp_path / "store", 32,
+                           progress=False)
+        assert server.computed == 3
+    assert waits[0] == 7.0 and 0 < waits[1] < 7.0  # Retry-After on the 429; backoff with jitter after the 500
+    assert result.teacher_calls == 3 and result.teacher_outputs == 3
