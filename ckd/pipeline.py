@@ -76,8 +76,8 @@ def sample_stage(data: DataConfig, budget: int, seed: int, out_pool: str, out_te
                  embedded: str | None = None) -> dict:
     """`embedded`: the embed stage's output, which a text source (`data.text`) is read from."""
     if data.text is not None and embedded is None:
-        raise CkdError(f"data.text: a text source needs the embed stage's output (--embedded); see "
-                       f"examples/ag_news/dvc.yaml")
+        raise CkdError("data.text: a text source needs the embed stage's output (--embedded); see "
+                       "examples/ag_news/dvc.yaml")
     dataset = load_source(embedded or data.source)
     pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, seed)
     selected = select_for_teacher(pool_ids, dataset.x[pool_ids], budget, data.selection, seed)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ckd.config import DataConfig, ExportConfig, TeacherConfig, ValidateConfig
+from ckd.config import DataConfig, ExportConfig, ValidateConfig
 from ckd.data import read_arrays, write_arrays
 from ckd.data.text import load_text_table
 from ckd.errors import ConfigError
