@@ -184,16 +184,18 @@ class StandinLLMServer:
         self.http.server_close()
 
 
-def standin_from_data(source: str, text_columns, label_column: str, label_words, test_size: float, seed: int):
+def standin_from_data(source: str, text_columns, label_column: str, label_words, test_size: float, seed: int,
+                      prompt: str = "{text}"):
     """Train the stand-in on the pool of the pipeline's own split (never on the test split); return it
-    with its test accuracy."""
+    with its test accuracy on the test texts wrapped in `prompt`, as the server sees them."""
     from ckd.data.split import split_pool_test
     from ckd.data.text import load_text_table
 
     table = load_text_table(source, text_columns, label_column)
     pool_ids, test_ids = split_pool_test(len(table.texts), test_size, seed)
     llm = TextClassifierLLM(table.texts[pool_ids], table.y[pool_ids], label_words, seed)
-    return llm, llm.accuracy(table.texts[test_ids], table.y[test_ids])
+    prompted = [prompt.format(text=t, labels=", ".join(label_words)) for t in table.texts[test_ids]]
+    return llm, llm.accuracy(prompted, table.y[test_ids])
 
 
 def settings_from_params(path: str) -> dict:
@@ -212,7 +214,7 @@ def settings_from_params(path: str) -> dict:
     return {"data": str(source if source.is_absolute() else Path(path).resolve().parent / source),
             "text": list(data.text), "label": data.label, "label_words": list(teacher.label_words),
             "test_size": data.test_size, "seed": int(params.get("seed", 0)), "model": teacher.model_name,
-            "port": urlsplit(teacher.url).port or 80}
+            "port": urlsplit(teacher.url).port or 80, "prompt": teacher.prompt}
 
 
 def main(argv=None) -> None:
@@ -233,11 +235,12 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     settings = settings_from_params(args.params) if args.params else {
         "data": args.data, "text": args.text, "label": args.label, "label_words": args.label_words,
-        "test_size": args.test_size, "seed": args.seed, "model": args.model, "port": args.port}
+        "test_size": args.test_size, "seed": args.seed, "model": args.model, "port": args.port, "prompt": "{text}"}
     if not settings["data"] or not settings["text"] or not settings["label_words"]:
         p.error("give --params, or --data, --text and --label-words")
     llm, test_accuracy = standin_from_data(settings["data"], settings["text"], settings["label"],
-                                           settings["label_words"], settings["test_size"], settings["seed"])
+                                           settings["label_words"], settings["test_size"], settings["seed"],
+                                           settings["prompt"])
     if args.report:
         with open(args.report, "w") as handle:
             json.dump({"standin_llm_test_accuracy": test_accuracy}, handle)
