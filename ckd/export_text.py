@@ -15,8 +15,9 @@ import json
 import statistics
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +34,14 @@ def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, m
     """Chain the frozen encoder and `head`, export one ONNX graph and write the bundle to `out_dir`."""
     import onnx
 
-    from ckd.students.text_encoder import ENCODER_NAME, SentenceEncoder, TextClassifier, load_tokenizer, \
-        max_tokens, tokenize
+    from ckd.students.text_encoder import (
+        ENCODER_NAME,
+        SentenceEncoder,
+        TextClassifier,
+        load_tokenizer,
+        max_tokens,
+        tokenize,
+    )
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -43,14 +50,26 @@ def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, m
     ids, mask = tokenize(tokenizer, ["an example text for tracing", "a second, longer example text for tracing"])
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.as_tensor(ids), torch.as_tensor(mask)), str(out_dir / MODEL_FILE),
-                          input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
-                          dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES},
-                                        OUTPUT_NAME: {0: "batch"}},
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            model,
+            (torch.as_tensor(ids), torch.as_tensor(mask)),
+            str(out_dir / MODEL_FILE),
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
     proto = onnx.load(str(out_dir / MODEL_FILE))
-    description = {**metadata, "encoder": ENCODER_NAME, "max_tokens": max_tokens(), "inputs": list(INPUT_NAMES),
-                   "output": OUTPUT_NAME, "model": MODEL_FILE, "tokenizer": TOKENIZER_FILE}
+    description = {
+        **metadata,
+        "encoder": ENCODER_NAME,
+        "max_tokens": max_tokens(),
+        "inputs": list(INPUT_NAMES),
+        "output": OUTPUT_NAME,
+        "model": MODEL_FILE,
+        "tokenizer": TOKENIZER_FILE,
+    }
     for key, value in description.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
@@ -78,15 +97,17 @@ class TextBundle:
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         encodings = self.tokenizer.encode_batch([str(t) for t in texts])
-        return (np.asarray([e.ids for e in encodings], np.int64),
-                np.asarray([e.attention_mask for e in encodings], np.int64))
+        return (
+            np.asarray([e.ids for e in encodings], np.int64),
+            np.asarray([e.attention_mask for e in encodings], np.int64),
+        )
 
     def logits(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         texts = [str(t) for t in texts]
         order = np.argsort([len(t) for t in texts], kind="stable")  # little padding per batch
         out = None
         for start in range(0, len(texts), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             ids, mask = self.tokenize([texts[i] for i in rows])
             (batch,) = self.session.run([OUTPUT_NAME], {"input_ids": ids, "attention_mask": mask})
             out = np.zeros((len(texts), batch.shape[1]), np.float32) if out is None else out

@@ -1,7 +1,9 @@
 """Validate the text model on the raw test texts: accuracy, ONNX vs PyTorch parity, latency, gates."""
 
-from ckd.config import load_section
-from ckd.text_pipeline import validate_text_stage
+from ckd.data import TestSet
+from ckd.query import Queried
+from ckd.stages.validate_text import gates, validate_text
+from ckd.students.checkpoint import StudentCheckpoint
 from stages._entry import parser, run
 
 
@@ -10,11 +12,24 @@ def main(argv=None) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--bundle", required=True)
     p.add_argument("--test", required=True)
-    p.add_argument("--query-metrics", required=True)
-    args = p.parse_args(argv)
-    # validate_text_stage writes the metrics itself, before the gates, so they survive a failed gate.
-    run("validate_text", lambda: validate_text_stage(load_section("validate", args.params), args.checkpoint,
-                                                     args.bundle, args.test, args.query_metrics, args.metrics), None)
+    p.add_argument("--queried", required=True)
+
+    def body(args, params):
+        return validate_text(
+            params.validation,
+            StudentCheckpoint.load(args.checkpoint),
+            args.bundle,
+            TestSet.load(args.test),
+            Queried.load(args.queried),
+        )
+
+    run(
+        "validate_text",
+        p,
+        body,
+        argv,
+        gate=lambda args, params, metrics: gates(params.validation, metrics, args.bundle),
+    )
 
 
 if __name__ == "__main__":

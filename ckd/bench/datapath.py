@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from ckd.comparative import build_groups
+from ckd.comparative import ComparativeSet, build_groups
 from ckd.methods import build_method
 from ckd.runtime import torch_device
 from ckd.students import build_student
@@ -75,9 +75,10 @@ def main(argv=None) -> None:
     x, teacher = synthetic_inputs(args.samples)
     positives, negatives = build_groups(args.samples, 1, 20000, seed=0)
     mean, std = x.reshape(len(x), -1).mean(0).reshape(28, 28), np.full((28, 28), x.std(), np.float32)
-    arrays = {"x": x, "teacher": teacher, "positives": positives, "negatives": negatives, "norm_mean": mean,
-              "norm_std": std, "is_image": np.asarray(True)}
-    data = TrainingData.from_arrays(arrays, device)
+    comparative = ComparativeSet(ids=np.arange(args.samples), x=x, teacher=teacher, positives=positives,
+                                 negatives=negatives, class_names=tuple(str(c) for c in range(10)), is_image=True,
+                                 norm_mean=mean, norm_std=std)
+    data = TrainingData.from_set(comparative, device)
     method = build_method("ckd", 10, float(teacher.var()), labelled=False)
     torch.manual_seed(0)
     model = build_student("mlp", (28, 28), 10, mean, std, {"hidden": [64]}).to(device)

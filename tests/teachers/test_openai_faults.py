@@ -18,7 +18,7 @@ from ckd.teachers.openai_chat import OpenAIChatTeacher, label_of, scores_from_lo
 from ckd.testing.fault_proxy import at, every
 from ckd.testing.faults import store_agrees
 from ckd.testing.llm_server import StandinLLMServer, TextClassifierLLM
-from tests.text_helpers import LABEL_WORDS, synthetic_texts
+from tests.helpers.text import LABEL_WORDS, synthetic_texts
 
 MODEL = "standin-llm"
 

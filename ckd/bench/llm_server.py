@@ -5,14 +5,14 @@ pool answers `POST /v1/chat/completions` with one label word and the first token
 leaves). `GET /v1/models` lists its one model. Point `teacher.url` at a real provider or a local vLLM /
 llama.cpp server for real use (README).
 
-Fault injection for the tests: each chat completion gets the next fault of a plan (`ckd.testing.
-fault_proxy.every` / `at`): `ok`; `429` (with Retry-After) and `500` (answered at once: nothing
-computed); `slow` (computed, answered after `slow_s`, past the client's timeout); `reset` (computed,
+Fault injection for the tests: each chat completion gets the next fault of a plan (`ckd.bench.
+fault_proxy.every` / `at`): `ok`; `429` and `500ra` (with Retry-After: the server says it ran nothing)
+and `500` (answered at once, nothing computed, but a bare 500 does not say so: the client counts it); `slow` (computed, answered after `slow_s`, past the client's timeout); `reset` (computed,
 then the connection is reset with no answer); `offlabel` (computed, answered with a word that is no
 label word). `computed` counts the completions the model computed, the figure the budget bounds.
 
-    python -m ckd.testing.llm_server --params examples/ag_news/params.yaml   # the demo's settings
-    python -m ckd.testing.llm_server --data ../shared/data/ag_news_test.csv --text title description \
+    python -m ckd.bench.llm_server --params examples/ag_news/params.yaml   # the demo's settings
+    python -m ckd.bench.llm_server --data ../shared/data/ag_news_test.csv --text title description \
         --label-words World Sports Business Science --test-size 1600 --seed 0 --port 8011
 """
 
@@ -50,8 +50,10 @@ class TextClassifierLLM:
         from sklearn.pipeline import make_pipeline
 
         self.label_words = list(label_words)
-        self.model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                                   LogisticRegression(C=10.0, max_iter=1000, random_state=seed))
+        self.model = make_pipeline(
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+            LogisticRegression(C=10.0, max_iter=1000, random_state=seed),
+        )
         self.model.fit(list(texts), labels)
         if len(self.model.classes_) != len(self.label_words):
             raise ValueError(f"{len(self.label_words)} label words for {len(self.model.classes_)} classes")
@@ -62,36 +64,61 @@ class TextClassifierLLM:
     def accuracy(self, texts: Sequence[str], labels: np.ndarray) -> float:
         return float((self.probabilities(texts).argmax(1) == labels).mean())
 
-    def completion(self, prompt: str, model: str, with_logprobs: bool, top_logprobs: int,
-                   word: str | None = None) -> dict:
+    def completion(
+        self, prompt: str, model: str, with_logprobs: bool, top_logprobs: int, word: str | None = None
+    ) -> dict:
         # The whole prompt is classified: the template's words are the same for every input.
         p = self.probabilities([prompt])[0]
         answer = word or self.label_words[int(p.argmax())]
         other = sum(mass for _, mass in _OTHER_TOKENS)
         top = [(w, float(q) * (1 - other)) for w, q in zip(self.label_words, p)] + list(_OTHER_TOKENS)
-        top = sorted(top, key=lambda item: -item[1])[:max(1, top_logprobs)]
+        top = sorted(top, key=lambda item: -item[1])[: max(1, top_logprobs)]
         top_entries = [{"token": t, "logprob": math.log(max(q, 1e-12)), "bytes": list(t.encode())} for t, q in top]
-        choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer},
-                  "logprobs": None}
+        choice = {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": answer},
+            "logprobs": None,
+        }
         if with_logprobs:
-            first = next((e for e in top_entries if e["token"] == answer), None) or \
-                {"token": answer, "logprob": math.log(0.5), "bytes": list(answer.encode())}
+            first = next((e for e in top_entries if e["token"] == answer), None) or {
+                "token": answer,
+                "logprob": math.log(0.5),
+                "bytes": list(answer.encode()),
+            }
             choice["logprobs"] = {"content": [{**first, "top_logprobs": top_entries}], "refusal": None}
         prompt_tokens = _tokens(prompt)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
-                "model": model, "choices": [choice],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1, "total_tokens": prompt_tokens + 1}}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1, "total_tokens": prompt_tokens + 1},
+        }
 
 
 class StandinLLMServer:
     """`with StandinLLMServer(llm) as server:` serves on `server.url` (`.../v1`) until the block ends."""
 
-    def __init__(self, llm: TextClassifierLLM, model: str = "standin-llm", plan: Callable[[int], str] | None = None,
-                 port: int = 0, slow_s: float = 2.5, retry_after_s: int = 1, logprobs: bool = True,
-                 offlabel_word: str = "Unsure"):
+    def __init__(
+        self,
+        llm: TextClassifierLLM,
+        model: str = "standin-llm",
+        plan: Callable[[int], str] | None = None,
+        port: int = 0,
+        slow_s: float = 2.5,
+        retry_after_s: int = 1,
+        logprobs: bool = True,
+        offlabel_word: str = "Unsure",
+    ):
         self.llm, self.model, self.plan = llm, model, plan or (lambda i: "ok")
-        self.slow_s, self.retry_after_s, self.logprobs, self.offlabel_word = slow_s, retry_after_s, logprobs, \
-            offlabel_word
+        self.slow_s, self.retry_after_s, self.logprobs, self.offlabel_word = (
+            slow_s,
+            retry_after_s,
+            logprobs,
+            offlabel_word,
+        )
         self.lock = threading.Lock()
         self.requests = 0
         self.computed = 0
@@ -107,8 +134,14 @@ class StandinLLMServer:
 
             def do_GET(self):
                 if self.path.rstrip("/") == "/v1/models":
-                    server._reply(self, 200, {"object": "list", "data": [{"id": server.model, "object": "model",
-                                                                          "owned_by": "ckd-standin"}]})
+                    server._reply(
+                        self,
+                        200,
+                        {
+                            "object": "list",
+                            "data": [{"id": server.model, "object": "model", "owned_by": "ckd-standin"}],
+                        },
+                    )
                 else:
                     server._reply(self, 404, {"error": {"message": f"no route {self.path}"}})
 
@@ -141,15 +174,21 @@ class StandinLLMServer:
             self.faults[fault] = self.faults.get(fault, 0) + 1
             self.authorizations.add(handler.headers.get("Authorization", ""))
         if fault == "429":
-            self._reply(handler, 429, {"error": {"message": "injected: rate limited"}},
-                        {"Retry-After": str(self.retry_after_s)})
+            self._reply(
+                handler, 429, {"error": {"message": "injected: rate limited"}}, {"Retry-After": str(self.retry_after_s)}
+            )
             return
-        if fault == "500":
-            self._reply(handler, 500, {"error": {"message": "injected internal error"}})
+        if fault in ("500", "500ra"):
+            headers = {"Retry-After": str(self.retry_after_s)} if fault == "500ra" else {}
+            self._reply(handler, 500, {"error": {"message": "injected internal error"}}, headers)
             return
-        answer = self.llm.completion(prompt, self.model, self.logprobs and bool(request.get("logprobs")),
-                                     int(request.get("top_logprobs") or 1),
-                                     self.offlabel_word if fault == "offlabel" else None)
+        answer = self.llm.completion(
+            prompt,
+            self.model,
+            self.logprobs and bool(request.get("logprobs")),
+            int(request.get("top_logprobs") or 1),
+            self.offlabel_word if fault == "offlabel" else None,
+        )
         with self.lock:
             self.computed += 1
         if fault == "slow":
@@ -184,8 +223,9 @@ class StandinLLMServer:
         self.http.server_close()
 
 
-def standin_from_data(source: str, text_columns, label_column: str, label_words, test_size: float, seed: int,
-                      prompt: str = "{text}"):
+def standin_from_data(
+    source: str, text_columns, label_column: str, label_words, test_size: float, seed: int, prompt: str = "{text}"
+):
     """Train the stand-in on the pool of the pipeline's own split (never on the test split); return it
     with its test accuracy on the test texts wrapped in `prompt`, as the server sees them."""
     from ckd.data.split import split_pool_test
@@ -211,16 +251,26 @@ def settings_from_params(path: str) -> dict:
     if data.text is None or teacher.label_words is None or teacher.url is None:
         raise SystemExit(f"{path}: needs data.text, teacher.label_words and teacher.url")
     source = Path(data.source)
-    return {"data": str(source if source.is_absolute() else Path(path).resolve().parent / source),
-            "text": list(data.text), "label": data.label, "label_words": list(teacher.label_words),
-            "test_size": data.test_size, "seed": int(params.get("seed", 0)), "model": teacher.model_name,
-            "port": urlsplit(teacher.url).port or 80, "prompt": teacher.prompt}
+    return {
+        "data": str(source if source.is_absolute() else Path(path).resolve().parent / source),
+        "text": list(data.text),
+        "label": data.label,
+        "label_words": list(teacher.label_words),
+        "test_size": data.test_size,
+        "seed": int(params.get("seed", 0)),
+        "model": teacher.model_name,
+        "port": urlsplit(teacher.url).port or 80,
+        "prompt": teacher.prompt,
+    }
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="ckd.testing.llm_server", description="A stand-in OpenAI-compatible LLM "
-                                "server (a TF-IDF classifier, not a language model) on 127.0.0.1, for tests and "
-                                "the demo.")
+    p = argparse.ArgumentParser(
+        prog="ckd.bench.llm_server",
+        description="A stand-in OpenAI-compatible LLM "
+        "server (a TF-IDF classifier, not a language model) on 127.0.0.1, for tests and "
+        "the demo.",
+    )
     p.add_argument("--params", default=None, help="take every setting below from a text pipeline's params.yaml")
     p.add_argument("--data")
     p.add_argument("--text", nargs="+")
@@ -233,20 +283,41 @@ def main(argv=None) -> None:
     p.add_argument("--no-logprobs", action="store_true", help="answer without log-probabilities")
     p.add_argument("--report", default=None, help="write the stand-in's test accuracy here (JSON)")
     args = p.parse_args(argv)
-    settings = settings_from_params(args.params) if args.params else {
-        "data": args.data, "text": args.text, "label": args.label, "label_words": args.label_words,
-        "test_size": args.test_size, "seed": args.seed, "model": args.model, "port": args.port, "prompt": "{text}"}
+    settings = (
+        settings_from_params(args.params)
+        if args.params
+        else {
+            "data": args.data,
+            "text": args.text,
+            "label": args.label,
+            "label_words": args.label_words,
+            "test_size": args.test_size,
+            "seed": args.seed,
+            "model": args.model,
+            "port": args.port,
+            "prompt": "{text}",
+        }
+    )
     if not settings["data"] or not settings["text"] or not settings["label_words"]:
         p.error("give --params, or --data, --text and --label-words")
-    llm, test_accuracy = standin_from_data(settings["data"], settings["text"], settings["label"],
-                                           settings["label_words"], settings["test_size"], settings["seed"],
-                                           settings["prompt"])
+    llm, test_accuracy = standin_from_data(
+        settings["data"],
+        settings["text"],
+        settings["label"],
+        settings["label_words"],
+        settings["test_size"],
+        settings["seed"],
+        settings["prompt"],
+    )
     if args.report:
         with open(args.report, "w") as handle:
             json.dump({"standin_llm_test_accuracy": test_accuracy}, handle)
     with StandinLLMServer(llm, settings["model"], port=settings["port"], logprobs=not args.no_logprobs) as server:
-        print(f"stand-in LLM (a TF-IDF classifier, not a language model) {settings['model']} at {server.url}; "
-              f"test accuracy {test_accuracy:.4f}", flush=True)
+        print(
+            f"stand-in LLM (a TF-IDF classifier, not a language model) {settings['model']} at {server.url}; "
+            f"test accuracy {test_accuracy:.4f}",
+            flush=True,
+        )
         try:
             while True:
                 time.sleep(3600)
