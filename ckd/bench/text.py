@@ -5,7 +5,7 @@
 The embed stage's output holds every text, its label and its frozen-encoder embedding. The split is
 the pipeline's (pool 6000 / test 1600, seeded). The teacher is the STAND-IN LLM server (a TF-IDF +
 logistic-regression classifier trained on the pool, `ckd.bench.llm_server`) on 127.0.0.1, asked through
-the `openai` backend, once per text, under one ledger per (budget, seed): the calls, tokens and the
+the `openai` backend, once per text, under one store per seed (nested budgets): the calls, tokens and the
 budget are real, the language model is not. For each (budget N, seed) the seed selects N pool texts
 (nested: N=300 extends N=100) and every variant trains the same head on the cached embeddings of those
 N answers, with the protocol of `ckd.bench` (`python -m ckd.bench --help`).
@@ -22,45 +22,61 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ckd.bench.llm_server import StandinLLMServer, TextClassifierLLM
 from ckd.bench.report import write_report
-from ckd.bench.run import FIELDS, _init_worker, _train_one
-from ckd.comparative import comparative_arrays
-from ckd.data import load_source, select_for_teacher, split_pool_test
+from ckd.bench.run import FIELDS, _init_worker, _train_one, variant_overrides
+from ckd.comparative import comparative_set
+from ckd.config import load_params, validate_all, with_overrides
+from ckd.data import Pool, TestSet, load_source, select_for_teacher, split_pool_test
 from ckd.query import run_query
 from ckd.teachers.openai_chat import OpenAIChatTeacher
-from ckd.bench.llm_server import StandinLLMServer, TextClassifierLLM
 
-LABEL_WORDS = ("World", "Sports", "Business", "Science")
-PROMPT = (
-    "Classify the news article into one of these topics: {labels}.\nAnswer with the topic only.\n\n"
-    "Article: {text}\nTopic:"
-)
+EXAMPLE_PARAMS = Path(__file__).resolve().parents[2] / "examples" / "ag_news" / "params.yaml"
 
 
 def prepare(args, out: Path) -> tuple[list[dict], dict]:
     dataset = load_source(args.embedded)
-    if dataset.texts is None:
-        raise SystemExit(f"{args.embedded}: no 'text' array; give the embed stage's output")
+    if dataset.texts is None or dataset.y is None:
+        raise SystemExit(f"{args.embedded}: no 'text' or labels; give the embed stage's output")
+    # The example's params, with the benchmark's options: the prompt and verbalizer are the demo's.
+    base = with_overrides(
+        validate_all(load_params(EXAMPLE_PARAMS)),
+        {
+            "student.steps": args.steps,
+            "student.lr": args.lr,
+            "student.arch_args": json.loads(args.arch_args),
+            "comparative.group_size": args.group_size,
+            "comparative.max_groups": args.max_groups,
+            "student.augment": "none",
+            "student.unlabelled_weight": 0.0,
+        },
+    )
+    prompt, label_words = base.teacher.prompt, base.teacher.label_words
     pool_ids, test_ids = split_pool_test(len(dataset.x), args.test_size, args.split_seed)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(data_dir / "test.npz", x=dataset.x[test_ids], labels=dataset.y[test_ids])
-    llm = TextClassifierLLM(dataset.texts[pool_ids], dataset.y[pool_ids], LABEL_WORDS, args.split_seed)
+    test_path = data_dir / "test.npz"
+    TestSet(ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids]).save(test_path)
+    llm = TextClassifierLLM(dataset.texts[pool_ids], dataset.y[pool_ids], label_words, args.split_seed)
+    # As the server sees them: the prompted texts.
     teacher_test_accuracy = llm.accuracy(
-        [PROMPT.format(text=t, labels=", ".join(LABEL_WORDS)) for t in dataset.texts[test_ids]], dataset.y[test_ids]
+        [prompt.format(text=t, labels=", ".join(label_words)) for t in dataset.texts[test_ids]], dataset.y[test_ids]
     )
-    pool = {
-        "ids": pool_ids,
-        "x": dataset.x[pool_ids],
-        "labels": dataset.y[pool_ids],
-        "class_names": np.asarray(dataset.class_names),
-        "is_image": np.asarray(False),
+    pools = {
+        regime: Pool(
+            ids=pool_ids,
+            x=dataset.x[pool_ids],
+            class_names=dataset.class_names,
+            is_image=False,
+            labels=dataset.y[pool_ids] if regime == "labelled" else None,
+        )
+        for regime in args.regimes
     }
     jobs, usage = [], {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0}
     with StandinLLMServer(llm, "standin-llm") as server:
-        teacher = OpenAIChatTeacher(server.url, "standin-llm", LABEL_WORDS, prompt=PROMPT, max_tokens=3, concurrency=4)
+        teacher = OpenAIChatTeacher(server.url, "standin-llm", label_words, prompt=prompt, max_tokens=3, concurrency=4)
         for seed in range(args.seeds):
-            # One ledger per seed at the largest budget; smaller budgets use its first N (nested) answers.
+            # One store per seed at the largest budget; smaller budgets use its first N (nested) answers.
             top = max(args.budgets)
             # `random` selection in its own order: its first N picks are the selection for budget N.
             chosen_all = pool_ids[np.random.default_rng(seed).permutation(len(pool_ids))[:top]]
@@ -69,25 +85,32 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
                 teacher,
                 chosen_all,
                 dataset.texts[pool_ids][rows],
-                len(LABEL_WORDS),
+                len(label_words),
                 top,
                 out / "teacher_outputs" / f"s{seed}",
                 progress=False,
             )
-            assert result.teacher_calls <= top and result.unanswered == 0
+            assert result.calls_spent_total <= top and result.unanswered == 0
             usage = {k: usage[k] + result.usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")} | {
-                "calls": usage["calls"] + result.teacher_calls
+                "calls": usage["calls"] + result.calls_this_run
             }
             score_of = dict(zip(result.ids.tolist(), result.scores))
             for budget in args.budgets:
                 ids = np.sort(chosen_all[:budget])
-                assert np.array_equal(ids, select_for_teacher(pool_ids, pool["x"], budget, "random", seed))
+                assert np.array_equal(ids, select_for_teacher(pool_ids, dataset.x[pool_ids], budget, "random", seed))
                 scores = np.stack([score_of[int(i)] for i in ids])
-                arrays = comparative_arrays(ids, scores, pool, "logits", args.group_size, args.max_groups, seed)
-                arrays_path = data_dir / f"n{budget}-s{seed}.npz"
-                np.savez(arrays_path, **arrays)
-                for regime in args.regimes:
+                for regime, pool in pools.items():
+                    built = comparative_set(ids, scores, pool, "logits", args.group_size, args.max_groups, seed)
+                    data_path = data_dir / f"n{budget}-s{seed}-{regime}.npz"
+                    built.save(data_path)
                     for variant in args.variants:
+                        overrides = {
+                            "seed": seed,
+                            "student.seed": seed,
+                            "teacher.budget": budget,
+                            "data.use_labels": regime == "labelled",
+                            **variant_overrides(variant, {}, "none"),
+                        }
                         jobs.append(
                             {
                                 "dataset": "ag_news",
@@ -95,16 +118,11 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
                                 "budget": budget,
                                 "seed": seed,
                                 "variant": variant,
-                                "arrays": str(arrays_path),
-                                "test": str(data_dir / "test.npz"),
+                                "data": str(data_path),
+                                "test": str(test_path),
                                 "teacher_calls": budget,
-                                "arch": "mlp",
-                                "arch_args": json.loads(args.arch_args),
-                                "lr": args.lr,
-                                "steps": args.steps,
-                                "batch_size": 64,
-                                "extra_args": {},
-                                "augment": "none",
+                                "overrides": overrides,
+                                "params": with_overrides(base, overrides).as_dict(),
                             }
                         )
         computed = server.computed
