@@ -29,7 +29,7 @@ from ckd.comparative import comparative_set
 from ckd.config import load_params, validate_all, with_overrides
 from ckd.data import Pool, TestSet, load_source, select_for_teacher, split_pool_test
 from ckd.query import run_query
-from ckd.teachers.openai_chat import OpenAIChatTeacher
+from ckd.teachers.openai_chat import OpenAIChatTeacher, OpenAITeacherConfig
 
 EXAMPLE_PARAMS = Path(__file__).resolve().parents[2] / "examples" / "ag_news" / "params.yaml"
 
@@ -51,7 +51,8 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
             "student.unlabelled_weight": 0.0,
         },
     )
-    prompt, label_words = base.teacher.prompt, base.teacher.label_words
+    llm_config = OpenAITeacherConfig.model_validate(load_params(EXAMPLE_PARAMS)["teacher"])  # validated in `base`
+    prompt, label_words = llm_config.prompt, tuple(llm_config.label_words or ())
     pool_ids, test_ids = split_pool_test(len(dataset.x), args.test_size, args.split_seed)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ def embed(data: DataConfig, out_path: str, progress: bool = True) -> dict:
         raise ConfigError("data.text", "must list the text columns for the embed stage, got None")
     table = load_text_table(data.source, data.text, data.label)
     start = time.perf_counter()
-    embeddings = embed_texts(table.texts, progress=progress)
+    embeddings = embed_texts([str(t) for t in table.texts], progress=progress)
     write_arrays(out_path, x=embeddings, y=table.y, class_names=np.asarray(table.class_names), text=table.texts)
     return {
         "texts": int(len(table.texts)),

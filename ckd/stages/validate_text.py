@@ -25,7 +25,7 @@ def validate_text(
         raise CkdError(f"{getattr(test, 'path', 'the test split')}: holds no texts (a text source's sample stage)")
     pytorch = torch_logits(checkpoint.model(), test.x)
     bundle = TextBundle(str(bundle_dir))
-    onnx_out = bundle.logits(test.text)
+    onnx_out = bundle.logits([str(t) for t in test.text])
     metrics = {
         "test_accuracy": accuracy(pytorch, test.labels),
         "onnx_test_accuracy": accuracy(onnx_out, test.labels),

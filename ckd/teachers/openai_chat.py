@@ -221,7 +221,7 @@ class OpenAIChatTeacher:
 
         self.url, self.model_name = normalise_url(url), model_name
         self.label_words = tuple(label_words)
-        self.num_classes = len(self.label_words)
+        self.num_classes: int | None = len(self.label_words)  # declared: known before any call
         self.prompt, self.max_tokens, self.smoothing = prompt, max_tokens, smoothing
         self.concurrency, self.max_retries = concurrency, max_retries
         self.top_logprobs, self.backoff_s, self.max_backoff_s = top_logprobs, backoff_s, max_backoff_s
@@ -296,7 +296,7 @@ class OpenAIChatTeacher:
     def _send_once(self, text: str):
         openai = self._openai
         self.rate_limiter.acquire()
-        request = {
+        request: dict[str, Any] = {
             "model": self.model_name,
             "temperature": 0,
             "logprobs": True,
@@ -371,7 +371,7 @@ class OpenAIChatTeacher:
             scores = scores_from_logprobs(top, self.label_words)
             if scores is not None:
                 return scores, "logprobs"
-        return onehot_scores(k, self.num_classes, self.smoothing), "onehot"
+        return onehot_scores(k, len(self.label_words), self.smoothing), "onehot"
 
     def _raw(self, words: str, usage: dict[str, int]) -> str:
         """What the quarantine keeps: the model's words (key masked) and what they cost."""
