@@ -158,8 +158,6 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--student-seeds", type=int, default=1,
                    help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)")
-    p.add_argument("--student-seeds", type=int, default=1,
-                   help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)")
     p.add_argument("--science-seeds", type=int, default=6, help="seeds for each comparative variant and its control")
     p.add_argument("--variants", type=lambda s: s.split(","),
                    default=[name for name in RECIPES if name not in ("ckd_pool", "kd_pool")])
