@@ -58,6 +58,28 @@ class DataConfig(Section):
     split_seed: int | None = Field(None, ge=0, le=2**32 - 1)  # the pool/test split's seed; null: `seed`
     selection: str = "random"  # a registered selection strategy (ckd.data.selection)
     use_labels: bool = True
+    # A CSV/Parquet text source (ckd/data/text.py): the text columns, joined by a space, and the label column.
+    text: tuple[str, ...] | None = Field(None, min_length=1, max_length=64)
+    label: str = Field("label", min_length=1)
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text(cls, columns: Any) -> Any:
+        if columns is not None and not (
+            isinstance(columns, (list, tuple)) and columns and all(isinstance(c, str) and c for c in columns)
+        ):
+            raise ValueError("must be null or a non-empty list of column names")
+        return None if columns is None else tuple(columns)
+
+    @model_validator(mode="after")
+    def _text_source(self) -> DataConfig:
+        from ckd.data.text import is_text_source
+
+        if is_text_source(self.source) and self.text is None:
+            raise ConfigError("data.text", f"must list the text columns of {self.source}, got None")
+        if self.text is not None and not is_text_source(self.source):
+            raise ConfigError("data.text", f"needs a .csv or .parquet data.source, got {self.source!r}")
+        return self
 
     @field_validator("source")
     @classmethod

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from ckd.errors import CkdError, TeacherError
 from ckd.store import Store, open_store
 from ckd.store.legacy import import_legacy
 from ckd.store.spill import import_spills, spill
-from ckd.teachers.base import AnswerUnusable, OutcomeUnknown, Teacher, TeacherRefused
+from ckd.teachers.base import AnswerUnusable, OutcomeUnknown, ScoredAnswer, Teacher, TeacherRefused
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ WRITE_ATTEMPTS = 3
 
 
 def input_hashes(x: np.ndarray) -> list[str]:
-    """SHA-256 of each raw sample's float32 bytes: the key of its stored answer."""
+    """SHA-256 of each raw sample's float32 bytes (texts: their UTF-8 bytes): the key of its stored answer."""
+    if x.dtype.kind in "US":
+        return [hashlib.sha256(str(text).encode("utf-8")).hexdigest() for text in x]
     x = np.ascontiguousarray(x, dtype=np.float32)
     return [hashlib.sha256(row.tobytes()).hexdigest() for row in x.reshape(len(x), -1)]
 
@@ -52,6 +54,8 @@ class QueryResult:
     unanswered: int  # selected samples still without an answer
     store: str  # where the store is (a password never shows)
     fresh_store: bool  # the store was created by this run: an explicit fresh start
+    usage: dict[str, int] = field(default_factory=dict)  # what this run's answers cost (tokens), used or not
+    score_sources: dict[str, int] = field(default_factory=dict)  # this run's answers by how scores were made
 
 
 @dataclass
@@ -68,10 +72,19 @@ class Queried(NpzArtifact):
     calls_spent_total: int
     teacher_outputs: int
     teacher_lost: int
+    # An LLM teacher's tokens spent by this run (answers used or not) and their estimated cost; None otherwise.
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    estimated_cost: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("selected", "budget", "calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost"):
             setattr(self, name, int(getattr(self, name)))
+        for name in ("prompt_tokens", "completion_tokens"):
+            if getattr(self, name) is not None:
+                setattr(self, name, int(getattr(self, name)))
+        if self.estimated_cost is not None:
+            self.estimated_cost = float(self.estimated_cost)
         if self.scores.ndim != 2 or len(self.scores) != len(self.ids):
             raise ValueError(f"scores {self.scores.shape} do not match {len(self.ids)} ids")
 
@@ -117,6 +130,8 @@ class _Session:
         self.budget, self.batch_size, self.bar = budget, batch_size, bar
         self.answers: dict[str, np.ndarray] = store.answers(teacher.identity, hashes)
         self.calls_this_run = 0
+        self.usage: dict[str, int] = {}
+        self.score_sources: dict[str, int] = {}
         self.fatal: CkdError | None = None
 
     def ask(self, pool: ThreadPoolExecutor, concurrency: int) -> None:
@@ -185,9 +200,19 @@ class _Session:
             )
         )
 
+    def _add_usage(self, usage: dict[str, int]) -> None:
+        for key, value in usage.items():
+            self.usage[key] = self.usage.get(key, 0) + int(value)
+
     def _settle(self, future, batch: int, rows: list[int]) -> None:
         try:
-            scores = np.asarray(future.result())
+            answer = future.result()
+            if isinstance(answer, ScoredAnswer):
+                self._add_usage(answer.usage)
+                for source in answer.sources:
+                    self.score_sources[source] = self.score_sources.get(source, 0) + 1
+                answer = answer.scores
+            scores = np.asarray(answer)
         except TeacherRefused as refusal:
             self.store.mark_refused(batch, str(refusal))
             self.calls_this_run -= len(rows)
@@ -196,6 +221,7 @@ class _Session:
             )
             return
         except AnswerUnusable as unusable:
+            self._add_usage(unusable.usage)
             self._quarantine(batch, str(unusable.raw), str(unusable))
             return
         except OutcomeUnknown as unknown:
@@ -288,6 +314,8 @@ def run_query(
     teacher.check_fits(tuple(x.shape[1:]), num_classes)  # before anything is paid
     hashes = input_hashes(x)
     concurrency = max(1, int(getattr(teacher, "concurrency", 1)))
+    # One request per input for an LLM: each reservation then covers exactly what one request may cost.
+    batch_size = min(batch_size, int(getattr(teacher, "batch_limit", batch_size)))
     opened = store if isinstance(store, Store) else open_store(str(store))
     try:
         prepare_store(opened, teacher, budget)
@@ -329,6 +357,8 @@ def run_query(
             unanswered=int((~have).sum()),
             store=opened.location,
             fresh_store=opened.created_now,
+            usage=session.usage,
+            score_sources=session.score_sources,
         )
     finally:
         if opened is not store:

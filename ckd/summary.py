@@ -28,6 +28,12 @@ def summarise(metrics: dict, method: str) -> str:
             f"{metrics['latency_ms_batch256']:.3f} ms, int8 {metrics['latency_ms_batch256_int8']:.3f} ms; "
             "model card: models/model_card.md, serving bundle: models/serving/",
         )
+    if "prompt_tokens" in metrics:
+        lines.append(
+            f"teacher tokens (the query stage's last run): {metrics['prompt_tokens']} input + "
+            f"{metrics['completion_tokens']} output; estimated cost {metrics['estimated_cost']:.4f} "
+            "(teacher.price_per_1k_*_tokens)"
+        )
     if "teacher_test_accuracy" in metrics:
         lines.append(
             f"stand-in teacher test accuracy: {metrics['teacher_test_accuracy']:.4f} "

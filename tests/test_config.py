@@ -38,7 +38,8 @@ def test_committed_params_are_the_models_defaults():
         ("validate", {"min_accuracy": 1.5}, "validate.min_accuracy"),
         ("export", {"opset": 7}, "export.opset"),
         ("data", {"test_size": -3}, "data.test_size"),
-        ("data", {"source": "mnist.csv"}, "data.source"),
+        ("data", {"source": "mnist.tsv"}, "data.source"),
+        ("data", {"source": "news.csv"}, "data.text"),  # a text table needs its text columns
     ],
 )
 def test_out_of_range_names_the_parameter(section, values, parameter):

@@ -53,9 +53,11 @@ def test_missing_unreadable_and_unknown_source(tmp_path):
     with pytest.raises(
         ConfigError,
         match=r"data.source: must be a registered data source or a path ending in one: "
-        r"\.npz, digits, got 'mnist.csv'",
+        r"\.csv, \.npz, \.parquet, \.pq, digits, got 'mnist.tsv'",
     ):
-        section_from_dict("data", {"source": "mnist.csv"})
+        section_from_dict("data", {"source": "mnist.tsv"})
+    with pytest.raises(CkdError, match="read by the embed stage"):  # a text table needs the embed stage first
+        load_source(str(tmp_path / "news.csv"))
 
 
 def test_pickled_npz_is_refused(tmp_path):

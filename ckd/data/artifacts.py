@@ -20,10 +20,12 @@ class Pool(NpzArtifact):
     class_names: tuple[str, ...]
     is_image: bool
     labels: np.ndarray | None = None
+    text: np.ndarray | None = None  # [n] str: the raw texts of a text source (`x` holds their embeddings)
 
     def __post_init__(self) -> None:
         self.class_names = tuple(str(c) for c in np.asarray(self.class_names).reshape(-1))
         self.is_image = bool(self.is_image)
+        _check_text(self.text, len(self.ids))
         if len(self.x) != len(self.ids) or (self.labels is not None and len(self.labels) != len(self.ids)):
             raise ValueError(
                 f"{len(self.ids)} ids, {len(self.x)} inputs and "
@@ -51,6 +53,15 @@ class TestSet(NpzArtifact):
     ids: np.ndarray
     x: np.ndarray
     labels: np.ndarray
+    text: np.ndarray | None = None  # [n] str, as in Pool
+
+    def __post_init__(self) -> None:
+        _check_text(self.text, len(self.ids))
+
+
+def _check_text(text: np.ndarray | None, n: int) -> None:
+    if text is not None and (text.dtype.kind not in "US" or text.shape != (n,)):
+        raise ValueError(f"'text' must hold one string per sample ({n}), got {text.dtype} {text.shape}")
 
 
 @dataclass

@@ -23,6 +23,7 @@ class Dataset:
     y: np.ndarray | None
     class_names: tuple[str, ...]
     is_image: bool
+    texts: np.ndarray | None = None  # [n] str: the raw texts when `x` holds their embeddings
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -95,5 +96,8 @@ def load_npz(source: str) -> Dataset:
         class_names = tuple(str(c) for c in range(int(y.max()) + 1))
     else:
         raise CkdError(f"{path}: without labels, an array 'class_names' must give the classes")
+    texts = arrays.get("text")
+    if texts is not None and (texts.dtype.kind not in "US" or texts.shape != (x.shape[0],)):
+        raise CkdError(f"{path}: 'text' must hold one string per sample, got {texts.dtype} {texts.shape}")
     # Images: [n, H, W] or [n, C, H, W]; tables: [n, features].
-    return Dataset(x, y, class_names, is_image=x.ndim >= 3)
+    return Dataset(x, y, class_names, is_image=x.ndim >= 3, texts=texts)

@@ -22,10 +22,11 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
         )
     rows = pool.rows(selection.ids, where)
     backend = build_teacher(teacher)
+    inputs = pool.x if pool.text is None else pool.text  # a text teacher reads the texts, not their embeddings
     result = run_query(
         backend,
         selection.ids,
-        pool.x[rows],
+        inputs[rows],
         pool.num_classes,
         teacher.budget,
         teacher.store,
@@ -48,6 +49,7 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
             result.unanswered,
             teacher.budget,
         )
+    usage = usage_metrics(result.usage, teacher)
     queried = Queried(
         ids=result.ids,
         scores=result.scores,
@@ -57,6 +59,7 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
         calls_spent_total=result.calls_spent_total,
         teacher_outputs=result.teacher_outputs,
         teacher_lost=result.teacher_lost,
+        **{key.removesuffix("_this_run"): value for key, value in usage.items()},
     )
     # Two different figures: what this run paid, and what the store has spent in total (a lowered budget can
     # sit below the latter without any overspend: the spending happened under the budget of its time).
@@ -74,5 +77,23 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
         "unanswered": result.unanswered,
         "store": result.store,
         "fresh_store": result.fresh_store,
+        **usage,
+        **{f"score_source_{source}": n for source, n in sorted(result.score_sources.items())},
     }
     return queried, metrics
+
+
+def usage_metrics(usage: dict[str, int], teacher: TeacherSettings) -> dict:
+    """Tokens this run's calls spent (answers used or quarantined) and their estimated cost at the backend's
+    `price_per_1k_*_tokens`; empty for a teacher that reports no usage."""
+    if not usage:
+        return {}
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    cost = prompt / 1000 * getattr(teacher, "price_per_1k_input_tokens", 0.0) + completion / 1000 * getattr(
+        teacher, "price_per_1k_output_tokens", 0.0
+    )
+    return {
+        "prompt_tokens_this_run": prompt,
+        "completion_tokens_this_run": completion,
+        "estimated_cost_this_run": round(cost, 6),
+    }

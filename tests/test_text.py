@@ -1,0 +1,174 @@
+"""Text: the CSV/Parquet source, the frozen encoder, the exported bundle (tokenizer beside the graph) and
+one small end-to-end run of the text pipeline against the stand-in LLM server."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ckd.config import section_from_dict
+from ckd.data import Pool, TestSet
+from ckd.data.text import load_text_table
+from ckd.errors import CkdError, ConfigError
+from tests.helpers.text import LABEL_WORDS, write_text_csv
+
+
+def test_text_table_joins_columns_and_maps_labels(tmp_path):
+    path = tmp_path / "news.csv"
+    pd.DataFrame({"label": [2, 1, 2, 10], "title": ["A", "B", "", "D"], "description": ["x y", "", "z", "w"]}).to_csv(
+        path, index=False
+    )
+    table = load_text_table(str(path), ["title", "description"], "label")
+    assert list(table.texts) == ["A x y", "B", "z", "D w"]
+    assert table.class_names == ("1", "2", "10") and list(table.y) == [1, 0, 1, 2]
+    pd.read_csv(path).to_parquet(tmp_path / "news.parquet")
+    parquet = load_text_table(str(tmp_path / "news.parquet"), ["title", "description"], "label")
+    assert list(parquet.texts) == list(table.texts)
+    with pytest.raises(CkdError, match="no column.*headline"):
+        load_text_table(str(path), ["headline"], "label")
+
+
+def test_text_and_llm_parameters_are_checked():
+    with pytest.raises(ConfigError, match="data.text"):
+        section_from_dict("data", {"text": "title"})
+    with pytest.raises(ConfigError, match="teacher.label_words"):
+        section_from_dict("teacher", {"kind": "openai", "url": "http://x/v1", "model_name": "m"})
+    llm = {"kind": "openai", "url": "http://x/v1", "model_name": "m", "label_words": ["World", "Sports"]}
+    for bad, parameter in [
+        ({"label_words": ["Sports", "sports"]}, "teacher.label_words"),
+        ({"prompt": "no placeholder for the input"}, "teacher.prompt"),
+        ({"prompt": "{text} {unknown}"}, "teacher.prompt"),
+        ({"price_per_1k_input_tokens": -1}, "teacher.price_per_1k_input_tokens"),
+        ({"max_tokens": 0}, "teacher.max_tokens"),
+        ({"options": {}}, "teacher.options"),  # no free-form options: every key is declared
+        ({"url": "ftp://x"}, "teacher.url"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            section_from_dict("teacher", {**llm, **bad})
+        assert str(error.value).startswith(parameter + ":") and ", got " in str(error.value), error.value
+    with pytest.raises(ConfigError, match="teacher.prompt"):
+        section_from_dict("teacher", {"prompt": "{text}"})  # an LLM key on another backend is refused
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A bundle exported from a random head (the export does not depend on training)."""
+    from ckd.export_text import export_text_bundle
+    from ckd.students import build_student
+
+    torch.manual_seed(0)
+    head = build_student(
+        "mlp", (384,), 4, np.zeros(384, np.float32), np.full(384, 0.05, np.float32), {"hidden": [16]}
+    ).eval()
+    out = tmp_path_factory.mktemp("bundle") / "student"
+    export_text_bundle(head, out, 17, {"class_names": list("abcd")})
+    return out, head
+
+
+TEXTS = [
+    "Stocks rallied after the merger.",
+    "",
+    "Ünïcödé façade — naïve café 東京 🚀",
+    "word " * 400,
+    "The striker scored twice; the coach was pleased!",
+]
+
+
+def test_bundle_tokenises_exactly_as_training(bundle):
+    from ckd.export_text import TextBundle
+    from ckd.students.text_encoder import load_tokenizer, max_tokens, tokenize
+
+    served = TextBundle(bundle[0]).tokenize(TEXTS)
+    trained = tokenize(load_tokenizer(), TEXTS)
+    np.testing.assert_array_equal(served[0], trained[0])
+    np.testing.assert_array_equal(served[1], trained[1])
+    assert served[0].shape[1] == max_tokens()  # the long text is truncated at the encoder's limit
+
+
+def test_bundle_matches_pytorch_on_raw_text(bundle):
+    from ckd.export_text import TextBundle
+    from ckd.students.text_encoder import embed_texts
+
+    out, head = bundle
+    with torch.no_grad():
+        expected = head(torch.as_tensor(embed_texts(TEXTS, progress=False))).numpy()
+    np.testing.assert_allclose(TextBundle(out).logits(TEXTS), expected, atol=1e-4)
+    description = json.loads((out / "bundle.json").read_text())
+    assert description["inputs"] == ["input_ids", "attention_mask"] and description["class_names"] == list("abcd")
+
+
+@pytest.mark.slow
+def test_text_pipeline_end_to_end(tmp_path):
+    """embed -> sample -> query (stand-in LLM) -> check -> build -> train -> export_text -> validate_text."""
+    from ckd.bench.llm_server import StandinLLMServer, standin_from_data
+    from ckd.query import Queried
+    from ckd.stages.build import build
+    from ckd.stages.check import check
+    from ckd.stages.embed import embed
+    from ckd.stages.export_text import export_text
+    from ckd.stages.query import query
+    from ckd.stages.sample import sample
+    from ckd.stages.train import train
+    from ckd.stages.validate_text import validate_text
+
+    csv = tmp_path / "news.csv"
+    write_text_csv(csv, count=90, seed=3)
+    data = section_from_dict("data", {"source": str(csv), "text": ["title", "description"], "test_size": 30})
+    d = tmp_path
+    embed(data, str(d / "embedded.npz"), progress=False)
+    with pytest.raises(CkdError, match="data.text"):
+        sample(data, 40, 0, 0)
+    pool, test, selection, _ = sample(data, 40, 0, 0, str(d / "embedded.npz"))
+    pool.save(d / "pool.npz"), test.save(d / "test.npz")
+    pool, test = Pool.load(d / "pool.npz"), TestSet.load(d / "test.npz")  # the texts survive the round trip
+    assert pool.text is not None and pool.text.shape == (60,) and test.text is not None and test.x.shape == (30, 384)
+    llm, _ = standin_from_data(str(csv), ["title", "description"], "label", LABEL_WORDS, 30, 0)
+    with StandinLLMServer(llm, "standin-llm") as server:
+        teacher = section_from_dict(
+            "teacher",
+            {
+                "kind": "openai",
+                "url": server.url,
+                "model_name": "standin-llm",
+                "label_words": list(LABEL_WORDS),
+                "budget": 40,
+                "concurrency": 2,
+                "max_tokens": 2,
+                "store": str(d / "store"),
+                "price_per_1k_input_tokens": 1.0,
+                "price_per_1k_output_tokens": 2.0,
+            },
+        )
+        queried, metrics = query(teacher, pool, selection, progress=False)
+        assert server.computed == 40
+    assert metrics["calls_this_run"] == 40 and metrics["completion_tokens_this_run"] == 40
+    assert metrics["score_source_logprobs"] == 40
+    assert metrics["estimated_cost_this_run"] == pytest.approx(metrics["prompt_tokens_this_run"] / 1000 + 40 * 2 / 1000)
+    queried.save(d / "queried.npz")
+    queried = Queried.load(d / "queried.npz")
+    assert queried.estimated_cost == metrics["estimated_cost_this_run"] and queried.completion_tokens == 40
+    check(teacher, queried, pool)
+    comparative, _ = build(section_from_dict("comparative", {}), "logits", 0, queried, pool)
+    student = section_from_dict(
+        "student",
+        {
+            "method": "ckd",
+            "steps": 200,
+            "eval_every": 50,
+            "augment": "none",
+            "unlabelled_weight": 0.0,
+            "arch_args": {"hidden": [32]},
+        },
+    )
+    checkpoint, _, _ = train(student, comparative, progress=False)
+    export_text(section_from_dict("export", {}), checkpoint, queried, d / "bundle")
+    result = validate_text(
+        section_from_dict("validate", {"min_accuracy": 0.5, "latency_runs": 3}), checkpoint, d / "bundle", test, queried
+    )
+    assert result["onnx_max_abs_diff"] < 1e-4 and result["onnx_test_accuracy"] == result["test_accuracy"]
+    assert result["onnx_test_accuracy"] >= 0.5 and result["calls_this_run"] == 40
+    assert result["estimated_cost"] == metrics["estimated_cost_this_run"]
