@@ -10,52 +10,28 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-
-from ckd.comparative import comparative_arrays
 from ckd.config import (ComparativeConfig, DataConfig, ExportConfig, StudentConfig, TeacherConfig,
                         ValidateConfig)
-from ckd.data import load_source, read_arrays, select_for_teacher, split_pool_test, write_arrays
 from ckd.errors import CkdError
-from ckd.export import export_onnx, read_metadata
-from ckd.latency import measure as measure_latency, onnx_runner, torch_runner
-from ckd.model_card import build_card, write_model_card
-from ckd.quality import ScoreExpectations, check_teacher_outputs
-from ckd.quantize import int8_from_pool, int8_metrics
-from ckd.query import run_query
-from ckd.serving import add_probabilities, write_bundle
-from ckd.runtime import torch_device
-from ckd.students import build_student
-from ckd.teachers import build_teacher
-from ckd.teachers.onnx_file import OnnxFileTeacher
-from ckd.teachers.standin import train_standin
-from ckd.train import train_student
-from ckd.validate import accuracy, check_gates, onnx_logits, torch_logits
+from ckd.jsonio import read_json, write_json  # noqa: F401  (re-exported: stages and flows read metrics)
+
+# Stages import only what they use: torch, ONNX Runtime, Great Expectations and the teacher backends
+# are imported inside the stage functions that need them (each stage is its own process; `sample`,
+# `query`, `check` and `build` never load torch).
 
 log = logging.getLogger(__name__)
 
 STANDIN_MARK = "ckd_standin_teacher"
 
-
-def write_json(path: str | Path, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CkdError(f"{path}: file not found (run the stage that writes it first)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise CkdError(f"{path}: not valid JSON ({error})") from None
-
-
 # -- teacher ------------------------------------------------------------------------------------
 def teacher_stage(data: DataConfig, teacher: TeacherConfig, seed: int, out_model: str, progress=True) -> dict:
     """Train the stand-in teacher on the whole labelled pool and export it as ONNX (raw inputs)."""
+    import torch
+
+    from ckd.data import load_source, split_pool_test
+    from ckd.export import export_onnx
+    from ckd.teachers.standin import train_standin
+
     dataset = load_source(data.source)
     if dataset.y is None:
         raise CkdError(f"{data.source}: the stand-in teacher needs labels; set teacher.model to your own ONNX teacher")
@@ -73,6 +49,8 @@ def teacher_stage(data: DataConfig, teacher: TeacherConfig, seed: int, out_model
 
 # -- sample -------------------------------------------------------------------------------------
 def sample_stage(data: DataConfig, budget: int, seed: int, out_pool: str, out_test: str, out_selected: str) -> dict:
+    from ckd.data import load_source, select_for_teacher, split_pool_test, write_arrays
+
     dataset = load_source(data.source)
     pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, seed)
     selected = select_for_teacher(pool_ids, dataset.x[pool_ids], budget, data.selection, seed)
@@ -92,6 +70,10 @@ def sample_stage(data: DataConfig, budget: int, seed: int, out_pool: str, out_te
 # -- query --------------------------------------------------------------------------------------
 def query_stage(teacher: TeacherConfig, pool_path: str, selected_path: str, out_queried: str,
                 progress=True) -> dict:
+    from ckd.data import read_arrays, write_arrays
+    from ckd.query import run_query
+    from ckd.teachers import build_teacher
+
     pool = read_arrays(pool_path, required=("ids", "x", "class_names"))
     selected = read_arrays(selected_path, required=("ids",))["ids"]
     if len(selected) > teacher.budget:
@@ -125,6 +107,9 @@ def query_stage(teacher: TeacherConfig, pool_path: str, selected_path: str, out_
 # -- check --------------------------------------------------------------------------------------
 def check_stage(teacher: TeacherConfig, queried_path: str, pool_path: str, query_metrics_path: str,
                 docs_dir: str | None = None) -> dict:
+    from ckd.data import read_arrays
+    from ckd.quality import ScoreExpectations, check_teacher_outputs
+
     queried = read_arrays(queried_path, required=("ids", "scores"))
     pool = read_arrays(pool_path, required=("ids", "class_names"))
     query_metrics = read_json(query_metrics_path)
@@ -137,6 +122,9 @@ def check_stage(teacher: TeacherConfig, queried_path: str, pool_path: str, query
 # -- build --------------------------------------------------------------------------------------
 def build_stage(comparative: ComparativeConfig, scores_kind: str, seed: int, queried_path: str, pool_path: str,
                 out_path: str) -> dict:
+    from ckd.comparative import comparative_arrays
+    from ckd.data import read_arrays, write_arrays
+
     queried = read_arrays(queried_path, required=("ids", "scores"))
     pool = read_arrays(pool_path, required=("ids", "x", "class_names", "is_image"))
     arrays = comparative_arrays(queried["ids"], queried["scores"], pool, scores_kind, comparative.group_size,
@@ -149,6 +137,12 @@ def build_stage(comparative: ComparativeConfig, scores_kind: str, seed: int, que
 # -- train --------------------------------------------------------------------------------------
 def train_stage(student: StudentConfig, comparative_path: str, out_checkpoint: str, out_curve: str,
                 progress=True) -> dict:
+    import torch
+
+    from ckd.data import read_arrays
+    from ckd.runtime import torch_device
+    from ckd.train import train_student
+
     arrays = read_arrays(comparative_path, required=("x", "teacher", "positives", "negatives", "norm_mean",
                                                      "norm_std", "class_names", "is_image"))
     device = torch_device(student.device)
@@ -177,6 +171,10 @@ def train_stage(student: StudentConfig, comparative_path: str, out_checkpoint: s
 
 def load_student(checkpoint_path: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild the student from its checkpoint (weights_only: no pickled code is ever loaded)."""
+    import torch
+
+    from ckd.students import build_student
+
     path = Path(checkpoint_path)
     if not path.is_file():
         raise CkdError(f"{path}: student checkpoint not found")
@@ -194,6 +192,10 @@ def load_student(checkpoint_path: str | Path) -> tuple[torch.nn.Module, dict]:
 # -- export -------------------------------------------------------------------------------------
 def export_stage(export: ExportConfig, checkpoint_path: str, query_metrics_path: str, out_model: str,
                  pool_path: str, selected_path: str, out_int8: str, out_bundle: str) -> dict:
+    from ckd.export import export_onnx
+    from ckd.quantize import int8_from_pool
+    from ckd.serving import add_probabilities, write_bundle
+
     model, checkpoint = load_student(checkpoint_path)
     query_metrics = read_json(query_metrics_path)
     metadata = {"class_names": checkpoint["class_names"], "input_shape": ["batch", *checkpoint["sample_shape"]],
@@ -214,6 +216,14 @@ def validate_stage(validate: ValidateConfig, teacher: TeacherConfig, checkpoint_
                    test_path: str, query_metrics_path: str, out_metrics: str, int8_path: str, train_metrics_path: str,
                    params: dict, out_card_json: str, out_card_md: str) -> dict:
     """Measure, write `out_metrics` and the model card, then apply the gates (both are kept when a gate fails)."""
+    from ckd.data import read_arrays
+    from ckd.export import read_metadata
+    from ckd.latency import measure as measure_latency, onnx_runner, torch_runner
+    from ckd.model_card import build_card, write_model_card
+    from ckd.quantize import int8_metrics
+    from ckd.teachers.onnx_file import OnnxFileTeacher
+    from ckd.validate import accuracy, check_gates, onnx_logits, torch_logits
+
     test = read_arrays(test_path, required=("x", "labels"))
     model, checkpoint = load_student(checkpoint_path)
     query_metrics = read_json(query_metrics_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ckd.pipeline import read_json
+from ckd.jsonio import read_json
 
 
 def summarise(metrics: dict) -> str:

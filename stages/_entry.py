@@ -8,7 +8,7 @@ import sys
 from typing import Callable
 
 from ckd.errors import CkdError
-from ckd.pipeline import write_json
+from ckd.jsonio import write_json
 
 
 def parser(stage: str, doc: str | None) -> argparse.ArgumentParser:

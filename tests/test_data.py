@@ -15,6 +15,15 @@ def test_digits_and_split():
         split_pool_test(10, 9, seed=0)
 
 
+def test_embedded_digits_match_scikit_learn():
+    """The digits are read from scikit-learn's CSV without importing it; they must be load_digits' arrays."""
+    from sklearn.datasets import load_digits
+
+    data, reference = load_source("digits"), load_digits()
+    assert np.array_equal(data.x, reference.images.astype(np.float32))
+    assert np.array_equal(data.y, reference.target)
+
+
 def test_npz_source_images_labels(tmp_path):
     path = tmp_path / "mine.npz"
     write_arrays(path, images=np.zeros((20, 4, 4), np.uint8), labels=np.arange(20) % 3)
