@@ -151,6 +151,8 @@ class StudentConfig:
     unlabelled_weight: float = 0.0
     unlabelled_threshold: float = 0.95
     device: str = "auto"
+    threads: Any = "auto"
+    precision: str = "fp32"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -168,6 +170,10 @@ class StudentConfig:
                  f"must be one of auto, none, shift, shift_flip; got {self.augment!r}")
         _require(self.device in ("auto", "cpu", "cuda"), "student.device",
                  f"must be auto, cpu or cuda; got {self.device!r}")
+        _require(self.threads == "auto" or (_is_int(self.threads) and self.threads >= 1), "student.threads",
+                 f"must be 'auto' or an integer >= 1, got {self.threads!r}")
+        _require(self.precision in ("fp32", "bf16"), "student.precision",
+                 f"must be fp32 or bf16 (autocast; the weights stay fp32), got {self.precision!r}")
         _require(isinstance(self.refit, bool), "student.refit", "must be true or false")
         _require(_is_number(self.unlabelled_weight) and self.unlabelled_weight >= 0, "student.unlabelled_weight",
                  f"must be a number >= 0 (0 = off), got {self.unlabelled_weight!r}")

@@ -166,7 +166,8 @@ def train_stage(student: StudentConfig, comparative_path: str, out_checkpoint: s
         writer.writerows(outcome.curve)
     return {"method": student.method, "val_accuracy": outcome.val_accuracy, "best_step": outcome.best_step,
             "chosen": checkpoint["chosen"], "selection": outcome.selection, "device": outcome.device,
-            "train_seconds": round(seconds, 2), "augment": outcome.augment, "refit": student.refit}
+            "train_seconds": round(seconds, 2), "augment": outcome.augment, "refit": student.refit,
+            "threads": outcome.threads, "precision": outcome.precision}
 
 
 def load_student(checkpoint_path: str | Path) -> tuple[torch.nn.Module, dict]:

@@ -27,6 +27,7 @@ from ckd.augment import cutout, random_shift, resolve_augment
 from ckd.config import StudentConfig
 from ckd.errors import CkdError
 from ckd.methods import METHODS, Method, build_method
+from ckd.runtime import resolve_threads, set_torch_threads
 from ckd.students import build_student
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class TrainOutcome:
     selection: list[dict[str, Any]]
     device: str
     augment: str
+    threads: int = 1
+    precision: str = "fp32"
 
 
 def candidate_grid(config: StudentConfig) -> list[Candidate]:
@@ -191,6 +194,9 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
     val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
     use_unlabelled = config.unlabelled_weight > 0 and data.unlabelled is not None and augment[0] != "none"
+    # bf16 autocast of the forward passes and losses (softmax and log-softmax stay fp32 under autocast);
+    # the weights, Adam's state and the gradients stay fp32, so no loss scaling is needed.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     running, seen = 0.0, 0
     curve: list[dict[str, float]] = []
     model.train()
@@ -202,10 +208,11 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
         if augment[0] != "none":
             x = random_shift(x, augment[1], generator, flip=augment[0] == "shift_flip")
         x, t, y = method.mix(x, t, y, generator)
-        loss = method.loss(model(x), t, y, group_size)
-        if use_unlabelled:
-            loss = loss + config.unlabelled_weight * unlabelled_consistency(model, data.unlabelled, len(rows), augment,
-                                                                            config.unlabelled_threshold, generator)
+        with autocast:
+            loss = method.loss(model(x), t, y, group_size)
+            if use_unlabelled:
+                loss = loss + config.unlabelled_weight * unlabelled_consistency(
+                    model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -258,7 +265,10 @@ def train_student(arrays: dict[str, np.ndarray], config: StudentConfig, device: 
                               dict(config.arch_args)).to(device)
         return model, method
 
-    _, probe_method = new_model_and_method(candidates[0])
+    probe_model, probe_method = new_model_and_method(candidates[0])
+    threads = resolve_threads(config.threads, sum(p.numel() for p in probe_model.parameters()))
+    if device.type == "cpu":
+        set_torch_threads(threads)
     if probe_method.uses_labels and not labelled:
         log.warning("%s: the data has no labels (or data.use_labels is off): every label term is off%s",
                     config.method, "; ce trains on the teacher's argmax" if config.method == "ce" else "")
@@ -287,4 +297,5 @@ def train_student(arrays: dict[str, np.ndarray], config: StudentConfig, device: 
         bar.close()
     model.eval()
     return TrainOutcome(model, best_candidate, best.val_accuracy, best.best_step, steps_run, best.curve, selection,
-                        str(device), f"{augment[0]}({augment[1]}px)" if augment[0] != "none" else "none")
+                        str(device), f"{augment[0]}({augment[1]}px)" if augment[0] != "none" else "none",
+                        threads, config.precision)
