@@ -13,6 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ckd.config import StandinConfig
+from ckd.runtime import resolve_threads, set_torch_threads
 from ckd.students.base import Normalize
 
 
@@ -65,6 +66,9 @@ def train_standin(x: np.ndarray, y: np.ndarray, num_classes: int, is_image: bool
         std = x.std(0)
         model = StandinMLP(int(np.prod(input_shape)), num_classes, x.mean(0), np.where(std > 0, std, 1.0),
                            config.hidden)
+    # The same thread policy as the student's `auto` (ckd.runtime): torch's default of every core costs
+    # a small CNN several times its time beside any other busy process.
+    set_torch_threads(resolve_threads("auto", sum(p.numel() for p in model.parameters())))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(seed)
     batches = math.ceil(len(x) / config.batch_size)
