@@ -38,3 +38,12 @@ def test_onnx_session_threads_and_no_spinning(tmp_path, monkeypatch):
     assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert onnx_session(path, threads=1).get_session_options().intra_op_num_threads == 1
+
+
+def test_auto_device_picks_cuda_where_present(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.torch_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.torch_device("auto").type == "cpu"
+    with pytest.raises(Exception, match="student.device"):
+        runtime.torch_device("cuda")
