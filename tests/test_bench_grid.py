@@ -25,7 +25,7 @@ def test_grid_on_a_local_two_worker_cluster_pays_each_input_once(tmp_path):
     args.store, args.store_budget = str(store), None
     # An existing cluster, reached by its address as on several machines (README: `--address`).
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, prefect_test_harness(server_startup_timeout=120):
+                      dashboard_address=None) as cluster, prefect_test_harness(server_startup_timeout=300):
         args.address = cluster.scheduler_address
         assert len(cluster.workers) == 2
         first = run_grid(args)
