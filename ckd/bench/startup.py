@@ -89,20 +89,29 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ckd.bench.startup", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--sources", default=".", help="comma-separated source trees to compare (default: .)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip", default="", help="comma-separated stages not to time (e.g. teacher: it trains)")
+    parser.add_argument("--workdir", default=None,
+                        help="keep the scratch projects here (p0, p1, ...) and reuse those already run")
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
     sources = [Path(s).resolve() for s in args.sources.split(",")]
+    skip = set(filter(None, args.skip.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
         projects = {}
         for n, source in enumerate(sources):
-            root = Path(tmp) / f"p{n}"
-            root.mkdir()
+            root = Path(args.workdir or tmp) / f"p{n}"
+            if (root / "models" / "student.onnx").is_file():
+                projects[str(source)] = root  # made and run by an earlier call
+                continue
+            root.mkdir(parents=True, exist_ok=True)
             projects[str(source)] = make_project(source, root)
         samples: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.repeats):
             for source, root in projects.items():
                 stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
                 for stage, spec in stages.items():
+                    if stage in skip:
+                        continue
                     samples.setdefault((stage, source), []).append(run_stage(root, spec["cmd"]))
         python_start = statistics.median(
             _time([sys.executable, "-c", "pass"]) for _ in range(max(3, args.repeats)))
