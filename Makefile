@@ -64,5 +64,5 @@ run: install
 test: install-test
 	source $(VENV)/bin/activate && python -m pytest -q
 
-bench: install-test
+bench: install
 	source $(VENV)/bin/activate && python -m ckd.bench

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from ckd.config import (ComparativeConfig, DataConfig, ExportConfig, StudentConfig, TeacherConfig,
                         ValidateConfig)
 from ckd.errors import CkdError
@@ -22,6 +23,7 @@ from ckd.jsonio import read_json, write_json  # noqa: F401  (re-exported: stages
 log = logging.getLogger(__name__)
 
 STANDIN_MARK = "ckd_standin_teacher"
+
 
 # -- teacher ------------------------------------------------------------------------------------
 def teacher_stage(data: DataConfig, teacher: TeacherConfig, seed: int, out_model: str, progress=True) -> dict:
