@@ -24,8 +24,8 @@ def test_grid_on_a_local_two_worker_cluster_pays_each_input_once(tmp_path):
                        "--steps", "30", "--lr", "0.003", "--teacher", str(teacher), "--out", str(tmp_path / "out")])
     args.store, args.store_budget = str(store), None
     # An existing cluster, reached by its address as on several machines (README: `--address`).
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, prefect_test_harness(server_startup_timeout=300):
+    with prefect_test_harness(server_startup_timeout=300), LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
         args.address = cluster.scheduler_address
         assert len(cluster.workers) == 2
         first = run_grid(args)
