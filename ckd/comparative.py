@@ -83,7 +83,7 @@ def comparative_arrays(queried_ids: np.ndarray, scores: np.ndarray, pool: dict[s
                        group_size: int, max_groups: int, seed: int) -> dict[str, np.ndarray]:
     """The comparative data set (schema above) from the teacher's answers and the pool arrays
     (`ids`, `x`, `class_names`, `is_image`, and `labels` only when labels may be used)."""
-    from ckd.students.base import input_statistics
+    from ckd.data.arrays import input_statistics
 
     position = {int(i): n for n, i in enumerate(pool["ids"])}
     rows = np.asarray([position[int(i)] for i in queried_ids], dtype=np.int64)
