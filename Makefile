@@ -24,7 +24,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export TQDM_MININTERVAL := 2
 
-.PHONY: install install-test run test bench clean-outputs
+.PHONY: install install-test run test lint exps plots bench clean-outputs
 
 install: $(STAMP)
 
@@ -61,8 +61,20 @@ $(MLSERVER_STAMP): serving/requirements-mlserver.txt
 run: install
 	source $(VENV)/bin/activate && dvc repro && python -m ckd.summary metrics/validate.json
 
-test: install-test
+test: install-test lint
 	source $(VENV)/bin/activate && python -m pytest -q
+
+# Style: lint, formatting (checked, never rewritten here) and types; settings in pyproject.toml.
+lint: install-test
+	source $(VENV)/bin/activate && ruff check . && ruff format --check . && mypy
+
+# The experiments, with only the columns whose values differ (params.yaml alone has ~50 keys).
+exps:
+	source $(VENV)/bin/activate && dvc exp show --only-changed --drop '^(ckd|stages|data|models)/'
+
+# The training curves (validation and test accuracy over steps; loss) as HTML in dvc_plots/.
+plots:
+	source $(VENV)/bin/activate && dvc plots show
 
 bench: install
 	source $(VENV)/bin/activate && python -m ckd.bench

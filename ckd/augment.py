@@ -20,8 +20,9 @@ def resolve_augment(requested: str, sample_shape: tuple[int, ...], is_image: boo
     if requested == "none" or (requested == "auto" and (not is_image or sample_shape[-1] < 16)):
         return "none", 0
     if len(sample_shape) not in (2, 3):
-        raise ConfigError("student.augment", f"{requested!r} needs image inputs [H, W] or [C, H, W], "
-                                             f"got {sample_shape}; use none")
+        raise ConfigError(
+            "student.augment", f"{requested!r} needs image inputs [H, W] or [C, H, W], got {sample_shape}; use none"
+        )
     width = sample_shape[-1]
     shift = 1 if width < 24 else 2
     return ("shift" if requested == "auto" else requested), shift
@@ -35,8 +36,8 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, fl
     b, _, h, w = images.shape
     padded = torch.nn.functional.pad(images, (max_shift,) * 4)
     offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator, device=generator.device).to(x.device)
-    rows = (torch.arange(h, device=x.device)[None, :] + offsets[0][:, None])  # [B, H]
-    cols = (torch.arange(w, device=x.device)[None, :] + offsets[1][:, None])  # [B, W]
+    rows = torch.arange(h, device=x.device)[None, :] + offsets[0][:, None]  # [B, H]
+    cols = torch.arange(w, device=x.device)[None, :] + offsets[1][:, None]  # [B, W]
     if flip:
         mirrored = torch.rand(b, generator=generator, device=generator.device).to(x.device) < 0.5
         cols = torch.where(mirrored[:, None], cols.flip(1), cols)

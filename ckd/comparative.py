@@ -1,16 +1,5 @@
 """The comparative data set: the queried samples and groups of k positives and k negatives over them.
 
-Schema of the `.npz` the `build` stage writes (no pickles):
-    ids       [N]        int64    pool ids of the queried samples that have a teacher answer
-    x         [N, ...]   float32  their raw inputs
-    teacher   [N, C]     float32  teacher logits (log-probabilities for a probability teacher)
-    labels    [N]        int64    present only when labels may be used
-    positives [G, k]     int64    row indices into the arrays above
-    negatives [G, k]     int64    disjoint from the group's positives
-    class_names [C]      str
-    is_image  []         bool
-    norm_mean, norm_std  [...]  float32  per-feature statistics of the whole pool's raw inputs
-    unlabelled [M, ...]  float32  the pool inputs the teacher was never asked about (no answer, no label)
 Groups are distinct as sets: {P, N} and {N, P} carry the same information (d flips sign), so only one
 is kept. They are drawn deterministically from the seed and only among queried samples.
 """
@@ -18,12 +7,42 @@ is kept. They are drawn deterministically from the seed and only among queried s
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from ckd.data.arrays import NpzArtifact
+from ckd.data.artifacts import Pool
 from ckd.errors import CkdError
 
 LOG_FLOOR = 1e-12
+
+
+@dataclass
+class ComparativeSet(NpzArtifact):
+    """What the `build` stage writes and `train` reads (one `.npz`, no pickles)."""
+
+    ids: np.ndarray  # [N] int64: pool ids of the queried samples that have a teacher answer
+    x: np.ndarray  # [N, ...] float32: their raw inputs
+    teacher: np.ndarray  # [N, C] float32: teacher logits (log-probabilities for a probability teacher)
+    positives: np.ndarray  # [G, k] int64: row indices into the arrays above
+    negatives: np.ndarray  # [G, k] int64: disjoint from the group's positives
+    class_names: tuple[str, ...]
+    is_image: bool
+    norm_mean: np.ndarray  # per-feature statistics of the whole pool's raw inputs (inputs are free)
+    norm_std: np.ndarray
+    labels: np.ndarray | None = None  # [N] int64, only when labels may be used
+    unlabelled: np.ndarray | None = None  # [M, ...] pool inputs never asked about (no answer, no label)
+
+    def __post_init__(self) -> None:
+        self.class_names = tuple(str(c) for c in np.asarray(self.class_names).reshape(-1))
+        self.is_image = bool(self.is_image)
+        if len(self.x) != len(self.ids) or self.teacher.shape[0] != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids, {len(self.x)} inputs and {len(self.teacher)} teacher rows")
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.teacher.shape[1])
 
 
 def teacher_logits(scores: np.ndarray, kind: str) -> np.ndarray:
@@ -43,8 +62,9 @@ def build_groups(num_samples: int, group_size: int, max_groups: int, seed: int) 
     """Up to `max_groups` distinct groups (positives [G, k], negatives [G, k]) over `num_samples` rows."""
     possible = max_distinct_groups(num_samples, group_size)
     if possible == 0:
-        raise CkdError(f"comparative.group_size={group_size} needs at least {2 * group_size} queried samples, "
-                       f"have {num_samples}")
+        raise CkdError(
+            f"comparative.group_size={group_size} needs at least {2 * group_size} queried samples, have {num_samples}"
+        )
     wanted = min(max_groups, possible)
     rng = np.random.default_rng(seed)
     if group_size == 1 and wanted == possible:
@@ -79,25 +99,36 @@ def build_groups(num_samples: int, group_size: int, max_groups: int, seed: int) 
 MAX_UNLABELLED = 20_000
 
 
-def comparative_arrays(queried_ids: np.ndarray, scores: np.ndarray, pool: dict[str, np.ndarray], scores_kind: str,
-                       group_size: int, max_groups: int, seed: int) -> dict[str, np.ndarray]:
-    """The comparative data set (schema above) from the teacher's answers and the pool arrays
-    (`ids`, `x`, `class_names`, `is_image`, and `labels` only when labels may be used)."""
+def comparative_set(
+    queried_ids: np.ndarray,
+    scores: np.ndarray,
+    pool: Pool,
+    scores_kind: str,
+    group_size: int,
+    max_groups: int,
+    seed: int,
+) -> ComparativeSet:
+    """The comparative data set from the teacher's answers and the pool (labels only if the pool has them)."""
     from ckd.data.arrays import input_statistics
 
-    position = {int(i): n for n, i in enumerate(pool["ids"])}
-    rows = np.asarray([position[int(i)] for i in queried_ids], dtype=np.int64)
+    rows = pool.rows(queried_ids, "the queried samples")
     positives, negatives = build_groups(len(rows), group_size, max_groups, seed)
-    mean, std = input_statistics(pool["x"])  # inputs are free: statistics of the whole pool
-    arrays = {"ids": np.asarray(queried_ids), "x": pool["x"][rows], "teacher": teacher_logits(scores, scores_kind),
-              "positives": positives, "negatives": negatives, "class_names": pool["class_names"],
-              "is_image": pool["is_image"], "norm_mean": mean, "norm_std": std}
-    if "labels" in pool:
-        arrays["labels"] = pool["labels"][rows]
-    never_asked = np.ones(len(pool["ids"]), dtype=bool)
+    mean, std = input_statistics(pool.x)  # inputs are free: statistics of the whole pool
+    never_asked = np.ones(len(pool.ids), dtype=bool)
     never_asked[rows] = False
     free = np.flatnonzero(never_asked)
     if len(free) > MAX_UNLABELLED:  # a seeded subset, the same for every N with this seed
         free = np.sort(np.random.default_rng([seed, 1]).choice(free, MAX_UNLABELLED, replace=False))
-    arrays["unlabelled"] = pool["x"][free]  # free inputs for `student.unlabelled_weight`
-    return arrays
+    return ComparativeSet(
+        ids=np.asarray(queried_ids),
+        x=pool.x[rows],
+        teacher=teacher_logits(scores, scores_kind),
+        positives=positives,
+        negatives=negatives,
+        class_names=pool.class_names,
+        is_image=pool.is_image,
+        norm_mean=mean,
+        norm_std=std,
+        labels=None if pool.labels is None else pool.labels[rows],
+        unlabelled=pool.x[free],
+    )  # free inputs for `student.unlabelled_weight`

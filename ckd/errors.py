@@ -14,7 +14,7 @@ class ConfigError(CkdError):
 
 
 class BudgetExhausted(CkdError):
-    """The ledger has no budget left for samples that still need an answer."""
+    """The store has no budget left for samples that still need an answer."""
 
 
 class TeacherError(CkdError):
@@ -23,3 +23,21 @@ class TeacherError(CkdError):
 
 class QualityError(CkdError):
     """Great Expectations rejected the teacher outputs."""
+
+
+# A stage that rejects its input exits with USER_ERROR_EXIT. `dvc repro` turns every failed command into
+# its own status (255), so a caller that must tell bad input from a crash (the Prefect flow: retry a crash,
+# never bad input) names a file in this environment variable; DVC passes the environment on to the stage,
+# which writes its exit status there.
+USER_ERROR_EXIT = 2
+STATUS_FILE_ENV = "CKD_STAGE_STATUS_FILE"
+
+
+def record_exit_status(status: int) -> None:
+    """Write `status` to the file named by $CKD_STAGE_STATUS_FILE, when a caller asked for it."""
+    import os
+
+    target = os.environ.get(STATUS_FILE_ENV)
+    if target:
+        with open(target, "w") as handle:
+            handle.write(f"{status}\n")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -13,8 +14,13 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
-def export_onnx(model: torch.nn.Module, input_shape: Sequence[int], path: str | Path, opset: int,
-                metadata: dict[str, Any] | None = None) -> Path:
+def export_onnx(
+    model: torch.nn.Module,
+    input_shape: Sequence[int],
+    path: str | Path,
+    opset: int,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
     """Export `model` (raw inputs [batch, *input_shape] -> logits [batch, classes]) to `path`."""
     import onnx
 
@@ -24,9 +30,16 @@ def export_onnx(model: torch.nn.Module, input_shape: Sequence[int], path: str | 
     example = torch.zeros(2, *input_shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
     proto = onnx.load(str(path))
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()

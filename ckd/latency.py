@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -42,6 +42,7 @@ def torch_runner(model, x: np.ndarray) -> Callable[[], object]:
     def call():
         with torch.inference_mode():
             return model(batch)
+
     return call
 
 
@@ -73,8 +74,12 @@ def openvino_runner(path: str | Path, x: np.ndarray) -> Callable[[], object]:
     return lambda: request.infer({INPUT_NAME: x})
 
 
-def measure(runners: dict[str, Callable[[np.ndarray], Callable[[], object]]], sample_x: np.ndarray, runs: int,
-            batch_sizes=BATCH_SIZES) -> dict[str, float]:
+def measure(
+    runners: dict[str, Callable[[np.ndarray], Callable[[], object]]],
+    sample_x: np.ndarray,
+    runs: int,
+    batch_sizes=BATCH_SIZES,
+) -> dict[str, float]:
     """`latency_ms_batch{b}_{runtime}` for each runtime and batch size (`latency_ms_batch{b}` for the runtime
     named ""); big batches get fewer runs."""
     figures = {}

@@ -7,8 +7,9 @@ import datetime
 import hashlib
 import json
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,9 @@ def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict:
     """Which teacher answered: its file's SHA-256 or its server address (never a token: only its variable)."""
     identity = {"kind": teacher.get("kind", "onnx"), "scores": teacher.get("scores"), "standin": is_standin}
     if identity["kind"] == "http":
-        identity.update(url=teacher.get("url"), model_name=teacher.get("model_name"),
-                        model_version=teacher.get("model_version"))
+        identity.update(
+            url=teacher.get("url"), model_name=teacher.get("model_name"), model_version=teacher.get("model_version")
+        )
     else:
         model = Path(str(teacher.get("model")))
         identity.update(model=str(model), sha256=file_sha256(model) if model.is_file() else None)
@@ -44,10 +46,18 @@ def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict:
 
 def git_commit(cwd: Path = PROJECT) -> dict:
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}
@@ -63,33 +73,66 @@ def reproduce_command(params: Mapping[str, Any], commit: str | None) -> str:
                 flatten(f"{prefix}.{key}" if prefix else str(key), value[key])
         else:
             settings.append(f"-S '{prefix}={json.dumps(value)}'")
+
     flatten("", dict(params))
     checkout = f"git checkout {commit} && " if commit else ""
     return f"{checkout}dvc exp run {' '.join(settings)}"
 
 
-def build_card(metrics: Mapping[str, Any], checkpoint: Mapping[str, Any], params: Mapping[str, Any],
-               train_metrics: Mapping[str, Any], is_standin: bool, artifacts: Mapping[str, str]) -> dict:
+def build_card(
+    metrics: Mapping[str, Any],
+    checkpoint: Mapping[str, Any],
+    params: Mapping[str, Any],
+    train_metrics: Mapping[str, Any],
+    is_standin: bool,
+    artifacts: Mapping[str, str],
+) -> dict:
     git = git_commit()
     keys = sorted(k for k in metrics if k.startswith("latency_ms"))
     return {
         "name": params.get("export", {}).get("name", "ckd_student"),
-        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+        "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
         "teacher": teacher_identity(params.get("teacher", {}), is_standin),
-        "teacher_calls": {k: metrics[k] for k in ("teacher_calls", "budget", "teacher_outputs", "teacher_lost",
-                                                  "teacher_unanswered", "teacher_eval_calls")},
-        "data": {**data_identity(params.get("data", {}).get("source", "digits")),
-                 "test_size": metrics["test_size"], "seed": params.get("seed", 0)},
-        "method": {"method": checkpoint["method"], "chosen": checkpoint["chosen"], "arch": checkpoint["arch"],
-                   "arch_args": checkpoint["arch_args"], "teacher_samples": checkpoint["teacher_samples"],
-                   "student_params": params.get("student", {}), "comparative_params": params.get("comparative", {}),
-                   "val_accuracy": train_metrics.get("val_accuracy"), "best_step": train_metrics.get("best_step")},
-        "accuracy": {"pytorch": metrics["test_accuracy"], "onnx": metrics["onnx_test_accuracy"],
-                     "int8": metrics["int8_test_accuracy"], "teacher": metrics.get("teacher_test_accuracy"),
-                     "test_size": metrics["test_size"]},
-        "parity": {"onnx_max_abs_diff": metrics["onnx_max_abs_diff"],
-                   "int8_argmax_agreement": metrics["int8_argmax_agreement"],
-                   "int8_max_abs_diff": metrics["int8_max_abs_diff"]},
+        "teacher_calls": {
+            k: metrics[k]
+            for k in (
+                "calls_spent_total",
+                "calls_this_run",
+                "budget",
+                "teacher_outputs",
+                "teacher_lost",
+                "teacher_unanswered",
+                "teacher_eval_calls",
+            )
+        },
+        "data": {
+            **data_identity(params.get("data", {}).get("source", "digits")),
+            "test_size": metrics["test_size"],
+            "seed": params.get("seed", 0),
+        },
+        "method": {
+            "method": checkpoint["method"],
+            "chosen": checkpoint["chosen"],
+            "arch": checkpoint["arch"],
+            "arch_args": checkpoint["arch_args"],
+            "teacher_samples": checkpoint["teacher_samples"],
+            "student_params": params.get("student", {}),
+            "comparative_params": params.get("comparative", {}),
+            "val_accuracy": train_metrics.get("val_accuracy"),
+            "best_step": train_metrics.get("best_step"),
+        },
+        "accuracy": {
+            "pytorch": metrics["test_accuracy"],
+            "onnx": metrics["onnx_test_accuracy"],
+            "int8": metrics["int8_test_accuracy"],
+            "teacher": metrics.get("teacher_test_accuracy"),
+            "test_size": metrics["test_size"],
+        },
+        "parity": {
+            "onnx_max_abs_diff": metrics["onnx_max_abs_diff"],
+            "int8_argmax_agreement": metrics["int8_argmax_agreement"],
+            "int8_max_abs_diff": metrics["int8_max_abs_diff"],
+        },
         "latency_ms": {k.removeprefix("latency_ms_"): metrics[k] for k in keys},
         "artifacts": dict(artifacts),
         "git": git,
@@ -100,42 +143,69 @@ def build_card(metrics: Mapping[str, Any], checkpoint: Mapping[str, Any], params
 def card_markdown(card: Mapping[str, Any]) -> str:
     acc, par, cost, data = card["accuracy"], card["parity"], card["teacher_calls"], card["data"]
     teacher = card["teacher"]
-    who = (f"`{teacher['url']}` model `{teacher['model_name']}`" if teacher["kind"] == "http"
-           else f"`{teacher.get('model')}` (SHA-256 `{teacher.get('sha256')}`)")
+    who = (
+        f"`{teacher['url']}` model `{teacher['model_name']}`"
+        if teacher["kind"] == "http"
+        else f"`{teacher.get('model')}` (SHA-256 `{teacher.get('sha256')}`)"
+    )
     method = card["method"]
     lines = [
-        f"# Model card: {card['name']}", "",
+        f"# Model card: {card['name']}",
+        "",
         f"Date: {card['date']}. Written by `dvc repro` (stage `validate`); the same figures are in "
-        "`models/model_card.json`.", "",
-        "## Origin", "",
+        "`models/model_card.json`.",
+        "",
+        "## Origin",
+        "",
         f"- Teacher: {teacher['kind']} {who}{' (the stand-in teacher)' if teacher['standin'] else ''}; "
         f"scores: {teacher['scores']}.",
-        f"- Teacher calls spent: {cost['teacher_calls']} of a budget of {cost['budget']} (outputs stored "
+        f"- Teacher calls spent in the store in total: {cost['calls_spent_total']} of a budget of {cost['budget']} "
+        f"({cost['calls_this_run']} by the last query run; outputs stored "
         f"{cost['teacher_outputs']}, lost {cost['teacher_lost']}); evaluation calls apart from the budget: "
         f"{cost['teacher_eval_calls']}.",
         f"- Data: `{data['source']}`, SHA-256 `{data['sha256']}` ({data['hash_of']}); split seed {data['seed']}.",
         f"- Method: `{method['method']}`, student `{method['arch']}` {json.dumps(method['arch_args'])}, chosen on "
         f"validation {json.dumps(method['chosen'])} (validation accuracy {method['val_accuracy']}, step "
         f"{method['best_step']}), trained on {method['teacher_samples']} teacher-answered samples.",
-        f"- Student parameters: `{json.dumps(method['student_params'], sort_keys=True)}`.", "",
-        f"## Accuracy on {acc['test_size']} held-out test samples", "",
-        "| runtime | accuracy |", "|---|---|",
-        f"| PyTorch | {acc['pytorch']:.4f} |", f"| ONNX Runtime fp32 | {acc['onnx']:.4f} |",
+        f"- Student parameters: `{json.dumps(method['student_params'], sort_keys=True)}`.",
+        "",
+        f"## Accuracy on {acc['test_size']} held-out test samples",
+        "",
+        "| runtime | accuracy |",
+        "|---|---|",
+        f"| PyTorch | {acc['pytorch']:.4f} |",
+        f"| ONNX Runtime fp32 | {acc['onnx']:.4f} |",
         f"| ONNX Runtime int8 (QDQ) | {acc['int8']:.4f} |",
     ]
     if acc.get("teacher") is not None:
         lines.append(f"| teacher (stand-in) | {acc['teacher']:.4f} |")
-    lines += ["", "## Parity", "",
-              f"- max |logit difference| PyTorch vs ONNX Runtime: {par['onnx_max_abs_diff']:.3g}",
-              f"- int8 vs fp32 ONNX: argmax agreement {par['int8_argmax_agreement']:.4f}, max |logit difference| "
-              f"{par['int8_max_abs_diff']:.3g}", "",
-              "## Latency (median ms per call, 1 thread)", "", "| measure | ms |", "|---|---|"]
+    lines += [
+        "",
+        "## Parity",
+        "",
+        f"- max |logit difference| PyTorch vs ONNX Runtime: {par['onnx_max_abs_diff']:.3g}",
+        f"- int8 vs fp32 ONNX: argmax agreement {par['int8_argmax_agreement']:.4f}, max |logit difference| "
+        f"{par['int8_max_abs_diff']:.3g}",
+        "",
+        "## Latency (median ms per call, 1 thread)",
+        "",
+        "| measure | ms |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v:.4f} |" for k, v in card["latency_ms"].items()]
     lines += ["", "## Artifacts", ""] + [f"- {k}: `{v}`" for k, v in card["artifacts"].items()]
     git = card["git"]
-    lines += ["", "## Reproduce", "",
-              f"At commit `{git['commit']}`{' (with uncommitted changes)' if git['dirty'] else ''}:", "",
-              "```bash", card["reproduce"], "```", ""]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        f"At commit `{git['commit']}`{' (with uncommitted changes)' if git['dirty'] else ''}:",
+        "",
+        "```bash",
+        card["reproduce"],
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -60,15 +60,20 @@ def _suite(spec: ScoreExpectations, num_columns: int):
         suite.add_expectation(gxe.ExpectColumnUniqueValueCountToBeBetween(column="row_fingerprint", min_value=2))
     if spec.probabilities:
         for column in range(min(num_columns, spec.num_classes)):
-            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=f"score_{column}", min_value=0.0,
-                                                                    max_value=1.0))
-        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
-            column="row_sum", min_value=1 - PROBABILITY_TOLERANCE, max_value=1 + PROBABILITY_TOLERANCE))
+            suite.add_expectation(
+                gxe.ExpectColumnValuesToBeBetween(column=f"score_{column}", min_value=0.0, max_value=1.0)
+            )
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToBeBetween(
+                column="row_sum", min_value=1 - PROBABILITY_TOLERANCE, max_value=1 + PROBABILITY_TOLERANCE
+            )
+        )
     return suite
 
 
-def check_teacher_outputs(ids: np.ndarray, scores: np.ndarray, spec: ScoreExpectations, artifact: str,
-                          docs_dir: str | Path | None = None) -> dict:
+def check_teacher_outputs(
+    ids: np.ndarray, scores: np.ndarray, spec: ScoreExpectations, artifact: str, docs_dir: str | Path | None = None
+) -> dict:
     """Validate the stored outputs; raise QualityError with one line per failed expectation.
 
     With `docs_dir`, the validation is also rendered as Great Expectations Data Docs (static HTML) there,
@@ -82,19 +87,30 @@ def check_teacher_outputs(ids: np.ndarray, scores: np.ndarray, spec: ScoreExpect
     actions = []
     if docs_dir is not None:
         docs_dir = Path(docs_dir)  # kept as given (relative in the pipeline): no machine path in metrics
-        context.add_data_docs_site(site_name="ckd", site_config={
-            "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(docs_dir.resolve())}})
+        context.add_data_docs_site(
+            site_name="ckd",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir.resolve()),
+                },
+            },
+        )
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["ckd"]))
-    batch_definition = (context.data_sources.add_pandas("teacher")
-                        .add_dataframe_asset("teacher_outputs")
-                        .add_batch_definition_whole_dataframe("all"))
+    batch_definition = (
+        context.data_sources.add_pandas("teacher")
+        .add_dataframe_asset("teacher_outputs")
+        .add_batch_definition_whole_dataframe("all")
+    )
     suite = context.suites.add(_suite(spec, scores.shape[1]))
     validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name="teacher_outputs", data=batch_definition, suite=suite))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(name="check", validation_definitions=[validation],
-                                                       actions=actions, result_format="SUMMARY"))
+        gx.ValidationDefinition(name="teacher_outputs", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(name="check", validation_definitions=[validation], actions=actions, result_format="SUMMARY")
+    )
     run = checkpoint.run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
     (result,) = run.run_results.values()
     failures = []

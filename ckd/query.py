@@ -1,16 +1,18 @@
 """Ask the teacher once about the selected samples, under a hard budget, losing nothing paid for.
 
-Outputs live under `<store>/<teacher key>/`: `ledger.jsonl` (see `ckd.budget`), `batches/*.npz`
-(ids, input hashes, scores) and `quarantine/*.npz` (answers that came back unusable). Answers are
-keyed by the teacher's identity and each input's SHA-256, so a change downstream (or a new split
-that selects an input already paid for) never asks again, and two teachers never mix.
+Answers and the budget live in the store (`ckd.store`, `teacher.store`), shared by every workspace,
+experiment and clone that points at it. Answers are keyed by the teacher's canonical identity and each
+input's SHA-256, so a change downstream, another experiment or a teammate never asks again, and two
+teachers never mix. `teacher.budget` caps what the whole store has counted:
+
+    spent_total = sum over the store's batches of |batch| (refused ones excepted) <= teacher.budget
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +20,17 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ckd.budget import BudgetLedger
-from ckd.data.arrays import read_arrays, write_arrays
-from ckd.errors import TeacherError
+from ckd.data.arrays import NpzArtifact
+from ckd.errors import CkdError, TeacherError
+from ckd.store import Store, open_store
+from ckd.store.legacy import import_legacy
+from ckd.store.spill import import_spills, spill
 from ckd.teachers.base import AnswerUnusable, OutcomeUnknown, Teacher, TeacherRefused
 
 log = logging.getLogger(__name__)
+
+WAIT_S = 0.2  # poll period while another run has our inputs in flight
+WRITE_ATTEMPTS = 3
 
 
 def input_hashes(x: np.ndarray) -> list[str]:
@@ -32,22 +39,46 @@ def input_hashes(x: np.ndarray) -> list[str]:
     return [hashlib.sha256(row.tobytes()).hexdigest() for row in x.reshape(len(x), -1)]
 
 
-def teacher_key(identity: str) -> str:
-    readable = re.sub(r"[^A-Za-z0-9]+", "-", identity.split(":")[0])[:20]
-    return f"{readable}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
-
-
 @dataclass(frozen=True)
 class QueryResult:
-    ids: np.ndarray  # selected ids that have a stored answer, sorted
+    ids: np.ndarray  # selected ids that have a stored answer, sorted as given
     scores: np.ndarray  # [len(ids), classes], the teacher's raw scores
-    teacher_calls: int  # counted against the budget, over the ledger's life
-    teacher_outputs: int  # answers stored, over the ledger's life
-    teacher_lost: int  # counted, no answer (unknown outcome), over the ledger's life
-    teacher_rejected: int  # counted, answered garbage, kept in quarantine
-    new_calls: int  # counted in this run
+    calls_this_run: int  # counted against the budget by this run
+    calls_spent_total: int  # counted in the store in total (every teacher, run, experiment, clone): <= budget
+    teacher_spent: int  # counted for this teacher in the store
+    teacher_outputs: int  # answers stored for this teacher
+    teacher_lost: int  # counted for this teacher, no answer (unknown outcome)
+    teacher_rejected: int  # counted for this teacher, answered garbage, kept in quarantine
     unanswered: int  # selected samples still without an answer
-    store: Path
+    store: str  # where the store is (a password never shows)
+    fresh_store: bool  # the store was created by this run: an explicit fresh start
+
+
+@dataclass
+class Queried(NpzArtifact):
+    """What the `query` stage hands on: the teacher's raw scores of the selected samples that have an
+    answer, and the store's accounting that `check`, `export` and `validate` report: calls paid by this run,
+    and calls spent in the store in total (every run, experiment and clone sharing it; <= the budget of its time)."""
+
+    ids: np.ndarray  # selected pool ids with an answer, sorted as selected
+    scores: np.ndarray  # [len(ids), classes]
+    selected: int
+    budget: int
+    calls_this_run: int
+    calls_spent_total: int
+    teacher_outputs: int
+    teacher_lost: int
+
+    def __post_init__(self) -> None:
+        for name in ("selected", "budget", "calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost"):
+            setattr(self, name, int(getattr(self, name)))
+        if self.scores.ndim != 2 or len(self.scores) != len(self.ids):
+            raise ValueError(f"scores {self.scores.shape} do not match {len(self.ids)} ids")
+
+    @property
+    def unanswered(self) -> int:
+        """Selected samples without an answer (their calls were lost and the budget is spent)."""
+        return self.selected - len(self.ids)
 
 
 def _check_answer(scores: np.ndarray, batch_size: int, num_classes: int) -> str | None:
@@ -58,24 +89,6 @@ def _check_answer(scores: np.ndarray, batch_size: int, num_classes: int) -> str 
     return None
 
 
-def _load_answers(directory: Path, ledger: BudgetLedger) -> dict[str, np.ndarray]:
-    answers: dict[str, np.ndarray] = {}
-    for record in ledger.answered():
-        arrays = read_arrays(directory / record.file, required=("hashes", "scores"))
-        for digest, row in zip(arrays["hashes"], arrays["scores"]):
-            answers.setdefault(str(digest), row)
-    return answers
-
-
-def _recover(directory: Path, ledger: BudgetLedger) -> None:
-    """A batch reserved but never closed whose file exists was stored just before a crash."""
-    for record in ledger.in_flight():
-        name = f"batches/batch-{record.batch:06d}.npz"
-        if (directory / name).is_file():
-            ledger.mark_answered(record.batch, name)
-            log.info("recovered batch %d stored before an interruption", record.batch)
-
-
 def _first_pending(hashes: list[str], answers: dict[str, np.ndarray]) -> list[int]:
     """Rows still without an answer; the same input selected twice is asked about once."""
     first_of: dict[str, int] = {}
@@ -84,122 +97,242 @@ def _first_pending(hashes: list[str], answers: dict[str, np.ndarray]) -> list[in
 
 class _Session:
     """One run's asking: reserves before sending, stores on answer, keeps at most `concurrency` batches
-    in flight. Ledger writes happen on this thread only; the teacher's calls run on worker threads."""
+    in flight. Store writes happen on this thread only; the teacher's calls run on worker threads."""
 
-    def __init__(self, teacher: Teacher, ledger: BudgetLedger, directory: Path, ids, x, hashes, num_classes: int,
-                 budget: int, batch_size: int, answers: dict[str, np.ndarray], bar):
-        self.teacher, self.ledger, self.directory = teacher, ledger, directory
+    def __init__(
+        self,
+        teacher: Teacher,
+        store: Store,
+        run: str,
+        ids,
+        x,
+        hashes,
+        num_classes: int,
+        budget: int,
+        batch_size: int,
+        bar,
+    ):
+        self.teacher, self.store, self.run = teacher, store, run
         self.ids, self.x, self.hashes, self.num_classes = ids, x, hashes, num_classes
-        self.budget, self.batch_size, self.answers, self.bar = budget, batch_size, answers, bar
-        self.fatal: TeacherError | None = None
+        self.budget, self.batch_size, self.bar = budget, batch_size, bar
+        self.answers: dict[str, np.ndarray] = store.answers(teacher.identity, hashes)
+        self.calls_this_run = 0
+        self.fatal: CkdError | None = None
 
-    def one_pass(self, pool: ThreadPoolExecutor, concurrency: int) -> int:
-        """Ask once about every pending row (as the budget allows); return how many batches were sent."""
-        pending = _first_pending(self.hashes, self.answers)
-        chunks = [pending[i:i + self.batch_size] for i in range(0, len(pending), self.batch_size)]
+    def ask(self, pool: ThreadPoolExecutor, concurrency: int) -> None:
+        """Until every selected input has an answer, the budget is spent or a batch fails for good."""
+        while self.fatal is None:
+            pending = _first_pending(self.hashes, self.answers)
+            if not pending:
+                return
+            held = self.store.held_elsewhere(self.teacher.identity, [self.hashes[i] for i in pending], self.run)
+            free = [i for i in pending if self.hashes[i] not in held]
+            sent = self.one_pass(pool, concurrency, free) if free and self.store.spent() < self.budget else 0
+            self.answers.update(self.store.answers(self.teacher.identity, [self.hashes[i] for i in pending]))
+            if sent == 0 and self.fatal is None:
+                still = [self.hashes[i] for i in _first_pending(self.hashes, self.answers)]
+                if not still or not self.store.held_elsewhere(self.teacher.identity, still, self.run):
+                    # The budget is spent and no other run has these in flight. Read once more: a batch that
+                    # closed between the last read and that check is answered now, and its answers are ours.
+                    self.answers.update(self.store.answers(self.teacher.identity, still))
+                    return
+                time.sleep(WAIT_S)  # another run has these inputs in flight: its answer is ours too
+
+    def one_pass(self, pool: ThreadPoolExecutor, concurrency: int, rows: list[int]) -> int:
+        """Ask once about `rows` (as the budget allows); return how many batches were sent."""
+        chunks = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
         in_flight: dict = {}
         sent = 0
-        while (chunks or in_flight):
+        while chunks or in_flight:
             while chunks and len(in_flight) < concurrency and self.fatal is None:
-                remaining = self.budget - self.ledger.counted
-                if remaining <= 0:
-                    chunks = []
-                    break
-                rows = chunks.pop(0)[:remaining]
-                batch = self.ledger.reserve([int(self.ids[i]) for i in rows], [self.hashes[i] for i in rows],
-                                            self.budget)
-                in_flight[pool.submit(self.teacher.predict, self.x[rows])] = (batch, rows)
+                chunk = chunks.pop(0)
+                reservation = self.store.reserve(
+                    self.teacher.identity,
+                    self.run,
+                    [int(self.ids[i]) for i in chunk],
+                    [self.hashes[i] for i in chunk],
+                    self.budget,
+                )
+                if reservation is None:
+                    if self.store.spent() >= self.budget:
+                        chunks = []
+                    continue  # answered or taken by another run meanwhile
+                batch_rows = [chunk[p] for p in reservation.rows]
+                self.calls_this_run += len(batch_rows)
+                future = pool.submit(self.teacher.predict, self.x[batch_rows])
+                in_flight[future] = (reservation.batch, batch_rows)
                 sent += 1
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                batch, rows = in_flight.pop(future)
-                self._settle(future, batch, rows)
+                batch, batch_rows = in_flight.pop(future)
+                self._settle(future, batch, batch_rows)
             if self.fatal is not None:
                 chunks = []
         return sent
 
-    def _quarantine(self, batch: int, rows: list[int], raw: np.ndarray, problem: str) -> None:
+    def _fail(self, error: CkdError) -> None:
+        self.fatal = self.fatal or error
+
+    def _quarantine(self, batch: int, raw: str, problem: str) -> None:
         """Keep a paid but unusable answer apart, with the teacher's words, and stop the run."""
-        name = f"quarantine/batch-{batch:06d}.npz"
-        write_arrays(self.directory / name, ids=np.asarray([int(self.ids[i]) for i in rows]),
-                     hashes=np.asarray([self.hashes[i] for i in rows]), raw=raw, problem=np.asarray(problem))
-        self.ledger.mark_rejected(batch, name, problem)
-        self.fatal = self.fatal or TeacherError(f"teacher answered batch {batch} unusably: {problem}; "
-                                                f"raw answer kept in {self.directory / name}")
+        self.store.mark_rejected(batch, problem, raw[:20000])
+        self._fail(
+            TeacherError(
+                f"teacher answered batch {batch} unusably: {problem}; raw answer kept in the store "
+                f"{self.store.location} (python -m ckd.ledger quarantine)"
+            )
+        )
 
     def _settle(self, future, batch: int, rows: list[int]) -> None:
         try:
             scores = np.asarray(future.result())
         except TeacherRefused as refusal:
-            self.ledger.mark_refused(batch, str(refusal))
-            self.fatal = self.fatal or TeacherError(f"teacher refused batch {batch}: {refusal}")
+            self.store.mark_refused(batch, str(refusal))
+            self.calls_this_run -= len(rows)
+            self._fail(
+                TeacherError(f"teacher refused batch {batch} (its {len(rows)} calls were given back): {refusal}")
+            )
             return
         except AnswerUnusable as unusable:
-            self._quarantine(batch, rows, np.asarray(unusable.raw), str(unusable))
+            self._quarantine(batch, str(unusable.raw), str(unusable))
             return
         except OutcomeUnknown as unknown:
             # It may have been computed: it stays counted (lost); asked again later only while budget remains.
+            self.store.mark_lost(batch, str(unknown)[:500])
             log.warning("batch %d: no answer (%s); its %d samples stay counted as lost", batch, unknown, len(rows))
             return
         except Exception as error:
-            self.fatal = self.fatal or TeacherError(
-                f"teacher call for batch {batch} failed ({type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}); its {len(rows)} samples stay counted as lost")
+            self.store.mark_lost(batch, f"{type(error).__name__}: {error}"[:500])
+            self._fail(
+                TeacherError(
+                    f"teacher call for batch {batch} failed ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); its {len(rows)} samples stay counted as lost"
+                )
+            )
             return
-        batch_ids = np.asarray([int(self.ids[i]) for i in rows])
-        batch_hashes = np.asarray([self.hashes[i] for i in rows])
         problem = _check_answer(scores, len(rows), self.num_classes)
         if problem is not None:
-            self._quarantine(batch, rows, scores if scores.dtype != object else np.asarray(str(scores)), problem)
+            raw = str(scores.tolist()) if scores.dtype != object else str(scores)
+            self._quarantine(batch, raw, problem)
             return
-        name = f"batches/batch-{batch:06d}.npz"
-        write_arrays(self.directory / name, ids=batch_ids, hashes=batch_hashes, scores=scores.astype(np.float32))
-        self.ledger.mark_answered(batch, name)
-        for digest, row in zip(batch_hashes, scores.astype(np.float32)):
-            self.answers[str(digest)] = row
+        scores = scores.astype(np.float32)
+        hashes = [self.hashes[i] for i in rows]
+        self._keep(batch, rows, hashes, scores)
+        for digest, row in zip(hashes, scores):
+            self.answers[digest] = row
         self.bar.update(len(rows))
 
-
-def run_query(teacher: Teacher, ids: np.ndarray, x: np.ndarray, num_classes: int, budget: int,
-              store: str | Path, batch_size: int = 32, progress: bool = True) -> QueryResult:
-    """Ask `teacher` about the samples `ids` (raw inputs `x`) that have no stored answer yet.
-
-    Each batch is reserved in the ledger before it is sent, with at most `teacher.concurrency` batches
-    in flight. A batch whose outcome is unknown stays counted as lost; its samples are asked again in a
-    later pass only while budget remains, so the count never exceeds `budget`. What budget cannot
-    cover is reported as `unanswered`.
-    """
-    teacher.check_fits(tuple(x.shape[1:]), num_classes)  # before anything is paid
-    directory = Path(store) / teacher_key(teacher.identity)
-    hashes = input_hashes(x)
-    concurrency = max(1, int(getattr(teacher, "concurrency", 1)))
-    with BudgetLedger(directory / "ledger.jsonl", teacher.identity) as ledger:
-        _recover(directory, ledger)
-        answers = _load_answers(directory, ledger)
-        calls_before = ledger.counted
-        bar = tqdm(total=budget, initial=calls_before, desc="teacher calls", unit="sample",
-                   disable=not progress, dynamic_ncols=True)
-        session = _Session(teacher, ledger, directory, ids, x, hashes, num_classes, budget, batch_size, answers, bar)
+    def _keep(self, batch: int, rows: list[int], hashes: list[str], scores: np.ndarray) -> None:
+        """Store a paid answer; if the store will not take it, retry, then spill it to a file and stop."""
+        cause = ""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                self.store.write_answers(batch, hashes, scores)
+                return
+            except Exception as error:  # the database's own error: full disk, read-only file, lost server...
+                cause = str(getattr(error, "orig", None) or error).splitlines()[0]
+                time.sleep(0.2 * 2**attempt)
         try:
-            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
-                while session.fatal is None and session.one_pass(pool, concurrency):
-                    pass  # every pass spends budget or ends, so this terminates
-        finally:
-            bar.close()
-        if session.fatal is not None:
-            raise session.fatal
-        have = np.array([digest in answers for digest in hashes], dtype=bool)
-        result_scores = np.stack([answers[h] for h, ok in zip(hashes, have) if ok]) if have.any() \
-            else np.zeros((0, num_classes), np.float32)
-        state = ledger.state
-        return QueryResult(
-            ids=np.asarray(ids)[have], scores=result_scores.astype(np.float32),
-            teacher_calls=state.counted, teacher_outputs=state.count("answered"),
-            teacher_lost=state.count("in_flight"), teacher_rejected=state.count("rejected"),
-            new_calls=state.counted - calls_before, unanswered=int((~have).sum()), store=directory,
+            path = spill(
+                self.store, self.teacher.identity, batch, np.asarray([int(self.ids[i]) for i in rows]), hashes, scores
+            )
+        except OSError as error:
+            self._fail(
+                CkdError(
+                    f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
+                    f"({cause}) nor spill it ({error}); it stays counted as lost"
+                )
+            )
+            raise self.fatal from None
+        self._fail(
+            CkdError(
+                f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
+                f"({cause}); it is kept in {path} and the next run imports it"
+            )
         )
 
 
-__all__ = ["run_query", "QueryResult", "TeacherRefused", "OutcomeUnknown", "input_hashes", "teacher_key"]
+def prepare_store(store: Store, teacher: Teacher, budget: int) -> None:
+    """Say when the store is new, import old ledgers and spilled answers, adopt a former identity."""
+    if store.created_now:
+        log.warning("teacher.store %s: a new, empty store: a fresh start of teacher.budget=%d", store.location, budget)
+    legacy = getattr(teacher, "legacy_identity", None)
+    aliases = {legacy: teacher.identity} if legacy and legacy != teacher.identity else {}
+    if store.scheme == "sqlite":
+        import_legacy(store, Path(store.location).parent, aliases)
+    if aliases and any(s.teacher == legacy for s in store.summaries()):
+        store.adopt(legacy, teacher.identity)
+    import_spills(store)
+
+
+def run_query(
+    teacher: Teacher,
+    ids: np.ndarray,
+    x: np.ndarray,
+    num_classes: int,
+    budget: int,
+    store: str | Path | Store,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> QueryResult:
+    """Ask `teacher` about the samples `ids` (raw inputs `x`) that have no stored answer yet.
+
+    Each batch is reserved in the store before it is sent, with at most `teacher.concurrency` batches
+    in flight; inputs another live run has in flight are waited for, not asked again. A batch whose
+    outcome is unknown stays counted as lost; its samples are asked again in a later pass only while
+    budget remains, so the store's count never exceeds `budget`. What budget cannot cover is reported
+    as `unanswered`.
+    """
+    teacher.check_fits(tuple(x.shape[1:]), num_classes)  # before anything is paid
+    hashes = input_hashes(x)
+    concurrency = max(1, int(getattr(teacher, "concurrency", 1)))
+    opened = store if isinstance(store, Store) else open_store(str(store))
+    try:
+        prepare_store(opened, teacher, budget)
+        run = opened.open_run(teacher.identity, getattr(teacher, "description", teacher.identity))
+        bar = tqdm(
+            total=budget,
+            initial=min(budget, opened.spent()),
+            desc="teacher calls (store)",
+            unit="sample",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        try:
+            session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
+                session.ask(pool, concurrency)
+        finally:
+            bar.close()
+            opened.close_run(run)
+        if session.fatal is not None:
+            raise session.fatal
+        answers = session.answers
+        have = np.array([digest in answers for digest in hashes], dtype=bool)
+        result_scores = (
+            np.stack([answers[h] for h, ok in zip(hashes, have) if ok])
+            if have.any()
+            else np.zeros((0, num_classes), np.float32)
+        )
+        mine = opened.summary(teacher.identity)
+        return QueryResult(
+            ids=np.asarray(ids)[have],
+            scores=result_scores.astype(np.float32),
+            calls_this_run=session.calls_this_run,
+            calls_spent_total=opened.spent(),
+            teacher_spent=mine.spent,
+            teacher_outputs=mine.answered,
+            teacher_lost=mine.lost + mine.in_flight,
+            teacher_rejected=mine.rejected,
+            unanswered=int((~have).sum()),
+            store=opened.location,
+            fresh_store=opened.created_now,
+        )
+    finally:
+        if opened is not store:
+            opened.close()
+
+
+__all__ = ["run_query", "QueryResult", "Queried", "TeacherRefused", "OutcomeUnknown", "input_hashes"]

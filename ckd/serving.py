@@ -28,8 +28,16 @@ LABELS_FILE = "labels.txt"
 QUEUE_DELAY_US = 100  # dynamic batching: how long a request may wait for others to join its batch
 MLSERVER_RUNTIME = Path(__file__).resolve().parents[1] / "serving" / "mlserver_onnx.py"
 # Triton's and the Open Inference Protocol's names for ONNX element types.
-_TRITON_TYPE = {1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 6: "TYPE_INT32", 7: "TYPE_INT64", 9: "TYPE_BOOL",
-                10: "TYPE_FP16", 11: "TYPE_FP64"}
+_TRITON_TYPE = {
+    1: "TYPE_FP32",
+    2: "TYPE_UINT8",
+    3: "TYPE_INT8",
+    6: "TYPE_INT32",
+    7: "TYPE_INT64",
+    9: "TYPE_BOOL",
+    10: "TYPE_FP16",
+    11: "TYPE_FP64",
+}
 _V2_TYPE = {1: "FP32", 2: "UINT8", 3: "INT8", 6: "INT32", 7: "INT64", 9: "BOOL", 10: "FP16", 11: "FP64"}
 
 
@@ -78,8 +86,9 @@ def add_probabilities(path: str | Path) -> None:
         raise CkdError(f"{path}: no output named {OUTPUT_NAME!r} to take the softmax of")
     if any(o.name == PROBABILITIES_NAME for o in proto.graph.output):
         return
-    proto.graph.node.append(helper.make_node("Softmax", [OUTPUT_NAME], [PROBABILITIES_NAME], axis=-1,
-                                             name="probabilities_softmax"))
+    proto.graph.node.append(
+        helper.make_node("Softmax", [OUTPUT_NAME], [PROBABILITIES_NAME], axis=-1, name="probabilities_softmax")
+    )
     output = onnx.ValueInfoProto()
     output.CopyFrom(logits)
     output.name = PROBABILITIES_NAME
@@ -93,13 +102,18 @@ def _dims(spec: TensorSpec, batched: bool) -> str:
     return ", ".join(str(d) for d in shape)
 
 
-def triton_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], max_batch_size: int,
-                  queue_delay_us: int) -> str:
+def triton_config(
+    name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], max_batch_size: int, queue_delay_us: int
+) -> str:
     """Triton's config.pbtxt (protobuf text of inference.ModelConfig); dims leave out the batch axis."""
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch_size}", "input ["]
+
     def entry(spec: TensorSpec, extra: str = "") -> str:
-        return (f'  {{\n    name: "{spec.name}"\n    data_type: {spec.triton_type}\n    dims: [ {_dims(spec, True)} ]\n'
-                f'{extra}  }}')
+        return (
+            f'  {{\n    name: "{spec.name}"\n    data_type: {spec.triton_type}\n    dims: [ {_dims(spec, True)} ]\n'
+            f"{extra}  }}"
+        )
+
     lines += [",\n".join(entry(s) for s in inputs), "]", "output ["]
     lines += [",\n".join(entry(s, f'    label_filename: "{LABELS_FILE}"\n') for s in outputs), "]"]
     lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {queue_delay_us}", "}"]
@@ -110,24 +124,35 @@ def kserve_manifest(name: str, storage_uri: str) -> str:
     """KServe's v1beta1 InferenceService: the `onnx` predictor (Triton underneath) over protocol v2.
     `storage_uri` holds the Triton repository (`<name>/config.pbtxt`), so the served model is `<name>`."""
     service = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")  # a DNS-1123 label
-    return "\n".join([
-        "apiVersion: serving.kserve.io/v1beta1",
-        "kind: InferenceService",
-        "metadata:",
-        f"  name: {service}",
-        "spec:",
-        "  predictor:",
-        "    onnx:",
-        "      protocolVersion: v2",
-        f"      storageUri: {json.dumps(storage_uri)}",
-        "      resources:",
-        "        requests: {cpu: 100m, memory: 256Mi}",
-        "        limits: {cpu: '1', memory: 1Gi}",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "apiVersion: serving.kserve.io/v1beta1",
+                "kind: InferenceService",
+                "metadata:",
+                f"  name: {service}",
+                "spec:",
+                "  predictor:",
+                "    onnx:",
+                "      protocolVersion: v2",
+                f"      storageUri: {json.dumps(storage_uri)}",
+                "      resources:",
+                "        requests: {cpu: 100m, memory: 256Mi}",
+                "        limits: {cpu: '1', memory: 1Gi}",
+            ]
+        )
+        + "\n"
+    )
 
 
-def mlserver_settings(name: str, model_uri: str, inputs: list[TensorSpec], outputs: list[TensorSpec],
-                      max_batch_size: int, queue_delay_us: int) -> tuple[dict, dict]:
+def mlserver_settings(
+    name: str,
+    model_uri: str,
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    max_batch_size: int,
+    queue_delay_us: int,
+) -> tuple[dict, dict]:
     """(model-settings.json, settings.json) for MLServer with the bundled ONNX Runtime runtime."""
     model = {
         "name": name,
@@ -143,8 +168,15 @@ def mlserver_settings(name: str, model_uri: str, inputs: list[TensorSpec], outpu
     return model, server
 
 
-def write_bundle(onnx_path: str | Path, out_dir: str | Path, name: str, class_names: list[str],
-                 max_batch_size: int, storage_uri: str, queue_delay_us: int = QUEUE_DELAY_US) -> dict:
+def write_bundle(
+    onnx_path: str | Path,
+    out_dir: str | Path,
+    name: str,
+    class_names: list[str],
+    max_batch_size: int,
+    storage_uri: str,
+    queue_delay_us: int = QUEUE_DELAY_US,
+) -> dict:
     """Write the three servers' files for `onnx_path` under `out_dir`; return what was written."""
     out_dir = Path(out_dir)
     for server in ("triton", "kserve", "mlserver"):  # only what this function writes; a stale model name goes too
@@ -159,10 +191,15 @@ def write_bundle(onnx_path: str | Path, out_dir: str | Path, name: str, class_na
     (out_dir / "kserve" / "inferenceservice.yaml").write_text(kserve_manifest(name, storage_uri))
     mlserver_dir = out_dir / "mlserver"
     mlserver_dir.mkdir()
-    model_settings, server_settings = mlserver_settings(name, f"../triton/{name}/1/model.onnx", inputs, outputs,
-                                                        max_batch_size, queue_delay_us)
+    model_settings, server_settings = mlserver_settings(
+        name, f"../triton/{name}/1/model.onnx", inputs, outputs, max_batch_size, queue_delay_us
+    )
     (mlserver_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
     (mlserver_dir / "settings.json").write_text(json.dumps(server_settings, indent=2) + "\n")
     shutil.copyfile(MLSERVER_RUNTIME, mlserver_dir / MLSERVER_RUNTIME.name)
-    return {"bundle": str(out_dir), "served_name": name, "inputs": [s.name for s in inputs],
-            "outputs": [s.name for s in outputs]}
+    return {
+        "bundle": str(out_dir),
+        "served_name": name,
+        "inputs": [s.name for s in inputs],
+        "outputs": [s.name for s in outputs],
+    }

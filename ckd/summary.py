@@ -4,34 +4,43 @@ from __future__ import annotations
 
 import sys
 
-from ckd.jsonio import read_json
+from ckd.config import load_params
+from ckd.stages import read_json
 
 
-def summarise(metrics: dict) -> str:
+def summarise(metrics: dict, method: str) -> str:
+    """`metrics`: the validate stage's (numbers only); `method`: the student.method they were made with."""
     lines = [
-        f"student ({metrics['method']}) test accuracy: PyTorch {metrics['test_accuracy']:.4f}, "
+        f"student ({method}) test accuracy: PyTorch {metrics['test_accuracy']:.4f}, "
         f"ONNX Runtime {metrics['onnx_test_accuracy']:.4f} on {metrics['test_size']} held-out samples",
-        f"teacher calls used / budget: {metrics['teacher_calls']} / {metrics['budget']} "
+        f"teacher calls: {metrics['calls_this_run']} by this run; spent in the store in total / budget: "
+        f"{metrics['calls_spent_total']} / {metrics['budget']} "
         f"(outputs stored {metrics['teacher_outputs']}, lost {metrics['teacher_lost']}, "
         f"selected samples without an answer {metrics.get('teacher_unanswered', 0)})",
         f"ONNX parity: max |logit difference| {metrics['onnx_max_abs_diff']:.2e}; "
         f"batch-1 latency {metrics['latency_ms_batch1']:.3f} ms (median)",
-        f"ONNX student: {metrics['onnx_model']}",
     ]
     if "int8_test_accuracy" in metrics:
-        lines.insert(3, f"int8 (QDQ) test accuracy {metrics['int8_test_accuracy']:.4f}; batch-256 latency: "
-                        f"PyTorch {metrics['latency_ms_batch256_torch']:.3f} ms, ONNX Runtime "
-                        f"{metrics['latency_ms_batch256']:.3f} ms, int8 {metrics['latency_ms_batch256_int8']:.3f} ms; "
-                        "model card: models/model_card.md, serving bundle: models/serving/")
+        lines.insert(
+            3,
+            f"int8 (QDQ) test accuracy {metrics['int8_test_accuracy']:.4f}; batch-256 latency: "
+            f"PyTorch {metrics['latency_ms_batch256_torch']:.3f} ms, ONNX Runtime "
+            f"{metrics['latency_ms_batch256']:.3f} ms, int8 {metrics['latency_ms_batch256_int8']:.3f} ms; "
+            "model card: models/model_card.md, serving bundle: models/serving/",
+        )
     if "teacher_test_accuracy" in metrics:
-        lines.append(f"stand-in teacher test accuracy: {metrics['teacher_test_accuracy']:.4f} "
-                     f"({metrics['teacher_eval_calls']} evaluation calls, apart from the budget)")
+        lines.append(
+            f"stand-in teacher test accuracy: {metrics['teacher_test_accuracy']:.4f} "
+            f"({metrics['teacher_eval_calls']} evaluation calls, apart from the budget)"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    print(summarise(read_json(argv[0] if argv else "metrics/validate.json")))
+    # the method is a parameter, not a metric (metrics files hold numbers only)
+    method = load_params(argv[1] if len(argv) > 1 else "params.yaml").get("student", {}).get("method", "?")
+    print(summarise(read_json(argv[0] if argv else "metrics/validate.json"), method))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,19 @@
 
 Protocol: the N queried samples are split (seeded) into train and validation parts. Every candidate
 of the grid (learning rates x list-valued method arguments) trains for `student.steps` Adam steps on
-the train part, evaluated every `eval_every` steps on validation (accuracy against labels, or against
-the teacher's argmax without labels); the best candidate and step win. With `refit`, the winner is
-retrained on all N samples for that many steps. The test split is never read here.
+the train part, evaluated every `eval_every` steps on validation. The test split is never read here.
+
+Selection (`student.model_selection`), issue 13: with 10-60 validation samples, accuracy moves in steps of
+2-10 points and ties are common; picking the single best (candidate, step) then hangs on noise, and a
+refit stopped at an early "best" step under-trains the student (bench/selection_digits/).
+  plateau (default): a candidate's score is the mean, over the last half of its evaluations, of the
+    validation accuracy (against labels, or the teacher's argmax without labels), ties broken by the
+    mean KL divergence to the teacher's softened answers, KL(softmax(t/T) || softmax(s/T)) at T = 4,
+    which every queried sample has and which is far less noisy than 20 hard labels. No step is picked:
+    the refit on all N runs the full `steps`, and the weights returned are the average of the last
+    `average_last` checkpoints (SWA-style, Izmailov et al. 2018), one per `eval_every` steps.
+  best_step: the former rule: the best (validation accuracy, -cross-entropy to the teacher) over
+    candidates x steps; the refit runs that many steps.
 
 Batches are gathered by index from tensors already on the device (no per-sample Dataset): a group
 batch is B groups, i.e. B * 2k member rows, one `index_select` per tensor.
@@ -12,9 +22,12 @@ batch is B groups, i.e. B * 2k member rows, one `index_select` per tensor.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import math
+import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ckd.augment import cutout, random_shift, resolve_augment
+from ckd.comparative import ComparativeSet
 from ckd.config import StudentConfig
 from ckd.errors import CkdError
 from ckd.methods import METHODS, Method, build_method
@@ -31,6 +45,10 @@ from ckd.runtime import resolve_threads, set_torch_threads
 from ckd.students import build_student
 
 log = logging.getLogger(__name__)
+
+# Called at every evaluation step with the model (in eval mode); the numbers it returns join that
+# step's point of the curve, for plots only: model selection never reads them.
+EvalHook = Callable[[int, torch.nn.Module], "dict[str, float] | None"]
 
 
 @dataclass
@@ -50,20 +68,28 @@ class TrainingData:
     unlabelled: torch.Tensor | None = None  # pool inputs the teacher was never asked about (free)
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], device: torch.device) -> "TrainingData":
-        x = torch.as_tensor(arrays["x"], dtype=torch.float32, device=device)
-        teacher = torch.as_tensor(arrays["teacher"], dtype=torch.float32, device=device)
+    def from_set(cls, data: ComparativeSet, device: torch.device) -> TrainingData:
+        x = torch.as_tensor(data.x, dtype=torch.float32, device=device)
+        teacher = torch.as_tensor(data.teacher, dtype=torch.float32, device=device)
         num_classes = teacher.shape[1]
         labels = None
-        if "labels" in arrays:
-            labels = F.one_hot(torch.as_tensor(arrays["labels"], device=device), num_classes).float()
-        return cls(x, teacher, labels,
-                   torch.as_tensor(arrays["positives"], device=device),
-                   torch.as_tensor(arrays["negatives"], device=device),
-                   tuple(arrays["x"].shape[1:]), num_classes, arrays["norm_mean"], arrays["norm_std"],
-                   bool(arrays["is_image"]),
-                   torch.as_tensor(arrays["unlabelled"], dtype=torch.float32, device=device)
-                   if "unlabelled" in arrays and len(arrays["unlabelled"]) else None)
+        if data.labels is not None:
+            labels = F.one_hot(torch.as_tensor(data.labels, device=device), num_classes).float()
+        return cls(
+            x,
+            teacher,
+            labels,
+            torch.as_tensor(data.positives, device=device),
+            torch.as_tensor(data.negatives, device=device),
+            tuple(data.x.shape[1:]),
+            num_classes,
+            data.norm_mean,
+            data.norm_std,
+            data.is_image,
+            torch.as_tensor(data.unlabelled, dtype=torch.float32, device=device)
+            if data.unlabelled is not None and len(data.unlabelled)
+            else None,
+        )
 
     @property
     def group_size(self) -> int:
@@ -87,6 +113,7 @@ class FitResult:
     val_accuracy: float
     val_xent: float
     curve: list[dict[str, float]] = field(default_factory=list)
+    score: tuple[float, ...] = (-math.inf,)  # higher is better; compared across candidates
 
 
 @dataclass
@@ -114,8 +141,9 @@ def candidate_grid(config: StudentConfig) -> list[Candidate]:
 def split_rows(num_samples: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     count = max(1, int(round(val_fraction * num_samples)))
     if num_samples - count < 2:
-        raise CkdError(f"student.val_fraction={val_fraction} leaves fewer than 2 of {num_samples} queried "
-                       "samples for training")
+        raise CkdError(
+            f"student.val_fraction={val_fraction} leaves fewer than 2 of {num_samples} queried samples for training"
+        )
     order = np.random.default_rng(seed).permutation(num_samples)
     return np.sort(order[count:]), np.sort(order[:count])
 
@@ -128,22 +156,46 @@ def groups_within(data: TrainingData, rows: np.ndarray) -> torch.Tensor:
     return torch.nonzero(inside).squeeze(1)
 
 
-def evaluate(model: torch.nn.Module, data: TrainingData, rows: torch.Tensor) -> tuple[float, float]:
-    """(accuracy, cross-entropy against the teacher's softmax) on `rows`."""
+SELECTION_TEMPERATURE = 4.0  # softens the teacher's answers for the KL tie-break (KD's usual T)
+
+
+def evaluate(model: torch.nn.Module, data: TrainingData, rows: torch.Tensor) -> tuple[float, float, float]:
+    """(accuracy, cross-entropy against the teacher's softmax, KL(softmax(t/T) || softmax(s/T)) at
+    T = SELECTION_TEMPERATURE) on `rows`."""
     model.eval()
     with torch.no_grad():
         logits = model(data.x[rows])
+        teacher = data.teacher[rows]
         accuracy = (logits.argmax(-1) == data.targets(rows)).float().mean().item()
-        xent = -(torch.softmax(data.teacher[rows], -1) * F.log_softmax(logits, -1)).sum(-1).mean().item()
+        xent = -(torch.softmax(teacher, -1) * F.log_softmax(logits, -1)).sum(-1).mean().item()
+        kl = F.kl_div(
+            F.log_softmax(logits / SELECTION_TEMPERATURE, -1),
+            F.log_softmax(teacher / SELECTION_TEMPERATURE, -1),
+            log_target=True,
+            reduction="batchmean",
+        ).item()
     model.train()
-    return accuracy, xent
+    return accuracy, xent, kl
+
+
+def plateau_score(curve: list[dict[str, float]]) -> tuple[float, float]:
+    """(mean validation accuracy, -mean KL to the teacher) over the last half of the evaluations: a
+    candidate is judged by where it settles, not by its luckiest step (higher is better)."""
+    settled = curve[len(curve) // 2 :]
+    return (statistics.fmean(p["val_accuracy"] for p in settled), -statistics.fmean(p["val_kl"] for p in settled))
+
+
+def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Equal-weight average of checkpoints (SWA's average; the MLP and CNN students have no batch norm)."""
+    return {k: torch.stack([s[k].float() for s in states]).mean(0).to(states[0][k].dtype) for k in states[0]}
 
 
 class BatchSampler:
     """Draws a training batch by index: B samples, or B groups laid out k positives then k negatives."""
 
-    def __init__(self, data: TrainingData, rows: np.ndarray, uses_groups: bool, batch_size: int,
-                 generator: torch.Generator):
+    def __init__(
+        self, data: TrainingData, rows: np.ndarray, uses_groups: bool, batch_size: int, generator: torch.Generator
+    ):
         self.data, self.batch_size, self.generator = data, batch_size, generator
         device = data.x.device
         self.rows = torch.as_tensor(rows, device=device)
@@ -151,8 +203,10 @@ class BatchSampler:
         if uses_groups:
             self.group_ids = groups_within(data, rows)
             if len(self.group_ids) == 0:
-                raise CkdError("no comparative group lies entirely in the training part; raise "
-                               "comparative.max_groups or lower student.val_fraction")
+                raise CkdError(
+                    "no comparative group lies entirely in the training part; raise "
+                    "comparative.max_groups or lower student.val_fraction"
+                )
 
     def members(self) -> torch.Tensor:
         device = self.generator.device
@@ -164,8 +218,14 @@ class BatchSampler:
         return self.rows[pick.to(self.rows.device)]
 
 
-def unlabelled_consistency(model: torch.nn.Module, pool: torch.Tensor, count: int, augment: tuple[str, int],
-                           threshold: float, generator: torch.Generator) -> torch.Tensor:
+def unlabelled_consistency(
+    model: torch.nn.Module,
+    pool: torch.Tensor,
+    count: int,
+    augment: tuple[str, int],
+    threshold: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """FixMatch (Sohn et al., NeurIPS 2020) on pool inputs the teacher never saw, which cost nothing:
     the student's own confident answer on a weakly augmented input (max softmax >= threshold) is the
     target for a strongly augmented one (larger shift + cutout):
@@ -183,9 +243,20 @@ def unlabelled_consistency(model: torch.nn.Module, pool: torch.Tensor, count: in
     return (per_sample * mask).mean()
 
 
-def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: np.ndarray,
-        val_rows: np.ndarray | None, lr: float, steps: int, config: StudentConfig, augment: tuple[str, int],
-        seed: int, bar: tqdm | None = None) -> FitResult:
+def fit(
+    data: TrainingData,
+    method: Method,
+    model: torch.nn.Module,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+    lr: float,
+    steps: int,
+    config: StudentConfig,
+    augment: tuple[str, int],
+    seed: int,
+    bar: tqdm | None = None,
+    on_eval: EvalHook | None = None,
+) -> FitResult:
     device = data.x.device
     generator = torch.Generator(device=device).manual_seed(seed)
     sampler = BatchSampler(data, train_rows, method.uses_groups, config.batch_size, generator)
@@ -193,6 +264,8 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
     group_size = data.group_size if method.uses_groups else None
     val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
+    plateau = config.model_selection == "plateau"
+    recent: collections.deque = collections.deque(maxlen=config.average_last if plateau else 1)
     use_unlabelled = config.unlabelled_weight > 0 and data.unlabelled is not None and augment[0] != "none"
     # bf16 autocast of the forward passes and losses (softmax and log-softmax stay fp32 under autocast);
     # the weights, Adam's state and the gradients stay fp32, so no loss scaling is needed.
@@ -212,7 +285,8 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
             loss = method.loss(model(x), t, y, group_size)
             if use_unlabelled:
                 loss = loss + config.unlabelled_weight * unlabelled_consistency(
-                    model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator)
+                    model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator
+                )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -222,21 +296,39 @@ def fit(data: TrainingData, method: Method, model: torch.nn.Module, train_rows: 
             train_loss = float(running / seen)
             running, seen = 0.0, 0
             if not math.isfinite(train_loss):
-                raise CkdError(f"training diverged (loss {train_loss}) at step {step} with lr={lr}; "
-                               "lower student.lr")
+                raise CkdError(f"training diverged (loss {train_loss}) at step {step} with lr={lr}; lower student.lr")
             point = {"step": step, "train_loss": train_loss}
             if val is not None:
-                accuracy, xent = evaluate(model, data, val)
-                point.update(val_accuracy=accuracy, val_xent=xent)
-                if (accuracy, -xent) > (best.val_accuracy, -best.val_xent):
-                    best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, step,
-                                     accuracy, xent)
+                accuracy, xent, kl = evaluate(model, data, val)
+                point.update(val_accuracy=accuracy, val_xent=xent, val_kl=kl)
+                if not plateau and (accuracy, -xent) > (best.val_accuracy, -best.val_xent):
+                    best = FitResult(
+                        {k: v.detach().clone() for k, v in model.state_dict().items()},
+                        step,
+                        accuracy,
+                        xent,
+                        score=(accuracy, -xent),
+                    )
+            if plateau and step > steps - config.average_last * config.eval_every:
+                recent.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            if on_eval is not None:
+                model.eval()
+                with torch.no_grad():
+                    point.update(on_eval(step, model) or {})
+                model.train()
             curve.append(point)
         if bar is not None:
             bar.update(1)
     best.curve = curve
-    if val is None:
-        best.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if plateau and val is not None:
+        settled = curve[len(curve) // 2 :]
+        best.val_accuracy = statistics.fmean(p["val_accuracy"] for p in settled)
+        best.val_xent = statistics.fmean(p["val_xent"] for p in settled)
+        best.score = plateau_score(curve)
+    if plateau or val is None:
+        best.state = (
+            average_states(list(recent)) if plateau else {k: v.detach().clone() for k, v in model.state_dict().items()}
+        )
         best.best_step = steps
     return best
 
@@ -246,11 +338,16 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def train_student(arrays: dict[str, np.ndarray], config: StudentConfig, device: torch.device,
-                  progress: bool = True) -> TrainOutcome:
+def train_student(
+    comparative: ComparativeSet,
+    config: StudentConfig,
+    device: torch.device,
+    progress: bool = True,
+    on_eval: EvalHook | None = None,
+) -> TrainOutcome:
     """Select the candidate on validation, then (with refit) retrain it on all queried samples."""
     torch.use_deterministic_algorithms(device.type == "cpu")
-    data = TrainingData.from_arrays(arrays, device)
+    data = TrainingData.from_set(comparative, device)
     labelled = data.labels is not None
     METHODS.get(config.method)  # unknown method: error lists the registered ones
     augment = resolve_augment(config.augment, data.sample_shape, data.is_image)
@@ -261,8 +358,9 @@ def train_student(arrays: dict[str, np.ndarray], config: StudentConfig, device: 
     def new_model_and_method(candidate: Candidate):
         seed_everything(config.seed)
         method = build_method(config.method, data.num_classes, teacher_var, labelled, **candidate.method_args)
-        model = build_student(config.arch, data.sample_shape, data.num_classes, data.norm_mean, data.norm_std,
-                              dict(config.arch_args)).to(device)
+        model = build_student(
+            config.arch, data.sample_shape, data.num_classes, data.norm_mean, data.norm_std, dict(config.arch_args)
+        ).to(device)
         return model, method
 
     probe_model, probe_method = new_model_and_method(candidates[0])
@@ -270,32 +368,76 @@ def train_student(arrays: dict[str, np.ndarray], config: StudentConfig, device: 
     if device.type == "cpu":
         set_torch_threads(threads)
     if probe_method.uses_labels and not labelled:
-        log.warning("%s: the data has no labels (or data.use_labels is off): every label term is off%s",
-                    config.method, "; ce trains on the teacher's argmax" if config.method == "ce" else "")
+        log.warning(
+            "%s: the data has no labels (or data.use_labels is off): every label term is off%s",
+            config.method,
+            "; ce trains on the teacher's argmax" if config.method == "ce" else "",
+        )
     total = len(candidates) * config.steps + (config.steps if config.refit else 0)
     bar = tqdm(total=total, desc=f"train {config.method}", unit="step", disable=not progress, dynamic_ncols=True)
     selection, best, best_candidate = [], None, None
     try:
         for candidate in candidates:
             model, method = new_model_and_method(candidate)
-            result = fit(data, method, model, train_rows, val_rows, candidate.lr, config.steps, config, augment,
-                         config.seed, bar)
-            selection.append({"lr": candidate.lr, **candidate.method_args, "val_accuracy": result.val_accuracy,
-                              "val_xent": result.val_xent, "best_step": result.best_step})
-            if best is None or (result.val_accuracy, -result.val_xent) > (best.val_accuracy, -best.val_xent):
+            result = fit(
+                data,
+                method,
+                model,
+                train_rows,
+                val_rows,
+                candidate.lr,
+                config.steps,
+                config,
+                augment,
+                config.seed,
+                bar,
+                on_eval,
+            )
+            selection.append(
+                {
+                    "lr": candidate.lr,
+                    **candidate.method_args,
+                    "val_accuracy": result.val_accuracy,
+                    "val_xent": result.val_xent,
+                    "score": list(result.score),
+                    "best_step": result.best_step,
+                }
+            )
+            if best is None or result.score > best.score:
                 best, best_candidate = result, candidate
         model, method = new_model_and_method(best_candidate)
         steps_run = best.best_step
         if config.refit:
             bar.total = len(candidates) * config.steps + best.best_step
-            refit = fit(data, method, model, np.arange(len(data.x)), None, best_candidate.lr, best.best_step,
-                        config, augment, config.seed, bar)
+            refit = fit(
+                data,
+                method,
+                model,
+                np.arange(len(data.x)),
+                None,
+                best_candidate.lr,
+                best.best_step,
+                config,
+                augment,
+                config.seed,
+                bar,
+            )
             model.load_state_dict(refit.state)
         else:
             model.load_state_dict(best.state)
     finally:
         bar.close()
     model.eval()
-    return TrainOutcome(model, best_candidate, best.val_accuracy, best.best_step, steps_run, best.curve, selection,
-                        str(device), f"{augment[0]}({augment[1]}px)" if augment[0] != "none" else "none",
-                        threads, config.precision)
+    return TrainOutcome(
+        model,
+        best_candidate,
+        best.val_accuracy,
+        best.best_step,
+        steps_run,
+        best.curve,
+        selection,
+        str(device),
+        f"{augment[0]}({augment[1]}px)" if augment[0] != "none" else "none",
+        threads,
+        config.precision,
+    )

@@ -15,30 +15,40 @@ from ckd.runtime import onnx_session
 def torch_logits(model: torch.nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     model = model.to("cpu").eval()
     with torch.no_grad():
-        return np.concatenate([model(torch.as_tensor(x[i:i + batch_size])).numpy()
-                               for i in range(0, len(x), batch_size)])
+        return np.concatenate(
+            [model(torch.as_tensor(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+        )
 
 
 def onnx_logits(path: str | Path, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     session = onnx_session(path)
-    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + batch_size].astype(np.float32)})[0]
-                           for i in range(0, len(x), batch_size)])
+    return np.concatenate(
+        [
+            session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + batch_size].astype(np.float32)})[0]
+            for i in range(0, len(x), batch_size)
+        ]
+    )
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean())
 
 
-def check_gates(metrics: dict, min_accuracy: float, max_abs_diff: float, artifact: str,
-                max_int8_drop: float | None = None) -> None:
+def check_gates(
+    metrics: dict, min_accuracy: float, max_abs_diff: float, artifact: str, max_int8_drop: float | None = None
+) -> None:
     failures = []
     if max_int8_drop is not None and "int8_test_accuracy" in metrics:
         drop = metrics["onnx_test_accuracy"] - metrics["int8_test_accuracy"]
         if drop > max_int8_drop + 1e-12:
-            failures.append(f"int8 accuracy drop {drop:.4f} (onnx {metrics['onnx_test_accuracy']:.4f} - int8 "
-                            f"{metrics['int8_test_accuracy']:.4f}) > validate.max_int8_drop {max_int8_drop}")
+            failures.append(
+                f"int8 accuracy drop {drop:.4f} (onnx {metrics['onnx_test_accuracy']:.4f} - int8 "
+                f"{metrics['int8_test_accuracy']:.4f}) > validate.max_int8_drop {max_int8_drop}"
+            )
     if metrics["onnx_test_accuracy"] < min_accuracy:
-        failures.append(f"onnx_test_accuracy {metrics['onnx_test_accuracy']:.4f} < validate.min_accuracy {min_accuracy}")
+        failures.append(
+            f"onnx_test_accuracy {metrics['onnx_test_accuracy']:.4f} < validate.min_accuracy {min_accuracy}"
+        )
     if metrics["test_accuracy"] < min_accuracy:
         failures.append(f"test_accuracy {metrics['test_accuracy']:.4f} < validate.min_accuracy {min_accuracy}")
     if not metrics["onnx_max_abs_diff"] <= max_abs_diff:

@@ -46,8 +46,11 @@ class OnnxTeacher(Model):
 
     @staticmethod
     def _describe(arg) -> dict:
-        return {"name": arg.name, "datatype": DATATYPE.get(arg.type, "FP32"),
-                "shape": [d if isinstance(d, int) else -1 for d in arg.shape]}
+        return {
+            "name": arg.name,
+            "datatype": DATATYPE.get(arg.type, "FP32"),
+            "shape": [d if isinstance(d, int) else -1 for d in arg.shape],
+        }
 
     def get_input_types(self):
         return [self._describe(self.input)]
@@ -64,8 +67,10 @@ class OnnxTeacher(Model):
         shape = [int(d) for d in given.shape]
         fits = len(shape) == len(expected) and all(e in (-1, s) for e, s in zip(expected, shape))
         if given.name != self.input.name or not fits:
-            raise InvalidInput(f"input {given.name!r} with shape {shape} does not fit the model's input "
-                               f"{self.input.name!r} of shape {expected} (-1: any)")
+            raise InvalidInput(
+                f"input {given.name!r} with shape {shape} does not fit the model's input "
+                f"{self.input.name!r} of shape {expected} (-1: any)"
+            )
         if given.datatype not in ("FP32", "FP64", "FP16"):
             raise InvalidInput(f"input {given.name!r} has datatype {given.datatype}; the model takes FP32")
         names = [o.name for o in self.session.get_outputs()]

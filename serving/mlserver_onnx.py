@@ -16,8 +16,13 @@ from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver.utils import get_model_uri
 
-_NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
-          "tensor(int32)": np.int32, "tensor(uint8)": np.uint8}
+_NUMPY = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(uint8)": np.uint8,
+}
 
 
 class OnnxModel(MLModel):
@@ -31,8 +36,11 @@ class OnnxModel(MLModel):
         expected = [d if isinstance(d, int) else -1 for d in self.graph_input.shape]
         fits = len(array.shape) == len(expected) and all(e in (-1, s) for e, s in zip(expected, array.shape))
         if name != self.graph_input.name or not fits:
-            raise MLServerError(f"input {name!r} with shape {list(array.shape)} does not fit the model's input "
-                                f"{self.graph_input.name!r} of shape {expected} (-1: any)", status_code=400)
+            raise MLServerError(
+                f"input {name!r} with shape {list(array.shape)} does not fit the model's input "
+                f"{self.graph_input.name!r} of shape {expected} (-1: any)",
+                status_code=400,
+            )
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         if len(payload.inputs) != 1:
@@ -46,5 +54,9 @@ class OnnxModel(MLModel):
         if unknown:
             raise MLServerError(f"unknown output(s) {unknown}; the model has {self.output_names}", 400)
         values = self.session.run(wanted, {self.graph_input.name: array})
-        return InferenceResponse(model_name=self.name, model_version=self.version, id=payload.id,
-                                 outputs=[NumpyCodec.encode_output(n, v) for n, v in zip(wanted, values)])
+        return InferenceResponse(
+            model_name=self.name,
+            model_version=self.version,
+            id=payload.id,
+            outputs=[NumpyCodec.encode_output(n, v) for n, v in zip(wanted, values)],
+        )

@@ -1,2 +1,2 @@
-"""One thin entry point per DVC stage: parse the paths dvc.yaml passes, load that stage's params
-section, call one `ckd.pipeline` function, write `metrics/<stage>.json`."""
+"""One thin entry point per DVC stage: parse the paths dvc.yaml passes, validate the whole params file,
+call one `ckd.stages` function, save its outputs and write `metrics/<stage>.json`."""

@@ -1,33 +1,50 @@
-"""What every stage script shares: logging, one-line errors, the metrics file."""
+"""What every stage script shares: the whole params file validated first, one-line errors, the metrics file."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-from ckd.errors import CkdError
-from ckd.jsonio import write_json
+from ckd.config import Params, load_config
+from ckd.errors import USER_ERROR_EXIT, CkdError, record_exit_status
+from ckd.metrics import write_metrics
+from ckd.stages import metrics_path
+
+Body = Callable[[argparse.Namespace, Params], dict]
 
 
 def parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"stages.{stage}", description=(doc or "").strip().splitlines()[0])
     p.add_argument("--params", default="params.yaml", help="the parameters file (default: params.yaml)")
-    p.add_argument("--metrics", default=f"metrics/{stage}.json", help="where to write this stage's metrics")
+    p.add_argument("--metrics", default=str(metrics_path(stage)), help="where to write this stage's metrics")
     return p
 
 
-def run(stage: str, body: Callable[[], dict], metrics_path: str | None) -> None:
-    """Run `body`; write its metrics; turn a user-fixable error into one line and exit status 2."""
+def run(
+    stage: str,
+    p: argparse.ArgumentParser,
+    body: Body,
+    argv: list[str] | None = None,
+    gate: Callable[[argparse.Namespace, Params, dict], None] | None = None,
+) -> None:
+    """Validate the WHOLE params file (a typo anywhere fails in the first stage, before any teacher call),
+    run `body`, write its metrics, then `gate` (so metrics are kept when a gate fails). A user-fixable
+    error is one line, `ckd <stage>: error: ...`, and exit status 2."""
     logging.basicConfig(level=logging.INFO, format=f"%(levelname)s ckd.{stage}: %(message)s", stream=sys.stderr)
     for noisy in ("great_expectations", "urllib3", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = p.parse_args(argv)
     try:
-        metrics = body()
+        params = load_config(args.params)
+        metrics = body(args, params)
+        if args.metrics:
+            write_metrics(args.metrics, metrics)
+        if gate is not None:
+            gate(args, params, metrics)
     except CkdError as error:
         for line in str(error).splitlines():
             print(f"ckd {stage}: error: {line}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if metrics_path:
-        write_json(metrics_path, metrics)
+        record_exit_status(USER_ERROR_EXIT)
+        raise SystemExit(USER_ERROR_EXIT) from None

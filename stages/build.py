@@ -1,7 +1,8 @@
 """Build the comparative data set: groups of k positives and k negatives over the queried samples."""
 
-from ckd.config import load_section, load_seed
-from ckd.pipeline import build_stage
+from ckd.data import Pool
+from ckd.query import Queried
+from ckd.stages.build import build
 from stages._entry import parser, run
 
 
@@ -10,10 +11,15 @@ def main(argv=None) -> None:
     p.add_argument("--queried", required=True)
     p.add_argument("--pool", required=True)
     p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-    run("build", lambda: build_stage(load_section("comparative", args.params),
-                                     load_section("teacher", args.params).scores, load_seed(args.params),
-                                     args.queried, args.pool, args.out), args.metrics)
+
+    def body(args, params):
+        built, metrics = build(
+            params.comparative, params.teacher.scores, params.seed, Queried.load(args.queried), Pool.load(args.pool)
+        )
+        built.save(args.out)
+        return metrics
+
+    run("build", p, body, argv)
 
 
 if __name__ == "__main__":

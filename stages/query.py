@@ -1,7 +1,7 @@
 """Ask the teacher once about the selected samples, under the hard budget, keeping every paid answer."""
 
-from ckd.config import load_section
-from ckd.pipeline import query_stage
+from ckd.data import Pool, Selection
+from ckd.stages.query import query
 from stages._entry import parser, run
 
 
@@ -10,9 +10,13 @@ def main(argv=None) -> None:
     p.add_argument("--pool", required=True)
     p.add_argument("--selected", required=True)
     p.add_argument("--out", required=True, help="the teacher scores of the selected samples (.npz)")
-    args = p.parse_args(argv)
-    run("query", lambda: query_stage(load_section("teacher", args.params), args.pool, args.selected, args.out),
-        args.metrics)
+
+    def body(args, params):
+        queried, metrics = query(params.teacher, Pool.load(args.pool), Selection.load(args.selected))
+        queried.save(args.out)
+        return metrics
+
+    run("query", p, body, argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Load the data, split pool/test by seed, and choose exactly teacher.budget pool samples to send."""
 
-from ckd.config import load_section, load_seed
-from ckd.pipeline import sample_stage
+from ckd.stages.sample import sample
 from stages._entry import parser, run
 
 
@@ -10,9 +9,13 @@ def main(argv=None) -> None:
     p.add_argument("--pool", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--selected", required=True)
-    args = p.parse_args(argv)
-    run("sample", lambda: sample_stage(load_section("data", args.params), load_section("teacher", args.params).budget,
-                                       load_seed(args.params), args.pool, args.test, args.selected), args.metrics)
+
+    def body(args, params):
+        pool, test, selection, metrics = sample(params.data, params.teacher.budget, params.split_seed, params.seed)
+        pool.save(args.pool), test.save(args.test), selection.save(args.selected)
+        return metrics
+
+    run("sample", p, body, argv)
 
 
 if __name__ == "__main__":

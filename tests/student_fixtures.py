@@ -26,8 +26,14 @@ def trained_student(arch: str, steps: int = 150, seed: int = 0):
     torch.manual_seed(seed)
     x, y = torch.as_tensor(dataset.x[pool_ids]), torch.as_tensor(dataset.y[pool_ids])
     mean, std = input_statistics(dataset.x[pool_ids])
-    model = build_student(arch, dataset.sample_shape, dataset.num_classes, mean, std,
-                          {"hidden": [32]} if arch == "mlp" else {"channels": [8, 16]})
+    model = build_student(
+        arch,
+        dataset.sample_shape,
+        dataset.num_classes,
+        mean,
+        std,
+        {"hidden": [32]} if arch == "mlp" else {"channels": [8, 16]},
+    )
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(steps):
         optimiser.zero_grad()

@@ -42,8 +42,12 @@ def test_probabilities_become_log_probabilities():
 def test_free_pool_inputs_are_capped_to_a_seeded_subset(monkeypatch):
     from ckd import comparative
 
-    pool = {"ids": np.arange(100, 150), "x": np.arange(50, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32),
-            "class_names": np.array(["a", "b"]), "is_image": np.asarray(False)}
+    pool = {
+        "ids": np.arange(100, 150),
+        "x": np.arange(50, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32),
+        "class_names": np.array(["a", "b"]),
+        "is_image": np.asarray(False),
+    }
     queried = np.arange(100, 110)
     scores = np.zeros((10, 2), np.float32)
     whole = comparative.comparative_arrays(queried, scores, pool, "logits", 1, 20, seed=0)["unlabelled"]

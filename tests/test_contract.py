@@ -1,15 +1,16 @@
-"""Every stage in dvc.yaml has its script, reads params that exist, and every registry name resolves."""
+"""dvc.yaml, stages/, ckd/stages/ and params.yaml agree; every registry name in params.yaml resolves."""
+
+import json
 
 import yaml
 
-from ckd.config import load_params
+from ckd.config import load_config, load_params
 from ckd.data.selection import SELECTIONS
 from ckd.methods import METHODS
+from ckd.stages import metrics_path, stage_names
 from ckd.students import STUDENTS
 from ckd.teachers import TEACHERS
 from tests.conftest import PROJECT
-
-PIPELINE = ["teacher", "sample", "query", "check", "build", "train", "export", "validate"]
 
 
 def lookup(params, dotted):
@@ -20,25 +21,37 @@ def lookup(params, dotted):
     return node
 
 
-def test_stages_scripts_and_params():
+def test_dvc_yaml_stages_scripts_modules_and_params_agree():
     dvc = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
     params = load_params(PROJECT / "params.yaml")
-    assert list(dvc["stages"]) == PIPELINE
+    names = stage_names(PROJECT)
+    assert names[0] == "teacher" and names[-1] == "validate"
+    scripts = {p.stem for p in (PROJECT / "stages").glob("*.py") if not p.stem.startswith("_")}
+    modules = {p.stem for p in (PROJECT / "ckd" / "stages").glob("*.py") if not p.stem.startswith("_")}
+    assert scripts == modules == set(names)
     for name, stage in dvc["stages"].items():
-        assert (PROJECT / "stages" / f"{name}.py").is_file()
         assert stage["cmd"].startswith(f"python -m stages.{name} ")
-        assert f"stages/{name}.py" in stage["deps"]
+        assert f"stages/{name}.py" in stage["deps"] and f"ckd/stages/{name}.py" in stage["deps"]
         for key in stage["params"]:
             lookup(params, key)
-    assert dvc["stages"]["query"]["outs"][0]["${teacher.store}"]["persist"] is True
+        # numbers compared across experiments are `metrics:`; a stage's record of sizes and settings is an out
+        declared = [next(iter(m)) if isinstance(m, dict) else m for m in stage.get("metrics", []) + stage["outs"]]
+        json_files = [path for path in declared if str(path).endswith(".json") and str(path).startswith("metrics/")]
+        expected = "metrics/train/metrics.json" if name == "train" else str(metrics_path(name))  # DVCLive's folder
+        assert json_files == [expected], f"{name}: its metrics file is not {expected}"
+    # the store outlives every workspace and experiment: a parameter of `query`, never an output DVC may remove
+    query = dvc["stages"]["query"]
+    assert {"teacher", "teacher.store"} & set(query["params"]) and "${teacher.store}" not in json.dumps(query["outs"])
 
 
 def test_registry_names_in_params_resolve():
-    params = load_params(PROJECT / "params.yaml")
-    assert params["student"]["method"] in METHODS
-    assert params["student"]["arch"] in STUDENTS
-    assert params["teacher"]["kind"] in TEACHERS
-    assert params["data"]["selection"] in SELECTIONS
+    params = load_config(PROJECT / "params.yaml")  # validates them against the registries
+    assert params.student.method in METHODS and params.student.arch in STUDENTS
+    assert params.teacher.kind in TEACHERS and params.data.selection in SELECTIONS
+    # each registered backend brings its own config model, told apart by `kind`
+    assert {TEACHERS.get(name).config_model.model_fields["kind"].default for name in TEACHERS.names()} == set(
+        TEACHERS.names()
+    )
 
 
 def test_no_phoning_home_committed():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from ckd.config import section_from_dict
 from ckd.data import load_source, select_for_teacher, split_pool_test, write_arrays
 from ckd.errors import CkdError, ConfigError
 
@@ -33,12 +34,15 @@ def test_npz_source_images_labels(tmp_path):
     assert not load_source(str(tmp_path / "table.npz")).is_image
 
 
-@pytest.mark.parametrize("arrays,message", [
-    ({"pixels": np.zeros((5, 2))}, "needs an array named 'x' or 'images'"),
-    ({"x": np.zeros((5, 2)), "y": np.zeros(4, int)}, "'y' must be non-negative integers of shape \\[5\\]"),
-    ({"x": np.full((5, 2), np.nan)}, "NaN"),
-    ({"x": np.zeros((5, 2))}, "class_names"),
-])
+@pytest.mark.parametrize(
+    "arrays,message",
+    [
+        ({"pixels": np.zeros((5, 2))}, "needs an array named 'x' or 'images'"),
+        ({"x": np.zeros((5, 2)), "y": np.zeros(4, int)}, "'y' must be non-negative integers of shape \\[5\\]"),
+        ({"x": np.full((5, 2), np.nan)}, "NaN"),
+        ({"x": np.zeros((5, 2))}, "class_names"),
+    ],
+)
 def test_malformed_npz_names_the_file(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"
     write_arrays(path, **arrays)
@@ -53,8 +57,14 @@ def test_missing_unreadable_and_unknown_source(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CkdError, match="junk.npz: not a readable .npz"):
         load_source(str(tmp_path / "junk.npz"))
-    with pytest.raises(ConfigError, match="data.source: must be 'digits' or a path"):
+    with pytest.raises(ConfigError, match="data.source: must be a registered data source or a path ending in one"):
         load_source("mnist-from-the-internet")
+    with pytest.raises(
+        ConfigError,
+        match=r"data.source: must be a registered data source or a path ending in one: "
+        r"\.npz, digits, got 'mnist.csv'",
+    ):
+        section_from_dict("data", {"source": "mnist.csv"})
 
 
 def test_pickled_npz_is_refused(tmp_path):

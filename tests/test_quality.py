@@ -8,8 +8,9 @@ POOL = np.arange(100)
 
 
 def spec(rows=20, probabilities=False, budget=20):
-    return ScoreExpectations(expected_rows=rows, budget=budget, pool_ids=POOL, num_classes=10,
-                             probabilities=probabilities)
+    return ScoreExpectations(
+        expected_rows=rows, budget=budget, pool_ids=POOL, num_classes=10, probabilities=probabilities
+    )
 
 
 def logits(rows=20, seed=0):
@@ -39,9 +40,13 @@ def test_each_broken_property_is_reported_once():
     with pytest.raises(QualityError) as error:
         check_teacher_outputs(ids, scores, spec(rows=21, budget=19), "q.npz")
     message = str(error.value)
-    for expectation in ("expect_table_row_count_to_equal", "expect_table_row_count_to_be_between",
-                        "expect_column_values_to_be_unique", "'column': 'id'",
-                        "expect_column_unique_value_count_to_be_between"):
+    for expectation in (
+        "expect_table_row_count_to_equal",
+        "expect_table_row_count_to_be_between",
+        "expect_column_values_to_be_unique",
+        "'column': 'id'",
+        "expect_column_unique_value_count_to_be_between",
+    ):
         assert expectation in message
     assert "expect_column_values_to_be_in_set {'column': 'id_in_pool'}" in message
     assert len(message.splitlines()) == 5

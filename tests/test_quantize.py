@@ -40,8 +40,7 @@ def test_int8_is_qdq_and_close_to_fp32(tmp_path, arch):
 
 
 def test_int8_drop_gate():
-    metrics = {"onnx_test_accuracy": 0.93, "test_accuracy": 0.93, "onnx_max_abs_diff": 1e-6,
-               "int8_test_accuracy": 0.91}
+    metrics = {"onnx_test_accuracy": 0.93, "test_accuracy": 0.93, "onnx_max_abs_diff": 1e-6, "int8_test_accuracy": 0.91}
     with pytest.raises(CkdError, match=r"int8 accuracy drop 0.0200 .* > validate.max_int8_drop 0.01"):
         check_gates(metrics, 0.5, 1e-4, "models/student.onnx", max_int8_drop=0.01)
     check_gates(metrics, 0.5, 1e-4, "models/student.onnx", max_int8_drop=0.02)

@@ -1,36 +1,44 @@
 import numpy as np
 import pytest
 
-from ckd.budget import BudgetLedger
-from ckd.errors import TeacherError
-from ckd.query import TeacherRefused, input_hashes, run_query, teacher_key
-from ckd.config import TeacherConfig
+from ckd.config import section_from_dict
+from ckd.errors import CkdError, TeacherError
+from ckd.query import TeacherRefused, input_hashes, run_query
+from ckd.store import open_store
 from ckd.teachers import build_teacher
 from ckd.teachers.counting import computed_samples
 from tests.conftest import linear_onnx_teacher
 
 
-def counting(model, tmp_path, **options):
-    config = TeacherConfig(kind="counting", model=str(model), options={"count_file": str(tmp_path / "count.log"),
-                                                                       **options})
+def counting(model, tmp_path, **fields):
+    config = section_from_dict(
+        "teacher", {"kind": "counting", "model": str(model), "count_file": str(tmp_path / "count.log"), **fields}
+    )
     return build_teacher(config)
 
 
 def test_answers_each_selected_sample_once(tmp_path, onnx_teacher, digits_like):
     ids, x = digits_like
     teacher = counting(onnx_teacher, tmp_path)
-    result = run_query(teacher, ids[:50], x[:50], 10, budget=50, store=tmp_path / "store", batch_size=16,
-                       progress=False)
+    result = run_query(
+        teacher, ids[:50], x[:50], 10, budget=50, store=tmp_path / "store", batch_size=16, progress=False
+    )
     assert list(result.ids) == list(ids[:50])
     np.testing.assert_allclose(result.scores, teacher.predict(x[:50]), rtol=1e-6)
-    assert (result.teacher_calls, result.teacher_outputs, result.teacher_lost) == (50, 50, 0)
+    assert (result.calls_this_run, result.calls_spent_total, result.teacher_outputs, result.teacher_lost) == (
+        50,
+        50,
+        50,
+        0,
+    )
+    assert result.fresh_store
     assert computed_samples(tmp_path / "count.log") == 100  # 50 in the run + 50 in the check above
     # a re-run (say, after a change downstream) costs nothing
     again = run_query(teacher, ids[:50], x[:50], 10, budget=50, store=tmp_path / "store", progress=False)
-    assert again.new_calls == 0 and len(again.ids) == 50
+    assert again.calls_this_run == 0 and len(again.ids) == 50 and not again.fresh_store
     # a larger selection under a larger budget asks only about the new inputs
     more = run_query(teacher, ids[:70], x[:70], 10, budget=70, store=tmp_path / "store", progress=False)
-    assert more.new_calls == 20 and more.teacher_calls == 70
+    assert more.calls_this_run == 20 and more.calls_spent_total == 70
 
 
 def test_budget_is_a_hard_cap_on_new_selections(tmp_path, onnx_teacher, digits_like):
@@ -39,7 +47,7 @@ def test_budget_is_a_hard_cap_on_new_selections(tmp_path, onnx_teacher, digits_l
     run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", progress=False)
     # the same budget, a different selection: only what is already paid for comes back
     result = run_query(teacher, ids[20:60], x[20:60], 10, budget=40, store=tmp_path / "s", progress=False)
-    assert result.teacher_calls == 40 and result.new_calls == 0
+    assert result.calls_spent_total == 40 and result.calls_this_run == 0
     assert result.unanswered == 20 and list(result.ids) == list(ids[20:40])
     assert computed_samples(tmp_path / "count.log") == 40
 
@@ -47,13 +55,12 @@ def test_budget_is_a_hard_cap_on_new_selections(tmp_path, onnx_teacher, digits_l
 def test_lost_batch_is_asked_again_only_while_budget_remains(tmp_path, onnx_teacher, digits_like):
     ids, x = digits_like
     teacher = counting(onnx_teacher, tmp_path)
-    store = tmp_path / "s"
-    directory = store / teacher_key(teacher.identity)
-    hashes = input_hashes(x[:10])
-    with BudgetLedger(directory / "ledger.jsonl", teacher.identity) as ledger:
-        ledger.reserve([int(i) for i in ids[:10]], hashes, budget=30)  # sent, then the process died
+    store = open_store(str(tmp_path / "s"))
+    run = store.open_run(teacher.identity, "test")
+    store.reserve(teacher.identity, run, [int(i) for i in ids[:10]], input_hashes(x[:10]), budget=30)
+    store.close_run(run)  # sent, then the run ended with no answer
     result = run_query(teacher, ids[:20], x[:20], 10, budget=25, store=store, batch_size=8, progress=False)
-    assert result.teacher_calls == 25 and result.teacher_lost == 10
+    assert result.calls_spent_total == 25 and result.teacher_lost == 10
     assert result.unanswered == 5  # 10 lost + 10 new needed 20 more calls, only 15 remained
     assert computed_samples(tmp_path / "count.log") == 15
 
@@ -89,17 +96,208 @@ class RefusingTeacher(GarbageTeacher):
 
 def test_garbage_is_quarantined_and_counted(tmp_path, digits_like):
     ids, x = digits_like
-    with pytest.raises(TeacherError, match=r"expected \(16, 10\); raw answer kept in"):
+    with pytest.raises(TeacherError, match=r"expected \(16, 10\); raw answer kept in the store"):
         run_query(GarbageTeacher(), ids[:40], x[:40], 10, budget=40, store=tmp_path, batch_size=16, progress=False)
-    directory = tmp_path / teacher_key("garbage")
-    assert len(list((directory / "quarantine").glob("*.npz"))) == 1
-    with BudgetLedger(directory / "ledger.jsonl", "garbage") as ledger:
-        assert ledger.counted == 16 and ledger.state.count("rejected") == 16  # it was computed: it stays paid
+    summary = open_store(str(tmp_path)).summary("garbage")
+    assert summary.spent == 16 and summary.rejected == 16  # it was computed: it stays paid
 
 
 def test_refusal_gives_the_count_back(tmp_path, digits_like):
     ids, x = digits_like
     with pytest.raises(TeacherError, match="refused"):
         run_query(RefusingTeacher(), ids[:10], x[:10], 10, budget=10, store=tmp_path, progress=False)
-    with BudgetLedger(tmp_path / teacher_key("refusing") / "ledger.jsonl", "refusing") as ledger:
-        assert ledger.counted == 0
+    store = open_store(str(tmp_path))
+    assert store.spent() == 0 and store.summary("refusing").refused == 10
+
+
+def test_a_resaved_onnx_model_is_the_same_teacher(tmp_path, onnx_teacher, digits_like):
+    import onnx
+
+    ids, x = digits_like
+    model = onnx.load(str(onnx_teacher))
+    model.producer_name, model.doc_string = "someone-else", "saved again"
+    onnx.helper.set_model_props(model, {"note": "other metadata, other bytes"})
+    onnx.save(model, str(tmp_path / "resaved.onnx"))
+    assert (tmp_path / "resaved.onnx").read_bytes() != onnx_teacher.read_bytes()
+    first, resaved = counting(onnx_teacher, tmp_path), counting(tmp_path / "resaved.onnx", tmp_path)
+    assert first.identity == resaved.identity
+    other = counting(linear_onnx_teacher(tmp_path / "other.onnx", input_shape=[1, 8, 8], seed=1), tmp_path)
+    assert other.identity != first.identity  # other weights: another teacher
+    run_query(first, ids[:30], x[:30], 10, budget=30, store=tmp_path / "s", progress=False)
+    again = run_query(resaved, ids[:30], x[:30], 10, budget=30, store=tmp_path / "s", progress=False)
+    assert again.calls_this_run == 0 and len(again.ids) == 30
+    assert computed_samples(tmp_path / "count.log") == 30
+
+
+def test_a_declared_identity_is_a_new_teacher_with_the_same_purse(tmp_path, onnx_teacher, digits_like):
+    ids, x = digits_like
+    plain = counting(onnx_teacher, tmp_path)
+    declared = counting(onnx_teacher, tmp_path, identity="retrained-2026")
+    assert declared.identity == f"{plain.identity}#retrained-2026"
+    run_query(plain, ids[:30], x[:30], 10, budget=50, store=tmp_path / "s", progress=False)
+    result = run_query(declared, ids[:30], x[:30], 10, budget=50, store=tmp_path / "s", progress=False)
+    assert result.calls_this_run == 20 and result.unanswered == 10  # its own answers, but one budget for the store
+    assert result.calls_spent_total == 50 and computed_samples(tmp_path / "count.log") == 50
+
+
+def test_onnx_runtime_refusing_the_batch_shape_gives_the_count_back(tmp_path, digits_like):
+    ids, x = digits_like
+    single = linear_onnx_teacher(tmp_path / "single.onnx", input_shape=[1, 8, 8])
+    import onnx
+
+    model = onnx.load(str(single))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # takes batches of exactly one
+    onnx.save(model, str(single))
+    with pytest.raises(TeacherError, match=r"refused batch 1 \(its 16 calls were given back\): ONNX Runtime rejected"):
+        run_query(
+            counting(single, tmp_path),
+            ids[:40],
+            x[:40],
+            10,
+            budget=40,
+            store=tmp_path / "s",
+            batch_size=16,
+            progress=False,
+        )
+    store = open_store(str(tmp_path / "s"))
+    assert store.spent() == 0 and computed_samples(tmp_path / "count.log") == 16  # the test teacher logs, ORT refused
+
+
+def test_deleted_store_rows_stop_the_next_run_before_any_call(tmp_path, onnx_teacher, digits_like):
+    import sqlalchemy as sa
+
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", batch_size=10, progress=False)
+    store = open_store(str(tmp_path / "s"))
+    with store.engine.begin() as connection:  # someone "cleans up" two batches and their answers
+        for table in ("ckd_answers", "ckd_batch_items", "ckd_batches"):
+            connection.execute(sa.text(f"DELETE FROM {table} WHERE batch IN (1, 2)"))
+    store.close()
+    with pytest.raises(CkdError, match="purse says 40 in 4 .batch rows were deleted or edited.*new path"):
+        run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", progress=False)
+    assert computed_samples(tmp_path / "count.log") == 40
+
+
+def test_a_failed_write_keeps_the_paid_answer_and_the_next_run_imports_it(
+    tmp_path, onnx_teacher, digits_like, monkeypatch
+):
+    from sqlalchemy.exc import OperationalError
+
+    from ckd.store.base import Store
+
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    monkeypatch.setattr("ckd.query.time.sleep", lambda s: None)
+    real_write = Store.write_answers
+    calls = []
+
+    def disk_full(self, batch, hashes, scores):
+        calls.append(batch)
+        if batch == 2:
+            raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+        return real_write(self, batch, hashes, scores)
+
+    monkeypatch.setattr(Store, "write_answers", disk_full)
+    with pytest.raises(CkdError) as error:
+        run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", batch_size=10, progress=False)
+    message = str(error.value)
+    spilled = list((tmp_path / "s" / "spill").glob("spill-*.npz"))
+    assert len(spilled) == 1 and "\n" not in message
+    assert (
+        f"teacher.store {tmp_path / 's' / 'ckd-store.sqlite'}: cannot store the paid answer of batch 2 "
+        f"(database or disk is full); it is kept in {spilled[0]} and the next run imports it" == message
+    )
+    assert calls.count(2) == 3  # retried before spilling
+    monkeypatch.setattr(Store, "write_answers", real_write)
+    result = run_query(teacher, ids[:40], x[:40], 10, budget=40, store=tmp_path / "s", batch_size=10, progress=False)
+    assert len(result.ids) == 40 and result.teacher_lost == 0 and result.calls_spent_total == 40
+    assert computed_samples(tmp_path / "count.log") == 40  # each input computed once: the spilled batch was reused
+    assert not spilled[0].exists()
+
+
+def write_legacy_ledger(folder, teacher_identity, ids, hashes, scores, lost_ids=(), lost_hashes=()):
+    """The format ckd wrote before the store: <folder>/<key>/ledger.jsonl with batches/*.npz."""
+    import json
+
+    from ckd.data import write_arrays
+
+    directory = folder / "onnx-0123456789abcdef"
+    events = [
+        {"event": "open", "teacher": teacher_identity},
+        {"event": "reserve", "batch": 1, "ids": [int(i) for i in ids], "hashes": list(hashes)},
+        {"event": "answered", "batch": 1, "file": "batches/batch-000001.npz"},
+    ]
+    if len(lost_ids):
+        events.append({"event": "reserve", "batch": 2, "ids": [int(i) for i in lost_ids], "hashes": list(lost_hashes)})
+    write_arrays(
+        directory / "batches" / "batch-000001.npz", ids=np.asarray(ids), hashes=np.asarray(hashes), scores=scores
+    )
+    (directory / "ledger.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return directory / "ledger.jsonl"
+
+
+def test_old_ledgers_are_imported_once_nothing_lost_nothing_asked_again(tmp_path, onnx_teacher, digits_like):
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    scores = teacher.predict(x[:30])
+    write_legacy_ledger(
+        tmp_path / "teacher_outputs",
+        teacher.legacy_identity,
+        ids[:30],
+        input_hashes(x[:30]),
+        scores,
+        ids[30:40],
+        input_hashes(x[30:40]),
+    )
+    before = computed_samples(tmp_path / "count.log")
+    result = run_query(teacher, ids[:30], x[:30], 10, budget=60, store=tmp_path / "teacher_outputs", progress=False)
+    assert result.calls_this_run == 0 and len(result.ids) == 30
+    np.testing.assert_allclose(result.scores, scores)
+    assert result.calls_spent_total == 40 and result.teacher_lost == 10  # the old lost batch stays counted
+    again = run_query(teacher, ids[:50], x[:50], 10, budget=60, store=tmp_path / "teacher_outputs", progress=False)
+    assert again.calls_spent_total == 60 and again.calls_this_run == 20  # imported once, not twice
+    assert computed_samples(tmp_path / "count.log") - before == 20
+
+
+@pytest.mark.parametrize(
+    "line,words",
+    [
+        ('{"event": "reserve", "batch": "one", "ids": [], "hashes": []}', "'batch' must be an integer"),
+        ('{"event": "reserve", "batch": 3, "ids": [1], "hashes": []}', "'ids' and 'hashes' must be lists"),
+        ('{"event": "answered", "batch": 9}', "batch 9 closed but never reserved"),
+        ("[1, 2]", "no known 'event'"),
+    ],
+)
+def test_a_wrong_old_ledger_line_is_one_line_naming_the_file(tmp_path, onnx_teacher, digits_like, line, words):
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    ledger = write_legacy_ledger(
+        tmp_path / "old", teacher.legacy_identity, ids[:10], input_hashes(x[:10]), teacher.predict(x[:10])
+    )
+    with open(ledger, "a") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(CkdError, match=f"{ledger}: line 4 is not a ledger event") as error:
+        run_query(teacher, ids[:10], x[:10], 10, budget=10, store=tmp_path / "old", progress=False)
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_ledger_cli_summary_export_and_import(tmp_path, onnx_teacher, digits_like):
+    from ckd.ledger import main
+
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    run_query(teacher, ids[:30], x[:30], 10, budget=30, store=tmp_path / "a", progress=False)
+    for suffix in ("npz", "parquet"):
+        main(["--store", str(tmp_path / "a"), "export", "--out", str(tmp_path / f"answers.{suffix}")])
+        main(["--store", str(tmp_path / f"b-{suffix}"), "import", "--from", str(tmp_path / f"answers.{suffix}")])
+        result = run_query(teacher, ids[:30], x[:30], 10, budget=30, store=tmp_path / f"b-{suffix}", progress=False)
+        assert result.calls_this_run == 0 and len(result.ids) == 30 and result.calls_spent_total == 30
+        main(["--store", str(tmp_path / f"b-{suffix}"), "import", "--from", str(tmp_path / f"answers.{suffix}")])
+        assert open_store(str(tmp_path / f"b-{suffix}")).spent() == 30  # importing again costs nothing
+    from ckd.ledger import summary
+
+    text = summary(open_store(str(tmp_path / "a")), budget=20)
+    assert f"| {teacher.identity} | 30 | 30 | 0 | 0 | 0 | 0 |" in text
+    assert "spent in total: 30 of teacher.budget=20; remaining 0 (spent under an earlier, larger budget" in text
+    assert computed_samples(tmp_path / "count.log") == 30

@@ -7,11 +7,13 @@ import httpx
 import numpy as np
 import pytest
 
+from ckd.bench.servers import KServeTeacher, MLServerBundle, mlserver_python, server_python
 from ckd.export import INPUT_NAME, OUTPUT_NAME
 from ckd.serving import PROBABILITIES_NAME, write_bundle
-from ckd.testing.servers import KServeTeacher, MLServerBundle, mlserver_python, server_python
 from ckd.validate import onnx_logits
 from tests.student_fixtures import exported_student
+
+pytestmark = pytest.mark.server
 
 NAME = "ckd_student"
 SERVERS = {
@@ -39,8 +41,11 @@ def served(request, bundle):
 
 
 def infer(url: str, x: np.ndarray, shape=None, outputs=None) -> httpx.Response:
-    body = {"inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": list(shape or x.shape),
-                        "data": x.reshape(-1).tolist()}]}
+    body = {
+        "inputs": [
+            {"name": INPUT_NAME, "datatype": "FP32", "shape": list(shape or x.shape), "data": x.reshape(-1).tolist()}
+        ]
+    }
     if outputs:
         body["outputs"] = [{"name": name} for name in outputs]
     return httpx.post(f"{url}/v2/models/{NAME}/infer", json=body, timeout=30)
@@ -61,8 +66,8 @@ def test_served_answers_match_onnx_runtime(served):
         response = infer(url, batch)
         assert response.status_code == 200, response.text
         logits = tensor(response, OUTPUT_NAME)
-        assert np.abs(logits - reference[:len(batch)]).max() <= 1e-5
-        assert (logits.argmax(1) == reference[:len(batch)].argmax(1)).all()
+        assert np.abs(logits - reference[: len(batch)]).max() <= 1e-5
+        assert (logits.argmax(1) == reference[: len(batch)].argmax(1)).all()
     probabilities = tensor(infer(url, x, outputs=[PROBABILITIES_NAME]), PROBABILITIES_NAME)
     assert np.allclose(probabilities.sum(1), 1, atol=1e-5) and (probabilities.argmax(1) == reference.argmax(1)).all()
 

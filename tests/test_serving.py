@@ -20,26 +20,33 @@ def test_bundle_matches_the_graph(tmp_path, arch):
 
     onnx_path = tmp_path / "student.onnx"
     _, dataset, _, test_ids = exported_student(arch, onnx_path)
-    info = write_bundle(onnx_path, tmp_path / "serving", "digits_student", list(dataset.class_names), 64,
-                        "s3://bucket/serving/triton")
+    info = write_bundle(
+        onnx_path, tmp_path / "serving", "digits_student", list(dataset.class_names), 64, "s3://bucket/serving/triton"
+    )
     assert info["outputs"] == [OUTPUT_NAME, PROBABILITIES_NAME]
 
     model_dir = tmp_path / "serving" / "triton" / "digits_student"
     config = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     assert config.name == "digits_student" and config.platform == "onnxruntime_onnx"
     assert config.max_batch_size == 64 and config.HasField("dynamic_batching")
-    assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == \
-        [(INPUT_NAME, model_config_pb2.TYPE_FP32, [8, 8])]
-    assert [(o.name, list(o.dims), o.label_filename) for o in config.output] == \
-        [(OUTPUT_NAME, [10], "labels.txt"), (PROBABILITIES_NAME, [10], "labels.txt")]
+    assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == [
+        (INPUT_NAME, model_config_pb2.TYPE_FP32, [8, 8])
+    ]
+    assert [(o.name, list(o.dims), o.label_filename) for o in config.output] == [
+        (OUTPUT_NAME, [10], "labels.txt"),
+        (PROBABILITIES_NAME, [10], "labels.txt"),
+    ]
     assert (model_dir / "labels.txt").read_text().split() == list(dataset.class_names)
     assert (model_dir / "1" / "model.onnx").read_bytes() == onnx_path.read_bytes()
 
     service = yaml.safe_load((tmp_path / "serving" / "kserve" / "inferenceservice.yaml").read_text())
     assert service["apiVersion"] == "serving.kserve.io/v1beta1" and service["kind"] == "InferenceService"
     assert service["metadata"]["name"] == "digits-student"  # a DNS-1123 label: no underscores
-    assert service["spec"]["predictor"]["onnx"] == {**service["spec"]["predictor"]["onnx"], "protocolVersion": "v2",
-                                                    "storageUri": "s3://bucket/serving/triton"}
+    assert service["spec"]["predictor"]["onnx"] == {
+        **service["spec"]["predictor"]["onnx"],
+        "protocolVersion": "v2",
+        "storageUri": "s3://bucket/serving/triton",
+    }
 
     mlserver_dir = tmp_path / "serving" / "mlserver"
     settings = json.loads((mlserver_dir / "model-settings.json").read_text())

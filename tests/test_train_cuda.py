@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from ckd.comparative import build_groups
-from ckd.config import StudentConfig
-from ckd.students.base import input_statistics
+from ckd.comparative import ComparativeSet, build_groups
+from ckd.config import section_from_dict
+from ckd.data.arrays import input_statistics
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="no CUDA device here: the train stage on CUDA runs only where a GPU is present")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="no CUDA device here: the train stage on CUDA runs only where a GPU is present",
+)
 
 
 def image_arrays(n=200, pool=400, seed=0):
@@ -21,24 +23,37 @@ def image_arrays(n=200, pool=400, seed=0):
     teacher = np.eye(3, dtype=np.float32)[labels[:n]] * 6
     positives, negatives = build_groups(n, 1, 2000, seed=0)
     mean, std = input_statistics(x)
-    return {"x": x[:n], "teacher": teacher, "labels": labels[:n], "positives": positives, "negatives": negatives,
-            "norm_mean": mean, "norm_std": std, "class_names": np.array(["a", "b", "c"]),
-            "is_image": np.asarray(True), "unlabelled": x[n:]}
+    return ComparativeSet(
+        ids=np.arange(n),
+        x=x[:n],
+        teacher=teacher,
+        positives=positives,
+        negatives=negatives,
+        norm_mean=mean,
+        norm_std=std,
+        class_names=("a", "b", "c"),
+        is_image=True,
+        labels=labels[:n],
+        unlabelled=x[n:],
+    )
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_train_stage_on_cuda(tmp_path, precision):
-    from ckd.data.arrays import write_arrays
-    from ckd.pipeline import train_stage
+    from ckd.stages.train import train
+    from ckd.students.checkpoint import StudentCheckpoint
 
-    write_arrays(tmp_path / "comparative.npz", **image_arrays())
-    config = StudentConfig(steps=200, eval_every=50, lr=(0.003,), batch_size=32, device="auto", precision=precision,
-                           unlabelled_weight=1.0)
-    metrics = train_stage(config, str(tmp_path / "comparative.npz"), str(tmp_path / "student.pt"),
-                          str(tmp_path / "curve.csv"), progress=False)
+    image_arrays().save(tmp_path / "comparative.npz")
+    config = section_from_dict(
+        "student",
+        {"steps": 200, "eval_every": 50, "lr": [0.003], "batch_size": 32, "device": "auto", "precision": precision,
+         "unlabelled_weight": 1.0},
+    )  # fmt: skip
+    checkpoint, _, metrics = train(config, ComparativeSet.load(tmp_path / "comparative.npz"), progress=False)
     assert metrics["device"].startswith("cuda") and metrics["precision"] == precision
     assert metrics["val_accuracy"] > 0.5  # three classes: chance is 1/3
-    state = torch.load(tmp_path / "student.pt", weights_only=True)["state_dict"]
+    checkpoint.save(tmp_path / "student.pt")
+    state = StudentCheckpoint.load(tmp_path / "student.pt").state_dict
     assert all(v.device.type == "cpu" for v in state.values())  # the checkpoint is portable
 
 
@@ -52,11 +67,11 @@ def test_no_per_step_host_to_device_copies():
 
     arrays = image_arrays()
     device = torch.device("cuda")
-    data = TrainingData.from_arrays(arrays, device)
+    data = TrainingData.from_set(arrays, device)
 
     def copies(steps: int) -> int:
-        config = StudentConfig(steps=steps, eval_every=steps, batch_size=32, unlabelled_weight=1.0)
-        model = build_student("mlp", (16, 16), 3, arrays["norm_mean"], arrays["norm_std"], {"hidden": [64]}).to(device)
+        config = section_from_dict("student", {"steps": steps, "eval_every": steps, "batch_size": 32})
+        model = build_student("mlp", (16, 16), 3, arrays.norm_mean, arrays.norm_std, {"hidden": [64]}).to(device)
         method = build_method("ckd", 3, float(data.teacher.var()), True)
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CUDA]) as prof:

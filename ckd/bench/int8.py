@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import ckd.quantize as quantize
-from ckd.data import read_arrays
+from ckd.data import Pool, Selection, TestSet
 from ckd.validate import onnx_logits
 
 
@@ -29,11 +29,10 @@ def main(argv=None) -> None:
     p.add_argument("--samples", type=int, default=512)
     p.add_argument("--out", default="bench/int8.md")
     args = p.parse_args(argv)
-    pool, test = read_arrays(args.pool), read_arrays(args.test)
-    calibration = quantize.calibration_inputs(pool["ids"], pool["x"], read_arrays(args.selected)["ids"],
-                                              args.samples, 0)
-    fp32 = onnx_logits(args.onnx, test["x"])
-    fp32_accuracy = float((fp32.argmax(1) == test["labels"]).mean())
+    pool, test = Pool.load(args.pool), TestSet.load(args.test)
+    calibration = quantize.calibration_inputs(pool.ids, pool.x, Selection.load(args.selected).ids, args.samples, 0)
+    fp32 = onnx_logits(args.onnx, test.x)
+    fp32_accuracy = float((fp32.argmax(1) == test.labels).mean())
     rows = ["| ops quantised | weight scales | calibration | int8 accuracy | drop (points) | argmax agreement "
             "| max abs logit diff |", "|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as scratch:
@@ -42,12 +41,12 @@ def main(argv=None) -> None:
                 for method in quantize.CALIBRATION_METHODS:
                     path = quantize.quantize_int8(args.onnx, Path(scratch) / "m.onnx", calibration, per_channel, method,
                                                   ops)
-                    figures = quantize.int8_metrics(fp32, onnx_logits(path, test["x"]), test["labels"])
+                    figures = quantize.int8_metrics(fp32, onnx_logits(path, test.x), test.labels)
                     rows.append(f"| {ops_label} | {'per channel' if per_channel else 'per tensor'} | {method} | "
                                 f"{figures['int8_test_accuracy']:.4f} | "
                                 f"{100 * (fp32_accuracy - figures['int8_test_accuracy']):+.1f} | "
                                 f"{figures['int8_argmax_agreement']:.4f} | {figures['int8_max_abs_diff']:.3f} |")
-    text = (f"fp32 ONNX accuracy {fp32_accuracy:.4f} on {len(test['x'])} test samples; {len(calibration)} "
+    text = (f"fp32 ONNX accuracy {fp32_accuracy:.4f} on {len(test.x)} test samples; {len(calibration)} "
             f"calibration inputs never sent to the teacher.\n\n" + "\n".join(rows) +
             f"\n\n`python -m ckd.bench.int8 {' '.join(argv if argv is not None else sys.argv[1:])}`\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

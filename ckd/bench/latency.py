@@ -14,9 +14,9 @@ import platform
 import sys
 from pathlib import Path
 
-from ckd.data import read_arrays
+from ckd.data import TestSet
 from ckd.latency import BATCH_SIZES, measure, onnx_runner, openvino_runner, torch_runner
-from ckd.pipeline import load_student
+from ckd.students.checkpoint import StudentCheckpoint
 
 RUNTIMES = {"torch": "PyTorch", "ort": "ONNX Runtime fp32", "int8": "ONNX Runtime int8 (QDQ)",
             "openvino": "OpenVINO fp32"}
@@ -34,13 +34,14 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    model, checkpoint = load_student(args.checkpoint)
-    x = read_arrays(args.test, required=("x",))["x"]
+    checkpoint = StudentCheckpoint.load(args.checkpoint)
+    model = checkpoint.model()
+    x = TestSet.load(args.test).x
     runners = {"torch": lambda b: torch_runner(model, b), "ort": lambda b: onnx_runner(args.onnx, b),
                "int8": lambda b: onnx_runner(args.int8, b), "openvino": lambda b: openvino_runner(args.onnx, b)}
     figures = measure(runners, x, args.runs)
     command = "python -m ckd.bench.latency " + " ".join(argv if argv is not None else sys.argv[1:])
-    student = f"{checkpoint['arch']} {json.dumps(checkpoint['arch_args'])}, input {checkpoint['sample_shape']}"
+    student = f"{checkpoint.arch} {json.dumps(checkpoint.arch_args)}, input {checkpoint.sample_shape}"
     rows = ["| runtime | " + " | ".join(f"batch {b} (ms)" for b in BATCH_SIZES) + " |",
             "|---|" + "---|" * len(BATCH_SIZES)]
     rows += [f"| {label} | " + " | ".join(f"{figures[f'latency_ms_batch{b}_{key}']:.4f}" for b in BATCH_SIZES) + " |"

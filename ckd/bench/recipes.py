@@ -1,4 +1,5 @@
-"""The benchmark's variants: a method, its hyper-parameter grid and its augmentation.
+"""The benchmark's variants: a method, its hyper-parameter grid and its augmentation, as overrides of
+`student.*` on top of params.yaml (everything else, steps and learning rates included, is params.yaml's).
 
 Every variant trains the same student for the same number of steps; the grid (learning rates x list
 values) is searched on the validation part of the N queried samples. A comparative variant has a
@@ -19,7 +20,8 @@ class Recipe:
     augment: str = "auto"
     control_of: str | None = None
     note: str = ""
-    student: dict[str, Any] = field(default_factory=dict)  # StudentConfig overrides
+    # other `student.*` overrides; the free pool inputs are off unless a recipe turns them on
+    student: dict[str, Any] = field(default_factory=lambda: {"unlabelled_weight": 0.0})
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [

@@ -16,11 +16,29 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def accuracy_by_seed(rows: list[dict]) -> dict[tuple, dict[int, float]]:
-    table: dict[tuple, dict[int, float]] = defaultdict(dict)
+def accuracy_by_seed(rows: list[dict]) -> dict[tuple, dict[tuple[int, int], float]]:
+    """(regime, variant, budget) -> {(data seed, student seed): test accuracy}; rows written before the
+    student-seed axis existed trained with student seed = data seed."""
+    table: dict[tuple, dict[tuple[int, int], float]] = defaultdict(dict)
     for row in rows:
-        table[(row["regime"], row["variant"], int(row["budget"]))][int(row["seed"])] = float(row["test_accuracy"])
+        seed = int(row["seed"])
+        student_seed = seed if row.get("student_seed") in (None, "") else int(row["student_seed"])
+        table[(row["regime"], row["variant"], int(row["budget"]))][(seed, student_seed)] = float(row["test_accuracy"])
     return table
+
+
+def spread(runs: dict[tuple[int, int], float]) -> dict[str, float]:
+    """Mean, worst run, the std over data seeds of the per-data-seed means, and the std over student seeds
+    for a fixed data seed (averaged over data seeds): what one run is worth, in points."""
+    by_data_seed: dict[int, list[float]] = defaultdict(list)
+    for (seed, _), accuracy in runs.items():
+        by_data_seed[seed].append(100 * accuracy)
+    means = [statistics.fmean(v) for v in by_data_seed.values()]
+    within = [statistics.stdev(v) for v in by_data_seed.values() if len(v) > 1]
+    values = [100 * a for a in runs.values()]
+    return {"mean": statistics.fmean(values), "worst": min(values),
+            "data_seed_std": statistics.stdev(means) if len(means) > 1 else 0.0,
+            "student_seed_std": statistics.fmean(within) if within else float("nan")}
 
 
 def paired_difference(table, regime, a, b, budget) -> tuple[float, float, int] | None:
@@ -66,6 +84,21 @@ def markdown(rows: list[dict], info: dict) -> str:
                     cells.append("-")
             label = variant + (f" (control of {RECIPES[variant].control_of})" if RECIPES[variant].control_of else "")
             out.append(f"| {label} | " + " | ".join(cells) + " |")
+        default = next((name for name in DEFAULT_RECIPES if any(r["variant"] == name for r in rows)), DEFAULT_RECIPES[-1])
+        spread_rows = []
+        for variant in (default, BASELINE_RECIPE):
+            for budget in budgets:
+                runs = table.get((regime, variant, budget), {})
+                if runs:
+                    sp = spread(runs)
+                    spread_rows.append(f"| {variant} | {budget} | {len(runs)} | {sp['mean']:.1f} | {sp['worst']:.1f} | "
+                                       f"{sp['mean'] - sp['worst']:.1f} | {sp['data_seed_std']:.1f} | "
+                                       f"{sp['student_seed_std']:.1f} |")
+        if spread_rows:
+            out += ["", "What one run is worth: spread over data seeds (which N inputs are queried) and over student "
+                        "seeds (init, batch order, train/validation split) for a fixed data seed, points:", "",
+                    "| variant | N | runs | mean | worst | mean - worst | std over data seeds (of their means) | "
+                    "std over student seeds (within a data seed) |", "|---|---|---|---|---|---|---|---|", *spread_rows]
         out += ["", "Paired differences, points (same seeds, so the same N queried samples); "
                     "(>1 std) marks |mean| > std of the paired differences:", "",
                 "| comparison | " + " | ".join(f"N={b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
@@ -74,7 +107,6 @@ def markdown(rows: list[dict], info: dict) -> str:
             if any(cell != "-" for cell in cells):
                 out.append(f"| {a} - {b} | " + " | ".join(cells) + " |")
         target = []
-        default = next((name for name in DEFAULT_RECIPES if any(r["variant"] == name for r in rows)), DEFAULT_RECIPES[-1])
         for budget in budgets:
             if 3 * budget in budgets:
                 ours = table.get((regime, default, budget), {})

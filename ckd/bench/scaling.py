@@ -3,7 +3,7 @@
     python -m ckd.bench.scaling [--budgets 100,1000,10000 --budget-pool 20000]
                                 [--pools 1000,10000,100000 --pool-budget 1000] [--out bench/scaling]
 
-Runs the pipeline's stage functions (`ckd.pipeline`) in one process on a synthetic data set
+Runs the pipeline's stage functions (`ckd.stages`) in one process on a synthetic data set
 (28x28 inputs, 10 classes, a fixed 1000-sample test split) with a linear ONNX teacher: first N
 growing at a fixed pool, then the pool growing at a fixed N. The student trains a fixed number of
 steps (`--steps`), as `student.steps` fixes it in the pipeline. Also times `data.selection: kcenter`
@@ -46,11 +46,17 @@ def linear_teacher(path: Path, seed: int = 0) -> None:
     export_onnx(model, (28, 28), path, opset=17, metadata={})
 
 
-def one_point(root: Path, pool: int, budget: int, test: int, steps: int, selection: str = "random",
-              only_sample: bool = False) -> dict[str, float]:
-    from ckd import pipeline
-    from ckd.config import (ComparativeConfig, DataConfig, ExportConfig, StudentConfig, TeacherConfig,
-                            ValidateConfig)
+def one_point(
+    root: Path, pool: int, budget: int, test: int, steps: int, selection: str = "random", only_sample: bool = False
+) -> dict[str, float]:
+    from ckd.config import validate_all, with_overrides
+    from ckd.stages.build import build
+    from ckd.stages.check import check
+    from ckd.stages.export import export
+    from ckd.stages.query import query
+    from ckd.stages.sample import sample
+    from ckd.stages.train import train
+    from ckd.stages.validate import validate
 
     root.mkdir(parents=True, exist_ok=True)
     source = root / "source.npz"
@@ -58,11 +64,13 @@ def one_point(root: Path, pool: int, budget: int, test: int, steps: int, selecti
     teacher_model = root.parent / "teacher.onnx"
     if not teacher_model.exists():
         linear_teacher(teacher_model)
-    data = DataConfig(source=str(source), test_size=test, selection=selection)
-    teacher = TeacherConfig(model=str(teacher_model), budget=budget, batch_size=256, store=str(root / "store"))
-    student = StudentConfig(steps=steps, lr=(0.003,), eval_every=max(1, steps // 4), refit=False, device="cpu")
-    p = {name: str(root / name) for name in ("pool.npz", "test.npz", "selected.npz", "queried.npz", "comp.npz",
-                                             "student.pt", "curve.csv", "student.onnx", "query.json", "val.json")}
+    params = with_overrides(validate_all({}), {
+        "data.source": str(source), "data.test_size": test, "data.selection": selection,
+        "teacher.model": str(teacher_model), "teacher.budget": budget, "teacher.batch_size": 256,
+        "teacher.store": str(root / "store"), "student.steps": steps, "student.lr": [0.003],
+        "student.eval_every": max(1, steps // 4), "student.refit": False, "student.device": "cpu",
+        "validate.min_accuracy": 0.0, "validate.latency_runs": 20,
+    })  # fmt: skip
     seconds: dict[str, float] = {}
 
     def timed(stage, call):
@@ -71,22 +79,19 @@ def one_point(root: Path, pool: int, budget: int, test: int, steps: int, selecti
         seconds[stage] = round(time.perf_counter() - start, 3)
         return result
 
-    timed("sample", lambda: pipeline.sample_stage(data, budget, 0, p["pool.npz"], p["test.npz"], p["selected.npz"]))
+    pool_set, test_set, selection_set, _ = timed("sample", lambda: sample(params.data, budget, 0, 0))
     if only_sample:
         return seconds
-    query = timed("query", lambda: pipeline.query_stage(teacher, p["pool.npz"], p["selected.npz"], p["queried.npz"],
-                                                        progress=False))
-    pipeline.write_json(p["query.json"], query)
-    timed("check", lambda: pipeline.check_stage(teacher, p["queried.npz"], p["pool.npz"], p["query.json"]))
-    timed("build", lambda: pipeline.build_stage(ComparativeConfig(), "logits", 0, p["queried.npz"], p["pool.npz"],
-                                                p["comp.npz"]))
-    timed("train", lambda: pipeline.train_stage(student, p["comp.npz"], p["student.pt"], p["curve.csv"],
-                                                progress=False))
-    timed("export", lambda: pipeline.export_stage(ExportConfig(), p["student.pt"], p["query.json"],
-                                                  p["student.onnx"]))
-    timed("validate", lambda: pipeline.validate_stage(ValidateConfig(min_accuracy=0.0, latency_runs=20), teacher,
-                                                      p["student.pt"], p["student.onnx"], p["test.npz"],
-                                                      p["query.json"], p["val.json"]))
+    queried, _ = timed("query", lambda: query(params.teacher, pool_set, selection_set, progress=False))
+    timed("check", lambda: check(params.teacher, queried, pool_set))
+    comparative, _ = timed("build", lambda: build(params.comparative, "logits", 0, queried, pool_set))
+    checkpoint, _, _ = timed("train", lambda: train(params.student, comparative, progress=False))
+    onnx, int8 = root / "student.onnx", root / "student.int8.onnx"
+    timed(
+        "export",
+        lambda: export(params.export, checkpoint, queried, pool_set, selection_set, onnx, int8, root / "bundle"),
+    )
+    timed("validate", lambda: validate(params.validation, params.teacher, checkpoint, onnx, int8, test_set, queried))
     return seconds
 
 
@@ -119,8 +124,15 @@ def main(argv=None) -> None:
     parser.add_argument("--kcenter-max-work", type=float, default=2e7, help="largest N x pool timed for kcenter")
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
-    report: dict = {"budget_pool": args.budget_pool, "pool_budget": args.pool_budget, "steps": args.steps,
-                    "test_size": args.test_size, "by_budget": [], "by_pool": [], "kcenter_sample": []}
+    report: dict = {
+        "budget_pool": args.budget_pool,
+        "pool_budget": args.pool_budget,
+        "steps": args.steps,
+        "test_size": args.test_size,
+        "by_budget": [],
+        "by_pool": [],
+        "kcenter_sample": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         one_point(root / "warmup", 500, 50, 100, 10)  # imports and first calls, not counted
@@ -135,14 +147,25 @@ def main(argv=None) -> None:
         for pool in args.pools:
             for budget in args.budgets:
                 if budget <= pool and budget * pool <= args.kcenter_max_work:
-                    seconds = one_point(root / f"k{pool}-{budget}", pool, budget, args.test_size, args.steps,
-                                        selection="kcenter", only_sample=True)
+                    seconds = one_point(
+                        root / f"k{pool}-{budget}",
+                        pool,
+                        budget,
+                        args.test_size,
+                        args.steps,
+                        selection="kcenter",
+                        only_sample=True,
+                    )
                     report["kcenter_sample"].append({"pool": pool, "budget": budget, "seconds": seconds["sample"]})
                     print(json.dumps(report["kcenter_sample"][-1]), flush=True)
-    text = (markdown(report["by_budget"], f"Seconds by budget N (pool {args.budget_pool:,})", "budget") + "\n"
-            + markdown(report["by_pool"], f"Seconds by pool size (N = {args.pool_budget:,})", "pool") + "\n"
-            + "#### kcenter selection (sample stage), seconds\n\n| pool | N | seconds |\n|---|---|---|\n"
-            + "".join(f"| {r['pool']:,} | {r['budget']:,} | {r['seconds']} |\n" for r in report["kcenter_sample"]))
+    text = (
+        markdown(report["by_budget"], f"Seconds by budget N (pool {args.budget_pool:,})", "budget")
+        + "\n"
+        + markdown(report["by_pool"], f"Seconds by pool size (N = {args.pool_budget:,})", "pool")
+        + "\n"
+        + "#### kcenter selection (sample stage), seconds\n\n| pool | N | seconds |\n|---|---|---|\n"
+        + "".join(f"| {r['pool']:,} | {r['budget']:,} | {r['seconds']} |\n" for r in report["kcenter_sample"])
+    )
     print(text)
     if args.out:
         out = Path(args.out)

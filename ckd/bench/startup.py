@@ -26,9 +26,11 @@ from pathlib import Path
 
 import yaml
 
-SMALL = {"teacher": {"budget": 60, "standin": {"epochs": 3}},
-         "student": {"steps": 100, "lr": [0.003], "eval_every": 50},
-         "validate": {"min_accuracy": 0.3, "latency_runs": 20}}
+SMALL = {
+    "teacher": {"budget": 60, "standin": {"epochs": 3}},
+    "student": {"steps": 100, "lr": [0.003], "eval_every": 50},
+    "validate": {"min_accuracy": 0.3, "latency_runs": 20},
+}
 HEAVY = ("torch", "onnxruntime", "great_expectations", "sklearn", "prefect", "httpx", "pandas")
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)$")
 
@@ -76,8 +78,9 @@ def run_stage(root: Path, command: str) -> dict:
     args = command.split()
     assert args[0] == "python"
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-X", "importtime", *args[1:]], cwd=root, env=stage_env(root),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *args[1:]], cwd=root, env=stage_env(root), capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{command} failed in {root}: {done.stderr[-1500:]}")
@@ -90,8 +93,9 @@ def main(argv=None) -> None:
     parser.add_argument("--sources", default=".", help="comma-separated source trees to compare (default: .)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip", default="", help="comma-separated stages not to time (e.g. teacher: it trains)")
-    parser.add_argument("--workdir", default=None,
-                        help="keep the scratch projects here (p0, p1, ...) and reuse those already run")
+    parser.add_argument(
+        "--workdir", default=None, help="keep the scratch projects here (p0, p1, ...) and reuse those already run"
+    )
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
     sources = [Path(s).resolve() for s in args.sources.split(",")]
@@ -107,31 +111,45 @@ def main(argv=None) -> None:
             projects[str(source)] = make_project(source, root)
         samples: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.repeats):
-            for source, root in projects.items():
+            for name, root in projects.items():
                 stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
                 for stage, spec in stages.items():
                     if stage in skip:
                         continue
-                    samples.setdefault((stage, source), []).append(run_stage(root, spec["cmd"]))
-        python_start = statistics.median(
-            _time([sys.executable, "-c", "pass"]) for _ in range(max(3, args.repeats)))
+                    samples.setdefault((stage, name), []).append(run_stage(root, spec["cmd"]))
+        python_start = statistics.median(_time([sys.executable, "-c", "pass"]) for _ in range(max(3, args.repeats)))
     rows = []
-    for (stage, source), runs in samples.items():
-        rows.append({"stage": stage, "source": source, "imports_s": round(statistics.median(r["imports_s"] for r in runs), 2),
-                     "stage_wall_s": round(statistics.median(r["wall_s"] for r in runs), 2),
-                     "heavy_imports": ",".join(runs[0]["heavy"]) or "-"})
+    for (stage, name), runs in samples.items():
+        rows.append(
+            {
+                "stage": stage,
+                "source": name,
+                "imports_s": round(statistics.median(r["imports_s"] for r in runs), 2),
+                "stage_wall_s": round(statistics.median(r["wall_s"] for r in runs), 2),
+                "heavy_imports": ",".join(runs[0]["heavy"]) or "-",
+            }
+        )
     rows.sort(key=lambda r: (list(dict.fromkeys(s for s, _ in samples)).index(r["stage"]), r["source"]))
-    report = {"python_start_s": round(python_start, 3), "repeats": args.repeats, "rows": rows,
-              "load_average": os.getloadavg()}
+    report = {
+        "python_start_s": round(python_start, 3),
+        "repeats": args.repeats,
+        "rows": rows,
+        "load_average": os.getloadavg(),
+    }
     print(json.dumps(report, indent=2))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
         lines = ["| stage | source | imports (s) | stage wall (s) | heavy libraries loaded |", "|---|---|---|---|---|"]
-        lines += [f"| {r['stage']} | {Path(r['source']).name} | {r['imports_s']} | {r['stage_wall_s']} | "
-                  f"{r['heavy_imports']} |" for r in rows]
-        out.with_suffix(".md").write_text("\n".join(lines) + f"\n\nPython itself starts in {report['python_start_s']} s.\n")
+        lines += [
+            f"| {r['stage']} | {Path(r['source']).name} | {r['imports_s']} | {r['stage_wall_s']} | "
+            f"{r['heavy_imports']} |"
+            for r in rows
+        ]
+        out.with_suffix(".md").write_text(
+            "\n".join(lines) + f"\n\nPython itself starts in {report['python_start_s']} s.\n"
+        )
 
 
 def _time(command: list[str]) -> float:

@@ -34,17 +34,18 @@ from ckd.runtime import available_cores
 
 
 def synthetic_comparative(path: Path, queried: int = 300, pool: int = 2300, seed: int = 0) -> None:
-    from ckd.comparative import comparative_arrays
-    from ckd.data.arrays import write_arrays
+    from ckd.comparative import comparative_set
+    from ckd.data import Pool
 
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, size=(pool, 28, 28)).astype(np.float32)
     labels = rng.integers(0, 10, size=pool)
     scores = rng.normal(size=(queried, 10)).astype(np.float32) * 4
     scores[np.arange(queried), labels[:queried]] += 8
-    pool_arrays = {"ids": np.arange(pool), "x": x, "labels": labels, "class_names": np.array([str(c) for c in range(10)]),
-                   "is_image": np.asarray(True)}
-    write_arrays(path, **comparative_arrays(np.arange(queried), scores, pool_arrays, "logits", 1, 20000, seed))
+    pool_set = Pool(
+        ids=np.arange(pool), x=x, class_names=tuple(str(c) for c in range(10)), is_image=True, labels=labels
+    )
+    comparative_set(np.arange(queried), scores, pool_set, "logits", 1, 20000, seed).save(path)
 
 
 def run_train_stage(workdir: Path, threads, steps: int) -> dict:
@@ -52,19 +53,46 @@ def run_train_stage(workdir: Path, threads, steps: int) -> dict:
     import yaml
 
     params = workdir / f"params_{threads}.yaml"
-    params.write_text(yaml.safe_dump({"student": {"steps": steps, "lr": [0.003], "refit": False, "eval_every": 100,
-                                                  "threads": threads, "device": "cpu"}}))
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "student": {
+                    "steps": steps,
+                    "lr": [0.003],
+                    "refit": False,
+                    "eval_every": 100,
+                    "threads": threads,
+                    "device": "cpu",
+                }
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    metrics = workdir / "train.json"
+    log_dir = workdir / f"train_{threads}"  # the stage's metrics: <log-dir>/metrics.json (DVCLive)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "stages.train", "--data", str(workdir / "comparative.npz"),
-                    "--out", str(workdir / "student.pt"), "--curve", str(workdir / "curve.csv"),
-                    "--params", str(params), "--metrics", str(metrics)], env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.train",
+            "--data",
+            str(workdir / "comparative.npz"),
+            "--out",
+            str(workdir / "student.pt"),
+            "--log-dir",
+            str(log_dir),
+            "--params",
+            str(params),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"stages.train failed ({done.returncode}): {done.stderr[-2000:]}")
     wall = time.perf_counter() - start
-    stage = json.loads(metrics.read_text())
+    stage = json.loads((log_dir / "metrics.json").read_text())
     return {"wall_s": wall, "train_s": stage["train_seconds"], "threads_used": stage["threads"]}
 
 
@@ -91,12 +119,17 @@ def stage_mode(steps: int, repeats: int) -> dict:
     for name in settings:
         alone = statistics.median(r["train_s"] for r in rows[(name, "alone")])
         beside = statistics.median(r["train_s"] for r in rows[(name, "beside_busy")])
-        table.append({"threads": name, "threads_used": rows[(name, "alone")][0]["threads_used"],
-                      "train_s_alone": round(alone, 2), "train_s_beside_busy": round(beside, 2),
-                      "ratio": round(beside / alone, 2),
-                      "wall_s_alone": round(statistics.median(r["wall_s"] for r in rows[(name, "alone")]), 2),
-                      "wall_s_beside_busy": round(statistics.median(r["wall_s"] for r in rows[(name, "beside_busy")]),
-                                                  2)})
+        table.append(
+            {
+                "threads": name,
+                "threads_used": rows[(name, "alone")][0]["threads_used"],
+                "train_s_alone": round(alone, 2),
+                "train_s_beside_busy": round(beside, 2),
+                "ratio": round(beside / alone, 2),
+                "wall_s_alone": round(statistics.median(r["wall_s"] for r in rows[(name, "alone")]), 2),
+                "wall_s_beside_busy": round(statistics.median(r["wall_s"] for r in rows[(name, "beside_busy")]), 2),
+            }
+        )
     return {"mode": "stage", "cores": cores, "steps": steps, "repeats": repeats, "rows": table}
 
 
@@ -140,9 +173,15 @@ def sizes_mode(widths: list[int], steps: int, repeats: int) -> dict:
                     step()
                 rates[threads].append(steps / (time.perf_counter() - start))
         one, many = max(rates[1]), max(rates[cores])
-        table.append({"hidden": width, "parameters": sum(p.numel() for p in model.parameters()),
-                      "steps_per_s_1_thread": round(one, 1), f"steps_per_s_{cores}_threads": round(many, 1),
-                      "cores_over_1": round(many / one, 2)})
+        table.append(
+            {
+                "hidden": width,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "steps_per_s_1_thread": round(one, 1),
+                f"steps_per_s_{cores}_threads": round(many, 1),
+                "cores_over_1": round(many / one, 2),
+            }
+        )
     return {"mode": "sizes", "cores": cores, "steps": steps, "repeats": repeats, "rows": table}
 
 

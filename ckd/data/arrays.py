@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -63,3 +64,27 @@ def input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     std = x.std(axis=0)
     floor = max(float(x.std()), 1e-6)
     return mean.astype(np.float32), np.where(std < 1e-3 * floor, floor, std).astype(np.float32)
+
+
+class NpzArtifact:
+    """A dataclass of arrays stored as one `.npz`: the field names are the array names, spelled once.
+
+    A field whose default is None is optional (absent from the file when None); every other field is
+    required, and a file without it is refused in one line naming the file. Subclasses turn the arrays
+    read back into their fields' types in `__post_init__`."""
+
+    def save(self, path: str | Path) -> None:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        write_arrays(path, **{name: np.asarray(value) for name, value in values.items() if value is not None})
+
+    @classmethod
+    def load(cls, path: str | Path):
+        fields = dataclasses.fields(cls)
+        required = tuple(f.name for f in fields if f.default is dataclasses.MISSING)
+        arrays = read_arrays(path, required=required)
+        try:
+            artifact = cls(**{f.name: arrays[f.name] for f in fields if f.name in arrays})
+        except (TypeError, ValueError) as error:
+            raise CkdError(f"{path}: not a {cls.__name__} ({error})") from None
+        artifact.path = str(path)  # for messages that name the file (not a field: never saved)
+        return artifact

@@ -46,8 +46,7 @@ def select_kcenter(pool_x: np.ndarray, count: int, rng: np.random.Generator) -> 
     return candidates[np.asarray(chosen)]
 
 
-def select_for_teacher(pool_ids: np.ndarray, pool_x: np.ndarray, budget: int, strategy: str,
-                       seed: int) -> np.ndarray:
+def select_for_teacher(pool_ids: np.ndarray, pool_x: np.ndarray, budget: int, strategy: str, seed: int) -> np.ndarray:
     """Return `budget` distinct pool ids (sorted) chosen by `strategy`."""
     if not 1 <= budget <= len(pool_ids):
         raise ConfigError("teacher.budget", f"must be in 1..{len(pool_ids)} (the pool size), got {budget}")

@@ -1,4 +1,7 @@
-"""Data sources: scikit-learn's built-in digits (the embedded default) or a user's `.npz`."""
+"""Data sources, registered by name (`digits`, scikit-learn's, the embedded default) or by file suffix
+(`.npz`, a user's arrays): `data.source` is a registered name or a path ending in a registered suffix.
+A new source is a module with `@SOURCES.register("name" or ".suffix")` and one import line in
+`ckd/data/__init__.py`."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 
 from ckd.data.arrays import read_arrays
 from ckd.errors import CkdError, ConfigError
+from ckd.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -30,28 +34,50 @@ class Dataset:
         return len(self.class_names)
 
 
-def _embedded_digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8x8 digits [1797, 8, 8] (values 0..16) and labels, read from the CSV that
-    `load_digits` reads, without importing scikit-learn (1.3 s of start-up for one small file)."""
-    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
-    csv = Path(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz") if spec else None
-    if csv is None or not csv.is_file():
-        from sklearn.datasets import load_digits
+SOURCES: Registry[Dataset] = Registry("data source", "data.source")
 
-        digits = load_digits()
-        return digits.images.astype(np.float32), digits.target.astype(np.int64)
-    table = np.loadtxt(csv, delimiter=",")
-    return table[:, :-1].reshape(-1, 8, 8).astype(np.float32), table[:, -1].astype(np.int64)
+
+def source_key(source: str) -> str:
+    """The registry key of `data.source`: a registered name, else the file's suffix."""
+    return source if source in SOURCES else Path(source).suffix
+
+
+def check_source(source: str) -> str:
+    if source_key(source) not in SOURCES:
+        raise ValueError(f"must be a registered data source or a path ending in one: {', '.join(SOURCES.names())}")
+    return source
 
 
 def load_source(source: str) -> Dataset:
-    """`digits` or a path to an `.npz` holding `x` or `images`, and `y` or `labels` (optional)."""
-    if source == "digits":
-        x, y = _embedded_digits()
-        return Dataset(x, y, tuple(str(c) for c in range(10)), is_image=True)
+    try:
+        check_source(source)
+    except ValueError as error:
+        raise ConfigError("data.source", f"{error}, got {source!r}") from None
+    return SOURCES.get(source_key(source))(source)
+
+
+@SOURCES.register("digits")
+def load_digits(source: str) -> Dataset:
+    """scikit-learn's 8x8 digits: 1797 images [1797, 8, 8], values 0..16, read from the CSV that sklearn's
+    `load_digits` reads, without importing scikit-learn (1.3 s of start-up for one small file)."""
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    locations = spec.submodule_search_locations if spec else None
+    csv = Path(locations[0], "datasets", "data", "digits.csv.gz") if locations else None
+    if csv is None or not csv.is_file():
+        from sklearn.datasets import load_digits as sklearn_digits
+
+        digits = sklearn_digits()
+        x, y = digits.images.astype(np.float32), digits.target.astype(np.int64)
+    else:
+        table = np.loadtxt(csv, delimiter=",")
+        x, y = table[:, :-1].reshape(-1, 8, 8).astype(np.float32), table[:, -1].astype(np.int64)
+    return Dataset(x, y, tuple(str(c) for c in range(10)), is_image=True)
+
+
+@SOURCES.register(".npz")
+def load_npz(source: str) -> Dataset:
+    """An `.npz` holding `x` or `images`, and `y` or `labels` (optional), `class_names` (optional)."""
     path = Path(source)
-    if path.suffix != ".npz":
-        raise ConfigError("data.source", f"must be 'digits' or a path to an .npz file, got {source!r}")
     arrays = read_arrays(path)
     x_key = "x" if "x" in arrays else "images" if "images" in arrays else None
     if x_key is None:
@@ -67,8 +93,9 @@ def load_source(source: str) -> Dataset:
     if y_key is not None:
         y = arrays[y_key]
         if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-            raise CkdError(f"{path}: '{y_key}' must be non-negative integers of shape [{x.shape[0]}], "
-                           f"got {y.dtype} {y.shape}")
+            raise CkdError(
+                f"{path}: '{y_key}' must be non-negative integers of shape [{x.shape[0]}], got {y.dtype} {y.shape}"
+            )
         y = y.astype(np.int64)
     if "class_names" in arrays:
         class_names = tuple(str(c) for c in arrays["class_names"])

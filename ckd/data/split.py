@@ -11,7 +11,8 @@ def split_pool_test(num_samples: int, test_size: float, seed: int) -> tuple[np.n
     """Return sorted (pool_ids, test_ids); `test_size` is a fraction in (0, 1) or a count."""
     count = int(round(test_size * num_samples)) if test_size < 1 else int(test_size)
     if not 1 <= count <= num_samples - 2:
-        raise ConfigError("data.test_size", f"gives {count} test samples; allowed 1..{num_samples - 2} "
-                                            f"for {num_samples} samples")
+        raise ConfigError(
+            "data.test_size", f"gives {count} test samples; allowed 1..{num_samples - 2} for {num_samples} samples"
+        )
     order = np.random.default_rng(seed).permutation(num_samples)
     return np.sort(order[count:]), np.sort(order[:count])

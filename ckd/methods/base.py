@@ -58,7 +58,7 @@ def kd_term(s: torch.Tensor, t: torch.Tensor, temperature: float) -> torch.Tenso
     """Hinton, Vinyals, Dean 2015: T^2 * KL(softmax(t/T) || softmax(s/T)), mean over samples."""
     log_p_t = F.log_softmax(t / temperature, dim=-1)
     log_p_s = F.log_softmax(s / temperature, dim=-1)
-    return temperature ** 2 * (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
+    return temperature**2 * (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
 
 
 def group_difference(values: torch.Tensor, group_size: int) -> torch.Tensor:

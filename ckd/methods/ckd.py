@@ -26,8 +26,7 @@ replaced by per-sample logit matching MSE(s, t) / var(t); any gain of `ckd` over
 """
 
 from ckd.errors import ConfigError
-from ckd.methods.base import (METHODS, Method, group_difference, kd_term, positive, require_groups,
-                              soft_cross_entropy)
+from ckd.methods.base import METHODS, Method, group_difference, kd_term, positive, require_groups, soft_cross_entropy
 
 ANCHORS = ("kd", "batch_mean")
 
@@ -37,13 +36,27 @@ class AnchoredCKD(Method):
     uses_groups = True
     uses_labels = True
 
-    def __init__(self, num_classes, teacher_var, labelled, w_rel: float = 1.0, anchor: str = "kd",
-                 temperature: float = 4.0, w_anchor: float = 1.0, w_ce: float = 1.0, compare: bool = True):
+    def __init__(
+        self,
+        num_classes,
+        teacher_var,
+        labelled,
+        w_rel: float = 1.0,
+        anchor: str = "kd",
+        temperature: float = 4.0,
+        w_anchor: float = 1.0,
+        w_ce: float = 1.0,
+        compare: bool = True,
+    ):
         super().__init__(num_classes, teacher_var, labelled)
         if anchor not in ANCHORS:
             raise ConfigError("student.method_args.anchor", f"must be one of {', '.join(ANCHORS)}, got {anchor!r}")
         self.anchor = anchor
-        self.w_rel, self.w_anchor, self.w_ce = positive("w_rel", w_rel), positive("w_anchor", w_anchor), positive("w_ce", w_ce)
+        self.w_rel, self.w_anchor, self.w_ce = (
+            positive("w_rel", w_rel),
+            positive("w_anchor", w_anchor),
+            positive("w_ce", w_ce),
+        )
         self.temperature = positive("temperature", temperature) or 1.0
         self.compare = bool(compare)
 

@@ -15,8 +15,17 @@ class PaperCKDPlusKD(Method):
     uses_groups = True
     uses_labels = True
 
-    def __init__(self, num_classes, teacher_var, labelled, w_rel: float = 1.0, w_cls: float = 1.0,
-                 temperature: float = 4.0, w_ce: float = 1.0, compare: bool = True):
+    def __init__(
+        self,
+        num_classes,
+        teacher_var,
+        labelled,
+        w_rel: float = 1.0,
+        w_cls: float = 1.0,
+        temperature: float = 4.0,
+        w_ce: float = 1.0,
+        compare: bool = True,
+    ):
         super().__init__(num_classes, teacher_var, labelled)
         self.w_rel, self.w_cls, self.w_ce = positive("w_rel", w_rel), positive("w_cls", w_cls), positive("w_ce", w_ce)
         self.temperature = positive("temperature", temperature) or 1.0

@@ -29,8 +29,9 @@ class PaperCKD(Method):
     uses_groups = True
     uses_labels = True
 
-    def __init__(self, num_classes, teacher_var, labelled, w_rel: float = 1.0, w_cls: float = 1.0,
-                 compare: bool = True):
+    def __init__(
+        self, num_classes, teacher_var, labelled, w_rel: float = 1.0, w_cls: float = 1.0, compare: bool = True
+    ):
         super().__init__(num_classes, teacher_var, labelled)
         self.w_rel, self.w_cls, self.compare = positive("w_rel", w_rel), positive("w_cls", w_cls), bool(compare)
 

@@ -20,8 +20,16 @@ class DistDistillation(Method):
 
     uses_labels = True
 
-    def __init__(self, num_classes, teacher_var, labelled, temperature: float = 1.0, w_inter: float = 1.0,
-                 w_intra: float = 1.0, w_ce: float = 1.0):
+    def __init__(
+        self,
+        num_classes,
+        teacher_var,
+        labelled,
+        temperature: float = 1.0,
+        w_inter: float = 1.0,
+        w_intra: float = 1.0,
+        w_ce: float = 1.0,
+    ):
         super().__init__(num_classes, teacher_var, labelled)
         self.temperature = positive("temperature", temperature) or 1.0
         self.w_inter, self.w_intra = positive("w_inter", w_inter), positive("w_intra", w_intra)
@@ -30,7 +38,7 @@ class DistDistillation(Method):
     def loss(self, s, t, y, group_size):
         p_s = torch.softmax(s / self.temperature, -1)
         p_t = torch.softmax(t / self.temperature, -1)
-        scale = self.temperature ** 2
+        scale = self.temperature**2
         loss = scale * (self.w_inter * pearson_distance(p_s, p_t, 1) + self.w_intra * pearson_distance(p_s, p_t, 0))
         if y is not None and self.w_ce:
             loss = loss + self.w_ce * soft_cross_entropy(s, y)

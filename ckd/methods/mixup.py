@@ -13,8 +13,9 @@ class MixupDistillation(Method):
 
     uses_labels = True
 
-    def __init__(self, num_classes, teacher_var, labelled, alpha: float = 0.4, temperature: float = 4.0,
-                 w_ce: float = 1.0):
+    def __init__(
+        self, num_classes, teacher_var, labelled, alpha: float = 0.4, temperature: float = 4.0, w_ce: float = 1.0
+    ):
         super().__init__(num_classes, teacher_var, labelled)
         self.alpha = positive("alpha", alpha) or 0.4
         self.temperature = positive("temperature", temperature) or 1.0

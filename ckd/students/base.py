@@ -3,7 +3,8 @@ ONNX graph), and the registry."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,18 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def build_student(arch: str, sample_shape: Sequence[int], num_classes: int, mean: np.ndarray, std: np.ndarray,
-                  arch_args: dict[str, Any] | None = None) -> nn.Module:
-    return STUDENTS.build(arch, sample_shape=tuple(sample_shape), num_classes=num_classes,
-                          normalize=Normalize(mean, std), **dict(arch_args or {}))
+def build_student(
+    arch: str,
+    sample_shape: Sequence[int],
+    num_classes: int,
+    mean: np.ndarray,
+    std: np.ndarray,
+    arch_args: dict[str, Any] | None = None,
+) -> nn.Module:
+    return STUDENTS.build(
+        arch,
+        sample_shape=tuple(sample_shape),
+        num_classes=num_classes,
+        normalize=Normalize(mean, std),
+        **dict(arch_args or {}),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -14,11 +14,14 @@ from ckd.students.base import STUDENTS, Normalize
 class ConvStudent(nn.Module):
     """normalise -> [Conv3x3 -> ReLU -> MaxPool2] x 2 -> global average pool -> Linear(classes)."""
 
-    def __init__(self, sample_shape: Sequence[int], num_classes: int, normalize: Normalize,
-                 channels: Sequence[int] = (16, 32)):
+    def __init__(
+        self, sample_shape: Sequence[int], num_classes: int, normalize: Normalize, channels: Sequence[int] = (16, 32)
+    ):
         super().__init__()
         if len(sample_shape) not in (2, 3):
-            raise ConfigError("student.arch", f"'cnn' needs image inputs [H, W] or [C, H, W], got {tuple(sample_shape)}")
+            raise ConfigError(
+                "student.arch", f"'cnn' needs image inputs [H, W] or [C, H, W], got {tuple(sample_shape)}"
+            )
         self.normalize = normalize
         self.image_shape = (1, *sample_shape) if len(sample_shape) == 2 else tuple(sample_shape)
         c_in = self.image_shape[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -15,8 +15,9 @@ from ckd.students.base import STUDENTS, Normalize
 class MLPStudent(nn.Module):
     """normalise -> flatten -> [Linear -> ReLU] * len(hidden) -> Linear(classes)."""
 
-    def __init__(self, sample_shape: Sequence[int], num_classes: int, normalize: Normalize,
-                 hidden: Sequence[int] = (64,)):
+    def __init__(
+        self, sample_shape: Sequence[int], num_classes: int, normalize: Normalize, hidden: Sequence[int] = (64,)
+    ):
         super().__init__()
         if not all(isinstance(h, int) and h >= 1 for h in hidden):
             raise ConfigError("student.arch_args.hidden", f"must be a list of integers >= 1, got {hidden!r}")

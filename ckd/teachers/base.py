@@ -2,18 +2,71 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
 from ckd.registry import Registry
+from ckd.schema import Section
+
+
+class StandinConfig(Section):
+    """`teacher.standin`: the embedded default's stand-in teacher (the `teacher` stage), whatever the backend."""
+
+    epochs: int = Field(40, ge=1, le=1000)
+    lr: float = Field(1e-3, gt=0, le=1)
+    batch_size: int = Field(64, ge=1, le=8192)  # a batch lives in memory: bounded
+    channels: tuple[int, int] = (32, 64)
+    hidden: int = Field(128, ge=1, le=8192)
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels(cls, value):
+        if not (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 1024 for c in value)
+        ):
+            raise ValueError("must be two integers in [1, 1024]")
+        return tuple(value)
+
+
+class TeacherSettings(Section):
+    """What every backend shares. Each backend subclasses it with `kind: Literal["<name>"]` and its own
+    fields, and names the subclass as its `config_model`; `ckd.config` makes the union of them."""
+
+    kind: str
+    # The ONNX file of the `onnx` and `counting` backends. Kept for every backend because dvc.yaml
+    # interpolates `${teacher.model}` (the file the `teacher` stage writes); the `http` backend ignores it.
+    model: str = Field("models/teacher.onnx", min_length=1)
+    budget: int = Field(100, ge=1, le=10_000_000, description="teacher calls you are willing to pay for")
+    output: str | None = Field(None, min_length=1)
+    scores: Literal["logits", "probabilities"] = "logits"
+    batch_size: int = Field(32, ge=1, le=65_536)  # samples per call, held in memory: bounded
+    # Paid answers and the purse (ckd.store): a path (SQLite; relative = from the main repository's root, shared
+    # by every workspace and DVC experiment) or postgresql://USER@HOST:PORT/DB. `identity`: null, or a label that
+    # declares a new teacher (appended to the derived identity: answers of its own, the same purse).
+    store: str = Field("teacher_outputs", min_length=1)
+    identity: str | None = Field(None, min_length=1)
+    min_answered: float = Field(0.5, gt=0, le=1)
+    standin: StandinConfig = StandinConfig()
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, store: str) -> str:
+        if not store.strip() or (
+            "://" in store and not store.startswith(("postgresql://", "postgresql+psycopg://", "sqlite:///"))
+        ):
+            raise ValueError("must be a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+        return store
 
 
 class Teacher(Protocol):
     """A paid black box. `identity` keys its stored outputs: a new teacher never mixes with an old one."""
 
-    identity: str
+    identity: str  # canonical: what the teacher computes, not how it is reached (see README, "identity")
     num_classes: int | None  # known before any call when the backend declares it, else None
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
@@ -42,24 +95,39 @@ class OutcomeUnknown(Exception):
     """The request left and no answer came back: it may have been computed, so it stays counted."""
 
 
-def check_declared_fit(where: str, input_name: str, sample_dims: list, output_name: str,
-                       teacher_classes: int | None, sample_shape: tuple[int, ...], num_classes: int) -> None:
+def check_declared_fit(
+    where: str,
+    input_name: str,
+    sample_dims: list,
+    output_name: str,
+    teacher_classes: int | None,
+    sample_shape: tuple[int, ...],
+    num_classes: int,
+) -> None:
     """The checks every backend makes from its declared input and output, before any paid call."""
     if not all(isinstance(d, int) and d > 0 for d in sample_dims):
-        raise TeacherError(f"{where}: teacher input {input_name} must have fixed sizes after the batch axis, "
-                           f"has {list(sample_dims)}")
+        raise TeacherError(
+            f"{where}: teacher input {input_name} must have fixed sizes after the batch axis, has {list(sample_dims)}"
+        )
     wanted, have = int(np.prod(sample_dims)), int(np.prod(sample_shape))
     if wanted != have:
-        raise TeacherError(f"{where}: teacher input {input_name} takes {wanted} values per sample "
-                           f"{tuple(sample_dims)}, the data has {have} {tuple(sample_shape)}")
+        raise TeacherError(
+            f"{where}: teacher input {input_name} takes {wanted} values per sample "
+            f"{tuple(sample_dims)}, the data has {have} {tuple(sample_shape)}"
+        )
     if teacher_classes is not None and teacher_classes != num_classes:
-        raise TeacherError(f"{where}: teacher output {output_name} has {teacher_classes} classes, "
-                           f"the data has {num_classes}")
+        raise TeacherError(
+            f"{where}: teacher output {output_name} has {teacher_classes} classes, the data has {num_classes}"
+        )
 
 
 TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")
 
 
-def build_teacher(config) -> Teacher:
-    """Build the backend `config.kind` (a TeacherConfig) through its `from_config`."""
-    return TEACHERS.get(config.kind).from_config(config)
+def build_teacher(config: TeacherSettings) -> Teacher:
+    """Build the backend `config.kind` through its `from_config`. A `teacher.identity` label declares a new
+    teacher: it is appended to the derived identity, so it gets answers of its own."""
+    teacher = TEACHERS.get(config.kind).from_config(config)
+    if config.identity:
+        teacher.identity = f"{teacher.identity}#{config.identity}"
+    return teacher

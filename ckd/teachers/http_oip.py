@@ -4,38 +4,61 @@
 Before any paid call it waits for `GET /v2/health/ready` and reads the model's metadata
 (`GET /v2/models/{name}`) to learn the input's name, shape and datatype and the outputs.
 
-What a failure means for the budget (see `ckd.budget`):
-  * the connection could not be made, or an HTTP error status came back (429, 5xx: nothing was
-    computed, nothing is billed): retried with exponential backoff and jitter, `Retry-After` honoured
-    on 429 and 503; when retries run out it is a definite refusal and the count is given back;
-  * a 4xx other than 429: the request is wrong; a definite refusal with the server's words;
-  * a timeout or a connection dropped after the request left: the outcome is unknown; it stays
-    counted, and the sample is asked again in a later pass only while budget remains;
+What a failure means for the budget (see `ckd.store`):
+  * the connection could not be made, a 429, or a 500/503 carrying `Retry-After` (the server says it ran
+    nothing and when to come back): retried with exponential backoff and jitter, `Retry-After` honoured;
+    when retries run out it is a definite refusal and the count is given back;
+  * a 4xx other than 429 (and 501, 505): the request was refused before the model ran; a definite refusal
+    with the server's words, the count is given back;
+  * a timeout, a connection dropped after the request left, a 502/504 from a gateway, a 503 or 500 with no
+    `Retry-After`: the upstream model may have computed it; the outcome is unknown, it stays counted (lost),
+    and the sample is asked again in a later pass only while budget remains;
   * a 200 whose body is not a usable [batch, classes] tensor: paid and kept apart with its words.
-The bearer token comes from the environment variable named by `teacher.token_env`; it is sent as a
-header and masked in every message, and never written anywhere.
+The identity of the teacher is what the server reports (model name, version, platform and declared
+inputs and outputs), not the URL's spelling. The bearer token comes from the environment variable named
+by `teacher.token_env`; it is sent as a header, masked in every message before any truncation, and
+never written anywhere; a URL carrying `user:password@` is refused.
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
+import logging
 import os
 import random
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
+from pydantic import Field, field_validator
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from ckd.errors import CkdError, TeacherError
-from ckd.teachers.base import TEACHERS, check_declared_fit, AnswerUnusable, OutcomeUnknown, TeacherRefused
+from ckd.teachers.base import (
+    TEACHERS,
+    AnswerUnusable,
+    OutcomeUnknown,
+    TeacherRefused,
+    TeacherSettings,
+    check_declared_fit,
+)
 
-NUMPY_OF_DATATYPE = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": np.int64,
-                     "INT32": np.int32, "INT16": np.int16, "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
+NUMPY_OF_DATATYPE = {
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "FP16": np.float16,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "INT16": np.int16,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "BOOL": np.bool_,
+}
 FLOAT_DATATYPES = ("FP32", "FP64", "FP16")
 MAX_RETRY_AFTER_S = 60.0
 
@@ -62,6 +85,42 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+def normalise_url(url: str) -> str:
+    """One spelling per server URL: lower-case scheme and host, no dot segments, no trailing slash."""
+    parsed = httpx.URL(url)
+    segments = []
+    for part in parsed.path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            segments = segments[:-1]
+        else:
+            segments.append(part)
+    return str(parsed.copy_with(path="/" + "/".join(segments), query=None, fragment=None)).rstrip("/")
+
+
+def refuse_credentials_in_url(url: str) -> None:
+    if "@" in httpx.URL(url).netloc.decode():
+        raise CkdError(
+            "teacher.url: carries a user name or password; remove it and put a bearer token in the "
+            "environment variable named by teacher.token_env"
+        )
+
+
+class _MaskToken(logging.Filter):
+    """httpx and httpcore log request lines; none of them may carry the token."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "***"), ()
+        return True
+
+
 class _RateLimiter:
     """At most `per_second` calls per second across threads (evenly spaced start times)."""
 
@@ -80,20 +139,90 @@ class _RateLimiter:
         time.sleep(max(0.0, start - now))
 
 
+class HttpTeacherConfig(TeacherSettings):
+    """`teacher.kind: http`: a model behind an Open Inference Protocol v2 server."""
+
+    kind: Literal["http"] = "http"
+    url: str | None = None
+    model_name: str | None = None
+    model_version: str | int | None = None  # null: the server's default version
+    concurrency: int = Field(1, ge=1, le=64)  # requests in flight (each holds a batch in memory)
+    timeout_s: float = Field(30.0, gt=0, le=3600)  # per request; a timeout is an unknown outcome (stays counted)
+    max_retries: int = Field(5, ge=0, le=100)  # connection errors, 429 and 5xx
+    rate_limit_per_s: float | None = Field(None, gt=0)
+    token_env: str | None = None  # the NAME of the environment variable holding a bearer token
+    verify_tls: bool = True
+    backoff_s: float = Field(0.5, gt=0, le=60)  # first retry's wait; doubles per retry, with jitter
+    max_backoff_s: float = Field(30.0, gt=0, le=600)
+    ready_timeout_s: float = Field(30.0, gt=0, le=3600)  # how long to wait for GET /v2/health/ready
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise ValueError("must be an http:// or https:// URL when teacher.kind is http")
+        if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                "must not carry a user name or password; put a bearer token in the environment "
+                "variable named by teacher.token_env"
+            )
+        return url
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, name: str | None) -> str | None:
+        if not name:
+            raise ValueError("must name the served model when teacher.kind is http")
+        return name
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, name: str | None) -> str | None:
+        if name is not None and not name.isidentifier():
+            raise ValueError("must be null or the NAME of an environment variable (never the token itself)")
+        return name
+
+
 @TEACHERS.register("http")
 class OpenInferenceTeacher:
-    @classmethod
-    def from_config(cls, config) -> "OpenInferenceTeacher":
-        return cls(url=config.url, model_name=config.model_name, model_version=config.model_version,
-                   output=config.output, concurrency=config.concurrency, timeout_s=config.timeout_s,
-                   max_retries=config.max_retries, rate_limit_per_s=config.rate_limit_per_s,
-                   token_env=config.token_env, verify_tls=config.verify_tls, **dict(config.options))
+    config_model = HttpTeacherConfig
 
-    def __init__(self, url: str, model_name: str, model_version: str | None = None, output: str | None = None,
-                 concurrency: int = 1, timeout_s: float = 30.0, max_retries: int = 5,
-                 rate_limit_per_s: float | None = None, token_env: str | None = None, verify_tls: bool = True,
-                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, ready_timeout_s: float = 30.0):
-        self.url = url.rstrip("/")
+    @classmethod
+    def from_config(cls, config: HttpTeacherConfig) -> OpenInferenceTeacher:
+        return cls(
+            url=config.url,
+            model_name=config.model_name,
+            model_version=None if config.model_version is None else str(config.model_version),
+            output=config.output,
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            rate_limit_per_s=config.rate_limit_per_s,
+            token_env=config.token_env,
+            verify_tls=config.verify_tls,
+            backoff_s=config.backoff_s,
+            max_backoff_s=config.max_backoff_s,
+            ready_timeout_s=config.ready_timeout_s,
+        )
+
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        model_version: str | None = None,
+        output: str | None = None,
+        concurrency: int = 1,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        rate_limit_per_s: float | None = None,
+        token_env: str | None = None,
+        verify_tls: bool = True,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        ready_timeout_s: float = 30.0,
+    ):
+        refuse_credentials_in_url(url)
+        self.url = normalise_url(url)
         self.model_name, self.model_version = model_name, model_version
         self.concurrency, self.max_retries = concurrency, max_retries
         self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
@@ -103,16 +232,31 @@ class OpenInferenceTeacher:
             if not self._token:
                 raise CkdError(f"teacher.token_env: environment variable {token_env} is not set or empty")
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        self.client = httpx.Client(base_url=self.url, timeout=timeout_s, verify=verify_tls, headers=headers,
-                                   limits=httpx.Limits(max_connections=concurrency,
-                                                       max_keepalive_connections=concurrency))
+        if self._token:
+            for name in ("httpx", "httpcore"):
+                logging.getLogger(name).addFilter(_MaskToken(self._token))
+        self.client = httpx.Client(
+            base_url=self.url,
+            timeout=timeout_s,
+            verify=verify_tls,
+            headers=headers,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
         self.rate_limiter = _RateLimiter(rate_limit_per_s)
         self.model_path = f"/v2/models/{model_name}" + (f"/versions/{model_version}" if model_version else "")
         self._wait_ready(ready_timeout_s)
         metadata = self._get_json(self.model_path, "model metadata")
         self._read_metadata(metadata, output)
         version = model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
-        self.identity = f"http:{self.url}:{model_name}:{version}"
+        self.legacy_identity = f"http:{self.url}:{model_name}:{version}"  # before the store
+        signature = json.dumps(
+            [metadata.get("platform"), metadata.get("inputs"), metadata.get("outputs")], sort_keys=True
+        )
+        self.identity = (
+            f"http:{metadata.get('name') or model_name}:{version}:"
+            f"{hashlib.sha256(signature.encode()).hexdigest()[:16]}:{self.output_name}"
+        )
+        self.description = f"{model_name} version {version} served at {self.url}"
 
     # -- set-up (free calls) -------------------------------------------------------------------
     def _mask(self, text: str) -> str:
@@ -130,18 +274,23 @@ class OpenInferenceTeacher:
             except httpx.HTTPError as error:
                 last = type(error).__name__
             if time.monotonic() > deadline:
-                raise TeacherError(f"teacher.url: {self.url} is not ready after {timeout_s:.0f} s "
-                                   f"(GET /v2/health/ready: {last})")
+                raise TeacherError(
+                    f"teacher.url: {self.url} is not ready after {timeout_s:.0f} s (GET /v2/health/ready: {last})"
+                )
             time.sleep(0.5)
 
     def _get_json(self, path: str, what: str) -> dict:
         try:
             response = self.client.get(path)
         except httpx.HTTPError as error:
-            raise TeacherError(f"teacher.url: cannot read {what} at {self.url}{path} ({type(error).__name__})") from None
+            raise TeacherError(
+                f"teacher.url: cannot read {what} at {self.url}{path} ({type(error).__name__})"
+            ) from None
         if response.status_code != 200:
-            raise TeacherError(f"teacher.model_name: {what} at {self.url}{path} answered HTTP "
-                               f"{response.status_code}: {self._mask(response.text[:200])}")
+            raise TeacherError(
+                f"teacher.model_name: {what} at {self.url}{path} answered HTTP "
+                f"{response.status_code}: {self._mask(response.text)[:200]}"
+            )
         try:
             return response.json()
         except json.JSONDecodeError:
@@ -150,8 +299,9 @@ class OpenInferenceTeacher:
     def _read_metadata(self, metadata: dict, output: str | None) -> None:
         inputs = metadata.get("inputs") or []
         if len(inputs) != 1:
-            raise TeacherError(f"{self.url}{self.model_path}: the model must declare exactly one input, "
-                               f"declares {len(inputs)}")
+            raise TeacherError(
+                f"{self.url}{self.model_path}: the model must declare exactly one input, declares {len(inputs)}"
+            )
         self.input_name = inputs[0]["name"]
         self.input_datatype = inputs[0]["datatype"]
         if self.input_datatype not in NUMPY_OF_DATATYPE:
@@ -161,22 +311,33 @@ class OpenInferenceTeacher:
         names = [o["name"] for o in outputs]
         if output is not None:
             if outputs and output not in names:
-                raise TeacherError(f"teacher.output: {output!r} is not an output of {self.model_name}; "
-                                   f"outputs: {', '.join(names)}")
+                raise TeacherError(
+                    f"teacher.output: {output!r} is not an output of {self.model_name}; outputs: {', '.join(names)}"
+                )
             chosen = next((o for o in outputs if o["name"] == output), {"name": output, "shape": []})
         else:
-            chosen = next((o for o in outputs if o.get("datatype") in FLOAT_DATATYPES and len(o.get("shape", [])) == 2),
-                          None)
+            chosen = next(
+                (o for o in outputs if o.get("datatype") in FLOAT_DATATYPES and len(o.get("shape", [])) == 2), None
+            )
             if chosen is None:
-                raise TeacherError(f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "
-                                   "name one with teacher.output")
+                raise TeacherError(
+                    f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "
+                    "name one with teacher.output"
+                )
         self.output_name = chosen["name"]
         shape = chosen.get("shape") or []
         self.num_classes = int(shape[1]) if len(shape) == 2 and int(shape[1]) > 0 else None
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
-        check_declared_fit(f"{self.url}{self.model_path}", self.input_name, self.sample_dims, self.output_name,
-                           self.num_classes, sample_shape, num_classes)
+        check_declared_fit(
+            f"{self.url}{self.model_path}",
+            self.input_name,
+            self.sample_dims,
+            self.output_name,
+            self.num_classes,
+            sample_shape,
+            num_classes,
+        )
 
     # -- the paid call -------------------------------------------------------------------------
     def _wait(self, retry_state) -> float:
@@ -194,26 +355,44 @@ class OpenInferenceTeacher:
             raise _Retryable(f"cannot connect ({type(error).__name__})") from None
         except (httpx.TimeoutException, httpx.TransportError) as error:
             raise OutcomeUnknown(f"{type(error).__name__} after the request left") from None
-        words = self._mask(response.text[:300].strip())
-        if response.status_code == 200:
+        words = self._mask(response.text).strip()[:300]  # masked first: a cut must not leave half a token
+        status = response.status_code
+        if status == 200:
             try:
                 return response.json()
             except json.JSONDecodeError:
                 raise AnswerUnusable("HTTP 200 with a body that is not JSON", words) from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code}: {words}",
-                             _retry_after_seconds(response.headers.get("Retry-After"))
-                             if response.status_code in (429, 503) else None)
-        raise TeacherRefused(f"HTTP {response.status_code} from {self.url}{self.model_path}/infer: {words}")
+        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        if status == 429 or (status in (500, 503) and retry_after is not None):
+            raise _Retryable(f"HTTP {status}: {words}", retry_after)
+        if status >= 500 and status not in (501, 505):
+            raise OutcomeUnknown(
+                f"HTTP {status} from {self.url}{self.model_path}/infer (the model may have run): {words}"
+            )
+        raise TeacherRefused(f"HTTP {status} from {self.url}{self.model_path}/infer: {words}")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(NUMPY_OF_DATATYPE[self.input_datatype]))
-        body = {"id": uuid.uuid4().hex,
-                "inputs": [{"name": self.input_name, "shape": list(batch.shape), "datatype": self.input_datatype,
-                            "data": batch.reshape(-1).tolist()}],
-                "outputs": [{"name": self.output_name}]}
-        retrying = Retrying(retry=retry_if_exception_type(_Retryable), stop=stop_after_attempt(self.max_retries + 1),
-                            wait=self._wait, reraise=True)
+        batch = np.ascontiguousarray(
+            x.reshape(len(x), *self.sample_dims).astype(NUMPY_OF_DATATYPE[self.input_datatype])
+        )
+        body = {
+            "id": uuid.uuid4().hex,
+            "inputs": [
+                {
+                    "name": self.input_name,
+                    "shape": list(batch.shape),
+                    "datatype": self.input_datatype,
+                    "data": batch.reshape(-1).tolist(),
+                }
+            ],
+            "outputs": [{"name": self.output_name}],
+        }
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            reraise=True,
+        )
         try:
             answer = retrying(self._send_once, body)
         except _Retryable as error:
@@ -221,12 +400,14 @@ class OpenInferenceTeacher:
         return self._scores(answer)
 
     def _scores(self, answer: dict) -> np.ndarray:
-        raw = self._mask(json.dumps(answer)[:2000])
+        raw = self._mask(json.dumps(answer))[:2000]
         if "error" in answer:
             raise AnswerUnusable(f"the server answered an error: {self._mask(str(answer['error']))[:200]}", raw)
         outputs = {o.get("name"): o for o in answer.get("outputs", []) if isinstance(o, dict)}
         if self.output_name not in outputs:
-            raise AnswerUnusable(f"no output {self.output_name!r} in the answer (has {', '.join(map(str, outputs))})", raw)
+            raise AnswerUnusable(
+                f"no output {self.output_name!r} in the answer (has {', '.join(map(str, outputs))})", raw
+            )
         out = outputs[self.output_name]
         dtype = NUMPY_OF_DATATYPE.get(out.get("datatype"))
         if dtype is None:

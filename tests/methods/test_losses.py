@@ -31,8 +31,9 @@ def test_kd_term_by_hand():
 def test_ce_by_hand_and_teacher_argmax_without_labels():
     s = torch.zeros(1, 2)
     assert make("ce").loss(s, T[:1], Y[1:], None).item() == pytest.approx(math.log(2))
-    assert make("ce", labelled=False).loss(torch.tensor([[2.0, 0.0]]), T[:1], None, None).item() == \
-        pytest.approx(math.log(1 + math.exp(-2)), abs=1e-6)
+    assert make("ce", labelled=False).loss(torch.tensor([[2.0, 0.0]]), T[:1], None, None).item() == pytest.approx(
+        math.log(1 + math.exp(-2)), abs=1e-6
+    )
 
 
 def test_group_difference():
@@ -60,8 +61,15 @@ def test_ckd_kd_anchor_by_hand():
     assert method.loss(S, T, None, 1).item() == pytest.approx(0.5 + kd_term(S, T, 1.0).item(), abs=1e-6)
 
 
-@pytest.mark.parametrize("name,kwargs", [("ckd", {}), ("ckd_paper", {"w_cls": 0.0}), ("ckd_kd", {"w_cls": 0.0}),
-                                         ("ckd", {"anchor": "batch_mean", "w_anchor": 0.0})])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("ckd", {}),
+        ("ckd_paper", {"w_cls": 0.0}),
+        ("ckd_kd", {"w_cls": 0.0}),
+        ("ckd", {"anchor": "batch_mean", "w_anchor": 0.0}),
+    ],
+)
 def test_comparative_target_unchanged_by_a_constant_on_every_teacher_logit(name, kwargs):
     method = make(name, **kwargs)
     torch.manual_seed(0)

@@ -1,12 +1,14 @@
 """A fault-injecting HTTP proxy on 127.0.0.1 in front of a real inference server.
 
 Each `POST .../infer` gets the next fault of a plan: `ok` (forward), `500` and `429` (answered by the
-proxy: nothing reaches the server, nothing is computed), `slow` (forwarded, computed, and answered only
+proxy: nothing reaches the server, nothing is computed; a bare 500 does not say so, so the client must
+count it), `500ra` (a 500 with `Retry-After`: the server says it ran nothing), `502`, `503` and `504`
+(a gateway: forwarded, computed upstream, then answered with the gateway's error), `slow` (forwarded, computed, and answered only
 after `slow_s`, past the client's timeout), `reset` (forwarded, computed, then the connection is reset
 with no answer), `delay` (forwarded and answered after `delay_s`, within the client's timeout),
 `garbage` (forwarded, computed, answered with a tensor of the wrong shape) and `error_body`
-(forwarded, computed, answered 200 with an error body). `computed` counts the samples the server was given, the figure the budget bounds.
-Other requests (readiness, metadata) pass through untouched.
+(forwarded, computed, answered 200 with an error body). `computed` counts the samples the server was
+given, the figure the budget bounds. Other requests (readiness, metadata) pass through untouched.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import urlsplit
 
 Plan = Callable[[int], str]
@@ -65,6 +67,9 @@ class FaultProxy:
                     proxy.authorizations.add(self.headers.get("Authorization", ""))
                 if fault == "500":
                     proxy._reply(self, 500, b'{"error": "injected internal error"}')
+                elif fault == "500ra":
+                    proxy._reply(self, 500, b'{"error": "injected: not started, come back later"}',
+                                 {"Retry-After": str(proxy.retry_after_s)})
                 elif fault == "429":
                     proxy._reply(self, 429, b'{"error": "injected: slow down"}',
                                  {"Retry-After": str(proxy.retry_after_s)})
@@ -80,6 +85,9 @@ class FaultProxy:
                                                           "data": [1.0, 2.0, 3.0]}]}).encode()
                     if fault == "error_body":
                         answer = b'{"error": "model exploded: CUDA out of memory"}'
+                    if fault in ("502", "503", "504"):
+                        proxy._reply(self, int(fault), b"<html>injected gateway error</html>")
+                        return
                     if fault == "reset":
                         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         self.connection.close()
@@ -93,7 +101,7 @@ class FaultProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _upstream(self, method: str, path: str, body: bytes | None, headers) -> tuple[int, dict, bytes]:
-        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+        connection = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=60)
         try:
             connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
@@ -118,7 +126,7 @@ class FaultProxy:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout): the answer is lost, as in real life
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self.thread.start()
         return self
 

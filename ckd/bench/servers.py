@@ -44,7 +44,7 @@ def wait_until_ready(server, what: str) -> str:
 class KServeTeacher:
     """`with KServeTeacher(model) as url:` serves `model` as `teacher` until the block ends."""
 
-    def __init__(self, model: str | Path, name: str = "teacher", startup_s: float = 90.0):
+    def __init__(self, model: str | Path, name: str = "teacher", startup_s: float = 300.0):
         self.model, self.name, self.startup_s = str(model), name, startup_s
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

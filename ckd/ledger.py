@@ -1,0 +1,172 @@
+"""What the store holds and has spent, and moving paid answers in and out of it.
+
+    python -m ckd.ledger summary  [--store S] [--budget N]   spent / lost / remaining, per teacher and in total
+    python -m ckd.ledger check    [--store S]                the store's consistency rules
+    python -m ckd.ledger export   [--store S] [--teacher T] --out answers.npz|answers.parquet
+    python -m ckd.ledger import   [--store S] --from answers.npz|answers.parquet|teacher_outputs/
+    python -m ckd.ledger quarantine [--store S]              unusable answers kept apart, with their words
+
+`--store` and `--budget` default to `teacher.store` and `teacher.budget` of `--params` (params.yaml).
+Imported answers count as spent in this store (they were paid for); inputs it already answered are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ckd.errors import CkdError
+from ckd.store import Store, open_store
+from ckd.store.legacy import import_legacy, legacy_ledgers
+
+
+def _defaults(args) -> None:
+    params: dict = {}
+    if Path(args.params).is_file():
+        from ckd.config import load_params
+
+        params = load_params(args.params).get("teacher") or {}
+    args.store = args.store or params.get("store") or "teacher_outputs"
+    if getattr(args, "budget", None) is None and "budget" in params:
+        args.budget = params["budget"]
+
+
+def _one_teacher(store: Store, teacher: str | None) -> str:
+    names = [s.teacher for s in store.summaries()]
+    if teacher is not None:
+        if teacher not in names:
+            raise CkdError(
+                f"--teacher: {teacher!r} has nothing in {store.location}; it has: {', '.join(names) or 'none'}"
+            )
+        return teacher
+    if len(names) != 1:
+        raise CkdError(f"--teacher: {store.location} holds {len(names)} teachers; name one of: {', '.join(names)}")
+    return names[0]
+
+
+def summary(store: Store, budget: int | None) -> str:
+    rows = store.summaries()
+    lines = [
+        f"store {store.location}",
+        "| teacher | spent | answered | rejected | lost | in flight | refused (given back) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in rows:
+        lines.append(
+            f"| {s.teacher} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} | {s.in_flight} | {s.refused} |"
+        )
+    spent = store.spent()
+    tail = f"spent in total: {spent}"
+    if budget is not None:
+        tail += f" of teacher.budget={budget}; remaining {max(0, budget - spent)}"
+        if spent > budget:
+            tail += " (spent under an earlier, larger budget: nothing more will be asked until the budget exceeds it)"
+    lines.append(tail)
+    return "\n".join(lines)
+
+
+def export(store: Store, teacher: str, out: Path) -> int:
+    hashes, scores = store.export(teacher)
+    if out.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(
+            {
+                "teacher": [teacher] * len(hashes),
+                "input_hash": hashes.tolist(),
+                "scores": [row.tolist() for row in scores],
+            }
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, out)
+    elif out.suffix == ".npz":
+        from ckd.data.arrays import write_arrays
+
+        write_arrays(out, teacher=np.asarray(teacher), hashes=hashes, scores=scores)
+    else:
+        raise CkdError(f"--out: {out} must end in .npz or .parquet")
+    return len(hashes)
+
+
+def import_answers(store: Store, source: Path) -> int:
+    if source.is_dir():
+        if not legacy_ledgers(source):
+            raise CkdError(f"--from: {source} holds no <teacher>/ledger.jsonl to import")
+        return import_legacy(store, source)
+    if source.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(source).to_pydict()
+        except Exception as error:
+            raise CkdError(f"--from: {source} is not a readable Parquet file ({str(error).splitlines()[0]})") from None
+        teachers, hashes, scores = table.get("teacher"), table.get("input_hash"), table.get("scores")
+        if teachers is None or hashes is None or scores is None or len(set(teachers)) > 1:
+            raise CkdError(f"--from: {source} needs columns teacher (one value), input_hash, scores")
+        teacher, scores = (teachers[0] if teachers else ""), np.asarray(scores, np.float32)
+    elif source.suffix == ".npz":
+        from ckd.data.arrays import read_arrays
+
+        arrays = read_arrays(source, required=("teacher", "hashes", "scores"))
+        teacher, hashes, scores = str(arrays["teacher"]), [str(h) for h in arrays["hashes"]], arrays["scores"]
+    else:
+        raise CkdError(f"--from: {source} must be a folder of old ledgers, an .npz or a .parquet export")
+    if len(hashes) == 0:
+        return 0
+    if scores.ndim != 2 or len(scores) != len(hashes) or not np.issubdtype(scores.dtype, np.floating):
+        raise CkdError(f"--from: {source}: scores must be [answers, classes] floats, one row per input_hash")
+    batch = {
+        "ids": [-1] * len(hashes),
+        "hashes": list(hashes),
+        "status": "answered",
+        "scores": scores.astype(np.float32),
+        "reason": f"imported from {source}",
+    }
+    return store.record_batches(teacher, f"imported from {source}", [batch], skip_known=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ckd.ledger", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--store", default=None, help="a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("summary")
+    p.add_argument("--budget", type=int, default=None)
+    commands.add_parser("check")
+    p = commands.add_parser("export")
+    p.add_argument("--teacher", default=None)
+    p.add_argument("--out", required=True, type=Path)
+    p = commands.add_parser("import")
+    p.add_argument("--from", dest="source", required=True, type=Path)
+    commands.add_parser("quarantine")
+    args = parser.parse_args(argv)
+    try:
+        _defaults(args)
+        store = open_store(args.store)
+        try:
+            if args.command == "summary":
+                print(summary(store, args.budget))
+            elif args.command == "check":
+                print(f"store {store.location}: consistent ({store.spent()} spent in total)")
+            elif args.command == "export":
+                teacher = _one_teacher(store, args.teacher)
+                print(f"exported {export(store, teacher, args.out)} answers of {teacher} to {args.out}")
+            elif args.command == "import":
+                imported = import_answers(store, args.source)
+                print(f"imported {imported} paid inputs from {args.source} into {store.location}")
+            elif args.command == "quarantine":
+                for batch, problem, raw in store.quarantined():
+                    print(f"batch {batch}: {problem} | raw: {raw[:200]}")
+        finally:
+            store.close()
+    except CkdError as error:
+        print(f"ckd ledger: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The pipeline's stages, one module each: typed inputs -> typed outputs and a metrics dict.
+
+`stages/<stage>.py` (the DVC entry points) parse paths, validate the whole params file and call one
+function here; `ckd.bench` drives the very same functions in memory. The stage list is `dvc.yaml`'s
+(`stage_names`), and a stage's metrics file is `metrics_path(stage)`: both spelled here only, for Python.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from ckd.errors import CkdError
+
+METRICS_DIR = "metrics"
+
+
+def stage_names(project_dir: str | Path = ".") -> list[str]:
+    """The stages in the order dvc.yaml lists them (the one list of stages)."""
+    path = Path(project_dir) / "dvc.yaml"
+    try:
+        return list(yaml.safe_load(path.read_text())["stages"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise CkdError(f"{path}: cannot read the stage list ({error})") from None
+
+
+def metrics_path(stage: str, project_dir: str | Path = ".") -> Path:
+    return Path(project_dir) / METRICS_DIR / f"{stage}.json"
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CkdError(f"{path}: file not found (run the stage that writes it first)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CkdError(f"{path}: not valid JSON ({error})") from None

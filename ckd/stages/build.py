@@ -1,0 +1,22 @@
+"""`build`: groups of `comparative.group_size` positives and as many negatives (`ckd.comparative`)."""
+
+from __future__ import annotations
+
+from ckd.comparative import ComparativeSet, comparative_set
+from ckd.config import ComparativeConfig
+from ckd.data import Pool
+from ckd.query import Queried
+
+
+def build(
+    comparative: ComparativeConfig, scores_kind: str, seed: int, queried: Queried, pool: Pool
+) -> tuple[ComparativeSet, dict]:
+    built = comparative_set(
+        queried.ids, queried.scores, pool, scores_kind, comparative.group_size, comparative.max_groups, seed
+    )
+    return built, {
+        "samples": int(len(built.ids)),
+        "groups": int(len(built.positives)),
+        "group_size": comparative.group_size,
+        "labelled": built.labels is not None,
+    }

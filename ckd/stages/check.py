@@ -1,0 +1,19 @@
+"""`check`: Great Expectations on the teacher's answers before anything uses them (`ckd.quality`)."""
+
+from __future__ import annotations
+
+from ckd.data import Pool
+from ckd.quality import ScoreExpectations, check_teacher_outputs
+from ckd.query import Queried
+from ckd.teachers.base import TeacherSettings
+
+
+def check(teacher: TeacherSettings, queried: Queried, pool: Pool, docs_dir: str | None = None) -> dict:
+    spec = ScoreExpectations(
+        expected_rows=queried.selected - queried.unanswered,
+        budget=teacher.budget,
+        pool_ids=pool.ids,
+        num_classes=pool.num_classes,
+        probabilities=teacher.scores == "probabilities",
+    )
+    return check_teacher_outputs(queried.ids, queried.scores, spec, getattr(queried, "path", "queried"), docs_dir)

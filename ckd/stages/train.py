@@ -1,0 +1,50 @@
+"""`train`: the student (`student.method`), model selection on validation data only (`ckd.train`)."""
+
+from __future__ import annotations
+
+import time
+
+from ckd.comparative import ComparativeSet
+from ckd.config import StudentConfig
+from ckd.data import TestSet
+from ckd.metrics import accuracy_probe
+from ckd.runtime import torch_device
+from ckd.students.checkpoint import StudentCheckpoint
+from ckd.train import train_student
+
+
+def train(
+    student: StudentConfig, data: ComparativeSet, test: TestSet | None = None, progress: bool = True
+) -> tuple[StudentCheckpoint, list[dict], dict]:
+    """Returns the checkpoint, the winner's curve and the metrics. With `test`, the curve also shows test
+    accuracy, for the plot only (selection reads validation data alone)."""
+    device = torch_device(student.device)
+    probe = accuracy_probe(test.x, test.labels, "test_accuracy") if test is not None else None
+    start = time.perf_counter()
+    outcome = train_student(data, student, device, progress, on_eval=probe)
+    seconds = time.perf_counter() - start
+    checkpoint = StudentCheckpoint(
+        state_dict={k: v.cpu() for k, v in outcome.model.state_dict().items()},
+        arch=student.arch,
+        arch_args=dict(student.arch_args),
+        sample_shape=list(data.x.shape[1:]),
+        num_classes=data.num_classes,
+        class_names=list(data.class_names),
+        method=student.method,
+        chosen={"lr": outcome.chosen.lr, **outcome.chosen.method_args},
+        teacher_samples=int(len(data.x)),
+    )
+    metrics = {
+        "method": student.method,
+        "val_accuracy": outcome.val_accuracy,
+        "best_step": outcome.best_step,
+        "chosen": checkpoint.chosen,
+        "selection": outcome.selection,
+        "device": outcome.device,
+        "train_seconds": round(seconds, 2),
+        "augment": outcome.augment,
+        "refit": student.refit,
+        "threads": outcome.threads,
+        "precision": outcome.precision,  # text: logged, not a metric (the parameter student.precision says it)
+    }
+    return checkpoint, outcome.curve, metrics

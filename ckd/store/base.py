@@ -1,0 +1,763 @@
+"""The store's one interface, written once in SQLAlchemy Core; a backend module adds only its engine,
+its lock on the purse row and where it lives (`ckd.store.sqlite`, `ckd.store.postgresql`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from ckd.errors import CkdError
+from ckd.registry import Registry
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+STATUSES = ("in_flight", "answered", "rejected", "refused", "lost")
+HEARTBEAT_S = 5.0
+LEASE_S = 60.0  # a run silent this long (on another machine) is taken for dead: its in-flight batches are lost
+HOST = socket.gethostname()
+
+metadata = sa.MetaData()
+meta_table = sa.Table(
+    "ckd_meta",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+# The purse: one row, locked by every change of what is counted. `spent` and `batches` repeat what the
+# batches table says, so a deleted or edited batch row is noticed instead of silently freeing budget.
+purse_table = sa.Table(
+    "ckd_purse",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("spent", sa.BigInteger, nullable=False),
+    sa.Column("batches", sa.BigInteger, nullable=False),
+)
+teachers_table = sa.Table(
+    "ckd_teachers",
+    metadata,
+    sa.Column("teacher", sa.String(300), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("first_seen", sa.Float),
+)
+runs_table = sa.Table(
+    "ckd_runs",
+    metadata,
+    sa.Column("run", sa.String(40), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+    sa.Column("finished", sa.Boolean, nullable=False, default=False),
+)
+batches_table = sa.Table(
+    "ckd_batches",
+    metadata,
+    sa.Column("batch", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("teacher", sa.String(300), nullable=False, index=True),
+    sa.Column("run", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("closed", sa.Float),
+    sa.Column("reason", sa.Text),
+)
+items_table = sa.Table(
+    "ckd_batch_items",
+    metadata,
+    sa.Column("batch", sa.Integer, sa.ForeignKey("ckd_batches.batch"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("sample_id", sa.BigInteger, nullable=False),
+    sa.Column("input_hash", sa.String(64), nullable=False, index=True),
+)
+answers_table = sa.Table(
+    "ckd_answers",
+    metadata,
+    sa.Column("teacher", sa.String(300), primary_key=True),
+    sa.Column("input_hash", sa.String(64), primary_key=True),
+    sa.Column("classes", sa.Integer, nullable=False),
+    sa.Column("scores", sa.LargeBinary, nullable=False),  # float32, little-endian
+    sa.Column("batch", sa.Integer, nullable=False),
+)
+quarantine_table = sa.Table(
+    "ckd_quarantine",
+    metadata,
+    sa.Column("batch", sa.Integer, primary_key=True),
+    sa.Column("problem", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    batch: int
+    rows: list[int]  # positions, in the caller's candidate list, that this batch carries
+
+
+@dataclass(frozen=True)
+class TeacherSummary:
+    teacher: str
+    description: str
+    spent: int  # counted: answered + rejected + lost + in flight
+    answered: int
+    rejected: int
+    lost: int
+    in_flight: int
+    refused: int
+
+
+def _scores_blob(row: np.ndarray) -> bytes:
+    return np.ascontiguousarray(row, dtype="<f4").tobytes()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child its parent has not reaped yet is a zombie: it will never answer
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Store:
+    """A store of paid answers with its purse. Backends subclass this and set `scheme`."""
+
+    scheme = ""
+
+    def __init__(self, spec: str, location: str, url: sa.URL | str, **engine_args):
+        self.spec, self.location = spec, location
+        self.engine = sa.create_engine(url, **engine_args)
+        self.spill_dirs: list[Path] = []
+        self.store_id = ""
+        self.created_now = False
+        self._heartbeats: dict[str, threading.Event] = {}
+        self._guard(self._open, "cannot be opened")
+
+    # -- what a backend provides -------------------------------------------------------------
+    def lock_purse(self, connection: sa.Connection) -> dict:
+        """Lock the purse row for the rest of the transaction; return it."""
+        row = (
+            connection.execute(sa.select(purse_table).where(purse_table.c.id == 1).with_for_update()).mappings().first()
+        )
+        if row is None:
+            raise self.corrupt("its purse row is missing")
+        return dict(row)
+
+    def init_lock(self, connection: sa.Connection) -> None:
+        """Serialise the creation of the schema between processes (a backend may need more than a transaction)."""
+
+    # -- errors --------------------------------------------------------------------------------
+    def corrupt(self, what: str) -> CkdError:
+        return CkdError(
+            f"teacher.store {self.location}: {what}; the store is damaged: restore it from a backup "
+            f"(or inspect it with `python -m ckd.ledger check --store {self.location}`), or point "
+            "teacher.store at a new path for an explicit fresh start"
+        )
+
+    def _guard(self, action, what: str, *args, **kwargs):
+        try:
+            return action(*args, **kwargs)
+        except CkdError:
+            raise
+        except SQLAlchemyError as error:
+            cause = str(getattr(error, "orig", None) or error).splitlines()[0]
+            if isinstance(error, sa.exc.OperationalError) and (
+                "connect" in cause or "could not" in cause or "Connection refused" in cause
+            ):
+                raise CkdError(
+                    f"teacher.store {self.location}: {what}: {cause} (is the database server running and reachable?)"
+                ) from None
+            raise CkdError(
+                f"teacher.store {self.location}: {what} ({cause}); if the store is damaged, restore "
+                "it from a backup or point teacher.store at a new path for an explicit fresh start"
+            ) from None
+
+    # -- schema and checks ---------------------------------------------------------------------
+    def _open(self) -> None:
+        with self.engine.begin() as connection:
+            self.init_lock(connection)
+            inspector = sa.inspect(connection)
+            present = {t for t in metadata.tables if inspector.has_table(t)}
+            if not present:
+                metadata.create_all(connection)
+                self.store_id = uuid.uuid4().hex
+                connection.execute(
+                    sa.insert(meta_table),
+                    [
+                        {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                        {"key": "store_id", "value": self.store_id},
+                        {"key": "created", "value": f"{time.time():.3f}"},
+                    ],
+                )
+                connection.execute(sa.insert(purse_table).values(id=1, spent=0, batches=0))
+                self.created_now = True
+                return
+            if "ckd_meta" not in present:
+                raise self.corrupt("it has tables but no ckd_meta table (not a ckd store, or a damaged one)")
+            meta = dict(connection.execute(sa.select(meta_table.c.key, meta_table.c.value)).all())
+            if meta.get("schema_version") != str(SCHEMA_VERSION):
+                raise CkdError(
+                    f"teacher.store {self.location}: schema version {meta.get('schema_version')!r}, this "
+                    f"ckd reads version {SCHEMA_VERSION}; use the ckd that wrote it, or point teacher.store "
+                    "at a new path for an explicit fresh start"
+                )
+            missing = sorted(set(metadata.tables) - present)
+            if missing:
+                raise self.corrupt(f"tables {', '.join(missing)} are missing")
+            self.store_id = meta.get("store_id", "")
+        self.check()
+
+    def check(self) -> None:
+        """Every consistency rule the store must keep; a damaged store stops here, never resets."""
+        # Under the purse lock: no reservation or refund commits between the reads below, so a run that is
+        # reserving right now is never mistaken for damage.
+        with self.engine.begin() as c:
+            purse = self.lock_purse(c)
+            bad = c.execute(
+                sa.select(batches_table.c.batch, batches_table.c.status).where(batches_table.c.status.not_in(STATUSES))
+            ).first()
+            if bad is not None:
+                raise self.corrupt(f"batch {bad[0]} has an unknown status {bad[1]!r}")
+            spent = c.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(batches_table.c.n), 0)).where(
+                    batches_table.c.status != "refused"
+                )
+            ).scalar_one()
+            count = c.execute(sa.select(sa.func.count()).select_from(batches_table)).scalar_one()
+            if int(spent) != int(purse["spent"]) or int(count) != int(purse["batches"]):
+                raise self.corrupt(
+                    f"its batches add up to {spent} counted in {count} batches, its purse says "
+                    f"{purse['spent']} in {purse['batches']} (batch rows were deleted or edited)"
+                )
+            items = sa.select(items_table.c.batch, sa.func.count().label("k")).group_by(items_table.c.batch).subquery()
+            wrong = c.execute(
+                sa.select(batches_table.c.batch)
+                .outerjoin(items, items.c.batch == batches_table.c.batch)
+                .where(sa.func.coalesce(items.c.k, 0) != batches_table.c.n)
+            ).first()
+            if wrong is not None:
+                raise self.corrupt(f"batch {wrong[0]} does not hold as many inputs as it counts")
+            a = answers_table
+            missing = c.execute(
+                sa.select(batches_table.c.batch)
+                .join(items_table, items_table.c.batch == batches_table.c.batch)
+                .outerjoin(
+                    a, sa.and_(a.c.teacher == batches_table.c.teacher, a.c.input_hash == items_table.c.input_hash)
+                )
+                .where(batches_table.c.status == "answered", a.c.input_hash.is_(None))
+            ).first()
+            if missing is not None:
+                raise self.corrupt(f"answers of batch {missing[0]} are missing")
+            malformed = c.execute(
+                sa.select(a.c.teacher, a.c.input_hash).where(
+                    sa.or_(a.c.classes < 1, sa.func.length(a.c.scores) != 4 * a.c.classes)
+                )
+            ).first()
+            if malformed is not None:
+                raise self.corrupt(f"the stored answer for input {malformed[1][:12]} is malformed")
+
+    # -- runs ------------------------------------------------------------------------------------
+    def open_run(self, teacher: str, description: str) -> str:
+        """Register a run (its heartbeat tells other runs it is alive) and the teacher it asks."""
+        run = uuid.uuid4().hex
+
+        def body():
+            now = time.time()
+            with self.engine.begin() as c:
+                c.execute(
+                    sa.insert(runs_table).values(
+                        run=run, host=HOST, pid=os.getpid(), started=now, heartbeat=now, finished=False
+                    )
+                )
+                if (
+                    c.execute(sa.select(teachers_table.c.teacher).where(teachers_table.c.teacher == teacher)).first()
+                    is None
+                ):
+                    c.execute(
+                        sa.insert(teachers_table).values(teacher=teacher, description=description, first_seen=now)
+                    )
+
+        self._guard(body, "cannot register this run")
+        stop = threading.Event()
+        self._heartbeats[run] = stop
+        threading.Thread(target=self._beat, args=(run, stop), daemon=True, name="store-heartbeat").start()
+        return run
+
+    def _beat(self, run: str, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                with self.engine.begin() as c:
+                    c.execute(sa.update(runs_table).where(runs_table.c.run == run).values(heartbeat=time.time()))
+            except SQLAlchemyError as error:  # a busy store: the next beat tries again, the lease is long
+                log.debug("heartbeat of run %s failed: %s", run, error)
+
+    def close_run(self, run: str) -> None:
+        stop = self._heartbeats.pop(run, None)
+        if stop is not None:
+            stop.set()
+
+        def body():
+            with self.engine.begin() as c:
+                c.execute(sa.update(runs_table).where(runs_table.c.run == run).values(finished=True))
+                c.execute(
+                    sa.update(batches_table)
+                    .where(batches_table.c.run == run, batches_table.c.status == "in_flight")
+                    .values(status="lost", closed=time.time(), reason="the run ended with no answer")
+                )
+
+        try:
+            self._guard(body, "cannot close this run")
+        except CkdError as error:  # its batches become lost anyway once this process is gone
+            log.warning("%s", error)
+
+    def _dead_runs(self, c: sa.Connection, runs: Iterable[str]) -> set[str]:
+        rows = c.execute(sa.select(runs_table).where(runs_table.c.run.in_(list(runs)))).mappings().all()
+        now = time.time()
+        return {
+            r["run"]
+            for r in rows
+            if r["finished"] or (r["host"] == HOST and not _pid_alive(r["pid"])) or now - r["heartbeat"] > LEASE_S
+        }
+
+    def _settle_dead(self, c: sa.Connection, teacher: str) -> None:
+        """In-flight batches whose run is gone are lost: their outcome is unknown, they stay counted."""
+        owners = {
+            r[0]
+            for r in c.execute(
+                sa.select(batches_table.c.run)
+                .distinct()
+                .where(batches_table.c.teacher == teacher, batches_table.c.status == "in_flight")
+            )
+        }
+        dead = self._dead_runs(c, owners) if owners else set()
+        if dead:
+            c.execute(
+                sa.update(batches_table)
+                .where(batches_table.c.run.in_(dead), batches_table.c.status == "in_flight")
+                .values(status="lost", closed=time.time(), reason="its run died with the batch in flight")
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+    def answers(self, teacher: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        wanted = sorted(set(hashes))
+
+        def body():
+            found: dict[str, np.ndarray] = {}
+            with self.engine.connect() as c:
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    for digest, _classes, blob in c.execute(
+                        sa.select(answers_table.c.input_hash, answers_table.c.classes, answers_table.c.scores).where(
+                            answers_table.c.teacher == teacher, answers_table.c.input_hash.in_(chunk)
+                        )
+                    ):
+                        found[digest] = np.frombuffer(bytes(blob), dtype="<f4").astype(np.float32)
+            return found
+
+        return self._guard(body, "cannot read the stored answers")
+
+    def held_elsewhere(self, teacher: str, hashes: Iterable[str], run: str) -> set[str]:
+        """Inputs in a batch another live run has in flight: wait for its answer rather than pay twice."""
+        wanted = sorted(set(hashes))
+
+        def body():
+            held: set[str] = set()
+            with self.engine.connect() as c:
+                owners: dict[str, set[str]] = {}
+                for start in range(0, len(wanted), 500):
+                    rows = c.execute(
+                        sa.select(items_table.c.input_hash, batches_table.c.run)
+                        .join(batches_table, batches_table.c.batch == items_table.c.batch)
+                        .where(
+                            batches_table.c.teacher == teacher,
+                            batches_table.c.status == "in_flight",
+                            batches_table.c.run != run,
+                            items_table.c.input_hash.in_(wanted[start : start + 500]),
+                        )
+                    )
+                    for digest, owner in rows:
+                        owners.setdefault(owner, set()).add(digest)
+                dead = self._dead_runs(c, owners) if owners else set()
+                for owner, digests in owners.items():
+                    if owner not in dead:
+                        held |= digests
+            return held
+
+        return self._guard(body, "cannot read the batches in flight")
+
+    def spent(self) -> int:
+        def body():
+            with self.engine.connect() as c:
+                return int(c.execute(sa.select(purse_table.c.spent).where(purse_table.c.id == 1)).scalar_one())
+
+        return self._guard(body, "cannot read its purse")
+
+    def summaries(self) -> list[TeacherSummary]:
+        def body():
+            with self.engine.connect() as c:
+                described = dict(c.execute(sa.select(teachers_table.c.teacher, teachers_table.c.description)).all())
+                totals: dict[str, dict[str, int]] = {}
+                for teacher, status, n in c.execute(
+                    sa.select(batches_table.c.teacher, batches_table.c.status, sa.func.sum(batches_table.c.n)).group_by(
+                        batches_table.c.teacher, batches_table.c.status
+                    )
+                ):
+                    totals.setdefault(teacher, {})[status] = int(n)
+            out = []
+            for teacher in sorted(set(described) | set(totals)):
+                t = totals.get(teacher, {})
+                out.append(
+                    TeacherSummary(
+                        teacher,
+                        described.get(teacher, ""),
+                        sum(v for k, v in t.items() if k != "refused"),
+                        t.get("answered", 0),
+                        t.get("rejected", 0),
+                        t.get("lost", 0),
+                        t.get("in_flight", 0),
+                        t.get("refused", 0),
+                    )
+                )
+            return out
+
+        return self._guard(body, "cannot read its summary")
+
+    def summary(self, teacher: str) -> TeacherSummary:
+        return next(
+            (s for s in self.summaries() if s.teacher == teacher), TeacherSummary(teacher, "", 0, 0, 0, 0, 0, 0)
+        )
+
+    def export(self, teacher: str) -> tuple[np.ndarray, np.ndarray]:
+        """(input hashes, scores) of every stored answer of `teacher`."""
+
+        def body():
+            with self.engine.connect() as c:
+                return c.execute(
+                    sa.select(answers_table.c.input_hash, answers_table.c.scores)
+                    .where(answers_table.c.teacher == teacher)
+                    .order_by(answers_table.c.input_hash)
+                ).all()
+
+        rows = self._guard(body, "cannot read the stored answers")
+        hashes = np.asarray([r[0] for r in rows], dtype="U64")
+        scores = np.stack([np.frombuffer(bytes(r[1]), dtype="<f4") for r in rows]) if rows else np.zeros((0, 0), "f4")
+        return hashes, scores.astype(np.float32)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def reserve(self, teacher: str, run: str, ids: list[int], hashes: list[str], budget: int) -> Reservation | None:
+        """Count, durably and under the purse lock, as many of the candidates as the budget allows that are
+        neither answered nor in flight; None when there is none (all taken, or no budget left)."""
+
+        def body():
+            with self.engine.begin() as c:
+                purse = self.lock_purse(c)
+                self._settle_dead(c, teacher)
+                taken = {
+                    r[0]
+                    for r in c.execute(
+                        sa.select(answers_table.c.input_hash).where(
+                            answers_table.c.teacher == teacher, answers_table.c.input_hash.in_(hashes)
+                        )
+                    )
+                }
+                taken |= {
+                    r[0]
+                    for r in c.execute(
+                        sa.select(items_table.c.input_hash)
+                        .join(batches_table, batches_table.c.batch == items_table.c.batch)
+                        .where(
+                            batches_table.c.teacher == teacher,
+                            batches_table.c.status == "in_flight",
+                            items_table.c.input_hash.in_(hashes),
+                        )
+                    )
+                }
+                seen: set[str] = set()
+                rows = [i for i, h in enumerate(hashes) if h not in taken and not (h in seen or seen.add(h))]
+                rows = rows[: max(0, budget - int(purse["spent"]))]
+                if not rows:
+                    return None
+                now = time.time()
+                batch = c.execute(
+                    sa.insert(batches_table).values(
+                        teacher=teacher, run=run, status="in_flight", n=len(rows), created=now
+                    )
+                ).inserted_primary_key[0]
+                c.execute(
+                    sa.insert(items_table),
+                    [
+                        {"batch": batch, "position": p, "sample_id": int(ids[i]), "input_hash": hashes[i]}
+                        for p, i in enumerate(rows)
+                    ],
+                )
+                c.execute(
+                    sa.update(purse_table)
+                    .where(purse_table.c.id == 1)
+                    .values(spent=purse_table.c.spent + len(rows), batches=purse_table.c.batches + 1)
+                )
+                return Reservation(int(batch), rows)
+
+        return self._guard(body, "cannot reserve a batch (nothing was sent)")
+
+    def _close(self, c: sa.Connection, batch: int, status: str, reason: str | None) -> str:
+        row = c.execute(
+            sa.select(batches_table.c.teacher, batches_table.c.status).where(batches_table.c.batch == batch)
+        ).first()
+        if row is None:
+            raise self.corrupt(f"batch {batch} vanished while it was in flight")
+        c.execute(
+            sa.update(batches_table)
+            .where(batches_table.c.batch == batch)
+            .values(status=status, closed=time.time(), reason=reason)
+        )
+        return row[0]
+
+    def write_answers(self, batch: int, hashes: list[str], scores: np.ndarray) -> None:
+        """Store a paid answer and close its batch, in one transaction. Raises the database's own error
+        (the caller keeps the answer: it retries, then spills it to a file)."""
+        with self.engine.begin() as c:
+            teacher = self._close(c, batch, "answered", None)
+            present = {
+                r[0]
+                for r in c.execute(
+                    sa.select(answers_table.c.input_hash).where(
+                        answers_table.c.teacher == teacher, answers_table.c.input_hash.in_(list(hashes))
+                    )
+                )
+            }
+            rows = [
+                {
+                    "teacher": teacher,
+                    "input_hash": h,
+                    "classes": int(scores.shape[1]),
+                    "scores": _scores_blob(s),
+                    "batch": batch,
+                }
+                for h, s in zip(hashes, scores)
+                if h not in present
+            ]
+            if rows:
+                c.execute(sa.insert(answers_table), rows)
+
+    def mark_rejected(self, batch: int, problem: str, raw: str) -> None:
+        def body():
+            with self.engine.begin() as c:
+                self._close(c, batch, "rejected", problem)
+                c.execute(sa.insert(quarantine_table).values(batch=batch, problem=problem, raw=raw))
+
+        self._guard(body, f"cannot record the unusable answer of batch {batch}")
+
+    def mark_refused(self, batch: int, reason: str) -> None:
+        def body():
+            with self.engine.begin() as c:
+                self.lock_purse(c)
+                row = c.execute(
+                    sa.select(batches_table.c.n, batches_table.c.status).where(batches_table.c.batch == batch)
+                ).first()
+                if row is None or row[1] == "refused":
+                    return
+                self._close(c, batch, "refused", reason)
+                c.execute(
+                    sa.update(purse_table).where(purse_table.c.id == 1).values(spent=purse_table.c.spent - row[0])
+                )
+
+        self._guard(body, f"cannot give back the count of refused batch {batch}")
+
+    def mark_lost(self, batch: int, reason: str) -> None:
+        def body():
+            with self.engine.begin() as c:
+                self._close(c, batch, "lost", reason)
+
+        self._guard(body, f"cannot mark batch {batch} lost (it stays counted either way)")
+
+    def batch_status(self, batch: int) -> str | None:
+        def body():
+            with self.engine.connect() as c:
+                return c.execute(sa.select(batches_table.c.status).where(batches_table.c.batch == batch)).scalar()
+
+        return self._guard(body, "cannot read a batch")
+
+    def record_batches(
+        self,
+        teacher: str,
+        description: str,
+        batches: list[dict],
+        skip_known: bool = False,
+        marker: tuple[str, str] | None = None,
+    ) -> int:
+        """Record closed batches paid for elsewhere (an import), each a dict of `ids`, `hashes`, `status`
+        and, as it applies, `scores`, `reason`, `raw`; they count unless refused. All or nothing, in one
+        transaction under the purse lock; with `marker` (a settings key and value), only if that key is
+        not set yet, so two runs importing the same thing at once import it once. With `skip_known`,
+        inputs this store already answered are left out (importing twice costs nothing). Returns how
+        many inputs were recorded."""
+
+        def body():
+            with self.engine.begin() as c:
+                purse = self.lock_purse(c)
+                if marker is not None:
+                    if c.execute(sa.select(meta_table.c.key).where(meta_table.c.key == marker[0])).first() is not None:
+                        return 0
+                    c.execute(sa.insert(meta_table).values(key=marker[0], value=marker[1]))
+                if (
+                    c.execute(sa.select(teachers_table.c.teacher).where(teachers_table.c.teacher == teacher)).first()
+                    is None
+                ):
+                    c.execute(
+                        sa.insert(teachers_table).values(
+                            teacher=teacher, description=description, first_seen=time.time()
+                        )
+                    )
+                present = {
+                    r[0]
+                    for r in c.execute(sa.select(answers_table.c.input_hash).where(answers_table.c.teacher == teacher))
+                }
+                spent, made, total = int(purse["spent"]), int(purse["batches"]), 0
+                for record in batches:
+                    hashes, status = record["hashes"], record["status"]
+                    rows = list(range(len(hashes)))
+                    if skip_known:
+                        seen: set[str] = set()
+                        rows = [
+                            i
+                            for i in rows
+                            if hashes[i] not in present and not (hashes[i] in seen or seen.add(hashes[i]))
+                        ]
+                        if not rows:
+                            continue
+                    now = time.time()
+                    batch = c.execute(
+                        sa.insert(batches_table).values(
+                            teacher=teacher,
+                            run="import",
+                            status=status,
+                            n=len(rows),
+                            created=now,
+                            closed=now,
+                            reason=record.get("reason", ""),
+                        )
+                    ).inserted_primary_key[0]
+                    if rows:
+                        c.execute(
+                            sa.insert(items_table),
+                            [
+                                {
+                                    "batch": batch,
+                                    "position": p,
+                                    "sample_id": int(record["ids"][i]),
+                                    "input_hash": hashes[i],
+                                }
+                                for p, i in enumerate(rows)
+                            ],
+                        )
+                    if status == "answered":
+                        fresh: dict[str, int] = {}
+                        for i in rows:
+                            if hashes[i] not in present:
+                                fresh.setdefault(hashes[i], i)
+                        if fresh:
+                            scores = record["scores"]
+                            c.execute(
+                                sa.insert(answers_table),
+                                [
+                                    {
+                                        "teacher": teacher,
+                                        "input_hash": h,
+                                        "classes": int(scores.shape[1]),
+                                        "scores": _scores_blob(scores[i]),
+                                        "batch": batch,
+                                    }
+                                    for h, i in fresh.items()
+                                ],
+                            )
+                            present |= set(fresh)
+                    if status == "rejected":
+                        c.execute(
+                            sa.insert(quarantine_table).values(
+                                batch=batch, problem=record.get("reason", ""), raw=record.get("raw") or ""
+                            )
+                        )
+                    spent += 0 if status == "refused" else len(rows)
+                    made += 1
+                    total += len(rows)
+                c.execute(sa.update(purse_table).where(purse_table.c.id == 1).values(spent=spent, batches=made))
+                return total
+
+        return self._guard(body, "cannot import answers")
+
+    def adopt(self, old: str, new: str) -> None:
+        """Move what was recorded under a teacher's former identity to its canonical one."""
+
+        def body():
+            with self.engine.begin() as c:
+                self.lock_purse(c)
+                mine = {
+                    r[0] for r in c.execute(sa.select(answers_table.c.input_hash).where(answers_table.c.teacher == new))
+                }
+                if mine:
+                    c.execute(
+                        sa.delete(answers_table).where(
+                            answers_table.c.teacher == old, answers_table.c.input_hash.in_(mine)
+                        )
+                    )
+                c.execute(sa.update(answers_table).where(answers_table.c.teacher == old).values(teacher=new))
+                c.execute(sa.update(batches_table).where(batches_table.c.teacher == old).values(teacher=new))
+                c.execute(sa.delete(teachers_table).where(teachers_table.c.teacher == old))
+
+        self._guard(body, f"cannot move the answers of {old} to {new}")
+
+    def quarantined(self) -> list[tuple[int, str, str]]:
+        def body():
+            with self.engine.connect() as c:
+                return [tuple(r) for r in c.execute(sa.select(quarantine_table).order_by(quarantine_table.c.batch))]
+
+        return self._guard(body, "cannot read its quarantine")
+
+    def get_meta(self, key: str) -> str | None:
+        def body():
+            with self.engine.connect() as c:
+                return c.execute(sa.select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
+
+        return self._guard(body, "cannot read its settings")
+
+    def set_meta(self, key: str, value: str) -> None:
+        def body():
+            with self.engine.begin() as c:
+                c.execute(sa.delete(meta_table).where(meta_table.c.key == key))
+                c.execute(sa.insert(meta_table).values(key=key, value=value))
+
+        self._guard(body, "cannot write its settings")
+
+    def close(self) -> None:
+        for stop in self._heartbeats.values():
+            stop.set()
+        self.engine.dispose()
+
+
+STORE_SCHEMES: Registry[Store] = Registry("store backend", "teacher.store")
+
+
+def open_store(spec: str, base: str | Path | None = None) -> Store:
+    """`spec` is a path (SQLite; a relative one is resolved from the main repository's root) or a URL
+    whose scheme names a backend (`postgresql://USER@HOST:PORT/DB`)."""
+    from ckd.store import postgresql, sqlite  # noqa: F401  (registers the backends)
+
+    scheme = spec.split("://", 1)[0].split("+", 1)[0] if "://" in spec else "sqlite"
+    backend: Any = STORE_SCHEMES.get(scheme)  # a Store class, registered by its URL scheme
+    return backend.from_spec(spec, base)

@@ -1,0 +1,71 @@
+"""A paid answer the store could not take is written to a spill file, and the next run imports it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ckd.data.arrays import read_arrays, write_arrays
+from ckd.errors import CkdError
+
+log = logging.getLogger(__name__)
+
+
+def spill_dirs(store) -> list[Path]:
+    return [*store.spill_dirs, Path.home() / ".cache" / "ckd" / "spill"]
+
+
+def spill(store, teacher: str, batch: int, ids: np.ndarray, hashes: list[str], scores: np.ndarray) -> Path:
+    """Write the answer to the first spill folder that takes it; raise OSError when none does."""
+    last: OSError | None = None
+    for directory in spill_dirs(store):
+        path = directory / f"spill-{store.store_id}-{batch:08d}.npz"
+        try:
+            write_arrays(
+                path,
+                teacher=np.asarray(teacher),
+                batch=np.asarray(batch),
+                ids=np.asarray(ids),
+                hashes=np.asarray(hashes),
+                scores=np.asarray(scores, np.float32),
+            )
+            return path
+        except OSError as error:
+            last = error
+    raise last or OSError("no spill folder")
+
+
+def import_spills(store) -> int:
+    """Store the answers left in spill files by an earlier run of this store; return how many."""
+    imported = 0
+    for directory in spill_dirs(store):
+        for path in sorted(directory.glob(f"spill-{store.store_id}-*.npz")) if directory.is_dir() else []:
+            try:
+                arrays = read_arrays(path, required=("teacher", "batch", "ids", "hashes", "scores"))
+            except CkdError as error:
+                raise CkdError(
+                    f"{path}: a spilled paid answer cannot be read ({error}); move it away once you have looked at it"
+                ) from None
+            batch = int(arrays["batch"])
+            status = store.batch_status(batch)
+            if status in ("in_flight", "lost"):
+                try:
+                    store.write_answers(batch, [str(h) for h in arrays["hashes"]], arrays["scores"])
+                    imported += len(arrays["hashes"])
+                except Exception as error:  # another run imported it meanwhile, or the store still fails
+                    if store.batch_status(batch) != "answered":
+                        raise CkdError(
+                            f"{path}: the store {store.location} still cannot take this spilled paid "
+                            f"answer ({str(getattr(error, 'orig', None) or error).splitlines()[0]}); "
+                            "it stays in the file"
+                        ) from None
+            elif status != "answered":
+                raise CkdError(
+                    f"{path}: spilled answer of batch {batch}, which the store {store.location} records as "
+                    f"{status}; move the file away once you have looked at it"
+                )
+            path.unlink()
+            log.info("imported %d paid answers of batch %d from %s", len(arrays["hashes"]), batch, path)
+    return imported

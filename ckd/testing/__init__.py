@@ -1,1 +1,0 @@
-"""Test and benchmark helpers: a real inference server on loopback and a fault-injecting proxy."""

@@ -1,0 +1,59 @@
+"""Helpers for the tests only (the library never imports them)."""
+
+from pathlib import Path
+
+import numpy as np
+
+PROJECT = Path(__file__).resolve().parents[2]  # the repository
+
+
+def linear_onnx_teacher(
+    path: Path,
+    features: int = 64,
+    classes: int = 10,
+    input_shape=None,
+    seed: int = 0,
+    nan_below: float | None = None,
+    output_classes: int | None = None,
+) -> Path:
+    """A black-box ONNX teacher: logits = flatten(x) W + b. With `nan_below`, rows whose input sum is
+    below it come back NaN (log of a negative number), like a broken teacher."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    out_classes = output_classes or classes
+    w = rng.normal(size=(features, out_classes)).astype(np.float32) * 0.3
+    b = rng.normal(size=(out_classes,)).astype(np.float32)
+    input_shape = input_shape or [features]
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "W"], ["mm"]),
+        helper.make_node("Add", ["mm", "b"], ["raw" if nan_below is not None else "scores"]),
+    ]
+    inits = [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")]
+    if nan_below is not None:
+        nodes += [
+            helper.make_node("ReduceSum", ["flat", "axes"], ["total"], keepdims=1),
+            helper.make_node("Sub", ["total", "threshold"], ["shifted"]),
+            helper.make_node("Log", ["shifted"], ["logged"]),
+            helper.make_node("Mul", ["logged", "zero"], ["poison"]),
+            helper.make_node("Add", ["raw", "poison"], ["scores"]),
+        ]
+        inits += [
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+            numpy_helper.from_array(np.array(nan_below, np.float32), "threshold"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "teacher",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *input_shape])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", out_classes])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
