@@ -41,20 +41,21 @@ def test_probabilities_become_log_probabilities():
 
 def test_free_pool_inputs_are_capped_to_a_seeded_subset(monkeypatch):
     from ckd import comparative
+    from ckd.data import Pool
 
-    pool = {
-        "ids": np.arange(100, 150),
-        "x": np.arange(50, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32),
-        "class_names": np.array(["a", "b"]),
-        "is_image": np.asarray(False),
-    }
+    pool = Pool(
+        ids=np.arange(100, 150),
+        x=np.arange(50, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32),
+        class_names=("a", "b"),
+        is_image=False,
+    )
     queried = np.arange(100, 110)
     scores = np.zeros((10, 2), np.float32)
-    whole = comparative.comparative_arrays(queried, scores, pool, "logits", 1, 20, seed=0)["unlabelled"]
+    whole = comparative.comparative_set(queried, scores, pool, "logits", 1, 20, seed=0).unlabelled
     assert len(whole) == 40  # below the cap: every never-queried input, as before
     monkeypatch.setattr(comparative, "MAX_UNLABELLED", 15)
-    capped = comparative.comparative_arrays(queried, scores, pool, "logits", 1, 20, seed=0)["unlabelled"]
+    capped = comparative.comparative_set(queried, scores, pool, "logits", 1, 20, seed=0).unlabelled
     assert len(capped) == 15 and len(np.unique(capped[:, 0])) == 15
     assert set(capped[:, 0].tolist()) <= set(range(10, 50))  # never a queried input
-    again = comparative.comparative_arrays(queried, scores, pool, "logits", 1, 20, seed=0)["unlabelled"]
+    again = comparative.comparative_set(queried, scores, pool, "logits", 1, 20, seed=0).unlabelled
     assert np.array_equal(capped, again)
