@@ -81,8 +81,8 @@ def test_benchmark_row_equals_dvc_repro(tmp_path):
     assert repro.returncode == 0, repro.stderr[-2000:]
 
     validate = json.loads((project / "metrics" / "validate.json").read_text())
-    train = json.loads((project / "metrics" / "train.json").read_text())
+    train = json.loads((project / "metrics" / "train" / "metrics.json").read_text())
     assert abs(validate["test_accuracy"] - float(row["test_accuracy"])) <= 1e-6
     assert abs(train["val_accuracy"] - float(row["val_accuracy"])) <= 1e-6
     assert train["best_step"] == json.loads(row["chosen"])["step"]
-    assert validate["teacher_calls"] == int(row["teacher_calls"]) == 40
+    assert validate["calls_spent_total"] == int(row["teacher_calls"]) == 40

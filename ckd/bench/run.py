@@ -34,21 +34,8 @@ from ckd.bench.report import write_report
 from ckd.config import Params, load_config, validate_all, with_overrides
 from ckd.errors import CkdError
 
-FIELDS = [
-    "dataset",
-    "regime",
-    "budget",
-    "seed",
-    "student_seed",
-    "variant",
-    "method",
-    "test_accuracy",
-    "val_accuracy",
-    "teacher_calls",
-    "chosen",
-    "train_seconds",
-    "overrides",
-]
+FIELDS = ["dataset", "regime", "budget", "seed", "student_seed", "variant", "method", "test_accuracy", "val_accuracy",
+          "teacher_calls", "chosen", "train_seconds", "overrides"]
 
 
 def _init_worker() -> None:
@@ -69,39 +56,22 @@ def _train_one(job: dict) -> dict:
     start = time.perf_counter()
     checkpoint, _, metrics = train(params.student, ComparativeSet.load(job["data"]), progress=False)
     seconds = time.perf_counter() - start
-    return {
-        "dataset": job["dataset"],
-        "regime": job["regime"],
-        "budget": job["budget"],
-        "seed": job["seed"],
-        "student_seed": params.student.seed,
-        "variant": job["variant"],
-        "method": params.student.method,
-        "test_accuracy": accuracy(torch_logits(checkpoint.model(), test.x), test.labels),
-        "val_accuracy": metrics["val_accuracy"],
-        "teacher_calls": job["teacher_calls"],
-        "chosen": json.dumps({**checkpoint.chosen, "step": metrics["best_step"]}),
-        "train_seconds": round(seconds, 2),
-        "overrides": json.dumps(job["overrides"]),
-    }
+    return {"dataset": job["dataset"], "regime": job["regime"], "budget": job["budget"], "seed": job["seed"],
+            "student_seed": params.student.seed, "variant": job["variant"], "method": params.student.method,
+            "test_accuracy": accuracy(torch_logits(checkpoint.model(), test.x), test.labels),
+            "val_accuracy": metrics["val_accuracy"], "teacher_calls": job["teacher_calls"],
+            "chosen": json.dumps({**checkpoint.chosen, "step": metrics["best_step"]}),
+            "train_seconds": round(seconds, 2), "overrides": json.dumps(job["overrides"])}
 
 
 def common_overrides(args) -> dict[str, Any]:
     """The benchmark's command-line options as params overrides (an option not given keeps the base's value)."""
-    options = {
-        "data.source": args.dataset,
-        "data.test_size": args.test_size,
-        "data.selection": args.selection,
-        "data.split_seed": args.split_seed,
-        "teacher.standin.epochs": args.teacher_epochs,
-        "comparative.group_size": args.group_size,
-        "comparative.max_groups": args.max_groups,
-        "student.steps": args.steps,
-        "student.lr": args.lr,
-        "student.batch_size": args.batch_size,
-        "student.arch": args.arch,
-        "student.arch_args": json.loads(args.arch_args) if args.arch_args is not None else None,
-    }
+    options = {"data.source": args.dataset, "data.test_size": args.test_size, "data.selection": args.selection,
+               "data.split_seed": args.split_seed, "teacher.standin.epochs": args.teacher_epochs,
+               "comparative.group_size": args.group_size, "comparative.max_groups": args.max_groups,
+               "student.steps": args.steps, "student.lr": args.lr, "student.batch_size": args.batch_size,
+               "student.arch": args.arch,
+               "student.arch_args": json.loads(args.arch_args) if args.arch_args is not None else None}
     overrides = {key: value for key, value in options.items() if value is not None}
     overrides["student.device"] = "cpu"  # one CPU thread per worker process:
     overrides["student.threads"] = 1  # the train stage sets its threads from this (`auto` may take every core)
@@ -112,24 +82,16 @@ def common_overrides(args) -> dict[str, Any]:
 
 
 def job_overrides(base: Params, budget: int, seed: int, regime: str, store: Path) -> dict[str, Any]:
-    return {
-        "data.split_seed": base.split_seed,
-        "teacher.budget": budget,
-        "seed": seed,
-        "student.seed": seed,
-        "data.use_labels": regime == "labelled",
-        "teacher.store": str(store),
-    }
+    return {"data.split_seed": base.split_seed, "teacher.budget": budget, "seed": seed, "student.seed": seed,
+            "data.use_labels": regime == "labelled", "teacher.store": str(store)}
 
 
 def variant_overrides(variant: str, extra_args: dict[str, dict], augment: str | None) -> dict[str, Any]:
     recipe = RECIPES[variant]
-    return {
-        "student.method": recipe.method,
-        "student.method_args": {**recipe.method_args, **extra_args.get(recipe.method, {})},
-        "student.augment": augment or recipe.augment,
-        **{f"student.{key}": value for key, value in recipe.student.items()},
-    }
+    return {"student.method": recipe.method,
+            "student.method_args": {**recipe.method_args, **extra_args.get(recipe.method, {})},
+            "student.augment": augment or recipe.augment,
+            **{f"student.{key}": value for key, value in recipe.student.items()}}
 
 
 def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
@@ -171,42 +133,19 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                 # N inputs the teacher is asked about); with one student seed per data seed it equals the data seed
                 student_seeds = [seed * args.student_seeds + k for k in range(args.student_seeds)]
                 for variant, student_seed in itertools.product(variants, student_seeds):
-                    row_overrides = {
-                        **per_job,
-                        "student.seed": student_seed,
-                        **variant_overrides(variant, json.loads(args.method_args), args.augment),
-                    }
-                    jobs.append(
-                        {
-                            "dataset": name,
-                            "regime": regime,
-                            "budget": budget,
-                            "seed": seed,
-                            "variant": variant,
-                            "data": str(data_path),
-                            "test": str(test_path),
-                            "teacher_calls": queried.calls_spent_total,
-                            "overrides": row_overrides,
-                            "params": with_overrides(base, row_overrides).as_dict(),
-                        }
-                    )
+                    row_overrides = {**per_job, "student.seed": student_seed,
+                                     **variant_overrides(variant, json.loads(args.method_args), args.augment)}
+                    jobs.append({"dataset": name, "regime": regime, "budget": budget, "seed": seed,
+                                 "variant": variant, "data": str(data_path), "test": str(test_path),
+                                 "teacher_calls": queried.calls_spent_total, "overrides": row_overrides,
+                                 "params": with_overrides(base, row_overrides).as_dict()})
     student = base.student if not jobs else validate_all(jobs[0]["params"]).student
-    info = {
-        "dataset": name,
-        "pool": pool_size,
-        "test": test_size,
-        "teacher_test_accuracy": teacher_test_accuracy,
-        "steps": student.steps,
-        "lr_grid": list(student.lr),
-        "student": f"{student.arch} {json.dumps(student.arch_args)}",
-        "group_size": base.comparative.group_size,
-        "method_args": args.method_args,
-        "augment": args.augment or "per recipe",
-        "max_groups": base.comparative.max_groups,
-        "selection": base.data.selection,
-        "base_params": str(args.params),
-        "overrides": overrides,
-    }
+    info = {"dataset": name, "pool": pool_size, "test": test_size, "teacher_test_accuracy": teacher_test_accuracy,
+            "steps": student.steps, "lr_grid": list(student.lr),
+            "student": f"{student.arch} {json.dumps(student.arch_args)}",
+            "group_size": base.comparative.group_size, "method_args": args.method_args,
+            "augment": args.augment or "per recipe", "max_groups": base.comparative.max_groups, "selection": base.data.selection,
+            "base_params": str(args.params), "overrides": overrides}
     return jobs, info
 
 
@@ -215,25 +154,14 @@ def parse_args(argv=None):
     p.add_argument("--params", default="params.yaml", help="the base parameters (default: params.yaml)")
     p.add_argument("--dataset", default=None, help="data.source: 'digits' or an .npz (default: the base's)")
     p.add_argument("--test-size", type=float, default=None, help="data.test_size (default: the base's)")
-    p.add_argument(
-        "--budgets",
-        type=lambda s: [int(v) for v in s.split(",")],
-        default=None,
-        help="teacher.budget values (default 20,60,180 on digits, else 100,300,900)",
-    )
+    p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=None,
+                   help="teacher.budget values (default 20,60,180 on digits, else 100,300,900)")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument(
-        "--student-seeds",
-        type=int,
-        default=1,
-        help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)",
-    )
+    p.add_argument("--student-seeds", type=int, default=1,
+                   help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)")
     p.add_argument("--science-seeds", type=int, default=6, help="seeds for each comparative variant and its control")
-    p.add_argument(
-        "--variants",
-        type=lambda s: s.split(","),
-        default=[name for name in RECIPES if name not in ("ckd_pool", "kd_pool")],
-    )
+    p.add_argument("--variants", type=lambda s: s.split(","),
+                   default=[name for name in RECIPES if name not in ("ckd_pool", "kd_pool")])
     p.add_argument("--science-variants", type=lambda s: s.split(","), default=["ckd", "ckd_control"])
     p.add_argument("--regimes", type=lambda s: s.split(","), default=["labelled", "teacher_only"])
     p.add_argument("--steps", type=int, default=None, help="student.steps")
@@ -241,11 +169,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=None, help="student.batch_size")
     p.add_argument("--arch", default=None, help="student.arch")
     p.add_argument("--arch-args", default=None, help="student.arch_args as JSON")
-    p.add_argument(
-        "--method-args",
-        default="{}",
-        help='JSON of extra method arguments by method, e.g. {"ckd": {"w_rel": 4}} (controls share them)',
-    )
+    p.add_argument("--method-args", default="{}",
+                   help='JSON of extra method arguments by method, e.g. {"ckd": {"w_rel": 4}} (controls share them)')
     p.add_argument("--augment", default=None, help="student.augment for every variant (default: per recipe)")
     p.add_argument("--selection", default=None, help="data.selection")
     p.add_argument("--group-size", type=int, default=None, help="comparative.group_size")
@@ -304,9 +229,8 @@ def main(argv=None) -> None:
                     writer.writerow(row)
                     handle.flush()
                     done.append(row)
-    (args.out / "info.json").write_text(
-        json.dumps({**info, "command": vars(args) | {"out": str(args.out)}}, indent=2, default=str)
-    )
+    (args.out / "info.json").write_text(json.dumps({**info, "command": vars(args) | {"out": str(args.out)}},
+                                                   indent=2, default=str))
     write_report(done, info, args.out)
     print(f"wrote {results_path}, {args.out / 'results.md'}, {args.out / 'accuracy_vs_calls.png'}")
 
