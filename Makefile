@@ -1,15 +1,22 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# `make run` installs only what a run uses; `make test` adds the test tools, the Dask and OpenVINO extras
+# and the model servers' environments (only the serving tests start those servers).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 # KServe's model server, for the tests of the `http` teacher, lives in its own environment.
 SERVER_VENV ?= .venv-server
 SERVER_STAMP := $(SERVER_VENV)/.installed
 # MLServer 1.7, for the served-parity test of the student's bundle: its pins differ from KServe's too.
 MLSERVER_VENV ?= .venv-mlserver
 MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
+# A CUDA GPU is present when nvidia-smi lists one: then CUDA builds of torch and ONNX Runtime, else CPU ones.
+HAVE_CUDA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+ORT_EXTRA := $(if $(HAVE_CUDA),gpu,cpu)
+ORT_OTHER := $(if $(HAVE_CUDA),onnxruntime,onnxruntime-gpu)
 
 # Nothing phones home.
 export GX_ANALYTICS_ENABLED := False
@@ -17,20 +24,27 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export TQDM_MININTERVAL := 2
 
-.PHONY: install run test lint exps plots bench clean-outputs
+.PHONY: install install-test run test lint exps plots bench clean-outputs
 
-install: $(STAMP) $(SERVER_STAMP) $(MLSERVER_STAMP)
+install: $(STAMP)
+
+install-test: $(STAMP) $(TEST_STAMP) $(SERVER_STAMP) $(MLSERVER_STAMP)
 
 # torch: where CUDA is absent, install the CPU build 2.13.0 first (pip takes it from this machine's
 # disk); the project's range admits it, so pip does not then pull a multi-GB CUDA build.
+# ONNX Runtime: one package of the two, never both (the other, if an older set-up left it, is removed).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi >/dev/null 2>&1; then \
-		$(PY) -m pip install -q torch==2.13.0; fi
-	$(PY) -m pip install -q -e '.[dev,openvino]'
-	$(VENV)/bin/opt_in_out --opt_out >/dev/null  # OpenVINO's telemetry consent: no
+	if [ -z "$(HAVE_CUDA)" ]; then $(PY) -m pip install -q torch==2.13.0; fi
+	$(PY) -m pip uninstall -q -y $(ORT_OTHER) 2>/dev/null || true
+	$(PY) -m pip install -q -e '.[$(ORT_EXTRA)]'
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[$(ORT_EXTRA),dev,cluster,openvino]'
+	$(VENV)/bin/opt_in_out --opt_out >/dev/null  # OpenVINO's telemetry consent: no
+	touch $(TEST_STAMP)
 
 $(SERVER_STAMP): serving/requirements.txt
 	test -x $(SERVER_VENV)/bin/python || $(PYTHON) -m venv $(SERVER_VENV)
@@ -47,11 +61,11 @@ $(MLSERVER_STAMP): serving/requirements-mlserver.txt
 run: install
 	source $(VENV)/bin/activate && dvc repro && python -m ckd.summary metrics/validate.json
 
-test: install lint
+test: install-test lint
 	source $(VENV)/bin/activate && python -m pytest -q
 
 # Style: lint, formatting (checked, never rewritten here) and types; settings in pyproject.toml.
-lint: install
+lint: install-test
 	source $(VENV)/bin/activate && ruff check . && ruff format --check . && mypy
 
 # The experiments, with only the columns whose values differ (params.yaml alone has ~50 keys).

@@ -136,6 +136,9 @@ class StudentConfig(Section):
     unlabelled_weight: float = Field(1.0, ge=0, le=1000)  # FixMatch on never-queried pool inputs; 0 = off
     unlabelled_threshold: float = Field(0.95, ge=0, lt=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU threads: auto (1 for small students, else the cores this process may use; ckd.runtime) or a count
+    threads: Literal["auto"] | Annotated[int, Field(ge=1, le=1024)] = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast in the forward pass; the weights stay fp32
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @field_validator("lr", mode="before")

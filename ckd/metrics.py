@@ -11,10 +11,12 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only where a probe runs: every stage writes its metrics through this module
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ def write_metrics(path: str | Path, metrics: Mapping[str, Any]) -> None:
 def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[int, torch.nn.Module], dict[str, float]]:
     """An evaluation hook for `ckd.train`: accuracy of the model on (x, labels), on the model's device.
     For the test split this is for the plot only; selection never sees it."""
+    import torch
+
     inputs, targets = torch.as_tensor(np.asarray(x, np.float32)), torch.as_tensor(np.asarray(labels))
 
     def probe(step: int, model: torch.nn.Module) -> dict[str, float]:

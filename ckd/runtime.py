@@ -1,7 +1,9 @@
-"""Device and ONNX Runtime provider choice: CUDA only where it is really usable."""
+"""Device, threads and ONNX Runtime provider choice: CUDA only where it is really usable; on the CPU, no
+more threads than the process may use, and one thread for students too small to gain from more."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ckd.errors import ConfigError
@@ -15,6 +17,40 @@ def torch_device(requested: str = "auto"):
     if requested == "cuda" and not torch.cuda.is_available():
         raise ConfigError("student.device", "is 'cuda' but no usable CUDA device is present; use auto or cpu")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# Below this many parameters a student trains faster on one thread than on several: the per-step work is
+# too small to pay for waking and joining a thread team, and beside another busy process the team waits
+# for a core on every step. Measured with `python -m ckd.bench.threads --sizes` (bench/threads.md).
+SMALL_STUDENT_PARAMETERS = 1_000_000
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask: a container's or taskset's limit), not the
+    machine's count, which torch and ONNX Runtime use by default."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(requested, parameters: int) -> int:
+    """`student.threads`: an integer as given; `auto`: 1 below SMALL_STUDENT_PARAMETERS, else the cores."""
+    if requested != "auto":
+        return int(requested)
+    return 1 if parameters < SMALL_STUDENT_PARAMETERS else available_cores()
+
+
+def set_torch_threads(threads: int) -> None:
+    """Intra-op threads for this process; inter-op threads too, which torch allows only once per process
+    and only before any parallel work (later calls keep the first value)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:
+        pass
 
 
 def onnx_providers() -> list[str]:
@@ -34,11 +70,14 @@ def onnx_providers() -> list[str]:
 
 
 def onnx_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime session on `threads` intra-op threads (default: the cores this process may use;
+    ORT's own default counts the machine's cores), one inter-op thread, and idle threads that sleep
+    instead of spinning, so that a busy neighbour does not slow every call down."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads or available_cores()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=onnx_providers())

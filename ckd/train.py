@@ -41,6 +41,7 @@ from ckd.comparative import ComparativeSet
 from ckd.config import StudentConfig
 from ckd.errors import CkdError
 from ckd.methods import METHODS, Method, build_method
+from ckd.runtime import resolve_threads, set_torch_threads
 from ckd.students import build_student
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ class TrainOutcome:
     selection: list[dict[str, Any]]
     device: str
     augment: str
+    threads: int = 1
+    precision: str = "fp32"
 
 
 def candidate_grid(config: StudentConfig) -> list[Candidate]:
@@ -264,6 +267,9 @@ def fit(
     plateau = config.model_selection == "plateau"
     recent: collections.deque = collections.deque(maxlen=config.average_last if plateau else 1)
     use_unlabelled = config.unlabelled_weight > 0 and data.unlabelled is not None and augment[0] != "none"
+    # bf16 autocast of the forward passes and losses (softmax and log-softmax stay fp32 under autocast);
+    # the weights, Adam's state and the gradients stay fp32, so no loss scaling is needed.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     running, seen = 0.0, 0
     curve: list[dict[str, float]] = []
     model.train()
@@ -275,11 +281,12 @@ def fit(
         if augment[0] != "none":
             x = random_shift(x, augment[1], generator, flip=augment[0] == "shift_flip")
         x, t, y = method.mix(x, t, y, generator)
-        loss = method.loss(model(x), t, y, group_size)
-        if use_unlabelled:
-            loss = loss + config.unlabelled_weight * unlabelled_consistency(
-                model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator
-            )
+        with autocast:
+            loss = method.loss(model(x), t, y, group_size)
+            if use_unlabelled:
+                loss = loss + config.unlabelled_weight * unlabelled_consistency(
+                    model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator
+                )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -356,7 +363,10 @@ def train_student(
         ).to(device)
         return model, method
 
-    _, probe_method = new_model_and_method(candidates[0])
+    probe_model, probe_method = new_model_and_method(candidates[0])
+    threads = resolve_threads(config.threads, sum(p.numel() for p in probe_model.parameters()))
+    if device.type == "cpu":
+        set_torch_threads(threads)
     if probe_method.uses_labels and not labelled:
         log.warning(
             "%s: the data has no labels (or data.use_labels is off): every label term is off%s",
@@ -428,4 +438,6 @@ def train_student(
         selection,
         str(device),
         f"{augment[0]}({augment[1]}px)" if augment[0] != "none" else "none",
+        threads,
+        config.precision,
     )

@@ -37,3 +37,25 @@ def test_probabilities_become_log_probabilities():
     out = teacher_logits(probs, "probabilities")
     assert np.allclose(out[0, :2], np.log(0.5)) and np.isfinite(out).all()
     assert np.array_equal(teacher_logits(probs, "logits"), probs)
+
+
+def test_free_pool_inputs_are_capped_to_a_seeded_subset(monkeypatch):
+    from ckd import comparative
+    from ckd.data import Pool
+
+    pool = Pool(
+        ids=np.arange(100, 150),
+        x=np.arange(50, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32),
+        class_names=("a", "b"),
+        is_image=False,
+    )
+    queried = np.arange(100, 110)
+    scores = np.zeros((10, 2), np.float32)
+    whole = comparative.comparative_set(queried, scores, pool, "logits", 1, 20, seed=0).unlabelled
+    assert len(whole) == 40  # below the cap: every never-queried input, as before
+    monkeypatch.setattr(comparative, "MAX_UNLABELLED", 15)
+    capped = comparative.comparative_set(queried, scores, pool, "logits", 1, 20, seed=0).unlabelled
+    assert len(capped) == 15 and len(np.unique(capped[:, 0])) == 15
+    assert set(capped[:, 0].tolist()) <= set(range(10, 50))  # never a queried input
+    again = comparative.comparative_set(queried, scores, pool, "logits", 1, 20, seed=0).unlabelled
+    assert np.array_equal(capped, again)

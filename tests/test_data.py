@@ -16,6 +16,15 @@ def test_digits_and_split():
         split_pool_test(10, 9, seed=0)
 
 
+def test_embedded_digits_match_scikit_learn():
+    """The digits are read from scikit-learn's CSV without importing it; they must be load_digits' arrays."""
+    from sklearn.datasets import load_digits
+
+    data, reference = load_source("digits"), load_digits()
+    assert np.array_equal(data.x, reference.images.astype(np.float32))
+    assert np.array_equal(data.y, reference.target)
+
+
 def test_npz_source_images_labels(tmp_path):
     path = tmp_path / "mine.npz"
     write_arrays(path, images=np.zeros((20, 4, 4), np.uint8), labels=np.arange(20) % 3)
@@ -86,3 +95,20 @@ def test_selection_is_nested_across_budgets(strategy):
     small = select_for_teacher(pool_ids, x, 40, strategy, seed=2)
     large = select_for_teacher(pool_ids, x, 90, strategy, seed=2)
     assert set(small) <= set(large)
+
+
+def test_kcenter_candidates_are_capped_and_picks_stay_nested(monkeypatch):
+    """Above the cap, k-centre picks among a seeded subset of the pool that does not depend on N."""
+    from ckd.data import selection
+
+    pool_ids = np.arange(1000, 1300)
+    x = np.random.default_rng(0).random((300, 6)).astype(np.float32)
+    uncapped = select_for_teacher(pool_ids, x, 40, "kcenter", seed=2)
+    monkeypatch.setattr(selection, "KCENTER_MAX_CANDIDATES", 100)
+    small = select_for_teacher(pool_ids, x, 40, "kcenter", seed=2)
+    large = select_for_teacher(pool_ids, x, 90, "kcenter", seed=2)
+    assert len(set(small)) == 40 and set(small) <= set(large) <= set(pool_ids)
+    assert not np.array_equal(small, uncapped)  # the cap changed what was searched
+    subset = np.sort(np.random.default_rng(2).permutation(300)[:100]) + 1000
+    assert set(large) <= set(subset)
+    assert len(select_for_teacher(pool_ids, x, 150, "kcenter", seed=2)) == 150  # N above the cap: N candidates

@@ -48,7 +48,7 @@ def test_each_broken_property_is_reported_once():
         "expect_column_unique_value_count_to_be_between",
     ):
         assert expectation in message
-    assert "expect_column_values_to_be_in_set {'column': 'id'}" in message
+    assert "expect_column_values_to_be_in_set {'column': 'id_in_pool'}" in message
     assert len(message.splitlines()) == 5
 
 

@@ -122,6 +122,27 @@ def test_unlabelled_pool_changes_training_on_images():
     assert not all(torch.equal(with_pool[k], without[k]) for k in with_pool)
 
 
+def test_threads_are_applied_and_reported():
+    before = torch.get_num_threads()
+    try:
+        outcome = train_student(
+            toy_arrays(), config(method="kd", steps=20, eval_every=10, threads=1), torch.device("cpu"), progress=False
+        )
+        assert outcome.threads == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_bf16_autocast_trains_and_changes_the_arithmetic():
+    """bf16 autocast (meant for CUDA; the CPU supports it too, so the path is tested everywhere)."""
+    fp32 = train_student(toy_arrays(), config(method="ckd"), torch.device("cpu"), progress=False)
+    bf16 = train_student(toy_arrays(), config(method="ckd", precision="bf16"), torch.device("cpu"), progress=False)
+    assert bf16.precision == "bf16" and bf16.val_accuracy > 0.5  # three classes: chance is 1/3
+    assert all(v.dtype == torch.float32 for v in bf16.model.state_dict().values())  # master weights stay fp32
+    a, b = fp32.model.state_dict(), bf16.model.state_dict()
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _curve(accuracies, kls, xents):
     return [
         {"step": 100 * (i + 1), "val_accuracy": a, "val_kl": k, "val_xent": x}

@@ -73,7 +73,8 @@ def common_overrides(args) -> dict[str, Any]:
                "student.arch": args.arch,
                "student.arch_args": json.loads(args.arch_args) if args.arch_args is not None else None}
     overrides = {key: value for key, value in options.items() if value is not None}
-    overrides["student.device"] = "cpu"  # one CPU thread per worker process
+    overrides["student.device"] = "cpu"  # one CPU thread per worker process:
+    overrides["student.threads"] = 1  # the train stage sets its threads from this (`auto` may take every core)
     for item in args.set:
         key, _, raw = item.partition("=")
         overrides[key] = yaml.safe_load(raw)

@@ -44,5 +44,7 @@ def train(
         "train_seconds": round(seconds, 2),
         "augment": outcome.augment,
         "refit": student.refit,
+        "threads": outcome.threads,
+        "precision": outcome.precision,  # text: logged, not a metric (the parameter student.precision says it)
     }
     return checkpoint, outcome.curve, metrics

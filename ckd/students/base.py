@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ckd.data.arrays import input_statistics  # noqa: F401  (re-exported; numpy only, so `build` loads no torch)
 from ckd.registry import Registry
 
 STUDENTS: Registry[nn.Module] = Registry("student architecture", "student.arch")
@@ -26,16 +27,6 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
-
-
-def input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and std of raw inputs; a constant feature (an image border) gets the global std
-    instead of 0, so it is centred and never divided by zero."""
-    x = np.asarray(x, np.float64)
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    floor = max(float(x.std()), 1e-6)
-    return mean.astype(np.float32), np.where(std < 1e-3 * floor, floor, std).astype(np.float32)
 
 
 def build_student(
