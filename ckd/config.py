@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from ckd.data.sources import MAX_CLASSES
 from ckd.errors import CkdError, ConfigError
 from ckd.schema import Section, validate_model
 from ckd.teachers import TEACHERS
@@ -53,40 +54,87 @@ def _known_arguments(registry, name: str, arguments: Mapping[str, Any], fixed: s
 
 
 class DataConfig(Section):
-    source: str = "digits"  # a registered source ('digits') or a path with a registered suffix ('.npz')
+    """Where the inputs come from (ckd/data: one module per source). `source` and `test_source` are a
+    registered name ('digits'), a folder of images, or a file with a registered suffix (.npz, .csv, .parquet)."""
+
+    source: str = "digits"
+    # An optional labelled test set (same formats). With it the whole `source` is the pool; without it a
+    # labelled source is split (test_size), and an unlabelled one is validated by teacher agreement.
+    test_source: str | None = Field(None, min_length=1)
     test_size: int | float = 500  # a whole count, or a fraction in (0, 1)
     split_seed: int | None = Field(None, ge=0, le=2**32 - 1)  # the pool/test split's seed; null: `seed`
     selection: str = "random"  # a registered selection strategy (ckd.data.selection)
     use_labels: bool = True
-    # A CSV/Parquet text source (ckd/data/text.py): the text columns, joined by a space, and the label column.
+    # Tables (.csv/.parquet): the label column (null: no labels) and the feature columns (null: every other
+    # numeric column). A text table: `text` lists the text columns, joined by a space (ckd/data/text.py).
+    label: str | None = Field("label", min_length=1)
+    features: tuple[str, ...] | None = Field(None, min_length=1, max_length=100_000)
     text: tuple[str, ...] | None = Field(None, min_length=1, max_length=64)
-    label: str = Field("label", min_length=1)
+    # Image folders: resize every image to [height, width] (null: all must have one size).
+    image_size: tuple[int, int] | None = None
+    # The classes' names, in the order of the teacher's scores: needed for unlabelled sources; with integer
+    # labels they name the indices; with named labels they fix the order.
+    class_names: tuple[str, ...] | None = Field(None, min_length=2, max_length=MAX_CLASSES)
 
-    @field_validator("text", mode="before")
+    @field_validator("text", "features", mode="before")
     @classmethod
-    def _text(cls, columns: Any) -> Any:
+    def _columns(cls, columns: Any) -> Any:
         if columns is not None and not (
             isinstance(columns, (list, tuple)) and columns and all(isinstance(c, str) and c for c in columns)
         ):
             raise ValueError("must be null or a non-empty list of column names")
+        if columns is not None and len(set(columns)) != len(columns):
+            raise ValueError("must not name a column twice")
         return None if columns is None else tuple(columns)
+
+    @field_validator("class_names", mode="before")
+    @classmethod
+    def _class_names(cls, names: Any) -> Any:
+        if names is None:
+            return None
+        if not (
+            isinstance(names, (list, tuple))
+            and all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in names)
+        ):
+            raise ValueError("must be null or a list of class names (strings)")
+        if not 2 <= len(names) <= MAX_CLASSES:
+            raise ValueError(f"must list 2 to {MAX_CLASSES} classes, got {len(names)}")
+        names = tuple(str(c) for c in names)
+        if len(set(names)) != len(names):
+            raise ValueError("must not name a class twice")
+        return names
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _image_size(cls, size: Any) -> Any:
+        if size is None:
+            return None
+        if isinstance(size, int) and not isinstance(size, bool):
+            size = [size, size]
+        if not (
+            isinstance(size, (list, tuple))
+            and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in size)
+        ):
+            raise ValueError("must be null, a side, or [height, width], each an integer in [1, 4096]")
+        return tuple(size)
 
     @model_validator(mode="after")
     def _text_source(self) -> DataConfig:
         from ckd.data.text import is_text_source
 
-        if is_text_source(self.source) and self.text is None:
-            raise ConfigError("data.text", f"must list the text columns of {self.source}, got None")
         if self.text is not None and not is_text_source(self.source):
             raise ConfigError("data.text", f"needs a .csv or .parquet data.source, got {self.source!r}")
+        if self.text is not None and self.label is None:
+            raise ConfigError("data.label", "a text source needs its label column, got None")
         return self
 
-    @field_validator("source")
+    @field_validator("source", "test_source")
     @classmethod
-    def _source(cls, source: str) -> str:
+    def _source(cls, source: str | None) -> str | None:
         from ckd.data.sources import check_source
 
-        return check_source(source)
+        return None if source is None else check_source(source)
 
     @field_validator("test_size", mode="before")
     @classmethod

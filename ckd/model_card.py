@@ -15,15 +15,22 @@ import numpy as np
 
 from ckd.data import load_source
 from ckd.teachers.onnx_file import file_sha256
+from ckd.validate import score_keys
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 def data_identity(source: str) -> dict:
-    """The data source and a SHA-256: of the file, or of the arrays for an embedded source (`digits`)."""
+    """The data source and a SHA-256: of the file, of a folder's files (names and bytes), or of the arrays of
+    an embedded source (`digits`)."""
     path = Path(source)
     if path.is_file():
         return {"source": source, "sha256": file_sha256(path), "hash_of": "file"}
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{item.relative_to(path).as_posix()}\0{file_sha256(item)}\0".encode())
+        return {"source": source, "sha256": digest.hexdigest(), "hash_of": "folder (file names and contents)"}
     dataset = load_source(source)
     digest = hashlib.sha256(np.ascontiguousarray(dataset.x).tobytes())
     if dataset.y is not None:
@@ -107,7 +114,8 @@ def build_card(
         },
         "data": {
             **data_identity(params.get("data", {}).get("source", "digits")),
-            "test_size": metrics["test_size"],
+            "test_source": params.get("data", {}).get("test_source"),
+            "test_size": metrics.get("test_size", 0),
             "seed": params.get("seed", 0),
         },
         "method": {
@@ -122,11 +130,12 @@ def build_card(
             "best_step": train_metrics.get("best_step"),
         },
         "accuracy": {
-            "pytorch": metrics["test_accuracy"],
-            "onnx": metrics["onnx_test_accuracy"],
-            "int8": metrics["int8_test_accuracy"],
+            "measure": "test accuracy" if "test_accuracy" in metrics else "agreement with the teacher",
+            "pytorch": metrics[score_keys(metrics)[0]],
+            "onnx": metrics[score_keys(metrics)[1]],
+            "int8": metrics[score_keys(metrics)[2]],
             "teacher": metrics.get("teacher_test_accuracy"),
-            "test_size": metrics["test_size"],
+            "samples": metrics.get("test_size", metrics.get("agreement_size")),
         },
         "parity": {
             "onnx_max_abs_diff": metrics["onnx_max_abs_diff"],
@@ -169,9 +178,14 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         f"{method['best_step']}), trained on {method['teacher_samples']} teacher-answered samples.",
         f"- Student parameters: `{json.dumps(method['student_params'], sort_keys=True)}`.",
         "",
-        f"## Accuracy on {acc['test_size']} held-out test samples",
+        (
+            f"## Accuracy on {acc['samples']} held-out test samples"
+            if acc["measure"] == "test accuracy"
+            else f"## Agreement with the teacher on {acc['samples']} queried samples held out of training "
+            "(no labelled test set: data.test_source is not set)"
+        ),
         "",
-        "| runtime | accuracy |",
+        f"| runtime | {acc['measure']} |",
         "|---|---|",
         f"| PyTorch | {acc['pytorch']:.4f} |",
         f"| ONNX Runtime fp32 | {acc['onnx']:.4f} |",

@@ -10,9 +10,20 @@ from ckd.stages import read_json
 
 def summarise(metrics: dict, method: str) -> str:
     """`metrics`: the validate stage's (numbers only); `method`: the student.method they were made with."""
+    if "test_accuracy" in metrics:
+        first = (
+            f"student ({method}) test accuracy: PyTorch {metrics['test_accuracy']:.4f}, "
+            f"ONNX Runtime {metrics['onnx_test_accuracy']:.4f} on {metrics['test_size']} held-out samples"
+        )
+    else:
+        first = (
+            f"student ({method}) agreement with the teacher (no labelled test set; set data.test_source for test "
+            f"accuracy): PyTorch {metrics['teacher_agreement']:.4f}, ONNX Runtime "
+            f"{metrics['onnx_teacher_agreement']:.4f} on {metrics['agreement_size']} queried samples held out of "
+            "training"
+        )
     lines = [
-        f"student ({method}) test accuracy: PyTorch {metrics['test_accuracy']:.4f}, "
-        f"ONNX Runtime {metrics['onnx_test_accuracy']:.4f} on {metrics['test_size']} held-out samples",
+        first,
         f"teacher calls: {metrics['calls_this_run']} by this run; spent in the store in total / budget: "
         f"{metrics['calls_spent_total']} / {metrics['budget']} "
         f"(outputs stored {metrics['teacher_outputs']}, lost {metrics['teacher_lost']}, "
@@ -20,10 +31,12 @@ def summarise(metrics: dict, method: str) -> str:
         f"ONNX parity: max |logit difference| {metrics['onnx_max_abs_diff']:.2e}; "
         f"batch-1 latency {metrics['latency_ms_batch1']:.3f} ms (median)",
     ]
-    if "int8_test_accuracy" in metrics:
+    int8_key = "int8_test_accuracy" if "test_accuracy" in metrics else "int8_teacher_agreement"
+    if int8_key in metrics:
         lines.insert(
             3,
-            f"int8 (QDQ) test accuracy {metrics['int8_test_accuracy']:.4f}; batch-256 latency: "
+            f"int8 (QDQ) {int8_key.removeprefix('int8_').replace('_', ' ')} {metrics[int8_key]:.4f}; "
+            "batch-256 latency: "
             f"PyTorch {metrics['latency_ms_batch256_torch']:.3f} ms, ONNX Runtime "
             f"{metrics['latency_ms_batch256']:.3f} ms, int8 {metrics['latency_ms_batch256_int8']:.3f} ms; "
             "model card: models/model_card.md, serving bundle: models/serving/",

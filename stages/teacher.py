@@ -1,17 +1,17 @@
-"""Train the embedded default's stand-in teacher and export it to ONNX (not a teacher call)."""
+"""Fingerprint the teacher in use (the SHA-256 of its files): `query` depends on this, not on any one file."""
 
-from ckd.stages.teacher import teacher
+from ckd.stages import write_json
+from ckd.stages.teacher import fingerprint
 from stages._entry import parser, run
 
 
 def main(argv=None) -> None:
     p = parser("teacher", __doc__)
-    p.add_argument("--out", required=True, help="the ONNX teacher to write")
+    p.add_argument("--out", required=True, help="the fingerprint (JSON)")
 
     def body(args, params):
-        standin, metrics = teacher(params.data, params.teacher.standin, params.split_seed)
-        standin.save(args.out)
-        return metrics
+        write_json(args.out, fingerprint(params.teacher))
+        return {}
 
     run("teacher", p, body, argv)
 

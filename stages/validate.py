@@ -1,7 +1,7 @@
 """Validate on the held-out test split: PyTorch vs ONNX Runtime fp32 and int8, parity, latency, the model
 card, and the gates."""
 
-from ckd.data import TestSet
+from ckd.data import Pool, TestSet
 from ckd.model_card import write_model_card
 from ckd.query import Queried
 from ckd.stages import read_json
@@ -16,6 +16,7 @@ def main(argv=None) -> None:
     p.add_argument("--onnx", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--queried", required=True)
+    p.add_argument("--pool", default=None, help="the pool (the held-out inputs of a source without labels)")
     p.add_argument("--int8", required=True)
     p.add_argument("--train-metrics", required=True)
     p.add_argument("--card-json", required=True)
@@ -31,6 +32,7 @@ def main(argv=None) -> None:
             args.int8,
             TestSet.load(args.test),
             Queried.load(args.queried),
+            Pool.load(args.pool) if args.pool else None,
         )
         card = model_card(params, metrics, checkpoint, read_json(args.train_metrics), args.onnx, args.int8)
         write_model_card(card, args.card_json, args.card_md)

@@ -1,6 +1,7 @@
 """Data: sources, the pool/test split and the choice of which inputs the teacher is asked about."""
 
-from ckd.data import text  # noqa: F401, E402  (registers the .csv/.parquet suffixes)
+# The sources register themselves: one import line each.
+from ckd.data import image_folder, table, text  # noqa: F401
 from ckd.data.arrays import NpzArtifact, read_arrays, write_arrays
 from ckd.data.artifacts import Pool, Selection, TestSet
 from ckd.data.selection import SELECTIONS, select_for_teacher

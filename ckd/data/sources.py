@@ -1,19 +1,31 @@
-"""Data sources, registered by name (`digits`, scikit-learn's, the embedded default) or by file suffix
-(`.npz`, a user's arrays): `data.source` is a registered name or a path ending in a registered suffix.
+"""Data sources, registered by name (`digits`, scikit-learn's, the embedded default), by file suffix
+(`.npz`, `.csv`, `.parquet`, `.pq`) or as `folder` (a directory of images, one sub-folder per class):
+`data.source` (and `data.test_source`) is a registered name, a folder, or a path with a registered suffix.
+
 A new source is a module with `@SOURCES.register("name" or ".suffix")` and one import line in
-`ckd/data/__init__.py`."""
+`ckd/data/__init__.py`. A loader is `(source, options: DataConfig) -> Dataset`; `load_source` then applies
+the checks every source shares (shape, finite values, class count, labels within the classes), so each
+loader only reads its format.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ckd.data.arrays import read_arrays
 from ckd.errors import CkdError, ConfigError
 from ckd.registry import Registry
+
+if TYPE_CHECKING:
+    from ckd.config import DataConfig
+
+MAX_CLASSES = 10_000  # a one-hot target [N, C] and the student's last layer grow with C
+FOLDER = "folder"  # the registry key of a directory source
 
 
 @dataclass(frozen=True)
@@ -39,26 +51,107 @@ SOURCES: Registry[Dataset] = Registry("data source", "data.source")
 
 
 def source_key(source: str) -> str:
-    """The registry key of `data.source`: a registered name, else the file's suffix."""
-    return source if source in SOURCES else Path(source).suffix
+    """The registry key of `data.source`: a registered name, a folder, else the file's suffix."""
+    if source in SOURCES:
+        return source
+    suffix = Path(source).suffix.lower()
+    if suffix in SOURCES:
+        return suffix
+    return FOLDER if Path(source).is_dir() else suffix
+
+
+def allowed_sources() -> str:
+    names = [n for n in SOURCES.names() if not n.startswith(".") and n != FOLDER]
+    suffixes = [n for n in SOURCES.names() if n.startswith(".")]
+    return f"{', '.join(names)}, a folder of images (one sub-folder per class), or a file {', '.join(suffixes)}"
 
 
 def check_source(source: str) -> str:
     if source_key(source) not in SOURCES:
-        raise ValueError(f"must be a registered data source or a path ending in one: {', '.join(SOURCES.names())}")
+        raise ValueError(f"must be {allowed_sources()} (no such folder)")
     return source
 
 
-def load_source(source: str) -> Dataset:
+def load_source(source: str, options: DataConfig | None = None, parameter: str = "data.source") -> Dataset:
+    """Read `source` with its registered loader, then the checks every source shares (one line each)."""
+    from ckd.config import DataConfig
+
     try:
         check_source(source)
     except ValueError as error:
-        raise ConfigError("data.source", f"{error}, got {source!r}") from None
-    return SOURCES.get(source_key(source))(source)
+        raise ConfigError(parameter, f"{error}, got {source!r}") from None
+    key = source_key(source)
+    if key not in (FOLDER,) and key.startswith(".") and not Path(source).is_file():
+        raise CkdError(f"{source}: file not found ({parameter})")
+    dataset = SOURCES.get(key)(source, options or DataConfig())
+    return checked(dataset, source, options.class_names if options is not None else None)
+
+
+def checked(dataset: Dataset, where: str, class_names: tuple[str, ...] | None = None) -> Dataset:
+    """The shared checks: inputs [n, features], [n, H, W] or [n, C, H, W], finite; 2..MAX_CLASSES classes;
+    labels within the classes (`data.class_names` names them when given)."""
+    x, y = dataset.x, dataset.y
+    if not 2 <= x.ndim <= 4:
+        raise CkdError(
+            f"{where}: inputs must be [samples, features], [samples, H, W] or [samples, C, H, W], "
+            f"got {x.ndim}-D {tuple(x.shape)}"
+        )
+    if len(x) < 2 or 0 in x.shape:
+        raise CkdError(f"{where}: needs at least 2 samples of at least 1 value, got shape {tuple(x.shape)}")
+    if not np.isfinite(x).all():
+        raise CkdError(f"{where}: inputs hold NaN or infinite values")
+    if class_names is not None and dataset.y is not None and tuple(dataset.class_names) != tuple(class_names):
+        # integer labels index data.class_names; named labels must be among them
+        dataset = _rename(dataset, class_names, where)
+        y = dataset.y
+    names = dataset.class_names
+    if len(names) > MAX_CLASSES:
+        raise CkdError(f"{where}: {len(names)} classes; at most {MAX_CLASSES} are allowed")
+    if y is not None:
+        if y.shape != (len(x),):
+            raise CkdError(f"{where}: {len(y)} labels for {len(x)} samples")
+        top = int(y.max())
+        if top >= MAX_CLASSES:
+            raise CkdError(
+                f"{where}: label {top} implies {top + 1} classes; labels must be 0..{MAX_CLASSES - 1} "
+                "(class indices; name the classes with data.class_names)"
+            )
+        if top >= len(names):
+            raise CkdError(
+                f"{where}: label {top} is beyond the {len(names)} class names ({', '.join(names[:5])}"
+                f"{', ...' if len(names) > 5 else ''}); labels must be 0..{len(names) - 1}"
+            )
+        present = np.unique(y)
+        if len(present) < 2:
+            raise CkdError(
+                f"{where}: every sample has the same label ({names[int(present[0])]}); "
+                "a classifier needs at least 2 classes"
+            )
+    if len(names) < 2:
+        raise CkdError(f"{where}: {len(names)} class name(s); a classifier needs at least 2 classes")
+    return dataset
+
+
+def _rename(dataset: Dataset, class_names: tuple[str, ...], where: str) -> Dataset:
+    """Map the loader's labels onto `data.class_names`: by name where the loader read names, else by index."""
+    y = dataset.y
+    assert y is not None
+    own = dataset.class_names
+    if own == tuple(str(k) for k in range(len(own))):  # integer labels: indices into data.class_names
+        return replace(dataset, class_names=tuple(class_names))
+    index = {name: k for k, name in enumerate(class_names)}
+    unknown = sorted({own[int(k)] for k in np.unique(y)} - set(index))
+    if unknown:
+        raise CkdError(
+            f"{where}: labels {', '.join(unknown[:5])} are not in data.class_names ({', '.join(class_names[:5])}"
+            f"{', ...' if len(class_names) > 5 else ''})"
+        )
+    remap = np.asarray([index.get(name, -1) for name in own], dtype=np.int64)
+    return replace(dataset, y=remap[y], class_names=tuple(class_names))
 
 
 @SOURCES.register("digits")
-def load_digits(source: str) -> Dataset:
+def load_digits(source: str, options: DataConfig) -> Dataset:
     """scikit-learn's 8x8 digits: 1797 images [1797, 8, 8], values 0..16, read from the CSV that sklearn's
     `load_digits` reads, without importing scikit-learn (1.3 s of start-up for one small file)."""
     spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
@@ -76,7 +169,7 @@ def load_digits(source: str) -> Dataset:
 
 
 @SOURCES.register(".npz")
-def load_npz(source: str) -> Dataset:
+def load_npz(source: str, options: DataConfig) -> Dataset:
     """An `.npz` holding `x` or `images`, and `y` or `labels` (optional), `class_names` (optional)."""
     path = Path(source)
     arrays = read_arrays(path)
@@ -87,8 +180,6 @@ def load_npz(source: str) -> Dataset:
     if x.ndim < 2 or x.shape[0] < 2 or not np.issubdtype(x.dtype, np.number):
         raise CkdError(f"{path}: '{x_key}' must be numeric with shape [samples, ...], got {x.dtype} {x.shape}")
     x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise CkdError(f"{path}: '{x_key}' holds NaN or infinite values")
     y_key = "y" if "y" in arrays else "labels" if "labels" in arrays else None
     y = None
     if y_key is not None:
@@ -99,11 +190,19 @@ def load_npz(source: str) -> Dataset:
             )
         y = y.astype(np.int64)
     if "class_names" in arrays:
-        class_names = tuple(str(c) for c in arrays["class_names"])
+        class_names = tuple(str(c) for c in arrays["class_names"].reshape(-1))
+    elif options.class_names is not None:
+        class_names = tuple(options.class_names)
     elif y is not None:
-        class_names = tuple(str(c) for c in range(int(y.max()) + 1))
+        top = int(y.max())
+        if top >= MAX_CLASSES:
+            raise CkdError(
+                f"{path}: label {top} implies {top + 1} classes; labels must be 0..{MAX_CLASSES - 1} "
+                "(class indices; name the classes with data.class_names)"
+            )
+        class_names = tuple(str(c) for c in range(top + 1))
     else:
-        raise CkdError(f"{path}: without labels, an array 'class_names' must give the classes")
+        raise CkdError(f"{path}: without labels, data.class_names (or an array 'class_names') must name the classes")
     texts = arrays.get("text")
     if texts is not None and (texts.dtype.kind not in "US" or texts.shape != (x.shape[0],)):
         raise CkdError(f"{path}: 'text' must hold one string per sample, got {texts.dtype} {texts.shape}")

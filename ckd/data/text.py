@@ -1,9 +1,9 @@
 """A text source: a CSV or Parquet table whose text is `data.text` (columns joined by a space) and whose
 classes are the distinct values of `data.label`, in sorted order.
 
-The suffixes are registered in `SOURCES` so that `data.source` accepts them; the rows are read by the
-`embed` stage (which needs `data.text`), and `sample` reads the embed stage's output (texts, their
-embeddings and labels in one `.npz`)."""
+The suffixes are the table source's (ckd/data/table.py), which refuses a table with `data.text` set: its
+rows are read by the `embed` stage, and `sample` reads the embed stage's output (texts, their embeddings
+and labels in one `.npz`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ckd.data.sources import SOURCES, Dataset
+from ckd.data.table import TABLE_SUFFIXES as TEXT_SUFFIXES
 from ckd.errors import CkdError, ConfigError
-
-TEXT_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 @dataclass(frozen=True)
@@ -27,16 +25,6 @@ class TextTable:
 
 def is_text_source(source: str) -> bool:
     return Path(source).suffix.lower() in TEXT_SUFFIXES
-
-
-@SOURCES.register(".csv")
-@SOURCES.register(".parquet")
-@SOURCES.register(".pq")
-def load_text_source(source: str) -> Dataset:
-    raise CkdError(
-        f"{source}: a text table is read by the embed stage (data.text); give the sample stage the embed "
-        "stage's output (--embedded, see examples/ag_news/dvc.yaml)"
-    )
 
 
 def load_text_table(source: str, text_columns, label_column: str = "label") -> TextTable:

@@ -1,10 +1,21 @@
-"""`sample`: load `data.source`, split pool / test, choose exactly `teacher.budget` pool inputs."""
+"""`sample`: load `data.source`, make the pool and the test split, choose exactly `teacher.budget` pool inputs.
+
+The test split is `data.test_source` when given (the whole source is then the pool), else a seeded split
+of a labelled source (`data.test_size`). An unlabelled source without a test source has an empty test
+split: `validate` then measures agreement with the teacher on the held-out part of the queried samples.
+"""
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
+
 from ckd.config import DataConfig
-from ckd.data import Pool, Selection, TestSet, load_source, select_for_teacher, split_pool_test
+from ckd.data import Dataset, Pool, Selection, TestSet, load_source, select_for_teacher, split_pool_test
 from ckd.errors import CkdError
+
+log = logging.getLogger(__name__)
 
 
 def sample(
@@ -14,10 +25,21 @@ def sample(
     travel with the pool and the test split (the teacher reads them), their embeddings as `x`."""
     if data.text is not None and embedded is None:
         raise CkdError("data.text: a text source needs the embed stage's output (--embedded); see examples/ag_news")
-    dataset = load_source(embedded or data.source)
-    if dataset.y is None:
-        raise CkdError(f"{data.source}: the test split needs labels to measure accuracy (array 'y' or 'labels')")
-    pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, split_seed)
+    dataset = load_source(embedded or data.source, data)
+    test_data = None if data.test_source is None else _test_source(data, dataset)
+    if test_data is not None:
+        pool_ids, test_ids = np.arange(len(dataset.x)), np.arange(len(test_data.x))
+    elif dataset.y is None:
+        pool_ids, test_ids = np.arange(len(dataset.x)), np.arange(0)
+        log.info(
+            "%s has no labels and data.test_source is not set: validate reports teacher_agreement on the held-out "
+            "part of the queried samples, not test accuracy",
+            data.source,
+        )
+        test_data = dataset
+    else:
+        pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, split_seed)
+        test_data = dataset
     selected = select_for_teacher(pool_ids, dataset.x[pool_ids], budget, data.selection, seed)
     texts = dataset.texts
     pool = Pool(
@@ -25,11 +47,15 @@ def sample(
         x=dataset.x[pool_ids],
         class_names=dataset.class_names,
         is_image=dataset.is_image,
-        labels=dataset.y[pool_ids] if data.use_labels else None,
+        labels=dataset.y[pool_ids] if data.use_labels and dataset.y is not None else None,
         text=None if texts is None else texts[pool_ids],
     )
+    test_labels = test_data.y[test_ids] if test_data.y is not None else np.zeros(0, np.int64)
     test = TestSet(
-        ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids], text=None if texts is None else texts[test_ids]
+        ids=test_ids,
+        x=test_data.x[test_ids],
+        labels=test_labels,
+        text=None if test_data.texts is None else test_data.texts[test_ids],
     )
     metrics = {
         "pool_size": int(len(pool_ids)),
@@ -39,3 +65,23 @@ def sample(
         "selection": data.selection,
     }
     return pool, test, Selection(ids=selected), metrics
+
+
+def _test_source(data: DataConfig, pool: Dataset) -> Dataset:
+    """`data.test_source`, read with the pool's options; its classes must be the pool's (by name)."""
+    assert data.test_source is not None
+    options = data.model_copy(update={"class_names": data.class_names or pool.class_names})
+    test = load_source(data.test_source, options, parameter="data.test_source")
+    if test.y is None:
+        raise CkdError(f"{data.test_source}: data.test_source must have labels (it measures accuracy)")
+    if test.sample_shape != pool.sample_shape:
+        raise CkdError(
+            f"{data.test_source}: inputs of shape {test.sample_shape}, data.source's are {pool.sample_shape} "
+            "(data.test_source must be the same kind of data)"
+        )
+    if test.class_names != pool.class_names:
+        raise CkdError(
+            f"{data.test_source}: classes {', '.join(test.class_names[:5])} differ from data.source's "
+            f"{', '.join(pool.class_names[:5])}"
+        )
+    return test

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from ckd.comparative import ComparativeSet
@@ -10,7 +11,9 @@ from ckd.data import TestSet
 from ckd.metrics import accuracy_probe
 from ckd.runtime import torch_device
 from ckd.students.checkpoint import StudentCheckpoint
-from ckd.train import train_student
+from ckd.train import split_rows, train_student
+
+log = logging.getLogger(__name__)
 
 
 def train(
@@ -19,7 +22,16 @@ def train(
     """Returns the checkpoint, the winner's curve and the metrics. With `test`, the curve also shows test
     accuracy, for the plot only (selection reads validation data alone)."""
     device = torch_device(student.device)
-    probe = accuracy_probe(test.x, test.labels, "test_accuracy") if test is not None else None
+    labelled_test = test is not None and len(test.x) > 0
+    held_out: list[int] = []
+    if test is not None and not labelled_test:
+        # No labelled test set: the validation part stays unseen (no refit), so `validate` can measure the
+        # student's agreement with the teacher there.
+        student = student.model_copy(update={"refit": False})
+        _, val_rows = split_rows(len(data.x), student.val_fraction, student.seed)
+        held_out = [int(i) for i in data.ids[val_rows]]
+        log.info("no labelled test set: no refit; %d queried samples held out for teacher agreement", len(held_out))
+    probe = accuracy_probe(test.x, test.labels, "test_accuracy") if labelled_test else None
     start = time.perf_counter()
     outcome = train_student(data, student, device, progress, on_eval=probe)
     seconds = time.perf_counter() - start
@@ -32,7 +44,8 @@ def train(
         class_names=list(data.class_names),
         method=student.method,
         chosen={"lr": outcome.chosen.lr, **outcome.chosen.method_args},
-        teacher_samples=int(len(data.x)),
+        teacher_samples=int(len(data.x)) - len(held_out),
+        held_out_ids=held_out,
     )
     metrics = {
         "method": student.method,

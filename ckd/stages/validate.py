@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ckd.config import Params, ValidateConfig
-from ckd.data import TestSet
+from ckd.data import Pool, TestSet
+from ckd.errors import CkdError
 from ckd.latency import measure as measure_latency
 from ckd.latency import onnx_runner, torch_runner
 from ckd.model_card import build_card
@@ -18,11 +19,29 @@ from ckd.students.checkpoint import StudentCheckpoint
 from ckd.teachers.base import TeacherSettings
 from ckd.teachers.onnx_file import OnnxFileTeacher, OnnxTeacherConfig
 from ckd.teachers.standin import is_standin
-from ckd.validate import accuracy, check_gates, onnx_logits, torch_logits
+from ckd.validate import SCORE_KEYS, accuracy, check_gates, onnx_logits, torch_logits
 
 
 def teacher_is_standin(teacher: TeacherSettings) -> bool:
     return isinstance(teacher, OnnxTeacherConfig) and is_standin(teacher.model)
+
+
+def evaluation_set(
+    test: TestSet, checkpoint: StudentCheckpoint, queried: Queried, pool: Pool | None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(inputs, labels, what): the labelled test split, or, without one, the queried samples the train stage
+    held out, labelled by the teacher's argmax (answers already paid for: no extra call)."""
+    if len(test.x):
+        return test.x, test.labels, "test"
+    if not checkpoint.held_out_ids or pool is None:
+        raise CkdError(
+            "data.test_source: the source has no labels and the student kept no queried sample out of training; "
+            "give a labelled test set (data.test_source)"
+        )
+    ids = np.asarray(checkpoint.held_out_ids, dtype=np.int64)
+    position = {int(i): n for n, i in enumerate(queried.ids)}
+    rows = np.asarray([position[int(i)] for i in ids])
+    return pool.x[pool.rows(ids, "the held-out samples")], queried.scores[rows].argmax(1), "agreement"
 
 
 def validate(
@@ -33,23 +52,28 @@ def validate(
     int8_path: str | Path,
     test: TestSet,
     queried: Queried,
+    pool: Pool | None = None,
 ) -> dict:
     """Measure only; `gates` decides afterwards, so the metrics and the card are kept when a gate fails."""
     model = checkpoint.model()
-    pt = torch_logits(model, test.x)
-    ort_out = onnx_logits(onnx_path, test.x)
+    x, labels, what = evaluation_set(test, checkpoint, queried, pool)
+    torch_key, onnx_key, int8_key = SCORE_KEYS[what]
+    pt = torch_logits(model, x)
+    ort_out = onnx_logits(onnx_path, x)
+    int8 = int8_metrics(ort_out, onnx_logits(int8_path, x), labels)
     metrics = {
-        "test_accuracy": accuracy(pt, test.labels),
-        "onnx_test_accuracy": accuracy(ort_out, test.labels),
+        torch_key: accuracy(pt, labels),
+        onnx_key: accuracy(ort_out, labels),
         "onnx_max_abs_diff": float(np.abs(pt - ort_out).max()),
-        **int8_metrics(ort_out, onnx_logits(int8_path, test.x), test.labels),
+        int8_key: int8.pop("int8_test_accuracy"),
+        **int8,
         **measure_latency(
             {
                 "torch": lambda x: torch_runner(model, x),
                 "": lambda x: onnx_runner(onnx_path, x),
                 "int8": lambda x: onnx_runner(int8_path, x),
             },
-            test.x,
+            x,
             config.latency_runs,
         ),
         "calls_this_run": queried.calls_this_run,
@@ -59,11 +83,11 @@ def validate(
         "teacher_unanswered": queried.unanswered,
         "budget": queried.budget,
         "method": checkpoint.method,
-        "test_size": int(len(test.x)),
+        "test_size" if what == "test" else "agreement_size": int(len(x)),
         "onnx_model": str(onnx_path),
         "teacher_eval_calls": 0,
     }
-    if config.evaluate_teacher == "auto" and teacher_is_standin(teacher):
+    if what == "test" and config.evaluate_teacher == "auto" and teacher_is_standin(teacher):
         # Only the free stand-in is evaluated; these calls are reported apart from the budget.
         teacher_scores = OnnxFileTeacher(teacher.model, teacher.output).predict(test.x)
         metrics["teacher_test_accuracy"] = accuracy(teacher_scores, test.labels)

@@ -27,6 +27,9 @@ class StudentCheckpoint:
     method: str
     chosen: dict[str, Any]  # the candidate picked on validation: lr and method arguments
     teacher_samples: int  # queried samples it learned from
+    # Pool ids of the queried samples kept out of training (validation, no refit): where a source has no
+    # labelled test set, `validate` measures agreement with the teacher on them. Empty after a refit.
+    held_out_ids: list[int] = dataclasses.field(default_factory=list)
 
     def save(self, path: str | Path) -> None:
         """Atomically (temp file, fsync, rename): a crash never leaves a torn checkpoint."""
@@ -55,10 +58,11 @@ class StudentCheckpoint:
         except Exception as error:
             raise CkdError(f"{path}: not a readable student checkpoint ({str(error).splitlines()[0]})") from None
         names = [f.name for f in dataclasses.fields(cls)]
-        missing = [name for name in names if not isinstance(values, dict) or name not in values]
+        optional = {f.name for f in dataclasses.fields(cls) if f.default_factory is not dataclasses.MISSING}
+        missing = [n for n in names if n not in optional and (not isinstance(values, dict) or n not in values)]
         if missing:
             raise CkdError(f"{path}: not a student checkpoint (lacks {', '.join(missing)})")
-        return cls(**{name: values[name] for name in names})
+        return cls(**{name: values[name] for name in names if name in values})
 
     def model(self) -> torch.nn.Module:
         """The student in eval mode, its input normalisation read back from the weights."""

@@ -39,9 +39,9 @@ class TeacherSettings(Section):
     fields, and names the subclass as its `config_model`; `ckd.config` makes the union of them."""
 
     kind: str
-    # The ONNX file of the `onnx` and `counting` backends. Kept for every backend because dvc.yaml
-    # interpolates `${teacher.model}` (the file the `teacher` stage writes); the `http` backend ignores it.
-    model: str = Field("models/teacher.onnx", min_length=1)
+    # The ONNX file of the `onnx` and `counting` backends; the default is the demo's stand-in, which the
+    # `standin` stage trains only when this names it. Other backends ignore it.
+    model: str = Field("models/standin/teacher.onnx", min_length=1)
     budget: int = Field(100, ge=1, le=10_000_000, description="teacher calls you are willing to pay for")
     output: str | None = Field(None, min_length=1)
     scores: Literal["logits", "probabilities"] = "logits"
@@ -53,6 +53,11 @@ class TeacherSettings(Section):
     identity: str | None = Field(None, min_length=1)
     min_answered: float = Field(0.5, gt=0, le=1)
     standin: StandinConfig = StandinConfig()
+
+    def files(self) -> tuple[str, ...]:
+        """The files whose content is the teacher: the `teacher` stage hashes them, so `query` runs again when
+        one changes (a server's or a model's name is in the params, which `query` depends on already)."""
+        return ()
 
     @field_validator("store")
     @classmethod

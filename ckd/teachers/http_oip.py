@@ -166,6 +166,12 @@ class HttpTeacherConfig(TeacherSettings):
                 "must not carry a user name or password; put a bearer token in the environment "
                 "variable named by teacher.token_env"
             )
+        try:
+            host = httpx.URL(url).host
+        except (httpx.InvalidURL, ValueError, TypeError) as error:
+            raise ValueError(f"must be a well-formed http(s) URL ({str(error)[:80]})") from None
+        if not host:
+            raise ValueError("must name a host, e.g. http://127.0.0.1:8000")
         return url
 
     @field_validator("model_name")
@@ -231,6 +237,11 @@ class OpenInferenceTeacher:
             self._token = os.environ.get(token_env)
             if not self._token:
                 raise CkdError(f"teacher.token_env: environment variable {token_env} is not set or empty")
+            if not self._token.isascii() or not self._token.isprintable():
+                raise CkdError(
+                    f"teacher.token_env: the token in {token_env} has a non-ASCII or control character; an HTTP "
+                    "header carries printable ASCII only (the token is not shown)"
+                )
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         if self._token:
             for name in ("httpx", "httpcore"):
@@ -297,6 +308,16 @@ class OpenInferenceTeacher:
             raise TeacherError(f"teacher.url: {what} at {self.url}{path} is not JSON") from None
 
     def _read_metadata(self, metadata: dict, output: str | None) -> None:
+        """The model's declared input and outputs; metadata of the wrong shape is one line naming it."""
+        try:
+            self._parse_metadata(metadata, output)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+            raise TeacherError(
+                f"{self.url}{self.model_path}: the model's metadata is malformed ({type(error).__name__}: "
+                f"{str(error)[:120]}); a v2 server declares inputs and outputs with name, datatype and shape"
+            ) from None
+
+    def _parse_metadata(self, metadata: dict, output: str | None) -> None:
         inputs = metadata.get("inputs") or []
         if len(inputs) != 1:
             raise TeacherError(
@@ -316,9 +337,13 @@ class OpenInferenceTeacher:
                 )
             chosen = next((o for o in outputs if o["name"] == output), {"name": output, "shape": []})
         else:
-            chosen = next(
-                (o for o in outputs if o.get("datatype") in FLOAT_DATATYPES and len(o.get("shape", [])) == 2), None
-            )
+            floats = [o for o in outputs if o.get("datatype") in FLOAT_DATATYPES and len(o.get("shape", [])) == 2]
+            if len(floats) > 1:
+                raise TeacherError(
+                    f"teacher.output: {self.model_name} has {len(floats)} float [batch, classes] outputs "
+                    f"({', '.join(o['name'] for o in floats)}); name the one holding the scores"
+                )
+            chosen = floats[0] if floats else None
             if chosen is None:
                 raise TeacherError(
                     f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "

@@ -49,6 +49,9 @@ class OnnxTeacherConfig(TeacherSettings):
 
     kind: Literal["onnx"] = "onnx"
 
+    def files(self) -> tuple[str, ...]:
+        return (self.model,)
+
 
 @TEACHERS.register("onnx")
 class OnnxFileTeacher:
@@ -94,10 +97,15 @@ class OnnxFileTeacher:
                     f"teacher.output: {output!r} is not an output of {path}; outputs: {', '.join(names)}"
                 )
             return output
-        for candidate in outputs:
-            if candidate.type in _FLOAT_OUTPUTS and len(candidate.shape) == 2:
-                return candidate.name
-        raise TeacherError(f"{path}: no float output shaped [batch, classes]; name one with teacher.output")
+        candidates = [o.name for o in outputs if o.type in _FLOAT_OUTPUTS and len(o.shape) == 2]
+        if len(candidates) > 1:
+            raise TeacherError(
+                f"teacher.output: {path} has {len(candidates)} float [batch, classes] outputs "
+                f"({', '.join(candidates)}); name the one holding the scores"
+            )
+        if not candidates:
+            raise TeacherError(f"{path}: no float output shaped [batch, classes]; name one with teacher.output")
+        return candidates[0]
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
         check_declared_fit(

@@ -1,0 +1,67 @@
+"""`standin`: the embedded demo's stand-in teacher, trained on the whole labelled pool (not a teacher call).
+
+It trains only when `teacher.model` names a file under `models/standin/` (the default) with an ONNX
+backend: with your own ONNX file, or a server (`http`, `openai`) or code (`python`) as the teacher, the
+stage writes a note instead and no stand-in is trained. DVC has no conditional stages; this stage is a
+no-op by construction, and the `teacher` stage after it fingerprints whichever teacher is in use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ckd.config import DataConfig, StandinConfig
+from ckd.data import load_source, split_pool_test
+from ckd.errors import CkdError
+from ckd.teachers.base import TeacherSettings
+
+STANDIN_DIR = Path("models/standin")
+STANDIN_FILE = "teacher.onnx"
+NOTE_FILE = "NOT_USED.txt"
+
+
+def standin_used(teacher: TeacherSettings) -> bool:
+    """The stand-in is the teacher: an ONNX backend whose `teacher.model` lies under models/standin/."""
+    model = getattr(teacher, "model", None)
+    if teacher.kind not in ("onnx", "counting") or model is None:
+        return False
+    return Path(model).resolve().is_relative_to(STANDIN_DIR.resolve())
+
+
+def standin(data: DataConfig, standin: StandinConfig, split_seed: int, progress: bool = True):
+    """Train the stand-in on the pool of the labelled split (the test split stays unseen)."""
+    import torch
+
+    from ckd.teachers.standin import StandinTeacher, train_standin
+
+    dataset = load_source(data.source, data)
+    if dataset.y is None:
+        raise CkdError(
+            f"{data.source}: has no labels, and teacher.model ({STANDIN_DIR}/{STANDIN_FILE}) is the demo's stand-in, "
+            "which trains on labels: point teacher.model at your ONNX teacher, or set teacher.kind to http, openai "
+            "or python"
+        )
+    if data.test_source is not None:
+        pool_ids, test_ids = list(range(len(dataset.x))), None
+    else:
+        pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, split_seed)
+    model, input_shape = train_standin(
+        dataset.x[pool_ids], dataset.y[pool_ids], dataset.num_classes, dataset.is_image, standin, split_seed, progress
+    )
+    metrics: dict = {"trained": 1, "pool_size": int(len(pool_ids)), "input_shape": list(input_shape)}
+    if test_ids is not None:
+        with torch.no_grad():
+            x_test = torch.as_tensor(dataset.x[test_ids]).reshape(len(test_ids), *input_shape)
+            # Measured in-process on the PyTorch model: no teacher call is made or counted here.
+            metrics["standin_test_accuracy"] = float((model(x_test).argmax(1).numpy() == dataset.y[test_ids]).mean())
+    return StandinTeacher(model, input_shape, dataset.class_names), metrics
+
+
+def write_note(out_dir: Path, teacher: TeacherSettings) -> None:
+    """What the stage writes when the stand-in is not the teacher (DVC needs its output to exist)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / STANDIN_FILE).unlink(missing_ok=True)
+    what = f"teacher.kind {teacher.kind}" + (
+        f", teacher.model {teacher.model}" if teacher.kind in ("onnx", "counting") else ""
+    )
+    (out_dir / NOTE_FILE).write_text(f"No stand-in teacher was trained: the teacher is yours ({what}).\n")
