@@ -69,7 +69,7 @@ def test_backend_fields_belong_to_their_backend():
     with pytest.raises(ConfigError, match="teacher.count_file: unknown parameter for kind http"):
         section_from_dict("teacher", {"kind": "http", "url": "http://x", "model_name": "m", "count_file": "c"})
     counting = section_from_dict("teacher", {"kind": "counting", "delay_s": 0.5})
-    assert counting.delay_s == 0.5 and counting.model == "models/teacher.onnx"
+    assert counting.delay_s == 0.5 and counting.model == "models/standin/teacher.onnx"
 
 
 def test_missing_and_malformed_params_file(tmp_path):
@@ -118,25 +118,25 @@ BAD = [  # (change to the committed params.yaml, the parameter the one line must
 
 @pytest.mark.parametrize("change,parameter", BAD, ids=[p for _, p in BAD])
 def test_a_typo_anywhere_fails_the_first_stage_in_one_line(change, parameter, tmp_path, capsys):
-    """`teacher` is the first stage and reads none of these keys: it still refuses the file, before any work."""
-    import stages.teacher
+    """`standin` is the first stage and reads none of these keys: it still refuses the file, before any work."""
+    import stages.standin
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(committed_with(change)))
     with pytest.raises(SystemExit) as exit_status:
-        stages.teacher.main(
+        stages.standin.main(
             [
                 "--params",
                 str(tmp_path / "params.yaml"),
                 "--out",
-                str(tmp_path / "teacher.onnx"),
+                str(tmp_path / "standin"),
                 "--metrics",
-                str(tmp_path / "teacher.json"),
+                str(tmp_path / "standin.json"),
             ]
         )
     assert exit_status.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"ckd teacher: error: {parameter}: ") and ", got " in lines[0]
-    assert not (tmp_path / "teacher.onnx").exists() and not (tmp_path / "teacher.json").exists()
+    assert len(lines) == 1 and lines[0].startswith(f"ckd standin: error: {parameter}: ") and ", got " in lines[0]
+    assert not (tmp_path / "standin").exists() and not (tmp_path / "standin.json").exists()
 
 
 def test_query_refuses_a_typo_elsewhere_before_any_teacher_call(tmp_path):

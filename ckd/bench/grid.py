@@ -138,7 +138,7 @@ def bench_grid(settings: dict, base: dict, overrides: dict, test_path: str, name
 def prepare_teacher(args, base: Params, overrides: dict) -> tuple[dict, str, dict]:
     """The teacher (given, or the stand-in trained on the pool) and the test split, before the grid runs."""
     from ckd.stages.sample import sample
-    from ckd.stages.teacher import teacher
+    from ckd.stages.standin import standin
     from ckd.teachers.onnx_file import OnnxFileTeacher
     from ckd.validate import accuracy
 
@@ -146,8 +146,8 @@ def prepare_teacher(args, base: Params, overrides: dict) -> tuple[dict, str, dic
     teacher_path = Path(args.teacher) if args.teacher else out / "teacher.onnx"
     if not teacher_path.exists():
         settings: TeacherSettings = base.teacher
-        standin, _ = teacher(base.data, settings.standin, base.split_seed, progress=False)
-        standin.save(teacher_path)
+        trained, _ = standin(base.data, settings.standin, base.split_seed, progress=False)
+        trained.save(teacher_path)
     overrides = {**overrides, "teacher.model": str(teacher_path)}
     params = with_overrides(base, {**overrides, "data.split_seed": base.split_seed})
     pool, test, _, _ = sample(params.data, min(args.budgets), params.split_seed, params.seed)  # no teacher call

@@ -100,7 +100,7 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
     from ckd.stages.check import check
     from ckd.stages.query import query
     from ckd.stages.sample import sample
-    from ckd.stages.teacher import teacher
+    from ckd.stages.standin import standin
     from ckd.teachers.onnx_file import OnnxFileTeacher
     from ckd.validate import accuracy
 
@@ -108,8 +108,8 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
     data_dir = out / "data"
     teacher_path = Path(args.teacher) if args.teacher else out / "teacher.onnx"
     if not teacher_path.exists():
-        standin, _ = teacher(base.data, base.teacher.standin, base.split_seed, progress=False)
-        standin.save(teacher_path)
+        trained, _ = standin(base.data, base.teacher.standin, base.split_seed, progress=False)
+        trained.save(teacher_path)
     overrides = {**overrides, "teacher.model": str(teacher_path)}
     jobs, test_path, teacher_test_accuracy, pool_size, test_size = [], data_dir / "test.npz", None, None, None
     for budget in args.budgets:

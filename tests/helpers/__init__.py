@@ -15,6 +15,7 @@ def linear_onnx_teacher(
     seed: int = 0,
     nan_below: float | None = None,
     output_classes: int | None = None,
+    two_outputs: bool = False,
 ) -> Path:
     """A black-box ONNX teacher: logits = flatten(x) W + b. With `nan_below`, rows whose input sum is
     below it come back NaN (log of a negative number), like a broken teacher."""
@@ -45,11 +46,15 @@ def linear_onnx_teacher(
             numpy_helper.from_array(np.array(nan_below, np.float32), "threshold"),
             numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
         ]
+    outputs = [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", out_classes])]
+    if two_outputs:  # logits and probabilities, as many exported classifiers have
+        nodes.append(helper.make_node("Softmax", ["scores"], ["probabilities"], axis=1))
+        outputs.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", out_classes]))
     graph = helper.make_graph(
         nodes,
         "teacher",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *input_shape])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", out_classes])],
+        outputs,
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -1,0 +1,351 @@
+"""Every bad input gets one line naming the parameter or file and what is allowed, before any teacher call.
+
+Each case changes the committed params.yaml (and may bring a file), then runs the pipeline's stage commands
+as dvc.yaml spells them, in order, in a copy of the project, until one fails (in this process: the same
+entry points DVC starts, without an interpreter's start-up per stage). It asserts: exit status 2, the
+expected stage, exactly one `ckd <stage>: error:` line holding the expected words, no traceback, and no
+teacher call (the counting teacher's durable count, or the fake server's `/infer` count, is zero). Two
+cases go through `dvc repro` itself. README "Bad inputs" lists these cases and their lines.
+"""
+
+import copy
+import importlib
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ckd.data import write_arrays
+from ckd.stages import stage_names
+from ckd.teachers.counting import computed_samples
+from tests.helpers import PROJECT, linear_onnx_teacher
+from tests.helpers.fake_oip import FakeOipServer
+from tests.helpers.own_data import image_folder, table
+
+DVC = str(Path(sys.executable).with_name("dvc"))
+UNTIL = "query"  # the stage that pays: every case must fail at or before it
+X = np.random.default_rng(0).integers(0, 17, size=(60, 8, 8)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    for item in ("dvc.yaml", "stages", "ckd"):
+        source = PROJECT / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / item)
+    linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
+    linear_onnx_teacher(root / "two_outputs.onnx", input_shape=[1, 8, 8], two_outputs=True)
+    return root
+
+
+def base_params(root: Path) -> dict:
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["teacher"].update(
+        kind="counting", model="teacher.onnx", count_file=str(root / "count.log"), store=str(root / "store"), budget=20
+    )
+    return params
+
+
+def npz(name, **arrays):
+    def make(root):
+        write_arrays(root / name, **arrays)
+
+    return make
+
+
+def images_of_two_sizes(root):
+    from PIL import Image
+
+    folder = image_folder(root / "images", per_class=3)
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(folder / "dark" / "wide.png")
+
+
+def text_table(root):
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    pa_csv.write_csv(
+        pa.table({"f0": np.arange(30.0), "comment": ["ok"] * 30, "label": np.arange(30) % 2}), root / "t.csv"
+    )
+
+
+# (id, change: dotted key -> value (None deletes; "" key replaces the whole file), make files, stage, words)
+CASES = [
+    ("teacher-a-list", {"teacher": [1, 2]}, None, "standin", "teacher: must be a mapping"),
+    ("data-a-number", {"data": 5}, None, "standin", "data: must be a mapping"),
+    ("misspelt-section", {"studnet": {"method": "kd"}}, None, "standin", "studnet: unknown section; allowed: "),
+    (
+        "teacher-options",
+        {"teacher.options": {"a": 1}},
+        None,
+        "standin",
+        "teacher.options: unknown parameter for kind counting",
+    ),
+    (
+        "url-without-host",
+        {"teacher.kind": "http", "teacher.url": "http://", "teacher.model_name": "m", "teacher.count_file": None},
+        None,
+        "standin",
+        "teacher.url: must name a host",
+    ),
+    (
+        "standin-channels",
+        {"teacher.standin.channels": [0, 5]},
+        None,
+        "standin",
+        "teacher.standin.channels: must be two integers in [1, 1024]",
+    ),
+    (
+        "batch-10M",
+        {"student.batch_size": 10_000_000},
+        None,
+        "standin",
+        "student.batch_size: must be an integer >= 1 and <= 4096",
+    ),
+    (
+        "groups-1e8",
+        {"comparative.group_size": 2, "comparative.max_groups": 100_000_000},
+        None,
+        "standin",
+        "comparative.max_groups: must be an integer >= 1 and <= 1000000",
+    ),
+    (
+        "one-class-name",
+        {"data.class_names": ["cat"]},
+        None,
+        "standin",
+        "data.class_names: must list 2 to 10000 classes",
+    ),
+    ("no-such-source", {"data.source": "digts"}, None, "standin", "data.source: must be digits, a folder of images"),
+    (
+        "bad-callable",
+        {"teacher.kind": "python", "teacher.callable": "my teacher", "teacher.count_file": None},
+        None,
+        "standin",
+        "teacher.callable: must be package.module:function",
+    ),
+    (
+        "teacher-file-missing",
+        {"teacher.model": "nowhere.onnx"},
+        None,
+        "teacher",
+        "nowhere.onnx: the teacher's file is not found",
+    ),
+    (
+        "callable-module-missing",
+        {"teacher.kind": "python", "teacher.callable": "no_such_module:predict", "teacher.count_file": None},
+        None,
+        "teacher",
+        "teacher.callable: no module 'no_such_module' on the path",
+    ),
+    (
+        "one-class-data",
+        {"data.source": "d.npz"},
+        npz("d.npz", x=X, y=np.full(60, 4)),
+        "sample",
+        "every sample has the same label (4)",
+    ),
+    (
+        "label-1e9",
+        {"data.source": "d.npz"},
+        npz("d.npz", x=X, y=np.r_[np.arange(59) % 10, 10**9]),
+        "sample",
+        "label 1000000000 implies 1000000001 classes",
+    ),
+    (
+        "label-beyond-class-names",
+        {"data.source": "d.npz", "data.class_names": ["a", "b", "c"]},
+        npz("d.npz", x=X, y=np.arange(60) % 10),
+        "sample",
+        "label 9 is beyond the 3 class names",
+    ),
+    (
+        "5-D-inputs",
+        {"data.source": "d.npz"},
+        npz("d.npz", x=np.zeros((60, 1, 2, 2, 16), np.float32), y=np.arange(60) % 10),
+        "sample",
+        "inputs must be [samples, features], [samples, H, W] or [samples, C, H, W], got 5-D",
+    ),
+    ("text-column", {"data.source": "t.csv"}, text_table, "sample", "column(s) comment are not numeric"),
+    (
+        "no-label-column",
+        {"data.source": "t.csv", "data.label": "species"},
+        lambda r: table(r / "t.csv"),
+        "sample",
+        "no label column 'species' (data.label)",
+    ),
+    ("image-sizes", {"data.source": "images"}, images_of_two_sizes, "sample", "wide.png: size 7x5 differs"),
+    (
+        "test-source-other-shape",
+        {"data.source": "d.npz", "data.test_source": "t.npz"},
+        lambda r: (npz("d.npz", x=X, y=np.arange(60) % 10)(r), npz("t.npz", x=X[:, :4], y=np.arange(60) % 10)(r)),
+        "sample",
+        "data.test_source must be the same kind of data",
+    ),
+    (
+        "budget-over-pool",
+        {"teacher.budget": 5000},
+        None,
+        "sample",
+        "teacher.budget: must be in 1..1297 (the pool size)",
+    ),
+    (
+        "two-float-outputs",
+        {"teacher.model": "two_outputs.onnx"},
+        None,
+        "query",
+        "teacher.output: two_outputs.onnx has 2 float",
+    ),
+]
+
+
+def changed(params: dict, change: dict) -> dict:
+    params = copy.deepcopy(params)
+    for dotted, value in change.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    return params
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stderr: str
+
+
+def run_stages(root: Path, capsys, monkeypatch) -> tuple[str | None, Outcome | None]:
+    """The stage commands of dvc.yaml, in order, until one fails or `query` has run. Each runs in this
+    process (`python -m stages.X ARGS` is `stages.X.main(ARGS)`): the same code path as DVC's, without a
+    second of interpreter start-up per stage; `test_bad_input_through_dvc_repro` runs real processes."""
+    commands = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    capsys.readouterr()
+    for stage in stage_names(root):
+        python, flag, module, *argv = shlex.split(commands[stage]["cmd"])
+        assert (python, flag) == ("python", "-m")
+        try:
+            importlib.import_module(module).main(argv)
+            outcome = Outcome(0, capsys.readouterr().err)
+        except SystemExit as exit_status:
+            outcome = Outcome(int(exit_status.code or 0), capsys.readouterr().err)
+        if outcome.returncode != 0:
+            return stage, outcome
+        if stage == UNTIL:
+            return None, outcome
+    return None, None
+
+
+def reset(root: Path) -> None:
+    for leftover in ("count.log", "store", "data", "models", "metrics", "images", "d.npz", "t.npz", "t.csv"):
+        path = root / leftover
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def assert_one_line(run: Outcome, stage: str, words: str) -> None:
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and errors[0].startswith(f"ckd {stage}: error: "), run.stderr[-2000:]
+    assert words in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("name,change,make,stage,words", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_before_any_teacher_call(project, name, change, make, stage, words, capsys, monkeypatch):
+    reset(project)
+    if make is not None:
+        make(project)
+    (project / "params.yaml").write_text(yaml.safe_dump(changed(base_params(project), change)))
+    failed, run = run_stages(project, capsys, monkeypatch)
+    assert failed == stage, (failed, run.stderr[-2000:] if run else None)
+    assert_one_line(run, stage, words)
+    assert computed_samples(project / "count.log") == 0
+
+
+@pytest.mark.parametrize(
+    "metadata,token,words",
+    [
+        ({"name": "m", "inputs": [{"shape": [-1, 64]}]}, None, "the model's metadata is malformed (KeyError"),
+        ([1, 2, 3], None, "the model's metadata is malformed (AttributeError"),
+        (
+            {
+                "name": "m",
+                "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 8, 8]}],
+                "outputs": [
+                    {"name": "a", "datatype": "FP32", "shape": [-1, 10]},
+                    {"name": "b", "datatype": "FP32", "shape": [-1, 10]},
+                ],
+            },
+            None,
+            "teacher.output: m has 2 float [batch, classes] outputs (a, b)",
+        ),
+        (
+            {
+                "name": "m",
+                "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 8, 8]}],
+                "outputs": [{"name": "scores", "datatype": "FP32", "shape": [-1, 10]}],
+            },
+            "t\u00f6ken-secret",
+            "teacher.token_env: the token in CKD_TEST_TOKEN has a non-ASCII or control character",
+        ),
+    ],
+    ids=["metadata-no-input-name", "metadata-a-list", "two-float-outputs", "non-ascii-token"],
+)
+def test_bad_server_is_one_line_before_any_call(project, metadata, token, words, capsys, monkeypatch):
+    reset(project)
+    with FakeOipServer(metadata) as server:
+        params = base_params(project)
+        params["teacher"] = {k: v for k, v in params["teacher"].items() if k != "count_file"}
+        params["teacher"].update(kind="http", url=server.url, model_name="m", ready_timeout_s=5.0)
+        if token is not None:
+            params["teacher"]["token_env"] = "CKD_TEST_TOKEN"
+            monkeypatch.setenv("CKD_TEST_TOKEN", token)
+        (project / "params.yaml").write_text(yaml.safe_dump(params))
+        failed, run = run_stages(project, capsys, monkeypatch)
+        assert failed == "query", (failed, run.stderr[-2000:] if run else None)
+        assert_one_line(run, "query", words)
+        assert server.computed == 0
+        if token is not None:
+            assert token not in run.stderr
+
+
+@pytest.mark.parametrize(
+    "change,make,words",
+    [
+        ({"studnet": {"method": "kd"}}, None, "ckd standin: error: studnet: unknown section"),
+        (
+            {"data.source": "d.npz"},
+            npz("d.npz", x=X, y=np.full(60, 4)),
+            "ckd sample: error: d.npz: every sample has the same label",
+        ),
+    ],
+    ids=["misspelt-section", "one-class-data"],
+)
+def test_bad_input_through_dvc_repro(project, change, make, words):
+    reset(project)
+    shutil.rmtree(project / ".dvc", ignore_errors=True)
+    subprocess.run([DVC, "init", "--no-scm", "-q", "-f"], cwd=project, check=True)
+    subprocess.run([DVC, "config", "core.analytics", "false"], cwd=project, check=True)
+    if make is not None:
+        make(project)
+    (project / "params.yaml").write_text(yaml.safe_dump(changed(base_params(project), change)))
+    run = subprocess.run([DVC, "repro"], cwd=project, capture_output=True, text=True, timeout=900)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("ckd ")]
+    assert len(errors) == 1 and errors[0].startswith(words), run.stderr[-2000:]
+    assert computed_samples(project / "count.log") == 0 and not (project / "store").exists()
