@@ -98,7 +98,7 @@ class DataConfig(Section):
         ):
             raise ValueError("must be null or a list of class names (strings)")
         if not 2 <= len(names) <= MAX_CLASSES:
-            raise ValueError(f"must list 2 to {MAX_CLASSES} classes, got {len(names)}")
+            raise ValueError(f"must list 2 to {MAX_CLASSES} classes ({len(names)} given)")
         names = tuple(str(c) for c in names)
         if len(set(names)) != len(names):
             raise ValueError("must not name a class twice")

@@ -9,12 +9,9 @@ cases go through `dvc repro` itself. README "Bad inputs" lists these cases and t
 """
 
 import copy
-import importlib
-import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +19,11 @@ import pytest
 import yaml
 
 from ckd.data import write_arrays
-from ckd.stages import stage_names
 from ckd.teachers.counting import computed_samples
 from tests.helpers import PROJECT, linear_onnx_teacher
 from tests.helpers.fake_oip import FakeOipServer
 from tests.helpers.own_data import image_folder, table
+from tests.helpers.stages import Outcome, run_stage_commands
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 UNTIL = "query"  # the stage that pays: every case must fail at or before it
@@ -219,33 +216,9 @@ def changed(params: dict, change: dict) -> dict:
     return params
 
 
-@dataclass
-class Outcome:
-    returncode: int
-    stderr: str
-
-
 def run_stages(root: Path, capsys, monkeypatch) -> tuple[str | None, Outcome | None]:
-    """The stage commands of dvc.yaml, in order, until one fails or `query` has run. Each runs in this
-    process (`python -m stages.X ARGS` is `stages.X.main(ARGS)`): the same code path as DVC's, without a
-    second of interpreter start-up per stage; `test_bad_input_through_dvc_repro` runs real processes."""
-    commands = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    monkeypatch.chdir(root)
-    monkeypatch.syspath_prepend(str(root))
-    capsys.readouterr()
-    for stage in stage_names(root):
-        python, flag, module, *argv = shlex.split(commands[stage]["cmd"])
-        assert (python, flag) == ("python", "-m")
-        try:
-            importlib.import_module(module).main(argv)
-            outcome = Outcome(0, capsys.readouterr().err)
-        except SystemExit as exit_status:
-            outcome = Outcome(int(exit_status.code or 0), capsys.readouterr().err)
-        if outcome.returncode != 0:
-            return stage, outcome
-        if stage == UNTIL:
-            return None, outcome
-    return None, None
+    outcome = run_stage_commands(root, capsys, monkeypatch, until=UNTIL)
+    return (outcome.stage, outcome) if outcome is not None else (None, None)
 
 
 def reset(root: Path) -> None:

@@ -28,13 +28,15 @@ def sh(root, *command, env):
 
 @pytest.fixture
 def repo(tmp_path):
-    """A git + DVC repository holding ckd and the project's `sample` and `query` stages, with a counting teacher."""
+    """A git + DVC repository holding ckd and the project's stages up to `query`, with a counting teacher."""
     root = tmp_path / "repo"
     root.mkdir()
     for item in ("ckd", "stages"):
         shutil.copytree(PROJECT / item, root / item, ignore=shutil.ignore_patterns("__pycache__"))
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: stages[k] for k in ("sample", "query")}}))
+    (root / "dvc.yaml").write_text(
+        yaml.safe_dump({"stages": {k: stages[k] for k in ("standin", "teacher", "sample", "query")}})
+    )
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["teacher"].update(

@@ -1,7 +1,11 @@
-"""`dvc repro` on a user's own data and teacher, as issue 8's "done when" asks: a folder of PNGs, a CSV, a
-Parquet table, an unlabelled pool with the user's ONNX teacher, and one with a teacher behind a server. In
-each, no stand-in is trained (the `standin` stage writes its note), and the teacher computed at most the
-budget (counted on the teacher's side: a durable count file, or the samples a proxy forwarded)."""
+"""The whole pipeline on a user's own data and teacher, as issue 8's "done when" asks: a folder of PNGs, a
+CSV, a Parquet table, an unlabelled pool with the user's ONNX teacher, and one with a teacher behind a
+server. In each, no stand-in is trained (the `standin` stage writes its note), and the teacher computed at
+most the budget (counted on the teacher's side: a durable count file, or the samples a proxy forwarded).
+
+The PNG folder goes through `dvc repro` itself (twice: the second run skips all but the fingerprint); the
+others run every stage command of dvc.yaml in this process (`tests/helpers/stages.py`), which saves an
+interpreter start-up per stage and leaves the same files."""
 
 import json
 import os
@@ -18,6 +22,7 @@ from ckd.data import write_arrays
 from ckd.teachers.counting import computed_samples
 from tests.helpers import PROJECT, linear_onnx_teacher
 from tests.helpers.own_data import blobs, image_folder, table
+from tests.helpers.stages import run_stage_commands
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 BUDGET = 40
@@ -29,7 +34,7 @@ SMALL = {  # a short run: the point is the path through every stage, not the acc
 }
 
 # A user's teacher written as code: the rule that made the PNGs (the bright half), counted durably.
-PYTHON_TEACHER = '''
+PYTHON_TEACHER = """
 import os
 import numpy as np
 
@@ -38,7 +43,7 @@ def predict(x):
         handle.write(f"{len(x)} {os.getpid()}\\n")
     left, right = x[..., :4].mean(axis=(1, 2, 3)), x[..., 4:].mean(axis=(1, 2, 3))
     return np.stack([left - right, right - left], axis=1) / 10.0
-'''
+"""
 
 
 def project(root: Path, data: dict, teacher: dict) -> Path:
@@ -62,6 +67,16 @@ def repro(root: Path, env: dict | None = None) -> dict:
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Traceback" not in run.stderr
+    return outcome(root)
+
+
+def stage_commands(root: Path, capsys, monkeypatch) -> dict:
+    failed = run_stage_commands(root, capsys, monkeypatch)
+    assert failed is None, (failed.stage, failed.stderr[-3000:]) if failed else None
+    return outcome(root)
+
+
+def outcome(root: Path) -> dict:
     assert json.loads((root / "metrics" / "standin.json").read_text()) == {"trained": 0}
     assert not (root / "models" / "standin" / "teacher.onnx").exists()
     assert (root / "models" / "standin" / "NOT_USED.txt").is_file()
@@ -86,6 +101,14 @@ def test_png_folder_with_a_python_teacher(tmp_path):
     count = tmp_path / "count.log"
     metrics = repro(root, {"CKD_TEST_COUNT": str(count)})
     assert computed_samples(count) == BUDGET
+    # a second run pays nothing and redoes nothing but the fingerprint
+    run = subprocess.run(
+        [DVC, "repro"], cwd=root, capture_output=True, text=True, env={**os.environ, "CKD_TEST_COUNT": str(count)}
+    )
+    assert (
+        run.returncode == 0 and "Stage 'query' didn't change" in run.stdout and "Running stage 'teacher'" in run.stdout
+    )
+    assert "Running stage 'train'" not in run.stdout and computed_samples(count) == BUDGET
     assert metrics["test_size"] == 40 and metrics["test_accuracy"] >= 0.9  # the rule is learnt from 40 answers
     card = json.loads((root / "models" / "model_card.json").read_text())
     assert card["data"]["hash_of"].startswith("folder")
@@ -96,7 +119,7 @@ def test_png_folder_with_a_python_teacher(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_table_with_a_users_onnx_teacher(tmp_path, suffix):
+def test_table_with_a_users_onnx_teacher(tmp_path, suffix, capsys, monkeypatch):
     source = table(tmp_path / f"measurements{suffix}")
     teacher = linear_onnx_teacher(tmp_path / "my_teacher.onnx", features=6, classes=3)
     count = tmp_path / "count.log"
@@ -105,16 +128,12 @@ def test_table_with_a_users_onnx_teacher(tmp_path, suffix):
         {"source": str(source), "test_size": 0.25},
         {"kind": "counting", "model": str(teacher), "count_file": str(count)},
     )
-    metrics = repro(root)
+    metrics = stage_commands(root, capsys, monkeypatch)
     assert computed_samples(count) <= BUDGET and metrics["test_size"] == 60
-    # a second run pays nothing and redoes nothing but the fingerprint
-    run = subprocess.run([DVC, "repro"], cwd=root, capture_output=True, text=True)
-    assert run.returncode == 0 and "Stage 'query' didn't change" in run.stdout
-    assert computed_samples(count) <= BUDGET
 
 
 @pytest.mark.slow
-def test_unlabelled_pool_with_a_users_onnx_teacher_reports_agreement(tmp_path):
+def test_unlabelled_pool_with_a_users_onnx_teacher_reports_agreement(tmp_path, capsys, monkeypatch):
     source = table(tmp_path / "pool.parquet", label=None)
     teacher = linear_onnx_teacher(tmp_path / "my_teacher.onnx", features=6, classes=3)
     count = tmp_path / "count.log"
@@ -123,7 +142,7 @@ def test_unlabelled_pool_with_a_users_onnx_teacher_reports_agreement(tmp_path):
         {"source": str(source), "label": None, "class_names": ["a", "b", "c"]},
         {"kind": "counting", "model": str(teacher), "count_file": str(count)},
     )
-    metrics = repro(root)
+    metrics = stage_commands(root, capsys, monkeypatch)
     assert computed_samples(count) <= BUDGET
     assert "test_accuracy" not in metrics and metrics["agreement_size"] == 8  # val_fraction 0.2 of 40, never trained on
     assert 0.0 <= metrics["teacher_agreement"] <= 1.0 and "onnx_teacher_agreement" in metrics
@@ -136,7 +155,7 @@ def test_unlabelled_pool_with_a_users_onnx_teacher_reports_agreement(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.server
-def test_unlabelled_pool_with_an_http_teacher_and_a_labelled_test_source(tmp_path):
+def test_unlabelled_pool_with_an_http_teacher_and_a_labelled_test_source(tmp_path, capsys, monkeypatch):
     from ckd.bench.fault_proxy import FaultProxy
     from ckd.bench.servers import KServeTeacher, server_python
 
@@ -152,6 +171,6 @@ def test_unlabelled_pool_with_an_http_teacher_and_a_labelled_test_source(tmp_pat
             {"source": str(tmp_path / "pool.npz"), "test_source": str(tmp_path / "test.npz")},
             {"kind": "http", "url": proxy.url, "model_name": "teacher"},
         )
-        metrics = repro(root)
+        metrics = stage_commands(root, capsys, monkeypatch)
         assert proxy.computed <= BUDGET
     assert metrics["test_size"] == 60 and "test_accuracy" in metrics

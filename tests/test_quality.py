@@ -52,6 +52,15 @@ def test_each_broken_property_is_reported_once():
     assert len(message.splitlines()) == 5
 
 
+def test_an_all_zero_teacher_fails_even_with_negative_zeros():
+    """-0.0 and 0.0 differ in their bytes, not in value: an all-zero teacher is one row repeated."""
+    scores = np.zeros((20, 10), np.float32)
+    scores[::2] = -0.0
+    assert len({row.tobytes() for row in scores}) == 2  # by bytes it would pass
+    with pytest.raises(QualityError, match="expect_column_unique_value_count_to_be_between"):
+        check_teacher_outputs(POOL[:20], scores, spec(), "q.npz")
+
+
 def test_width_and_probabilities():
     with pytest.raises(QualityError, match="expect_table_column_count_to_equal"):
         check_teacher_outputs(POOL[:20], logits()[:, :9], spec(), "q.npz")

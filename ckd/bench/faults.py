@@ -6,7 +6,7 @@ invariants every case must keep:
   * every answered sample stored exactly once; the store passes its consistency checks;
   * the run completes, or stops with a clear message.
 
-    python -m ckd.bench.faults [--teacher models/teacher.onnx]     # prints the table of cases
+    python -m ckd.bench.faults [--teacher models/standin/teacher.onnx]     # prints the table of cases
 
 The tests (`tests/teachers/test_http_faults.py`) run the same cases.
 """
@@ -152,7 +152,7 @@ def run_sigkill_case(server_url: str, ids: np.ndarray, x: np.ndarray, num_classe
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ckd.bench.faults", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--teacher", default="models/teacher.onnx", help="an ONNX teacher taking digits [B, 1, 8, 8]")
+    parser.add_argument("--teacher", default="models/standin/teacher.onnx", help="an ONNX teacher taking digits [B, 1, 8, 8]")
     args = parser.parse_args(argv)
     digits = load_source("digits")
     ids, x = np.arange(200), digits.x[:200]

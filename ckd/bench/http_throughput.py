@@ -1,7 +1,7 @@
 """Teacher throughput: the `http` backend against KServe's real model server on loopback, at several
 batch sizes and concurrencies, beside the ONNX file backend on the same teacher.
 
-    python -m ckd.bench.http_throughput [--teacher models/teacher.onnx] [--samples 2048]
+    python -m ckd.bench.http_throughput [--teacher models/standin/teacher.onnx] [--samples 2048]
 
 Every figure is samples answered per second through `run_query` (ledger, fsyncs and storage included),
 each configuration on fresh inputs so nothing is answered from the store.
@@ -34,7 +34,7 @@ def samples_per_second(teacher, x: np.ndarray, batch_size: int, store: Path) -> 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ckd.bench.http_throughput",
                                      description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--teacher", default="models/teacher.onnx")
+    parser.add_argument("--teacher", default="models/standin/teacher.onnx")
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--batch-sizes", default="1,32,256")
     parser.add_argument("--concurrency", default="1,4")
