@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +44,7 @@ SCORE_KEYS = {
 }
 
 
-def score_keys(metrics: dict) -> tuple[str, str, str]:
+def score_keys(metrics: Mapping[str, Any]) -> tuple[str, str, str]:
     """(PyTorch, ONNX Runtime, int8) keys of the figure `metrics` hold: test accuracy or teacher agreement."""
     return SCORE_KEYS["test"] if "test_accuracy" in metrics else SCORE_KEYS["agreement"]
 

@@ -2,7 +2,8 @@
 Inference Protocol v2 over REST), bound to 127.0.0.1 only. Runs in the server's own environment (`make`
 builds `.venv-server`):
 
-    .venv-server/bin/python serving/kserve_onnx_teacher.py --model models/standin/teacher.onnx --name teacher --port 8080
+    .venv-server/bin/python serving/kserve_onnx_teacher.py \
+        --model models/standin/teacher.onnx --name teacher --port 8080
 
 KServe's REST server binds 0.0.0.0; this launcher narrows it to loopback before the server starts.
 """

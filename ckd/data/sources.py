@@ -83,7 +83,7 @@ def load_source(source: str, options: DataConfig | None = None, parameter: str =
     key = source_key(source)
     if key not in (FOLDER,) and key.startswith(".") and not Path(source).is_file():
         raise CkdError(f"{source}: file not found ({parameter})")
-    dataset = SOURCES.get(key)(source, options or DataConfig())
+    dataset = SOURCES.get(key)(source, options or DataConfig.model_validate({}))
     return checked(dataset, source, options.class_names if options is not None else None)
 
 

@@ -19,6 +19,8 @@ def embed(data: DataConfig, out_path: str, progress: bool = True) -> dict:
 
     if data.text is None:
         raise ConfigError("data.text", "must list the text columns for the embed stage, got None")
+    if data.label is None:
+        raise ConfigError("data.label", "a text source needs its label column, got None")
     table = load_text_table(data.source, data.text, data.label)
     start = time.perf_counter()
     embeddings = embed_texts([str(t) for t in table.texts], progress=progress)

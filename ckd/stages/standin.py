@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ckd.config import DataConfig, StandinConfig
 from ckd.data import load_source, split_pool_test
 from ckd.errors import CkdError
@@ -42,7 +44,7 @@ def standin(data: DataConfig, standin: StandinConfig, split_seed: int, progress:
             "or python"
         )
     if data.test_source is not None:
-        pool_ids, test_ids = list(range(len(dataset.x))), None
+        pool_ids, test_ids = np.arange(len(dataset.x)), None
     else:
         pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, split_seed)
     model, input_shape = train_standin(

@@ -31,7 +31,7 @@ def train(
         _, val_rows = split_rows(len(data.x), student.val_fraction, student.seed)
         held_out = [int(i) for i in data.ids[val_rows]]
         log.info("no labelled test set: no refit; %d queried samples held out for teacher agreement", len(held_out))
-    probe = accuracy_probe(test.x, test.labels, "test_accuracy") if labelled_test else None
+    probe = accuracy_probe(test.x, test.labels, "test_accuracy") if test is not None and labelled_test else None
     start = time.perf_counter()
     outcome = train_student(data, student, device, progress, on_eval=probe)
     seconds = time.perf_counter() - start

@@ -62,7 +62,8 @@ class PythonTeacherConfig(TeacherSettings):
 @TEACHERS.register("python")
 class PythonTeacher:
     concurrency = 1
-    num_classes = None  # not declared: the first answer's width is checked against the data
+    num_classes: int | None = None  # not declared: the first answer's width is checked against the data
+    identity: str
     config_model = PythonTeacherConfig
 
     @classmethod
