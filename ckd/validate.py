@@ -59,8 +59,8 @@ def check_gates(
         drop = metrics[onnx_key] - metrics[int8_key]
         if drop > max_int8_drop + 1e-12:
             failures.append(
-                f"int8 drop {drop:.4f} ({onnx_key} {metrics[onnx_key]:.4f} - {int8_key} "
-                f"{metrics[int8_key]:.4f}) > validate.max_int8_drop {max_int8_drop}"
+                f"int8 {'accuracy' if torch_key == 'test_accuracy' else 'agreement'} drop {drop:.4f} (onnx "
+                f"{metrics[onnx_key]:.4f} - int8 {metrics[int8_key]:.4f}) > validate.max_int8_drop {max_int8_drop}"
             )
     for key in (onnx_key, torch_key):
         if metrics[key] < min_accuracy:

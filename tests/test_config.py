@@ -43,7 +43,7 @@ def test_committed_params_are_the_models_defaults():
         ("export", {"opset": 7}, "export.opset"),
         ("data", {"test_size": -3}, "data.test_size"),
         ("data", {"source": "mnist.tsv"}, "data.source"),
-        ("data", {"source": "news.csv"}, "data.text"),  # a text table needs its text columns
+        ("data", {"source": "digits", "text": ["title"]}, "data.text"),  # text columns need a text table
     ],
 )
 def test_out_of_range_names_the_parameter(section, values, parameter):

@@ -39,7 +39,7 @@ def test_npz_source_images_labels(tmp_path):
     [
         ({"pixels": np.zeros((5, 2))}, "needs an array named 'x' or 'images'"),
         ({"x": np.zeros((5, 2)), "y": np.zeros(4, int)}, "'y' must be non-negative integers of shape \\[5\\]"),
-        ({"x": np.full((5, 2), np.nan)}, "NaN"),
+        ({"x": np.full((5, 2), np.nan), "y": np.arange(5) % 2}, "NaN"),
         ({"x": np.zeros((5, 2))}, "class_names"),
     ],
 )
@@ -57,16 +57,17 @@ def test_missing_unreadable_and_unknown_source(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CkdError, match="junk.npz: not a readable .npz"):
         load_source(str(tmp_path / "junk.npz"))
-    with pytest.raises(ConfigError, match="data.source: must be a registered data source or a path ending in one"):
+    with pytest.raises(ConfigError, match="data.source: must be digits, a folder of images"):
         load_source("mnist-from-the-internet")
     with pytest.raises(
         ConfigError,
-        match=r"data.source: must be a registered data source or a path ending in one: "
-        r"\.csv, \.npz, \.parquet, \.pq, digits, got 'mnist.tsv'",
+        match=r"data.source: must be digits, a folder of images \(one sub-folder per class\), or a file "
+        r"\.csv, \.npz, \.parquet, \.pq \('\.tsv' is not one\), got 'mnist.tsv'",
     ):
         section_from_dict("data", {"source": "mnist.tsv"})
+    (tmp_path / "news.csv").write_text("title,label\na,0\nb,1\n")
     with pytest.raises(CkdError, match="read by the embed stage"):  # a text table needs the embed stage first
-        load_source(str(tmp_path / "news.csv"))
+        load_source(str(tmp_path / "news.csv"), section_from_dict("data", {"source": "x.csv", "text": ["title"]}))
 
 
 def test_pickled_npz_is_refused(tmp_path):

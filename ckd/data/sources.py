@@ -68,7 +68,8 @@ def allowed_sources() -> str:
 
 def check_source(source: str) -> str:
     if source_key(source) not in SOURCES:
-        raise ValueError(f"must be {allowed_sources()} (no such folder)")
+        suffix = Path(source).suffix
+        raise ValueError(f"must be {allowed_sources()} ({f'{suffix!r} is not one' if suffix else 'no such folder'})")
     return source
 
 
