@@ -164,3 +164,29 @@ def _url(spec: str) -> sa.URL:
     from ckd.store.sqlite import store_file
 
     return sa.URL.create("sqlite", database=str(store_file(spec)))
+
+
+def test_a_spilled_answer_keeps_its_tokens(tmp_path):
+    """An answer the store would not take goes to a spill file with its tokens; the import stores both."""
+    from ckd.store.spill import import_spills, spill
+
+    store = open_store(str(tmp_path / "store"))
+    try:
+        run = store.open_run("t1", "a teacher")
+        reservation = store.reserve("t1", run, [1], ["a"], budget=5)
+        path = spill(
+            store,
+            "t1",
+            reservation.batch,
+            np.asarray([1]),
+            ["a"],
+            np.eye(1, 3, dtype=np.float32),
+            {"prompt_tokens": 11},
+        )
+        assert path.is_file() and store.summary("t1").prompt_tokens == 0
+        assert import_spills(store) == 1 and not path.exists()
+        one = store.summary("t1")
+        assert (one.answered, one.prompt_tokens, one.completion_tokens) == (1, 11, 0)
+        store.close_run(run)
+    finally:
+        store.close()
