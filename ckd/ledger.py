@@ -1,12 +1,14 @@
 """What the store holds and has spent, and moving paid answers in and out of it.
 
-    python -m ckd.ledger summary  [--store S] [--budget N]   spent / lost / remaining, per teacher and in total
+    python -m ckd.ledger summary  [--store S] [--budget N]   spent / lost / remaining, tokens: per teacher, in total
     python -m ckd.ledger check    [--store S]                the store's consistency rules
     python -m ckd.ledger export   [--store S] [--teacher T] --out answers.npz|answers.parquet
     python -m ckd.ledger import   [--store S] --from answers.npz|answers.parquet|teacher_outputs/
     python -m ckd.ledger quarantine [--store S]              unusable answers kept apart, with their words
 
-`--store` and `--budget` default to `teacher.store` and `teacher.budget` of `--params` (params.yaml).
+`--store` and `--budget` default to `teacher.store` and `teacher.budget` of `--params` (params.yaml). Tokens are
+those the store recorded with each answer (an LLM teacher's `usage`, answered and quarantined), over its whole
+life; with `teacher.price_per_1k_*_tokens` in `--params`, the summary gives their estimated cost at those prices.
 Imported answers count as spent in this store (they were paid for); inputs it already answered are skipped.
 """
 
@@ -32,6 +34,10 @@ def _defaults(args) -> None:
     args.store = args.store or params.get("store") or "teacher_outputs"
     if getattr(args, "budget", None) is None and "budget" in params:
         args.budget = params["budget"]
+    args.prices = (
+        float(params.get("price_per_1k_input_tokens") or 0.0),
+        float(params.get("price_per_1k_output_tokens") or 0.0),
+    )
 
 
 def _one_teacher(store: Store, teacher: str | None) -> str:
@@ -47,16 +53,19 @@ def _one_teacher(store: Store, teacher: str | None) -> str:
     return names[0]
 
 
-def summary(store: Store, budget: int | None) -> str:
+def summary(store: Store, budget: int | None, prices: tuple[float, float] = (0.0, 0.0)) -> str:
+    """`prices`: per 1k prompt and completion tokens, for an estimated cost (none when both are 0)."""
     rows = store.summaries()
     lines = [
         f"store {store.location}",
-        "| teacher | spent | answered | rejected | lost | in flight | refused (given back) |",
-        "|---|---|---|---|---|---|---|",
+        "| teacher | spent | answered | rejected | lost | in flight | refused (given back) | prompt tokens "
+        "| completion tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in rows:
         lines.append(
-            f"| {s.teacher} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} | {s.in_flight} | {s.refused} |"
+            f"| {s.teacher} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} | {s.in_flight} | {s.refused} "
+            f"| {s.prompt_tokens} | {s.completion_tokens} |"
         )
     spent = store.spent()
     tail = f"spent in total: {spent}"
@@ -65,6 +74,15 @@ def summary(store: Store, budget: int | None) -> str:
         if spent > budget:
             tail += " (spent under an earlier, larger budget: nothing more will be asked until the budget exceeds it)"
     lines.append(tail)
+    prompt, completion = sum(s.prompt_tokens for s in rows), sum(s.completion_tokens for s in rows)
+    tokens = f"tokens in total (as the teachers reported them): {prompt} prompt + {completion} completion"
+    if any(prices) and (prompt or completion):
+        cost = prompt / 1000 * prices[0] + completion / 1000 * prices[1]
+        tokens += (
+            f"; estimated cost {cost:.6f} at {prices[0]} / {prices[1]} per 1k prompt / completion tokens "
+            "(teacher.price_per_1k_*_tokens of --params)"
+        )
+    lines.append(tokens)
     return "\n".join(lines)
 
 
@@ -149,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         store = open_store(args.store)
         try:
             if args.command == "summary":
-                print(summary(store, args.budget))
+                print(summary(store, args.budget, args.prices))
             elif args.command == "check":
                 print(f"store {store.location}: consistent ({store.spent()} spent in total)")
             elif args.command == "export":

@@ -190,9 +190,9 @@ class _Session:
     def _fail(self, error: CkdError) -> None:
         self.fatal = self.fatal or error
 
-    def _quarantine(self, batch: int, raw: str, problem: str) -> None:
-        """Keep a paid but unusable answer apart, with the teacher's words, and stop the run."""
-        self.store.mark_rejected(batch, problem, raw[:20000])
+    def _quarantine(self, batch: int, raw: str, problem: str, usage: dict[str, int] | None = None) -> None:
+        """Keep a paid but unusable answer apart, with the teacher's words and its tokens, and stop the run."""
+        self.store.mark_rejected(batch, problem, raw[:20000], usage or None)
         self._fail(
             TeacherError(
                 f"teacher answered batch {batch} unusably: {problem}; raw answer kept in the store "
@@ -205,10 +205,12 @@ class _Session:
             self.usage[key] = self.usage.get(key, 0) + int(value)
 
     def _settle(self, future, batch: int, rows: list[int]) -> None:
+        usage: dict[str, int] = {}  # what this batch's answer cost (tokens), stored with it
         try:
             answer = future.result()
             if isinstance(answer, ScoredAnswer):
-                self._add_usage(answer.usage)
+                usage = dict(answer.usage)
+                self._add_usage(usage)
                 for source in answer.sources:
                     self.score_sources[source] = self.score_sources.get(source, 0) + 1
                 answer = answer.scores
@@ -222,7 +224,7 @@ class _Session:
             return
         except AnswerUnusable as unusable:
             self._add_usage(unusable.usage)
-            self._quarantine(batch, str(unusable.raw), str(unusable))
+            self._quarantine(batch, str(unusable.raw), str(unusable), dict(unusable.usage))
             return
         except OutcomeUnknown as unknown:
             # It may have been computed: it stays counted (lost); asked again later only while budget remains.
@@ -241,28 +243,35 @@ class _Session:
         problem = _check_answer(scores, len(rows), self.num_classes)
         if problem is not None:
             raw = str(scores.tolist()) if scores.dtype != object else str(scores)
-            self._quarantine(batch, raw, problem)
+            self._quarantine(batch, raw, problem, usage)
             return
         scores = scores.astype(np.float32)
         hashes = [self.hashes[i] for i in rows]
-        self._keep(batch, rows, hashes, scores)
+        self._keep(batch, rows, hashes, scores, usage)
         for digest, row in zip(hashes, scores):
             self.answers[digest] = row
         self.bar.update(len(rows))
 
-    def _keep(self, batch: int, rows: list[int], hashes: list[str], scores: np.ndarray) -> None:
-        """Store a paid answer; if the store will not take it, retry, then spill it to a file and stop."""
+    def _keep(self, batch: int, rows: list[int], hashes: list[str], scores: np.ndarray, usage: dict[str, int]) -> None:
+        """Store a paid answer with its tokens; if the store will not take it, retry, then spill it to a file
+        and stop."""
         cause = ""
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                self.store.write_answers(batch, hashes, scores)
+                self.store.write_answers(batch, hashes, scores, usage or None)
                 return
             except Exception as error:  # the database's own error: full disk, read-only file, lost server...
                 cause = str(getattr(error, "orig", None) or error).splitlines()[0]
                 time.sleep(0.2 * 2**attempt)
         try:
             path = spill(
-                self.store, self.teacher.identity, batch, np.asarray([int(self.ids[i]) for i in rows]), hashes, scores
+                self.store,
+                self.teacher.identity,
+                batch,
+                np.asarray([int(self.ids[i]) for i in rows]),
+                hashes,
+                scores,
+                usage,
             )
         except OSError as error:
             self._fail(

@@ -192,11 +192,11 @@ def test_a_failed_write_keeps_the_paid_answer_and_the_next_run_imports_it(
     real_write = Store.write_answers
     calls = []
 
-    def disk_full(self, batch, hashes, scores):
+    def disk_full(self, batch, hashes, scores, usage=None):
         calls.append(batch)
         if batch == 2:
             raise OperationalError("INSERT", {}, Exception("database or disk is full"))
-        return real_write(self, batch, hashes, scores)
+        return real_write(self, batch, hashes, scores, usage)
 
     monkeypatch.setattr(Store, "write_answers", disk_full)
     with pytest.raises(CkdError) as error:

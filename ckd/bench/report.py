@@ -59,11 +59,20 @@ def _format_diff(result) -> str:
     return f"{mean:+.1f} +- {std:.1f} (n={n}){mark}"
 
 
+def _variants(rows: list[dict]) -> list[str]:
+    """The variants in the rows: names that are no recipe (e.g. a benchmark's `default`) first, then the recipes'
+    order."""
+    present = list(dict.fromkeys(r["variant"] for r in rows))
+    return [v for v in present if v not in RECIPES] + [v for v in RECIPES if v in present]
+
+
 def markdown(rows: list[dict], info: dict) -> str:
     table = accuracy_by_seed(rows)
     regimes = sorted({r["regime"] for r in rows}, key=lambda r: r != "labelled")
     budgets = sorted({int(r["budget"]) for r in rows})
-    variants = [v for v in RECIPES if any(r["variant"] == v for r in rows)]
+    variants = _variants(rows)
+    notes = info.get("variant_notes") or {}
+    same = info.get("same_configuration") or {}
     out = [f"## {info['dataset']}: pool {info['pool']}, test {info['test']}, stand-in teacher "
            f"{100 * info['teacher_test_accuracy']:.1f}% test accuracy; student {info['student']}; "
            f"{info['steps']} Adam steps for every method; lr grid {info['lr_grid']} chosen on validation; "
@@ -82,9 +91,14 @@ def markdown(rows: list[dict], info: dict) -> str:
                     cells.append(f"{mean:.1f} +- {std:.1f} ({len(accs)})")
                 else:
                     cells.append("-")
-            label = variant + (f" (control of {RECIPES[variant].control_of})" if RECIPES[variant].control_of else "")
+            recipe = RECIPES.get(variant)
+            label = variant + (f" (control of {recipe.control_of})" if recipe and recipe.control_of else "")
+            label += f" ({notes[variant]})" if variant in notes else ""
+            label += f" (= {same[variant]}: the same configuration, trained once)" if variant in same else ""
             out.append(f"| {label} | " + " | ".join(cells) + " |")
-        default = next((name for name in DEFAULT_RECIPES if any(r["variant"] == name for r in rows)), DEFAULT_RECIPES[-1])
+        default = info.get("default_variant") or next(
+            (name for name in DEFAULT_RECIPES if any(r["variant"] == name for r in rows)), DEFAULT_RECIPES[-1]
+        )
         spread_rows = []
         for variant in (default, BASELINE_RECIPE):
             for budget in budgets:
@@ -137,7 +151,9 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, len(regimes), figsize=(7 * len(regimes), 5), squeeze=False, sharey=True)
     colours = plt.get_cmap("tab20").colors
     for ax, regime in zip(axes[0], regimes):
-        for number, variant in enumerate(RECIPES):
+        order = [*RECIPES, *(v for v in _variants(rows) if v not in RECIPES)]  # a recipe keeps its colour
+        for variant in _variants(rows):
+            number = order.index(variant)
             points = [(b, [100 * v for v in table[(regime, variant, b)].values()]) for b in budgets
                       if (regime, variant, b) in table]
             if not points:
@@ -145,8 +161,8 @@ def plot(rows: list[dict], path: Path) -> None:
             xs = [b for b, _ in points]
             means = [statistics.fmean(v) for _, v in points]
             stds = [statistics.stdev(v) if len(v) > 1 else 0 for _, v in points]
-            style = "-" if not RECIPES[variant].control_of else ":"
-            width = 2.5 if variant in (*DEFAULT_RECIPES, BASELINE_RECIPE) else 1.2
+            style = ":" if variant in RECIPES and RECIPES[variant].control_of else "-"
+            width = 2.5 if variant in (*DEFAULT_RECIPES, BASELINE_RECIPE) or variant not in RECIPES else 1.2
             ax.errorbar(xs, means, yerr=stds, label=variant, linestyle=style, linewidth=width, marker="o",
                         markersize=3, capsize=2, color=colours[number % len(colours)])
         ax.set_xscale("log")

@@ -1,14 +1,24 @@
 """The text benchmark (AG News): accuracy against LLM-teacher calls, at equal budget.
 
-    python -m ckd.bench.text --embedded examples/ag_news/data/embedded.npz
+    python -m ckd.bench.text                      # examples/ag_news/params.yaml, its embed stage's output
 
-The embed stage's output holds every text, its label and its frozen-encoder embedding. The split is
-the pipeline's (pool 6000 / test 1600, seeded). The teacher is the STAND-IN LLM server (a TF-IDF +
-logistic-regression classifier trained on the pool, `ckd.bench.llm_server`) on 127.0.0.1, asked through
-the `openai` backend, once per text, under one store per seed (nested budgets): the calls, tokens and the
-budget are real, the language model is not. For each (budget N, seed) the seed selects N pool texts
-(nested: N=300 extends N=100) and every variant trains the same head on the cached embeddings of those
-N answers, with the protocol of `ckd.bench` (`python -m ckd.bench --help`).
+Every row is the text pipeline's params file (`--params`, default `examples/ag_news/params.yaml`) with
+the benchmark's overrides on top, the configuration `dvc repro` of that example runs: steps, learning-rate
+grid, student architecture, augmentation, groups and the split are the file's own unless an option here
+says otherwise (so the benchmark and the example cannot drift apart). The benchmark's own overrides:
+`teacher.budget=N`, `seed` and `student.seed` per (budget N, seed); `data.use_labels` per regime; a
+variant's method, method arguments and other `student.*` settings (`ckd.bench.recipes`); `default` is the
+params file's own `student` section, unchanged (the default recipe); and, as `ckd.bench` does, training on
+the CPU with one thread per worker. A variant whose configuration equals another's (e.g. `default` and
+`ckd` when the example runs `ckd`) is trained once and reported under both names.
+
+The embed stage's output holds every text, its label and its frozen-encoder embedding. The split is the
+pipeline's (`data.test_size`, `data.split_seed` / `seed`). The teacher is the STAND-IN LLM server (a TF-IDF +
+logistic-regression classifier trained on the pool, `ckd.bench.llm_server`, as `examples/ag_news/run.sh`
+starts it) on 127.0.0.1, asked through the `openai` backend built from the params' `teacher` section, once
+per text, under one store per seed (nested budgets): the calls, tokens and the budget are real, the
+language model is not. For each (budget N, seed) the seed selects N pool texts (`random` selection: N=300
+extends N=100) and every variant trains the head on the cached embeddings of those N answers.
 """
 
 from __future__ import annotations
@@ -18,47 +28,74 @@ import csv
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ckd.bench.llm_server import StandinLLMServer, TextClassifierLLM
+from ckd.bench.recipes import RECIPES
 from ckd.bench.report import write_report
 from ckd.bench.run import FIELDS, _init_worker, _train_one, variant_overrides
 from ckd.comparative import comparative_set
-from ckd.config import load_params, validate_all, with_overrides
+from ckd.config import Params, load_config, with_overrides
 from ckd.data import Pool, TestSet, load_source, select_for_teacher, split_pool_test
+from ckd.errors import CkdError
 from ckd.query import run_query
-from ckd.teachers.openai_chat import OpenAIChatTeacher, OpenAITeacherConfig
+from ckd.teachers import build_teacher
+from ckd.teachers.openai_chat import OpenAITeacherConfig
 
 EXAMPLE_PARAMS = Path(__file__).resolve().parents[2] / "examples" / "ag_news" / "params.yaml"
+DEFAULT_VARIANT = "default"  # the params file's own `student` section: what `dvc repro` runs
 
 
-def prepare(args, out: Path) -> tuple[list[dict], dict]:
+def base_params(args) -> tuple[Params, dict[str, Any]]:
+    """The params file with the command line's overrides (an option not given keeps the file's value)."""
+    options = {
+        "data.test_size": args.test_size,
+        "data.split_seed": args.split_seed,
+        "student.steps": args.steps,
+        "student.lr": args.lr,
+        "student.arch_args": json.loads(args.arch_args) if args.arch_args is not None else None,
+        "comparative.group_size": args.group_size,
+        "comparative.max_groups": args.max_groups,
+    }
+    overrides: dict[str, Any] = {key: value for key, value in options.items() if value is not None}
+    overrides["student.device"] = "cpu"  # one CPU thread per worker process, as `ckd.bench`
+    overrides["student.threads"] = 1
+    try:
+        base = with_overrides(load_config(args.params), overrides)
+    except CkdError as error:
+        raise SystemExit(f"ckd bench text: error: {error}") from None
+    if base.data.text is None or not isinstance(base.teacher, OpenAITeacherConfig):
+        raise SystemExit(f"{args.params}: not a text pipeline's params (data.text and teacher.kind: openai)")
+    if base.data.selection != "random":
+        raise SystemExit(f"{args.params}: data.selection must be random here (nested budgets)")
+    return base, overrides
+
+
+def student_overrides(variant: str, base: Params) -> dict[str, Any]:
+    """`default`: nothing (the file's own student); a recipe: its method and settings, with the file's
+    augmentation (the recipe's `auto` would not be what the example runs)."""
+    if variant == DEFAULT_VARIANT:
+        return {}
+    return variant_overrides(variant, {}, base.student.augment)
+
+
+def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
     dataset = load_source(args.embedded)
     if dataset.texts is None or dataset.y is None:
         raise SystemExit(f"{args.embedded}: no 'text' or labels; give the embed stage's output")
-    # The example's params, with the benchmark's options: the prompt and verbalizer are the demo's.
-    base = with_overrides(
-        validate_all(load_params(EXAMPLE_PARAMS)),
-        {
-            "student.steps": args.steps,
-            "student.lr": args.lr,
-            "student.arch_args": json.loads(args.arch_args),
-            "comparative.group_size": args.group_size,
-            "comparative.max_groups": args.max_groups,
-            "student.augment": "none",
-            "student.unlabelled_weight": 0.0,
-        },
-    )
-    llm_config = OpenAITeacherConfig.model_validate(load_params(EXAMPLE_PARAMS)["teacher"])  # validated in `base`
-    prompt, label_words = llm_config.prompt, tuple(llm_config.label_words or ())
-    pool_ids, test_ids = split_pool_test(len(dataset.x), args.test_size, args.split_seed)
+    llm_config = cast(OpenAITeacherConfig, base.teacher)  # base_params checked it
+    label_words = tuple(llm_config.label_words or ())
+    prompt = llm_config.prompt
+    pool_ids, test_ids = split_pool_test(len(dataset.x), base.data.test_size, base.split_seed)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     test_path = data_dir / "test.npz"
     TestSet(ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids]).save(test_path)
-    llm = TextClassifierLLM(dataset.texts[pool_ids], dataset.y[pool_ids], label_words, args.split_seed)
+    # As `run.sh` trains it (ckd.bench.llm_server.standin_from_data): on the pool of the pipeline's split.
+    llm = TextClassifierLLM(dataset.texts[pool_ids], dataset.y[pool_ids], label_words, base.seed)
     # As the server sees them: the prompted texts.
     teacher_test_accuracy = llm.accuracy(
         [prompt.format(text=t, labels=", ".join(label_words)) for t in dataset.texts[test_ids]], dataset.y[test_ids]
@@ -73,9 +110,10 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
         )
         for regime in args.regimes
     }
-    jobs, usage = [], {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0}
-    with StandinLLMServer(llm, "standin-llm") as server:
-        teacher = OpenAIChatTeacher(server.url, "standin-llm", label_words, prompt=prompt, max_tokens=3, concurrency=4)
+    jobs: list[dict] = []
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0}
+    with StandinLLMServer(llm, llm_config.model_name or "standin-llm") as server:
+        teacher = build_teacher(with_overrides(base, {"teacher.url": server.url}).teacher)
         for seed in range(args.seeds):
             # One store per seed at the largest budget; smaller budgets use its first N (nested) answers.
             top = max(args.budgets)
@@ -88,7 +126,9 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
                 dataset.texts[pool_ids][rows],
                 len(label_words),
                 top,
-                out / "teacher_outputs" / f"s{seed}",
+                # absolute: a relative store path is the main repository's (ckd.store.sqlite), not this folder's
+                (out / "teacher_outputs" / f"s{seed}").resolve(),
+                llm_config.batch_size,
                 progress=False,
             )
             assert result.calls_spent_total <= top and result.unanswered == 0
@@ -101,16 +141,25 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
                 assert np.array_equal(ids, select_for_teacher(pool_ids, dataset.x[pool_ids], budget, "random", seed))
                 scores = np.stack([score_of[int(i)] for i in ids])
                 for regime, pool in pools.items():
-                    built = comparative_set(ids, scores, pool, "logits", args.group_size, args.max_groups, seed)
+                    built = comparative_set(
+                        ids,
+                        scores,
+                        pool,
+                        llm_config.scores,
+                        base.comparative.group_size,
+                        base.comparative.max_groups,
+                        seed,
+                    )
                     data_path = data_dir / f"n{budget}-s{seed}-{regime}.npz"
                     built.save(data_path)
                     for variant in args.variants:
-                        overrides = {
+                        row_overrides = {
+                            **overrides,
                             "seed": seed,
                             "student.seed": seed,
                             "teacher.budget": budget,
                             "data.use_labels": regime == "labelled",
-                            **variant_overrides(variant, {}, "none"),
+                            **student_overrides(variant, base),
                         }
                         jobs.append(
                             {
@@ -122,72 +171,130 @@ def prepare(args, out: Path) -> tuple[list[dict], dict]:
                                 "data": str(data_path),
                                 "test": str(test_path),
                                 "teacher_calls": budget,
-                                "overrides": overrides,
-                                "params": with_overrides(base, overrides).as_dict(),
+                                "overrides": row_overrides,
+                                "params": with_overrides(base, row_overrides).as_dict(),
                             }
                         )
         computed = server.computed
+    student = base.student
     info = {
         "dataset": "ag_news",
         "pool": int(len(pool_ids)),
         "test": int(len(test_ids)),
         "teacher_test_accuracy": teacher_test_accuracy,
-        "steps": args.steps,
-        "lr_grid": args.lr,
-        "student": f"mlp {args.arch_args} on frozen all-MiniLM-L6-v2 embeddings",
-        "group_size": args.group_size,
-        "method_args": "{}",
-        "augment": "none",
-        "max_groups": args.max_groups,
-        "selection": "random",
+        "steps": student.steps,
+        "lr_grid": list(student.lr),
+        "student": f"{student.arch} {json.dumps(student.arch_args)} on frozen all-MiniLM-L6-v2 embeddings",
+        "group_size": base.comparative.group_size,
+        "method_args": "{} (the recipes' own)",
+        "augment": student.augment,
+        "max_groups": base.comparative.max_groups,
+        "selection": base.data.selection,
         "teacher": "stand-in LLM server (TF-IDF + logistic regression), openai backend",
         "server_computed": computed,
         "teacher_usage": usage,
+        "base_params": str(args.params),
+        "overrides": overrides,
+        "default_variant": DEFAULT_VARIANT if DEFAULT_VARIANT in args.variants else None,
+        "variant_notes": {
+            DEFAULT_VARIANT: f"the default recipe: {Path(args.params).name}'s own student section "
+            f"(method {student.method}, method_args {json.dumps(student.method_args)}, "
+            f"unlabelled_weight {student.unlabelled_weight})"
+        },
     }
     return jobs, info
 
 
+def same_configuration(jobs: list[dict]) -> tuple[list[dict], dict[int, int], dict[str, str]]:
+    """Jobs to train (one per distinct configuration and data), each job's index in that list, and which
+    variant names turned out to be the same configuration as another (trained once)."""
+    unique: list[dict] = []
+    index: dict[str, int] = {}
+    of: dict[int, int] = {}
+    same: dict[str, str] = {}
+    for number, job in enumerate(jobs):
+        key = json.dumps([job["data"], job["params"]], sort_keys=True)
+        if key in index:
+            first = unique[index[key]]
+            if first["variant"] != job["variant"]:
+                same[job["variant"]] = first["variant"]
+        else:
+            index[key] = len(unique)
+            unique.append(job)
+        of[number] = index[key]
+    return unique, of, same
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m ckd.bench.text", description=__doc__.strip().splitlines()[0])
-    p.add_argument("--embedded", default="examples/ag_news/data/embedded.npz")
-    p.add_argument("--test-size", type=float, default=1600)
+    p.add_argument("--params", default=str(EXAMPLE_PARAMS), help="a text pipeline's params (default: the example's)")
+    p.add_argument("--embedded", default=None, help="the embed stage's output (default: data/embedded.npz by --params)")
     p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=[100, 300, 1000])
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--variants", type=lambda s: s.split(","), default=["ce", "kd", "kd_plain", "ckd", "ckd_control"])
+    p.add_argument(
+        "--variants",
+        type=lambda s: s.split(","),
+        default=[DEFAULT_VARIANT, "ce", "kd", "kd_plain", "ckd", "ckd_control"],
+        help=f"recipes (ckd.bench.recipes) and {DEFAULT_VARIANT!r} (the params' own student section)",
+    )
     p.add_argument("--regimes", type=lambda s: s.split(","), default=["labelled", "teacher_only"])
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--lr", type=lambda s: [float(v) for v in s.split(",")], default=[3e-3, 1e-3])
-    p.add_argument("--arch-args", default='{"hidden": [128]}')
-    p.add_argument("--group-size", type=int, default=1)
-    p.add_argument("--max-groups", type=int, default=20000)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2)
+    # Not given: the params file's own value.
+    p.add_argument("--test-size", type=float, default=None, help="data.test_size")
+    p.add_argument("--steps", type=int, default=None, help="student.steps")
+    p.add_argument("--lr", type=lambda s: [float(v) for v in s.split(",")], default=None, help="student.lr")
+    p.add_argument("--arch-args", default=None, help="student.arch_args as JSON")
+    p.add_argument("--group-size", type=int, default=None, help="comparative.group_size")
+    p.add_argument("--max-groups", type=int, default=None, help="comparative.max_groups")
+    p.add_argument("--split-seed", type=int, default=None, help="data.split_seed")
+    p.add_argument("--workers", type=int, default=1, help="1: train in this process")
     p.add_argument("--out", default="bench_results/ag_news")
     args = p.parse_args(argv)
+    unknown = [v for v in args.variants if v != DEFAULT_VARIANT and v not in RECIPES]
+    if unknown:
+        p.error(f"--variants: unknown {', '.join(unknown)}; known: {DEFAULT_VARIANT}, {', '.join(RECIPES)}")
+    args.embedded = args.embedded or str(Path(args.params).resolve().parent / "data" / "embedded.npz")
     args.out = Path(args.out)
     return args
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    base, overrides = base_params(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    jobs, info = prepare(args, args.out)
+    jobs, info = prepare(args, base, overrides, args.out)
+    unique, of, same = same_configuration(jobs)
+    info["same_configuration"] = same
+    # The regimes in the order given (all of the first before any of the second), so that a run cut short
+    # has whole regimes; info.json first, so that `python -m ckd.bench.report` renders a partial results.csv.
+    order = sorted(range(len(unique)), key=lambda u: args.regimes.index(unique[u]["regime"]))
+    info_path = args.out / "info.json"
+    info_path.write_text(json.dumps({**info, "command": vars(args) | {"out": str(args.out)}}, indent=2, default=str))
+    results: dict[int, dict] = {}
     done = []
-    with (
-        ProcessPoolExecutor(max_workers=args.workers, initializer=_init_worker) as pool,
-        open(args.out / "results.csv", "w", newline="") as handle,
-    ):
+    with open(args.out / "results.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
-        futures = [pool.submit(_train_one, job) for job in jobs]
-        for future in tqdm(as_completed(futures), total=len(futures), desc="bench runs", unit="run"):
-            row = future.result()
-            writer.writerow(row)
+
+        def finished(number: int, row: dict) -> None:
+            results[number] = row
+            for j, u in of.items():
+                if u == number:  # every variant with this configuration: the same student, under its own name
+                    job = jobs[j]
+                    named = row | {"variant": job["variant"], "overrides": json.dumps(job["overrides"])}
+                    writer.writerow(named)
+                    done.append(named)
             handle.flush()
-            done.append(row)
-    (args.out / "info.json").write_text(
-        json.dumps({**info, "command": vars(args) | {"out": str(args.out)}}, indent=2, default=str)
-    )
+
+        if args.workers == 1:
+            _init_worker()
+            for number in tqdm(order, desc="bench runs", unit="run"):
+                finished(number, _train_one(unique[number]))
+        else:
+            with ProcessPoolExecutor(max_workers=args.workers, initializer=_init_worker) as pool:
+                futures = {pool.submit(_train_one, unique[number]): number for number in order}
+                for future in tqdm(as_completed(futures), total=len(futures), desc="bench runs", unit="run"):
+                    finished(futures[future], future.result())
+    info_path.write_text(json.dumps({**info, "command": vars(args) | {"out": str(args.out)}}, indent=2, default=str))
     write_report(done, info, args.out)
     print(f"wrote {args.out / 'results.csv'}, {args.out / 'results.md'}, {args.out / 'accuracy_vs_calls.png'}")
 

@@ -73,7 +73,15 @@ batches_table = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("closed", sa.Float),
     sa.Column("reason", sa.Text),
+    # Tokens the batch's answer cost, from the teacher's `usage` (an LLM teacher: one input per batch);
+    # NULL where the teacher reports none, or the batch was recorded before these columns existed.
+    sa.Column("prompt_tokens", sa.BigInteger),
+    sa.Column("completion_tokens", sa.BigInteger),
 )
+TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
+# Columns added to a table after the store's first release: an older store gains them when it is opened
+# (nullable, so rows written before, and by an older ckd, read as NULL: no figure).
+ADDED_COLUMNS = {"ckd_batches": TOKEN_COLUMNS}
 items_table = sa.Table(
     "ckd_batch_items",
     metadata,
@@ -116,6 +124,15 @@ class TeacherSummary:
     lost: int
     in_flight: int
     refused: int
+    prompt_tokens: int = 0  # tokens spent on its batches (answered or rejected), from the teacher's `usage`
+    completion_tokens: int = 0
+
+
+def _token_values(usage: dict[str, int] | None) -> dict[str, int]:
+    """The batch's token columns from a teacher's `usage` (None: the teacher reports no usage)."""
+    if not usage:
+        return {}
+    return {name: int(usage.get(name, 0)) for name in TOKEN_COLUMNS}
 
 
 def _scores_blob(row: np.ndarray) -> bytes:
@@ -220,8 +237,22 @@ class Store:
             missing = sorted(set(metadata.tables) - present)
             if missing:
                 raise self.corrupt(f"tables {', '.join(missing)} are missing")
+            self._add_columns(connection, inspector)
             self.store_id = meta.get("store_id", "")
         self.check()
+
+    def _add_columns(self, connection: sa.Connection, inspector) -> None:
+        """Migrate a store written before `ADDED_COLUMNS` existed: add them, nullable (under the schema lock of
+        `init_lock` and the open transaction, so two runs opening it at once add them once)."""
+        for table_name, names in ADDED_COLUMNS.items():
+            have = {column["name"] for column in inspector.get_columns(table_name)}
+            for name in names:
+                if name in have:
+                    continue
+                column = metadata.tables[table_name].c[name]
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.execute(sa.text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}"))
+                log.info("teacher.store %s: added column %s.%s", self.location, table_name, name)
 
     def check(self) -> None:
         """Every consistency rule the store must keep; a damaged store stops here, never resets."""
@@ -413,12 +444,20 @@ class Store:
             with self.engine.connect() as c:
                 described = dict(c.execute(sa.select(teachers_table.c.teacher, teachers_table.c.description)).all())
                 totals: dict[str, dict[str, int]] = {}
-                for teacher, status, n in c.execute(
-                    sa.select(batches_table.c.teacher, batches_table.c.status, sa.func.sum(batches_table.c.n)).group_by(
-                        batches_table.c.teacher, batches_table.c.status
-                    )
+                b = batches_table
+                for teacher, status, n, prompt, completion in c.execute(
+                    sa.select(
+                        b.c.teacher,
+                        b.c.status,
+                        sa.func.sum(b.c.n),
+                        sa.func.coalesce(sa.func.sum(b.c.prompt_tokens), 0),
+                        sa.func.coalesce(sa.func.sum(b.c.completion_tokens), 0),
+                    ).group_by(b.c.teacher, b.c.status)
                 ):
-                    totals.setdefault(teacher, {})[status] = int(n)
+                    t = totals.setdefault(teacher, {})
+                    t[status] = int(n)
+                    t["prompt_tokens"] = t.get("prompt_tokens", 0) + int(prompt)
+                    t["completion_tokens"] = t.get("completion_tokens", 0) + int(completion)
             out = []
             for teacher in sorted(set(described) | set(totals)):
                 t = totals.get(teacher, {})
@@ -426,12 +465,14 @@ class Store:
                     TeacherSummary(
                         teacher,
                         described.get(teacher, ""),
-                        sum(v for k, v in t.items() if k != "refused"),
+                        sum(v for k, v in t.items() if k in STATUSES and k != "refused"),
                         t.get("answered", 0),
                         t.get("rejected", 0),
                         t.get("lost", 0),
                         t.get("in_flight", 0),
                         t.get("refused", 0),
+                        t.get("prompt_tokens", 0),
+                        t.get("completion_tokens", 0),
                     )
                 )
             return out
@@ -515,7 +556,9 @@ class Store:
 
         return self._guard(body, "cannot reserve a batch (nothing was sent)")
 
-    def _close(self, c: sa.Connection, batch: int, status: str, reason: str | None) -> str:
+    def _close(
+        self, c: sa.Connection, batch: int, status: str, reason: str | None, usage: dict[str, int] | None = None
+    ) -> str:
         row = c.execute(
             sa.select(batches_table.c.teacher, batches_table.c.status).where(batches_table.c.batch == batch)
         ).first()
@@ -524,15 +567,18 @@ class Store:
         c.execute(
             sa.update(batches_table)
             .where(batches_table.c.batch == batch)
-            .values(status=status, closed=time.time(), reason=reason)
+            .values(status=status, closed=time.time(), reason=reason, **_token_values(usage))
         )
         return row[0]
 
-    def write_answers(self, batch: int, hashes: list[str], scores: np.ndarray) -> None:
-        """Store a paid answer and close its batch, in one transaction. Raises the database's own error
-        (the caller keeps the answer: it retries, then spills it to a file)."""
+    def write_answers(
+        self, batch: int, hashes: list[str], scores: np.ndarray, usage: dict[str, int] | None = None
+    ) -> None:
+        """Store a paid answer and close its batch, in one transaction, with the tokens it cost (`usage`, as
+        the teacher reported it). Raises the database's own error (the caller keeps the answer: it retries,
+        then spills it to a file)."""
         with self.engine.begin() as c:
-            teacher = self._close(c, batch, "answered", None)
+            teacher = self._close(c, batch, "answered", None, usage)
             present = {
                 r[0]
                 for r in c.execute(
@@ -555,10 +601,12 @@ class Store:
             if rows:
                 c.execute(sa.insert(answers_table), rows)
 
-    def mark_rejected(self, batch: int, problem: str, raw: str) -> None:
+    def mark_rejected(self, batch: int, problem: str, raw: str, usage: dict[str, int] | None = None) -> None:
+        """Keep an unusable answer apart, with the teacher's words and the tokens it cost."""
+
         def body():
             with self.engine.begin() as c:
-                self._close(c, batch, "rejected", problem)
+                self._close(c, batch, "rejected", problem, usage)
                 c.execute(sa.insert(quarantine_table).values(batch=batch, problem=problem, raw=raw))
 
         self._guard(body, f"cannot record the unusable answer of batch {batch}")

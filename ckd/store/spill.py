@@ -17,8 +17,18 @@ def spill_dirs(store) -> list[Path]:
     return [*store.spill_dirs, Path.home() / ".cache" / "ckd" / "spill"]
 
 
-def spill(store, teacher: str, batch: int, ids: np.ndarray, hashes: list[str], scores: np.ndarray) -> Path:
-    """Write the answer to the first spill folder that takes it; raise OSError when none does."""
+def spill(
+    store,
+    teacher: str,
+    batch: int,
+    ids: np.ndarray,
+    hashes: list[str],
+    scores: np.ndarray,
+    usage: dict[str, int] | None = None,
+) -> Path:
+    """Write the answer (and the tokens it cost, if the teacher reported any) to the first spill folder
+    that takes it; raise OSError when none does."""
+    tokens = {f"usage_{key}": np.asarray(int(value)) for key, value in (usage or {}).items()}
     last: OSError | None = None
     for directory in spill_dirs(store):
         path = directory / f"spill-{store.store_id}-{batch:08d}.npz"
@@ -30,6 +40,7 @@ def spill(store, teacher: str, batch: int, ids: np.ndarray, hashes: list[str], s
                 ids=np.asarray(ids),
                 hashes=np.asarray(hashes),
                 scores=np.asarray(scores, np.float32),
+                **tokens,
             )
             return path
         except OSError as error:
@@ -52,7 +63,8 @@ def import_spills(store) -> int:
             status = store.batch_status(batch)
             if status in ("in_flight", "lost"):
                 try:
-                    store.write_answers(batch, [str(h) for h in arrays["hashes"]], arrays["scores"])
+                    usage = {k.removeprefix("usage_"): int(v) for k, v in arrays.items() if k.startswith("usage_")}
+                    store.write_answers(batch, [str(h) for h in arrays["hashes"]], arrays["scores"], usage or None)
                     imported += len(arrays["hashes"])
                 except Exception as error:  # another run imported it meanwhile, or the store still fails
                     if store.batch_status(batch) != "answered":
