@@ -86,7 +86,11 @@ def test_card_json_and_markdown(tmp_path):
     write_model_card(card, tmp_path / "card.json", tmp_path / "card.md")
     stored = json.loads((tmp_path / "card.json").read_text())
     assert stored["name"] == "digits_student" and stored["accuracy"]["int8"] == 0.928
-    assert stored["accuracy"]["samples"] == 500 and stored["accuracy"]["measure"] == "test accuracy" and stored["teacher_calls"]["calls_spent_total"] == 100
+    assert (
+        stored["accuracy"]["samples"] == 500
+        and stored["accuracy"]["measure"] == "test accuracy"
+        and stored["teacher_calls"]["calls_spent_total"] == 100
+    )
     assert stored["latency_ms"] == {"batch1": 0.006, "batch256_int8": 0.06}
     markdown = (tmp_path / "card.md").read_text()
     assert "Teacher calls spent in the store in total: 100 of a budget of 100" in markdown
