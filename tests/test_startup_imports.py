@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "query": set(),  # the teacher's runtime (ONNX Runtime, httpx) is loaded when the teacher is built
     "check": set(),  # Great Expectations is loaded when the check runs
     "build": set(),
+    "embed": set(),  # the text encoder (torch) is loaded when the embedding runs
 }
 # Not the defaults, so that validation reads arguments of other registered entries too.
 PARAMS = {
