@@ -15,7 +15,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ckd.export import export_onnx, read_metadata
-from ckd.runtime import resolve_threads, set_torch_threads
 from ckd.students.base import Normalize
 from ckd.teachers.base import StandinConfig
 
@@ -123,9 +122,6 @@ def train_standin(
         model = StandinMLP(
             int(np.prod(input_shape)), num_classes, x.mean(0), np.where(std > 0, std, 1.0), config.hidden
         )
-    # The students' thread policy (`student.threads: auto`, ckd.runtime): a small net trains faster on one
-    # thread, and far faster beside another busy process than with torch's default of all the cores.
-    set_torch_threads(resolve_threads("auto", sum(p.numel() for p in model.parameters())))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(seed)
     batches = math.ceil(len(x) / config.batch_size)
