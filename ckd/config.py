@@ -39,15 +39,14 @@ def _registered(registry, name: str) -> str:
 
 
 def _known_arguments(registry, name: str, arguments: Mapping[str, Any], fixed: set[str]) -> None:
-    """Refuse an argument the registered factory does not take (a typo in `method_args` fails up front)."""
-    import inspect
-
+    """Refuse an argument the registered factory does not take (a typo in `method_args` fails up front).
+    The names come from the registry without importing a lazy entry's module (no torch here)."""
     if name not in registry:
         return  # reported on the name itself
-    parameters = inspect.signature(registry.get(name)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    parameters = registry.arguments(name)
+    if parameters.any_keyword:
         return
-    allowed = sorted(set(parameters) - fixed)
+    allowed = sorted(set(parameters.names) - fixed)
     for key in arguments:
         if key not in allowed:
             raise ValueError(f"unknown {key!r}; {registry.kind} {name!r} takes {', '.join(allowed) or 'none'}")

@@ -16,16 +16,16 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ckd.data.arrays import NpzArtifact
 from ckd.errors import CkdError, TeacherError
-from ckd.store import Store, open_store
-from ckd.store.legacy import import_legacy
-from ckd.store.spill import import_spills, spill
 from ckd.teachers.base import AnswerUnusable, OutcomeUnknown, ScoredAnswer, Teacher, TeacherRefused
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by run_query: `check` and `build` read Queried only
+    from ckd.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +263,8 @@ class _Session:
             except Exception as error:  # the database's own error: full disk, read-only file, lost server...
                 cause = str(getattr(error, "orig", None) or error).splitlines()[0]
                 time.sleep(0.2 * 2**attempt)
+        from ckd.store.spill import spill
+
         try:
             path = spill(
                 self.store,
@@ -291,6 +293,9 @@ class _Session:
 
 def prepare_store(store: Store, teacher: Teacher, budget: int) -> None:
     """Say when the store is new, import old ledgers and spilled answers, adopt a former identity."""
+    from ckd.store.legacy import import_legacy
+    from ckd.store.spill import import_spills
+
     if store.created_now:
         log.warning("teacher.store %s: a new, empty store: a fresh start of teacher.budget=%d", store.location, budget)
     legacy = getattr(teacher, "legacy_identity", None)
@@ -320,6 +325,10 @@ def run_query(
     budget remains, so the store's count never exceeds `budget`. What budget cannot cover is reported
     as `unanswered`.
     """
+    from tqdm.auto import tqdm
+
+    from ckd.store import Store, open_store
+
     teacher.check_fits(tuple(x.shape[1:]), num_classes)  # before anything is paid
     hashes = input_hashes(x)
     concurrency = max(1, int(getattr(teacher, "concurrency", 1)))

@@ -1,7 +1,7 @@
 """Each stage's time against the budget N and the pool size, on synthetic MNIST-sized inputs.
 
     python -m ckd.bench.scaling [--budgets 100,1000,10000 --budget-pool 20000]
-                                [--pools 1000,10000,100000 --pool-budget 1000] [--out bench/scaling]
+                                [--pools 1000,10000,100000 --pool-budget 500] [--out bench/scaling]
 
 Runs the pipeline's stage functions (`ckd.stages`) in one process on a synthetic data set
 (28x28 inputs, 10 classes, a fixed 1000-sample test split) with a linear ONNX teacher: first N
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
     parser.add_argument("--budgets", type=ints, default=[100, 1000, 10000])
     parser.add_argument("--budget-pool", type=int, default=20000, help="the pool size while N grows")
     parser.add_argument("--pools", type=ints, default=[1000, 10000, 100000])
-    parser.add_argument("--pool-budget", type=int, default=1000, help="N while the pool grows")
+    parser.add_argument("--pool-budget", type=int, default=500, help="N while the pool grows (below the smallest pool)")
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--kcenter-max-work", type=float, default=2e7, help="largest N x pool timed for kcenter")

@@ -1,6 +1,12 @@
 """Each stage's start-up: the seconds a stage process spends importing modules, over a real run.
 
     python -m ckd.bench.startup [--sources .,../old-checkout] [--repeats 3] [--out bench/startup]
+    python -m ckd.bench.startup --validate-only [--sources OLD,.] [--repeats 5] [--out bench/startup_validate]
+
+`--validate-only` times what every stage process does before its own work: a fresh interpreter that
+imports `stages.<stage>` and validates the whole params file (`stages/_entry.py`), in each source tree
+with its own `params.yaml`; wall seconds (median over repeats, sources and stages interleaved) and the
+heavy libraries loaded by then. No project is made or run.
 
 For each source tree (default: this one), a scratch project is made from its `dvc.yaml`, `params.yaml`,
 `stages/` and `ckd/` with small parameters and run once with `dvc repro`; then each stage's own
@@ -88,6 +94,40 @@ def run_stage(root: Path, command: str) -> dict:
     return {"imports_s": seconds, "wall_s": wall, "heavy": sorted(loaded)}
 
 
+VALIDATE = (
+    "import stages.{stage}; from ckd.config import load_config; load_config('params.yaml'); import sys; "
+    "print(','.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))))"
+)
+
+
+def validate_only(sources: list[Path], repeats: int, skip: set[str]) -> list[dict]:
+    samples: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for _ in range(repeats):
+        for source in sources:
+            stages = yaml.safe_load((source / "dvc.yaml").read_text())["stages"]
+            for stage in stages:
+                if stage in skip:
+                    continue
+                code = VALIDATE.format(stage=stage, heavy=HEAVY)
+                start = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-c", code], cwd=source, env=stage_env(source), capture_output=True, text=True
+                )
+                wall = time.perf_counter() - start
+                if done.returncode != 0:
+                    raise SystemExit(f"stages.{stage} failed to start in {source}: {done.stderr[-1500:]}")
+                samples.setdefault((stage, str(source)), []).append((wall, done.stdout.strip()))
+    return [
+        {
+            "stage": stage,
+            "source": name,
+            "startup_s": round(statistics.median(w for w, _ in runs), 2),
+            "heavy_imports": runs[0][1] or "-",
+        }
+        for (stage, name), runs in samples.items()
+    ]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ckd.bench.startup", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--sources", default=".", help="comma-separated source trees to compare (default: .)")
@@ -97,9 +137,28 @@ def main(argv=None) -> None:
         "--workdir", default=None, help="keep the scratch projects here (p0, p1, ...) and reuse those already run"
     )
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    parser.add_argument(
+        "--validate-only", action="store_true", help="time import + params validation only (no project is run)"
+    )
     args = parser.parse_args(argv)
     sources = [Path(s).resolve() for s in args.sources.split(",")]
     skip = set(filter(None, args.skip.split(",")))
+    if args.validate_only:
+        load_before = os.getloadavg()
+        rows = validate_only(sources, args.repeats, skip)
+        python_start = statistics.median(_time([sys.executable, "-c", "pass"]) for _ in range(max(3, args.repeats)))
+        report = {
+            "mode": "validate-only",
+            "python_start_s": round(python_start, 3),
+            "repeats": args.repeats,
+            "rows": rows,
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        }
+        print(json.dumps(report, indent=2))
+        if args.out:
+            _write_validate_only(Path(args.out), report, sources)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         projects = {}
         for n, source in enumerate(sources):
@@ -150,6 +209,26 @@ def main(argv=None) -> None:
         out.with_suffix(".md").write_text(
             "\n".join(lines) + f"\n\nPython itself starts in {report['python_start_s']} s.\n"
         )
+
+
+def _write_validate_only(out: Path, report: dict, sources: list[Path]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    names = [str(s) for s in sources]
+    by = {(r["stage"], r["source"]): r for r in report["rows"]}
+    head = " | ".join(f"{Path(n).name} (s) | {Path(n).name}: heavy libraries" for n in names)
+    lines = [f"| stage | {head} |", "|---|" + "---|---|" * len(names)]
+    for stage in dict.fromkeys(r["stage"] for r in report["rows"]):
+        cells = " | ".join(
+            f"{by[(stage, n)]['startup_s']} | {by[(stage, n)]['heavy_imports']}" if (stage, n) in by else "- | -"
+            for n in names
+        )
+        lines.append(f"| {stage} | {cells} |")
+    out.with_suffix(".md").write_text(
+        "\n".join(lines)
+        + f"\n\nPython itself starts in {report['python_start_s']} s. Median of {report['repeats']} runs. "
+        f"Load average (1, 5, 15 min) before {report['load_average_before']}, after {report['load_average_after']}.\n"
+    )
 
 
 def _time(command: list[str]) -> float:

@@ -201,16 +201,21 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()
     if args.sizes:
         report = sizes_mode([int(w) for w in args.hidden.split(",")], args.steps or 200, args.repeats)
     else:
         report = stage_mode(args.steps or 300, args.repeats)
+    report["load_average_before"], report["load_average_after"] = load_before, os.getloadavg()  # 1, 5, 15 min
     print(json.dumps(report, indent=2))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        out.with_suffix(".md").write_text(markdown(report))
+        out.with_suffix(".md").write_text(
+            markdown(report) + f"\nLoad average (1, 5, 15 min) before {report['load_average_before']}, "
+            f"after {report['load_average_after']}.\n"
+        )
 
 
 if __name__ == "__main__":

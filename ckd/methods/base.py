@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ckd.errors import ConfigError
-from ckd.registry import Registry
+from ckd.methods import METHODS
 
 
 class Method:
@@ -34,9 +34,6 @@ class Method:
 
     def loss(self, s: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, group_size: int | None) -> torch.Tensor:
         raise NotImplementedError
-
-
-METHODS: Registry[Method] = Registry("method", "student.method")
 
 
 def build_method(name: str, num_classes: int, teacher_var: float, labelled: bool, **hparams: Any) -> Method:

@@ -2,10 +2,9 @@
 
 import torch.nn.functional as F
 
-from ckd.methods.base import METHODS, Method, soft_cross_entropy
+from ckd.methods.base import Method, soft_cross_entropy
 
 
-@METHODS.register("ce")
 class CrossEntropy(Method):
     """L = CE(y, softmax(s)); y = one_hot(argmax t) when the pool has no labels."""
 

@@ -26,12 +26,11 @@ replaced by per-sample logit matching MSE(s, t) / var(t); any gain of `ckd` over
 """
 
 from ckd.errors import ConfigError
-from ckd.methods.base import METHODS, Method, group_difference, kd_term, positive, require_groups, soft_cross_entropy
+from ckd.methods.base import Method, group_difference, kd_term, positive, require_groups, soft_cross_entropy
 
 ANCHORS = ("kd", "batch_mean")
 
 
-@METHODS.register("ckd")
 class AnchoredCKD(Method):
     uses_groups = True
     uses_labels = True

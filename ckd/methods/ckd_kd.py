@@ -6,11 +6,10 @@ The KD term anchors the class levels that the differences leave free. Unlike `ck
 unnormalised and keeps the paper's MSE label term. `compare=False` is its per-sample control.
 """
 
-from ckd.methods.base import METHODS, Method, kd_term, positive, soft_cross_entropy
+from ckd.methods.base import Method, kd_term, positive, soft_cross_entropy
 from ckd.methods.ckd_paper import paper_group_loss
 
 
-@METHODS.register("ckd_kd")
 class PaperCKDPlusKD(Method):
     uses_groups = True
     uses_labels = True

@@ -10,7 +10,7 @@ and the class levels drift; kept exactly for comparison. `compare=False` is the 
 control: the same members, with d_s, d_t, d_y replaced by s, t, y per sample.
 """
 
-from ckd.methods.base import METHODS, Method, group_difference, positive, require_groups
+from ckd.methods.base import Method, group_difference, positive, require_groups
 
 
 def paper_group_loss(s, t, y, group_size, w_rel, w_cls, compare=True):
@@ -24,7 +24,6 @@ def paper_group_loss(s, t, y, group_size, w_rel, w_cls, compare=True):
     return loss
 
 
-@METHODS.register("ckd_paper")
 class PaperCKD(Method):
     uses_groups = True
     uses_labels = True

@@ -2,7 +2,7 @@
 
 import torch
 
-from ckd.methods.base import METHODS, Method, positive, soft_cross_entropy
+from ckd.methods.base import Method, positive, soft_cross_entropy
 
 
 def pearson_distance(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
@@ -13,7 +13,6 @@ def pearson_distance(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor
     return (1 - rho).mean()
 
 
-@METHODS.register("dist")
 class DistDistillation(Method):
     """With P = softmax(./tau): L = w_inter tau^2 (1 - rho over classes, per sample)
     + w_intra tau^2 (1 - rho over the batch, per class) + w_ce CE(y)."""

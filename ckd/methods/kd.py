@@ -1,9 +1,8 @@
 """`kd`: Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network" (2015)."""
 
-from ckd.methods.base import METHODS, Method, kd_term, positive, soft_cross_entropy
+from ckd.methods.base import Method, kd_term, positive, soft_cross_entropy
 
 
-@METHODS.register("kd")
 class KnowledgeDistillation(Method):
     """L = T^2 KL(softmax(t/T) || softmax(s/T)) + w_ce CE(y, softmax(s))  (CE only with labels)."""
 

@@ -1,9 +1,8 @@
 """`kd_mse`: per-sample logit matching (Ba & Caruana, "Do Deep Nets Really Need to be Deep?", 2014)."""
 
-from ckd.methods.base import METHODS, Method, positive, soft_cross_entropy
+from ckd.methods.base import Method, positive, soft_cross_entropy
 
 
-@METHODS.register("kd_mse")
 class LogitMatching(Method):
     """L = w_mse MSE(s, t) / var(t) + w_ce CE(y, softmax(s)); var(t) is the teacher scores' variance over
     the queried samples, so the weight means the same for any teacher scale."""

@@ -3,10 +3,9 @@ used without new teacher calls: the targets are the same mix of the cached teach
 
 import torch
 
-from ckd.methods.base import METHODS, Method, kd_term, positive, soft_cross_entropy
+from ckd.methods.base import Method, kd_term, positive, soft_cross_entropy
 
 
-@METHODS.register("mixup")
 class MixupDistillation(Method):
     """x' = l x_i + (1-l) x_j, t' = l t_i + (1-l) t_j, y' = l y_i + (1-l) y_j with l ~ Beta(a, a);
     L = T^2 KL(softmax(t'/T) || softmax(s(x')/T)) + w_ce CE(y', softmax(s(x')))."""

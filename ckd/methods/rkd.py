@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from ckd.methods.base import METHODS, Method, positive, soft_cross_entropy
+from ckd.methods.base import Method, positive, soft_cross_entropy
 
 
 def _normalised_distances(e: torch.Tensor) -> torch.Tensor:
@@ -28,7 +28,6 @@ def rkd_angle(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return F.smooth_l1_loss(_angles(s), _angles(t))
 
 
-@METHODS.register("rkd")
 class RelationalDistillation(Method):
     """L = w_dist L_D + w_angle L_A + CE(y) (the paper pairs RKD with the task loss; without labels the
     teacher's argmax stands in). Defaults: the paper's 1 and 2 for distance and angle."""

@@ -11,9 +11,7 @@ import torch
 from torch import nn
 
 from ckd.data.arrays import input_statistics  # noqa: F401  (re-exported; numpy only, so `build` loads no torch)
-from ckd.registry import Registry
-
-STUDENTS: Registry[nn.Module] = Registry("student architecture", "student.arch")
+from ckd.students import STUDENTS
 
 
 class Normalize(nn.Module):

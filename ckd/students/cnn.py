@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from torch import nn
 
 from ckd.errors import ConfigError
-from ckd.students.base import STUDENTS, Normalize
+from ckd.students.base import Normalize
 
 
-@STUDENTS.register("cnn")
 class ConvStudent(nn.Module):
     """normalise -> [Conv3x3 -> ReLU -> MaxPool2] x 2 -> global average pool -> Linear(classes)."""
 

@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from torch import nn
 
 from ckd.errors import ConfigError
-from ckd.students.base import STUDENTS, Normalize
+from ckd.students.base import Normalize
 
 
-@STUDENTS.register("mlp")
 class MLPStudent(nn.Module):
     """normalise -> flatten -> [Linear -> ReLU] * len(hidden) -> Linear(classes)."""
 

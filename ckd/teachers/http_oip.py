@@ -33,10 +33,8 @@ import time
 import uuid
 from typing import Any, Literal
 
-import httpx
 import numpy as np
 from pydantic import Field, field_validator
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from ckd.errors import CkdError, TeacherError
 from ckd.teachers.base import (
@@ -87,6 +85,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 def normalise_url(url: str) -> str:
     """One spelling per server URL: lower-case scheme and host, no dot segments, no trailing slash."""
+    import httpx
+
     parsed = httpx.URL(url)
     segments = []
     for part in parsed.path.split("/"):
@@ -100,6 +100,8 @@ def normalise_url(url: str) -> str:
 
 
 def refuse_credentials_in_url(url: str) -> None:
+    import httpx
+
     if "@" in httpx.URL(url).netloc.decode():
         raise CkdError(
             "teacher.url: carries a user name or password; remove it and put a bearer token in the "
@@ -227,6 +229,8 @@ class OpenInferenceTeacher:
         max_backoff_s: float = 30.0,
         ready_timeout_s: float = 30.0,
     ):
+        import httpx  # here, not at the top: a stage that only validates params does not load it
+
         refuse_credentials_in_url(url)
         self.url = normalise_url(url)
         self.model_name, self.model_version = model_name, model_version
@@ -274,6 +278,8 @@ class OpenInferenceTeacher:
         return text.replace(self._token, "***") if self._token else text
 
     def _wait_ready(self, timeout_s: float) -> None:
+        import httpx
+
         deadline = time.monotonic() + timeout_s
         last = ""
         while True:
@@ -291,6 +297,8 @@ class OpenInferenceTeacher:
             time.sleep(0.5)
 
     def _get_json(self, path: str, what: str) -> dict:
+        import httpx
+
         try:
             response = self.client.get(path)
         except httpx.HTTPError as error:
@@ -373,6 +381,8 @@ class OpenInferenceTeacher:
         return exponential * (0.5 + random.random() / 2)  # "equal jitter"
 
     def _send_once(self, body: dict[str, Any]) -> dict:
+        import httpx
+
         self.rate_limiter.acquire()
         try:
             response = self.client.post(f"{self.model_path}/infer", json=body)
@@ -412,6 +422,8 @@ class OpenInferenceTeacher:
             ],
             "outputs": [{"name": self.output_name}],
         }
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
         retrying = Retrying(
             retry=retry_if_exception_type(_Retryable),
             stop=stop_after_attempt(self.max_retries + 1),

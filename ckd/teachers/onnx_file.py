@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import onnx
-from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from ckd.errors import CkdError, TeacherError
 from ckd.runtime import onnx_session
@@ -29,6 +27,8 @@ _FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)", "tensor(float16)")
 def graph_sha256(path: Path) -> str:
     """SHA-256 of what the model computes: its graph (nodes and weights) and opsets, not the file's bytes,
     so the same model saved again (another producer, other metadata, external data) keeps its identity."""
+    import onnx
+
     model = onnx.load(str(path), load_external_data=True)
     digest = hashlib.sha256(model.graph.SerializeToString(deterministic=True))
     for opset in sorted((o.domain, o.version) for o in model.opset_import):
@@ -119,6 +119,8 @@ class OnnxFileTeacher:
         )
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument  # loaded with the session
+
         batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(self.input_dtype))
         try:
             (scores,) = self.session.run([self.output_name], {self.input.name: batch})
