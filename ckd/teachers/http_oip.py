@@ -168,9 +168,12 @@ class HttpTeacherConfig(TeacherSettings):
                 "must not carry a user name or password; put a bearer token in the environment "
                 "variable named by teacher.token_env"
             )
+        from urllib.parse import urlsplit  # not httpx: validating params must not load the HTTP client
+
         try:
-            host = httpx.URL(url).host
-        except (httpx.InvalidURL, ValueError, TypeError) as error:
+            parts = urlsplit(url)
+            host, _ = parts.hostname, parts.port  # `.port` raises on a port that is not a number in range
+        except ValueError as error:
             raise ValueError(f"must be a well-formed http(s) URL ({str(error)[:80]})") from None
         if not host:
             raise ValueError("must name a host, e.g. http://127.0.0.1:8000")
