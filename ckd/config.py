@@ -67,6 +67,8 @@ class DataConfig(Section):
     # Tables (.csv/.parquet): the label column (null: no labels) and the feature columns (null: every other
     # numeric column). A text table: `text` lists the text columns, joined by a space (ckd/data/text.py).
     label: str | None = Field("label", min_length=1)
+    # The label column of a table data.test_source (null: data.label, or 'label' where data.label is null).
+    test_label: str | None = Field(None, min_length=1)
     features: tuple[str, ...] | None = Field(None, min_length=1, max_length=100_000)
     text: tuple[str, ...] | None = Field(None, min_length=1, max_length=64)
     # Image folders: resize every image to [height, width] (null: all must have one size).

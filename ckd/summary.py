@@ -24,7 +24,8 @@ def summarise(metrics: dict, method: str) -> str:
         )
     lines = [
         first,
-        f"teacher calls: {metrics['calls_this_run']} by this run; spent in the store in total / budget: "
+        f"teacher calls: {metrics['calls_this_run']} by the query run that made these answers; spent in the store in "
+        "total / budget: "
         f"{metrics['calls_spent_total']} / {metrics['budget']} "
         f"(outputs stored {metrics['teacher_outputs']}, lost {metrics['teacher_lost']}, "
         f"selected samples without an answer {metrics.get('teacher_unanswered', 0)})",

@@ -63,6 +63,17 @@ def images_of_two_sizes(root):
     Image.fromarray(np.zeros((5, 7), np.uint8)).save(folder / "dark" / "wide.png")
 
 
+def loose_image(root):
+    from PIL import Image
+
+    folder = image_folder(root / "images", per_class=3)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "loose.png")
+
+
+def class_teacher(root):
+    (root / "user_cls.py").write_text("class Teacher:\n    def __init__(self):\n        pass\n")
+
+
 def text_table(root):
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -74,57 +85,57 @@ def text_table(root):
 
 # (id, change: dotted key -> value (None deletes; "" key replaces the whole file), make files, stage, words)
 CASES = [
-    ("teacher-a-list", {"teacher": [1, 2]}, None, "standin", "teacher: must be a mapping"),
-    ("data-a-number", {"data": 5}, None, "standin", "data: must be a mapping"),
-    ("misspelt-section", {"studnet": {"method": "kd"}}, None, "standin", "studnet: unknown section; allowed: "),
+    ("teacher-a-list", {"teacher": [1, 2]}, None, "source", "teacher: must be a mapping"),
+    ("data-a-number", {"data": 5}, None, "source", "data: must be a mapping"),
+    ("misspelt-section", {"studnet": {"method": "kd"}}, None, "source", "studnet: unknown section; allowed: "),
     (
         "teacher-options",
         {"teacher.options": {"a": 1}},
         None,
-        "standin",
+        "source",
         "teacher.options: unknown parameter for kind counting",
     ),
     (
         "url-without-host",
         {"teacher.kind": "http", "teacher.url": "http://", "teacher.model_name": "m", "teacher.count_file": None},
         None,
-        "standin",
+        "source",
         "teacher.url: must name a host",
     ),
     (
         "standin-channels",
         {"teacher.standin.channels": [0, 5]},
         None,
-        "standin",
+        "source",
         "teacher.standin.channels: must be two integers in [1, 1024]",
     ),
     (
         "batch-10M",
         {"student.batch_size": 10_000_000},
         None,
-        "standin",
+        "source",
         "student.batch_size: must be an integer >= 1 and <= 4096",
     ),
     (
         "groups-1e8",
         {"comparative.group_size": 2, "comparative.max_groups": 100_000_000},
         None,
-        "standin",
+        "source",
         "comparative.max_groups: must be an integer >= 1 and <= 1000000",
     ),
     (
         "one-class-name",
         {"data.class_names": ["cat"]},
         None,
-        "standin",
+        "source",
         "data.class_names: must list 2 to 10000 classes",
     ),
-    ("no-such-source", {"data.source": "digts"}, None, "standin", "data.source: must be digits, a folder of images"),
+    ("no-such-source", {"data.source": "digts"}, None, "source", "data.source: must be digits, a folder of images"),
     (
         "bad-callable",
         {"teacher.kind": "python", "teacher.callable": "my teacher", "teacher.count_file": None},
         None,
-        "standin",
+        "source",
         "teacher.callable: must be package.module:function",
     ),
     (
@@ -177,6 +188,27 @@ CASES = [
         "sample",
         "no label column 'species' (data.label)",
     ),
+    (
+        "features-name-the-label",
+        {"data.source": "t.csv", "data.features": ["f0", "label"]},
+        lambda r: table(r / "t.csv"),
+        "sample",
+        "data.features names the label column 'label' (data.label)",
+    ),
+    (
+        "loose-images",
+        {"data.source": "images"},
+        loose_image,
+        "sample",
+        "1 image(s) (loose.png, ...) lie beside the class folders",
+    ),
+    (
+        "callable-is-a-class",
+        {"teacher.kind": "python", "teacher.callable": "user_cls:Teacher", "teacher.count_file": None},
+        class_teacher,
+        "query",
+        "teacher.callable: user_cls:Teacher is a class; name a function",
+    ),
     ("image-sizes", {"data.source": "images"}, images_of_two_sizes, "sample", "wide.png: size 7x5 differs"),
     (
         "test-source-other-shape",
@@ -222,7 +254,18 @@ def run_stages(root: Path, capsys, monkeypatch) -> tuple[str | None, Outcome | N
 
 
 def reset(root: Path) -> None:
-    for leftover in ("count.log", "store", "data", "models", "metrics", "images", "d.npz", "t.npz", "t.csv"):
+    for leftover in (
+        "count.log",
+        "store",
+        "data",
+        "models",
+        "metrics",
+        "images",
+        "d.npz",
+        "t.npz",
+        "t.csv",
+        "user_cls.py",
+    ):
         path = root / leftover
         if path.is_dir():
             shutil.rmtree(path)
@@ -300,7 +343,7 @@ def test_bad_server_is_one_line_before_any_call(project, metadata, token, words,
 @pytest.mark.parametrize(
     "change,make,words",
     [
-        ({"studnet": {"method": "kd"}}, None, "ckd standin: error: studnet: unknown section"),
+        ({"studnet": {"method": "kd"}}, None, "ckd source: error: studnet: unknown section"),
         (
             {"data.source": "d.npz"},
             npz("d.npz", x=X, y=np.full(60, 4)),

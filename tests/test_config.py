@@ -118,25 +118,25 @@ BAD = [  # (change to the committed params.yaml, the parameter the one line must
 
 @pytest.mark.parametrize("change,parameter", BAD, ids=[p for _, p in BAD])
 def test_a_typo_anywhere_fails_the_first_stage_in_one_line(change, parameter, tmp_path, capsys):
-    """`standin` is the first stage and reads none of these keys: it still refuses the file, before any work."""
-    import stages.standin
+    """`source` is the first stage and reads none of these keys: it still refuses the file, before any work."""
+    import stages.source
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(committed_with(change)))
     with pytest.raises(SystemExit) as exit_status:
-        stages.standin.main(
+        stages.source.main(
             [
                 "--params",
                 str(tmp_path / "params.yaml"),
                 "--out",
-                str(tmp_path / "standin"),
+                str(tmp_path / "source.json"),
                 "--metrics",
-                str(tmp_path / "standin.json"),
+                str(tmp_path / "metrics.json"),
             ]
         )
     assert exit_status.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"ckd standin: error: {parameter}: ") and ", got " in lines[0]
-    assert not (tmp_path / "standin").exists() and not (tmp_path / "standin.json").exists()
+    assert len(lines) == 1 and lines[0].startswith(f"ckd source: error: {parameter}: ") and ", got " in lines[0]
+    assert not (tmp_path / "source.json").exists() and not (tmp_path / "metrics.json").exists()
 
 
 def test_query_refuses_a_typo_elsewhere_before_any_teacher_call(tmp_path):

@@ -35,7 +35,7 @@ def repo(tmp_path):
         shutil.copytree(PROJECT / item, root / item, ignore=shutil.ignore_patterns("__pycache__"))
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
     (root / "dvc.yaml").write_text(
-        yaml.safe_dump({"stages": {k: stages[k] for k in ("standin", "teacher", "sample", "query")}})
+        yaml.safe_dump({"stages": {k: stages[k] for k in ("source", "standin", "teacher", "sample", "query")}})
     )
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())

@@ -130,3 +130,21 @@ def test_config_bounds_for_own_data():
         with pytest.raises(ConfigError) as error:
             validate_all({"data": values})
         assert str(error.value).startswith(words), str(error.value)
+
+
+def test_an_unlabelled_table_pool_with_a_labelled_test_table(tmp_path):
+    """The test source's label column is data.test_label (here: the pool has none, the test has `species`)."""
+    from ckd.stages.sample import sample
+
+    pool = table(tmp_path / "pool.parquet", label=None)
+    test = table(tmp_path / "test.csv", seed=1, label="species")
+    options = data(
+        source=str(pool),
+        label=None,
+        test_source=str(test),
+        test_label="species",
+        class_names=["setosa", "versicolor", "virginica"],
+    )
+    pool_set, test_set, selection, metrics = sample(options, budget=30, split_seed=0, seed=0)
+    assert pool_set.labels is None and len(pool_set.ids) == 240 and len(test_set.x) == 240
+    assert test_set.x.shape[1] == 6 and set(test_set.labels.tolist()) == {0, 1, 2}

@@ -39,6 +39,12 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
     root = Path(source)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if classes:
+        loose = _images(root)
+        if loose:
+            raise CkdError(
+                f"{root}: {len(loose)} image(s) ({loose[0].name}, ...) lie beside the class folders; move each "
+                "into its class folder (an image outside one has no label)"
+            )
         files = [(path, k) for k, name in enumerate(classes) for path in _images(root / name)]
         empty = [name for name in classes if not _images(root / name)]
         if empty:

@@ -65,7 +65,13 @@ def load_table(source: str, options: DataConfig) -> Dataset:
             f"{path}: no label column {label!r} (data.label); has {', '.join(columns[:20])}; "
             "set data.label: null for a table without labels"
         )
+    if len(table) < 2:
+        raise CkdError(f"{path}: needs at least 2 rows, has {len(table)}")
     if options.features is not None:
+        if label is not None and label in options.features:
+            raise CkdError(
+                f"{path}: data.features names the label column {label!r} (data.label); the label must not be an input"
+            )
         missing = [c for c in options.features if c not in columns]
         if missing:
             raise CkdError(f"{path}: no column(s) {', '.join(missing)} (data.features); has {', '.join(columns[:20])}")
@@ -87,8 +93,6 @@ def load_table(source: str, options: DataConfig) -> Dataset:
         features = others
     if not features:
         raise CkdError(f"{path}: no feature column besides the label {label!r}")
-    if len(table) < 2:
-        raise CkdError(f"{path}: needs at least 2 rows, has {len(table)}")
     blanks = [c for c in features if table[c].null_count]
     if blanks:
         raise CkdError(f"{path}: feature column(s) {', '.join(blanks[:5])} have empty cells")

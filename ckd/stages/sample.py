@@ -70,7 +70,8 @@ def sample(
 def _test_source(data: DataConfig, pool: Dataset) -> Dataset:
     """`data.test_source`, read with the pool's options; its classes must be the pool's (by name)."""
     assert data.test_source is not None
-    options = data.model_copy(update={"class_names": data.class_names or pool.class_names})
+    label = data.test_label or data.label or "label"
+    options = data.model_copy(update={"class_names": data.class_names or pool.class_names, "label": label})
     test = load_source(data.test_source, options, parameter="data.test_source")
     if test.y is None:
         raise CkdError(f"{data.test_source}: data.test_source must have labels (it measures accuracy)")

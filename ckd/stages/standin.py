@@ -8,6 +8,8 @@ no-op by construction, and the `teacher` stage after it fingerprints whichever t
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +18,13 @@ from ckd.config import DataConfig, StandinConfig
 from ckd.data import load_source, split_pool_test
 from ckd.errors import CkdError
 from ckd.teachers.base import TeacherSettings
+from ckd.teachers.onnx_file import file_sha256
 
 STANDIN_DIR = Path("models/standin")
 STANDIN_FILE = "teacher.onnx"
 NOTE_FILE = "NOT_USED.txt"
+RECORD_FILE = "standin.json"  # the training key and metrics of the stand-in beside it
+TRAINER = Path(__file__).resolve().parents[1] / "teachers" / "standin.py"
 
 
 def standin_used(teacher: TeacherSettings) -> bool:
@@ -59,10 +64,50 @@ def standin(data: DataConfig, standin: StandinConfig, split_seed: int, progress:
     return StandinTeacher(model, input_shape, dataset.class_names), metrics
 
 
+def training_key(data: DataConfig, settings: StandinConfig, split_seed: int, source_fingerprint: str) -> str:
+    """What the stand-in's weights depend on: its data (the files' fingerprint and the keys that read them),
+    the split, its settings and the trainer's code. The stage depends on whole params sections (a section
+    never goes missing from a user's params.yaml, a key may), so it also runs when something else in them
+    changes: then this key is unchanged and the trained stand-in is kept (`persist` in dvc.yaml), with
+    its identity in the answer store."""
+    payload = {
+        "data": data.model_dump(
+            include={
+                "source",
+                "test_source",
+                "test_size",
+                "label",
+                "test_label",
+                "features",
+                "image_size",
+                "class_names",
+            }
+        ),
+        "split_seed": split_seed,
+        "standin": settings.model_dump(),
+        "trainer": file_sha256(TRAINER),
+        "source": source_fingerprint,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def kept_metrics(out_dir: Path, key: str) -> dict | None:
+    """The metrics of the stand-in in `out_dir` when it was trained with `key`, else None."""
+    record = out_dir / RECORD_FILE
+    if not (record.is_file() and (out_dir / STANDIN_FILE).is_file()):
+        return None
+    try:
+        saved = json.loads(record.read_text())
+    except json.JSONDecodeError:
+        return None
+    return saved.get("metrics") if saved.get("key") == key else None
+
+
 def write_note(out_dir: Path, teacher: TeacherSettings) -> None:
     """What the stage writes when the stand-in is not the teacher (DVC needs its output to exist)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STANDIN_FILE).unlink(missing_ok=True)
+    (out_dir / RECORD_FILE).unlink(missing_ok=True)
     what = f"teacher.kind {teacher.kind}" + (
         f", teacher.model {teacher.model}" if teacher.kind in ("onnx", "counting") else ""
     )

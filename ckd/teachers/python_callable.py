@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import re
 from pathlib import Path
 from typing import Literal
@@ -83,6 +84,18 @@ class PythonTeacher:
         function = getattr(module, function_name, None)
         if not callable(function):
             raise ConfigError("teacher.callable", f"{module_name} has no function {function_name!r}")
+        if isinstance(function, type):
+            raise ConfigError(
+                "teacher.callable",
+                f"{target} is a class; name a function from a batch of inputs to scores (e.g. a module-level "
+                "function that calls your model)",
+            )
+        try:  # checked before any call: a wrong signature must not spend the budget
+            inspect.signature(function).bind(None)
+        except TypeError as error:
+            raise ConfigError("teacher.callable", f"{target} must take one argument, the batch ({error})") from None
+        except ValueError:
+            pass  # a builtin without a signature: taken as it is
         self.function = function
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:24]
         self.identity = f"python:{target}:{digest}"
