@@ -1,5 +1,7 @@
 """Fingerprint the data files the params name (SHA-256): `sample` depends on this, not on any one file."""
 
+from pathlib import Path
+
 from ckd.stages import write_json
 from ckd.stages.source import source_fingerprint
 from stages._entry import parser, run
@@ -10,7 +12,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="the fingerprint (JSON)")
 
     def body(args, params):
-        fingerprint = source_fingerprint(params.data)
+        out = Path(args.out)
+        fingerprint = source_fingerprint(params.data, out.with_name(f".{out.stem}-hashes.json"))
         write_json(args.out, fingerprint)
         return {"files": len(fingerprint["files"]) + len(fingerprint["test_files"])}
 
