@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from ckd.data import Pool, Selection
 from ckd.errors import CkdError
@@ -38,16 +39,18 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
         raise CkdError(
             f"teacher.min_answered={teacher.min_answered}: only {len(result.ids)} of {selected} selected samples "
             f"have an answer; teacher.budget={teacher.budget} is spent ({result.calls_spent_total} counted in the "
-            f"store {result.store}, {result.teacher_lost} lost); raise teacher.budget to at least "
-            f"{result.calls_spent_total + result.unanswered} or go back to the selection already paid for "
-            "(seed, data.*)"
+            f"store {result.store} by every teacher and input over its life, {result.teacher_lost} lost); "
+            f"{budget_advice(teacher.min_answered, result.calls_spent_total, len(result.ids))}, go back to the "
+            "selection already paid for (seed, data.*), or give a new teacher a store of its own (teacher.store)"
         )
     if result.unanswered:
         log.warning(
-            "%d selected samples have no answer: their calls were lost and teacher.budget=%d is spent; "
-            "training goes on without them (raise teacher.budget to ask again)",
+            "%d selected samples have no answer: teacher.budget=%d is spent (%d counted in the store, %d of them "
+            "lost calls); training goes on without them (raise teacher.budget to ask again)",
             result.unanswered,
             teacher.budget,
+            result.calls_spent_total,
+            result.teacher_lost,
         )
     usage = usage_metrics(result.usage, teacher)
     queried = Queried(
@@ -81,6 +84,14 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
         **{f"score_source_{source}": n for source, n in sorted(result.score_sources.items())},
     }
     return queried, metrics
+
+
+def budget_advice(min_answered: float, spent: int, answered: int) -> str:
+    """The smallest budget B whose selection (B inputs, nested: the answered ones stay in it) the purse can
+    answer to `min_answered`: answered + (B - spent) >= min_answered * B."""
+    if min_answered >= 1:
+        return "raising teacher.budget cannot help while teacher.min_answered is 1 (the selection grows with it)"
+    return f"raise teacher.budget to at least {math.ceil((spent - answered) / (1 - min_answered))}"
 
 
 def usage_metrics(usage: dict[str, int], teacher: TeacherSettings) -> dict:
