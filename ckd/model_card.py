@@ -14,22 +14,24 @@ from typing import Any
 import numpy as np
 
 from ckd.data import load_source
+from ckd.fingerprint import HashCache, files_of
 from ckd.teachers.onnx_file import file_sha256
 from ckd.validate import score_keys
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def data_identity(source: str) -> dict:
-    """The data source and a SHA-256: of the file, of a folder's files (names and bytes), or of the arrays of
-    an embedded source (`digits`)."""
+def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict:
+    """The data source and a SHA-256: of the file, of a folder's files (names and SHA-256), or of the arrays of
+    an embedded source (`digits`). `files`: the `source` stage's fingerprint of them (nothing read again)."""
     path = Path(source)
-    if path.is_file():
-        return {"source": source, "sha256": file_sha256(path), "hash_of": "file"}
-    if path.is_dir():
+    if path.is_file() or path.is_dir():
+        files = files if files is not None else files_of(source, "data.source", HashCache(None))
+        if path.is_file():
+            return {"source": source, "sha256": files[source], "hash_of": "file"}
         digest = hashlib.sha256()
-        for item in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(f"{item.relative_to(path).as_posix()}\0{file_sha256(item)}\0".encode())
+        for name, sha in sorted(files.items()):
+            digest.update(f"{name}\0{sha}\0".encode())
         return {"source": source, "sha256": digest.hexdigest(), "hash_of": "folder (file names and contents)"}
     dataset = load_source(source)
     digest = hashlib.sha256(np.ascontiguousarray(dataset.x).tobytes())
@@ -93,7 +95,9 @@ def build_card(
     train_metrics: Mapping[str, Any],
     is_standin: bool,
     artifacts: Mapping[str, str],
+    data_files: Mapping[str, str] | None = None,
 ) -> dict:
+    """`data_files`: the `source` stage's fingerprint of the data files (else they are hashed here)."""
     git = git_commit()
     keys = sorted(k for k in metrics if k.startswith("latency_ms"))
     return {
@@ -113,7 +117,7 @@ def build_card(
             )
         },
         "data": {
-            **data_identity(params.get("data", {}).get("source", "digits")),
+            **data_identity(params.get("data", {}).get("source", "digits"), data_files),
             "test_source": params.get("data", {}).get("test_source"),
             "test_size": metrics.get("test_size", 0),
             "seed": params.get("seed", 0),

@@ -1,7 +1,6 @@
 """Fingerprint the data files the params name (SHA-256): `sample` depends on this, not on any one file."""
 
-from pathlib import Path
-
+from ckd.fingerprint import cache_beside
 from ckd.stages import write_json
 from ckd.stages.source import source_fingerprint
 from stages._entry import parser, run
@@ -12,8 +11,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="the fingerprint (JSON)")
 
     def body(args, params):
-        out = Path(args.out)
-        fingerprint = source_fingerprint(params.data, out.with_name(f".{out.stem}-hashes.json"))
+        fingerprint = source_fingerprint(params.data, cache_beside(args.out))
         write_json(args.out, fingerprint)
         return {"files": len(fingerprint["files"]) + len(fingerprint["test_files"])}
 

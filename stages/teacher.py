@@ -1,5 +1,6 @@
 """Fingerprint the teacher in use (the SHA-256 of its files): `query` depends on this, not on any one file."""
 
+from ckd.fingerprint import cache_beside
 from ckd.stages import write_json
 from ckd.stages.teacher import fingerprint
 from stages._entry import parser, run
@@ -10,7 +11,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="the fingerprint (JSON)")
 
     def body(args, params):
-        teacher = fingerprint(params.teacher)
+        teacher = fingerprint(params.teacher, cache_beside(args.out))
         write_json(args.out, teacher)
         return {"files": len(teacher["files"])}
 

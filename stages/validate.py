@@ -16,6 +16,7 @@ def main(argv=None) -> None:
     p.add_argument("--onnx", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--queried", required=True)
+    p.add_argument("--source", default=None, help="the source stage's fingerprint (identifies the data)")
     p.add_argument("--pool", default=None, help="the pool (the held-out inputs of a source without labels)")
     p.add_argument("--int8", required=True)
     p.add_argument("--train-metrics", required=True)
@@ -34,7 +35,15 @@ def main(argv=None) -> None:
             Queried.load(args.queried),
             Pool.load(args.pool) if args.pool else None,
         )
-        card = model_card(params, metrics, checkpoint, read_json(args.train_metrics), args.onnx, args.int8)
+        card = model_card(
+            params,
+            metrics,
+            checkpoint,
+            read_json(args.train_metrics),
+            args.onnx,
+            args.int8,
+            read_json(args.source) if args.source else None,
+        )
         write_model_card(card, args.card_json, args.card_md)
         return metrics
 

@@ -3,6 +3,7 @@ modification time changed."""
 
 import pytest
 
+from ckd import fingerprint
 from ckd.config import DataConfig
 from ckd.errors import CkdError
 from ckd.stages import source as source_stage
@@ -18,8 +19,8 @@ def test_a_changed_file_changes_the_fingerprint_and_unchanged_files_are_not_read
     assert len(first["files"]) == 6 and len(first["test_files"]) == 1
 
     reads = []
-    real = source_stage.file_sha256
-    monkeypatch.setattr(source_stage, "file_sha256", lambda path: reads.append(path) or real(path))
+    real = fingerprint.file_sha256
+    monkeypatch.setattr(fingerprint, "file_sha256", lambda path: reads.append(path) or real(path))
     assert source_stage.source_fingerprint(data, cache) == first and reads == []  # nothing read again
 
     (folder / "dark" / "000.png").write_bytes((folder / "bright" / "000.png").read_bytes() + b"\0")

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from ckd.config import DataConfig, StandinConfig
+from ckd.config import DataConfig, Params, StandinConfig
 from ckd.data import load_source, split_pool_test
 from ckd.errors import CkdError
 from ckd.teachers.base import TeacherSettings
 from ckd.teachers.onnx_file import file_sha256
+
+log = logging.getLogger(__name__)
 
 STANDIN_DIR = Path("models/standin")
 STANDIN_FILE = "teacher.onnx"
@@ -101,6 +104,27 @@ def kept_metrics(out_dir: Path, key: str) -> dict | None:
     except json.JSONDecodeError:
         return None
     return saved.get("metrics") if saved.get("key") == key else None
+
+
+def standin_stage(params: Params, out: Path, source_fingerprint: str) -> dict:
+    """The stage: a note when the stand-in is not the teacher; else the kept stand-in when its training key is
+    unchanged; else a newly trained one, saved with its key and metrics beside it."""
+    teacher_config: TeacherSettings = params.teacher
+    if not standin_used(teacher_config):
+        write_note(out, teacher_config)
+        return {"trained": 0}
+    settings = teacher_config.standin
+    key = training_key(params.data, settings, params.split_seed, source_fingerprint)
+    metrics = kept_metrics(out, key)
+    if metrics is not None:
+        log.info("the stand-in in %s was trained from the same data and settings: kept", out)
+        return metrics
+    teacher, metrics = standin(params.data, settings, params.split_seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / NOTE_FILE).unlink(missing_ok=True)
+    teacher.save(out / STANDIN_FILE)
+    (out / RECORD_FILE).write_text(json.dumps({"key": key, "metrics": metrics}, indent=2, sort_keys=True) + "\n")
+    return metrics
 
 
 def write_note(out_dir: Path, teacher: TeacherSettings) -> None:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ckd.errors import CkdError
+from ckd.fingerprint import HashCache, files_of
 from ckd.teachers.base import TeacherSettings
-from ckd.teachers.onnx_file import file_sha256
 
 
-def fingerprint(teacher: TeacherSettings) -> dict:
-    files = {}
+def fingerprint(teacher: TeacherSettings, cache_file: Path | None = None) -> dict:
+    cache = HashCache(cache_file)
+    files: dict[str, str] = {}
     for name in teacher.files():
-        path = Path(name)
-        if not path.is_file():
-            raise CkdError(f"{path}: the teacher's file is not found (teacher.kind {teacher.kind})")
-        files[name] = file_sha256(path)
+        files |= files_of(
+            name, f"teacher.kind {teacher.kind}", cache, missing="the teacher's file is not found", names=False
+        )
+    cache.save()
     return {"kind": teacher.kind, "files": files}

@@ -102,8 +102,10 @@ def model_card(
     train_metrics: dict,
     onnx_path: str | Path,
     int8_path: str | Path,
+    source_fingerprint: dict | None = None,
 ) -> dict:
-    """The card records every section of the validated params (defaults included)."""
+    """The card records every section of the validated params (defaults included); `source_fingerprint`: the
+    `source` stage's output, whose hashes identify the data."""
     return build_card(
         metrics,
         vars(checkpoint),
@@ -111,6 +113,7 @@ def model_card(
         train_metrics,
         teacher_is_standin(params.teacher),
         {"onnx": str(onnx_path), "int8": str(int8_path)},
+        source_fingerprint["files"] if source_fingerprint is not None else None,
     )
 
 

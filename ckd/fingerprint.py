@@ -1,0 +1,69 @@
+"""SHA-256 fingerprints of the files the params name (data, a teacher's file), for the always-changed
+`source` and `teacher` stages and the model card: DVC cannot depend on "whichever file the params name".
+
+A file whose size and modification time are unchanged is not read again (`HashCache`, as DVC's own state
+database does), so a large image folder or a multi-GB ONNX teacher is hashed once, not on every run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ckd.errors import CkdError
+from ckd.teachers.onnx_file import file_sha256
+
+
+def cache_beside(out: str | Path) -> Path:
+    """Where a stage whose output is `out` keeps its hash cache (a plain file, not a DVC output)."""
+    out = Path(out)
+    return out.with_name(f".{out.stem}-hashes.json")
+
+
+class HashCache:
+    """SHA-256 of files keyed by (path, size, mtime): a file whose size and modification time are unchanged is
+    not read again (DVC's own state database does the same), so a large image folder is hashed once.
+    The cache is a plain JSON file beside the fingerprint, not a DVC output."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.entries: dict[str, list] = {}
+        if path is not None and path.is_file():
+            try:
+                self.entries = json.loads(path.read_text())
+            except (json.JSONDecodeError, OSError):
+                self.entries = {}
+        self.used: dict[str, list] = {}
+
+    def sha256(self, file: Path) -> str:
+        stat = file.stat()
+        key = str(file.resolve())
+        entry = self.entries.get(key)
+        if not (isinstance(entry, list) and entry[:2] == [stat.st_size, stat.st_mtime_ns]):
+            entry = [stat.st_size, stat.st_mtime_ns, file_sha256(file)]
+        self.used[key] = entry
+        return str(entry[2])
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.used, sort_keys=True))
+
+
+def files_of(
+    source: str, parameter: str, cache: HashCache, missing: str = "file not found", names: bool = True
+) -> dict[str, str]:
+    """{name: SHA-256} of the file `source`, or of every file under the folder `source`; with `names`, {} for
+    a registered name (no suffix, not on disk); else a missing path is one line naming `parameter`."""
+    path = Path(source)
+    if path.is_file():
+        return {source: cache.sha256(path)}
+    if path.is_dir():
+        return {
+            f"{source}/{p.relative_to(path).as_posix()}": cache.sha256(p)
+            for p in sorted(path.rglob("*"))
+            if p.is_file()
+        }
+    if path.suffix or not names:
+        raise CkdError(f"{source}: {missing} ({parameter})")
+    return {}  # a registered name (the embedded `digits`): its content comes with the installed packages
