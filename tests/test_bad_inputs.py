@@ -8,7 +8,6 @@ teacher call (the counting teacher's durable count, or the fake server's `/infer
 cases go through `dvc repro` itself. README "Bad inputs" lists these cases and their lines.
 """
 
-import copy
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import yaml
 
 from ckd.data import write_arrays
 from ckd.teachers.counting import computed_samples
-from tests.helpers import PROJECT, linear_onnx_teacher
+from tests.helpers import PROJECT, copy_project, linear_onnx_teacher, with_changes
 from tests.helpers.fake_oip import FakeOipServer
 from tests.helpers.own_data import image_folder, table
 from tests.helpers.stages import Outcome, run_stage_commands
@@ -32,10 +31,7 @@ X = np.random.default_rng(0).integers(0, 17, size=(60, 8, 8)).astype(np.float32)
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad")
-    for item in ("dvc.yaml", "stages", "ckd"):
-        source = PROJECT / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / item)
+    root = copy_project(tmp_path_factory.mktemp("bad"), ("dvc.yaml", "stages", "ckd"))
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     linear_onnx_teacher(root / "two_outputs.onnx", input_shape=[1, 8, 8], two_outputs=True)
     return root
@@ -234,20 +230,6 @@ CASES = [
 ]
 
 
-def changed(params: dict, change: dict) -> dict:
-    params = copy.deepcopy(params)
-    for dotted, value in change.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        if value is None:
-            node.pop(leaf, None)
-        else:
-            node[leaf] = value
-    return params
-
-
 def run_stages(root: Path, capsys, monkeypatch) -> tuple[str | None, Outcome | None]:
     outcome = run_stage_commands(root, capsys, monkeypatch, until=UNTIL)
     return (outcome.stage, outcome) if outcome is not None else (None, None)
@@ -286,7 +268,7 @@ def test_bad_input_is_one_line_before_any_teacher_call(project, name, change, ma
     reset(project)
     if make is not None:
         make(project)
-    (project / "params.yaml").write_text(yaml.safe_dump(changed(base_params(project), change)))
+    (project / "params.yaml").write_text(yaml.safe_dump(with_changes(base_params(project), change)))
     failed, run = run_stages(project, capsys, monkeypatch)
     assert failed == stage, (failed, run.stderr[-2000:] if run else None)
     assert_one_line(run, stage, words)
@@ -359,7 +341,7 @@ def test_bad_input_through_dvc_repro(project, change, make, words):
     subprocess.run([DVC, "config", "core.analytics", "false"], cwd=project, check=True)
     if make is not None:
         make(project)
-    (project / "params.yaml").write_text(yaml.safe_dump(changed(base_params(project), change)))
+    (project / "params.yaml").write_text(yaml.safe_dump(with_changes(base_params(project), change)))
     run = subprocess.run([DVC, "repro"], cwd=project, capture_output=True, text=True, timeout=900)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("ckd ")]

@@ -1,4 +1,3 @@
-import copy
 import subprocess
 import sys
 
@@ -9,6 +8,7 @@ import yaml
 from ckd.config import Params, load_config, load_params, load_section, section_from_dict, with_overrides
 from ckd.errors import CkdError, ConfigError
 from tests.conftest import PROJECT, linear_onnx_teacher
+from tests.helpers import with_changes
 
 
 def test_committed_params_are_the_models_defaults():
@@ -90,14 +90,7 @@ def test_lr_scalar_becomes_grid_and_overrides_validate():
 
 
 def committed_with(change: dict) -> dict:
-    params = copy.deepcopy(load_params(PROJECT / "params.yaml"))
-    for dotted, value in change.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return params
+    return with_changes(load_params(PROJECT / "params.yaml"), change)
 
 
 BAD = [  # (change to the committed params.yaml, the parameter the one line must name)

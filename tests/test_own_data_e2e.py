@@ -9,7 +9,6 @@ interpreter start-up per stage and leaves the same files."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ import yaml
 
 from ckd.data import write_arrays
 from ckd.teachers.counting import computed_samples
-from tests.helpers import PROJECT, linear_onnx_teacher
+from tests.helpers import copy_project, linear_onnx_teacher
 from tests.helpers.own_data import blobs, image_folder, table
 from tests.helpers.stages import run_stage_commands
 
@@ -47,10 +46,7 @@ def predict(x):
 
 
 def project(root: Path, data: dict, teacher: dict) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for item in ("dvc.yaml", "params.yaml", "stages", "ckd", "serving"):
-        source = PROJECT / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / item)
+    copy_project(root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     for section, values in {**SMALL, "data": data}.items():
         params[section].update(values)

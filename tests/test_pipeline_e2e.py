@@ -2,7 +2,6 @@
 then a second `dvc repro` skips everything, a NaN teacher stops at `check`, and budget 0 fails at once."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import yaml
 
 from ckd.store import open_store
 from tests.conftest import PROJECT, linear_onnx_teacher
+from tests.helpers import copy_project, with_changes
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 SMALL = {
@@ -27,17 +27,10 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    for item in ("dvc.yaml", "params.yaml", "stages", "ckd", "serving", "flows"):
-        source = PROJECT / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / item)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for dotted, value in SMALL.items():
-        *parents, leaf = dotted.split(".")
-        node = params
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
+    root = copy_project(
+        tmp_path_factory.mktemp("project"), ("dvc.yaml", "params.yaml", "stages", "ckd", "serving", "flows")
+    )
+    params = with_changes(yaml.safe_load((root / "params.yaml").read_text()), SMALL)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=root, check=True)
     subprocess.run([DVC, "config", "core.analytics", "false"], cwd=root, check=True)

@@ -62,3 +62,31 @@ def linear_onnx_teacher(
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def copy_project(root: Path, items=("dvc.yaml", "params.yaml", "stages", "ckd", "serving")) -> Path:
+    """A copy of the project's pipeline in `root` (the tests' own DVC project)."""
+    import shutil
+
+    root.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        source = PROJECT / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / item)
+    return root
+
+
+def with_changes(params: dict, change: dict) -> dict:
+    """A copy of `params` with dotted keys set (a missing section is made; the value None deletes the key)."""
+    import copy
+
+    params = copy.deepcopy(params)
+    for dotted, value in change.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    return params
