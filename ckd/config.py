@@ -289,6 +289,21 @@ class Params(Section):
             values = {**values, "teacher": {"kind": "onnx", **teacher}}
         return values
 
+    @model_validator(mode="after")
+    def _fits_the_budget(self) -> Params:
+        """What `build` and `train` will need of the queried samples, checked against `teacher.budget` (the
+        most there can be) with their own rules, so that no stage pays for answers they would refuse."""
+        from ckd.comparative import max_distinct_groups
+
+        budget, group_size = self.teacher.budget, self.comparative.group_size
+        if max_distinct_groups(budget, group_size) == 0:
+            raise ConfigError(
+                "comparative.group_size",
+                f"{group_size} needs at least {2 * group_size} queried samples; teacher.budget is {budget}",
+            )
+        validation_split(budget, self.student.val_fraction)
+        return self
+
     @property
     def split_seed(self) -> int:
         """The pool/test split's seed (`data.split_seed`, else `seed`); `seed` alone drives selection and groups."""
@@ -297,6 +312,28 @@ class Params(Section):
     def as_dict(self) -> dict[str, Any]:
         """Plain data as in params.yaml (section `validate`, lists for tuples)."""
         return _plain(self.model_dump(by_alias=True))
+
+
+def validation_split(num_samples: int, val_fraction: float) -> tuple[int, int]:
+    """(train, validation) sizes of `num_samples` queried samples (`ckd.train.split_rows`): at least one
+    validation sample, and at least two left to train on."""
+    count = max(1, int(round(val_fraction * num_samples)))
+    if num_samples - count < 2:
+        raise ConfigError(
+            "student.val_fraction",
+            f"{val_fraction} leaves fewer than 2 of {num_samples} queried samples for training "
+            "(teacher.budget caps them)",
+        )
+    return num_samples - count, count
+
+
+def check_runtime(params: Params) -> None:
+    """What the params ask of this machine, checked by every stage (the first one before any teacher call):
+    `student.device: cuda` needs a usable CUDA device. torch is imported only to answer that."""
+    if params.student.device == "cuda":
+        from ckd.runtime import torch_device
+
+        torch_device("cuda")
 
 
 def _plain(value: Any) -> Any:
@@ -317,13 +354,38 @@ def validate_all(params: Mapping[str, Any]) -> Params:
     return validate_model(Params, dict(params))
 
 
+def _refuse_duplicate_keys(node: yaml.Node, where: str = "") -> None:
+    """A key given twice in one mapping is refused, as DVC does: PyYAML keeps the last silently, so a stage
+    would run with a value the user did not mean."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            dotted = f"{where}.{key}" if where else key
+            if key in seen:
+                raise CkdError(f"{dotted}: given twice (line {key_node.start_mark.line + 1}); keep one")
+            seen.add(key)
+            _refuse_duplicate_keys(value_node, dotted)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{where}[{index}]")
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """The raw mapping in a params file (plain YAML)."""
+    """The raw mapping in a params file: plain YAML in UTF-8, no key given twice in one mapping."""
     path = Path(path)
     if not path.is_file():
         raise CkdError(f"{path}: parameters file not found")
     try:
-        params = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise CkdError(f"{path}: not UTF-8 (byte 0x{error.object[error.start]:02x} on line {line})") from None
+    try:
+        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), "")
+        params = yaml.safe_load(text) or {}
+    except CkdError as error:
+        raise CkdError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         raise CkdError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(params, dict):
@@ -379,6 +441,8 @@ __all__ = [
     "ValidateConfig",
     "SECTIONS",
     "validate_all",
+    "validation_split",
+    "check_runtime",
     "load_params",
     "load_config",
     "load_section",

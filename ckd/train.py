@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from ckd.augment import cutout, random_shift, resolve_augment
 from ckd.comparative import ComparativeSet
-from ckd.config import StudentConfig
+from ckd.config import StudentConfig, validation_split
 from ckd.errors import CkdError
 from ckd.methods import METHODS, Method, build_method
 from ckd.runtime import resolve_threads, set_torch_threads
@@ -139,11 +139,7 @@ def candidate_grid(config: StudentConfig) -> list[Candidate]:
 
 
 def split_rows(num_samples: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    count = max(1, int(round(val_fraction * num_samples)))
-    if num_samples - count < 2:
-        raise CkdError(
-            f"student.val_fraction={val_fraction} leaves fewer than 2 of {num_samples} queried samples for training"
-        )
+    _, count = validation_split(num_samples, val_fraction)  # the rule every stage checks against the budget
     order = np.random.default_rng(seed).permutation(num_samples)
     return np.sort(order[count:]), np.sort(order[:count])
 

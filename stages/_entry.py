@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from ckd.config import Params, load_config
+from ckd.config import Params, check_runtime, load_config
 from ckd.errors import USER_ERROR_EXIT, CkdError, record_exit_status
 from ckd.metrics import write_metrics
 from ckd.stages import metrics_path
@@ -38,6 +38,7 @@ def run(
     args = p.parse_args(argv)
     try:
         params = load_config(args.params)
+        check_runtime(params)
         metrics = body(args, params)
         if args.metrics:
             write_metrics(args.metrics, metrics)

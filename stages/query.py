@@ -1,6 +1,7 @@
 """Ask the teacher once about the selected samples, under the hard budget, keeping every paid answer."""
 
 from ckd.data import Pool, Selection
+from ckd.preflight import check_student_for
 from ckd.stages.query import query
 from stages._entry import parser, run
 
@@ -12,7 +13,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="the teacher scores of the selected samples (.npz)")
 
     def body(args, params):
-        queried, metrics = query(params.teacher, Pool.load(args.pool), Selection.load(args.selected))
+        pool = Pool.load(args.pool)
+        check_student_for(params.student, pool)  # train's own checks, again where the paying starts
+        queried, metrics = query(params.teacher, pool, Selection.load(args.selected))
         queried.save(args.out)
         return metrics
 

@@ -1,5 +1,6 @@
 """Load the data, split pool/test by seed, and choose exactly teacher.budget pool samples to send."""
 
+from ckd.preflight import check_student_for
 from ckd.stages.sample import sample
 from stages._entry import parser, run
 
@@ -15,6 +16,7 @@ def main(argv=None) -> None:
         pool, test, selection, metrics = sample(
             params.data, params.teacher.budget, params.split_seed, params.seed, args.embedded
         )
+        check_student_for(params.student, pool)  # train's own checks, before `query` pays
         pool.save(args.pool), test.save(args.test), selection.save(args.selected)
         return metrics
 

@@ -230,6 +230,152 @@ CASES = [
 ]
 
 
+# issue 21: every setting a later stage checks is checked before `query` pays; files that used to end in a
+# traceback (duplicate columns, decompression bombs) or be accepted silently get one line.
+def wide_table(root):
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    columns = {f"f{j}": X.reshape(60, -1)[:, j] for j in range(64)}
+    pa_csv.write_csv(pa.table({**columns, "label": np.arange(60) % 10}), root / "t.csv")
+
+
+def table_with_a_column_twice(root):
+    (root / "t.csv").write_text("f0,f1,f0,label\n" + "".join(f"{i},{i % 3},{i % 5},{i % 2}\n" for i in range(30)))
+
+
+def png_header_only(width: int, height: int):
+    """A valid PNG header declaring width x height over a few bytes of data (no decoder should ever see it)."""
+
+    def make(root):
+        import struct
+        import zlib
+
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        folder = image_folder(root / "images", per_class=3)
+        header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        body = chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+        (folder / "dark" / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + body)
+
+    return make
+
+
+def cuda_absent() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+CASES_21 = [
+    pytest.param(
+        {"student.device": "cuda"},
+        None,
+        "source",
+        "student.device: is 'cuda' but no usable CUDA device is present",
+        id="cuda-on-a-cpu-machine",
+        marks=pytest.mark.skipif(not cuda_absent(), reason="this machine has CUDA"),
+    ),
+    pytest.param(
+        {"comparative.group_size": 32, "teacher.budget": 10},
+        None,
+        "source",
+        "comparative.group_size: 32 needs at least 64 queried samples; teacher.budget is 10",
+        id="group-over-budget",
+    ),
+    pytest.param(
+        {"teacher.budget": 2, "student.val_fraction": 0.2},
+        None,
+        "source",
+        "student.val_fraction: 0.2 leaves fewer than 2 of 2 queried samples for training",
+        id="val-split-over-budget",
+    ),
+    pytest.param(
+        {"student.arch_args": {"hidden": [0]}},
+        None,
+        "sample",
+        "student.arch_args.hidden: must be a list of integers >= 1",
+        id="hidden-0",
+    ),
+    pytest.param(
+        {"student.method": "kd", "student.method_args": {"temperature": -1}},
+        None,
+        "sample",
+        "student.method_args.temperature: must be a number >= 0",
+        id="temperature-negative",
+    ),
+    pytest.param(
+        {"student.method": "kd", "student.method_args": {"temperature": [2, -1]}},
+        None,
+        "sample",
+        "student.method_args.temperature: must be a number >= 0, got -1",
+        id="temperature-grid-negative",
+    ),
+    pytest.param(
+        {"data.source": "t.csv", "data.test_size": 20, "student.arch": "cnn", "student.arch_args": {}},
+        wide_table,
+        "sample",
+        "student.arch: 'cnn' needs image inputs [H, W] or [C, H, W], got (64,)",
+        id="cnn-on-a-table",
+    ),
+    pytest.param(
+        {"data.source": "t.csv"},
+        table_with_a_column_twice,
+        "sample",
+        "t.csv: column name(s) 'f0' appear more than once",
+        id="column-twice",
+    ),
+    pytest.param(
+        {"data.source": "images"},
+        png_header_only(20000, 20000),
+        "sample",
+        "bomb.png: an image of 400000000 pixels is over the limit of 67108864 pixels",
+        id="png-20000x20000",
+    ),
+    pytest.param(
+        {"data.source": "images", "data.image_size": [8, 8]},
+        png_header_only(10000, 10000),
+        "sample",
+        "bomb.png: an image of 10000x10000 pixels is over the limit of 67108864 pixels",
+        id="png-10000x10000-resized",
+    ),
+]
+
+
+@pytest.mark.parametrize("change,make,stage,words", CASES_21)
+def test_later_stage_checks_run_before_any_teacher_call(project, change, make, stage, words, capsys, monkeypatch):
+    test_bad_input_is_one_line_before_any_teacher_call(project, "", change, make, stage, words, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "edit,words",
+    [
+        (
+            lambda text: text.replace("budget: 20", "budget: 20\n  budget: 30"),
+            "params.yaml: teacher.budget: given twice",
+        ),
+        (lambda text: text.replace("seed: 0\n", "seed: 0\nseed: 1\n", 1), "params.yaml: seed: given twice"),
+        (
+            lambda text: text.replace("budget: 20", "budget: 20 # caf\udce9"),
+            "params.yaml: not UTF-8 (byte 0xe9 on line",
+        ),
+    ],
+    ids=["duplicate-key", "duplicate-top-level-key", "non-utf8-byte"],
+)
+def test_params_file_read_as_dvc_reads_it(project, edit, words, capsys, monkeypatch):
+    reset(project)
+    text = edit(yaml.safe_dump(base_params(project)))
+    (project / "params.yaml").write_bytes(text.encode("utf-8", "surrogateescape"))
+    failed, run = run_stages(project, capsys, monkeypatch)
+    assert failed == "source", (failed, run.stderr[-2000:] if run else None)
+    assert_one_line(run, "source", words)
+    assert computed_samples(project / "count.log") == 0
+
+
+# end of issue 21's cases
+
+
 def run_stages(root: Path, capsys, monkeypatch) -> tuple[str | None, Outcome | None]:
     outcome = run_stage_commands(root, capsys, monkeypatch, until=UNTIL)
     return (outcome.stage, outcome) if outcome is not None else (None, None)

@@ -12,6 +12,8 @@ Grey images become [n, 1, H, W]; if any image has colour, all become RGB [n, 3, 
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,16 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MAX_BYTES = 8 << 30  # the float32 array of every image is held in memory
+# One image's pixels, refused from its header before it is decoded: a 20000x20000 PNG of a few KB would take
+# 1.6 GB as float32 (and Pillow's own guard only warns below 2 x 89 Mpx). data.image_size is at most 4096 a side.
+MAX_PIXELS = 8192 * 8192
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def _pixels(error: Exception) -> str:
+    """'W x H pixels' from our refusal, or 'N pixels' from Pillow's own (raised on opening, above 178 Mpx)."""
+    found = re.search(r"\d+x\d+ pixels|\d+ pixels", str(error))
+    return found.group(0) if found else str(error)
 
 
 def _images(folder: Path) -> list[Path]:
@@ -66,9 +77,19 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
     pictures = []
     for path, _ in files:
         try:
-            with Image.open(path) as image:
+            with warnings.catch_warnings():  # Pillow's warning above 89 Mpx: the size is checked here instead
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(path)  # reads the header only: the size is known before decoding
+            with image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
                 image.load()
                 picture = image.copy()
+        except Image.DecompressionBombError as error:  # ours, or Pillow's own above 2 x its limit
+            raise CkdError(
+                f"{path}: an image of {_pixels(error)} is over the limit of {MAX_PIXELS} pixels (a decompression "
+                "bomb?); shrink it before training a small student on it"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError) as error:
             raise CkdError(f"{path}: not a readable image ({str(error).splitlines()[0][:120]})") from None
         pictures.append(picture)

@@ -34,11 +34,14 @@ def read_table(path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
     try:
-        if path.suffix.lower() == ".csv":
-            return pa_csv.read_csv(path)
-        return pq.read_table(path)
+        table = pa_csv.read_csv(path) if path.suffix.lower() == ".csv" else pq.read_table(path)
     except Exception as error:  # pyarrow's own errors: a malformed file, a wrong format
         raise CkdError(f"{path}: not a readable {path.suffix} table ({str(error).splitlines()[0][:160]})") from None
+    names = table.column_names
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # pyarrow reads them; selecting one by name would then fail (KeyError) or pick one silently
+        raise CkdError(f"{path}: column name(s) {', '.join(map(repr, twice[:5]))} appear more than once; rename them")
+    return table
 
 
 def _numeric(column: pa.ChunkedArray) -> bool:

@@ -1,0 +1,68 @@
+"""The `train` stage's own checks of `student.*`, made before any teacher call (issue 21).
+
+`student.arch_args` and `student.method_args` are checked by name in `ckd.config`; their values, and whether
+the student takes the data's inputs at all (`student.arch: cnn` on a table), are known only by building them.
+`sample` (the first stage that knows the data's shape) and `query` (the stage that pays) build every method of
+the grid and the student exactly as `ckd.train` does, the student on torch's meta device: no weights are
+allocated and one forward pass on a meta batch checks the shapes. An error is one line naming the parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ckd.config import StudentConfig
+from ckd.data import Pool
+from ckd.errors import CkdError, ConfigError
+
+
+def check_student(student: StudentConfig, sample_shape: Sequence[int], num_classes: int, labelled: bool) -> None:
+    """Raise a one-line CkdError if `train` would refuse these settings for inputs shaped `sample_shape`."""
+    import torch
+
+    from ckd.methods import build_method
+    from ckd.students import build_student
+    from ckd.train import candidate_grid
+
+    shape = tuple(int(d) for d in sample_shape)
+    for candidate in candidate_grid(student):
+        try:  # the teacher's variance is known only after the query: 1.0 stands in (a scale, not a check)
+            build_method(student.method, num_classes, 1.0, labelled, **candidate.method_args)
+        except CkdError:
+            raise
+        except (TypeError, ValueError, ZeroDivisionError) as error:
+            raise ConfigError(
+                "student.method_args", f"{student.method} refuses {candidate.method_args} ({error})"
+            ) from None
+    with torch.device("meta"):
+        try:
+            model = build_student(
+                student.arch,
+                shape,
+                num_classes,
+                np.zeros(shape, np.float32),
+                np.ones(shape, np.float32),
+                dict(student.arch_args),
+            )
+        except CkdError:
+            raise
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ConfigError(
+                "student.arch_args", f"{student.arch} refuses {dict(student.arch_args)} ({error})"
+            ) from None
+        try:
+            with torch.no_grad():
+                out = model(torch.zeros((2, *shape)))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ConfigError(
+                "student.arch", f"{student.arch} cannot take inputs shaped {shape} ({str(error).splitlines()[0]})"
+            ) from None
+    if tuple(out.shape) != (2, num_classes):
+        raise ConfigError("student.arch", f"{student.arch} gives outputs {tuple(out.shape[1:])}, not {num_classes}")
+
+
+def check_student_for(student: StudentConfig, pool: Pool) -> None:
+    """`check_student` for the pool's inputs, classes and labels."""
+    check_student(student, pool.x.shape[1:], len(pool.class_names), pool.labels is not None)
