@@ -373,6 +373,53 @@ def test_params_file_read_as_dvc_reads_it(project, edit, words, capsys, monkeypa
     assert computed_samples(project / "count.log") == 0
 
 
+BAD_TEACHERS = """
+import os, sys, time
+
+def sleeps(x):
+    time.sleep(3600)
+
+def exits(x):
+    sys.exit(3)
+
+def interrupted(x):
+    raise KeyboardInterrupt
+
+def crashes(x):
+    os.abort()
+"""
+
+
+@pytest.mark.parametrize(
+    "function,words",
+    [
+        ("sleeps", "user_bad:sleeps gave no answer within teacher.timeout_s=2 s while answering a batch of 10; its"),
+        ("exits", "user_bad:exits raised SystemExit: 3"),
+        ("interrupted", "user_bad:interrupted raised KeyboardInterrupt"),
+        ("crashes", "user_bad:crashes's process ended (exit status -6)"),
+    ],
+)
+def test_python_teacher_failing_mid_run_is_a_lost_batch_and_one_line(project, function, words, capsys, monkeypatch):
+    from ckd.store import open_store
+
+    reset(project)
+    (project / "user_bad.py").write_text(BAD_TEACHERS)
+    params = base_params(project)
+    del params["teacher"]["count_file"]
+    params["teacher"].update(kind="python", callable=f"user_bad:{function}", timeout_s=2, batch_size=10)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    failed, run = run_stages(project, capsys, monkeypatch)
+    assert failed == "query", (failed, run.stderr[-2000:] if run else None)
+    assert_one_line(run, "query", "teacher call for batch 1 failed (PythonTeacherFailed: ")
+    assert words in run.stderr and "its 10 samples stay counted as lost" in run.stderr, run.stderr
+    store = open_store(str(project / "store"))
+    try:
+        (summary,) = store.summaries()
+        assert (summary.spent, summary.lost, summary.answered) == (10, 10, 0)
+    finally:
+        store.close()
+
+
 # end of issue 21's cases
 
 

@@ -8,8 +8,10 @@
 `function(x)` takes a batch of raw inputs [batch, *sample_shape] (float32; a text source: [batch] strings)
 and returns scores [batch, classes] (`teacher.scores`: logits or probabilities). It runs under the same
 budget and store as every backend: each input it is given is reserved first and counted, and its answers
-are stored once. An exception from the function counts the batch as lost (it may have called something
-paid) and stops the run with one line. The teacher's identity is the callable's name and the SHA-256 of
+are stored once. The function runs in a process of its own (`ckd.teachers.python_worker`): an exception,
+`sys.exit`, `KeyboardInterrupt`, a crash of that process, or no answer within `teacher.timeout_s` (the process
+is then stopped) counts the batch as lost (it may have called something paid) and stops the run with one
+line; `query` itself never ends with it. The teacher's identity is the callable's name and the SHA-256 of
 its module's source, so changed code is a new teacher with answers of its own (the same purse).
 """
 
@@ -19,7 +21,14 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import io
+import os
 import re
+import socket
+import subprocess
+import sys
+import weakref
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +36,8 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ckd.errors import CkdError, ConfigError
-from ckd.teachers.base import TEACHERS, TeacherSettings
+from ckd.teachers.base import TEACHERS, AnswerUnusable, TeacherSettings
+from ckd.teachers.python_worker import PATH_ENV
 
 _CALLABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 
@@ -48,6 +58,7 @@ class PythonTeacherConfig(TeacherSettings):
 
     kind: Literal["python"] = "python"
     callable: str = Field(..., min_length=3)
+    timeout_s: float = Field(300.0, gt=0, le=86_400)  # per batch; then its process is stopped, the batch lost
 
     @field_validator("callable")
     @classmethod
@@ -69,9 +80,9 @@ class PythonTeacher:
 
     @classmethod
     def from_config(cls, config: PythonTeacherConfig) -> PythonTeacher:
-        return cls(config.callable)
+        return cls(config.callable, config.timeout_s)
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, timeout_s: float = 300.0):
         module_name, function_name = target.split(":")
         source = module_file(module_name)
         try:
@@ -96,13 +107,87 @@ class PythonTeacher:
             raise ConfigError("teacher.callable", f"{target} must take one argument, the batch ({error})") from None
         except ValueError:
             pass  # a builtin without a signature: taken as it is
-        self.function = function
+        self.target, self.timeout_s = target, float(timeout_s)
+        self._worker: tuple[subprocess.Popen, Connection] | None = None
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:24]
         self.identity = f"python:{target}:{digest}"
         self.description = f"Python function {target} ({source})"
 
+    # -- the function's own process ------------------------------------------------------------
+    def _start(self) -> tuple[subprocess.Popen, Connection]:
+        """Start the worker and wait (at most teacher.timeout_s) for its import of the module: free."""
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, PATH_ENV: os.pathsep.join(sys.path)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ckd.teachers.python_worker", str(theirs.fileno()), self.target],
+            pass_fds=(theirs.fileno(),),
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        conn = Connection(ours.detach())
+        self._worker = (process, conn)
+        weakref.finalize(self, _stop, process, conn)
+        try:
+            reply = self._receive(conn, process, "starting")
+        except PythonTeacherFailed as error:
+            raise CkdError(f"teacher.callable: {error}") from None
+        if reply != b"ready":
+            self.close()
+            raise CkdError(f"teacher.callable: {self.target} cannot start in its own process ({reply[1:].decode()})")
+        return process, conn
+
+    def _receive(self, conn: Connection, process: subprocess.Popen, doing: str) -> bytes:
+        if not conn.poll(self.timeout_s):
+            self.close()
+            raise PythonTeacherFailed(
+                f"{self.target} gave no answer within teacher.timeout_s={self.timeout_s:g} s while {doing}; "
+                "its process was stopped"
+            )
+        try:
+            return conn.recv_bytes()
+        except (EOFError, OSError):
+            status = self.close()
+            raise PythonTeacherFailed(f"{self.target}'s process ended (exit status {status}) while {doing}") from None
+
+    def close(self) -> int | None:
+        """Stop the worker (the next call starts a new one); its exit status."""
+        if self._worker is None:
+            return None
+        process, conn = self._worker
+        self._worker = None
+        return _stop(process, conn)
+
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
-        """Nothing is declared before the first call; the answers' shape is checked as they come."""
+        """Nothing is declared before the first call (the answers' shape is checked as they come); the
+        worker is started here, so a module that cannot start in it costs no call."""
+        if self._worker is None:
+            self._start()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.function(x))
+        process, conn = self._worker if self._worker is not None else self._start()
+        request = io.BytesIO()
+        np.save(request, np.asarray(x), allow_pickle=False)
+        try:
+            conn.send_bytes(request.getvalue())
+        except OSError:
+            status = self.close()
+            raise PythonTeacherFailed(f"{self.target}'s process ended (exit status {status})") from None
+        reply = self._receive(conn, process, f"answering a batch of {len(x)}")
+        kind, body = reply[:1], reply[1:]
+        if kind == b"A":
+            return np.load(io.BytesIO(body), allow_pickle=False)
+        if kind == b"U":
+            raise AnswerUnusable("the function returned something that is not an array of numbers", body.decode())
+        raise PythonTeacherFailed(f"{self.target} raised {body.decode()}")
+
+
+class PythonTeacherFailed(Exception):
+    """The function raised, exited, crashed or overran teacher.timeout_s: the batch is lost (`ckd.query`)."""
+
+
+def _stop(process: subprocess.Popen, conn: Connection) -> int | None:
+    conn.close()
+    if process.poll() is None:
+        process.kill()
+    return process.wait()
