@@ -420,6 +420,65 @@ def test_python_teacher_failing_mid_run_is_a_lost_batch_and_one_line(project, fu
         store.close()
 
 
+OIP_METADATA = {
+    "name": "m",
+    "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 1, 8, 8]}],
+    "outputs": [{"name": "scores", "datatype": "FP32", "shape": [-1, 10]}],
+}
+
+
+@pytest.mark.parametrize(
+    "pause_s,cap_mb,words",
+    [
+        (0.0, 64, "reading stopped"),  # as fast as it goes: the byte cap (or the deadline) stops it
+        (0.05, 4096, "a body still arriving after teacher.timeout_s=2 s (reading stopped)"),  # a drip: the deadline
+    ],
+    ids=["fast", "drip"],
+)
+def test_endless_http_body_is_bounded_in_memory_and_time(project, pause_s, cap_mb, words, capsys, monkeypatch):
+    """A 200 whose body never ends: `query` (its own process, RSS measured by the kernel) stops reading at
+    teacher.max_response_mb or teacher.timeout_s, keeps the paid batch apart and ends in one line."""
+    import os
+    import shlex
+    import threading
+
+    from ckd.store import open_store
+
+    reset(project)
+    with FakeOipServer(OIP_METADATA, endless=pause_s) as server:
+        params = base_params(project)
+        del params["teacher"]["count_file"]
+        params["teacher"].update(
+            kind="http", url=server.url, model_name="m", timeout_s=2, max_response_mb=cap_mb, batch_size=10
+        )
+        (project / "params.yaml").write_text(yaml.safe_dump(params))
+        assert run_stage_commands(project, capsys, monkeypatch, until="sample") is None
+        command = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["query"]["cmd"]
+        query = subprocess.Popen(
+            [sys.executable, *shlex.split(command)[1:]],
+            cwd=project,
+            env={**os.environ, "PYTHONPATH": str(project)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        stop = threading.Timer(300, query.kill)  # unbounded reading would never end: fail, do not hang
+        stop.start()
+        stderr = query.stderr.read()
+        _, status, usage = os.wait4(query.pid, 0)
+        stop.cancel()
+        query.returncode = os.waitstatus_to_exitcode(status)
+    print(f"query peak RSS {usage.ru_maxrss >> 10} MB, {server.sent_bytes >> 20} MB sent; {stderr.strip()[-300:]}")
+    assert usage.ru_maxrss < 500 * 1024, f"query peaked at {usage.ru_maxrss >> 10} MB"  # KiB on Linux
+    assert_one_line(Outcome("query", query.returncode, stderr), "query", "teacher answered batch 1 unusably: HTTP 200")
+    assert words in stderr, stderr
+    store = open_store(str(project / "store"))
+    try:
+        (summary,) = store.summaries()
+        assert (summary.spent, summary.rejected, summary.answered) == (10, 10, 0)  # paid, kept apart
+    finally:
+        store.close()
+
+
 # end of issue 21's cases
 
 

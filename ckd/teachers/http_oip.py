@@ -61,6 +61,31 @@ FLOAT_DATATYPES = ("FP32", "FP64", "FP16")
 MAX_RETRY_AFTER_S = 60.0
 
 
+class BodyOverCap(Exception):
+    """A response body longer than `teacher.max_response_mb`, or still arriving at `teacher.timeout_s` (httpx's
+    timeout is per read: a body that never ends, a chunk at a time, would never time out nor stop growing)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def read_capped(chunks, status: int, max_bytes: int, deadline: float, timeout_s: float) -> bytes:
+    """The body from `chunks`, refused past `max_bytes` or past the monotonic `deadline`: memory and time stay
+    bounded whatever the server sends."""
+    parts, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyOverCap(f"a body over teacher.max_response_mb={max_bytes / 2**20:g} MB (reading stopped)", status)
+        if time.monotonic() > deadline:
+            raise BodyOverCap(
+                f"a body still arriving after teacher.timeout_s={timeout_s:g} s (reading stopped)", status
+            )
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 class _Retryable(Exception):
     """Nothing was computed (no connection, or an HTTP error status): safe to send again."""
 
@@ -157,6 +182,7 @@ class HttpTeacherConfig(TeacherSettings):
     backoff_s: float = Field(0.5, gt=0, le=60)  # first retry's wait; doubles per retry, with jitter
     max_backoff_s: float = Field(30.0, gt=0, le=600)
     ready_timeout_s: float = Field(30.0, gt=0, le=3600)  # how long to wait for GET /v2/health/ready
+    max_response_mb: float = Field(64.0, gt=0, le=4096)  # a longer response body is refused, not read on
 
     @field_validator("url")
     @classmethod
@@ -214,6 +240,7 @@ class OpenInferenceTeacher:
             backoff_s=config.backoff_s,
             max_backoff_s=config.max_backoff_s,
             ready_timeout_s=config.ready_timeout_s,
+            max_response_mb=config.max_response_mb,
         )
 
     def __init__(
@@ -231,6 +258,7 @@ class OpenInferenceTeacher:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         ready_timeout_s: float = 30.0,
+        max_response_mb: float = 64.0,
     ):
         import httpx  # here, not at the top: a stage that only validates params does not load it
 
@@ -239,6 +267,7 @@ class OpenInferenceTeacher:
         self.model_name, self.model_version = model_name, model_version
         self.concurrency, self.max_retries = concurrency, max_retries
         self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
+        self.timeout_s, self.max_response_bytes = float(timeout_s), int(max_response_mb * 2**20)
         self._token = None
         if token_env:
             self._token = os.environ.get(token_env)
@@ -276,6 +305,14 @@ class OpenInferenceTeacher:
         )
         self.description = f"{model_name} version {version} served at {self.url}"
 
+    def _request(self, method: str, path: str, **kwargs) -> tuple[int, Any, bytes]:
+        """(status, headers, body) of one request, the body read with a byte cap and a total deadline."""
+        deadline = time.monotonic() + self.timeout_s
+        with self.client.stream(method, path, **kwargs) as response:
+            chunks = response.iter_bytes()
+            body = read_capped(chunks, response.status_code, self.max_response_bytes, deadline, self.timeout_s)
+            return response.status_code, response.headers, body
+
     # -- set-up (free calls) -------------------------------------------------------------------
     def _mask(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
@@ -287,12 +324,14 @@ class OpenInferenceTeacher:
         last = ""
         while True:
             try:
-                response = self.client.get("/v2/health/ready")
-                if response.status_code == 200:
+                status, _, _ = self._request("GET", "/v2/health/ready")
+                if status == 200:
                     return
-                last = f"HTTP {response.status_code}"
+                last = f"HTTP {status}"
             except httpx.HTTPError as error:
                 last = type(error).__name__
+            except BodyOverCap as error:
+                last = str(error)
             if time.monotonic() > deadline:
                 raise TeacherError(
                     f"teacher.url: {self.url} is not ready after {timeout_s:.0f} s (GET /v2/health/ready: {last})"
@@ -303,19 +342,21 @@ class OpenInferenceTeacher:
         import httpx
 
         try:
-            response = self.client.get(path)
+            status, _, content = self._request("GET", path)
         except httpx.HTTPError as error:
             raise TeacherError(
                 f"teacher.url: cannot read {what} at {self.url}{path} ({type(error).__name__})"
             ) from None
-        if response.status_code != 200:
+        except BodyOverCap as error:
+            raise TeacherError(f"teacher.url: {what} at {self.url}{path} is {error}") from None
+        if status != 200:
             raise TeacherError(
                 f"teacher.model_name: {what} at {self.url}{path} answered HTTP "
-                f"{response.status_code}: {self._mask(response.text)[:200]}"
+                f"{status}: {self._mask(content.decode('utf-8', 'replace'))[:200]}"
             )
         try:
-            return response.json()
-        except json.JSONDecodeError:
+            return json.loads(content)
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise TeacherError(f"teacher.url: {what} at {self.url}{path} is not JSON") from None
 
     def _read_metadata(self, metadata: dict, output: str | None) -> None:
@@ -388,19 +429,23 @@ class OpenInferenceTeacher:
 
         self.rate_limiter.acquire()
         try:
-            response = self.client.post(f"{self.model_path}/infer", json=body)
+            status, headers, content = self._request("POST", f"{self.model_path}/infer", json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             raise _Retryable(f"cannot connect ({type(error).__name__})") from None
         except (httpx.TimeoutException, httpx.TransportError) as error:
             raise OutcomeUnknown(f"{type(error).__name__} after the request left") from None
-        words = self._mask(response.text).strip()[:300]  # masked first: a cut must not leave half a token
-        status = response.status_code
+        except BodyOverCap as error:
+            if error.status == 200:  # computed and answered: paid, and unusable
+                raise AnswerUnusable(f"HTTP 200 with {error}") from None
+            raise OutcomeUnknown(f"HTTP {error.status} with {error}") from None
+        # masked first: a cut must not leave half a token
+        words = self._mask(content.decode("utf-8", "replace")).strip()[:300]
         if status == 200:
             try:
-                return response.json()
-            except json.JSONDecodeError:
+                return json.loads(content)
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 raise AnswerUnusable("HTTP 200 with a body that is not JSON", words) from None
-        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        retry_after = _retry_after_seconds(headers.get("Retry-After"))
         if status == 429 or (status in (500, 503) and retry_after is not None):
             raise _Retryable(f"HTTP {status}: {words}", retry_after)
         if status >= 500 and status not in (501, 505):

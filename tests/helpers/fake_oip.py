@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
 
 class FakeOipServer:
-    def __init__(self, metadata, classes: int = 10):
-        self.metadata, self.classes = metadata, classes
+    def __init__(self, metadata, classes: int = 10, endless: float | None = None):
+        """`endless`: /infer answers 200 with a body that never ends, 64 KiB every `endless` seconds (0: as fast
+        as the socket takes it), until the client hangs up."""
+        self.metadata, self.classes, self.endless = metadata, classes, endless
         self.computed = 0
         self.authorizations: list[str] = []
         server = self
@@ -29,6 +32,21 @@ class FakeOipServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _stream_forever(self, pause_s: float) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()  # no Content-Length: the body ends when the connection does
+                chunk = b'{"outputs": [' + b" " * 65536
+                try:
+                    while not server.stopping.is_set():
+                        self.wfile.write(chunk)
+                        server.sent_bytes += len(chunk)
+                        if pause_s:
+                            time.sleep(pause_s)
+                except OSError:
+                    pass  # the client hung up
+                self.close_connection = True
+
             def do_GET(self):
                 if self.path == "/v2/health/ready":
                     self._send(200, {"ready": True})
@@ -42,6 +60,9 @@ class FakeOipServer:
                 server.authorizations.append(self.headers.get("Authorization", ""))
                 batch = int(request["inputs"][0]["shape"][0])
                 server.computed += batch
+                if server.endless is not None:
+                    self._stream_forever(server.endless)
+                    return
                 scores = np.zeros((batch, server.classes), np.float32)
                 self._send(
                     200,
@@ -57,6 +78,8 @@ class FakeOipServer:
                     },
                 )
 
+        self.stopping = threading.Event()
+        self.sent_bytes = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -66,5 +89,6 @@ class FakeOipServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
