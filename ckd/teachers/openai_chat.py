@@ -44,7 +44,14 @@ from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
 from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherRefused, TeacherSettings
-from ckd.teachers.http_oip import MAX_RETRY_AFTER_S, _RateLimiter, _retry_after_seconds, normalise_url
+from ckd.teachers.http_oip import (
+    MAX_RETRY_AFTER_S,
+    BodyOverCap,
+    _RateLimiter,
+    _retry_after_seconds,
+    normalise_url,
+    read_capped,
+)
 
 DEFAULT_PROMPT = (
     "Classify the text into one of these categories: {labels}.\nAnswer with the category only.\n\n"
@@ -73,6 +80,7 @@ class OpenAITeacherConfig(TeacherSettings):
     backoff_s: float = Field(0.5, gt=0, le=60)  # first retry's wait; doubles per retry, with jitter
     max_backoff_s: float = Field(30.0, gt=0, le=600)
     check_model: bool = True  # GET {url}/models (free) before any paid call
+    max_response_mb: float = Field(64.0, gt=0, le=4096)  # a longer answer's body is refused, not read on
 
     @field_validator("url")
     @classmethod
@@ -190,6 +198,7 @@ class OpenAIChatTeacher:
             smoothing=config.onehot_smoothing,
             concurrency=config.concurrency,
             timeout_s=config.timeout_s,
+            max_response_mb=config.max_response_mb,
             max_retries=config.max_retries,
             rate_limit_per_s=config.rate_limit_per_s,
             token_env=config.token_env,
@@ -216,6 +225,7 @@ class OpenAIChatTeacher:
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         check_model: bool = True,
+        max_response_mb: float = 64.0,
     ):
         import openai
 
@@ -226,6 +236,7 @@ class OpenAIChatTeacher:
         self.concurrency, self.max_retries = concurrency, max_retries
         self.top_logprobs, self.backoff_s, self.max_backoff_s = top_logprobs, backoff_s, max_backoff_s
         self.rate_limiter = _RateLimiter(rate_limit_per_s)
+        self.timeout_s, self.max_response_bytes = float(timeout_s), int(max_response_mb * 2**20)
         self._token = None
         if token_env:
             self._token = os.environ.get(token_env)
@@ -308,7 +319,24 @@ class OpenAIChatTeacher:
         if self.max_tokens is not None:
             request["max_tokens"] = self.max_tokens
         try:
-            return self.client.chat.completions.create(**request)
+            # Streamed: the body is read with a byte cap and a total deadline (the SDK's timeout is per read,
+            # so a body that never ends would never time out), then parsed as the SDK parses it.
+            deadline = time.monotonic() + self.timeout_s
+            with self.client.chat.completions.with_streaming_response.create(**request) as response:
+                status = response.http_response.status_code
+                try:
+                    body = read_capped(response.iter_bytes(), status, self.max_response_bytes, deadline, self.timeout_s)
+                except BodyOverCap:
+                    raise
+                except Exception as error:  # the HTTP client's own, once the answer began: as the SDK's below
+                    raise OutcomeUnknown(f"{type(error).__name__} while reading the answer") from None
+            from openai.types.chat import ChatCompletion
+
+            return ChatCompletion.construct(**json.loads(body))
+        except BodyOverCap as error:  # a 200 is computed and paid: unusable, kept apart
+            raise AnswerUnusable(f"HTTP {error.status} with {error}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
+            raise AnswerUnusable(f"HTTP 200 with a body that is not a chat completion ({error})") from None
         except openai.APIConnectionError as error:  # APITimeoutError is one too
             cause = type(error.__cause__).__name__ if error.__cause__ is not None else type(error).__name__
             if cause in _NOT_SENT:

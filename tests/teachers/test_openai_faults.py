@@ -219,3 +219,44 @@ def test_retry_after_is_honoured(tmp_path, llm, texts, monkeypatch):
         assert server.computed == 3
     assert waits.count(7.0) == 2  # the 429's and the 500's Retry-After
     assert result.calls_spent_total == 3 and result.teacher_outputs == 3
+
+
+def test_an_endless_answer_is_cut_at_the_cap_kept_apart_and_one_line(texts, tmp_path):
+    """issue 21: a 200 whose body never ends is read up to teacher.max_response_mb, not without end."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    stopping = threading.Event()
+
+    class Endless(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                while not stopping.is_set():
+                    self.wfile.write(b'{"choices": [' + b" " * 65536)
+            except OSError:
+                pass
+            self.close_connection = True
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        teacher = OpenAIChatTeacher(url, MODEL, LABEL_WORDS, timeout_s=30, check_model=False, max_response_mb=1)
+        ids, x, _ = texts
+        with pytest.raises(TeacherError, match=r"unusably: HTTP 200 with a body over teacher.max_response_mb=1 MB"):
+            run_query(teacher, ids[:2], x[:2], len(LABEL_WORDS), 2, tmp_path / "store", batch_size=1, progress=False)
+    finally:
+        stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+    store = store_of(tmp_path)
+    (summary,) = store.summaries()
+    store.close()
+    assert (summary.spent, summary.rejected, summary.answered) == (1, 1, 0)  # paid, kept apart, one request
