@@ -79,7 +79,7 @@ def _suite(spec: ScoreExpectations, num_columns: int):
 def check_teacher_outputs(
     ids: np.ndarray, scores: np.ndarray, spec: ScoreExpectations, artifact: str, docs_dir: str | Path | None = None
 ) -> dict:
-    """Validate the stored outputs; raise QualityError with one line per failed expectation.
+    """Validate the stored outputs; raise QualityError, one line naming the likely cause and the rest.
 
     With `docs_dir`, the validation is also rendered as Great Expectations Data Docs (static HTML) there,
     and their index is named in the summary and in the error."""
@@ -118,19 +118,58 @@ def check_teacher_outputs(
     )
     run = checkpoint.run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
     (result,) = run.run_results.values()
-    failures = []
-    for item in result.results:
-        if item.success:
-            continue
-        config = item.expectation_config
-        kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
-        observed = item.result.get("observed_value", item.result.get("unexpected_count"))
-        failures.append(f"{artifact}: failed {config.type} {kwargs} (observed {observed})")
-    summary = {"expectations": len(result.results), "failed": len(failures), "success": not failures}
+    failed = [item for item in result.results if not item.success]
+    summary = {"expectations": len(result.results), "failed": len(failed), "success": not failed}
     if docs_dir is not None:
         summary["data_docs"] = str(docs_dir / "index.html")
-    if failures:
+    if failed:
+        line = f"{artifact}: {_likely_cause(failed, scores, spec)}"
         if docs_dir is not None:
-            failures.append(f"{artifact}: Great Expectations Data Docs: {docs_dir / 'index.html'}")
-        raise QualityError("\n".join(failures))
+            line += f"; Great Expectations Data Docs: {docs_dir / 'index.html'}"
+        raise QualityError(line)
     return summary
+
+
+def _described(item) -> str:
+    config = item.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
+    observed = item.result.get("observed_value", item.result.get("unexpected_count"))
+    return f"failed {config.type} {kwargs} (observed {observed})"
+
+
+def _likely_cause(failed: list, scores: np.ndarray, spec: ScoreExpectations) -> str:
+    """One line: what most likely went wrong, from the failed expectations and the scores themselves, then
+    the other failed expectations by name (the Data Docs hold every detail)."""
+    columns = [item.expectation_config.kwargs.get("column") or "" for item in failed]
+    finite = scores[np.isfinite(scores).all(axis=1)] if scores.size else scores
+    cause, explained = None, set()
+    if "row_is_finite" in columns:
+        bad = int((~np.isfinite(scores).all(axis=1)).sum())
+        cause, explained = f"{bad} of {len(scores)} rows hold NaN or infinite scores", {"row_is_finite", "row_sum"}
+    elif spec.probabilities and finite.size and (finite < 0).any():  # a probability is never negative: logits
+        outside = int(((finite < 0) | (finite > 1)).any(axis=1).sum())
+        cause = (
+            f"{outside} of {len(scores)} rows have scores outside [0, 1] (from {finite.min():.4g} to "
+            f"{finite.max():.4g}) with teacher.scores: probabilities; the teacher most likely gives logits "
+            "(set teacher.scores: logits)"
+        )
+        explained = {c for c in columns if c.startswith("score_")} | {"row_sum"}
+    elif spec.probabilities and "row_sum" in columns and finite.size:  # scores above 1 follow from the sums
+        sums = finite.sum(axis=1)
+        off = np.abs(sums - 1) > PROBABILITY_TOLERANCE
+        cause = (
+            f"{int(off.sum())} of {len(scores)} rows do not sum to 1 (observed sums {sums[off].min():.4g} to "
+            f"{sums[off].max():.4g}) with teacher.scores: probabilities; the teacher's rows are not distributions"
+        )
+        explained = {c for c in columns if c.startswith("score_")} | {"row_sum"}
+    rest = [item for item, column in zip(failed, columns) if column not in explained]
+    if cause is None:
+        cause, rest = _described(rest[0]), rest[1:]
+    if rest:
+        names = [
+            item.expectation_config.type + (f"({column})" if column else "")
+            for item, column in zip(failed, columns)
+            if item in rest
+        ]
+        cause += f"; also failed: {', '.join(names)}"
+    return cause

@@ -479,6 +479,46 @@ def test_endless_http_body_is_bounded_in_memory_and_time(project, pause_s, cap_m
         store.close()
 
 
+THREE_TIMES_PROBABILITIES = """
+import numpy as np
+
+def predict(x):
+    flat = x.reshape(len(x), -1)
+    logits = flat[:, :10] - flat[:, :10].max(axis=1, keepdims=True)
+    return 3 * np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        (
+            {"teacher.scores": "probabilities"},
+            "rows have scores outside [0, 1] (from -",
+        ),
+        (
+            {
+                "teacher.kind": "python",
+                "teacher.callable": "user_sum3:predict",
+                "teacher.count_file": None,
+                "teacher.model": None,
+                "teacher.scores": "probabilities",
+            },
+            "20 of 20 rows do not sum to 1 (observed sums 3 to 3)",
+        ),
+    ],
+    ids=["logits-as-probabilities", "rows-sum-to-3"],
+)
+def test_check_failure_is_one_line_naming_the_likely_cause(project, change, words, capsys, monkeypatch):
+    reset(project)
+    (project / "user_sum3.py").write_text(THREE_TIMES_PROBABILITIES)
+    (project / "params.yaml").write_text(yaml.safe_dump(with_changes(base_params(project), change)))
+    run = run_stage_commands(project, capsys, monkeypatch, until="check")
+    assert run is not None and run.stage == "check", run
+    assert_one_line(run, "check", words)
+    assert "; Great Expectations Data Docs: reports/data_docs/index.html" in run.stderr
+
+
 # end of issue 21's cases
 
 
