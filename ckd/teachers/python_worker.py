@@ -25,7 +25,7 @@ PATH_ENV = "CKD_PYTHON_TEACHER_PATH"  # the parent's sys.path: the module is fou
 
 def _describe(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}"[:500]
+    return (f"{type(error).__name__}: {text}" if text else type(error).__name__)[:500]
 
 
 def serve(fd: int, target: str) -> None:
