@@ -519,6 +519,16 @@ def test_check_failure_is_one_line_naming_the_likely_cause(project, change, word
     assert "; Great Expectations Data Docs: reports/data_docs/index.html" in run.stderr
 
 
+def test_student_refused_for_the_data_through_dvc_repro(project):
+    """The same check through `dvc repro` itself: `sample` refuses, `query` never runs."""
+    test_bad_input_through_dvc_repro(
+        project,
+        {"data.source": "t.csv", "data.test_size": 20, "student.arch": "cnn", "student.arch_args": {}},
+        wide_table,
+        "ckd sample: error: student.arch: 'cnn' needs image inputs",
+    )
+
+
 # end of issue 21's cases
 
 
