@@ -23,8 +23,10 @@ export GX_ANALYTICS_ENABLED := False
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export TQDM_MININTERVAL := 2
+# MkDocs Material's banner about MkDocs 2.0, printed on every build: off.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install install-test run test lint exps plots bench clean-outputs
+.PHONY: install install-test run test lint docs exps plots bench clean-outputs
 
 install: $(STAMP)
 
@@ -61,12 +63,17 @@ $(MLSERVER_STAMP): serving/requirements-mlserver.txt
 run: install
 	source $(VENV)/bin/activate && dvc repro && python -m ckd.summary metrics/validate.json
 
-test: install-test lint
+test: install-test lint docs
 	source $(VENV)/bin/activate && python -m pytest -q
 
 # Style: lint, formatting (checked, never rewritten here) and types; settings in pyproject.toml.
 lint: install-test
 	source $(VENV)/bin/activate && ruff check . && ruff format --check . && mypy
+
+# The documentation site (mkdocs.yml) in site/: a broken link, a missing included result file or any other
+# warning fails it (--strict; not with --quiet, which hides the warnings and passes). `mkdocs serve` previews it.
+docs: install-test
+	source $(VENV)/bin/activate && mkdocs build --strict
 
 # The experiments, with only the columns whose values differ (params.yaml alone has ~50 keys).
 exps:
