@@ -19,7 +19,7 @@ from ckd.students.checkpoint import StudentCheckpoint
 from ckd.teachers.base import TeacherSettings
 from ckd.teachers.onnx_file import OnnxFileTeacher, OnnxTeacherConfig
 from ckd.teachers.standin import is_standin
-from ckd.validate import SCORE_KEYS, accuracy, check_gates, onnx_logits, torch_logits
+from ckd.validate import SCORE_KEYS, accuracy, check_gates, onnx_logits, score_keys, torch_logits
 
 
 def teacher_is_standin(teacher: TeacherSettings) -> bool:
@@ -115,6 +115,17 @@ def model_card(
         {"onnx": str(onnx_path), "int8": str(int8_path)},
         source_fingerprint["files"] if source_fingerprint is not None else None,
     )
+
+
+def decision_metrics(metrics: dict, queried: Queried) -> dict:
+    """The figures experiments are compared by (`dvc exp show`, `make exps`): the shipped (ONNX fp32) student's
+    test accuracy (its agreement with the teacher where there is no test set), the teacher calls spent in the
+    store, and the estimated cost of the calls this run paid (an LLM teacher with prices; absent otherwise)."""
+    _, onnx_key, _ = score_keys(metrics)
+    decision = {onnx_key.removeprefix("onnx_"): metrics[onnx_key], "calls_spent": queried.calls_spent_total}
+    if queried.estimated_cost is not None:
+        decision["cost"] = queried.estimated_cost
+    return decision
 
 
 def gates(config: ValidateConfig, metrics: dict, onnx_path: str | Path) -> None:
