@@ -78,7 +78,7 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project, prefe
         "serving/triton/ckd_student/config.pbtxt",
         "serving/triton/ckd_student/1/model.onnx",
         "serving/kserve/inferenceservice.yaml",
-        "serving/mlserver/model-settings.json",
+        "serving/mlserver/ckd_student/model-settings.json",
     ):
         assert (project / "models" / artifact).is_file(), artifact
     card = json.loads((project / "models" / "model_card.json").read_text())

@@ -3,6 +3,7 @@ card; then the gates."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,9 @@ def model_card(
 ) -> dict:
     """The card records every section of the validated params (defaults included); `source_fingerprint`: the
     `source` stage's output, whose hashes identify the data."""
+    from ckd.export import read_metadata
+
+    scale = read_metadata(onnx_path).get("input_scale")  # written by `export` (ckd.serving.input_scale)
     return build_card(
         metrics,
         vars(checkpoint),
@@ -114,6 +118,7 @@ def model_card(
         teacher_is_standin(params.teacher),
         {"onnx": str(onnx_path), "int8": str(int8_path)},
         source_fingerprint["files"] if source_fingerprint is not None else None,
+        json.loads(scale) if scale else None,
     )
 
 
