@@ -202,10 +202,10 @@ def history(store: Store, prices: Prices, last: int | None = None) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     shown = list(runs.items())[-last:] if last else list(runs.items())
-    for run, r in shown:
+    for run_id, r in shown:
         cost = f"{r['cost']:.6f}" if prices else "-"
         lines.append(
-            f"| {r['time']} | {run[:12]} | {', '.join(sorted(r['teachers']))} | {r['answered']} | {r['rejected']} "
+            f"| {r['time']} | {run_id[:12]} | {', '.join(sorted(r['teachers']))} | {r['answered']} | {r['rejected']} "
             f"| {r['lost']} | {r['refused']} | {r['in_flight']} | {r['tokens']} | {cost} |"
         )
     lines.append(f"{len(runs)} runs; spent in total: {store.spent()}")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from ckd.teachers.openai_chat import OpenAIChatTeacher, OpenAITeacherConfig, rat
 
 log = logging.getLogger(__name__)
 
-ENDPOINT = "/v1/chat/completions"
+ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 FINAL = ("completed", "expired", "cancelled", "failed")
 WAIT_S = 0.2  # poll period while another run has our inputs in flight
 
@@ -50,7 +50,8 @@ WAIT_S = 0.2  # poll period while another run has our inputs in flight
 class OpenAIBatchTeacher(OpenAIChatTeacher):
     """`teacher.api: batch`: `ask` submits and polls jobs (`ckd.query.run_query` hands it its session)."""
 
-    requests_per_job, poll_s, max_wait_s, completion_window = 1000, 30.0, 86_400.0, "24h"
+    requests_per_job, poll_s, max_wait_s = 1000, 30.0, 86_400.0
+    completion_window: Literal["24h"] = "24h"
 
     @classmethod
     def from_config(cls, config: OpenAITeacherConfig) -> OpenAIBatchTeacher:

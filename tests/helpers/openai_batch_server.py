@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class StandinBatchServer:
@@ -79,10 +80,10 @@ class StandinBatchServer:
                     handler, 200, {"object": "list", "data": [self._public(j) for j in jobs], "has_more": False}
                 )
             if method == "GET" and path.startswith("/v1/batches/"):
-                job = self.jobs.get(path.rsplit("/", 1)[1])
-                if job is None:
+                found = self.jobs.get(path.rsplit("/", 1)[1])
+                if found is None:
                     return self._reply(handler, 404, {"error": {"message": "no such batch"}})
-                return self._reply(handler, 200, self._advance(job))
+                return self._reply(handler, 200, self._advance(found))
             if method == "GET" and path.startswith("/v1/files/") and path.endswith("/content"):
                 stored = self.files.get(path.split("/")[3])
                 if stored is None:
@@ -94,7 +95,8 @@ class StandinBatchServer:
 
     def _upload(self, content_type: str, body: bytes) -> dict:
         message = email.parser.BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-        fields = {part.get_param("name", header="content-disposition"): part for part in message.get_payload()}
+        parts: Any = message.get_payload()  # multipart: a list of parts
+        fields = {part.get_param("name", header="content-disposition"): part for part in parts}
         assert fields["purpose"].get_payload(decode=True) == b"batch"
         file_id = f"file-{uuid.uuid4().hex[:16]}"
         content = fields["file"].get_payload(decode=True)
