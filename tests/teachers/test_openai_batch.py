@@ -216,3 +216,29 @@ def test_the_batch_option_is_validated_and_halves_the_cost_estimate():
         OpenAITeacherConfig(
             kind="openai", url="http://127.0.0.1:1/v1", model_name="m", label_words=["a", "b"], batch_requests=50_001
         )
+
+
+def test_a_run_that_died_between_upload_and_create_gives_back_and_asks_once(tmp_path, llm, texts):
+    """The store holds the input file's id and no job: no job was made from that file, so the calls are
+    given back and the inputs go into one new job."""
+    from ckd.query import input_hashes
+
+    ids, x = texts
+    with StandinBatchServer(llm, MODEL) as server:
+        teacher = teacher_for(server, tmp_path)
+        uploaded = teacher.client.files.create(file=("ckd-requests.jsonl", b"{}\n"), purpose="batch")
+        store = open_store(str(tmp_path / "store"))
+        try:
+            run = store.open_run(teacher.identity, teacher.description)
+            hashes = input_hashes(x)
+            batches = [store.reserve(teacher.identity, run, [int(ids[i])], [hashes[i]], 40).batch for i in range(3)]
+            store.set_remote(batches, f"file:{uploaded.id}")
+            store.close_run(run)  # as a dead run's batches end: lost, still counted
+            assert store.spent() == 3
+        finally:
+            store.close()
+        result = ask(teacher, texts, tmp_path)
+        assert len(server.jobs) == 1 and server.computed == 30
+    summary, rows = summary_of(tmp_path)
+    assert summary.refused == 3 and summary.answered == 30 and result.calls_spent_total == 30
+    assert all("no job was created from its file" in r["reason"] for r in rows[:3])
