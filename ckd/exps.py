@@ -22,11 +22,11 @@ from ckd.errors import CkdError
 COLUMNS = (
     ("method", ("student.method",)),
     ("budget", ("teacher.budget",)),
-    ("accuracy", ("test_accuracy", "teacher_agreement")),
-    ("calls", ("calls_spent",)),
-    ("cost", ("cost",)),
+    ("accuracy", ("onnx_test_accuracy", "onnx_teacher_agreement")),
+    ("calls", ("calls_spent_total",)),
+    ("cost", ("estimated_cost",)),
 )
-ACCURACY_OF = {"test_accuracy": "test", "teacher_agreement": "agreement"}
+ACCURACY_OF = {"onnx_test_accuracy": "test", "onnx_teacher_agreement": "agreement"}
 
 
 def _value(row: dict[str, str], names: tuple[str, ...]) -> tuple[str, str]:

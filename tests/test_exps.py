@@ -46,9 +46,13 @@ def queried(cost):
 
 def test_decision_metrics_are_accuracy_calls_and_cost():
     test = {"test_accuracy": 0.9, "onnx_test_accuracy": 0.91, "int8_test_accuracy": 0.9, "test_size": 36}
-    assert decision_metrics(test, queried(0.0123)) == {"test_accuracy": 0.91, "calls_spent": 4, "cost": 0.0123}
+    assert decision_metrics(test, queried(0.0123)) == {
+        "onnx_test_accuracy": 0.91,
+        "calls_spent_total": 4,
+        "estimated_cost": 0.0123,
+    }
     agreement = {"teacher_agreement": 0.8, "onnx_teacher_agreement": 0.8, "int8_teacher_agreement": 0.7}
-    assert decision_metrics(agreement, queried(None)) == {"teacher_agreement": 0.8, "calls_spent": 4}
+    assert decision_metrics(agreement, queried(None)) == {"onnx_teacher_agreement": 0.8, "calls_spent_total": 4}
 
 
 @pytest.fixture
@@ -59,10 +63,11 @@ def repo(tmp_path):
     (root / "metrics").mkdir(parents=True)
     for name in ("dvc.yaml", "params.yaml"):
         (root / name).write_text((PROJECT / name).read_text())
-    figures = {"calls_spent": 100, "cost": 0.5}
+    figures = {"calls_spent_total": 100, "estimated_cost": 0.5}
     for name in ("query", "check", "validate"):  # plain outputs: never exp show columns
         (root / "metrics" / f"{name}.json").write_text(json.dumps({"calls_this_run": 7, "latency_ms_batch1": 0.1}))
-    (root / "metrics" / "decision.json").write_text(json.dumps({"test_accuracy": 0.81, **figures}))
+    # (the real validate.json repeats the decision figures under the same names: one spelling, one value)
+    (root / "metrics" / "decision.json").write_text(json.dumps({"onnx_test_accuracy": 0.81, **figures}))
 
     def git(*args):
         subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=root, check=True)
@@ -75,7 +80,7 @@ def repo(tmp_path):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["student"]["method"], params["teacher"]["budget"] = "kd", 200
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / "metrics" / "decision.json").write_text(json.dumps({"test_accuracy": 0.9312, **figures}))
+    (root / "metrics" / "decision.json").write_text(json.dumps({"onnx_test_accuracy": 0.9312, **figures}))
     return root
 
 
@@ -83,7 +88,7 @@ def test_dvc_exp_show_has_only_the_decision_columns_and_make_exps_fits_120(repo)
     shown = subprocess.run([DVC, "exp", "show", "--csv"], cwd=repo, capture_output=True, text=True, check=True)
     header = shown.stdout.splitlines()[0].split(",")
     metrics = header[header.index("parent") + 1 : header.index("seed")]
-    assert metrics == ["test_accuracy", "calls_spent", "cost"]
+    assert metrics == ["onnx_test_accuracy", "calls_spent_total", "estimated_cost"]
     assert "calls_this_run" not in header and "latency_ms_batch1" not in header
     lines = table(shown.stdout).splitlines()
     assert all(len(line) <= 120 for line in lines)

@@ -123,13 +123,14 @@ def model_card(
 
 
 def decision_metrics(metrics: dict, queried: Queried) -> dict:
-    """The figures experiments are compared by (`dvc exp show`, `make exps`): the shipped (ONNX fp32) student's
-    test accuracy (its agreement with the teacher where there is no test set), the teacher calls spent in the
-    store, and the estimated cost of the calls this run paid (an LLM teacher with prices; absent otherwise)."""
+    """The figures experiments are compared by (`dvc exp show`, `make exps`), under the names they have in the
+    other metrics files: the shipped (ONNX fp32) student's test accuracy (its agreement with the teacher where
+    there is no test set), the teacher calls spent in the store, and the estimated cost of the calls this run
+    paid (an LLM teacher with prices; absent otherwise)."""
     _, onnx_key, _ = score_keys(metrics)
-    decision = {onnx_key.removeprefix("onnx_"): metrics[onnx_key], "calls_spent": queried.calls_spent_total}
+    decision = {onnx_key: metrics[onnx_key], "calls_spent_total": queried.calls_spent_total}
     if queried.estimated_cost is not None:
-        decision["cost"] = queried.estimated_cost
+        decision["estimated_cost"] = queried.estimated_cost
     return decision
 
 
