@@ -212,6 +212,12 @@ def test_the_batch_option_is_validated_and_halves_the_cost_estimate():
         kind="openai", url="http://127.0.0.1:1/v1", model_name="m", label_words=["a", "b"], api="batch"
     )
     assert config.price_factor == 0.5 and config.model_copy(update={"api": "chat"}).price_factor == 1.0
+    from ckd.stages.query import usage_metrics
+
+    priced = config.model_copy(update={"price_per_1k_input_tokens": 1.0, "price_per_1k_output_tokens": 4.0})
+    usage = {"prompt_tokens": 2000, "completion_tokens": 500}
+    assert usage_metrics(usage, priced)["estimated_cost_this_run"] == 2.0  # (2 + 2) x 0.5
+    assert usage_metrics(usage, priced.model_copy(update={"api": "chat"}))["estimated_cost_this_run"] == 4.0
     with pytest.raises(ValueError, match="batch_requests"):
         OpenAITeacherConfig(
             kind="openai", url="http://127.0.0.1:1/v1", model_name="m", label_words=["a", "b"], batch_requests=50_001
