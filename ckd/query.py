@@ -309,6 +309,17 @@ def prepare_store(store: Store, teacher: Teacher, budget: int) -> None:
     import_spills(store)
 
 
+def refuse_while_jobs_pending(store: Store, identity: str) -> None:
+    """Asking one by one about inputs an unfinished Batch API job carries would pay for them twice: stop first."""
+    jobs = store.unsettled_remote(identity)
+    if jobs:
+        count = sum(len(items) for items in jobs.values())
+        raise TeacherError(
+            f"teacher.api: {count} inputs of this teacher are in {len(jobs)} Batch API job(s) not collected yet "
+            f"({', '.join(sorted(jobs)[:3])}); set teacher.api: batch to collect them (paid once), then ask the rest"
+        )
+
+
 def run_query(
     teacher: Teacher,
     ids: np.ndarray,
@@ -339,6 +350,8 @@ def run_query(
     opened = store if isinstance(store, Store) else open_store(str(store))
     try:
         prepare_store(opened, teacher, budget)
+        if not hasattr(teacher, "ask"):
+            refuse_while_jobs_pending(opened, teacher.identity)
         run = opened.open_run(teacher.identity, getattr(teacher, "description", teacher.identity))
         bar = tqdm(
             total=budget,

@@ -163,6 +163,11 @@ def test_waiting_past_batch_max_wait_stops_and_the_next_run_resumes_the_same_job
             ask(teacher_for(server, tmp_path, batch_max_wait_s=0.3), texts, tmp_path)
         summary, _ = summary_of(tmp_path)
         assert summary.spent == 30 and summary.lost == 30 and server.computed == 0
+        chat = build_teacher(OpenAITeacherConfig(**settings(server, tmp_path, api="chat")))  # the same question
+        assert chat.identity == teacher_for(server, tmp_path).identity
+        with pytest.raises(TeacherError, match="30 inputs of this teacher are in 1 Batch API job"):
+            ask(chat, texts, tmp_path)
+        assert server.chat_requests == 0  # asking them one by one would pay twice
         server.hold = False
         result = ask(teacher_for(server, tmp_path), texts, tmp_path)
         assert len(server.jobs) == 1 and server.computed == 30  # polled again, never submitted again
