@@ -60,7 +60,7 @@ class DataConfig(Section):
     # An optional labelled test set (same formats). With it the whole `source` is the pool; without it a
     # labelled source is split (test_size), and an unlabelled one is validated by teacher agreement.
     test_source: str | None = Field(None, min_length=1)
-    test_size: int | float = 500  # a whole count, or a fraction in (0, 1)
+    test_size: int | float = 0.2  # a fraction in (0, 1) (fits any table), or a whole count
     split_seed: int | None = Field(None, ge=0, le=2**32 - 1)  # the pool/test split's seed; null: `seed`
     selection: str = "random"  # a registered selection strategy (ckd.data.selection)
     use_labels: bool = True

@@ -1,21 +1,30 @@
 """What the store holds and has spent, and moving paid answers in and out of it.
 
     python -m ckd.ledger summary  [--store S] [--budget N]   spent / lost / remaining, tokens: per teacher, in total
+    python -m ckd.ledger history  [--store S] [--last N]     one line per run: when, which teacher, what it spent
     python -m ckd.ledger check    [--store S]                the store's consistency rules
     python -m ckd.ledger export   [--store S] [--teacher T] --out answers.npz|answers.parquet
+    python -m ckd.ledger export   [--store S] [--teacher T] --batches --out purse.csv|purse.parquet
     python -m ckd.ledger import   [--store S] --from answers.npz|answers.parquet|teacher_outputs/
     python -m ckd.ledger quarantine [--store S]              unusable answers kept apart, with their words
 
 `--store` and `--budget` default to `teacher.store` and `teacher.budget` of `--params` (params.yaml). Tokens are
 those the store recorded with each answer (an LLM teacher's `usage`, answered and quarantined), over its whole
-life; with `teacher.price_per_1k_*_tokens` in `--params`, the summary gives their estimated cost at those prices.
-Imported answers count as spent in this store (they were paid for); inputs it already answered are skipped.
+life; with `teacher.price_per_1k_*_tokens` in `--params`, the summary, history and batch export give their
+estimated cost at those prices (a batch sent through the OpenAI Batch API at `teacher.batch_price_factor` of
+them). `export --batches` writes one row per batch: time, run, teacher, status (answered / rejected / lost /
+refused / in_flight), calls, tokens, cost, reason and the provider's job id; without it, `export` writes the
+answers (what `import` reads). Imported answers count as spent in this store (they were paid for); inputs it
+already answered are skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +32,23 @@ import numpy as np
 from ckd.errors import CkdError
 from ckd.store import Store, open_store
 from ckd.store.legacy import import_legacy, legacy_ledgers
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Per 1k prompt and completion tokens (`teacher.price_per_1k_*_tokens`), and the factor a batch sent
+    through an asynchronous job (the OpenAI Batch API) pays of them (`teacher.batch_price_factor`)."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+    job_factor: float = 0.5
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, in_job: bool = False) -> float:
+        cost = prompt_tokens / 1000 * self.prompt + completion_tokens / 1000 * self.completion
+        return cost * (self.job_factor if in_job else 1.0)
+
+    def __bool__(self) -> bool:
+        return bool(self.prompt or self.completion)
 
 
 def _defaults(args) -> None:
@@ -34,9 +60,10 @@ def _defaults(args) -> None:
     args.store = args.store or params.get("store") or "teacher_outputs"
     if getattr(args, "budget", None) is None and "budget" in params:
         args.budget = params["budget"]
-    args.prices = (
+    args.prices = Prices(
         float(params.get("price_per_1k_input_tokens") or 0.0),
         float(params.get("price_per_1k_output_tokens") or 0.0),
+        float(params.get("batch_price_factor") or Prices.job_factor),
     )
 
 
@@ -53,19 +80,20 @@ def _one_teacher(store: Store, teacher: str | None) -> str:
     return names[0]
 
 
-def summary(store: Store, budget: int | None, prices: tuple[float, float] = (0.0, 0.0)) -> str:
-    """`prices`: per 1k prompt and completion tokens, for an estimated cost (none when both are 0)."""
+def summary(store: Store, budget: int | None, prices: Prices | tuple[float, float] = Prices()) -> str:
+    """`prices`: for an estimated cost (none when no price is set); a pair is per 1k prompt, completion tokens."""
+    prices = prices if isinstance(prices, Prices) else Prices(*prices)
     rows = store.summaries()
     lines = [
         f"store {store.location}",
-        "| teacher | spent | answered | rejected | lost | in flight | refused (given back) | prompt tokens "
+        "| teacher | name | spent | answered | rejected | lost | in flight | refused (given back) | prompt tokens "
         "| completion tokens |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in rows:
         lines.append(
-            f"| {s.teacher} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} | {s.in_flight} | {s.refused} "
-            f"| {s.prompt_tokens} | {s.completion_tokens} |"
+            f"| {s.teacher} | {s.description or '-'} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} "
+            f"| {s.in_flight} | {s.refused} | {s.prompt_tokens} | {s.completion_tokens} |"
         )
     spent = store.spent()
     tail = f"spent in total: {spent}"
@@ -76,13 +104,111 @@ def summary(store: Store, budget: int | None, prices: tuple[float, float] = (0.0
     lines.append(tail)
     prompt, completion = sum(s.prompt_tokens for s in rows), sum(s.completion_tokens for s in rows)
     tokens = f"tokens in total (as the teachers reported them): {prompt} prompt + {completion} completion"
-    if any(prices) and (prompt or completion):
-        cost = prompt / 1000 * prices[0] + completion / 1000 * prices[1]
+    if prices and (prompt or completion):
+        cost = sum(r["cost"] for r in batch_records(store, None, prices))
         tokens += (
-            f"; estimated cost {cost:.6f} at {prices[0]} / {prices[1]} per 1k prompt / completion tokens "
-            "(teacher.price_per_1k_*_tokens of --params)"
+            f"; estimated cost {cost:.6f} at {prices.prompt} / {prices.completion} per 1k prompt / completion "
+            f"tokens (teacher.price_per_1k_*_tokens of --params; x{prices.job_factor} in Batch API jobs)"
         )
     lines.append(tokens)
+    return "\n".join(lines)
+
+
+BATCH_COLUMNS = (
+    "batch",
+    "time",
+    "closed",
+    "run",
+    "teacher",
+    "teacher_name",
+    "status",
+    "calls",
+    "counted",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "reason",
+    "job",
+)
+
+
+def _utc(seconds: float | None) -> str:
+    return "" if seconds is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def batch_records(store: Store, teacher: str | None, prices: Prices) -> list[dict]:
+    """One record per batch (`BATCH_COLUMNS`), oldest first; `counted`: what it counts against the budget."""
+    names = {s.teacher: s.description for s in store.summaries()}
+    records = []
+    for row in store.batch_rows(teacher):
+        prompt, completion = row["prompt_tokens"], row["completion_tokens"]
+        in_job = bool(row["remote"])
+        records.append(
+            {
+                "batch": row["batch"],
+                "time": _utc(row["created"]),
+                "closed": _utc(row["closed"]),
+                "run": row["run"],
+                "teacher": row["teacher"],
+                "teacher_name": names.get(row["teacher"], ""),
+                "status": row["status"],
+                "calls": row["n"],
+                "counted": 0 if row["status"] == "refused" else row["n"],
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "cost": round(prices.cost(prompt or 0, completion or 0, in_job), 9) if prices else None,
+                "reason": row["reason"] or "",
+                "job": (row["remote"] or "").split(":", 1)[-1],
+            }
+        )
+    return records
+
+
+def export_batches(store: Store, teacher: str | None, out: Path, prices: Prices) -> int:
+    records = batch_records(store, teacher, prices)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        with out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=BATCH_COLUMNS)
+            writer.writeheader()
+            writer.writerows(records)
+    elif out.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(records), out)
+    else:
+        raise CkdError(f"--out: {out} must end in .csv or .parquet with --batches")
+    return len(records)
+
+
+def history(store: Store, prices: Prices, last: int | None = None) -> str:
+    """One line per run (imports included), oldest first: when it started, the teacher it asked, the calls
+    it counted by status, its tokens and their estimated cost."""
+    runs: dict[str, dict] = {}
+    for record in batch_records(store, None, prices):
+        run = runs.setdefault(
+            record["run"],
+            {"time": record["time"], "teachers": set(), "tokens": 0, "cost": 0.0}
+            | {s: 0 for s in ("answered", "rejected", "lost", "refused", "in_flight")},
+        )
+        run["teachers"].add(record["teacher_name"] or record["teacher"])
+        run[record["status"]] += record["calls"]
+        run["tokens"] += (record["prompt_tokens"] or 0) + (record["completion_tokens"] or 0)
+        run["cost"] += record["cost"] or 0.0
+    lines = [
+        f"store {store.location}",
+        "| started (UTC) | run | teacher | answered | rejected | lost | refused | in flight | tokens | cost |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    shown = list(runs.items())[-last:] if last else list(runs.items())
+    for run_id, r in shown:
+        cost = f"{r['cost']:.6f}" if prices else "-"
+        lines.append(
+            f"| {r['time']} | {run_id[:12]} | {', '.join(sorted(r['teachers']))} | {r['answered']} | {r['rejected']} "
+            f"| {r['lost']} | {r['refused']} | {r['in_flight']} | {r['tokens']} | {cost} |"
+        )
+    lines.append(f"{len(runs)} runs; spent in total: {store.spent()}")
     return "\n".join(lines)
 
 
@@ -154,10 +280,13 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("summary")
     p.add_argument("--budget", type=int, default=None)
+    p = commands.add_parser("history")
+    p.add_argument("--last", type=int, default=None, help="only the last N runs")
     commands.add_parser("check")
     p = commands.add_parser("export")
     p.add_argument("--teacher", default=None)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--batches", action="store_true", help="one row per batch (the purse), not the answers")
     p = commands.add_parser("import")
     p.add_argument("--from", dest="source", required=True, type=Path)
     commands.add_parser("quarantine")
@@ -170,6 +299,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(summary(store, args.budget, args.prices))
             elif args.command == "check":
                 print(f"store {store.location}: consistent ({store.spent()} spent in total)")
+            elif args.command == "history":
+                print(history(store, args.prices, args.last))
+            elif args.command == "export" and args.batches:
+                teacher = _one_teacher(store, args.teacher) if args.teacher else None
+                written = export_batches(store, teacher, args.out, args.prices)
+                print(f"exported {written} batches of {teacher or 'every teacher'} to {args.out}")
             elif args.command == "export":
                 teacher = _one_teacher(store, args.teacher)
                 print(f"exported {export(store, teacher, args.out)} answers of {teacher} to {args.out}")

@@ -96,8 +96,10 @@ def build_card(
     is_standin: bool,
     artifacts: Mapping[str, str],
     data_files: Mapping[str, str] | None = None,
+    input_scale: Mapping[str, Any] | None = None,
 ) -> dict:
-    """`data_files`: the `source` stage's fingerprint of the data files (else they are hashed here)."""
+    """`data_files`: the `source` stage's fingerprint of the data files (else they are hashed here);
+    `input_scale`: what the served model's input takes (`ckd.serving.input_scale`, from the ONNX metadata)."""
     git = git_commit()
     keys = sorted(k for k in metrics if k.startswith("latency_ms"))
     return {
@@ -147,6 +149,7 @@ def build_card(
             "int8_max_abs_diff": metrics["int8_max_abs_diff"],
         },
         "latency_ms": {k.removeprefix("latency_ms_"): metrics[k] for k in keys},
+        "input": dict(input_scale) if input_scale else None,
         "artifacts": dict(artifacts),
         "git": git,
         "reproduce": reproduce_command(params, git["commit"]),
@@ -181,6 +184,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         f"validation {json.dumps(method['chosen'])} (validation accuracy {method['val_accuracy']}, step "
         f"{method['best_step']}), trained on {method['teacher_samples']} teacher-answered samples.",
         f"- Student parameters: `{json.dumps(method['student_params'], sort_keys=True)}`.",
+        *_input_lines(card.get("input")),
         "",
         (
             f"## Accuracy on {acc['samples']} held-out test samples"
@@ -225,6 +229,20 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _input_lines(scale: Mapping[str, Any] | None) -> list[str]:
+    if not scale:
+        return []
+    seen = (
+        f" (the pool's values span {scale['observed_min']:g} to {scale['observed_max']:g})"
+        if scale.get("observed_min") is not None
+        else ""
+    )
+    return [
+        f"- Input `{scale['input']}`: {scale['values']}{seen}; the graph applies {scale['scaling_in_graph']}. "
+        "The same note is in `models/serving/input.json` and in the ONNX file's metadata (`input_scale`)."
+    ]
 
 
 def write_model_card(card: Mapping[str, Any], json_path: str | Path, md_path: str | Path) -> None:

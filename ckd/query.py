@@ -247,12 +247,14 @@ class _Session:
             return
         scores = scores.astype(np.float32)
         hashes = [self.hashes[i] for i in rows]
-        self._keep(batch, rows, hashes, scores, usage)
+        self._keep(batch, [int(self.ids[i]) for i in rows], hashes, scores, usage)
         for digest, row in zip(hashes, scores):
             self.answers[digest] = row
         self.bar.update(len(rows))
 
-    def _keep(self, batch: int, rows: list[int], hashes: list[str], scores: np.ndarray, usage: dict[str, int]) -> None:
+    def _keep(
+        self, batch: int, sample_ids: list[int], hashes: list[str], scores: np.ndarray, usage: dict[str, int]
+    ) -> None:
         """Store a paid answer with its tokens; if the store will not take it, retry, then spill it to a file
         and stop."""
         cause = ""
@@ -270,7 +272,7 @@ class _Session:
                 self.store,
                 self.teacher.identity,
                 batch,
-                np.asarray([int(self.ids[i]) for i in rows]),
+                np.asarray(sample_ids),
                 hashes,
                 scores,
                 usage,
@@ -307,6 +309,17 @@ def prepare_store(store: Store, teacher: Teacher, budget: int) -> None:
     import_spills(store)
 
 
+def refuse_while_jobs_pending(store: Store, identity: str) -> None:
+    """Asking one by one about inputs an unfinished Batch API job carries would pay for them twice: stop first."""
+    jobs = store.unsettled_remote(identity)
+    if jobs:
+        count = sum(len(items) for items in jobs.values())
+        raise TeacherError(
+            f"teacher.api: {count} inputs of this teacher are in {len(jobs)} Batch API job(s) not collected yet "
+            f"({', '.join(sorted(jobs)[:3])}); set teacher.api: batch to collect them (paid once), then ask the rest"
+        )
+
+
 def run_query(
     teacher: Teacher,
     ids: np.ndarray,
@@ -337,6 +350,8 @@ def run_query(
     opened = store if isinstance(store, Store) else open_store(str(store))
     try:
         prepare_store(opened, teacher, budget)
+        if not hasattr(teacher, "ask"):
+            refuse_while_jobs_pending(opened, teacher.identity)
         run = opened.open_run(teacher.identity, getattr(teacher, "description", teacher.identity))
         bar = tqdm(
             total=budget,
@@ -348,8 +363,11 @@ def run_query(
         )
         try:
             session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
-            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
-                session.ask(pool, concurrency)
+            if hasattr(teacher, "ask"):  # an asynchronous backend (the OpenAI Batch API) submits and polls jobs
+                teacher.ask(session)
+            else:
+                with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
+                    session.ask(pool, concurrency)
         finally:
             bar.close()
             opened.close_run(run)

@@ -1,13 +1,15 @@
 """The serving bundle `export` writes beside the ONNX student: a Triton model repository, a KServe
-InferenceService and MLServer settings, all for one and the same `model.onnx`.
+InferenceService and MLServer settings, all for one and the same `model.onnx`, each laid out as its server
+documents it.
 
-    models/serving/triton/<name>/config.pbtxt        platform onnxruntime_onnx, dynamic batching
-    models/serving/triton/<name>/labels.txt          class names, one a line (label_filename)
-    models/serving/triton/<name>/1/model.onnx        the student
-    models/serving/kserve/inferenceservice.yaml      v1beta1 `onnx` predictor, protocolVersion v2
-    models/serving/mlserver/model-settings.json      uri -> the Triton repository's model.onnx
-    models/serving/mlserver/settings.json
-    models/serving/mlserver/mlserver_onnx.py         MLServer 1.7 has no ONNX runtime: ours, copied in
+    models/serving/input.json                           what the input takes (raw values; scaling in the graph)
+    models/serving/triton/<name>/config.pbtxt           platform onnxruntime_onnx, dynamic batching
+    models/serving/triton/<name>/labels.txt             class names, one a line (label_filename)
+    models/serving/triton/<name>/1/model.onnx           the student
+    models/serving/kserve/inferenceservice.yaml         v1beta1 predictor.model, modelFormat onnx, protocol v2
+    models/serving/mlserver/settings.json               the server's settings (`mlserver start models/serving/mlserver`)
+    models/serving/mlserver/<name>/model-settings.json  the model, in a folder named as the model; uri -> model.onnx
+    models/serving/mlserver/<name>/mlserver_onnx.py     MLServer 1.7 has no ONNX runtime: ours, copied in
 
 Input and output names, types and dims are read from the ONNX graph, never written twice.
 """
@@ -25,6 +27,7 @@ from ckd.export import OUTPUT_NAME
 
 PROBABILITIES_NAME = "probabilities"
 LABELS_FILE = "labels.txt"
+INPUT_FILE = "input.json"
 QUEUE_DELAY_US = 100  # dynamic batching: how long a request may wait for others to join its batch
 MLSERVER_RUNTIME = Path(__file__).resolve().parents[1] / "serving" / "mlserver_onnx.py"
 # Triton's and the Open Inference Protocol's names for ONNX element types.
@@ -120,9 +123,27 @@ def triton_config(
     return "\n".join(lines) + "\n"
 
 
+def input_scale(x, name: str) -> dict:
+    """What the served model's input takes, for the model card and the bundle: raw values as the data source
+    holds them (pixel values, a table's own units), never scaled beforehand; the graph scales them itself
+    (`ckd.students.base.Normalize`: (x - mean) / std with the pool's statistics)."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float32)
+    return {
+        "input": name,
+        "values": "raw, as the data source holds them (image pixel values, a table's own units); do not scale "
+        "them to [0, 1] or standardise them: the model does",
+        "scaling_in_graph": "(x - mean) / std, per-feature mean and std of the pool's raw inputs",
+        "observed_min": float(x.min()) if x.size else None,
+        "observed_max": float(x.max()) if x.size else None,
+    }
+
+
 def kserve_manifest(name: str, storage_uri: str) -> str:
-    """KServe's v1beta1 InferenceService: the `onnx` predictor (Triton underneath) over protocol v2.
-    `storage_uri` holds the Triton repository (`<name>/config.pbtxt`), so the served model is `<name>`."""
+    """KServe's v1beta1 InferenceService with the `predictor.model` spec its docs use: `modelFormat: onnx`
+    (served by the runtime that supports it, Triton), protocol v2. `storage_uri` holds the Triton repository
+    (`<name>/config.pbtxt`), so the served model is `<name>`."""
     service = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")  # a DNS-1123 label
     return (
         "\n".join(
@@ -133,7 +154,9 @@ def kserve_manifest(name: str, storage_uri: str) -> str:
                 f"  name: {service}",
                 "spec:",
                 "  predictor:",
-                "    onnx:",
+                "    model:",
+                "      modelFormat:",
+                "        name: onnx",
                 "      protocolVersion: v2",
                 f"      storageUri: {json.dumps(storage_uri)}",
                 "      resources:",
@@ -152,12 +175,14 @@ def mlserver_settings(
     outputs: list[TensorSpec],
     max_batch_size: int,
     queue_delay_us: int,
+    scale: dict | None = None,
 ) -> tuple[dict, dict]:
-    """(model-settings.json, settings.json) for MLServer with the bundled ONNX Runtime runtime."""
+    """(model-settings.json, settings.json) for MLServer with the bundled ONNX Runtime runtime; `scale`
+    (`input_scale`) goes into the model's `parameters.extra`."""
     model = {
         "name": name,
         "implementation": "mlserver_onnx.OnnxModel",
-        "parameters": {"uri": model_uri, "version": "1"},
+        "parameters": {"uri": model_uri, "version": "1", **({"extra": {"input_scale": scale}} if scale else {})},
         "inputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in inputs],
         "outputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in outputs],
         "max_batch_size": max_batch_size,
@@ -176,11 +201,17 @@ def write_bundle(
     max_batch_size: int,
     storage_uri: str,
     queue_delay_us: int = QUEUE_DELAY_US,
+    scale: dict | None = None,
 ) -> dict:
-    """Write the three servers' files for `onnx_path` under `out_dir`; return what was written."""
+    """Write the three servers' files for `onnx_path` under `out_dir`, and `scale` (`input_scale`) to
+    `input.json`; return what was written."""
     out_dir = Path(out_dir)
     for server in ("triton", "kserve", "mlserver"):  # only what this function writes; a stale model name goes too
         shutil.rmtree(out_dir / server, ignore_errors=True)
+    (out_dir / INPUT_FILE).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if scale:
+        (out_dir / INPUT_FILE).write_text(json.dumps(scale, indent=2) + "\n")
     inputs, outputs = graph_io(onnx_path)
     triton_dir = out_dir / "triton" / name
     (triton_dir / "1").mkdir(parents=True)
@@ -189,13 +220,13 @@ def write_bundle(
     (triton_dir / "config.pbtxt").write_text(triton_config(name, inputs, outputs, max_batch_size, queue_delay_us))
     (out_dir / "kserve").mkdir()
     (out_dir / "kserve" / "inferenceservice.yaml").write_text(kserve_manifest(name, storage_uri))
-    mlserver_dir = out_dir / "mlserver"
-    mlserver_dir.mkdir()
+    mlserver_dir = out_dir / "mlserver" / name  # MLServer's convention: the model's folder is named as the model
+    mlserver_dir.mkdir(parents=True)
     model_settings, server_settings = mlserver_settings(
-        name, f"../triton/{name}/1/model.onnx", inputs, outputs, max_batch_size, queue_delay_us
+        name, f"../../triton/{name}/1/model.onnx", inputs, outputs, max_batch_size, queue_delay_us, scale
     )
     (mlserver_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
-    (mlserver_dir / "settings.json").write_text(json.dumps(server_settings, indent=2) + "\n")
+    (mlserver_dir.parent / "settings.json").write_text(json.dumps(server_settings, indent=2) + "\n")
     shutil.copyfile(MLSERVER_RUNTIME, mlserver_dir / MLSERVER_RUNTIME.name)
     return {
         "bundle": str(out_dir),

@@ -112,7 +112,11 @@ def stage_order(dvc_yaml: dict[str, Any]) -> list[str]:
 
 
 def metrics_paths(dvc_yaml: dict[str, Any], stage: str) -> list[str]:
-    return _paths((dvc_yaml.get("stages") or {}).get(stage, {}).get("metrics"))
+    """The stage's own metrics file (a plain out under metrics/) and the `metrics:` it declares (validate's
+    decision figures, repeated under the same names)."""
+    spec = (dvc_yaml.get("stages") or {}).get(stage, {})
+    own = [path for path in _paths(spec.get("outs")) if path.startswith("metrics/") and path.endswith(".json")]
+    return own + [path for path in _paths(spec.get("metrics")) if path not in own]
 
 
 def data_docs_index(project_dir: str | Path, dvc_yaml: dict[str, Any]) -> Path | None:

@@ -2,10 +2,11 @@
 card, and the gates."""
 
 from ckd.data import Pool, TestSet
+from ckd.metrics import write_metrics
 from ckd.model_card import write_model_card
 from ckd.query import Queried
 from ckd.stages import read_json
-from ckd.stages.validate import gates, model_card, validate
+from ckd.stages.validate import decision_metrics, gates, model_card, validate
 from ckd.students.checkpoint import StudentCheckpoint
 from stages._entry import parser, run
 
@@ -22,9 +23,11 @@ def main(argv=None) -> None:
     p.add_argument("--train-metrics", required=True)
     p.add_argument("--card-json", required=True)
     p.add_argument("--card-md", required=True)
+    p.add_argument("--decision", default=None, help="where to write the decision metrics (dvc exp show's columns)")
 
     def body(args, params):
         checkpoint = StudentCheckpoint.load(args.checkpoint)
+        queried = Queried.load(args.queried)
         metrics = validate(
             params.validation,
             params.teacher,
@@ -32,9 +35,11 @@ def main(argv=None) -> None:
             args.onnx,
             args.int8,
             TestSet.load(args.test),
-            Queried.load(args.queried),
+            queried,
             Pool.load(args.pool) if args.pool else None,
         )
+        if args.decision:
+            write_metrics(args.decision, decision_metrics(metrics, queried))
         card = model_card(
             params,
             metrics,

@@ -96,3 +96,18 @@ def test_card_json_and_markdown(tmp_path):
     assert "Teacher calls spent in the store in total: 100 of a budget of 100" in markdown
     assert "| ONNX Runtime int8 (QDQ) | 0.9280 |" in markdown and "## Accuracy on 500 held-out test samples" in markdown
     assert stored["reproduce"] in markdown and stored["date"] in markdown
+
+
+def test_the_card_says_what_the_input_takes():
+    """Issue 20: the input's expected scale (raw values; the scaling is inside the graph) is in the card."""
+    from ckd.serving import input_scale
+
+    scale = input_scale(np.array([[0.0, 16.0], [3.0, 5.0]]), "input")
+    params = {"data": {"source": "digits"}, "teacher": {"kind": "onnx", "model": "missing.onnx"}}
+    card = build_card(METRICS, CHECKPOINT, params, {}, True, {"onnx": "models/student.onnx"}, None, scale)
+    assert card["input"] == scale
+    from ckd.model_card import card_markdown
+
+    markdown = card_markdown(card)
+    assert "- Input `input`: raw, as the data source holds them" in markdown
+    assert "the pool's values span 0 to 16" in markdown and "(x - mean) / std" in markdown

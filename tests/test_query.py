@@ -298,7 +298,8 @@ def test_ledger_cli_summary_export_and_import(tmp_path, onnx_teacher, digits_lik
     from ckd.ledger import summary
 
     text = summary(open_store(str(tmp_path / "a")), budget=20)
-    assert f"| {teacher.identity} | 30 | 30 | 0 | 0 | 0 | 0 |" in text
+    name = getattr(teacher, "description", teacher.identity)  # the teacher's name beside its hash (issue 20)
+    assert f"| {teacher.identity} | {name} | 30 | 30 | 0 | 0 | 0 | 0 |" in text
     assert "spent in total: 30 of teacher.budget=20; remaining 0 (spent under an earlier, larger budget" in text
     assert computed_samples(tmp_path / "count.log") == 30
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.server
 NAME = "ckd_student"
 SERVERS = {
     "kserve": (server_python, lambda bundle: KServeTeacher(bundle / "triton" / NAME / "1" / "model.onnx", NAME)),
-    "mlserver": (mlserver_python, lambda bundle: MLServerBundle(bundle / "mlserver")),
+    "mlserver": (mlserver_python, lambda bundle: MLServerBundle(bundle / "mlserver")),  # finds mlserver/<name>/
 }
 
 

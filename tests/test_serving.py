@@ -10,7 +10,7 @@ import yaml
 from google.protobuf import text_format
 
 from ckd.export import INPUT_NAME, OUTPUT_NAME
-from ckd.serving import PROBABILITIES_NAME, graph_io, write_bundle
+from ckd.serving import PROBABILITIES_NAME, graph_io, input_scale, write_bundle
 from tests.student_fixtures import exported_student
 
 
@@ -20,8 +20,15 @@ def test_bundle_matches_the_graph(tmp_path, arch):
 
     onnx_path = tmp_path / "student.onnx"
     _, dataset, _, test_ids = exported_student(arch, onnx_path)
+    scale = input_scale(dataset.x, INPUT_NAME)
     info = write_bundle(
-        onnx_path, tmp_path / "serving", "digits_student", list(dataset.class_names), 64, "s3://bucket/serving/triton"
+        onnx_path,
+        tmp_path / "serving",
+        "digits_student",
+        list(dataset.class_names),
+        64,
+        "s3://bucket/serving/triton",
+        scale=scale,
     )
     assert info["outputs"] == [OUTPUT_NAME, PROBABILITIES_NAME]
 
@@ -42,18 +49,22 @@ def test_bundle_matches_the_graph(tmp_path, arch):
     service = yaml.safe_load((tmp_path / "serving" / "kserve" / "inferenceservice.yaml").read_text())
     assert service["apiVersion"] == "serving.kserve.io/v1beta1" and service["kind"] == "InferenceService"
     assert service["metadata"]["name"] == "digits-student"  # a DNS-1123 label: no underscores
-    assert service["spec"]["predictor"]["onnx"] == {
-        **service["spec"]["predictor"]["onnx"],
-        "protocolVersion": "v2",
-        "storageUri": "s3://bucket/serving/triton",
-    }
+    model = service["spec"]["predictor"]["model"]  # KServe's documented form: predictor.model.modelFormat
+    assert model["modelFormat"] == {"name": "onnx"} and "onnx" not in service["spec"]["predictor"]
+    assert model == {**model, "protocolVersion": "v2", "storageUri": "s3://bucket/serving/triton"}
 
-    mlserver_dir = tmp_path / "serving" / "mlserver"
+    mlserver_dir = tmp_path / "serving" / "mlserver" / "digits_student"  # the folder named as the model
     settings = json.loads((mlserver_dir / "model-settings.json").read_text())
+    assert settings["name"] == mlserver_dir.name
+    assert settings["parameters"]["extra"]["input_scale"] == scale
     assert (mlserver_dir / settings["parameters"]["uri"]).resolve() == (model_dir / "1" / "model.onnx").resolve()
     assert settings["inputs"] == [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, 8, 8]}]
     assert (mlserver_dir / (settings["implementation"].split(".")[0] + ".py")).is_file()
-    assert json.loads((mlserver_dir / "settings.json").read_text())["load_models_at_startup"] is True
+    assert json.loads((mlserver_dir.parent / "settings.json").read_text())["load_models_at_startup"] is True
+    # the input's expected scale: raw values (0..16 for digits), the scaling is inside the graph
+    written = json.loads((tmp_path / "serving" / "input.json").read_text())
+    assert written == scale and (written["observed_min"], written["observed_max"]) == (0.0, 16.0)
+    assert "raw" in written["values"] and "(x - mean) / std" in written["scaling_in_graph"]
 
 
 def test_probabilities_output_is_the_softmax_of_the_logits(tmp_path):

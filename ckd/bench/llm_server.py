@@ -9,7 +9,10 @@ Fault injection for the tests: each chat completion gets the next fault of a pla
 fault_proxy.every` / `at`): `ok`; `429` and `500ra` (with Retry-After: the server says it ran nothing)
 and `500` (answered at once, nothing computed, but a bare 500 does not say so: the client counts it); `slow` (computed, answered after `slow_s`, past the client's timeout); `reset` (computed,
 then the connection is reset with no answer); `offlabel` (computed, answered with a word that is no
-label word). `computed` counts the completions the model computed, the figure the budget bounds.
+label word); the provider's rate-limit headers: `429ms` (a 429 with `retry-after-ms` only), `429reset` (a 429
+with `x-ratelimit-reset-requests` only), `exhausted` (answered, with `x-ratelimit-remaining-requests: 0`).
+`computed` counts the completions the model computed, the figure the budget bounds; `arrivals` the
+time (monotonic) each completion request arrived.
 
     python -m ckd.bench.llm_server --params examples/ag_news/params.yaml   # the demo's settings
     python -m ckd.bench.llm_server --data ../shared/data/ag_news_test.csv --text title description \
@@ -123,6 +126,7 @@ class StandinLLMServer:
         self.requests = 0
         self.computed = 0
         self.faults: dict[str, int] = {}
+        self.arrivals: list[float] = []
         self.authorizations: set[str] = set()
         server = self
 
@@ -170,6 +174,7 @@ class StandinLLMServer:
         with self.lock:
             index = self.requests
             self.requests += 1
+            self.arrivals.append(time.monotonic())
             fault = self.plan(index)
             self.faults[fault] = self.faults.get(fault, 0) + 1
             self.authorizations.add(handler.headers.get("Authorization", ""))
@@ -177,6 +182,11 @@ class StandinLLMServer:
             self._reply(
                 handler, 429, {"error": {"message": "injected: rate limited"}}, {"Retry-After": str(self.retry_after_s)}
             )
+            return
+        if fault in ("429ms", "429reset"):
+            wait = {"429ms": {"retry-after-ms": str(self.retry_after_s * 1000)}}
+            headers = wait.get(fault, {"x-ratelimit-reset-requests": f"{self.retry_after_s}s"})
+            self._reply(handler, 429, {"error": {"message": "injected: rate limited"}}, headers)
             return
         if fault in ("500", "500ra"):
             headers = {"Retry-After": str(self.retry_after_s)} if fault == "500ra" else {}
@@ -198,7 +208,8 @@ class StandinLLMServer:
             handler.connection.close()
             handler.close_connection = True
             return
-        self._reply(handler, 200, answer)
+        limits = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{self.retry_after_s}s"}
+        self._reply(handler, 200, answer, limits if fault == "exhausted" else None)
 
     @staticmethod
     def _reply(handler, status: int, payload: dict, headers: dict | None = None) -> None:

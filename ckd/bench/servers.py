@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 PROJECT = Path(__file__).resolve().parents[2]
-LAUNCHER = PROJECT / "serving" / "kserve_onnx_teacher.py"
+LAUNCHER = PROJECT / "serving" / "kserve_onnx.py"
 
 
 def server_python() -> Path:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from ckd.config import ExportConfig
 from ckd.data import Pool, Selection
-from ckd.export import export_onnx
+from ckd.export import INPUT_NAME, export_onnx
 from ckd.quantize import int8_from_pool
 from ckd.query import Queried
-from ckd.serving import add_probabilities, write_bundle
+from ckd.serving import add_probabilities, input_scale, write_bundle
 from ckd.students.checkpoint import StudentCheckpoint
 
 
@@ -24,8 +24,10 @@ def export(
     out_int8: str | Path,
     out_bundle: str | Path,
 ) -> dict:
+    scale = input_scale(pool.x, INPUT_NAME)
     metadata = {
         "class_names": checkpoint.class_names,
+        "input_scale": scale,
         "input_shape": ["batch", *checkpoint.sample_shape],
         "method": checkpoint.method,
         "budget": queried.budget,
@@ -45,6 +47,12 @@ def export(
         config.int8_calibration_method,
     )
     bundle = write_bundle(
-        out_model, out_bundle, config.name, checkpoint.class_names, config.max_batch_size, config.storage_uri
+        out_model,
+        out_bundle,
+        config.name,
+        checkpoint.class_names,
+        config.max_batch_size,
+        config.storage_uri,
+        scale=scale,
     )
     return {"opset": config.opset, "bytes": Path(out_model).stat().st_size, **int8, **bundle}

@@ -100,9 +100,10 @@ def usage_metrics(usage: dict[str, int], teacher: TeacherSettings) -> dict:
     if not usage:
         return {}
     prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-    cost = prompt / 1000 * getattr(teacher, "price_per_1k_input_tokens", 0.0) + completion / 1000 * getattr(
-        teacher, "price_per_1k_output_tokens", 0.0
-    )
+    cost = (
+        prompt / 1000 * getattr(teacher, "price_per_1k_input_tokens", 0.0)
+        + completion / 1000 * getattr(teacher, "price_per_1k_output_tokens", 0.0)
+    ) * getattr(teacher, "price_factor", 1.0)  # the Batch API's discount (teacher.api: batch)
     return {
         "prompt_tokens_this_run": prompt,
         "completion_tokens_this_run": completion,

@@ -3,6 +3,7 @@ card; then the gates."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from ckd.students.checkpoint import StudentCheckpoint
 from ckd.teachers.base import TeacherSettings
 from ckd.teachers.onnx_file import OnnxFileTeacher, OnnxTeacherConfig
 from ckd.teachers.standin import is_standin
-from ckd.validate import SCORE_KEYS, accuracy, check_gates, onnx_logits, torch_logits
+from ckd.validate import SCORE_KEYS, accuracy, check_gates, onnx_logits, score_keys, torch_logits
 
 
 def teacher_is_standin(teacher: TeacherSettings) -> bool:
@@ -106,6 +107,9 @@ def model_card(
 ) -> dict:
     """The card records every section of the validated params (defaults included); `source_fingerprint`: the
     `source` stage's output, whose hashes identify the data."""
+    from ckd.export import read_metadata
+
+    scale = read_metadata(onnx_path).get("input_scale")  # written by `export` (ckd.serving.input_scale)
     return build_card(
         metrics,
         vars(checkpoint),
@@ -114,7 +118,20 @@ def model_card(
         teacher_is_standin(params.teacher),
         {"onnx": str(onnx_path), "int8": str(int8_path)},
         source_fingerprint["files"] if source_fingerprint is not None else None,
+        json.loads(scale) if scale else None,
     )
+
+
+def decision_metrics(metrics: dict, queried: Queried) -> dict:
+    """The figures experiments are compared by (`dvc exp show`, `make exps`), under the names they have in the
+    other metrics files: the shipped (ONNX fp32) student's test accuracy (its agreement with the teacher where
+    there is no test set), the teacher calls spent in the store, and the estimated cost of the calls this run
+    paid (an LLM teacher with prices; absent otherwise)."""
+    _, onnx_key, _ = score_keys(metrics)
+    decision = {onnx_key: metrics[onnx_key], "calls_spent_total": queried.calls_spent_total}
+    if queried.estimated_cost is not None:
+        decision["estimated_cost"] = queried.estimated_cost
+    return decision
 
 
 def gates(config: ValidateConfig, metrics: dict, onnx_path: str | Path) -> None:

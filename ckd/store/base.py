@@ -77,11 +77,16 @@ batches_table = sa.Table(
     # NULL where the teacher reports none, or the batch was recorded before these columns existed.
     sa.Column("prompt_tokens", sa.BigInteger),
     sa.Column("completion_tokens", sa.BigInteger),
+    # The provider's own id of the asynchronous job that carries this batch (the OpenAI Batch API: its input
+    # file's id from upload, then the batch's id from creation), so a run that died resumes polling that job
+    # instead of paying again; NULL for a synchronous call.
+    sa.Column("remote", sa.String(200)),
 )
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
 # Columns added to a table after the store's first release: an older store gains them when it is opened
 # (nullable, so rows written before, and by an older ckd, read as NULL: no figure).
-ADDED_COLUMNS = {"ckd_batches": TOKEN_COLUMNS}
+ADDED_COLUMNS = {"ckd_batches": (*TOKEN_COLUMNS, "remote")}
+REMOTE_DONE = "remote_done:"  # ckd_meta key prefix: an asynchronous job whose results are all recorded
 items_table = sa.Table(
     "ckd_batch_items",
     metadata,
@@ -791,6 +796,68 @@ class Store:
                 c.execute(sa.insert(meta_table).values(key=key, value=value))
 
         self._guard(body, "cannot write its settings")
+
+    # -- asynchronous jobs (ckd.teachers.openai_batch) and the history ----------------------------
+    def set_remote(self, batches: list[int], remote: str) -> None:
+        """Record, durably, the provider's id of the job that carries `batches` (before polling it)."""
+
+        def body():
+            with self.engine.begin() as c:
+                c.execute(sa.update(batches_table).where(batches_table.c.batch.in_(batches)).values(remote=remote))
+
+        self._guard(body, f"cannot record the job {remote} (nothing more is sent)")
+
+    def unsettled_remote(self, teacher: str) -> dict[str, list[tuple[int, int, str]]]:
+        """Jobs of `teacher` that a run submitted and died (or stopped) before recording their results:
+        {remote id: [(batch, sample_id, input_hash), ...]}; their batches count (lost) until settled."""
+
+        def body():
+            with self.engine.begin() as c:
+                self.lock_purse(c)
+                self._settle_dead(c, teacher)
+                done = {
+                    r[0][len(REMOTE_DONE) :]
+                    for r in c.execute(sa.select(meta_table.c.key).where(meta_table.c.key.startswith(REMOTE_DONE)))
+                }
+                b = batches_table
+                rows = c.execute(
+                    sa.select(b.c.remote, b.c.batch, items_table.c.sample_id, items_table.c.input_hash)
+                    .join(items_table, items_table.c.batch == b.c.batch)
+                    .where(b.c.teacher == teacher, b.c.status == "lost", b.c.remote.is_not(None))
+                    .order_by(b.c.batch, items_table.c.position)
+                ).all()
+            jobs: dict[str, list[tuple[int, int, str]]] = {}
+            for remote, batch, sample_id, digest in rows:
+                if remote not in done:
+                    jobs.setdefault(remote, []).append((int(batch), int(sample_id), digest))
+            return jobs
+
+        return self._guard(body, "cannot read the jobs in flight")
+
+    def batch_rows(self, teacher: str | None = None) -> list[dict]:
+        """Every batch, oldest first: its time, run, teacher, status, size, tokens, reason and job id."""
+
+        def body():
+            b = batches_table
+            query = sa.select(
+                b.c.batch,
+                b.c.created,
+                b.c.closed,
+                b.c.run,
+                b.c.teacher,
+                b.c.status,
+                b.c.n,
+                b.c.prompt_tokens,
+                b.c.completion_tokens,
+                b.c.reason,
+                b.c.remote,
+            ).order_by(b.c.batch)
+            if teacher is not None:
+                query = query.where(b.c.teacher == teacher)
+            with self.engine.connect() as c:
+                return [dict(r) for r in c.execute(query).mappings()]
+
+        return self._guard(body, "cannot read its batches")
 
     def close(self) -> None:
         for stop in self._heartbeats.values():

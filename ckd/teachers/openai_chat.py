@@ -17,8 +17,10 @@ keeps its words and its tokens in the store.
 What a failure means for the budget (as for the http backend, see `ckd.store`): the SDK's own retries
 are off, so every send is this module's and the count stays exact.
   * no connection made, a 429, or a 500/503 carrying `Retry-After`: nothing computed; retried with
-    exponential backoff and jitter, `Retry-After` honoured; when retries run out, a definite refusal (the
-    count is given back);
+    exponential backoff and jitter; when retries run out, a definite refusal (the count is given back);
+    the provider's rate-limit headers are honoured: a 429 waits `retry-after-ms`, else `retry-after`, else
+    until the later of `x-ratelimit-reset-requests` / `-tokens`; an answer that says no request or token is
+    left (`x-ratelimit-remaining-* : 0`) holds every worker until its reset (`rate_limit_wait_s`);
   * a timeout, a connection dropped after the request left, a 502/504 or a bare 500/503: the model may
     have run; unknown outcome, it stays counted (lost);
   * another 4xx (a wrong model name, a bad key): a definite refusal with the server's words;
@@ -34,6 +36,7 @@ import json
 import math
 import os
 import random
+import re
 import string
 import threading
 import time
@@ -81,6 +84,19 @@ class OpenAITeacherConfig(TeacherSettings):
     max_backoff_s: float = Field(30.0, gt=0, le=600)
     check_model: bool = True  # GET {url}/models (free) before any paid call
     max_response_mb: float = Field(64.0, gt=0, le=4096)  # a longer answer's body is refused, not read on
+    # `batch`: OpenAI's Batch API (ckd.teachers.openai_batch): one job of up to `batch_requests` requests,
+    # answered within `batch_completion_window`, at `batch_price_factor` of the per-1k prices (half price).
+    api: Literal["chat", "batch"] = "chat"
+    batch_requests: int = Field(1000, ge=1, le=50_000)  # requests per job (the API's maximum is 50,000)
+    batch_poll_s: float = Field(30.0, gt=0, le=3600)  # between two looks at a job's status
+    batch_max_wait_s: float = Field(86_400.0, gt=0)  # then the run stops; the next run resumes polling the job
+    batch_completion_window: Literal["24h"] = "24h"
+    batch_price_factor: float = Field(0.5, gt=0, le=1)
+
+    @property
+    def price_factor(self) -> float:
+        """What the per-1k prices are multiplied by: the Batch API's discount, or 1."""
+        return self.batch_price_factor if self.api == "batch" else 1.0
 
     @field_validator("url")
     @classmethod
@@ -139,6 +155,55 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def duration_s(value: str | None) -> float | None:
+    """An `x-ratelimit-reset-*` value ("1s", "6m0s", "20ms", "1h2m3.5s", or bare seconds) in seconds."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return sum(float(n) * {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[u] for n, u in parts)
+
+
+def _said_retry_after(headers) -> float | None:
+    """`retry-after-ms` (OpenAI's), else `retry-after` (RFC 9110: seconds or an HTTP date)."""
+    try:
+        milliseconds = float(headers.get("retry-after-ms") or "")
+    except ValueError:
+        return _retry_after_seconds(headers.get("retry-after"))
+    return max(0.0, milliseconds / 1000)
+
+
+def rate_limit_wait_s(headers) -> float | None:
+    """How long a 429 asks to wait: `retry-after-ms`, else `retry-after`, else the later of
+    `x-ratelimit-reset-requests` and `x-ratelimit-reset-tokens`; None when the answer says nothing."""
+    said = _said_retry_after(headers)
+    if said is not None:
+        return said
+    resets = [duration_s(headers.get(f"x-ratelimit-reset-{kind}")) for kind in ("requests", "tokens")]
+    known = [r for r in resets if r is not None]
+    return max(known) if known else None
+
+
+def exhausted_wait_s(headers) -> float | None:
+    """After an answer: until the reset of a limit that has nothing left (`x-ratelimit-remaining-*: 0`)."""
+    waits = [
+        duration_s(headers.get(f"x-ratelimit-reset-{kind}"))
+        for kind in ("requests", "tokens")
+        if (headers.get(f"x-ratelimit-remaining-{kind}") or "").strip() == "0"
+    ]
+    known = [w for w in waits if w]
+    return max(known) if known else None
+
+
 def normalise_word(word: str) -> str:
     """How a token or an answer is compared with a label word: trimmed, without punctuation, lower case."""
     return word.strip().strip(string.punctuation + " \t\n").lower()
@@ -189,6 +254,10 @@ class OpenAIChatTeacher:
     @classmethod
     def from_config(cls, config: OpenAITeacherConfig) -> OpenAIChatTeacher:
         assert config.url and config.model_name and config.label_words  # the config model refuses them missing
+        if config.api == "batch" and cls is OpenAIChatTeacher:
+            from ckd.teachers.openai_batch import OpenAIBatchTeacher
+
+            return OpenAIBatchTeacher.from_config(config)
         return cls(
             config.url,
             config.model_name,
@@ -237,6 +306,7 @@ class OpenAIChatTeacher:
         self.top_logprobs, self.backoff_s, self.max_backoff_s = top_logprobs, backoff_s, max_backoff_s
         self.rate_limiter = _RateLimiter(rate_limit_per_s)
         self.timeout_s, self.max_response_bytes = float(timeout_s), int(max_response_mb * 2**20)
+        self._resume_at = 0.0  # no request leaves before this time (the provider's rate-limit headers)
         self._token = None
         if token_env:
             self._token = os.environ.get(token_env)
@@ -304,9 +374,19 @@ class OpenAIChatTeacher:
         exponential = min(self.max_backoff_s, self.backoff_s * 2**attempt)
         return exponential * (0.5 + random.random() / 2)  # "equal jitter"
 
-    def _send_once(self, text: str):
-        openai = self._openai
-        self.rate_limiter.acquire()
+    def _hold(self, seconds: float) -> None:
+        """Every worker waits `seconds` (capped) before its next request: the provider said to."""
+        with self._lock:
+            self._resume_at = max(self._resume_at, time.monotonic() + min(seconds, MAX_RETRY_AFTER_S))
+
+    def _wait_for_limits(self) -> None:
+        with self._lock:
+            wait_s = self._resume_at - time.monotonic()
+        if wait_s > 0:
+            time.sleep(wait_s)
+
+    def _request(self, text: str) -> dict[str, Any]:
+        """The chat-completions request body for one input (sent as is, or as one line of a batch job)."""
         request: dict[str, Any] = {
             "model": self.model_name,
             "temperature": 0,
@@ -318,12 +398,21 @@ class OpenAIChatTeacher:
         }
         if self.max_tokens is not None:
             request["max_tokens"] = self.max_tokens
+        return request
+
+    def _send_once(self, text: str):
+        openai = self._openai
+        self._wait_for_limits()
+        self.rate_limiter.acquire()
         try:
             # Streamed: the body is read with a byte cap and a total deadline (the SDK's timeout is per read,
             # so a body that never ends would never time out), then parsed as the SDK parses it.
             deadline = time.monotonic() + self.timeout_s
-            with self.client.chat.completions.with_streaming_response.create(**request) as response:
+            with self.client.chat.completions.with_streaming_response.create(**self._request(text)) as response:
                 status = response.http_response.status_code
+                exhausted = exhausted_wait_s(response.headers)
+                if exhausted:
+                    self._hold(exhausted)
                 try:
                     body = read_capped(response.iter_bytes(), status, self.max_response_bytes, deadline, self.timeout_s)
                 except BodyOverCap:
@@ -345,11 +434,17 @@ class OpenAIChatTeacher:
         except openai.APIStatusError as error:
             words = self._mask(str(error))[:300]
             status = error.status_code
-            retry_after = _retry_after_seconds(error.response.headers.get("Retry-After"))
+            headers = error.response.headers
+            retry_after = _said_retry_after(headers)
+            if status == 429:
+                wait_s = rate_limit_wait_s(headers)
+                if wait_s is not None:
+                    self._hold(wait_s)  # every worker: the limit is the account's, not this request's
+                raise _Retryable(f"HTTP {status}: {words}", wait_s) from None
             # As for the http backend (ckd.teachers.http_oip): only a 429, or a 500/503 that says when to come
             # back, tells that nothing ran; any other 5xx (a gateway's 502/504, a bare 500 or 503) may come
             # after the model computed (and billed) the answer: unknown outcome, it stays counted.
-            if status == 429 or (status in (500, 503) and retry_after is not None):
+            if status in (500, 503) and retry_after is not None:
                 raise _Retryable(f"HTTP {status}: {words}", retry_after) from None
             if status >= 500 and status not in (501, 505):
                 raise OutcomeUnknown(

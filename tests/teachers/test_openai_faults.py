@@ -260,3 +260,28 @@ def test_an_endless_answer_is_cut_at_the_cap_kept_apart_and_one_line(texts, tmp_
     (summary,) = store.summaries()
     store.close()
     assert (summary.spent, summary.rejected, summary.answered) == (1, 1, 0)  # paid, kept apart, one request
+
+
+# issue 20: the provider's rate-limit headers (retry-after-ms, retry-after, x-ratelimit-reset-*, -remaining-*)
+@pytest.mark.parametrize("fault", ["429", "429ms", "429reset", "exhausted"])
+def test_rate_limit_headers_hold_the_next_request(tmp_path, llm, texts, fault):
+    """The next request leaves no sooner than the provider said (the backoff alone would be 0.05 s)."""
+    ids, x, _ = texts
+    with StandinLLMServer(llm, MODEL, plan=at({2: fault}), retry_after_s=1) as server:
+        result = run_query(teacher_for(server, concurrency=1), ids[:6], x[:6], 4, 6, tmp_path / "store", 32, False)
+        gap = server.arrivals[3] - server.arrivals[2]
+    assert gap >= 0.9  # a lower bound only: a busy machine can make it longer, never shorter
+    assert result.teacher_outputs == 6 and result.calls_spent_total == 6  # a 429 is retried, not counted
+
+
+def test_rate_limit_header_parsing():
+    from ckd.teachers.openai_chat import duration_s, exhausted_wait_s, rate_limit_wait_s
+
+    assert duration_s("6m0s") == 360 and duration_s("20ms") == 0.02 and duration_s("1h2m3.5s") == 3723.5
+    assert duration_s("2") == 2 and duration_s("soon") is None and duration_s("1s garbage") is None
+    assert rate_limit_wait_s({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert rate_limit_wait_s({"retry-after": "3", "x-ratelimit-reset-requests": "9s"}) == 3
+    assert rate_limit_wait_s({"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "1m"}) == 60
+    assert rate_limit_wait_s({}) is None
+    assert exhausted_wait_s({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "1s"}) is None
+    assert exhausted_wait_s({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1.5s"}) == 1.5

@@ -2,8 +2,9 @@
 Inference Protocol v2 over REST), bound to 127.0.0.1 only. Runs in the server's own environment (`make`
 builds `.venv-server`):
 
-    .venv-server/bin/python serving/kserve_onnx_teacher.py \
-        --model models/standin/teacher.onnx --name teacher --port 8080
+    .venv-server/bin/python serving/kserve_onnx.py \
+        --model models/serving/triton/ckd_student/1/model.onnx --name ckd_student --port 8080
+    .venv-server/bin/python serving/kserve_onnx.py --model models/standin/teacher.onnx --name teacher
 
 KServe's REST server binds 0.0.0.0; this launcher narrows it to loopback before the server starts.
 """
@@ -34,7 +35,7 @@ from kserve.errors import InvalidInput  # noqa: E402
 DATATYPE = {"tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(uint8)": "UINT8", "tensor(int64)": "INT64"}
 
 
-class OnnxTeacher(Model):
+class OnnxModel(Model):
     def __init__(self, name: str, path: str):
         super().__init__(name)
         self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--name", default="teacher")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
-    ModelServer(http_port=args.port, enable_grpc=False, workers=1).start([OnnxTeacher(args.name, args.model)])
+    ModelServer(http_port=args.port, enable_grpc=False, workers=1).start([OnnxModel(args.name, args.model)])
 
 
 if __name__ == "__main__":
