@@ -7,7 +7,7 @@ import math
 
 from ckd.data import Pool, Selection
 from ckd.errors import CkdError
-from ckd.query import Queried, run_query
+from ckd.query import FRESH_START, Queried, run_query
 from ckd.teachers import build_teacher
 from ckd.teachers.base import TeacherSettings
 
@@ -83,6 +83,8 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
         **usage,
         **{f"score_source_{source}": n for source, n in sorted(result.score_sources.items())},
     }
+    if result.fresh_store:  # said again at the end, where it is seen
+        log.warning(FRESH_START.format(location=result.store, budget=teacher.budget))
     return queried, metrics
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ckd.errors import ConfigError
+from ckd.errors import CkdError, ConfigError
 from ckd.store.base import STORE_SCHEMES, Store
 
 STORE_FILE = "ckd-store.sqlite"
@@ -67,12 +67,14 @@ class SqliteStore(Store):
     scheme = "sqlite"
 
     @classmethod
-    def from_spec(cls, spec: str, base: str | Path | None = None) -> SqliteStore:
+    def from_spec(cls, spec: str, base: str | Path | None = None, create: bool = True) -> SqliteStore:
         if spec.startswith("sqlite:///"):  # SQLAlchemy's spelling: sqlite:///relative, sqlite:////absolute
             spec = spec[len("sqlite:///") :]
         if not spec:
             raise ConfigError("teacher.store", "must be a path (SQLite) or postgresql://USER@HOST:PORT/DB")
         path = store_file(spec, base)
+        if not create and not path.is_file():
+            raise CkdError(f"teacher.store {path}: no store there (nothing was created)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -81,11 +83,13 @@ class SqliteStore(Store):
             spec,
             str(path),
             sa.URL.create("sqlite", database=str(path)),
+            create=create,
             connect_args={"check_same_thread": False, "timeout": 120, "isolation_level": None},
         )
 
     def __init__(self, spec: str, location: str, url, **engine_args):
         self.path = Path(location)
+        self.existed = self.path.exists()  # only an absent file is a fresh start
         self._events_ready = False
         super().__init__(spec, location, url, **engine_args)
         self.spill_dirs = [self.path.parent / "spill"]
@@ -105,6 +109,17 @@ class SqliteStore(Store):
             # Every transaction takes the write lock at its start: a reservation reads and writes the purse
             # atomically, with no upgrade deadlock between two writers.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def absent(self, connection: sa.Connection) -> str | None:
+        """A file that was there before this run opened it, without the store's tables, is damage: 0 bytes
+        (truncated), another program's database, an empty database."""
+        if not self.existed:
+            return None
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size == 0:
+            return "the file has 0 bytes"
+        tables = sa.inspect(connection).get_table_names()
+        return f"a {size}-byte file with " + (f"other tables: {', '.join(tables[:5])}" if tables else "no tables")
 
     def _open(self) -> None:
         if not self._events_ready:

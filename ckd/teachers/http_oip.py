@@ -266,7 +266,6 @@ class OpenInferenceTeacher:
         metadata = self._get_json(self.model_path, "model metadata")
         self._read_metadata(metadata, output)
         version = model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
-        self.legacy_identity = f"http:{self.url}:{model_name}:{version}"  # before the store
         signature = json.dumps(
             [metadata.get("platform"), metadata.get("inputs"), metadata.get("outputs")], sort_keys=True
         )

@@ -84,7 +84,6 @@ class OnnxFileTeacher:
         out_shape = next(o.shape for o in self.session.get_outputs() if o.name == self.output_name)
         self.num_classes = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
         self.identity = f"onnx:{graph_sha256(path)[:24]}:{self.output_name}"
-        self.legacy_identity = f"onnx:{file_sha256(path)[:16]}:{self.output_name}"  # before the store
         self.description = f"ONNX file {path}, output {self.output_name}"
         self.path = path
 
