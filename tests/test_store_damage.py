@@ -298,3 +298,22 @@ def test_outcome_unknown_is_still_lost(store_spec):
     x = np.arange(8, dtype=np.float32).reshape(4, 2)
     result = run_query(Unknown(), np.arange(4), x, 3, budget=4, store=store_spec, progress=False)
     assert result.teacher_lost == 4 and result.calls_spent_total == 4 and result.unanswered == 4
+
+
+def test_a_version_1_store_is_migrated_with_its_answers_checksummed(store_spec):
+    """A store written before checksums (schema 1, no checksum column) opens: each answer gains its checksum,
+    and an answer edited afterwards is noticed."""
+    store = answered_store(store_spec)
+    execute(
+        store,
+        "ALTER TABLE ckd_answers DROP COLUMN checksum",
+        "UPDATE ckd_meta SET value = '1' WHERE key = 'schema_version'",
+    )
+    migrated = open_store(store_spec)
+    assert migrated.get_meta("schema_version") == "2" and migrated.spent() == 3
+    np.testing.assert_array_equal(migrated.answers("t1", ["b"])["b"], [2, 3])
+    postgres = migrated.scheme == "postgresql"
+    zeros = "decode(repeat('00', 8), 'hex')" if postgres else "zeroblob(8)"
+    execute(migrated, f"UPDATE ckd_answers SET scores = {zeros} WHERE input_hash = 'b'")
+    with pytest.raises(CkdError, match="does not match its checksum"):
+        open_store(store_spec)

@@ -305,6 +305,8 @@ class Store:
     def _add_checksums(self, connection: sa.Connection) -> None:
         """Version 1 to 2: each stored answer gains its checksum, computed from it as it is now."""
         a = answers_table
+        if "checksum" not in {column["name"] for column in sa.inspect(connection).get_columns("ckd_answers")}:
+            connection.execute(sa.text("ALTER TABLE ckd_answers ADD COLUMN checksum VARCHAR(64)"))
         rows = connection.execute(sa.select(a.c.teacher, a.c.input_hash, a.c.classes, a.c.scores)).all()
         for teacher, input_hash, classes, blob in rows:
             connection.execute(
