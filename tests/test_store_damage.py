@@ -80,6 +80,7 @@ def test_a_file_that_is_not_a_store_is_damage_not_a_fresh_start(tmp_path, make):
         open_store(str(path))
     message = str(error.value)
     assert str(path) in message and "damaged" in message and "\n" not in message
+    assert ("0 bytes" in message) == (make is not _foreign_sqlite and make is not _tableless_sqlite)
     checked = ledger("check", "--store", str(path))
     assert checked.returncode == 2 and checked.stderr.strip() == f"ckd ledger: error: {message}"
 

@@ -89,7 +89,8 @@ class SqliteStore(Store):
 
     def __init__(self, spec: str, location: str, url, **engine_args):
         self.path = Path(location)
-        self.existed = self.path.exists()  # only an absent file is a fresh start
+        # only an absent file is a fresh start; its size before SQLite opens it (which writes a header)
+        self.size_before = self.path.stat().st_size if self.path.exists() else None
         self._events_ready = False
         super().__init__(spec, location, url, **engine_args)
         self.spill_dirs = [self.path.parent / "spill"]
@@ -98,7 +99,6 @@ class SqliteStore(Store):
         @sa.event.listens_for(self.engine, "connect")
         def connect(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")  # a committed reservation survives a power cut
             cursor.execute("PRAGMA busy_timeout=120000")  # a waiting writer gives up after 2 minutes, never hangs
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -113,9 +113,9 @@ class SqliteStore(Store):
     def absent(self, connection: sa.Connection) -> str | None:
         """A file that was there before this run opened it, without the store's tables, is damage: 0 bytes
         (truncated), another program's database, an empty database."""
-        if not self.existed:
+        size = self.size_before
+        if size is None:
             return None
-        size = self.path.stat().st_size if self.path.exists() else 0
         if size == 0:
             return "the file has 0 bytes"
         tables = sa.inspect(connection).get_table_names()
@@ -126,3 +126,10 @@ class SqliteStore(Store):
             self._set_events()
             self._events_ready = True
         super()._open()
+        # WAL once the file is known to be a store (set here, not on connecting: opening a damaged or foreign
+        # file writes nothing to it, so `ledger check` later reads it as the run found it). It stays set.
+        raw = self.engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA journal_mode=WAL")
+        finally:
+            raw.close()
