@@ -237,11 +237,13 @@ def test_ledger_cli_summary_export_and_import(tmp_path, onnx_teacher, digits_lik
     assert computed_samples(tmp_path / "count.log") == 30
 
 
-def test_budget_advice_accounts_for_a_shared_purse_and_a_selection_that_grows_with_the_budget():
-    """A new teacher on a store whose 120 calls went elsewhere: at budget 240 the 240 selected inputs get the 120
-    calls left, half of them, which min_answered 0.5 accepts; raising to spent + unanswered (220) would not."""
+def test_budget_advice_keeps_the_selection_and_raises_the_cap_by_what_it_lacks():
+    """A new teacher on a store whose 120 calls went elsewhere, 240 selected, none answered, min_answered 0.5:
+    keep the 240 (data.selection_size) and raise the cap by the 120 answers needed. Followed end to end in
+    tests/test_budget_advice.py."""
     from ckd.stages.query import budget_advice
 
-    assert budget_advice(0.5, spent=120, answered=0) == "raise teacher.budget to at least 240"
-    assert budget_advice(0.5, spent=220, answered=100) == "raise teacher.budget to at least 240"
-    assert "cannot help" in budget_advice(1.0, spent=120, answered=0)
+    assert budget_advice(0.5, spent=120, answered=0, selected=240) == (
+        "set data.selection_size: 240 (keeps this selection) and raise teacher.budget to at least 240"
+    )
+    assert budget_advice(1.0, spent=220, answered=100, selected=240).endswith("at least 360")

@@ -184,13 +184,15 @@ def test_a_batch_whose_run_row_is_gone_is_lost_after_the_heartbeat_window(store_
 
 
 class Scores:
-    identity, description, concurrency = "t1", "a teacher", 1
+    """A teacher answering ones, `classes` of them (tests only)."""
+
+    identity, description, concurrency, classes = "t1", "a teacher", 1, 3
 
     def check_fits(self, shape, classes):
         pass
 
     def predict(self, x):
-        return np.ones((len(x), 3), np.float32)
+        return np.ones((len(x), self.classes), np.float32)
 
 
 def test_another_live_runs_batch_in_flight_is_not_counted_as_lost(store_spec):
