@@ -320,3 +320,19 @@ def test_a_version_1_store_is_migrated_with_its_answers_checksummed(store_spec):
     execute(migrated, f"UPDATE ckd_answers SET scores = {zeros} WHERE input_hash = 'b'")
     with pytest.raises(CkdError, match="does not match its checksum"):
         open_store(store_spec)
+
+
+@pytest.mark.parametrize("damage", ["cut", "overwritten"])
+def test_a_cut_or_overwritten_file_is_called_damage_with_the_check_command(tmp_path, damage):
+    spec = str(tmp_path / "s.sqlite")
+    answered_store(spec).close()
+    for extra in ("-wal", "-shm"):
+        (tmp_path / f"s.sqlite{extra}").unlink(missing_ok=True)
+    data = (tmp_path / "s.sqlite").read_bytes()
+    (tmp_path / "s.sqlite").write_bytes(data[: len(data) // 3] if damage == "cut" else b"not a database" * 300)
+    with pytest.raises(CkdError) as error:
+        open_store(spec)
+    message = str(error.value)
+    assert "the store is damaged" in message and f"python -m ckd.ledger check --store {spec}" in message
+    checked = ledger("check", "--store", spec, cwd=tmp_path)
+    assert checked.returncode == 2 and checked.stderr.strip() == f"ckd ledger: error: {message}"

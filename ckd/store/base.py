@@ -228,6 +228,8 @@ class Store:
             raise
         except SQLAlchemyError as error:
             cause = str(getattr(error, "orig", None) or error).splitlines()[0]
+            if "malformed" in cause or "not a database" in cause:  # SQLite: a file cut short or overwritten
+                raise self.corrupt(f"{what}: {cause}") from None
             if _disk_full(cause) or type(getattr(error, "orig", None)).__name__ == "DiskFull":
                 raise CkdError(
                     f"teacher.store {self.location}: {what}: the disk is full ({cause}); free some space and run "
