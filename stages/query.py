@@ -1,7 +1,7 @@
 """Ask the teacher once about the selected samples, under the hard budget, keeping every paid answer."""
 
 from ckd.data import Pool, Selection
-from ckd.stages.query import query
+from ckd.stages.query import query, say_fresh_start
 from stages._entry import parser, run
 
 
@@ -16,7 +16,7 @@ def main(argv=None) -> None:
         queried.save(args.out)
         return metrics
 
-    run("query", p, body, argv)
+    run("query", p, body, argv, gate=lambda args, params, metrics: say_fresh_start(metrics))
 
 
 if __name__ == "__main__":

@@ -336,3 +336,27 @@ def test_a_cut_or_overwritten_file_is_called_damage_with_the_check_command(tmp_p
     assert "the store is damaged" in message and f"python -m ckd.ledger check --store {spec}" in message
     checked = ledger("check", "--store", spec, cwd=tmp_path)
     assert checked.returncode == 2 and checked.stderr.strip() == f"ckd ledger: error: {message}"
+
+
+def test_a_fresh_start_is_said_at_the_start_and_at_the_end_of_the_run(tmp_path, capsys, monkeypatch, caplog):
+    import logging
+
+    import yaml
+
+    from tests.helpers import copy_project, linear_onnx_teacher
+    from tests.helpers.stages import run_stage_commands
+
+    root = copy_project(tmp_path / "project", ("dvc.yaml", "stages", "ckd"))
+    linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["teacher"].update(kind="onnx", model="teacher.onnx", store=str(root / "new-store"), budget=20)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    with caplog.at_level(logging.INFO):
+        assert run_stage_commands(root, capsys, monkeypatch, until="query") is None
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("ckd.")]
+    fresh = [line for line in lines if line.startswith("FRESH START: teacher.store")]
+    assert len(fresh) == 2 and lines[-1] == fresh[0] and str(root / "new-store") in fresh[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # the second run: the store exists, no fresh start
+        assert run_stage_commands(root, capsys, monkeypatch, until="query") is None
+    assert not [r for r in caplog.records if "FRESH START" in r.getMessage()]

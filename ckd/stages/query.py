@@ -80,9 +80,13 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
         **usage,
         **{f"score_source_{source}": n for source, n in sorted(result.score_sources.items())},
     }
-    if result.fresh_store:  # said again at the end, where it is seen
-        log.warning(FRESH_START.format(location=result.store, budget=teacher.budget))
     return queried, metrics
+
+
+def say_fresh_start(metrics: dict) -> None:
+    """The stage's last line when this run created the store (said at its start too): a fresh start is seen."""
+    if metrics.get("fresh_store"):
+        log.warning(FRESH_START.format(location=metrics["store"], budget=metrics["budget"]))
 
 
 def budget_advice(min_answered: float, spent: int, answered: int, selected: int) -> str:
