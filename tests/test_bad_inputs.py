@@ -396,6 +396,13 @@ ISSUE_18_CASES = [
         "store.sqlite: it is no ckd store (the file has 0 bytes); only an absent file is a fresh start",
     ),
     (
+        "selection-size-beyond-the-pool",
+        {"data.selection_size": 5000},
+        None,
+        "sample",
+        "data.selection_size: must be in 1..1297 (the pool size), got 5000",
+    ),
+    (
         "store-url-with-password",
         {"teacher.store": "postgresql://postgres:hunter2@127.0.0.1:5432/x"},
         None,

@@ -47,9 +47,10 @@ def sample(
     if size > len(pool_ids):
         raise ConfigError(
             parameter,
-            f"asks the teacher about {size} inputs but the pool holds {len(pool_ids)}"
+            f"must be in 1..{len(pool_ids)} (the pool size), got {size}"
             + (
-                "; set data.selection_size to at most that (teacher.budget may stay)"
+                " (the selection's size while data.selection_size is null); set data.selection_size to at most "
+                f"{len(pool_ids)} and the budget may stay"
                 if parameter == "teacher.budget"
                 else ""
             ),
