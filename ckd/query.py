@@ -294,7 +294,8 @@ class _Session:
 
 
 FRESH_START = (
-    "FRESH START: teacher.store {location} did not exist and was created empty: teacher.budget={budget} starts from 0"
+    "FRESH START: teacher.store {location} held no store: a new, empty one was created; teacher.budget={budget} "
+    "starts from 0"
 )
 
 
@@ -346,21 +347,23 @@ def run_query(
             disable=not progress,
             dynamic_ncols=True,
         )
-        session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
+        session: _Session | None = None
         try:
             try:
+                session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
                 with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
                     session.ask(pool, concurrency)
             finally:
                 bar.close()
                 opened.close_run(run)
         except CkdError as error:
-            kept = [str(path) for path in session.spilled if str(path) not in str(error)]
+            kept = [str(path) for path in (session.spilled if session else []) if str(path) not in str(error)]
             if kept:  # the last line says where the paid answers are, whatever stopped the run after
                 raise CkdError(
                     f"{error}; paid answers are kept in {', '.join(kept)} and the next run imports them"
                 ) from None
             raise
+        assert session is not None
         if session.fatal is not None:
             raise session.fatal
         answers = session.answers

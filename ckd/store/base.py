@@ -228,7 +228,7 @@ class Store:
             raise
         except SQLAlchemyError as error:
             cause = str(getattr(error, "orig", None) or error).splitlines()[0]
-            if "malformed" in cause or "not a database" in cause:  # SQLite: a file cut short or overwritten
+            if self.scheme == "sqlite" and ("malformed" in cause or "not a database" in cause):  # cut, overwritten
                 raise self.corrupt(f"{what}: {cause}") from None
             if _disk_full(cause) or type(getattr(error, "orig", None)).__name__ == "DiskFull":
                 raise CkdError(
