@@ -299,7 +299,7 @@ FRESH_START = (
 )
 
 
-def prepare_store(store: Store, teacher: Teacher, budget: int) -> None:
+def prepare_store(store: Store, budget: int) -> None:
     """Say when the store is new (an absent file only: anything else there is damage), import spilled answers."""
     from ckd.store.spill import import_spills
 
@@ -337,7 +337,7 @@ def run_query(
     batch_size = min(batch_size, int(getattr(teacher, "batch_limit", batch_size)))
     opened = store if isinstance(store, Store) else open_store(str(store))
     try:
-        prepare_store(opened, teacher, budget)
+        prepare_store(opened, budget)
         run = opened.open_run(teacher.identity, getattr(teacher, "description", teacher.identity))
         bar = tqdm(
             total=budget,
