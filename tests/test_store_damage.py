@@ -151,7 +151,9 @@ def test_a_batch_whose_run_row_is_gone_is_lost_after_the_heartbeat_window(store_
     than the heartbeat window, then the batch is lost (still counted); a later open names the missing row."""
     script = textwrap.dedent(f"""
         import time
+        import ckd.store.base
         from ckd.store import open_store
+        ckd.store.base.HEARTBEAT_S = 0.1  # alive beyond doubt within the shortened window below
         store = open_store({store_spec!r})
         run = store.open_run("t1", "x")
         store.reserve("t1", run, [1, 2], ["a", "b"], budget=10)
@@ -163,12 +165,13 @@ def test_a_batch_whose_run_row_is_gone_is_lost_after_the_heartbeat_window(store_
         owner = holder.stdout.readline().strip()
         store = open_store(store_spec)
         me = store.open_run("t1", "x")
-        assert store.held_elsewhere("t1", ["a", "b"], me) == {"a", "b"}  # alive, with its row: wait for it
-        with store.engine.begin() as connection:
-            connection.execute(sa.text(f"DELETE FROM ckd_runs WHERE run = '{owner}'"))
         monkeypatch.setattr(store_base, "LEASE_S", 1.0)
         time.sleep(1.5)
-        assert store.held_elsewhere("t1", ["a", "b"], me) == set()  # not waited on for ever
+        # the control: alive (its heartbeat every 0.1 s), with its row, its batch older than the window: waited for
+        assert store.held_elsewhere("t1", ["a", "b"], me) == {"a", "b"}
+        with store.engine.begin() as connection:
+            connection.execute(sa.text(f"DELETE FROM ckd_runs WHERE run = '{owner}'"))
+        assert store.held_elsewhere("t1", ["a", "b"], me) == set()  # its row gone: not waited on for ever
         again = store.reserve("t1", me, [1, 2], ["a", "b"], budget=10)
         assert again.rows == [0, 1] and store.summary("t1").lost == 2 and store.spent() == 4
         store.close_run(me)
@@ -360,3 +363,48 @@ def test_a_fresh_start_is_said_at_the_start_and_at_the_end_of_the_run(tmp_path, 
     with caplog.at_level(logging.INFO):  # the second run: the store exists, no fresh start
         assert run_stage_commands(root, capsys, monkeypatch, until="query") is None
     assert not [r for r in caplog.records if "FRESH START" in r.getMessage()]
+
+
+def test_a_run_waiting_on_a_batch_whose_run_row_is_deleted_finishes(store_spec, monkeypatch):
+    """The issue's case end to end: a run waits for inputs another live run has in flight; that run's row is
+    deleted; the waiting run finishes after the heartbeat window (shortened here), the batch lost and asked again."""
+    import threading
+
+    from ckd.query import input_hashes
+
+    x = np.arange(8, dtype=np.float32).reshape(4, 2)
+    hashes = input_hashes(x)
+    script = textwrap.dedent(f"""
+        import time
+        import ckd.store.base
+        from ckd.store import open_store
+        ckd.store.base.HEARTBEAT_S = 0.1
+        store = open_store({store_spec!r})
+        run = store.open_run("t1", "x")
+        store.reserve("t1", run, [0, 1], {hashes[:2]!r}, budget=100)
+        print(run, flush=True)
+        time.sleep(600)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT, stdout=subprocess.PIPE, text=True)
+    try:
+        owner = holder.stdout.readline().strip()
+        monkeypatch.setattr(store_base, "LEASE_S", 1.0)  # the holder beats every 0.1 s: alive throughout
+        results = []
+        waiting = threading.Thread(
+            target=lambda: results.append(run_query(Scores(), np.arange(4), x, 3, 100, store_spec, progress=False)),
+            daemon=True,
+        )
+        waiting.start()
+        waiting.join(3)
+        assert waiting.is_alive() and not results  # the holder is alive, with its row: the run waits
+        store = open_store(store_spec)
+        with store.engine.begin() as connection:
+            connection.execute(sa.text(f"DELETE FROM ckd_runs WHERE run = '{owner}'"))
+        store.close()
+        waiting.join(120)
+        assert not waiting.is_alive() and len(results) == 1
+        result = results[0]
+        assert len(result.ids) == 4 and result.teacher_lost == 2 and result.calls_spent_total == 6
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
