@@ -63,6 +63,9 @@ class DataConfig(Section):
     test_size: int | float = 0.2  # a fraction in (0, 1) (fits any table), or a whole count
     split_seed: int | None = Field(None, ge=0, le=2**32 - 1)  # the pool/test split's seed; null: `seed`
     selection: str = "random"  # a registered selection strategy (ckd.data.selection)
+    # How many pool inputs a run asks the teacher about (null: teacher.budget, the store's cap): two settings,
+    # so that raising the cap to answer a selection does not also grow the selection.
+    selection_size: int | None = Field(None, ge=1, le=10**9)
     use_labels: bool = True
     # Tables (.csv/.parquet): the label column (null: no labels) and the feature columns (null: every other
     # numeric column). A text table: `text` lists the text columns, joined by a space (ckd/data/text.py).

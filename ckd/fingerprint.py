@@ -67,3 +67,27 @@ def files_of(
     if path.suffix or not names:
         raise CkdError(f"{source}: {missing} ({parameter})")
     return {}  # a registered name (the embedded `digits`): its content comes with the installed packages
+
+
+def public_address(value: str) -> str:
+    """What of a store or server address may be written down (dvc.lock, fingerprints, records): scheme, host, port
+    and database or path; never a user name, password or query string. A plain path (SQLite) is kept as it is."""
+    if "://" not in value:
+        return value
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return value.split("://", 1)[0] + "://(malformed)"
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+
+
+def public_settings(settings: dict) -> dict:
+    """A teacher's settings with `store` and `url` reduced to `public_address`."""
+    return {
+        key: public_address(value) if key in ("store", "url") and isinstance(value, str) else value
+        for key, value in settings.items()
+    }

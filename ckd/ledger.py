@@ -5,9 +5,10 @@
     python -m ckd.ledger check    [--store S]                the store's consistency rules
     python -m ckd.ledger export   [--store S] [--teacher T] --out answers.npz|answers.parquet
     python -m ckd.ledger export   [--store S] [--teacher T] --batches --out purse.csv|purse.parquet
-    python -m ckd.ledger import   [--store S] --from answers.npz|answers.parquet|teacher_outputs/
+    python -m ckd.ledger import   [--store S] --from answers.npz|answers.parquet
     python -m ckd.ledger quarantine [--store S]              unusable answers kept apart, with their words
 
+`--store` and `--params` go before or after the command. Only `import` creates a store where there is none.
 `--store` and `--budget` default to `teacher.store` and `teacher.budget` of `--params` (params.yaml). Tokens are
 those the store recorded with each answer (an LLM teacher's `usage`, answered and quarantined), over its whole
 life; with `teacher.price_per_1k_*_tokens` in `--params`, the summary, history and batch export give their
@@ -31,7 +32,6 @@ import numpy as np
 
 from ckd.errors import CkdError
 from ckd.store import Store, open_store
-from ckd.store.legacy import import_legacy, legacy_ledgers
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,13 @@ def summary(store: Store, budget: int | None, prices: Prices | tuple[float, floa
     if budget is not None:
         tail += f" of teacher.budget={budget}; remaining {max(0, budget - spent)}"
         if spent > budget:
-            tail += " (spent under an earlier, larger budget: nothing more will be asked until the budget exceeds it)"
+            imported = store.imported()
+            why = (
+                f"{imported} of them imported (paid elsewhere; imports count whatever the budget)"
+                if imported
+                else "spent under an earlier, larger budget"
+            )
+            tail += f" ({why}: nothing more will be asked until the budget exceeds {spent})"
     lines.append(tail)
     prompt, completion = sum(s.prompt_tokens for s in rows), sum(s.completion_tokens for s in rows)
     tokens = f"tokens in total (as the teachers reported them): {prompt} prompt + {completion} completion"
@@ -237,10 +243,6 @@ def export(store: Store, teacher: str, out: Path) -> int:
 
 
 def import_answers(store: Store, source: Path) -> int:
-    if source.is_dir():
-        if not legacy_ledgers(source):
-            raise CkdError(f"--from: {source} holds no <teacher>/ledger.jsonl to import")
-        return import_legacy(store, source)
     if source.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -258,7 +260,7 @@ def import_answers(store: Store, source: Path) -> int:
         arrays = read_arrays(source, required=("teacher", "hashes", "scores"))
         teacher, hashes, scores = str(arrays["teacher"]), [str(h) for h in arrays["hashes"]], arrays["scores"]
     else:
-        raise CkdError(f"--from: {source} must be a folder of old ledgers, an .npz or a .parquet export")
+        raise CkdError(f"--from: {source} must be an .npz or a .parquet export")
     if len(hashes) == 0:
         return 0
     if scores.ndim != 2 or len(scores) != len(hashes) or not np.issubdtype(scores.dtype, np.floating):
@@ -274,26 +276,33 @@ def import_answers(store: Store, source: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ckd.ledger", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--store", default=None, help="a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+    # --params and --store are taken before the command and after it (`ledger check --store X`, as the damage
+    # line advises); SUPPRESS keeps a value given before the command when the command repeats none.
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--params", default=argparse.SUPPRESS, help="the params file (default: params.yaml)")
+    shared.add_argument("--store", default=argparse.SUPPRESS, help="a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+    parser = argparse.ArgumentParser(
+        prog="python -m ckd.ledger", description=__doc__.strip().splitlines()[0], parents=[shared]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("summary")
+    p = commands.add_parser("summary", parents=[shared])
     p.add_argument("--budget", type=int, default=None)
-    p = commands.add_parser("history")
+    p = commands.add_parser("history", parents=[shared])
     p.add_argument("--last", type=int, default=None, help="only the last N runs")
-    commands.add_parser("check")
-    p = commands.add_parser("export")
+    commands.add_parser("check", parents=[shared])
+    p = commands.add_parser("export", parents=[shared])
     p.add_argument("--teacher", default=None)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--batches", action="store_true", help="one row per batch (the purse), not the answers")
-    p = commands.add_parser("import")
+    p = commands.add_parser("import", parents=[shared])
     p.add_argument("--from", dest="source", required=True, type=Path)
-    commands.add_parser("quarantine")
+    commands.add_parser("quarantine", parents=[shared])
     args = parser.parse_args(argv)
+    args.params = getattr(args, "params", "params.yaml")
+    args.store = getattr(args, "store", None)
     try:
         _defaults(args)
-        store = open_store(args.store)
+        store = open_store(args.store, create=args.command == "import")
         try:
             if args.command == "summary":
                 print(summary(store, args.budget, args.prices))

@@ -133,6 +133,7 @@ class _Session:
         self.usage: dict[str, int] = {}
         self.score_sources: dict[str, int] = {}
         self.fatal: CkdError | None = None
+        self.spilled: list[Path] = []  # paid answers the store could not take, kept in these files
 
     def ask(self, pool: ThreadPoolExecutor, concurrency: int) -> None:
         """Until every selected input has an answer, the budget is spent or a batch fails for good."""
@@ -285,6 +286,7 @@ class _Session:
                 )
             )
             raise self.fatal from None
+        self.spilled.append(path)
         self._fail(
             CkdError(
                 f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
@@ -293,19 +295,18 @@ class _Session:
         )
 
 
-def prepare_store(store: Store, teacher: Teacher, budget: int) -> None:
-    """Say when the store is new, import old ledgers and spilled answers, adopt a former identity."""
-    from ckd.store.legacy import import_legacy
+FRESH_START = (
+    "FRESH START: teacher.store {location} held no store: a new, empty one was created; teacher.budget={budget} "
+    "starts from 0"
+)
+
+
+def prepare_store(store: Store, budget: int) -> None:
+    """Say when the store is new (an absent file only: anything else there is damage), import spilled answers."""
     from ckd.store.spill import import_spills
 
     if store.created_now:
-        log.warning("teacher.store %s: a new, empty store: a fresh start of teacher.budget=%d", store.location, budget)
-    legacy = getattr(teacher, "legacy_identity", None)
-    aliases = {legacy: teacher.identity} if legacy and legacy != teacher.identity else {}
-    if store.scheme == "sqlite":
-        import_legacy(store, Path(store.location).parent, aliases)
-    if aliases and any(s.teacher == legacy for s in store.summaries()):
-        store.adopt(legacy, teacher.identity)
+        log.warning(FRESH_START.format(location=store.location, budget=budget))
     import_spills(store)
 
 
@@ -349,7 +350,7 @@ def run_query(
     batch_size = min(batch_size, int(getattr(teacher, "batch_limit", batch_size)))
     opened = store if isinstance(store, Store) else open_store(str(store))
     try:
-        prepare_store(opened, teacher, budget)
+        prepare_store(opened, budget)
         if not hasattr(teacher, "ask"):
             refuse_while_jobs_pending(opened, teacher.identity)
         run = opened.open_run(teacher.identity, getattr(teacher, "description", teacher.identity))
@@ -361,19 +362,36 @@ def run_query(
             disable=not progress,
             dynamic_ncols=True,
         )
+        session: _Session | None = None
         try:
-            session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
-            if hasattr(teacher, "ask"):  # an asynchronous backend (the OpenAI Batch API) submits and polls jobs
-                teacher.ask(session)
-            else:
-                with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
-                    session.ask(pool, concurrency)
-        finally:
-            bar.close()
-            opened.close_run(run)
+            try:
+                session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
+                if hasattr(teacher, "ask"):  # an asynchronous backend (the OpenAI Batch API) submits and polls jobs
+                    teacher.ask(session)
+                else:
+                    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
+                        session.ask(pool, concurrency)
+            finally:
+                bar.close()
+                opened.close_run(run)
+        except CkdError as error:
+            kept = [str(path) for path in (session.spilled if session else []) if str(path) not in str(error)]
+            if kept:  # the last line says where the paid answers are, whatever stopped the run after
+                raise CkdError(
+                    f"{error}; paid answers are kept in {', '.join(kept)} and the next run imports them"
+                ) from None
+            raise
+        assert session is not None
         if session.fatal is not None:
             raise session.fatal
         answers = session.answers
+        wrong = next((h for h in hashes if h in answers and answers[h].shape != (num_classes,)), None)
+        if wrong is not None:
+            raise CkdError(
+                f"teacher.store {opened.location}: the stored answer of input {wrong[:12]} has "
+                f"{answers[wrong].shape[0]} classes, the data has {num_classes}: the teacher "
+                f"{teacher.identity} answered other classes (point teacher.store at another store for this data)"
+            )
         have = np.array([digest in answers for digest in hashes], dtype=bool)
         result_scores = (
             np.stack([answers[h] for h, ok in zip(hashes, have) if ok])
@@ -388,7 +406,7 @@ def run_query(
             calls_spent_total=opened.spent(),
             teacher_spent=mine.spent,
             teacher_outputs=mine.answered,
-            teacher_lost=mine.lost + mine.in_flight,
+            teacher_lost=mine.lost,  # this run's batches are closed; another live run's in flight are not lost
             teacher_rejected=mine.rejected,
             unanswered=int((~have).sum()),
             store=opened.location,

@@ -2,7 +2,7 @@
 
 from ckd.data import Pool, Selection
 from ckd.preflight import check_student_for
-from ckd.stages.query import query
+from ckd.stages.query import query, say_fresh_start
 from stages._entry import parser, run
 
 
@@ -19,7 +19,7 @@ def main(argv=None) -> None:
         queried.save(args.out)
         return metrics
 
-    run("query", p, body, argv)
+    run("query", p, body, argv, gate=lambda args, params, metrics: say_fresh_start(metrics))
 
 
 if __name__ == "__main__":

@@ -649,3 +649,97 @@ def test_bad_input_through_dvc_repro(project, change, make, words):
     errors = [line for line in run.stderr.splitlines() if line.startswith("ckd ")]
     assert len(errors) == 1 and errors[0].startswith(words), run.stderr[-2000:]
     assert computed_samples(project / "count.log") == 0 and not (project / "store").exists()
+
+
+# issue 18: bad teachers and stores refused before they cost, each in one line
+def _zipmap_teacher(root):
+    from tests.teachers.test_onnx_identity import zipmap_classifier
+
+    zipmap_classifier(root / "sklearn.onnx")
+
+
+def _empty_store_file(root):
+    (root / "store.sqlite").write_bytes(b"")
+
+
+ISSUE_18_CASES = [
+    (
+        "url-ipv4-leading-zero",
+        {"teacher.kind": "http", "teacher.url": "http://127.0.0.01:8000", "teacher.model_name": "m"},
+        None,
+        "source",
+        "127.0.0.01 is not an IPv4 address (four numbers 0-255, no leading zeros)",
+    ),
+    (
+        "onnx-zipmap-output",
+        {"teacher.kind": "onnx", "teacher.model": "sklearn.onnx", "teacher.count_file": None},
+        _zipmap_teacher,
+        "query",
+        "no float output shaped [batch, classes]; a classifier converted by skl2onnx answers maps (ZipMap) by "
+        "default: convert it again with options={'zipmap': False}",
+    ),
+    (
+        "onnx-zipmap-output-named",
+        {
+            "teacher.kind": "onnx",
+            "teacher.model": "sklearn.onnx",
+            "teacher.output": "output_probability",
+            "teacher.count_file": None,
+        },
+        _zipmap_teacher,
+        "query",
+        "teacher.output: 'output_probability' of sklearn.onnx is seq(map(int64,tensor(float))), not a float tensor",
+    ),
+    (
+        "store-file-of-0-bytes",
+        {"teacher.store": "store.sqlite"},
+        _empty_store_file,
+        "query",
+        "store.sqlite: it is no ckd store (the file has 0 bytes); only an absent file is a fresh start",
+    ),
+    (
+        "selection-size-beyond-the-pool",
+        {"data.selection_size": 5000},
+        None,
+        "sample",
+        "data.selection_size: must be in 1..1297 (the pool size), got 5000",
+    ),
+    (
+        "store-url-with-password",
+        {"teacher.store": "postgresql://postgres:hunter2@127.0.0.1:5432/x"},
+        None,
+        "query",
+        "teacher.store: holds a password; remove it and set PGPASSWORD",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,change,make,stage,words", ISSUE_18_CASES, ids=[c[0] for c in ISSUE_18_CASES])
+def test_issue_18_bad_teacher_or_store_is_one_line_before_any_call(
+    project, name, change, make, stage, words, capsys, monkeypatch
+):
+    test_bad_input_is_one_line_before_any_teacher_call(project, name, change, make, stage, words, capsys, monkeypatch)
+    assert "hunter2" not in capsys.readouterr().err
+
+
+def test_issue_18_a_server_answering_maps_is_refused_before_any_call(project, capsys, monkeypatch):
+    metadata = {
+        "name": "m",
+        "inputs": [{"name": "float_input", "datatype": "FP32", "shape": [-1, 1, 8, 8]}],
+        "outputs": [
+            {"name": "output_label", "datatype": "INT64", "shape": [-1]},
+            {"name": "output_probability", "datatype": "BYTES", "shape": [-1]},
+        ],
+    }
+    reset(project)
+    with FakeOipServer(metadata) as server:
+        params = base_params(project)
+        params["teacher"] = {k: v for k, v in params["teacher"].items() if k != "count_file"}
+        params["teacher"].update(
+            kind="http", url=server.url, model_name="m", output="output_probability", ready_timeout_s=5.0
+        )
+        (project / "params.yaml").write_text(yaml.safe_dump(params))
+        failed, run = run_stages(project, capsys, monkeypatch)
+        assert failed == "query", (failed, run.stderr[-2000:] if run else None)
+        assert_one_line(run, "query", "teacher.output: 'output_probability' of m is declared BYTES")
+        assert "options={'zipmap': False}" in run.stderr and server.computed == 0

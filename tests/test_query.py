@@ -216,72 +216,6 @@ def test_a_failed_write_keeps_the_paid_answer_and_the_next_run_imports_it(
     assert not spilled[0].exists()
 
 
-def write_legacy_ledger(folder, teacher_identity, ids, hashes, scores, lost_ids=(), lost_hashes=()):
-    """The format ckd wrote before the store: <folder>/<key>/ledger.jsonl with batches/*.npz."""
-    import json
-
-    from ckd.data import write_arrays
-
-    directory = folder / "onnx-0123456789abcdef"
-    events = [
-        {"event": "open", "teacher": teacher_identity},
-        {"event": "reserve", "batch": 1, "ids": [int(i) for i in ids], "hashes": list(hashes)},
-        {"event": "answered", "batch": 1, "file": "batches/batch-000001.npz"},
-    ]
-    if len(lost_ids):
-        events.append({"event": "reserve", "batch": 2, "ids": [int(i) for i in lost_ids], "hashes": list(lost_hashes)})
-    write_arrays(
-        directory / "batches" / "batch-000001.npz", ids=np.asarray(ids), hashes=np.asarray(hashes), scores=scores
-    )
-    (directory / "ledger.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    return directory / "ledger.jsonl"
-
-
-def test_old_ledgers_are_imported_once_nothing_lost_nothing_asked_again(tmp_path, onnx_teacher, digits_like):
-    ids, x = digits_like
-    teacher = counting(onnx_teacher, tmp_path)
-    scores = teacher.predict(x[:30])
-    write_legacy_ledger(
-        tmp_path / "teacher_outputs",
-        teacher.legacy_identity,
-        ids[:30],
-        input_hashes(x[:30]),
-        scores,
-        ids[30:40],
-        input_hashes(x[30:40]),
-    )
-    before = computed_samples(tmp_path / "count.log")
-    result = run_query(teacher, ids[:30], x[:30], 10, budget=60, store=tmp_path / "teacher_outputs", progress=False)
-    assert result.calls_this_run == 0 and len(result.ids) == 30
-    np.testing.assert_allclose(result.scores, scores)
-    assert result.calls_spent_total == 40 and result.teacher_lost == 10  # the old lost batch stays counted
-    again = run_query(teacher, ids[:50], x[:50], 10, budget=60, store=tmp_path / "teacher_outputs", progress=False)
-    assert again.calls_spent_total == 60 and again.calls_this_run == 20  # imported once, not twice
-    assert computed_samples(tmp_path / "count.log") - before == 20
-
-
-@pytest.mark.parametrize(
-    "line,words",
-    [
-        ('{"event": "reserve", "batch": "one", "ids": [], "hashes": []}', "'batch' must be an integer"),
-        ('{"event": "reserve", "batch": 3, "ids": [1], "hashes": []}', "'ids' and 'hashes' must be lists"),
-        ('{"event": "answered", "batch": 9}', "batch 9 closed but never reserved"),
-        ("[1, 2]", "no known 'event'"),
-    ],
-)
-def test_a_wrong_old_ledger_line_is_one_line_naming_the_file(tmp_path, onnx_teacher, digits_like, line, words):
-    ids, x = digits_like
-    teacher = counting(onnx_teacher, tmp_path)
-    ledger = write_legacy_ledger(
-        tmp_path / "old", teacher.legacy_identity, ids[:10], input_hashes(x[:10]), teacher.predict(x[:10])
-    )
-    with open(ledger, "a") as handle:
-        handle.write(line + "\n")
-    with pytest.raises(CkdError, match=f"{ledger}: line 4 is not a ledger event") as error:
-        run_query(teacher, ids[:10], x[:10], 10, budget=10, store=tmp_path / "old", progress=False)
-    assert words in str(error.value) and "\n" not in str(error.value)
-
-
 def test_ledger_cli_summary_export_and_import(tmp_path, onnx_teacher, digits_like):
     from ckd.ledger import main
 
@@ -304,11 +238,13 @@ def test_ledger_cli_summary_export_and_import(tmp_path, onnx_teacher, digits_lik
     assert computed_samples(tmp_path / "count.log") == 30
 
 
-def test_budget_advice_accounts_for_a_shared_purse_and_a_selection_that_grows_with_the_budget():
-    """A new teacher on a store whose 120 calls went elsewhere: at budget 240 the 240 selected inputs get the 120
-    calls left, half of them, which min_answered 0.5 accepts; raising to spent + unanswered (220) would not."""
+def test_budget_advice_keeps_the_selection_and_raises_the_cap_by_what_it_lacks():
+    """A new teacher on a store whose 120 calls went elsewhere, 240 selected, none answered, min_answered 0.5:
+    keep the 240 (data.selection_size) and raise the cap by the 120 answers needed. Followed end to end in
+    tests/test_budget_advice.py."""
     from ckd.stages.query import budget_advice
 
-    assert budget_advice(0.5, spent=120, answered=0) == "raise teacher.budget to at least 240"
-    assert budget_advice(0.5, spent=220, answered=100) == "raise teacher.budget to at least 240"
-    assert "cannot help" in budget_advice(1.0, spent=120, answered=0)
+    assert budget_advice(0.5, spent=120, answered=0, selected=240) == (
+        "set data.selection_size: 240 (keeps this selection) and raise teacher.budget to at least 240"
+    )
+    assert budget_advice(1.0, spent=220, answered=100, selected=240).endswith("at least 360")

@@ -90,7 +90,7 @@ def _tamper(store_spec, *statements):
         ("UPDATE ckd_batches SET status = 'banana' WHERE batch = 1", "unknown status 'banana'"),
         (
             "UPDATE ckd_meta SET value = '99' WHERE key = 'schema_version'",
-            "schema version '99', this ckd reads version 1",
+            "schema version '99', this ckd reads version 2",
         ),
         ("UPDATE ckd_batches SET status = 'refused' WHERE batch = 1", "its batches add up to 1 counted"),
         ("DELETE FROM ckd_purse", "its purse row is missing"),

@@ -7,7 +7,7 @@ import math
 
 from ckd.data import Pool, Selection
 from ckd.errors import CkdError
-from ckd.query import Queried, run_query
+from ckd.query import FRESH_START, Queried, run_query
 from ckd.teachers import build_teacher
 from ckd.teachers.base import TeacherSettings
 
@@ -16,11 +16,6 @@ log = logging.getLogger(__name__)
 
 def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: bool = True) -> tuple[Queried, dict]:
     where = getattr(selection, "path", "the selection")
-    if len(selection.ids) > teacher.budget:
-        raise CkdError(
-            f"{where}: {len(selection.ids)} samples selected but teacher.budget is {teacher.budget}; "
-            "re-run the sample stage"
-        )
     rows = pool.rows(selection.ids, where)
     backend = build_teacher(teacher)
     inputs = pool.x if pool.text is None else pool.text  # a text teacher reads the texts, not their embeddings
@@ -36,21 +31,23 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
     )
     selected = len(selection.ids)
     if len(result.ids) < teacher.min_answered * selected:
+        advice = budget_advice(teacher.min_answered, result.calls_spent_total, len(result.ids), selected)
         raise CkdError(
             f"teacher.min_answered={teacher.min_answered}: only {len(result.ids)} of {selected} selected samples "
             f"have an answer; teacher.budget={teacher.budget} is spent ({result.calls_spent_total} counted in the "
             f"store {result.store} by every teacher and input over its life, {result.teacher_lost} lost); "
-            f"{budget_advice(teacher.min_answered, result.calls_spent_total, len(result.ids))}, go back to the "
+            f"{advice}, go back to the "
             "selection already paid for (seed, data.*), or give a new teacher a store of its own (teacher.store)"
         )
     if result.unanswered:
         log.warning(
             "%d selected samples have no answer: teacher.budget=%d is spent (%d counted in the store, %d of them "
-            "lost calls); training goes on without them (raise teacher.budget to ask again)",
+            "lost calls); training goes on without them (to ask again: %s)",
             result.unanswered,
             teacher.budget,
             result.calls_spent_total,
             result.teacher_lost,
+            budget_advice(1.0, result.calls_spent_total, len(result.ids), selected),
         )
     usage = usage_metrics(result.usage, teacher)
     queried = Queried(
@@ -86,12 +83,21 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
     return queried, metrics
 
 
-def budget_advice(min_answered: float, spent: int, answered: int) -> str:
-    """The smallest budget B whose selection (B inputs, nested: the answered ones stay in it) the purse can
-    answer to `min_answered`: answered + (B - spent) >= min_answered * B."""
-    if min_answered >= 1:
-        return "raising teacher.budget cannot help while teacher.min_answered is 1 (the selection grows with it)"
-    return f"raise teacher.budget to at least {math.ceil((spent - answered) / (1 - min_answered))}"
+def say_fresh_start(metrics: dict) -> None:
+    """The stage's last line when this run created the store (said at its start too): a fresh start is seen."""
+    if metrics.get("fresh_store"):
+        log.warning(FRESH_START.format(location=metrics["store"], budget=metrics["budget"]))
+
+
+def budget_advice(min_answered: float, spent: int, answered: int, selected: int) -> str:
+    """The settings that answer this selection: keep it (`data.selection_size`, so it no longer grows with the
+    cap) and raise the cap by the answers it lacks, each one call: B = spent + ceil(min_answered * selected) -
+    answered (more only if calls are lost on the way)."""
+    needed = max(1, math.ceil(min_answered * selected) - answered)
+    return (
+        f"set data.selection_size: {selected} (keeps this selection) and raise teacher.budget to at least "
+        f"{spent + needed}"
+    )
 
 
 def usage_metrics(usage: dict[str, int], teacher: TeacherSettings) -> dict:

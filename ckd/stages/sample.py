@@ -1,4 +1,5 @@
-"""`sample`: load `data.source`, make the pool and the test split, choose exactly `teacher.budget` pool inputs.
+"""`sample`: load `data.source`, make the pool and the test split, choose `data.selection_size` pool inputs
+(null: `teacher.budget`, the store's cap) for the teacher.
 
 The test split is `data.test_source` when given (the whole source is then the pool), else a seeded split
 of a labelled source (`data.test_size`). An unlabelled source without a test source has an empty test
@@ -13,7 +14,7 @@ import numpy as np
 
 from ckd.config import DataConfig
 from ckd.data import Dataset, Pool, Selection, TestSet, load_source, select_for_teacher, split_pool_test
-from ckd.errors import CkdError
+from ckd.errors import CkdError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,21 @@ def sample(
     else:
         pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, split_seed)
         test_data = dataset
-    selected = select_for_teacher(pool_ids, dataset.x[pool_ids], budget, data.selection, seed)
+    size, parameter = (
+        (budget, "teacher.budget") if data.selection_size is None else (data.selection_size, "data.selection_size")
+    )
+    if size > len(pool_ids):
+        raise ConfigError(
+            parameter,
+            f"must be in 1..{len(pool_ids)} (the pool size), got {size}"
+            + (
+                " (the selection's size while data.selection_size is null); set data.selection_size to at most "
+                f"{len(pool_ids)} and the budget may stay"
+                if parameter == "teacher.budget"
+                else ""
+            ),
+        )
+    selected = select_for_teacher(pool_ids, dataset.x[pool_ids], size, data.selection, seed)
     texts = dataset.texts
     pool = Pool(
         ids=pool_ids,
@@ -63,6 +78,7 @@ def sample(
         "selected": int(len(selected)),
         "labelled": pool.labels is not None,
         "selection": data.selection,
+        "selection_size": int(len(selected)),
     }
     return pool, test, Selection(ids=selected), metrics
 

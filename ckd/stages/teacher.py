@@ -2,15 +2,16 @@
 
 DVC cannot depend on "whichever file the teacher is": `teacher.model` for an ONNX teacher, the module of a
 `python` teacher, nothing for a server. This stage (`always_changed`, about a second, no teacher call)
-writes the SHA-256 of each file the backend names (`TeacherSettings.files`); `query` re-runs only when
-that changes, or when its `teacher` params do.
+writes the SHA-256 of each file the backend names (`TeacherSettings.files`) and the teacher's settings, with
+`teacher.store` and `teacher.url` cut to scheme, host, port and database: `query` depends on this file, not on
+the `teacher` params, so no user name or password of theirs ever reaches dvc.lock.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ckd.fingerprint import HashCache, files_of
+from ckd.fingerprint import HashCache, files_of, public_settings
 from ckd.teachers.base import TeacherSettings
 
 
@@ -22,4 +23,4 @@ def fingerprint(teacher: TeacherSettings, cache_file: Path | None = None) -> dic
             name, f"teacher.kind {teacher.kind}", cache, missing="the teacher's file is not found", names=False
         )
     cache.save()
-    return {"kind": teacher.kind, "files": files}
+    return {"kind": teacher.kind, "files": files, "settings": public_settings(teacher.model_dump(mode="json"))}

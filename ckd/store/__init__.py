@@ -11,7 +11,9 @@ Contract, the same for every backend (one module each, registered by URL scheme)
   * `mark_refused` gives the count back (a definite refusal: nothing was computed);
   * `mark_lost` closes a batch whose outcome is unknown (it stays counted); a batch left in flight by a run
     that died is lost too, as soon as another run sees that its owner is gone.
-Answers are keyed by (canonical teacher identity, SHA-256 of the input).
+Answers are keyed by (canonical teacher identity, SHA-256 of the input) and carry a checksum. A store that breaks
+a rule (`Store.check`, on every open and in `python -m ckd.ledger check`) stops the run in one line; only an
+absent store is a fresh start (docs/budget-store.md lists the damage cases).
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@ its lock on the purse row and where it lives (`ckd.store.sqlite`, `ckd.store.pos
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shlex
 import socket
 import threading
 import time
@@ -23,11 +25,12 @@ from ckd.registry import Registry
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: every answer carries its checksum (a store of version 1 is migrated when opened)
 STATUSES = ("in_flight", "answered", "rejected", "refused", "lost")
 HEARTBEAT_S = 5.0
 LEASE_S = 60.0  # a run silent this long (on another machine) is taken for dead: its in-flight batches are lost
 HOST = socket.gethostname()
+IMPORT_RUN = "import"  # the run of batches recorded by an import (paid elsewhere): it has no row in ckd_runs
 
 metadata = sa.MetaData()
 meta_table = sa.Table(
@@ -103,6 +106,8 @@ answers_table = sa.Table(
     sa.Column("classes", sa.Integer, nullable=False),
     sa.Column("scores", sa.LargeBinary, nullable=False),  # float32, little-endian
     sa.Column("batch", sa.Integer, nullable=False),
+    # SHA-256 of (teacher, input, classes, scores): an answer edited, cut or zeroed in place is noticed
+    sa.Column("checksum", sa.String(64)),
 )
 quarantine_table = sa.Table(
     "ckd_quarantine",
@@ -144,6 +149,29 @@ def _scores_blob(row: np.ndarray) -> bytes:
     return np.ascontiguousarray(row, dtype="<f4").tobytes()
 
 
+def answer_checksum(teacher: str, input_hash: str, classes: int, blob: bytes) -> str:
+    """checksum = SHA-256(teacher NUL input_hash NUL classes NUL scores' float32 bytes)."""
+    digest = hashlib.sha256(f"{teacher}\0{input_hash}\0{int(classes)}\0".encode())
+    digest.update(bytes(blob))
+    return digest.hexdigest()
+
+
+def _answer_row(teacher: str, input_hash: str, scores: np.ndarray, batch: int) -> dict:
+    blob = _scores_blob(scores)
+    return {
+        "teacher": teacher,
+        "input_hash": input_hash,
+        "classes": int(len(scores)),
+        "scores": blob,
+        "batch": batch,
+        "checksum": answer_checksum(teacher, input_hash, len(scores), blob),
+    }
+
+
+def _disk_full(cause: str) -> bool:
+    return "disk is full" in cause or "No space left" in cause or "DiskFull" in cause
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -162,14 +190,20 @@ class Store:
 
     scheme = ""
 
-    def __init__(self, spec: str, location: str, url: sa.URL | str, **engine_args):
-        self.spec, self.location = spec, location
+    def __init__(self, spec: str, location: str, url: sa.URL | str, create: bool = True, **engine_args):
+        """`create`: an absent store (`absent()`) is made, a fresh start; else it is one line, nothing made."""
+        self.spec, self.location, self.create = spec, location, create
         self.engine = sa.create_engine(url, **engine_args)
         self.spill_dirs: list[Path] = []
         self.store_id = ""
         self.created_now = False
         self._heartbeats: dict[str, threading.Event] = {}
         self._guard(self._open, "cannot be opened")
+
+    def absent(self, connection: sa.Connection) -> str | None:
+        """Why a place holding none of the store's tables is no store but damage (None: it is simply absent,
+        a fresh start). A database server's database may hold other tables; a backend with files says more."""
+        return None
 
     # -- what a backend provides -------------------------------------------------------------
     def lock_purse(self, connection: sa.Connection) -> dict:
@@ -188,7 +222,7 @@ class Store:
     def corrupt(self, what: str) -> CkdError:
         return CkdError(
             f"teacher.store {self.location}: {what}; the store is damaged: restore it from a backup "
-            f"(or inspect it with `python -m ckd.ledger check --store {self.location}`), or point "
+            f"(or inspect it with `python -m ckd.ledger check --store {shlex.quote(self.location)}`), or point "
             "teacher.store at a new path for an explicit fresh start"
         )
 
@@ -199,6 +233,13 @@ class Store:
             raise
         except SQLAlchemyError as error:
             cause = str(getattr(error, "orig", None) or error).splitlines()[0]
+            if self.scheme == "sqlite" and ("malformed" in cause or "not a database" in cause):  # cut, overwritten
+                raise self.corrupt(f"{what}: {cause}") from None
+            if _disk_full(cause) or type(getattr(error, "orig", None)).__name__ == "DiskFull":
+                raise CkdError(
+                    f"teacher.store {self.location}: {what}: the disk is full ({cause}); free some space and run "
+                    "again (what the store holds is kept)"
+                ) from None
             if isinstance(error, sa.exc.OperationalError) and (
                 "connect" in cause or "could not" in cause or "Connection refused" in cause
             ):
@@ -217,6 +258,11 @@ class Store:
             inspector = sa.inspect(connection)
             present = {t for t in metadata.tables if inspector.has_table(t)}
             if not present:
+                damage = self.absent(connection)
+                if damage is not None:
+                    raise self.corrupt(f"it is no ckd store ({damage}); only an absent file is a fresh start")
+                if not self.create:
+                    raise CkdError(f"teacher.store {self.location}: no store there (nothing was created)")
                 metadata.create_all(connection)
                 self.store_id = uuid.uuid4().hex
                 connection.execute(
@@ -233,6 +279,10 @@ class Store:
             if "ckd_meta" not in present:
                 raise self.corrupt("it has tables but no ckd_meta table (not a ckd store, or a damaged one)")
             meta = dict(connection.execute(sa.select(meta_table.c.key, meta_table.c.value)).all())
+            if meta.get("schema_version") == "1" and not (set(metadata.tables) - present):
+                self._add_columns(connection, inspector)
+                self._add_checksums(connection)
+                meta["schema_version"] = str(SCHEMA_VERSION)
             if meta.get("schema_version") != str(SCHEMA_VERSION):
                 raise CkdError(
                     f"teacher.store {self.location}: schema version {meta.get('schema_version')!r}, this "
@@ -258,6 +308,35 @@ class Store:
                 kind = column.type.compile(dialect=connection.dialect)
                 connection.execute(sa.text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}"))
                 log.info("teacher.store %s: added column %s.%s", self.location, table_name, name)
+
+    def _add_checksums(self, connection: sa.Connection) -> None:
+        """Version 1 to 2: each stored answer gains its checksum, computed from it as it is now."""
+        a = answers_table
+        if "checksum" not in {column["name"] for column in sa.inspect(connection).get_columns("ckd_answers")}:
+            connection.execute(sa.text("ALTER TABLE ckd_answers ADD COLUMN checksum VARCHAR(64)"))
+        rows = connection.execute(sa.select(a.c.teacher, a.c.input_hash, a.c.classes, a.c.scores)).all()
+        for teacher, input_hash, classes, blob in rows:
+            connection.execute(
+                sa.update(a)
+                .where(a.c.teacher == teacher, a.c.input_hash == input_hash)
+                .values(checksum=answer_checksum(teacher, input_hash, classes, blob))
+            )
+        connection.execute(
+            sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+        )
+        log.info("teacher.store %s: schema version 1 -> %d (%d answers checksummed)", self.location, 2, len(rows))
+
+    def _verify(self, teacher: str, input_hash: str, classes: int, blob: bytes, checksum: str | None, batch) -> None:
+        """One stored answer as the run reads it and as `check` reads every one: the same rule, the same line."""
+        if (
+            classes < 1
+            or len(bytes(blob)) != 4 * classes
+            or checksum != answer_checksum(teacher, input_hash, classes, blob)
+        ):
+            raise self.corrupt(
+                f"the stored answer of input {input_hash[:12]} (teacher {teacher}, batch {batch}) does not match "
+                "its checksum (edited, cut or zeroed)"
+            )
 
     def check(self) -> None:
         """Every consistency rule the store must keep; a damaged store stops here, never resets."""
@@ -307,6 +386,23 @@ class Store:
             ).first()
             if malformed is not None:
                 raise self.corrupt(f"the stored answer for input {malformed[1][:12]} is malformed")
+            orphan = c.execute(
+                sa.select(batches_table.c.batch, batches_table.c.run)
+                .outerjoin(runs_table, runs_table.c.run == batches_table.c.run)
+                .where(batches_table.c.run != IMPORT_RUN, runs_table.c.run.is_(None))
+                .order_by(batches_table.c.batch)
+            ).first()
+            if orphan is not None:
+                raise self.corrupt(
+                    f"batch {orphan[0]} names run {orphan[1]}, which has no row in ckd_runs (run rows were deleted)"
+                )
+            stream = c.execution_options(yield_per=1000).execute(
+                sa.select(a.c.teacher, a.c.input_hash, a.c.classes, a.c.scores, a.c.checksum, a.c.batch).order_by(
+                    a.c.batch, a.c.input_hash
+                )
+            )
+            for row in stream:
+                self._verify(*row)
 
     # -- runs ------------------------------------------------------------------------------------
     def open_run(self, teacher: str, description: str) -> str:
@@ -362,25 +458,32 @@ class Store:
         except CkdError as error:  # its batches become lost anyway once this process is gone
             log.warning("%s", error)
 
-    def _dead_runs(self, c: sa.Connection, runs: Iterable[str]) -> set[str]:
+    def _dead_runs(self, c: sa.Connection, runs: dict[str, float]) -> set[str]:
+        """Of `runs` ({run: when its oldest batch in flight was reserved}), those gone: finished, a dead process
+        here, silent for LEASE_S; a run whose row is gone (deleted) once its batch is older than LEASE_S."""
         rows = c.execute(sa.select(runs_table).where(runs_table.c.run.in_(list(runs)))).mappings().all()
         now = time.time()
-        return {
+        dead = {
             r["run"]
             for r in rows
             if r["finished"] or (r["host"] == HOST and not _pid_alive(r["pid"])) or now - r["heartbeat"] > LEASE_S
         }
+        known = {r["run"] for r in rows}
+        return dead | {run for run, since in runs.items() if run not in known and now - since > LEASE_S}
+
+    def _owners_in_flight(self, c: sa.Connection, teacher: str) -> dict[str, float]:
+        b = batches_table
+        return dict(
+            c.execute(
+                sa.select(b.c.run, sa.func.min(b.c.created))
+                .where(b.c.teacher == teacher, b.c.status == "in_flight")
+                .group_by(b.c.run)
+            ).all()
+        )
 
     def _settle_dead(self, c: sa.Connection, teacher: str) -> None:
         """In-flight batches whose run is gone are lost: their outcome is unknown, they stay counted."""
-        owners = {
-            r[0]
-            for r in c.execute(
-                sa.select(batches_table.c.run)
-                .distinct()
-                .where(batches_table.c.teacher == teacher, batches_table.c.status == "in_flight")
-            )
-        }
+        owners = self._owners_in_flight(c, teacher)
         dead = self._dead_runs(c, owners) if owners else set()
         if dead:
             c.execute(
@@ -395,14 +498,16 @@ class Store:
 
         def body():
             found: dict[str, np.ndarray] = {}
+            a = answers_table
             with self.engine.connect() as c:
                 for start in range(0, len(wanted), 500):
                     chunk = wanted[start : start + 500]
-                    for digest, _classes, blob in c.execute(
-                        sa.select(answers_table.c.input_hash, answers_table.c.classes, answers_table.c.scores).where(
-                            answers_table.c.teacher == teacher, answers_table.c.input_hash.in_(chunk)
+                    for digest, classes, blob, checksum, batch in c.execute(
+                        sa.select(a.c.input_hash, a.c.classes, a.c.scores, a.c.checksum, a.c.batch).where(
+                            a.c.teacher == teacher, a.c.input_hash.in_(chunk)
                         )
                     ):
+                        self._verify(teacher, digest, classes, blob, checksum, batch)
                         found[digest] = np.frombuffer(bytes(blob), dtype="<f4").astype(np.float32)
             return found
 
@@ -416,9 +521,10 @@ class Store:
             held: set[str] = set()
             with self.engine.connect() as c:
                 owners: dict[str, set[str]] = {}
+                since: dict[str, float] = {}
                 for start in range(0, len(wanted), 500):
                     rows = c.execute(
-                        sa.select(items_table.c.input_hash, batches_table.c.run)
+                        sa.select(items_table.c.input_hash, batches_table.c.run, batches_table.c.created)
                         .join(batches_table, batches_table.c.batch == items_table.c.batch)
                         .where(
                             batches_table.c.teacher == teacher,
@@ -427,9 +533,10 @@ class Store:
                             items_table.c.input_hash.in_(wanted[start : start + 500]),
                         )
                     )
-                    for digest, owner in rows:
+                    for digest, owner, created in rows:
                         owners.setdefault(owner, set()).add(digest)
-                dead = self._dead_runs(c, owners) if owners else set()
+                        since[owner] = min(since.get(owner, created), created)
+                dead = self._dead_runs(c, since) if owners else set()
                 for owner, digests in owners.items():
                     if owner not in dead:
                         held |= digests
@@ -443,6 +550,22 @@ class Store:
                 return int(c.execute(sa.select(purse_table.c.spent).where(purse_table.c.id == 1)).scalar_one())
 
         return self._guard(body, "cannot read its purse")
+
+    def imported(self) -> int:
+        """Inputs counted by imports (paid for elsewhere, `ledger import`): they count whatever the budget."""
+
+        def body():
+            b = batches_table
+            with self.engine.connect() as c:
+                return int(
+                    c.execute(
+                        sa.select(sa.func.coalesce(sa.func.sum(b.c.n), 0)).where(
+                            b.c.run == IMPORT_RUN, b.c.status != "refused"
+                        )
+                    ).scalar_one()
+                )
+
+        return self._guard(body, "cannot read its imports")
 
     def summaries(self) -> list[TeacherSummary]:
         def body():
@@ -592,17 +715,7 @@ class Store:
                     )
                 )
             }
-            rows = [
-                {
-                    "teacher": teacher,
-                    "input_hash": h,
-                    "classes": int(scores.shape[1]),
-                    "scores": _scores_blob(s),
-                    "batch": batch,
-                }
-                for h, s in zip(hashes, scores)
-                if h not in present
-            ]
+            rows = [_answer_row(teacher, h, s, batch) for h, s in zip(hashes, scores) if h not in present]
             if rows:
                 c.execute(sa.insert(answers_table), rows)
 
@@ -698,7 +811,7 @@ class Store:
                     batch = c.execute(
                         sa.insert(batches_table).values(
                             teacher=teacher,
-                            run="import",
+                            run=IMPORT_RUN,
                             status=status,
                             n=len(rows),
                             created=now,
@@ -728,16 +841,7 @@ class Store:
                             scores = record["scores"]
                             c.execute(
                                 sa.insert(answers_table),
-                                [
-                                    {
-                                        "teacher": teacher,
-                                        "input_hash": h,
-                                        "classes": int(scores.shape[1]),
-                                        "scores": _scores_blob(scores[i]),
-                                        "batch": batch,
-                                    }
-                                    for h, i in fresh.items()
-                                ],
+                                [_answer_row(teacher, h, scores[i], batch) for h, i in fresh.items()],
                             )
                             present |= set(fresh)
                     if status == "rejected":
@@ -753,27 +857,6 @@ class Store:
                 return total
 
         return self._guard(body, "cannot import answers")
-
-    def adopt(self, old: str, new: str) -> None:
-        """Move what was recorded under a teacher's former identity to its canonical one."""
-
-        def body():
-            with self.engine.begin() as c:
-                self.lock_purse(c)
-                mine = {
-                    r[0] for r in c.execute(sa.select(answers_table.c.input_hash).where(answers_table.c.teacher == new))
-                }
-                if mine:
-                    c.execute(
-                        sa.delete(answers_table).where(
-                            answers_table.c.teacher == old, answers_table.c.input_hash.in_(mine)
-                        )
-                    )
-                c.execute(sa.update(answers_table).where(answers_table.c.teacher == old).values(teacher=new))
-                c.execute(sa.update(batches_table).where(batches_table.c.teacher == old).values(teacher=new))
-                c.execute(sa.delete(teachers_table).where(teachers_table.c.teacher == old))
-
-        self._guard(body, f"cannot move the answers of {old} to {new}")
 
     def quarantined(self) -> list[tuple[int, str, str]]:
         def body():
@@ -868,11 +951,12 @@ class Store:
 STORE_SCHEMES: Registry[Store] = Registry("store backend", "teacher.store")
 
 
-def open_store(spec: str, base: str | Path | None = None) -> Store:
+def open_store(spec: str, base: str | Path | None = None, create: bool = True) -> Store:
     """`spec` is a path (SQLite; a relative one is resolved from the main repository's root) or a URL
-    whose scheme names a backend (`postgresql://USER@HOST:PORT/DB`)."""
+    whose scheme names a backend (`postgresql://USER@HOST:PORT/DB`). With `create` False, an absent store is
+    one line and nothing is made (reading commands: `ledger summary` of a mistyped path creates nothing)."""
     from ckd.store import postgresql, sqlite  # noqa: F401  (registers the backends)
 
     scheme = spec.split("://", 1)[0].split("+", 1)[0] if "://" in spec else "sqlite"
     backend: Any = STORE_SCHEMES.get(scheme)  # a Store class, registered by its URL scheme
-    return backend.from_spec(spec, base)
+    return backend.from_spec(spec, base, create=create)

@@ -23,7 +23,7 @@ class PostgresStore(Store):
     scheme = "postgresql"
 
     @classmethod
-    def from_spec(cls, spec: str, base: str | Path | None = None) -> PostgresStore:
+    def from_spec(cls, spec: str, base: str | Path | None = None, create: bool = True) -> PostgresStore:
         try:
             url = sa.make_url(spec)
         except sa.exc.ArgumentError:
@@ -41,6 +41,7 @@ class PostgresStore(Store):
             spec,
             masked(url),
             url,
+            create=create,
             pool_pre_ping=True,
             connect_args={
                 "connect_timeout": 10,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ckd.errors import ConfigError
+from ckd.errors import CkdError, ConfigError
 from ckd.store.base import STORE_SCHEMES, Store
 
 STORE_FILE = "ckd-store.sqlite"
@@ -67,12 +67,14 @@ class SqliteStore(Store):
     scheme = "sqlite"
 
     @classmethod
-    def from_spec(cls, spec: str, base: str | Path | None = None) -> SqliteStore:
+    def from_spec(cls, spec: str, base: str | Path | None = None, create: bool = True) -> SqliteStore:
         if spec.startswith("sqlite:///"):  # SQLAlchemy's spelling: sqlite:///relative, sqlite:////absolute
             spec = spec[len("sqlite:///") :]
         if not spec:
             raise ConfigError("teacher.store", "must be a path (SQLite) or postgresql://USER@HOST:PORT/DB")
         path = store_file(spec, base)
+        if not create and not path.is_file():
+            raise CkdError(f"teacher.store {path}: no store there (nothing was created)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -81,11 +83,14 @@ class SqliteStore(Store):
             spec,
             str(path),
             sa.URL.create("sqlite", database=str(path)),
+            create=create,
             connect_args={"check_same_thread": False, "timeout": 120, "isolation_level": None},
         )
 
     def __init__(self, spec: str, location: str, url, **engine_args):
         self.path = Path(location)
+        # only an absent file is a fresh start; its size before SQLite opens it (which writes a header)
+        self.size_before = self.path.stat().st_size if self.path.exists() else None
         self._events_ready = False
         super().__init__(spec, location, url, **engine_args)
         self.spill_dirs = [self.path.parent / "spill"]
@@ -94,7 +99,6 @@ class SqliteStore(Store):
         @sa.event.listens_for(self.engine, "connect")
         def connect(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")  # a committed reservation survives a power cut
             cursor.execute("PRAGMA busy_timeout=120000")  # a waiting writer gives up after 2 minutes, never hangs
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -106,8 +110,26 @@ class SqliteStore(Store):
             # atomically, with no upgrade deadlock between two writers.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    def absent(self, connection: sa.Connection) -> str | None:
+        """A file that was there before this run opened it, without the store's tables, is damage: 0 bytes
+        (truncated), another program's database, an empty database."""
+        size = self.size_before
+        if size is None:
+            return None
+        if size == 0:
+            return "the file has 0 bytes"
+        tables = sa.inspect(connection).get_table_names()
+        return f"a {size}-byte file with " + (f"other tables: {', '.join(tables[:5])}" if tables else "no tables")
+
     def _open(self) -> None:
         if not self._events_ready:
             self._set_events()
             self._events_ready = True
         super()._open()
+        # WAL once the file is known to be a store (set here, not on connecting: opening a damaged or foreign
+        # file writes nothing to it, so `ledger check` later reads it as the run found it). It stays set.
+        raw = self.engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA journal_mode=WAL")
+        finally:
+            raw.close()

@@ -113,6 +113,14 @@ class OutcomeUnknown(Exception):
     """The request left and no answer came back: it may have been computed, so it stays counted."""
 
 
+# A scikit-learn classifier converted by skl2onnx answers, by default, a sequence of {class: probability} maps
+# (ZipMap), not the float tensor [batch, classes] the store keeps: refused before any call, with the fix.
+ZIPMAP_ADVICE = (
+    "a classifier converted by skl2onnx answers maps (ZipMap) by default: convert it again with "
+    "options={'zipmap': False} (its probabilities are then a float tensor [batch, classes])"
+)
+
+
 def check_declared_fit(
     where: str,
     input_name: str,

@@ -39,6 +39,7 @@ from pydantic import Field, field_validator
 from ckd.errors import CkdError, TeacherError
 from ckd.teachers.base import (
     TEACHERS,
+    ZIPMAP_ADVICE,
     AnswerUnusable,
     OutcomeUnknown,
     TeacherRefused,
@@ -112,7 +113,10 @@ def normalise_url(url: str) -> str:
     """One spelling per server URL: lower-case scheme and host, no dot segments, no trailing slash."""
     import httpx
 
-    parsed = httpx.URL(url)
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:  # e.g. an IPv4 address with a leading zero, http://127.0.0.01:8000
+        raise CkdError(f"teacher.url: {url} is not a well-formed URL ({error})") from None
     segments = []
     for part in parsed.path.split("/"):
         if part in ("", "."):
@@ -203,6 +207,13 @@ class HttpTeacherConfig(TeacherSettings):
             raise ValueError(f"must be a well-formed http(s) URL ({str(error)[:80]})") from None
         if not host:
             raise ValueError("must name a host, e.g. http://127.0.0.1:8000")
+        if host.replace(".", "").isdigit():  # dotted digits: an IPv4 address, four numbers 0-255, no leading zero
+            import ipaddress
+
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise ValueError(f"{host} is not an IPv4 address (four numbers 0-255, no leading zeros)") from None
         return url
 
     @field_validator("model_name")
@@ -295,7 +306,6 @@ class OpenInferenceTeacher:
         metadata = self._get_json(self.model_path, "model metadata")
         self._read_metadata(metadata, output)
         version = model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
-        self.legacy_identity = f"http:{self.url}:{model_name}:{version}"  # before the store
         signature = json.dumps(
             [metadata.get("platform"), metadata.get("inputs"), metadata.get("outputs")], sort_keys=True
         )
@@ -388,6 +398,11 @@ class OpenInferenceTeacher:
                     f"teacher.output: {output!r} is not an output of {self.model_name}; outputs: {', '.join(names)}"
                 )
             chosen = next((o for o in outputs if o["name"] == output), {"name": output, "shape": []})
+            if chosen.get("datatype", "FP32") not in FLOAT_DATATYPES:  # before any call: no answer to quarantine
+                raise TeacherError(
+                    f"teacher.output: {output!r} of {self.model_name} is declared {chosen['datatype']}, not a float "
+                    f"tensor [batch, classes]; {ZIPMAP_ADVICE}"
+                )
         else:
             floats = [o for o in outputs if o.get("datatype") in FLOAT_DATATYPES and len(o.get("shape", [])) == 2]
             if len(floats) > 1:
@@ -399,7 +414,7 @@ class OpenInferenceTeacher:
             if chosen is None:
                 raise TeacherError(
                     f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "
-                    "name one with teacher.output"
+                    f"name one with teacher.output ({ZIPMAP_ADVICE})"
                 )
         self.output_name = chosen["name"]
         shape = chosen.get("shape") or []

@@ -327,7 +327,6 @@ class OpenAIChatTeacher:
         # one spelling (ckd.teachers.http_oip.normalise_url).
         digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
         self.identity = f"openai:{self.url}:{model_name}:{digest}"
-        self.legacy_identity = f"openai:{url.rstrip('/')}:{model_name}:{digest}"  # i11's ledger, before the store
         self.description = f"{model_name} at {self.url} (OpenAI-compatible chat completions)"
         self._lock = threading.Lock()
         if check_model:
