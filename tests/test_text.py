@@ -104,7 +104,6 @@ def test_bundle_matches_pytorch_on_raw_text(bundle):
 @pytest.mark.slow
 def test_text_pipeline_end_to_end(tmp_path):
     """embed -> sample -> query (stand-in LLM) -> check -> build -> train -> export_text -> validate_text."""
-    from ckd.bench.llm_server import StandinLLMServer, standin_from_data
     from ckd.query import Queried
     from ckd.stages.build import build
     from ckd.stages.check import check
@@ -114,6 +113,7 @@ def test_text_pipeline_end_to_end(tmp_path):
     from ckd.stages.sample import sample
     from ckd.stages.train import train
     from ckd.stages.validate_text import validate_text
+    from examples.ag_news.llm_server import StandinLLMServer, standin_from_data
 
     csv = tmp_path / "news.csv"
     write_text_csv(csv, count=90, seed=3)

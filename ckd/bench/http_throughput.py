@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ckd.bench.servers import KServeTeacher
 from ckd.query import run_query
 from ckd.teachers.http_oip import OpenInferenceTeacher
 from ckd.teachers.onnx_file import OnnxFileTeacher
+from tests.helpers.servers import KServeTeacher
 
 
 def samples_per_second(teacher, x: np.ndarray, batch_size: int, store: Path) -> float:

@@ -14,7 +14,7 @@ the CPU with one thread per worker. A variant whose configuration equals another
 
 The embed stage's output holds every text, its label and its frozen-encoder embedding. The split is the
 pipeline's (`data.test_size`, `data.split_seed` / `seed`). The teacher is the STAND-IN LLM server (a TF-IDF +
-logistic-regression classifier trained on the pool, `ckd.bench.llm_server`, as `examples/ag_news/run.sh`
+logistic-regression classifier trained on the pool, `examples.ag_news.llm_server`, as `examples/ag_news/run.sh`
 starts it) on 127.0.0.1, asked through the `openai` backend built from the params' `teacher` section, once
 per text, under one store per seed (nested budgets): the calls, tokens and the budget are real, the
 language model is not. For each (budget N, seed) the seed selects N pool texts (`random` selection: N=300
@@ -33,7 +33,6 @@ from typing import Any, cast
 import numpy as np
 from tqdm.auto import tqdm
 
-from ckd.bench.llm_server import StandinLLMServer, TextClassifierLLM
 from ckd.bench.recipes import RECIPES
 from ckd.bench.report import write_report
 from ckd.bench.run import FIELDS, _init_worker, _train_one, variant_overrides
@@ -44,6 +43,7 @@ from ckd.errors import CkdError
 from ckd.query import run_query
 from ckd.teachers import build_teacher
 from ckd.teachers.openai_chat import OpenAITeacherConfig
+from examples.ag_news.llm_server import StandinLLMServer, TextClassifierLLM
 
 EXAMPLE_PARAMS = Path(__file__).resolve().parents[2] / "examples" / "ag_news" / "params.yaml"
 DEFAULT_VARIANT = "default"  # the params file's own `student` section: what `dvc repro` runs
@@ -94,7 +94,7 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
     data_dir.mkdir(parents=True, exist_ok=True)
     test_path = data_dir / "test.npz"
     TestSet(ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids]).save(test_path)
-    # As `run.sh` trains it (ckd.bench.llm_server.standin_from_data): on the pool of the pipeline's split.
+    # As `run.sh` trains it (examples.ag_news.llm_server.standin_from_data): on the pool of the pipeline's split.
     llm = TextClassifierLLM(dataset.texts[pool_ids], dataset.y[pool_ids], label_words, base.seed)
     # As the server sees them: the prompted texts.
     teacher_test_accuracy = llm.accuracy(

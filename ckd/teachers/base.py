@@ -39,7 +39,7 @@ class TeacherSettings(Section):
     fields, and names the subclass as its `config_model`; `ckd.config` makes the union of them."""
 
     kind: str
-    # The ONNX file of the `onnx` and `counting` backends; the default is the demo's stand-in, which the
+    # The ONNX file of the `onnx` backend (and any built on it); the default is the demo's stand-in, which the
     # `standin` stage trains only when this names it. Other backends ignore it.
     model: str = Field("models/standin/teacher.onnx", min_length=1)
     budget: int = Field(100, ge=1, le=10_000_000, description="teacher calls you are willing to pay for")

@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 ROOT="$(cd ../.. && pwd)"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1
 mkdir -p metrics
-python -m ckd.bench.llm_server --params params.yaml --report metrics/standin_llm.json > metrics/standin_llm.log 2>&1 &
+python -m examples.ag_news.llm_server --params params.yaml --report metrics/standin_llm.json > metrics/standin_llm.log 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 URL=$(python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['teacher']['url'].rstrip('/'))")
