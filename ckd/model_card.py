@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ckd.config import DataConfig
 from ckd.data import load_source
 from ckd.fingerprint import HashCache, files_of
 from ckd.teachers.onnx_file import file_sha256
@@ -33,7 +34,7 @@ def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict:
         for name, sha in sorted(files.items()):
             digest.update(f"{name}\0{sha}\0".encode())
         return {"source": source, "sha256": digest.hexdigest(), "hash_of": "folder (file names and contents)"}
-    dataset = load_source(source)
+    dataset = load_source(source, DataConfig())  # an embedded source: no table or folder options apply
     digest = hashlib.sha256(np.ascontiguousarray(dataset.x).tobytes())
     if dataset.y is not None:
         digest.update(np.ascontiguousarray(dataset.y).tobytes())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,7 +127,7 @@ def check_teacher_outputs(
         kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
         observed = item.result.get("observed_value", item.result.get("unexpected_count"))
         failures.append(f"{artifact}: failed {config.type} {kwargs} (observed {observed})")
-    summary = {"expectations": len(result.results), "failed": len(failures), "success": not failures}
+    summary: dict[str, Any] = {"expectations": len(result.results), "failed": len(failures), "success": not failures}
     if docs_dir is not None:
         summary["data_docs"] = str(docs_dir / "index.html")
     if failures:

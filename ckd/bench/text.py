@@ -83,7 +83,7 @@ def student_overrides(variant: str, base: Params) -> dict[str, Any]:
 
 
 def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
-    dataset = load_source(args.embedded)
+    dataset = load_source(args.embedded, base.data)
     if dataset.texts is None or dataset.y is None:
         raise SystemExit(f"{args.embedded}: no 'text' or labels; give the embed stage's output")
     llm_config = cast(OpenAITeacherConfig, base.teacher)  # base_params checked it

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -142,10 +142,23 @@ def check_declared_fit(
 TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")
 
 
+class TeacherBackend(Protocol):
+    """What `TEACHERS` holds under a kind: the backend's class, with its params model and its builder."""
+
+    config_model: type[TeacherSettings]
+
+    def from_config(self, config: Any) -> Teacher: ...
+
+
+def backend(kind: str) -> TeacherBackend:
+    """The registered backend class of `teacher.kind` (an unknown kind: one line listing the registered ones)."""
+    return cast(TeacherBackend, TEACHERS.get(kind))
+
+
 def build_teacher(config: TeacherSettings) -> Teacher:
     """Build the backend `config.kind` through its `from_config`. A `teacher.identity` label declares a new
     teacher: it is appended to the derived identity, so it gets answers of its own."""
-    teacher = TEACHERS.get(config.kind).from_config(config)
+    teacher = backend(config.kind).from_config(config)
     if config.identity:
         teacher.identity = f"{teacher.identity}#{config.identity}"
     return teacher

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ckd.config import DataConfig
 from ckd.data import load_source
 from ckd.errors import CkdError
 from ckd.query import run_query
@@ -212,7 +213,7 @@ def main(argv=None) -> None:
         "--teacher", default="models/standin/teacher.onnx", help="an ONNX teacher taking digits [B, 1, 8, 8]"
     )
     args = parser.parse_args(argv)
-    digits = load_source("digits")
+    digits = load_source("digits", DataConfig())
     ids, x = np.arange(200), digits.x[:200]
     rows = []
     with KServeTeacher(args.teacher) as url, tempfile.TemporaryDirectory() as scratch:
