@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ckd.errors import CkdError
+from ckd.extras import require
 from ckd.runtime import onnx_session
 
 MODEL_FILE, TOKENIZER_FILE, BUNDLE_FILE = "student.onnx", "tokenizer.json", "bundle.json"
@@ -85,7 +86,7 @@ class TextBundle:
     """Raw texts -> logits through the bundle alone (its tokenizer file and its ONNX graph)."""
 
     def __init__(self, bundle_dir: str | Path, threads: int | None = None):
-        from tokenizers import Tokenizer
+        Tokenizer = require("tokenizers", "a text model bundle").Tokenizer
 
         self.dir = Path(bundle_dir)
         if not (self.dir / BUNDLE_FILE).is_file():

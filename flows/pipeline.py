@@ -34,6 +34,14 @@ from typing import Any
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
 
 import yaml  # noqa: E402
+
+from ckd.extras import MissingExtra, require  # noqa: E402
+
+try:
+    require("prefect", "the Prefect flow (python -m flows.pipeline)")
+except MissingExtra as error:
+    raise SystemExit(f"ckd pipeline: error: {error}") from None
+
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_link_artifact, create_markdown_artifact  # noqa: E402
 

@@ -34,8 +34,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from ckd.extras import MissingExtra, require
+
+try:
+    require("prefect", "the benchmark grid (python -m ckd.bench.grid)")
+except MissingExtra as error:
+    raise SystemExit(f"ckd bench grid: error: {error}") from None
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from ckd.bench.run import (
     FIELDS,
@@ -177,7 +184,7 @@ def prepare_teacher(args, base: Params, overrides: dict) -> tuple[dict, str, dic
 
 def task_runner(address: str | None, workers: int):
     """A DaskTaskRunner on an existing scheduler (`address`), else on a local cluster of worker processes."""
-    from prefect_dask import DaskTaskRunner
+    DaskTaskRunner = require("prefect_dask", "the benchmark grid on Dask").DaskTaskRunner
 
     if address:
         return DaskTaskRunner(address=address)

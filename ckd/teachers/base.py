@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
+from ckd.extras import installed, missing
 from ckd.registry import Registry
 from ckd.schema import Section
 
@@ -66,6 +67,8 @@ class TeacherSettings(Section):
             "://" in store and not store.startswith(("postgresql://", "postgresql+psycopg://", "sqlite:///"))
         ):
             raise ValueError("must be a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+        if store.startswith("postgresql") and not installed("psycopg"):
+            raise ValueError(missing("psycopg", "a PostgreSQL store"))
         return store
 
 

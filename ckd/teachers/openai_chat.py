@@ -43,6 +43,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
+from ckd.extras import require
 from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherRefused, TeacherSettings
 from ckd.teachers.http_oip import MAX_RETRY_AFTER_S, _RateLimiter, _retry_after_seconds, normalise_url
 
@@ -217,7 +218,7 @@ class OpenAIChatTeacher:
         max_backoff_s: float = 30.0,
         check_model: bool = True,
     ):
-        import openai
+        openai = require("openai", "teacher.kind openai")
 
         self.url, self.model_name = normalise_url(url), model_name
         self.label_words = tuple(label_words)
