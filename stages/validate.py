@@ -22,6 +22,7 @@ def main(argv=None) -> None:
     p.add_argument("--train-metrics", required=True)
     p.add_argument("--card-json", required=True)
     p.add_argument("--card-md", required=True)
+    p.add_argument("--bundle", default=None, help="the export stage's bundle (a text source reads raw texts with it)")
 
     def body(args, params):
         checkpoint = StudentCheckpoint.load(args.checkpoint)
@@ -34,6 +35,7 @@ def main(argv=None) -> None:
             TestSet.load(args.test),
             Queried.load(args.queried),
             Pool.load(args.pool) if args.pool else None,
+            args.bundle if params.data.text is not None else None,
         )
         card = model_card(
             params,

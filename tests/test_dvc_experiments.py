@@ -31,7 +31,7 @@ def repo(tmp_path):
     root = copy_project(tmp_path / "repo", ("ckd", "stages"))
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
     (root / "dvc.yaml").write_text(
-        yaml.safe_dump({"stages": {k: stages[k] for k in ("source", "standin", "teacher", "sample", "query")}})
+        yaml.safe_dump({"stages": {k: stages[k] for k in ("source", "standin", "teacher", "embed", "sample", "query")}})
     )
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())

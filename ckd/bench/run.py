@@ -36,6 +36,7 @@ from ckd.config import Params, load_config, validate_all, with_overrides
 from ckd.errors import CkdError
 from ckd.teachers.base import TeacherSettings
 
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # the repository whose dvc.yaml orders the stages
 FIELDS = ["dataset", "regime", "budget", "seed", "student_seed", "variant", "method", "test_accuracy", "val_accuracy",
           "teacher_calls", "chosen", "train_seconds", "overrides"]
 
@@ -101,25 +102,40 @@ def _call(stage: str, run: Callable[[], Any]) -> Any:
 
 
 def ask_teacher(params: Params, paying: TeacherSettings | None = None, timed: Callable = _call) -> dict[str, Any]:
-    """The pipeline's data stages in dvc.yaml's order, as `dvc repro` runs them: sample, query, check, build
-    (the benchmark's one chain; `grid` and `bench/scaling.py` run it too). `paying`: the teacher section that
-    pays (default `params.teacher`; the grid's shared store has a budget of its own). `timed(stage, run)`
-    runs each stage (a study times them). Returns the stages' outputs by name."""
+    """The pipeline's data stages (sample, query, check, build) in the order dvc.yaml runs them, on the very
+    stage functions (the benchmark's one chain; `grid` and `bench/scaling.py` run it too). `paying`: the
+    teacher section that pays (default `params.teacher`; the grid's shared store has a budget of its own).
+    `timed(stage, run)` runs each stage (a study times them). Returns the stages' outputs by name."""
+    from ckd.stages import stage_names
     from ckd.stages.build import build
     from ckd.stages.check import check
     from ckd.stages.query import query
     from ckd.stages.sample import sample
 
     teacher = paying or params.teacher
-    pool, test, selection, _ = timed(
-        "sample", lambda: sample(params.data, params.teacher.budget, params.split_seed, params.seed)
-    )
-    queried, _ = timed("query", lambda: query(teacher, pool, selection, progress=False))
-    timed("check", lambda: check(teacher, queried, pool))
-    comparative, _ = timed(
-        "build", lambda: build(params.comparative, params.teacher.scores, params.seed, queried, pool)
-    )
-    return {"pool": pool, "test": test, "selection": selection, "queried": queried, "comparative": comparative}
+    out: dict[str, Any] = {}
+
+    def sample_step() -> None:
+        out["pool"], out["test"], out["selection"], _ = sample(
+            params.data, params.teacher.budget, params.split_seed, params.seed
+        )
+
+    def query_step() -> None:
+        out["queried"], _ = query(teacher, out["pool"], out["selection"], progress=False)
+
+    def build_step() -> None:
+        out["comparative"], _ = build(params.comparative, params.teacher.scores, params.seed, out["queried"], out["pool"])
+
+    steps = {
+        "sample": sample_step,
+        "query": query_step,
+        "check": lambda: check(teacher, out["queried"], out["pool"]),
+        "build": build_step,
+    }
+    for stage in stage_names(PROJECT_DIR):
+        if stage in steps:
+            timed(stage, steps[stage])
+    return out
 
 
 def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
