@@ -228,7 +228,7 @@ def same_configuration(jobs: list[dict]) -> tuple[list[dict], dict[int, int], di
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m ckd.bench.text", description=__doc__.strip().splitlines()[0])
     p.add_argument("--params", default=str(EXAMPLE_PARAMS), help="a text pipeline's params (default: the example's)")
-    p.add_argument("--embedded", default=None, help="the embed stage's output (default: data/embedded.npz by --params)")
+    p.add_argument("--embedded", default="data/embedded.npz", help="the embed stage's output (examples/ag_news/run.sh)")
     p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=[100, 300, 1000])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument(
@@ -252,7 +252,6 @@ def parse_args(argv=None):
     unknown = [v for v in args.variants if v != DEFAULT_VARIANT and v not in RECIPES]
     if unknown:
         p.error(f"--variants: unknown {', '.join(unknown)}; known: {DEFAULT_VARIANT}, {', '.join(RECIPES)}")
-    args.embedded = args.embedded or str(Path(args.params).resolve().parent / "data" / "embedded.npz")
     args.out = Path(args.out)
     return args
 

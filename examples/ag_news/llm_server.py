@@ -241,7 +241,8 @@ def standin_from_data(
 
 def settings_from_params(path: str) -> dict:
     """The stand-in's settings from a text pipeline's params file, so nothing is spelled twice: the
-    pipeline's own split (data.*, seed), its verbalizer, model name and port (teacher.*)."""
+    pipeline's own split (data.*, seed), its verbalizer, model name and port (teacher.*). A relative
+    data.source is read as the pipeline reads it: from the working directory (run.sh: the repository's root)."""
     from pathlib import Path
     from urllib.parse import urlsplit
 
@@ -251,9 +252,8 @@ def settings_from_params(path: str) -> dict:
     data, teacher = section_from_dict("data", params.get("data")), section_from_dict("teacher", params.get("teacher"))
     if data.text is None or teacher.label_words is None or teacher.url is None:
         raise SystemExit(f"{path}: needs data.text, teacher.label_words and teacher.url")
-    source = Path(data.source)
     return {
-        "data": str(source if source.is_absolute() else Path(path).resolve().parent / source),
+        "data": str(Path(data.source).resolve()),
         "text": list(data.text),
         "label": data.label,
         "label_words": list(teacher.label_words),
