@@ -44,7 +44,7 @@ def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict:
 def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict:
     """Which teacher answered: its file's SHA-256 or its server address (never a token: only its variable)."""
     identity = {"kind": teacher.get("kind", "onnx"), "scores": teacher.get("scores"), "standin": is_standin}
-    if identity["kind"] == "http":
+    if teacher.get("url") is not None:  # a served teacher (http, openai): its address and model
         identity.update(
             url=teacher.get("url"), model_name=teacher.get("model_name"), model_version=teacher.get("model_version")
         )
@@ -159,7 +159,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     teacher = card["teacher"]
     who = (
         f"`{teacher['url']}` model `{teacher['model_name']}`"
-        if teacher["kind"] == "http"
+        if teacher.get("url") is not None
         else f"`{teacher.get('model')}` (SHA-256 `{teacher.get('sha256')}`)"
     )
     method = card["method"]
