@@ -120,6 +120,7 @@ def build_card(
         "data": {
             **data_identity(params.get("data", {}).get("source", "digits"), data_files),
             "test_source": params.get("data", {}).get("test_source"),
+            "text": params.get("data", {}).get("text"),  # a text source: the whole text model, int8 dynamic
             "test_size": metrics.get("test_size", 0),
             "seed": params.get("seed", 0),
         },
@@ -194,7 +195,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         "|---|---|",
         f"| PyTorch | {acc['pytorch']:.4f} |",
         f"| ONNX Runtime fp32 | {acc['onnx']:.4f} |",
-        f"| ONNX Runtime int8 (QDQ) | {acc['int8']:.4f} |",
+        f"| ONNX Runtime int8 ({'dynamic' if card['data'].get('text') else 'QDQ'}) | {acc['int8']:.4f} |",
     ]
     if acc.get("teacher") is not None:
         lines.append(f"| teacher (stand-in) | {acc['teacher']:.4f} |")
