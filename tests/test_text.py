@@ -213,3 +213,5 @@ def test_text_source_runs_through_the_one_dvc_yaml(tmp_path, capsys, monkeypatch
         p.name for p in (root / "models" / "serving").iterdir()
     }
     assert "int8_argmax_agreement" in metrics and outcome(root) == metrics
+    card = (root / "models" / "model_card.md").read_text()
+    assert "| ONNX Runtime int8 (dynamic) |" in card and f"Teacher: openai `{server.url}` model `standin-llm`" in card
