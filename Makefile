@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
-# `make run` installs only what a run uses; `make test` adds the test tools, the Dask and OpenVINO extras
-# and the model servers' environments (only the serving tests start those servers).
+# `make run` installs only what a run uses; `make test` adds every extra (text, llm, postgres, flows, serve, cluster,
+# openvino), the test tools and the model servers' environments (only the serving tests start those servers).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -44,7 +44,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install -q -e '.[$(ORT_EXTRA),dev,cluster,openvino]'
+	$(PY) -m pip install -q -e '.[$(ORT_EXTRA),text,llm,postgres,flows,serve,cluster,openvino,dev]'
 	$(VENV)/bin/opt_in_out --opt_out >/dev/null  # OpenVINO's telemetry consent: no
 	touch $(TEST_STAMP)
 

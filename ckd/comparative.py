@@ -75,7 +75,8 @@ def build_groups(num_samples: int, group_size: int, max_groups: int, seed: int) 
         neg = np.where(flip, i, j)[order]
         return pos[:, None].astype(np.int64), neg[:, None].astype(np.int64)
     seen: set[tuple] = set()
-    positives, negatives = [], []
+    positives: list[np.ndarray] = []
+    negatives: list[np.ndarray] = []
     attempts = 0
     while len(positives) < wanted:
         attempts += 1

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -26,7 +26,7 @@ from ckd.data.sources import MAX_CLASSES
 from ckd.errors import CkdError, ConfigError
 from ckd.schema import Section, validate_model
 from ckd.teachers import TEACHERS
-from ckd.teachers.base import StandinConfig, TeacherSettings
+from ckd.teachers.base import StandinConfig, TeacherSettings, backend
 from ckd.teachers.onnx_file import OnnxTeacherConfig
 
 MAX_GRID = 64  # candidates (learning rates x list-valued method arguments), each trained for student.steps
@@ -161,9 +161,12 @@ class DataConfig(Section):
         return _registered(SELECTIONS, name)
 
 
-# The union of every registered backend's model, told apart by `kind`.
-_BACKEND_MODELS = tuple(TEACHERS.get(name).config_model for name in TEACHERS.names())
-TeacherConfig = Annotated[Union[_BACKEND_MODELS], Field(discriminator="kind")]  # noqa: UP007 (built at run time)
+# The union of every registered backend's model, told apart by `kind` (for the type checker: their base).
+if TYPE_CHECKING:
+    TeacherConfig = TeacherSettings
+else:
+    _BACKEND_MODELS = tuple(backend(name).config_model for name in TEACHERS.names())
+    TeacherConfig = Annotated[Union[_BACKEND_MODELS], Field(discriminator="kind")]  # noqa: UP007 (built at run time)
 
 
 class ComparativeConfig(Section):
@@ -385,7 +388,9 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         line = path.read_bytes()[: error.start].count(b"\n") + 1
         raise CkdError(f"{path}: not UTF-8 (byte 0x{error.object[error.start]:02x} on line {line})") from None
     try:
-        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), "")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:  # an empty file has no node
+            _refuse_duplicate_keys(root, "")
         params = yaml.safe_load(text) or {}
     except CkdError as error:
         raise CkdError(f"{path}: {error}") from None

@@ -1,14 +1,32 @@
-"""ONNX export: dynamic batch axis, pinned opset, named input/output, metadata, full checker pass."""
+"""ONNX export: dynamic batch axis, pinned opset, named input/output, metadata, full checker pass.
+
+A text source's student is exported whole, as a bundle that goes from raw text to scores:
+
+    <bundle>/student.onnx    token ids -> frozen encoder -> trained head -> logits
+                             inputs `input_ids`, `attention_mask` int64 [batch, tokens]; output `logits`
+    <bundle>/tokenizer.json  the exact tokenizer of training (truncation and padding settings included)
+    <bundle>/bundle.json     file names, input names, class names, encoder, token limit
+
+`TextBundle` reads it back and tokenises with `tokenizer.json` alone, as a server would; the tests check
+that it gives the same token ids as training's tokenizer.
+"""
 
 from __future__ import annotations
 
 import json
+import statistics
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+
+from ckd.errors import CkdError
+from ckd.extras import require
+from ckd.runtime import onnx_session
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -54,3 +72,106 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     import onnx
 
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+# -- a text source: the complete model (tokenizer + frozen encoder + trained head) -------------------
+MODEL_FILE, TOKENIZER_FILE, BUNDLE_FILE = "student.onnx", "tokenizer.json", "bundle.json"
+TEXT_INPUT_NAMES = ("input_ids", "attention_mask")
+
+
+def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, metadata: dict[str, Any]) -> Path:
+    """Chain the frozen encoder and `head`, export one ONNX graph and write the bundle to `out_dir`."""
+    import onnx
+
+    from ckd.students.text_encoder import (
+        ENCODER_NAME,
+        SentenceEncoder,
+        TextClassifier,
+        load_tokenizer,
+        max_tokens,
+        tokenize,
+    )
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = TextClassifier(SentenceEncoder(), head.to("cpu")).eval()
+    tokenizer = load_tokenizer()
+    ids, mask = tokenize(tokenizer, ["an example text for tracing", "a second, longer example text for tracing"])
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.as_tensor(ids), torch.as_tensor(mask)),
+            str(out_dir / MODEL_FILE),
+            input_names=list(TEXT_INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in TEXT_INPUT_NAMES}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    proto = onnx.load(str(out_dir / MODEL_FILE))
+    description = {
+        **metadata,
+        "encoder": ENCODER_NAME,
+        "max_tokens": max_tokens(),
+        "inputs": list(TEXT_INPUT_NAMES),
+        "output": OUTPUT_NAME,
+        "model": MODEL_FILE,
+        "tokenizer": TOKENIZER_FILE,
+    }
+    for key, value in description.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    proto.producer_name = "ckd"
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(out_dir / MODEL_FILE))
+    tokenizer.save(str(out_dir / TOKENIZER_FILE))
+    (out_dir / BUNDLE_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+    return out_dir
+
+
+class TextBundle:
+    """Raw texts -> logits through the bundle alone (its tokenizer file and its ONNX graph)."""
+
+    def __init__(self, bundle_dir: str | Path, threads: int | None = None, model: str | Path | None = None):
+        Tokenizer = require("tokenizers", "a text model bundle").Tokenizer
+
+        self.dir = Path(bundle_dir)
+        if not (self.dir / BUNDLE_FILE).is_file():
+            raise CkdError(
+                f"{self.dir}: not a text model bundle (no {BUNDLE_FILE}); run the export stage on a text source"
+            )
+        self.description = json.loads((self.dir / BUNDLE_FILE).read_text())
+        self.tokenizer = Tokenizer.from_file(str(self.dir / self.description["tokenizer"]))
+        self.session = onnx_session(model or self.dir / self.description["model"], threads=threads)
+        self.class_names = self.description.get("class_names")
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        encodings = self.tokenizer.encode_batch([str(t) for t in texts])
+        return (
+            np.asarray([e.ids for e in encodings], np.int64),
+            np.asarray([e.attention_mask for e in encodings], np.int64),
+        )
+
+    def logits(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        order = np.argsort([len(t) for t in texts], kind="stable")  # little padding per batch
+        out = None
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            ids, mask = self.tokenize([texts[i] for i in rows])
+            (batch,) = self.session.run([OUTPUT_NAME], {"input_ids": ids, "attention_mask": mask})
+            out = np.zeros((len(texts), batch.shape[1]), np.float32) if out is None else out
+            out[rows] = batch
+        return out if out is not None else np.zeros((0, 0), np.float32)
+
+    def latency_ms_batch1(self, text: str, runs: int, warmup: int = 5) -> float:
+        """Median wall time of one text through tokenizer and ONNX Runtime, in milliseconds."""
+        for _ in range(warmup):
+            self.logits([text])
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            self.logits([text])
+            times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times)

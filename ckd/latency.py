@@ -7,6 +7,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def openvino_model(path: str | Path, threads: int | None = 1):
     import openvino as ov
 
     core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads} if threads else {}
     # f32 inference precision: the CPU plugin would otherwise pick bf16 where the CPU has it, breaking parity.
     config["INFERENCE_PRECISION_HINT"] = "f32"
     return core.compile_model(core.read_model(str(path)), "CPU", config)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ckd.config import DataConfig
 from ckd.data import load_source
 from ckd.fingerprint import HashCache, files_of
 from ckd.teachers.onnx_file import file_sha256
@@ -33,7 +34,7 @@ def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict:
         for name, sha in sorted(files.items()):
             digest.update(f"{name}\0{sha}\0".encode())
         return {"source": source, "sha256": digest.hexdigest(), "hash_of": "folder (file names and contents)"}
-    dataset = load_source(source)
+    dataset = load_source(source, DataConfig())  # an embedded source: no table or folder options apply
     digest = hashlib.sha256(np.ascontiguousarray(dataset.x).tobytes())
     if dataset.y is not None:
         digest.update(np.ascontiguousarray(dataset.y).tobytes())
@@ -43,7 +44,7 @@ def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict:
 def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict:
     """Which teacher answered: its file's SHA-256 or its server address (never a token: only its variable)."""
     identity = {"kind": teacher.get("kind", "onnx"), "scores": teacher.get("scores"), "standin": is_standin}
-    if identity["kind"] == "http":
+    if teacher.get("url") is not None:  # a served teacher (http, openai): its address and model
         identity.update(
             url=teacher.get("url"), model_name=teacher.get("model_name"), model_version=teacher.get("model_version")
         )
@@ -121,6 +122,7 @@ def build_card(
         "data": {
             **data_identity(params.get("data", {}).get("source", "digits"), data_files),
             "test_source": params.get("data", {}).get("test_source"),
+            "text": params.get("data", {}).get("text"),  # a text source: the whole text model, int8 dynamic
             "test_size": metrics.get("test_size", 0),
             "seed": params.get("seed", 0),
         },
@@ -161,7 +163,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     teacher = card["teacher"]
     who = (
         f"`{teacher['url']}` model `{teacher['model_name']}`"
-        if teacher["kind"] == "http"
+        if teacher.get("url") is not None
         else f"`{teacher.get('model')}` (SHA-256 `{teacher.get('sha256')}`)"
     )
     method = card["method"]
@@ -197,7 +199,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         "|---|---|",
         f"| PyTorch | {acc['pytorch']:.4f} |",
         f"| ONNX Runtime fp32 | {acc['onnx']:.4f} |",
-        f"| ONNX Runtime int8 (QDQ) | {acc['int8']:.4f} |",
+        f"| ONNX Runtime int8 ({'dynamic' if card['data'].get('text') else 'QDQ'}) | {acc['int8']:.4f} |",
     ]
     if acc.get("teacher") is not None:
         lines.append(f"| teacher (stand-in) | {acc['teacher']:.4f} |")

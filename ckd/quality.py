@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,7 @@ def check_teacher_outputs(
     run = checkpoint.run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
     (result,) = run.run_results.values()
     failed = [item for item in result.results if not item.success]
-    summary = {"expectations": len(result.results), "failed": len(failed), "success": not failed}
+    summary: dict[str, Any] = {"expectations": len(result.results), "failed": len(failed), "success": not failed}
     if docs_dir is not None:
         summary["data_docs"] = str(docs_dir / "index.html")
     if failed:

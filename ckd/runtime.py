@@ -21,7 +21,7 @@ def torch_device(requested: str = "auto"):
 
 # Below this many parameters a student trains faster on one thread than on several: the per-step work is
 # too small to pay for waking and joining a thread team, and beside another busy process the team waits
-# for a core on every step. Measured with `python -m ckd.bench.threads --sizes` (bench/threads.md).
+# for a core on every step. Measured with `python bench/threads.py --sizes` (bench/threads.md).
 SMALL_STUDENT_PARAMETERS = 1_000_000
 
 

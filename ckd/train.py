@@ -401,6 +401,7 @@ def train_student(
             )
             if best is None or result.score > best.score:
                 best, best_candidate = result, candidate
+        assert best is not None and best_candidate is not None  # candidates is never empty
         model, method = new_model_and_method(best_candidate)
         steps_run = best.best_step
         if config.refit:

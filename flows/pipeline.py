@@ -34,11 +34,20 @@ from typing import Any
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
 
 import yaml  # noqa: E402
+
+from ckd.extras import MissingExtra, require  # noqa: E402
+
+try:
+    require("prefect", "the Prefect flow (python -m flows.pipeline)")
+except MissingExtra as error:
+    raise SystemExit(f"ckd pipeline: error: {error}") from None
+
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_link_artifact, create_markdown_artifact  # noqa: E402
 
 from ckd.config import load_params, validate_all  # noqa: E402
 from ckd.errors import STATUS_FILE_ENV, USER_ERROR_EXIT, CkdError  # noqa: E402
+from ckd.stages import read_dvc_yaml  # noqa: E402  (the one reader of dvc.yaml)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]  # the repository this file belongs to
 NIGHTLY_CRON = "0 3 * * *"
@@ -70,13 +79,6 @@ def retry_unless_user_error(task_obj: Any, task_run: Any, state: Any) -> bool:
 
 
 # -- what dvc.yaml declares -----------------------------------------------------------------------
-def read_dvc_yaml(project_dir: str | Path) -> dict[str, Any]:
-    path = Path(project_dir) / "dvc.yaml"
-    if not path.is_file():
-        raise CkdError(f"{path}: not found (project_dir must be the repository holding dvc.yaml)")
-    return yaml.safe_load(path.read_text()) or {}
-
-
 def _paths(entries: list[Any] | None) -> list[str]:
     """The paths of a dvc.yaml `deps`/`outs`/`metrics` list (each a string or a one-key mapping)."""
     return [next(iter(entry)) if isinstance(entry, dict) else str(entry) for entry in entries or []]

@@ -1,5 +1,5 @@
 """Export the student to ONNX (dynamic batch axis, normalisation inside, metadata), its int8 model and the
-serving bundle."""
+serving bundle (a text source: the whole text model, tokenizer beside it)."""
 
 from ckd.data import Pool, Selection
 from ckd.query import Queried
@@ -16,7 +16,7 @@ def main(argv=None) -> None:
     p.add_argument("--pool", required=True, help="pool inputs; those never sent to the teacher calibrate int8")
     p.add_argument("--selected", required=True)
     p.add_argument("--out-int8", required=True)
-    p.add_argument("--out-bundle", required=True, help="the serving bundle's folder (Triton, KServe, MLServer)")
+    p.add_argument("--out-bundle", required=True, help="the serving bundle's folder (Triton, KServe, MLServer; text)")
     run(
         "export",
         p,
@@ -29,6 +29,7 @@ def main(argv=None) -> None:
             args.out,
             args.out_int8,
             args.out_bundle,
+            text=params.data.text is not None,
         ),
         argv,
     )

@@ -10,11 +10,12 @@ def main(argv=None) -> None:
     p.add_argument("--pool", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--selected", required=True)
-    p.add_argument("--embedded", default=None, help="the embed stage's output (text sources)")
+    p.add_argument("--embedded", default=None, help="the embed stage's output (read for a text source only)")
 
     def body(args, params):
+        embedded = args.embedded if params.data.text is not None else None
         pool, test, selection, metrics = sample(
-            params.data, params.teacher.budget, params.split_seed, params.seed, args.embedded
+            params.data, params.teacher.budget, params.split_seed, params.seed, embedded
         )
         check_student_for(params.student, pool)  # train's own checks, before `query` pays
         pool.save(args.pool), test.save(args.test), selection.save(args.selected)

@@ -24,6 +24,7 @@ def main(argv=None) -> None:
     p.add_argument("--card-json", required=True)
     p.add_argument("--card-md", required=True)
     p.add_argument("--decision", default=None, help="where to write the decision metrics (dvc exp show's columns)")
+    p.add_argument("--bundle", default=None, help="the export stage's bundle (a text source reads raw texts with it)")
 
     def body(args, params):
         checkpoint = StudentCheckpoint.load(args.checkpoint)
@@ -37,6 +38,7 @@ def main(argv=None) -> None:
             TestSet.load(args.test),
             queried,
             Pool.load(args.pool) if args.pool else None,
+            args.bundle if params.data.text is not None else None,
         )
         if args.decision:
             write_metrics(args.decision, decision_metrics(metrics, queried))

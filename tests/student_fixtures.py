@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ckd.config import DataConfig
 from ckd.data import load_source, split_pool_test
 from ckd.export import export_onnx
 from ckd.serving import add_probabilities
@@ -15,7 +16,7 @@ from ckd.students.base import input_statistics
 
 
 def digits_split():
-    dataset = load_source("digits")
+    dataset = load_source("digits", DataConfig())
     pool_ids, test_ids = split_pool_test(len(dataset.x), 500, 0)
     return dataset, pool_ids, test_ids
 

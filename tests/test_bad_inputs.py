@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from ckd.data import write_arrays
-from ckd.teachers.counting import computed_samples
 from tests.helpers import PROJECT, copy_project, linear_onnx_teacher, with_changes
+from tests.helpers.counting import computed_samples
 from tests.helpers.fake_oip import FakeOipServer
 from tests.helpers.own_data import image_folder, table
 from tests.helpers.stages import Outcome, run_stage_commands

@@ -135,7 +135,7 @@ def test_a_typo_anywhere_fails_the_first_stage_in_one_line(change, parameter, tm
 def test_query_refuses_a_typo_elsewhere_before_any_teacher_call(tmp_path):
     """A process of its own: exit status 2, one line, no traceback, and the teacher computed nothing."""
     from ckd.data import Pool, Selection
-    from ckd.teachers.counting import computed_samples
+    from tests.helpers.counting import computed_samples
 
     teacher = linear_onnx_teacher(tmp_path / "teacher.onnx", input_shape=[1, 8, 8])
     x = np.random.default_rng(0).integers(0, 17, size=(50, 8, 8)).astype(np.float32)

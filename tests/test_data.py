@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from ckd.config import section_from_dict
+from ckd.config import DataConfig, section_from_dict
 from ckd.data import load_source, select_for_teacher, split_pool_test, write_arrays
 from ckd.errors import CkdError, ConfigError
 
 
 def test_digits_and_split():
-    data = load_source("digits")
+    data = load_source("digits", DataConfig())
     assert data.x.shape == (1797, 8, 8) and data.num_classes == 10 and data.is_image
     pool, test = split_pool_test(len(data.x), 500, seed=0)
     assert len(test) == 500 and len(pool) == 1297 and not set(pool) & set(test)
@@ -20,7 +20,7 @@ def test_embedded_digits_match_scikit_learn():
     """The digits are read from scikit-learn's CSV without importing it; they must be load_digits' arrays."""
     from sklearn.datasets import load_digits
 
-    data, reference = load_source("digits"), load_digits()
+    data, reference = load_source("digits", DataConfig()), load_digits()
     assert np.array_equal(data.x, reference.images.astype(np.float32))
     assert np.array_equal(data.y, reference.target)
 
@@ -28,10 +28,10 @@ def test_embedded_digits_match_scikit_learn():
 def test_npz_source_images_labels(tmp_path):
     path = tmp_path / "mine.npz"
     write_arrays(path, images=np.zeros((20, 4, 4), np.uint8), labels=np.arange(20) % 3)
-    data = load_source(str(path))
+    data = load_source(str(path), DataConfig())
     assert data.x.dtype == np.float32 and data.class_names == ("0", "1", "2") and data.is_image
     write_arrays(tmp_path / "table.npz", x=np.random.rand(20, 5), y=np.arange(20) % 2)
-    assert not load_source(str(tmp_path / "table.npz")).is_image
+    assert not load_source(str(tmp_path / "table.npz"), DataConfig()).is_image
 
 
 @pytest.mark.parametrize(
@@ -47,18 +47,18 @@ def test_malformed_npz_names_the_file(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"
     write_arrays(path, **arrays)
     with pytest.raises(CkdError, match=message) as error:
-        load_source(str(path))
+        load_source(str(path), DataConfig())
     assert str(path) in str(error.value)
 
 
 def test_missing_unreadable_and_unknown_source(tmp_path):
     with pytest.raises(CkdError, match="file not found"):
-        load_source(str(tmp_path / "absent.npz"))
+        load_source(str(tmp_path / "absent.npz"), DataConfig())
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CkdError, match="junk.npz: not a readable .npz"):
-        load_source(str(tmp_path / "junk.npz"))
+        load_source(str(tmp_path / "junk.npz"), DataConfig())
     with pytest.raises(ConfigError, match="data.source: must be digits, a folder of images"):
-        load_source("mnist-from-the-internet")
+        load_source("mnist-from-the-internet", DataConfig())
     with pytest.raises(
         ConfigError,
         match=r"data.source: must be digits, a folder of images \(one sub-folder per class\), or a file "
@@ -74,7 +74,7 @@ def test_pickled_npz_is_refused(tmp_path):
     path = tmp_path / "pickled.npz"
     np.savez(path, x=np.array([{"a": 1}] * 3, dtype=object))
     with pytest.raises(CkdError, match="without pickles"):
-        load_source(str(path))
+        load_source(str(path), DataConfig())
 
 
 @pytest.mark.parametrize("strategy", ["random", "kcenter"])

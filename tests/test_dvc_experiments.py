@@ -4,7 +4,6 @@ temporary experiment with a raised budget pays only for the difference."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,8 +13,8 @@ import pytest
 import yaml
 
 from ckd.store import open_store
-from ckd.teachers.counting import computed_samples
-from tests.conftest import PROJECT, linear_onnx_teacher
+from tests.helpers import PROJECT, copy_project, linear_onnx_teacher
+from tests.helpers.counting import computed_samples
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 
@@ -29,13 +28,10 @@ def sh(root, *command, env):
 @pytest.fixture
 def repo(tmp_path):
     """A git + DVC repository holding ckd and the project's stages up to `query`, with a counting teacher."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    for item in ("ckd", "stages"):
-        shutil.copytree(PROJECT / item, root / item, ignore=shutil.ignore_patterns("__pycache__"))
+    root = copy_project(tmp_path / "repo", ("ckd", "stages"))
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
     (root / "dvc.yaml").write_text(
-        yaml.safe_dump({"stages": {k: stages[k] for k in ("source", "standin", "teacher", "sample", "query")}})
+        yaml.safe_dump({"stages": {k: stages[k] for k in ("source", "standin", "teacher", "embed", "sample", "query")}})
     )
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())

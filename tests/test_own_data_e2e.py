@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from ckd.data import write_arrays
-from ckd.teachers.counting import computed_samples
 from tests.helpers import copy_project, linear_onnx_teacher
+from tests.helpers.counting import computed_samples
 from tests.helpers.own_data import blobs, image_folder, table
 from tests.helpers.stages import run_stage_commands
 
@@ -152,8 +152,8 @@ def test_unlabelled_pool_with_a_users_onnx_teacher_reports_agreement(tmp_path, c
 @pytest.mark.slow
 @pytest.mark.server
 def test_unlabelled_pool_with_an_http_teacher_and_a_labelled_test_source(tmp_path, capsys, monkeypatch):
-    from ckd.bench.fault_proxy import FaultProxy
-    from ckd.bench.servers import KServeTeacher, server_python
+    from tests.helpers.fault_proxy import FaultProxy
+    from tests.helpers.servers import KServeTeacher, server_python
 
     if not server_python().exists() and not os.environ.get("CI"):
         pytest.skip("the server environment (.venv-server) is built by `make install-test`")

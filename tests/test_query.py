@@ -6,8 +6,8 @@ from ckd.errors import CkdError, TeacherError
 from ckd.query import TeacherRefused, input_hashes, run_query
 from ckd.store import open_store
 from ckd.teachers import build_teacher
-from ckd.teachers.counting import computed_samples
 from tests.conftest import linear_onnx_teacher
+from tests.helpers.counting import computed_samples
 
 
 def counting(model, tmp_path, **fields):

@@ -13,8 +13,8 @@ import yaml
 
 from ckd.data import read_arrays, write_arrays
 from ckd.store import open_store
-from ckd.teachers.counting import computed_samples
 from tests.conftest import PROJECT, linear_onnx_teacher
+from tests.helpers.counting import computed_samples
 
 
 def query_command(workdir):

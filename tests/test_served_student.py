@@ -7,10 +7,10 @@ import httpx
 import numpy as np
 import pytest
 
-from ckd.bench.servers import KServeTeacher, MLServerBundle, mlserver_python, server_python
 from ckd.export import INPUT_NAME, OUTPUT_NAME
 from ckd.serving import PROBABILITIES_NAME, write_bundle
 from ckd.validate import onnx_logits
+from tests.helpers.servers import KServeTeacher, MLServerBundle, mlserver_python, server_python
 from tests.student_fixtures import exported_student
 
 pytestmark = pytest.mark.server

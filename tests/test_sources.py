@@ -113,9 +113,9 @@ def test_shared_checks_refuse_in_one_line(tmp_path, arrays, words):
 
 def test_unknown_source_and_missing_file_name_the_parameter(tmp_path):
     with pytest.raises(ConfigError, match=r"data.source: must be digits, a folder of images .* got 'digts'"):
-        load_source("digts")
+        load_source("digts", DataConfig())
     with pytest.raises(CkdError, match=r"nothere.csv: file not found \(data.source\)"):
-        load_source(str(tmp_path / "nothere.csv"))
+        load_source(str(tmp_path / "nothere.csv"), DataConfig())
 
 
 def test_config_bounds_for_own_data():

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from ckd.data import write_arrays
-from ckd.teachers.counting import computed_samples, computing_pids
 from tests.conftest import PROJECT, linear_onnx_teacher
+from tests.helpers.counting import computed_samples, computing_pids
 
 BUDGET = 100
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from ckd.bench.fault_proxy import at
-from ckd.bench.llm_server import StandinLLMServer, TextClassifierLLM
 from ckd.config import section_from_dict
 from ckd.data import Pool, Selection
 from ckd.errors import TeacherError
 from ckd.ledger import summary
 from ckd.stages.query import query
 from ckd.store import open_store
+from examples.ag_news.llm_server import StandinLLMServer, TextClassifierLLM
+from tests.helpers.fault_proxy import at
 from tests.helpers.text import LABEL_WORDS, synthetic_texts
 
 MODEL = "standin-llm"

@@ -57,7 +57,7 @@ def test_text_and_llm_parameters_are_checked():
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A bundle exported from a random head (the export does not depend on training)."""
-    from ckd.export_text import export_text_bundle
+    from ckd.export import export_text_bundle
     from ckd.students import build_student
 
     torch.manual_seed(0)
@@ -79,7 +79,7 @@ TEXTS = [
 
 
 def test_bundle_tokenises_exactly_as_training(bundle):
-    from ckd.export_text import TextBundle
+    from ckd.export import TextBundle
     from ckd.students.text_encoder import load_tokenizer, max_tokens, tokenize
 
     served = TextBundle(bundle[0]).tokenize(TEXTS)
@@ -90,7 +90,7 @@ def test_bundle_tokenises_exactly_as_training(bundle):
 
 
 def test_bundle_matches_pytorch_on_raw_text(bundle):
-    from ckd.export_text import TextBundle
+    from ckd.export import TextBundle
     from ckd.students.text_encoder import embed_texts
 
     out, head = bundle
@@ -103,17 +103,18 @@ def test_bundle_matches_pytorch_on_raw_text(bundle):
 
 @pytest.mark.slow
 def test_text_pipeline_end_to_end(tmp_path):
-    """embed -> sample -> query (stand-in LLM) -> check -> build -> train -> export_text -> validate_text."""
-    from ckd.bench.llm_server import StandinLLMServer, standin_from_data
+    """embed -> sample -> query (stand-in LLM) -> check -> build -> train -> export -> validate: the stages of
+    every source, a text source's own branches (embeddings, the text bundle, int8 by dynamic quantisation)."""
     from ckd.query import Queried
     from ckd.stages.build import build
     from ckd.stages.check import check
     from ckd.stages.embed import embed
-    from ckd.stages.export_text import export_text
+    from ckd.stages.export import export
     from ckd.stages.query import query
     from ckd.stages.sample import sample
     from ckd.stages.train import train
-    from ckd.stages.validate_text import validate_text
+    from ckd.stages.validate import validate
+    from examples.ag_news.llm_server import StandinLLMServer, standin_from_data
 
     csv = tmp_path / "news.csv"
     write_text_csv(csv, count=90, seed=3)
@@ -165,10 +166,52 @@ def test_text_pipeline_end_to_end(tmp_path):
         },
     )
     checkpoint, _, _ = train(student, comparative, progress=False)
-    export_text(section_from_dict("export", {}), checkpoint, queried, d / "bundle")
-    result = validate_text(
-        section_from_dict("validate", {"min_accuracy": 0.5, "latency_runs": 3}), checkpoint, d / "bundle", test, queried
+    onnx, int8 = d / "student.onnx", d / "student.int8.onnx"
+    exported = export(
+        section_from_dict("export", {}), checkpoint, queried, pool, selection, onnx, int8, d / "bundle", text=True
+    )
+    assert exported["int8_bytes"] < exported["bytes"] and (d / "bundle" / "tokenizer.json").is_file()
+    result = validate(
+        section_from_dict("validate", {"min_accuracy": 0.5, "latency_runs": 3}),
+        teacher,
+        checkpoint,
+        onnx,
+        int8,
+        test,
+        queried,
+        pool,
+        text_bundle=d / "bundle",
     )
     assert result["onnx_max_abs_diff"] < 1e-4 and result["onnx_test_accuracy"] == result["test_accuracy"]
+    assert 0.5 <= result["int8_argmax_agreement"] <= 1 and result["test_size"] == 30
     assert result["onnx_test_accuracy"] >= 0.5 and result["calls_this_run"] == 40
     assert result["estimated_cost"] == metrics["estimated_cost_this_run"]
+
+
+@pytest.mark.slow
+def test_text_source_runs_through_the_one_dvc_yaml(tmp_path, capsys, monkeypatch):
+    """The root dvc.yaml's stage commands on a text CSV with an LLM teacher (the stand-in server on 127.0.0.1):
+    embed reads the texts, the image/table stages run on the embeddings, export writes the text bundle and its
+    int8 graph, validate reads the raw test texts through the bundle; the teacher computed at most the budget."""
+    from examples.ag_news.llm_server import StandinLLMServer, standin_from_data
+    from tests.test_own_data_e2e import BUDGET, outcome, project, stage_commands
+
+    csv = tmp_path / "news.csv"
+    write_text_csv(csv, count=120, seed=5)
+    llm, _ = standin_from_data(str(csv), ["title", "description"], "label", LABEL_WORDS, 40, 0)
+    with StandinLLMServer(llm, "standin-llm") as server:
+        root = project(
+            tmp_path / "project",
+            {"source": str(csv), "text": ["title", "description"], "test_size": 40},
+            {"kind": "openai", "url": server.url, "model_name": "standin-llm", "label_words": list(LABEL_WORDS)},
+        )
+        metrics = stage_commands(root, capsys, monkeypatch)
+        assert server.computed <= BUDGET
+    assert json.loads((root / "metrics" / "embed.json").read_text())["texts"] == 120
+    assert metrics["test_size"] == 40 and metrics["onnx_test_accuracy"] == metrics["test_accuracy"]
+    assert {"tokenizer.json", "bundle.json", "student.onnx"} <= {
+        p.name for p in (root / "models" / "serving").iterdir()
+    }
+    assert "int8_argmax_agreement" in metrics and outcome(root) == metrics
+    card = (root / "models" / "model_card.md").read_text()
+    assert "| ONNX Runtime int8 (dynamic) |" in card and f"Teacher: openai `{server.url}` model `standin-llm`" in card

@@ -1,2 +1,3 @@
-"""Benchmarks: distillation methods at equal teacher budget (`python -m ckd.bench`) and the
-comparative data path's speed (`python -m ckd.bench.datapath`)."""
+"""The benchmark runner: distillation methods at equal teacher budget through the pipeline's own stages
+(`python -m ckd.bench`; on a Dask cluster `python -m ckd.bench.grid`; text `python -m ckd.bench.text`).
+One-off studies (speed, scaling, start-up, int8) are scripts under `bench/`, beside their results."""

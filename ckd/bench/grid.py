@@ -34,10 +34,26 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from ckd.extras import MissingExtra, require
 
-from ckd.bench.run import FIELDS, _init_worker, _train_one, base_params, job_overrides, parse_args, variant_overrides
+try:
+    require("prefect", "the benchmark grid (python -m ckd.bench.grid)")
+except MissingExtra as error:
+    raise SystemExit(f"ckd bench grid: error: {error}") from None
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from ckd.bench.run import (
+    FIELDS,
+    _init_worker,
+    _train_one,
+    ask_teacher,
+    base_params,
+    job_overrides,
+    parse_args,
+    variant_overrides,
+)
 from ckd.config import Params, validate_all, with_overrides
 from ckd.teachers.base import TeacherSettings
 
@@ -59,20 +75,12 @@ def ask(
 ) -> dict:
     """Select the cell's N inputs (sample) and get the teacher's answers from the shared store (query, check),
     paying only for inputs it has never answered; write the cell's comparative data set (build)."""
-    from ckd.stages.build import build
-    from ckd.stages.check import check
-    from ckd.stages.query import query
-    from ckd.stages.sample import sample
-
     cell = _cell_params(base, overrides, budget, seed, regime, store)
     params = with_overrides(validate_all(base), cell)
-    pool, test, selection, _ = sample(params.data, budget, params.split_seed, params.seed)
-    # The store's budget caps the whole grid's calls; the cell still selects its own N.
-    teacher: TeacherSettings = params.teacher  # the union of the registered backends' models
+    # The store's budget caps the whole grid's calls; the cell still selects its own N (teacher.budget).
     paying: TeacherSettings = with_overrides(params, {"teacher.budget": store_budget}).teacher
-    queried, _ = query(paying, pool, selection, progress=False)
-    check(paying, queried, pool)
-    comparative, _ = build(params.comparative, teacher.scores, params.seed, queried, pool)
+    stages = ask_teacher(params, paying)
+    queried, comparative = stages["queried"], stages["comparative"]
     data_path = Path(out) / "data" / f"n{budget}-s{seed}-{regime}.npz"
     comparative.save(data_path)
     return {
@@ -176,7 +184,7 @@ def prepare_teacher(args, base: Params, overrides: dict) -> tuple[dict, str, dic
 
 def task_runner(address: str | None, workers: int):
     """A DaskTaskRunner on an existing scheduler (`address`), else on a local cluster of worker processes."""
-    from prefect_dask import DaskTaskRunner
+    DaskTaskRunner = require("prefect_dask", "the benchmark grid on Dask").DaskTaskRunner
 
     if address:
         return DaskTaskRunner(address=address)

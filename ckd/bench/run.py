@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ from ckd.bench.recipes import RECIPES
 from ckd.bench.report import write_report
 from ckd.config import Params, load_config, validate_all, with_overrides
 from ckd.errors import CkdError
+from ckd.teachers.base import TeacherSettings
 
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # the repository whose dvc.yaml orders the stages
 FIELDS = ["dataset", "regime", "budget", "seed", "student_seed", "variant", "method", "test_accuracy", "val_accuracy",
           "teacher_calls", "chosen", "train_seconds", "overrides"]
 
@@ -94,12 +97,49 @@ def variant_overrides(variant: str, extra_args: dict[str, dict], augment: str | 
             **{f"student.{key}": value for key, value in recipe.student.items()}}
 
 
-def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
-    """Teacher, splits and the teacher's answers for every (budget, seed, regime); returns the training jobs."""
+def _call(stage: str, run: Callable[[], Any]) -> Any:
+    return run()
+
+
+def ask_teacher(params: Params, paying: TeacherSettings | None = None, timed: Callable = _call) -> dict[str, Any]:
+    """The pipeline's data stages (sample, query, check, build) in the order dvc.yaml runs them, on the very
+    stage functions (the benchmark's one chain; `grid` and `bench/scaling.py` run it too). `paying`: the
+    teacher section that pays (default `params.teacher`; the grid's shared store has a budget of its own).
+    `timed(stage, run)` runs each stage (a study times them). Returns the stages' outputs by name."""
+    from ckd.stages import stage_names
     from ckd.stages.build import build
     from ckd.stages.check import check
     from ckd.stages.query import query
     from ckd.stages.sample import sample
+
+    teacher = paying or params.teacher
+    out: dict[str, Any] = {}
+
+    def sample_step() -> None:
+        out["pool"], out["test"], out["selection"], _ = sample(
+            params.data, params.teacher.budget, params.split_seed, params.seed
+        )
+
+    def query_step() -> None:
+        out["queried"], _ = query(teacher, out["pool"], out["selection"], progress=False)
+
+    def build_step() -> None:
+        out["comparative"], _ = build(params.comparative, params.teacher.scores, params.seed, out["queried"], out["pool"])
+
+    steps = {
+        "sample": sample_step,
+        "query": query_step,
+        "check": lambda: check(teacher, out["queried"], out["pool"]),
+        "build": build_step,
+    }
+    for stage in stage_names(PROJECT_DIR):
+        if stage in steps:
+            timed(stage, steps[stage])
+    return out
+
+
+def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
+    """Teacher, splits and the teacher's answers for every (budget, seed, regime); returns the training jobs."""
     from ckd.stages.standin import standin
     from ckd.teachers.onnx_file import OnnxFileTeacher
     from ckd.validate import accuracy
@@ -119,10 +159,8 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                 store = out / "teacher_outputs" / f"n{budget}-s{seed}"  # each (N, seed) its own budget
                 per_job = {**overrides, **job_overrides(base, budget, seed, regime, store)}
                 params = with_overrides(base, per_job)
-                pool, test, selection, _ = sample(params.data, params.teacher.budget, params.split_seed, params.seed)
-                queried, _ = query(params.teacher, pool, selection, progress=False)
-                check(params.teacher, queried, pool)
-                comparative, _ = build(params.comparative, params.teacher.scores, params.seed, queried, pool)
+                stages = ask_teacher(params)
+                pool, test, queried, comparative = (stages[k] for k in ("pool", "test", "queried", "comparative"))
                 data_path = data_dir / f"n{budget}-s{seed}-{regime}.npz"
                 comparative.save(data_path)
                 if teacher_test_accuracy is None:

@@ -14,7 +14,7 @@ the CPU with one thread per worker. A variant whose configuration equals another
 
 The embed stage's output holds every text, its label and its frozen-encoder embedding. The split is the
 pipeline's (`data.test_size`, `data.split_seed` / `seed`). The teacher is the STAND-IN LLM server (a TF-IDF +
-logistic-regression classifier trained on the pool, `ckd.bench.llm_server`, as `examples/ag_news/run.sh`
+logistic-regression classifier trained on the pool, `examples.ag_news.llm_server`, as `examples/ag_news/run.sh`
 starts it) on 127.0.0.1, asked through the `openai` backend built from the params' `teacher` section, once
 per text, under one store per seed (nested budgets): the calls, tokens and the budget are real, the
 language model is not. For each (budget N, seed) the seed selects N pool texts (`random` selection: N=300
@@ -33,7 +33,6 @@ from typing import Any, cast
 import numpy as np
 from tqdm.auto import tqdm
 
-from ckd.bench.llm_server import StandinLLMServer, TextClassifierLLM
 from ckd.bench.recipes import RECIPES
 from ckd.bench.report import write_report
 from ckd.bench.run import FIELDS, _init_worker, _train_one, variant_overrides
@@ -44,6 +43,7 @@ from ckd.errors import CkdError
 from ckd.query import run_query
 from ckd.teachers import build_teacher
 from ckd.teachers.openai_chat import OpenAITeacherConfig
+from examples.ag_news.llm_server import StandinLLMServer, TextClassifierLLM
 
 EXAMPLE_PARAMS = Path(__file__).resolve().parents[2] / "examples" / "ag_news" / "params.yaml"
 DEFAULT_VARIANT = "default"  # the params file's own `student` section: what `dvc repro` runs
@@ -83,7 +83,7 @@ def student_overrides(variant: str, base: Params) -> dict[str, Any]:
 
 
 def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
-    dataset = load_source(args.embedded)
+    dataset = load_source(args.embedded, base.data)
     if dataset.texts is None or dataset.y is None:
         raise SystemExit(f"{args.embedded}: no 'text' or labels; give the embed stage's output")
     llm_config = cast(OpenAITeacherConfig, base.teacher)  # base_params checked it
@@ -94,7 +94,7 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
     data_dir.mkdir(parents=True, exist_ok=True)
     test_path = data_dir / "test.npz"
     TestSet(ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids]).save(test_path)
-    # As `run.sh` trains it (ckd.bench.llm_server.standin_from_data): on the pool of the pipeline's split.
+    # As `run.sh` trains it (examples.ag_news.llm_server.standin_from_data): on the pool of the pipeline's split.
     llm = TextClassifierLLM(dataset.texts[pool_ids], dataset.y[pool_ids], label_words, base.seed)
     # As the server sees them: the prompted texts.
     teacher_test_accuracy = llm.accuracy(
@@ -228,7 +228,7 @@ def same_configuration(jobs: list[dict]) -> tuple[list[dict], dict[int, int], di
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m ckd.bench.text", description=__doc__.strip().splitlines()[0])
     p.add_argument("--params", default=str(EXAMPLE_PARAMS), help="a text pipeline's params (default: the example's)")
-    p.add_argument("--embedded", default=None, help="the embed stage's output (default: data/embedded.npz by --params)")
+    p.add_argument("--embedded", default="data/embedded.npz", help="the embed stage's output (examples/ag_news/run.sh)")
     p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=[100, 300, 1000])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument(
@@ -252,7 +252,6 @@ def parse_args(argv=None):
     unknown = [v for v in args.variants if v != DEFAULT_VARIANT and v not in RECIPES]
     if unknown:
         p.error(f"--variants: unknown {', '.join(unknown)}; known: {DEFAULT_VARIANT}, {', '.join(RECIPES)}")
-    args.embedded = args.embedded or str(Path(args.params).resolve().parent / "data" / "embedded.npz")
     args.out = Path(args.out)
     return args
 

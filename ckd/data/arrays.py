@@ -6,6 +6,7 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -22,7 +23,8 @@ def write_arrays(path: str | Path, **arrays: np.ndarray) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+            named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+            np.savez(handle, **named)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -73,13 +75,15 @@ class NpzArtifact:
     required, and a file without it is refused in one line naming the file. Subclasses turn the arrays
     read back into their fields' types in `__post_init__`."""
 
+    path: str  # set by `load` (the file it came from, for messages); not a field of the subclasses: never saved
+
     def save(self, path: str | Path) -> None:
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(cast(Any, self))}
         write_arrays(path, **{name: np.asarray(value) for name, value in values.items() if value is not None})
 
     @classmethod
     def load(cls, path: str | Path):
-        fields = dataclasses.fields(cls)
+        fields = dataclasses.fields(cast(Any, cls))
         required = tuple(f.name for f in fields if f.default is dataclasses.MISSING)
         arrays = read_arrays(path, required=required)
         try:

@@ -73,10 +73,9 @@ def check_source(source: str) -> str:
     return source
 
 
-def load_source(source: str, options: DataConfig | None = None, parameter: str = "data.source") -> Dataset:
-    """Read `source` with its registered loader, then the checks every source shares (one line each)."""
-    from ckd.config import DataConfig
-
+def load_source(source: str, options: DataConfig, parameter: str = "data.source") -> Dataset:
+    """Read `source` with its registered loader, then the checks every source shares (one line each).
+    `options`: the `data` section (a table's columns, an image folder's size, the class names)."""
     try:
         check_source(source)
     except ValueError as error:
@@ -84,8 +83,8 @@ def load_source(source: str, options: DataConfig | None = None, parameter: str =
     key = source_key(source)
     if key not in (FOLDER,) and key.startswith(".") and not Path(source).is_file():
         raise CkdError(f"{source}: file not found ({parameter})")
-    dataset = SOURCES.get(key)(source, options or DataConfig.model_validate({}))
-    return checked(dataset, source, options.class_names if options is not None else None)
+    dataset = SOURCES.get(key)(source, options)
+    return checked(dataset, source, options.class_names)
 
 
 def checked(dataset: Dataset, where: str, class_names: tuple[str, ...] | None = None) -> Dataset:

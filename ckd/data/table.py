@@ -58,7 +58,7 @@ def load_table(source: str, options: DataConfig) -> Dataset:
     if options.text is not None:
         raise CkdError(
             f"{path}: a text table (data.text) is read by the embed stage; give the sample stage the embed "
-            "stage's output (--embedded, see examples/ag_news/dvc.yaml)"
+            "stage's output (--embedded, as dvc.yaml does)"
         )
     table = read_table(path)
     columns = list(table.column_names)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,13 +18,24 @@ from ckd.errors import CkdError
 METRICS_DIR = "metrics"
 
 
+def read_dvc_yaml(project_dir: str | Path = ".") -> dict[str, Any]:
+    """`dvc.yaml` as data: the one place Python reads the pipeline (its stages, their order, deps and outs),
+    for the Prefect flow, the benchmark and the tests."""
+    path = Path(project_dir) / "dvc.yaml"
+    if not path.is_file():
+        raise CkdError(f"{path}: not found (project_dir must be the repository holding dvc.yaml)")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise CkdError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("stages"), dict):
+        raise CkdError(f"{path}: no `stages:` mapping")
+    return document
+
+
 def stage_names(project_dir: str | Path = ".") -> list[str]:
     """The stages in the order dvc.yaml lists them (the one list of stages)."""
-    path = Path(project_dir) / "dvc.yaml"
-    try:
-        return list(yaml.safe_load(path.read_text())["stages"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise CkdError(f"{path}: cannot read the stage list ({error})") from None
+    return list(read_dvc_yaml(project_dir)["stages"])
 
 
 def metrics_path(stage: str, project_dir: str | Path = ".") -> Path:

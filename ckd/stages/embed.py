@@ -1,6 +1,8 @@
 """`embed` (text sources): every text of `data.source` through the frozen sentence encoder, once; free (no
 teacher call). Written as one `.npz` (embeddings `x`, labels `y`, `class_names`, the raw `text`) that the
-`sample` stage reads; the stages after it are the pipeline's own, on the cached embeddings."""
+`sample` stage reads; the stages after it are the pipeline's own, on the cached embeddings. An image or table
+source (`data.text` null) has nothing to embed: the stage writes an empty file (DVC wants its output) and
+`sample` reads the source itself."""
 
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ from ckd.errors import ConfigError
 
 
 def embed(data: DataConfig, out_path: str, progress: bool = True) -> dict:
+    if data.text is None:
+        write_arrays(out_path)
+        return {"texts": 0, "note": "not a text source (data.text is null): nothing to embed"}
     from ckd.students.text_encoder import ENCODER_NAME, embed_texts, max_tokens
 
-    if data.text is None:
-        raise ConfigError("data.text", "must list the text columns for the embed stage, got None")
     if data.label is None:
         raise ConfigError("data.label", "a text source needs its label column, got None")
     table = load_text_table(data.source, data.text, data.label)

@@ -19,7 +19,7 @@ from ckd.config import DataConfig, Params, StandinConfig
 from ckd.data import load_source, split_pool_test
 from ckd.errors import CkdError
 from ckd.teachers.base import TeacherSettings
-from ckd.teachers.onnx_file import file_sha256
+from ckd.teachers.onnx_file import OnnxTeacherConfig, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,9 @@ TRAINER = Path(__file__).resolve().parents[1] / "teachers" / "standin.py"
 
 def standin_used(teacher: TeacherSettings) -> bool:
     """The stand-in is the teacher: an ONNX backend whose `teacher.model` lies under models/standin/."""
-    model = getattr(teacher, "model", None)
-    if teacher.kind not in ("onnx", "counting") or model is None:
+    if not isinstance(teacher, OnnxTeacherConfig):
         return False
-    return Path(model).resolve().is_relative_to(STANDIN_DIR.resolve())
+    return Path(teacher.model).resolve().is_relative_to(STANDIN_DIR.resolve())
 
 
 def standin(data: DataConfig, standin: StandinConfig, split_seed: int, progress: bool = True):
@@ -133,6 +132,6 @@ def write_note(out_dir: Path, teacher: TeacherSettings) -> None:
     (out_dir / STANDIN_FILE).unlink(missing_ok=True)
     (out_dir / RECORD_FILE).unlink(missing_ok=True)
     what = f"teacher.kind {teacher.kind}" + (
-        f", teacher.model {teacher.model}" if teacher.kind in ("onnx", "counting") else ""
+        f", teacher.model {teacher.model}" if isinstance(teacher, OnnxTeacherConfig) else ""
     )
     (out_dir / NOTE_FILE).write_text(f"No stand-in teacher was trained: the teacher is yours ({what}).\n")

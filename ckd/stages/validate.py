@@ -54,29 +54,41 @@ def validate(
     test: TestSet,
     queried: Queried,
     pool: Pool | None = None,
+    text_bundle: str | Path | None = None,
 ) -> dict:
-    """Measure only; `gates` decides afterwards, so the metrics and the card are kept when a gate fails."""
+    """Measure only; `gates` decides afterwards, so the metrics and the card are kept when a gate fails.
+    `text_bundle` (a text source): the ONNX figures come from the raw test texts through the bundle alone
+    (tokenizer + graph), PyTorch's from the encoder's cached outputs through the head (the training path)."""
     model = checkpoint.model()
-    x, labels, what = evaluation_set(test, checkpoint, queried, pool)
+    if text_bundle is None:
+        x, labels, what = evaluation_set(test, checkpoint, queried, pool)
+        pt, ort_out, int8_out = torch_logits(model, x), onnx_logits(onnx_path, x), onnx_logits(int8_path, x)
+        runners = {
+            "torch": lambda x: torch_runner(model, x),
+            "": lambda x: onnx_runner(onnx_path, x),
+            "int8": lambda x: onnx_runner(int8_path, x),
+        }
+        latency = measure_latency(runners, x, config.latency_runs)
+    else:
+        from ckd.export import TextBundle
+
+        if test.text is None:
+            raise CkdError(f"{getattr(test, 'path', 'the test split')}: holds no texts (a text source's sample stage)")
+        x, labels, what, texts = test.x, test.labels, "test", [str(t) for t in test.text]
+        pt = torch_logits(model, x)
+        ort_out = TextBundle(text_bundle).logits(texts)
+        int8_out = TextBundle(text_bundle, model=int8_path).logits(texts)
+        one_thread = TextBundle(text_bundle, threads=1)
+        latency = {"latency_ms_batch1": one_thread.latency_ms_batch1(texts[0], config.latency_runs)}
     torch_key, onnx_key, int8_key = SCORE_KEYS[what]
-    pt = torch_logits(model, x)
-    ort_out = onnx_logits(onnx_path, x)
-    int8 = int8_metrics(ort_out, onnx_logits(int8_path, x), labels)
+    int8 = int8_metrics(ort_out, int8_out, labels)
     metrics = {
         torch_key: accuracy(pt, labels),
         onnx_key: accuracy(ort_out, labels),
         "onnx_max_abs_diff": float(np.abs(pt - ort_out).max()),
         int8_key: int8.pop("int8_test_accuracy"),
         **int8,
-        **measure_latency(
-            {
-                "torch": lambda x: torch_runner(model, x),
-                "": lambda x: onnx_runner(onnx_path, x),
-                "int8": lambda x: onnx_runner(int8_path, x),
-            },
-            x,
-            config.latency_runs,
-        ),
+        **latency,
         "calls_this_run": queried.calls_this_run,
         "calls_spent_total": queried.calls_spent_total,
         "teacher_outputs": queried.teacher_outputs,
@@ -88,8 +100,12 @@ def validate(
         "onnx_model": str(onnx_path),
         "teacher_eval_calls": 0,
     }
+    for key in ("prompt_tokens", "completion_tokens", "estimated_cost"):  # an LLM teacher's usage
+        if getattr(queried, key, None) is not None:
+            metrics[key] = getattr(queried, key)
     if what == "test" and config.evaluate_teacher == "auto" and teacher_is_standin(teacher):
         # Only the free stand-in is evaluated; these calls are reported apart from the budget.
+        assert isinstance(teacher, OnnxTeacherConfig)
         teacher_scores = OnnxFileTeacher(teacher.model, teacher.output).predict(test.x)
         metrics["teacher_test_accuracy"] = accuracy(teacher_scores, test.labels)
         metrics["teacher_eval_calls"] = int(len(test.x))

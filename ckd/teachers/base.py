@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
+from ckd.extras import installed, missing
 from ckd.registry import Registry
 from ckd.schema import Section
 
@@ -39,7 +40,7 @@ class TeacherSettings(Section):
     fields, and names the subclass as its `config_model`; `ckd.config` makes the union of them."""
 
     kind: str
-    # The ONNX file of the `onnx` and `counting` backends; the default is the demo's stand-in, which the
+    # The ONNX file of the `onnx` backend (and any built on it); the default is the demo's stand-in, which the
     # `standin` stage trains only when this names it. Other backends ignore it.
     model: str = Field("models/standin/teacher.onnx", min_length=1)
     budget: int = Field(100, ge=1, le=10_000_000, description="teacher calls you are willing to pay for")
@@ -66,6 +67,8 @@ class TeacherSettings(Section):
             "://" in store and not store.startswith(("postgresql://", "postgresql+psycopg://", "sqlite:///"))
         ):
             raise ValueError("must be a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+        if store.startswith("postgresql") and not installed("psycopg"):
+            raise ValueError(missing("psycopg", "a PostgreSQL store"))
         return store
 
 
@@ -150,10 +153,23 @@ def check_declared_fit(
 TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")
 
 
+class TeacherBackend(Protocol):
+    """What `TEACHERS` holds under a kind: the backend's class, with its params model and its builder."""
+
+    config_model: type[TeacherSettings]
+
+    def from_config(self, config: Any) -> Teacher: ...
+
+
+def backend(kind: str) -> TeacherBackend:
+    """The registered backend class of `teacher.kind` (an unknown kind: one line listing the registered ones)."""
+    return cast(TeacherBackend, TEACHERS.get(kind))
+
+
 def build_teacher(config: TeacherSettings) -> Teacher:
     """Build the backend `config.kind` through its `from_config`. A `teacher.identity` label declares a new
     teacher: it is appended to the derived identity, so it gets answers of its own."""
-    teacher = TEACHERS.get(config.kind).from_config(config)
+    teacher = backend(config.kind).from_config(config)
     if config.identity:
         teacher.identity = f"{teacher.identity}#{config.identity}"
     return teacher

@@ -46,6 +46,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
+from ckd.extras import require
 from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherRefused, TeacherSettings
 from ckd.teachers.http_oip import (
     MAX_RETRY_AFTER_S,
@@ -296,7 +297,7 @@ class OpenAIChatTeacher:
         check_model: bool = True,
         max_response_mb: float = 64.0,
     ):
-        import openai
+        openai = require("openai", "teacher.kind openai")
 
         self.url, self.model_name = normalise_url(url), model_name
         self.label_words = tuple(label_words)

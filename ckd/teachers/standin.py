@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ class StandinCNN(nn.Module):
         hidden: int,
     ):
         super().__init__()
-        self.normalize = Normalize(np.float32(mean), np.float32(std))
+        self.normalize = Normalize(np.asarray(mean, np.float32), np.asarray(std, np.float32))
         c, h, w = image_shape
         self.features = nn.Sequential(
             nn.Conv2d(c, channels[0], 3, padding=1),
@@ -115,7 +116,12 @@ def train_standin(
     targets = torch.as_tensor(y)
     if is_image:
         model = StandinCNN(
-            input_shape, num_classes, float(x.mean()), float(x.std()) or 1.0, config.channels, config.hidden
+            cast("tuple[int, int, int]", input_shape),
+            num_classes,
+            float(x.mean()),
+            float(x.std()) or 1.0,
+            config.channels,
+            config.hidden,
         )
     else:
         std = x.std(0)

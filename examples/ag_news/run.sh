@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
-# The AG News demo end to end: start the STAND-IN LLM server (a TF-IDF classifier trained on the pool, not a
-# language model) at teacher.url, run the text pipeline with DVC, print the summary, stop the server.
-# With a real teacher (teacher.url at a provider, or a vLLM / llama.cpp server), run `dvc repro` here instead.
+# The AG News demo end to end through the project's one pipeline (the root dvc.yaml): start the STAND-IN LLM
+# server (a TF-IDF classifier trained on the pool, not a language model) at teacher.url, run `dvc repro` at the
+# root with this folder's params.yaml in place of the root's, copy the metrics here, print the summary, stop the
+# server and put the root's params.yaml back (DVC's run cache restores the default demo's outputs on its next
+# `dvc repro`). With a real teacher (teacher.url at a provider, or a vLLM / llama.cpp server): CKD_NO_STANDIN=1.
+# Needs the extras `text` and `llm` (pip install -e '.[text,llm]'; `make install-test` has them).
 set -euo pipefail
-cd "$(dirname "$0")"
-ROOT="$(cd ../.. && pwd)"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1
-mkdir -p metrics
-python -m ckd.bench.llm_server --params params.yaml --report metrics/standin_llm.json > metrics/standin_llm.log 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-URL=$(python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['teacher']['url'].rstrip('/'))")
-for _ in $(seq 1 600); do
-  curl -sf "$URL/models" >/dev/null && break
-  kill -0 $SERVER 2>/dev/null || { cat metrics/standin_llm.log; exit 1; }
-  sleep 1
-done
+BACKUP=.params.yaml.before-ag-news
+[ -e "$BACKUP" ] && mv -f "$BACKUP" params.yaml   # an interrupted run left the root's params aside
+cp params.yaml "$BACKUP"
+SERVER=""
+trap 'mv -f "$BACKUP" params.yaml; [ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null || true' EXIT
+mkdir -p "$HERE/metrics"
+if [ -z "${CKD_NO_STANDIN:-}" ]; then
+  python -m examples.ag_news.llm_server --params "$HERE/params.yaml" --report "$HERE/metrics/standin_llm.json" \
+    > "$HERE/metrics/standin_llm.log" 2>&1 &
+  SERVER=$!
+  URL=$(python -c "import yaml; print(yaml.safe_load(open('$HERE/params.yaml'))['teacher']['url'].rstrip('/'))")
+  for _ in $(seq 1 600); do
+    curl -sf "$URL/models" >/dev/null && break
+    kill -0 "$SERVER" 2>/dev/null || { cat "$HERE/metrics/standin_llm.log"; exit 1; }
+    sleep 1
+  done
+fi
+cp "$HERE/params.yaml" params.yaml
 dvc repro "$@"
-python -m ckd.summary metrics/validate_text.json
-python -c "import json; print('stand-in LLM teacher test accuracy: %.4f (no budget spent: measured in-process)' % json.load(open('metrics/standin_llm.json'))['standin_llm_test_accuracy'])"
+cp metrics/{embed,sample,query,check,build,export,validate}.json "$HERE/metrics/"
+rm -rf "$HERE/metrics/train" && cp -r metrics/train "$HERE/metrics/train"
+python -m ckd.summary metrics/validate.json
+if [ -n "$SERVER" ]; then
+  python -c "import json; print('stand-in LLM teacher test accuracy: %.4f (no budget spent: measured in-process)' % json.load(open('$HERE/metrics/standin_llm.json'))['standin_llm_test_accuracy'])"
+fi

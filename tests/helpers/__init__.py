@@ -64,14 +64,22 @@ def linear_onnx_teacher(
     return path
 
 
+# The tests' own teacher backend (CKD_PLUGINS, tests/conftest.py): in every copy, so its stages can build it.
+PLUGIN_FILES = ("tests/__init__.py", "tests/helpers/__init__.py", "tests/helpers/counting.py")
+
+
 def copy_project(root: Path, items=("dvc.yaml", "params.yaml", "stages", "ckd", "serving")) -> Path:
-    """A copy of the project's pipeline in `root` (the tests' own DVC project)."""
+    """A copy of the project's pipeline in `root` (the tests' own DVC project), with the counting teacher."""
     import shutil
 
     root.mkdir(parents=True, exist_ok=True)
-    for item in items:
-        source = PROJECT / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / item)
+    for item in (*items, *PLUGIN_FILES):
+        source, target = PROJECT / item, root / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
     return root
 
 

@@ -11,9 +11,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from ckd.stages import stage_names
+from ckd.stages import read_dvc_yaml, stage_names
 
 
 @dataclass
@@ -26,7 +24,7 @@ class Outcome:
 def run_stage_commands(root: Path, capsys, monkeypatch, until: str | None = None) -> Outcome | None:
     """Each stage of `root/dvc.yaml` in order, in `root`, until one fails (its outcome is returned) or
     `until` has run; None when every stage ran."""
-    commands = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    commands = read_dvc_yaml(root)["stages"]
     monkeypatch.chdir(root)
     monkeypatch.syspath_prepend(str(root))  # a `python` teacher's module at the project's root
     capsys.readouterr()

@@ -9,9 +9,6 @@ import numpy as np
 import pytest
 import yaml
 
-from ckd.bench.fault_proxy import FaultProxy, at
-from ckd.bench.faults import SCENARIOS, run_scenario, run_sigkill_case
-from ckd.bench.servers import KServeTeacher, server_python
 from ckd.data import write_arrays
 from ckd.errors import CkdError, TeacherError
 from ckd.query import run_query
@@ -20,6 +17,9 @@ from ckd.teachers import http_oip
 from ckd.teachers.http_oip import OpenInferenceTeacher
 from ckd.teachers.onnx_file import OnnxFileTeacher
 from tests.helpers import PROJECT, linear_onnx_teacher
+from tests.helpers.fault_proxy import FaultProxy, at
+from tests.helpers.faults import SCENARIOS, run_scenario, run_sigkill_case
+from tests.helpers.servers import KServeTeacher, server_python
 
 pytestmark = [
     pytest.mark.server,

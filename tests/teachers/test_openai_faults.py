@@ -12,13 +12,13 @@ import json
 import numpy as np
 import pytest
 
-from ckd.bench.fault_proxy import at, every
-from ckd.bench.faults import store_agrees
-from ckd.bench.llm_server import StandinLLMServer, TextClassifierLLM
 from ckd.errors import CkdError, TeacherError
 from ckd.query import input_hashes, run_query
 from ckd.store import open_store
 from ckd.teachers.openai_chat import OpenAIChatTeacher, label_of, scores_from_logprobs
+from examples.ag_news.llm_server import StandinLLMServer, TextClassifierLLM
+from tests.helpers.fault_proxy import at, every
+from tests.helpers.faults import store_agrees
 from tests.helpers.text import LABEL_WORDS, synthetic_texts
 
 MODEL = "standin-llm"

@@ -55,8 +55,11 @@ class KServeTeacher:
         if not python.exists():
             raise RuntimeError(f"{python}: the server environment is missing; run `make install`")
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"kserve-{self.port}.log", "w")
-        self.process = subprocess.Popen([str(python), str(LAUNCHER), "--model", self.model, "--name", self.name,
-                                         "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [str(python), str(LAUNCHER), "--model", self.model, "--name", self.name, "--port", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         return wait_until_ready(self, "KServe")
 
     def __exit__(self, *exc) -> None:
@@ -89,8 +92,13 @@ class MLServerBundle(KServeTeacher):
         if not python.exists():
             raise RuntimeError(f"{python}: the MLServer environment is missing; run `make install`")
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"mlserver-{self.port}.log", "w")
-        env = {**os.environ, "MLSERVER_HOST": "127.0.0.1", "MLSERVER_HTTP_PORT": str(self.port),
-               "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_METRICS_PORT": str(free_port())}
+        env = {
+            **os.environ,
+            "MLSERVER_HOST": "127.0.0.1",
+            "MLSERVER_HTTP_PORT": str(self.port),
+            "MLSERVER_GRPC_PORT": str(free_port()),
+            "MLSERVER_METRICS_PORT": str(free_port()),
+        }
         command = [str(python), "-c", "from mlserver.cli import main; main()", "start", str(self.folder)]
         self.process = subprocess.Popen(command, env=env, cwd=self.folder, stdout=self.log, stderr=subprocess.STDOUT)
         return wait_until_ready(self, "MLServer")

@@ -1,8 +1,8 @@
 """CPU threads: how long the train stage takes alone and beside one CPU-bound process, and which
 student sizes gain from more than one thread.
 
-    python -m ckd.bench.threads [--steps 300] [--repeats 3] [--out bench/threads]
-    python -m ckd.bench.threads --sizes [--hidden 64,256,1024,2048]
+    python bench/threads.py [--steps 300] [--repeats 3] [--out bench/threads]
+    python bench/threads.py --sizes [--hidden 64,256,1024,2048]
 
 Stage mode runs `python -m stages.train` (a fresh process, as DVC runs it) on a synthetic MNIST-sized
 comparative data set (N=300 queried 28x28 inputs, 2000 free pool inputs, so the augmentation and the
@@ -194,7 +194,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ckd.bench.threads", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python bench/threads.py", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--sizes", action="store_true", help="steps/s of MLP students by width, 1 thread vs the cores")
     parser.add_argument("--hidden", default="64,256,1024,2048,4096", help="MLP widths for --sizes")
     parser.add_argument("--steps", type=int, default=None, help="training steps (stage: 300; sizes: 200)")

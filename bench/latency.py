@@ -1,6 +1,6 @@
 """Latency of the pipeline's student in four runtimes at batch 1 and 256 (median ms per call, 1 thread):
 
-    python -m ckd.bench.latency            # after `dvc repro`; writes bench/latency.md and .json
+    python bench/latency.py            # after `dvc repro`; writes bench/latency.md and .json
 
 PyTorch (the checkpoint), ONNX Runtime fp32 and int8 (the QDQ model), OpenVINO (the fp32 ONNX file).
 """
@@ -23,7 +23,7 @@ RUNTIMES = {"torch": "PyTorch", "ort": "ONNX Runtime fp32", "int8": "ONNX Runtim
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m ckd.bench.latency", description=__doc__.strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="python bench/latency.py", description=__doc__.strip().splitlines()[0])
     p.add_argument("--checkpoint", default="models/student.pt")
     p.add_argument("--onnx", default="models/student.onnx")
     p.add_argument("--int8", default="models/student.int8.onnx")
@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     runners = {"torch": lambda b: torch_runner(model, b), "ort": lambda b: onnx_runner(args.onnx, b),
                "int8": lambda b: onnx_runner(args.int8, b), "openvino": lambda b: openvino_runner(args.onnx, b)}
     figures = measure(runners, x, args.runs)
-    command = "python -m ckd.bench.latency " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python bench/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])
     student = f"{checkpoint.arch} {json.dumps(checkpoint.arch_args)}, input {checkpoint.sample_shape}"
     rows = ["| runtime | " + " | ".join(f"batch {b} (ms)" for b in BATCH_SIZES) + " |",
             "|---|" + "---|" * len(BATCH_SIZES)]

@@ -5,17 +5,18 @@ pool answers `POST /v1/chat/completions` with one label word and the first token
 leaves). `GET /v1/models` lists its one model. Point `teacher.url` at a real provider or a local vLLM /
 llama.cpp server for real use (README).
 
-Fault injection for the tests: each chat completion gets the next fault of a plan (`ckd.bench.
-fault_proxy.every` / `at`): `ok`; `429` and `500ra` (with Retry-After: the server says it ran nothing)
-and `500` (answered at once, nothing computed, but a bare 500 does not say so: the client counts it); `slow` (computed, answered after `slow_s`, past the client's timeout); `reset` (computed,
+Fault injection for the tests: each chat completion gets the next fault of a plan (`tests/helpers/
+fault_proxy.py`: `every` / `at`): `ok`; `429` and `500ra` (with Retry-After: the server says it ran
+nothing) and `500` (answered at once, nothing computed, but a bare 500 does not say so: the client
+counts it); `slow` (computed, answered after `slow_s`, past the client's timeout); `reset` (computed,
 then the connection is reset with no answer); `offlabel` (computed, answered with a word that is no
 label word); the provider's rate-limit headers: `429ms` (a 429 with `retry-after-ms` only), `429reset` (a 429
 with `x-ratelimit-reset-requests` only), `exhausted` (answered, with `x-ratelimit-remaining-requests: 0`).
 `computed` counts the completions the model computed, the figure the budget bounds; `arrivals` the
 time (monotonic) each completion request arrived.
 
-    python -m ckd.bench.llm_server --params examples/ag_news/params.yaml   # the demo's settings
-    python -m ckd.bench.llm_server --data ../shared/data/ag_news_test.csv --text title description \
+    python -m examples.ag_news.llm_server --params examples/ag_news/params.yaml   # the demo's settings
+    python -m examples.ag_news.llm_server --data ../shared/data/ag_news_test.csv --text title description \
         --label-words World Sports Business Science --test-size 1600 --seed 0 --port 8011
 """
 
@@ -30,8 +31,8 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -225,7 +226,7 @@ class StandinLLMServer:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout): the answer is lost, as in real life
 
-    def __enter__(self) -> "StandinLLMServer":
+    def __enter__(self) -> StandinLLMServer:
         self.thread.start()
         return self
 
@@ -251,7 +252,8 @@ def standin_from_data(
 
 def settings_from_params(path: str) -> dict:
     """The stand-in's settings from a text pipeline's params file, so nothing is spelled twice: the
-    pipeline's own split (data.*, seed), its verbalizer, model name and port (teacher.*)."""
+    pipeline's own split (data.*, seed), its verbalizer, model name and port (teacher.*). A relative
+    data.source is read as the pipeline reads it: from the working directory (run.sh: the repository's root)."""
     from pathlib import Path
     from urllib.parse import urlsplit
 
@@ -261,9 +263,8 @@ def settings_from_params(path: str) -> dict:
     data, teacher = section_from_dict("data", params.get("data")), section_from_dict("teacher", params.get("teacher"))
     if data.text is None or teacher.label_words is None or teacher.url is None:
         raise SystemExit(f"{path}: needs data.text, teacher.label_words and teacher.url")
-    source = Path(data.source)
     return {
-        "data": str(source if source.is_absolute() else Path(path).resolve().parent / source),
+        "data": str(Path(data.source).resolve()),
         "text": list(data.text),
         "label": data.label,
         "label_words": list(teacher.label_words),
@@ -277,7 +278,7 @@ def settings_from_params(path: str) -> dict:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(
-        prog="ckd.bench.llm_server",
+        prog="examples.ag_news.llm_server",
         description="A stand-in OpenAI-compatible LLM "
         "server (a TF-IDF classifier, not a language model) on 127.0.0.1, for tests and "
         "the demo.",

@@ -1,7 +1,7 @@
 """int8 choices on the pipeline's student: per-tensor vs per-channel weight scales, three calibration
 methods, and which ops are quantised (MatMul/Gemm/Conv only, the default, or every op ONNX Runtime can):
 
-    python -m ckd.bench.int8             # after `dvc repro`; writes bench/int8.md
+    python bench/int8.py             # after `dvc repro`; writes bench/int8.md
 
 Calibration inputs: pool inputs never sent to the teacher, as in `export`. Accuracy on the test split.
 """
@@ -21,7 +21,7 @@ from ckd.validate import onnx_logits
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m ckd.bench.int8", description=__doc__.strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="python bench/int8.py", description=__doc__.strip().splitlines()[0])
     p.add_argument("--onnx", default="models/student.onnx")
     p.add_argument("--pool", default="data/pool.npz")
     p.add_argument("--selected", default="data/selected.npz")
@@ -48,7 +48,7 @@ def main(argv=None) -> None:
                                 f"{figures['int8_argmax_agreement']:.4f} | {figures['int8_max_abs_diff']:.3f} |")
     text = (f"fp32 ONNX accuracy {fp32_accuracy:.4f} on {len(test.x)} test samples; {len(calibration)} "
             f"calibration inputs never sent to the teacher.\n\n" + "\n".join(rows) +
-            f"\n\n`python -m ckd.bench.int8 {' '.join(argv if argv is not None else sys.argv[1:])}`\n")
+            f"\n\n`python bench/int8.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)

@@ -3,10 +3,10 @@
 Each `POST .../infer` gets the next fault of a plan: `ok` (forward), `500` and `429` (answered by the
 proxy: nothing reaches the server, nothing is computed; a bare 500 does not say so, so the client must
 count it), `500ra` (a 500 with `Retry-After`: the server says it ran nothing), `502`, `503` and `504`
-(a gateway: forwarded, computed upstream, then answered with the gateway's error), `slow` (forwarded, computed, and answered only
-after `slow_s`, past the client's timeout), `reset` (forwarded, computed, then the connection is reset
-with no answer), `delay` (forwarded and answered after `delay_s`, within the client's timeout),
-`garbage` (forwarded, computed, answered with a tensor of the wrong shape) and `error_body`
+(a gateway: forwarded, computed upstream, then answered with the gateway's error), `slow` (forwarded,
+computed, and answered only after `slow_s`, past the client's timeout), `reset` (forwarded, computed,
+then the connection is reset with no answer), `delay` (forwarded and answered after `delay_s`, within
+the client's timeout), `garbage` (forwarded, computed, answered with a tensor of the wrong shape) and `error_body`
 (forwarded, computed, answered 200 with an error body). `computed` counts the samples the server was
 given, the figure the budget bounds. Other requests (readiness, metadata) pass through untouched.
 """
@@ -68,11 +68,16 @@ class FaultProxy:
                 if fault == "500":
                     proxy._reply(self, 500, b'{"error": "injected internal error"}')
                 elif fault == "500ra":
-                    proxy._reply(self, 500, b'{"error": "injected: not started, come back later"}',
-                                 {"Retry-After": str(proxy.retry_after_s)})
+                    proxy._reply(
+                        self,
+                        500,
+                        b'{"error": "injected: not started, come back later"}',
+                        {"Retry-After": str(proxy.retry_after_s)},
+                    )
                 elif fault == "429":
-                    proxy._reply(self, 429, b'{"error": "injected: slow down"}',
-                                 {"Retry-After": str(proxy.retry_after_s)})
+                    proxy._reply(
+                        self, 429, b'{"error": "injected: slow down"}', {"Retry-After": str(proxy.retry_after_s)}
+                    )
                 else:
                     with proxy.lock:
                         proxy.computed += json.loads(body)["inputs"][0]["shape"][0]
@@ -81,8 +86,9 @@ class FaultProxy:
                         time.sleep(proxy.slow_s if fault == "slow" else proxy.delay_s)
                     if fault == "garbage":
                         name = json.loads(body).get("outputs", [{"name": "logits"}])[0]["name"]
-                        answer = json.dumps({"outputs": [{"name": name, "shape": [1, 3], "datatype": "FP32",
-                                                          "data": [1.0, 2.0, 3.0]}]}).encode()
+                        answer = json.dumps(
+                            {"outputs": [{"name": name, "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]}
+                        ).encode()
                     if fault == "error_body":
                         answer = b'{"error": "model exploded: CUDA out of memory"}'
                     if fault in ("502", "503", "504"):

@@ -1,6 +1,6 @@
 """Each stage's time against the budget N and the pool size, on synthetic MNIST-sized inputs.
 
-    python -m ckd.bench.scaling [--budgets 100,1000,10000 --budget-pool 20000]
+    python bench/scaling.py [--budgets 100,1000,10000 --budget-pool 20000]
                                 [--pools 1000,10000,100000 --pool-budget 500] [--out bench/scaling]
 
 Runs the pipeline's stage functions (`ckd.stages`) in one process on a synthetic data set
@@ -49,11 +49,9 @@ def linear_teacher(path: Path, seed: int = 0) -> None:
 def one_point(
     root: Path, pool: int, budget: int, test: int, steps: int, selection: str = "random", only_sample: bool = False
 ) -> dict[str, float]:
+    from ckd.bench.run import ask_teacher
     from ckd.config import validate_all, with_overrides
-    from ckd.stages.build import build
-    from ckd.stages.check import check
     from ckd.stages.export import export
-    from ckd.stages.query import query
     from ckd.stages.sample import sample
     from ckd.stages.train import train
     from ckd.stages.validate import validate
@@ -79,12 +77,12 @@ def one_point(
         seconds[stage] = round(time.perf_counter() - start, 3)
         return result
 
-    pool_set, test_set, selection_set, _ = timed("sample", lambda: sample(params.data, budget, 0, 0))
     if only_sample:
+        timed("sample", lambda: sample(params.data, budget, 0, 0))
         return seconds
-    queried, _ = timed("query", lambda: query(params.teacher, pool_set, selection_set, progress=False))
-    timed("check", lambda: check(params.teacher, queried, pool_set))
-    comparative, _ = timed("build", lambda: build(params.comparative, "logits", 0, queried, pool_set))
+    stages = ask_teacher(params, timed=timed)  # the benchmark's one chain: sample, query, check, build
+    pool_set, test_set, selection_set = stages["pool"], stages["test"], stages["selection"]
+    queried, comparative = stages["queried"], stages["comparative"]
     checkpoint, _, _ = timed("train", lambda: train(params.student, comparative, progress=False))
     onnx, int8 = root / "student.onnx", root / "student.int8.onnx"
     timed(
@@ -113,7 +111,7 @@ def markdown(rows: list[dict], title: str, key: str) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ckd.bench.scaling", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python bench/scaling.py", description=__doc__.strip().splitlines()[0])
     ints = lambda s: [int(v) for v in s.split(",")]  # noqa: E731
     parser.add_argument("--budgets", type=ints, default=[100, 1000, 10000])
     parser.add_argument("--budget-pool", type=int, default=20000, help="the pool size while N grows")

@@ -1,7 +1,7 @@
 """Training steps per second of the comparative data path (a) against a naive per-sample Dataset +
 DataLoader (b) and the student's forward + backward alone on pre-made batches (c).
 
-    python -m ckd.bench.datapath [--batch-size 128] [--device auto] [--threads 2] [--precision bf16]
+    python bench/datapath.py [--batch-size 128] [--device auto] [--threads 2] [--precision bf16]
                                  [--out bench/datapath_cuda.json]
 
 With `--device auto` it measures on CUDA where a GPU is present (the same three paths and the same
@@ -66,7 +66,7 @@ def measure(step_fn, steps: int, warmup: int, device: torch.device) -> float:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ckd.bench.datapath", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python bench/datapath.py", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128, help="groups (pairs) per step")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1000)

@@ -1,7 +1,7 @@
 """Screening of model-selection rules (issue 13): record every candidate's whole trajectory once, then
 score each rule offline on the same runs.
 
-    python -m ckd.bench.selection --dataset ../shared/data/mnist_t10k.npz --budgets 100 --teacher T.onnx
+    python bench/selection.py --dataset ../shared/data/mnist_t10k.npz --budgets 100 --teacher T.onnx
 
 For each (budget N, data seed, student seed, learning rate) it trains the recipe twice as `train_student`
 does: on the train part with evaluations on the validation part every `eval_every` steps, and refit on
@@ -183,7 +183,7 @@ def rules_table(rows: list[dict], steps: int) -> str:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m ckd.bench.selection", description=__doc__.strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="python bench/selection.py", description=__doc__.strip().splitlines()[0])
     p.add_argument("--variant", default="ckd_pool")
     p.add_argument("--student-seeds", type=int, default=3)
     p.add_argument("--rules-only", action="store_true", help="re-score an existing curves.csv")

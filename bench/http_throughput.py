@@ -1,7 +1,7 @@
 """Teacher throughput: the `http` backend against KServe's real model server on loopback, at several
 batch sizes and concurrencies, beside the ONNX file backend on the same teacher.
 
-    python -m ckd.bench.http_throughput [--teacher models/standin/teacher.onnx] [--samples 2048]
+    python bench/http_throughput.py [--teacher models/standin/teacher.onnx] [--samples 2048]
 
 Every figure is samples answered per second through `run_query` (ledger, fsyncs and storage included),
 each configuration on fresh inputs so nothing is answered from the store.
@@ -10,16 +10,19 @@ each configuration on fresh inputs so nothing is answered from the store.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ckd.bench.servers import KServeTeacher
-from ckd.query import run_query
-from ckd.teachers.http_oip import OpenInferenceTeacher
-from ckd.teachers.onnx_file import OnnxFileTeacher
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: KServe's launcher is a test helper
+
+from ckd.query import run_query  # noqa: E402
+from ckd.teachers.http_oip import OpenInferenceTeacher  # noqa: E402
+from ckd.teachers.onnx_file import OnnxFileTeacher  # noqa: E402
+from tests.helpers.servers import KServeTeacher  # noqa: E402
 
 
 def samples_per_second(teacher, x: np.ndarray, batch_size: int, store: Path) -> float:
@@ -32,7 +35,7 @@ def samples_per_second(teacher, x: np.ndarray, batch_size: int, store: Path) -> 
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ckd.bench.http_throughput",
+    parser = argparse.ArgumentParser(prog="python bench/http_throughput.py",
                                      description=__doc__.strip().splitlines()[0])
     parser.add_argument("--teacher", default="models/standin/teacher.onnx")
     parser.add_argument("--samples", type=int, default=2048)

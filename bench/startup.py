@@ -1,7 +1,7 @@
 """Each stage's start-up: the seconds a stage process spends importing modules, over a real run.
 
-    python -m ckd.bench.startup [--sources .,../old-checkout] [--repeats 3] [--out bench/startup]
-    python -m ckd.bench.startup --validate-only [--sources OLD,.] [--repeats 5] [--out bench/startup_validate]
+    python bench/startup.py [--sources .,../old-checkout] [--repeats 3] [--out bench/startup]
+    python bench/startup.py --validate-only [--sources OLD,.] [--repeats 5] [--out bench/startup_validate]
 
 `--validate-only` times what every stage process does before its own work: a fresh interpreter that
 imports `stages.<stage>` and validates the whole params file (`stages/_entry.py`), in each source tree
@@ -129,7 +129,7 @@ def validate_only(sources: list[Path], repeats: int, skip: set[str]) -> list[dic
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ckd.bench.startup", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python bench/startup.py", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--sources", default=".", help="comma-separated source trees to compare (default: .)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip", default="", help="comma-separated stages not to time (e.g. teacher: it trains)")
