@@ -91,7 +91,8 @@ def variant_overrides(variant: str, extra_args: dict[str, dict], augment: str | 
     return {"student.method": recipe.method,
             "student.method_args": {**recipe.method_args, **extra_args.get(recipe.method, {})},
             "student.augment": augment or recipe.augment,
-            **{f"student.{key}": value for key, value in recipe.student.items()}}
+            **{f"student.{key}": value for key, value in recipe.student.items()},
+            **{f"comparative.{key}": value for key, value in recipe.comparative.items()}}
 
 
 def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
@@ -161,7 +162,7 @@ def parse_args(argv=None):
                    help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)")
     p.add_argument("--science-seeds", type=int, default=6, help="seeds for each comparative variant and its control")
     p.add_argument("--variants", type=lambda s: s.split(","),
-                   default=[name for name in RECIPES if name not in ("ckd_pool", "kd_pool")])
+                   default=[name for name in RECIPES if name not in ("ckd_pool", "kd_pool") and not RECIPES[name].comparative])
     p.add_argument("--science-variants", type=lambda s: s.split(","), default=["ckd", "ckd_control"])
     p.add_argument("--regimes", type=lambda s: s.split(","), default=["labelled", "teacher_only"])
     p.add_argument("--steps", type=int, default=None, help="student.steps")
