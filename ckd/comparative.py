@@ -129,14 +129,19 @@ def comparative_set(
     max_groups: int,
     seed: int,
     negatives: int | None = None,
+    statistics: tuple[np.ndarray, np.ndarray] | None = None,
+    unlabelled: bool = True,
 ) -> ComparativeSet:
-    """The comparative data set from the teacher's answers and the pool (labels only if the pool has them)."""
+    """The comparative data set from the teacher's answers and the pool (labels only if the pool has them).
+    `statistics`: the pool's `input_statistics`, when the caller already has them (a benchmark building many
+    sets over one pool); `unlabelled=False` leaves out the free pool inputs (for a student that does not use
+    them; `free_rows` says which they would be)."""
     from ckd.data.arrays import input_statistics
 
     rows = pool.rows(queried_ids, "the queried samples")
     positive_rows, negative_rows = build_groups(len(rows), group_size, max_groups, seed, negatives)
-    mean, std = input_statistics(pool.x)  # inputs are free: statistics of the whole pool
-    free = free_rows(len(pool.ids), rows, seed)
+    mean, std = statistics or input_statistics(pool.x)  # inputs are free: statistics of the whole pool
+    free = free_rows(len(pool.ids), rows, seed) if unlabelled else None
     return ComparativeSet(
         ids=np.asarray(queried_ids),
         x=pool.x[rows],
@@ -148,5 +153,5 @@ def comparative_set(
         norm_mean=mean,
         norm_std=std,
         labels=None if pool.labels is None else pool.labels[rows],
-        unlabelled=pool.x[free],
+        unlabelled=None if free is None else pool.x[free],
     )  # free inputs for `student.unlabelled_weight`

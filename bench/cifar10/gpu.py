@@ -255,10 +255,11 @@ def main(argv=None) -> None:
     test_set = load_source(str(test_dir), base.data, parameter="data.test_source")
     log(f"loaded train {train_set.x.shape} test {test_set.x.shape} (classes {', '.join(train_set.class_names)})")
     pool_ids, dev_ids = split_pool_test(len(train_set.x), args.dev_size, base.split_seed)
+    statistics = _stats(train_set.x[pool_ids])  # the pool's input statistics, as `build` computes them (once here)
 
     # teacher: trained once on all of train/ (flip + crop, bf16, one-cycle SGD); exported to ONNX
     torch.manual_seed(0)
-    teacher = build_student("resnet", train_set.sample_shape, train_set.num_classes, *_stats(train_set.x),
+    teacher = build_student("resnet", train_set.sample_shape, train_set.num_classes, *statistics,
                             {"channels": [int(c) for c in args.teacher_channels.split(",")]}).to(device)
     if device.type == "cuda":
         teacher = teacher.to(memory_format=torch.channels_last)
@@ -300,7 +301,8 @@ def main(argv=None) -> None:
     # the GPU data path, before the students take the GPU
     datapath = None
     probe_rows = np.sort(np.random.default_rng(0).choice(len(pool_ids), min(1000, len(pool_ids)), replace=False))
-    probe = comparative_set(pool_ids[probe_rows], pool_logits[probe_rows], pool, "logits", 1, 20000, 0)
+    probe = comparative_set(pool_ids[probe_rows], pool_logits[probe_rows], pool, "logits", 1, 20000, 0,
+                            statistics=statistics, unlabelled=False)
     try:
         datapath = measure_datapath(probe, device, steps=200 if not args.smoke else 5,
                                     channels=[int(c) for c in args.channels.split(",")])
@@ -317,12 +319,15 @@ def main(argv=None) -> None:
     (args.out / "info.json").write_text(json.dumps(info, indent=2, default=str))
 
     results_path = args.out / "results.csv"
-    done = run_jobs(args, jobs, info, pool, pool_logits, sets_dir, results_path)
+    done = run_jobs(args, jobs, info, pool, pool_logits, statistics, sets_dir, results_path)
     write_report(done, info, args.out)
     log(f"done: {len(done)} of {len(jobs)} runs; wrote {results_path}, results.md, accuracy_vs_calls.png")
+    if len(done) < len(jobs):
+        sys.stdout.flush()
+        os._exit(0)  # never wait on a worker killed at the deadline
 
 
-def run_jobs(args, jobs, info, pool, pool_logits, sets_dir: Path, results_path: Path) -> list[dict]:
+def run_jobs(args, jobs, info, pool, pool_logits, statistics, sets_dir: Path, results_path: Path) -> list[dict]:
     """Train the rows in `args.workers` processes (spawned: one CUDA context each), appending each finished row to
     results.csv; at the deadline, what is still running is abandoned (its worker killed)."""
     done: list[dict] = []
@@ -340,7 +345,7 @@ def run_jobs(args, jobs, info, pool, pool_logits, sets_dir: Path, results_path: 
             left = args.deadline - (time.time() - START)
             while queue and len(pending) < 2 * args.workers and left > 20:  # keep the workers fed
                 job = queue.pop(0)
-                job["data"], job["rows"] = build_set(job, built, pool, pool_logits, sets_dir)
+                job["data"], job["rows"] = build_set(job, built, pool, pool_logits, statistics, sets_dir)
                 pending.add(executor.submit(_train_job, job))
             if left <= 20 and queue:
                 log(f"deadline near: {len(queue)} runs not started")
@@ -420,7 +425,7 @@ def _priority(cell, variants, budgets):
     return (1 if variant == "kd" else 2, 0, budget)
 
 
-def build_set(job: dict, built: dict, pool, pool_logits: np.ndarray, sets_dir: Path) -> tuple[str, np.ndarray]:
+def build_set(job: dict, built: dict, pool, pool_logits, statistics, sets_dir: Path) -> tuple[str, np.ndarray]:
     """The `sample` selection and the `build` stage's comparative set for the row's (budget, seed, groups),
     with the teacher's in-process answers; the free pool inputs are attached in the worker (they are large)."""
     from ckd.comparative import comparative_set
@@ -433,8 +438,7 @@ def build_set(job: dict, built: dict, pool, pool_logits: np.ndarray, sets_dir: P
         ids = select_for_teacher(pool.ids, pool.x, key[0], params["data"]["selection"], params["seed"])
         rows = pool.rows(ids)
         data = comparative_set(ids, pool_logits[rows], pool, "logits", key[2], params["comparative"]["max_groups"],
-                               params["seed"], key[3])
-        data.unlabelled = None
+                               params["seed"], key[3], statistics=statistics, unlabelled=False)
         path = sets_dir / f"n{key[0]}-s{key[1]}-g{key[2]}x{key[3]}.npz"
         data.save(path)
         built[key] = (str(path), rows)

@@ -49,5 +49,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            note="kd + the same use of the free pool inputs (is the gain comparative? no)"),
 ]}
 
+# The default recipe per modality, chosen on a dev split (natural images: bench/cifar10/results.md)
+DEFAULT_BY_MODALITY = {"image": "ckd_pool"}
 DEFAULT_RECIPES = ("ckd_pool", "ckd")  # the default recipe, or the CKD loss alone where it was not run
 BASELINE_RECIPE = "kd_plain"
