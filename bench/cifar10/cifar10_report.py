@@ -1,6 +1,7 @@
 """results.md and accuracy_vs_calls.png from the CIFAR-10 bench's results.csv (and info.json).
 
-    python bench/cifar10/cifar10_report.py bench/cifar10        # rewrites bench/cifar10/results.md and the plot
+    python bench/cifar10/cifar10_report.py bench/cifar10 --docs docs/benchmarks/cifar10.md
+    # rewrites bench/cifar10/results.md and the plot, and the tables in the docs page
 
 Intervals are 95% t-intervals over runs (n - 1 degrees of freedom); a paired difference is taken over the runs
 (data seed, student seed) both variants have. The default recipe is chosen on the dev split, never on test/.
@@ -8,11 +9,12 @@ Intervals are 95% t-intervals over runs (n - 1 degrees of freedom); a paired dif
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
+import shutil
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -104,6 +106,16 @@ def write_report(rows: list[dict], info: dict, out: Path) -> str:
         cells = [_fmt(t_interval(list(dev[(variant, b)].values()))) if (variant, b) in dev else "-" for b in budgets]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     lines += ["", f"Default recipe (best mean dev accuracy among {', '.join(DEFAULT_CANDIDATES)}): **{default}**.", ""]
+    if default:
+        lines += ["## Headline: the default recipe at N against augmented KD at N, 3N and 5N (test)", "",
+                  f"| N | {default}@N | kd@N | kd@3N | kd@5N | {default}@N - kd@3N | {default}@N - kd@5N |",
+                  "|---|---|---|---|---|---|---|"]
+        for b in budgets:
+            cell = [_fmt(t_interval(list(test[k].values()))) if k in test else "-"
+                    for k in ((default, b), ("kd", b), ("kd", 3 * b), ("kd", 5 * b))]
+            diffs = [_fmt(paired(test, (default, b), ("kd", m * b)), sign=True) for m in (3, 5)]
+            lines.append(f"| {b} | " + " | ".join(cell + diffs) + " |")
+        lines.append("")
     lines += ["## Paired differences on test (points), vs augmented KD at N and at 3N", "",
               "| variant | " + " | ".join(f"N={b}: vs kd@N | vs kd@3N" for b in budgets) + " |",
               "|---|" + "---|---|" * len(budgets)]
@@ -158,12 +170,33 @@ def _plot(test, budgets, variants, teacher, ceiling, path: Path) -> None:
     plt.close(fig)
 
 
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_docs(page: Path, tables: str, plot: Path) -> None:
+    """Replace the block between the markers of `page` with the tables (headings one level down) and copy the
+    plot beside the page (MkDocs serves only what is under docs/)."""
+    text = page.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    body = "\n".join(("#" + line if line.startswith("#") else line) for line in tables.splitlines()[1:]).strip()
+    page.write_text(f"{head}{START}\n{body}\n{END}{tail}")
+    shutil.copyfile(plot, page.with_name("cifar10_accuracy_vs_calls.png"))
+
+
 def main(argv=None) -> None:
-    folder = Path((argv or sys.argv[1:] or ["bench/cifar10"])[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("folder", nargs="?", default="bench/cifar10", help="holds results.csv and info.json")
+    parser.add_argument("--docs", default=None, help="also write the tables into this page (between its markers)")
+    args = parser.parse_args(argv)
+    folder = Path(args.folder)
     with open(folder / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     info = json.loads((folder / "info.json").read_text())
-    print(write_report(rows, info, folder))
+    tables = write_report(rows, info, folder)
+    if args.docs:
+        update_docs(Path(args.docs), tables, folder / "accuracy_vs_calls.png")
+    print(tables)
 
 
 if __name__ == "__main__":
