@@ -25,6 +25,7 @@ import csv
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -59,11 +60,15 @@ def log(message: str) -> None:
 
 def unpack(tar_path: Path, target: Path, per_class: dict[str, int] | None) -> None:
     """train/ and test/ folders under `target`; `per_class` (smoke): only the first n images of each class."""
-    if (target / "test").is_dir():
+    done = target / ".unpacked"
+    if done.is_file():
         return
-    if per_class is None:
-        target.mkdir(parents=True, exist_ok=True)
+    if not tar_path.is_file():
+        raise SystemExit(f"bench/cifar10: error: {tar_path} not found; copy ../shared/data/cifar10_jpg.tar.xz there")
+    target.mkdir(parents=True, exist_ok=True)
+    if per_class is None and shutil.which("tar") and shutil.which("xz"):
         subprocess.run(["tar", "-xJf", str(tar_path), "-C", str(target)], check=True)
+        done.write_text(str(tar_path))
         return
     counts: dict[tuple[str, str], int] = {}
     with tarfile.open(tar_path, "r:xz") as archive:
@@ -72,10 +77,11 @@ def unpack(tar_path: Path, target: Path, per_class: dict[str, int] | None) -> No
             if not member.isfile() or len(parts) != 3:
                 continue
             key = (parts[0], parts[1])
-            if counts.get(key, 0) >= per_class[parts[0]]:
+            if per_class is not None and counts.get(key, 0) >= per_class[parts[0]]:
                 continue
             counts[key] = counts.get(key, 0) + 1
             archive.extract(member, target, filter="data")
+    done.write_text(str(tar_path))
 
 
 def parse_args(argv=None):
@@ -147,6 +153,13 @@ def _init_worker(eval_path: str, pool_path: str, device: str) -> None:
     _WORKER.update(device=device, pool=np.load(pool_path, mmap_mode="r"),
                    eval={k: (torch.as_tensor(arrays[f"{k}_x"]).to(device), torch.as_tensor(arrays[f"{k}_y"]).to(device))
                          for k in ("dev", "test")})
+
+
+def _warm_up() -> int:
+    import ckd.stages.train  # noqa: F401  (imports torch and the package once, before the first row)
+
+    time.sleep(1.0)  # hold this worker so that the next warm-up starts another
+    return 1
 
 
 def _accuracy(model, x, y) -> float:
@@ -257,6 +270,20 @@ def main(argv=None) -> None:
     pool_ids, dev_ids = split_pool_test(len(train_set.x), args.dev_size, base.split_seed)
     statistics = _stats(train_set.x[pool_ids])  # the pool's input statistics, as `build` computes them (once here)
 
+    # arrays the workers share; the workers start (import torch, open CUDA) while the teacher trains
+    args.work.mkdir(parents=True, exist_ok=True)
+    sets_dir = args.work / "sets"
+    sets_dir.mkdir(exist_ok=True)
+    pool = Pool(ids=pool_ids, x=train_set.x[pool_ids], class_names=train_set.class_names, is_image=True,
+                labels=train_set.y[pool_ids])
+    np.save(args.work / "pool_x.npy", pool.x.astype(np.uint8))
+    np.savez(args.work / "eval.npz", dev_x=train_set.x[dev_ids].astype(np.uint8), dev_y=train_set.y[dev_ids],
+             test_x=test_set.x.astype(np.uint8), test_y=test_set.y)
+    executor = ProcessPoolExecutor(
+        max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+        initargs=(str(args.work / "eval.npz"), str(args.work / "pool_x.npy"), args.device))
+    warm = [executor.submit(_warm_up) for _ in range(args.workers)]
+
     # teacher: trained once on all of train/ (flip + crop, bf16, one-cycle SGD); exported to ONNX
     torch.manual_seed(0)
     teacher = build_student("resnet", train_set.sample_shape, train_set.num_classes, *statistics,
@@ -276,21 +303,15 @@ def main(argv=None) -> None:
                         "dev": float((dev_logits.argmax(1) == train_set.y[dev_ids]).mean()),
                         "test": float((test_logits.argmax(1) == test_set.y).mean())}
     log(f"teacher accuracy: {teacher_accuracy}")
-    export_onnx(teacher, train_set.sample_shape, teacher_path, opset=17,
-                metadata={"class_names": list(train_set.class_names)})
-    onnx_diff = _onnx_check(teacher_path, test_set.x[:256], test_logits[:256])
-    log(f"teacher exported to {teacher_path} ({teacher_path.stat().st_size / 1e6:.1f} MB); "
-        f"ONNX vs torch max |diff| on 256 test images: {onnx_diff:.2e}")
-
-    # arrays the workers share
-    args.work.mkdir(parents=True, exist_ok=True)
-    sets_dir = args.work / "sets"
-    sets_dir.mkdir(exist_ok=True)
-    pool = Pool(ids=pool_ids, x=train_set.x[pool_ids], class_names=train_set.class_names, is_image=True,
-                labels=train_set.y[pool_ids])
-    np.save(args.work / "pool_x.npy", pool.x.astype(np.uint8))
-    np.savez(args.work / "eval.npz", dev_x=train_set.x[dev_ids].astype(np.uint8), dev_y=train_set.y[dev_ids],
-             test_x=test_set.x.astype(np.uint8), test_y=test_set.y)
+    onnx_diff = None
+    try:  # the students need the teacher's answers, not the file: a failed export is reported, the run goes on
+        export_onnx(teacher, train_set.sample_shape, teacher_path, opset=17,
+                    metadata={"class_names": list(train_set.class_names)})
+        onnx_diff = _onnx_check(teacher_path, test_set.x[:256], test_logits[:256])
+        log(f"teacher exported to {teacher_path} ({teacher_path.stat().st_size / 1e6:.1f} MB); "
+            f"ONNX vs torch max |diff| on 256 test images: {onnx_diff:.2e}")
+    except Exception as error:
+        log(f"teacher export failed: {error!r}")
 
     budgets = [int(v) * train_set.num_classes for v in args.budgets_per_class.split(",")]
     variants = args.variants.split(",")
@@ -319,7 +340,8 @@ def main(argv=None) -> None:
     (args.out / "info.json").write_text(json.dumps(info, indent=2, default=str))
 
     results_path = args.out / "results.csv"
-    done = run_jobs(args, jobs, info, pool, pool_logits, statistics, sets_dir, results_path)
+    log(f"workers ready: {sum(f.result() for f in warm)} of {args.workers}")
+    done = run_jobs(args, executor, jobs, info, pool, pool_logits, statistics, sets_dir, results_path)
     write_report(done, info, args.out)
     log(f"done: {len(done)} of {len(jobs)} runs; wrote {results_path}, results.md, accuracy_vs_calls.png")
     if len(done) < len(jobs):
@@ -327,13 +349,10 @@ def main(argv=None) -> None:
         os._exit(0)  # never wait on a worker killed at the deadline
 
 
-def run_jobs(args, jobs, info, pool, pool_logits, statistics, sets_dir: Path, results_path: Path) -> list[dict]:
+def run_jobs(args, executor, jobs, info, pool, pool_logits, statistics, sets_dir: Path, results_path: Path):
     """Train the rows in `args.workers` processes (spawned: one CUDA context each), appending each finished row to
     results.csv; at the deadline, what is still running is abandoned (its worker killed)."""
     done: list[dict] = []
-    executor = ProcessPoolExecutor(
-        max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-        initargs=(str(args.work / "eval.npz"), str(args.work / "pool_x.npy"), args.device))
     pending: set = set()
     built: dict = {}
     queue = list(jobs)
