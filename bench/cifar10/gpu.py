@@ -41,6 +41,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from cifar10_report import FIELDS, write_report  # noqa: E402  (bench/cifar10/cifar10_report.py)
 
 START = time.time()
+TARS = (ROOT / ".cache" / "cifar10_jpg.tar.xz", ROOT.parent / "shared" / "data" / "cifar10_jpg.tar.xz")
 LOG_FILE: Path | None = None
 
 # (data seed, student seed): 3 data seeds at student seed 0, 3 student seeds at data seed 0
@@ -87,7 +88,8 @@ def unpack(tar_path: Path, target: Path, per_class: dict[str, int] | None) -> No
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny scale on the CPU: the same code path")
-    p.add_argument("--tar", default=str(ROOT / ".cache" / "cifar10_jpg.tar.xz"))
+    p.add_argument("--tar", default=str(next((t for t in TARS if t.is_file()), TARS[0])),
+                   help="the CIFAR-10 JPEG tarball (default: .cache/cifar10_jpg.tar.xz, else ../shared/data/)")
     p.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "bench_results" / "cifar10"))
     p.add_argument("--work", default=None, help="unpacked images and comparative sets (default .cache/cifar10[_smoke])")
     p.add_argument("--budgets-per-class", default="10,30,100")

@@ -3,12 +3,10 @@
 # $OUT), `bash bench/cifar10/gpu.sh --smoke` on the CPU (the same code path, tiny scale, a few minutes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if [ ! -f .cache/cifar10_jpg.tar.xz ] && [ -f ../shared/data/cifar10_jpg.tar.xz ]; then
-  mkdir -p .cache && ln -sf "$(cd ../shared/data && pwd)/cifar10_jpg.tar.xz" .cache/cifar10_jpg.tar.xz
-fi
+PY="${PYTHON:-$(command -v python || command -v python3)}"  # the device may have only python3
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=1
 if [[ " $* " == *" --smoke "* ]]; then
   export OUT="${OUT:-$PWD/bench_results/cifar10_smoke}"
-  exec nice -n 10 python bench/cifar10/gpu.py "$@"
+  exec nice -n 10 "$PY" bench/cifar10/gpu.py "$@"
 fi
-exec python bench/cifar10/gpu.py "$@"
+exec "$PY" bench/cifar10/gpu.py "$@"
