@@ -1,7 +1,8 @@
-"""The comparative data set: the queried samples and groups of k positives and k negatives over them.
+"""The comparative data set: the queried samples and groups of k positives and k negatives over them
+(or k+ and k-: the paper's code draws 2 positives and 1 negative, `comparative.negatives: 1`).
 
-Groups are distinct as sets: {P, N} and {N, P} carry the same information (d flips sign), so only one
-is kept. They are drawn deterministically from the seed and only among queried samples.
+Groups are distinct as sets: with k = k-, {P, N} and {N, P} carry the same information (d flips sign), so
+only one is kept. They are drawn deterministically from the seed and only among queried samples.
 """
 
 from __future__ import annotations
@@ -52,45 +53,54 @@ def teacher_logits(scores: np.ndarray, kind: str) -> np.ndarray:
     return scores.astype(np.float32)
 
 
-def max_distinct_groups(num_samples: int, group_size: int) -> int:
-    if num_samples < 2 * group_size:
+def max_distinct_groups(num_samples: int, group_size: int, negatives: int | None = None) -> int:
+    negatives = group_size if negatives is None else negatives
+    if num_samples < group_size + negatives:
         return 0
-    return math.comb(num_samples, group_size) * math.comb(num_samples - group_size, group_size) // 2
+    count = math.comb(num_samples, group_size) * math.comb(num_samples - group_size, negatives)
+    return count // 2 if negatives == group_size else count  # k+k: {P, N} and {N, P} are one group
 
 
-def build_groups(num_samples: int, group_size: int, max_groups: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Up to `max_groups` distinct groups (positives [G, k], negatives [G, k]) over `num_samples` rows."""
-    possible = max_distinct_groups(num_samples, group_size)
+def build_groups(
+    num_samples: int, group_size: int, max_groups: int, seed: int, negatives: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `max_groups` distinct groups (positives [G, k], negatives [G, k-]) over `num_samples` rows;
+    k- = `negatives` (default k; the paper's code uses 2 positives and 1 negative)."""
+    negatives = group_size if negatives is None else negatives
+    possible = max_distinct_groups(num_samples, group_size, negatives)
     if possible == 0:
+        shape = "" if negatives == group_size else f" with comparative.negatives={negatives}"
         raise CkdError(
-            f"comparative.group_size={group_size} needs at least {2 * group_size} queried samples, have {num_samples}"
+            f"comparative.group_size={group_size}{shape} needs at least {group_size + negatives} queried samples, "
+            f"have {num_samples}"
         )
     wanted = min(max_groups, possible)
     rng = np.random.default_rng(seed)
-    if group_size == 1 and wanted == possible:
+    if group_size == 1 and negatives == 1 and wanted == possible:
         i, j = np.triu_indices(num_samples, k=1)
         order = rng.permutation(len(i))
         flip = rng.random(len(i)) < 0.5  # which member is the positive: no systematic sign
         pos = np.where(flip, j, i)[order]
         neg = np.where(flip, i, j)[order]
         return pos[:, None].astype(np.int64), neg[:, None].astype(np.int64)
+    symmetric = negatives == group_size
     seen: set[tuple] = set()
     positives: list[np.ndarray] = []
-    negatives: list[np.ndarray] = []
+    negative_rows: list[np.ndarray] = []
     attempts = 0
     while len(positives) < wanted:
         attempts += 1
         if attempts > 50 * wanted + 1000:
             break  # nearly exhausted: keep what is distinct
-        members = rng.choice(num_samples, size=2 * group_size, replace=False)
+        members = rng.choice(num_samples, size=group_size + negatives, replace=False)
         pos, neg = np.sort(members[:group_size]), np.sort(members[group_size:])
-        key = tuple(sorted((tuple(pos), tuple(neg))))
+        key = tuple(sorted((tuple(pos), tuple(neg)))) if symmetric else (tuple(pos), tuple(neg))
         if key in seen:
             continue
         seen.add(key)
         positives.append(pos)
-        negatives.append(neg)
-    return np.asarray(positives, np.int64), np.asarray(negatives, np.int64)
+        negative_rows.append(neg)
+    return np.asarray(positives, np.int64), np.asarray(negative_rows, np.int64)
 
 
 # The free (never-queried) pool inputs carried into the comparative data set for the FixMatch term.
@@ -98,6 +108,17 @@ def build_groups(num_samples: int, group_size: int, max_groups: int, seed: int) 
 # inputs; bench/scaling in the README); FixMatch draws about one batch per step, so 20,000 cover
 # 2,000 steps of 128 without a repeat. Pools up to this size are carried whole, as before.
 MAX_UNLABELLED = 20_000
+
+
+def free_rows(pool_size: int, asked: np.ndarray, seed: int) -> np.ndarray:
+    """Rows of the pool never asked about, at most MAX_UNLABELLED of them (a seeded subset, the same for
+    every N with this seed)."""
+    never_asked = np.ones(pool_size, dtype=bool)
+    never_asked[asked] = False
+    free = np.flatnonzero(never_asked)
+    if len(free) > MAX_UNLABELLED:
+        free = np.sort(np.random.default_rng([seed, 1]).choice(free, MAX_UNLABELLED, replace=False))
+    return free
 
 
 def comparative_set(
@@ -108,28 +129,30 @@ def comparative_set(
     group_size: int,
     max_groups: int,
     seed: int,
+    negatives: int | None = None,
+    statistics: tuple[np.ndarray, np.ndarray] | None = None,
+    unlabelled: bool = True,
 ) -> ComparativeSet:
-    """The comparative data set from the teacher's answers and the pool (labels only if the pool has them)."""
+    """The comparative data set from the teacher's answers and the pool (labels only if the pool has them).
+    `statistics`: the pool's `input_statistics`, when the caller already has them (a benchmark building many
+    sets over one pool); `unlabelled=False` leaves out the free pool inputs (for a student that does not use
+    them; `free_rows` says which they would be)."""
     from ckd.data.arrays import input_statistics
 
     rows = pool.rows(queried_ids, "the queried samples")
-    positives, negatives = build_groups(len(rows), group_size, max_groups, seed)
-    mean, std = input_statistics(pool.x)  # inputs are free: statistics of the whole pool
-    never_asked = np.ones(len(pool.ids), dtype=bool)
-    never_asked[rows] = False
-    free = np.flatnonzero(never_asked)
-    if len(free) > MAX_UNLABELLED:  # a seeded subset, the same for every N with this seed
-        free = np.sort(np.random.default_rng([seed, 1]).choice(free, MAX_UNLABELLED, replace=False))
+    positive_rows, negative_rows = build_groups(len(rows), group_size, max_groups, seed, negatives)
+    mean, std = statistics or input_statistics(pool.x)  # inputs are free: statistics of the whole pool
+    free = free_rows(len(pool.ids), rows, seed) if unlabelled else None
     return ComparativeSet(
         ids=np.asarray(queried_ids),
         x=pool.x[rows],
         teacher=teacher_logits(scores, scores_kind),
-        positives=positives,
-        negatives=negatives,
+        positives=positive_rows,
+        negatives=negative_rows,
         class_names=pool.class_names,
         is_image=pool.is_image,
         norm_mean=mean,
         norm_std=std,
         labels=None if pool.labels is None else pool.labels[rows],
-        unlabelled=pool.x[free],
+        unlabelled=None if free is None else pool.x[free],
     )  # free inputs for `student.unlabelled_weight`

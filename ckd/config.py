@@ -171,6 +171,8 @@ else:
 
 class ComparativeConfig(Section):
     group_size: int = Field(1, ge=1, le=32)  # k positives and k negatives per group (1 = pairs)
+    # negatives per group (null: group_size); group_size 2 with negatives 1 = the paper's 2+1 groups
+    negatives: int | None = Field(None, ge=1, le=32)
     max_groups: int = Field(20_000, ge=1, le=1_000_000)  # the group table [G, 2k] is held in memory
 
 

@@ -17,7 +17,7 @@ refit stopped at an early "best" step under-trains the student (bench/selection_
     candidates x steps; the refit runs that many steps.
 
 Batches are gathered by index from tensors already on the device (no per-sample Dataset): a group
-batch is B groups, i.e. B * 2k member rows, one `index_select` per tensor.
+batch is B groups, i.e. B * (k+ + k-) member rows, one `index_select` per tensor.
 """
 
 from __future__ import annotations
@@ -92,8 +92,9 @@ class TrainingData:
         )
 
     @property
-    def group_size(self) -> int:
-        return int(self.positives.shape[1])
+    def group_size(self) -> tuple[int, int]:
+        """(positives, negatives) per group: (k, k), or e.g. the paper's (2, 1)."""
+        return int(self.positives.shape[1]), int(self.negatives.shape[1])
 
     def targets(self, rows: torch.Tensor) -> torch.Tensor:
         """What validation accuracy is measured against: labels, else the teacher's argmax."""
@@ -187,7 +188,7 @@ def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
 
 
 class BatchSampler:
-    """Draws a training batch by index: B samples, or B groups laid out k positives then k negatives."""
+    """Draws a training batch by index: B samples, or B groups laid out k+ positives then k- negatives."""
 
     def __init__(
         self, data: TrainingData, rows: np.ndarray, uses_groups: bool, batch_size: int, generator: torch.Generator

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from ckd.bench.recipes import DEFAULT_BY_MODALITY
 from ckd.config import load_config, with_overrides
 from tests.conftest import PROJECT
 
@@ -18,10 +20,12 @@ DVC = str(Path(sys.executable).with_name("dvc"))
 # One thread everywhere: the same float sums in the benchmark's worker and in each stage process.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONPATH": str(PROJECT)}
 PATHS_OF_THE_RUN = ("teacher.model", "teacher.store")  # where files live, not what is computed
+IMAGE_DEFAULT = DEFAULT_BY_MODALITY["image"]
 
 
-@pytest.mark.timeout(900)  # two small runs of the whole pipeline on a busy 2-core machine
-def test_benchmark_row_equals_dvc_repro(tmp_path):
+def bench_row_and_repro(tmp_path: Path, dataset: str, bench_args: list[str]) -> tuple[dict, dict, dict]:
+    """One benchmark row (`python -m ckd.bench`), then `dvc repro` of a copy of the project with the row's
+    overrides: (the row, validate's metrics, train's metrics)."""
     project = tmp_path / "project"
     project.mkdir()
     for item in ("dvc.yaml", "params.yaml", "stages", "ckd", "serving"):
@@ -30,59 +34,83 @@ def test_benchmark_row_equals_dvc_repro(tmp_path):
     subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=project, check=True)
     subprocess.run([DVC, "config", "core.analytics", "false"], cwd=project, check=True)
 
-    bench = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ckd.bench",
-            "--params",
-            str(project / "params.yaml"),
-            "--dataset",
-            "digits",
-            "--budgets",
-            "40",
-            "--seeds",
-            "1",
-            "--science-seeds",
-            "0",
-            "--variants",
-            "ckd",
-            "--regimes",
-            "labelled",
-            "--steps",
-            "200",
-            "--lr",
-            "0.003",
-            "--teacher-epochs",
-            "3",
-            "--set",
-            "student.eval_every=50",
-            "--set",
-            "validate.min_accuracy=0.3",
-            "--workers",
-            "1",
-            "--out",
-            str(tmp_path / "bench"),
-        ],
-        cwd=PROJECT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-    )
+    command = [sys.executable, "-m", "ckd.bench", "--params", str(project / "params.yaml"), "--dataset", dataset]
+    common = ["--seeds", "1", "--science-seeds", "0", "--regimes", "labelled", "--teacher-epochs", "3"]
+    common += ["--set", "validate.min_accuracy=0.3", "--workers", "1", "--out", str(tmp_path / "bench")]
+    bench = subprocess.run(command + common + bench_args, cwd=PROJECT, env=ENV, capture_output=True, text=True)
     assert bench.returncode == 0, bench.stderr[-2000:]
     with open(tmp_path / "bench" / "results.csv") as handle:
         (row,) = list(csv.DictReader(handle))
 
     overrides = {k: v for k, v in json.loads(row["overrides"]).items() if k not in PATHS_OF_THE_RUN}
-    assert overrides["student.steps"] == 200 and overrides["teacher.budget"] == 40
     params = with_overrides(load_config(project / "params.yaml"), overrides)
     (project / "params.yaml").write_text(yaml.safe_dump(params.as_dict(), sort_keys=False))
     repro = subprocess.run([DVC, "repro"], cwd=project, env=ENV, capture_output=True, text=True)
     assert repro.returncode == 0, repro.stderr[-2000:]
-
     validate = json.loads((project / "metrics" / "validate.json").read_text())
     train = json.loads((project / "metrics" / "train" / "metrics.json").read_text())
+    return {**row, "overrides": overrides}, validate, train
+
+
+def assert_same_student(row: dict, validate: dict, train: dict, budget: int) -> None:
     assert abs(validate["test_accuracy"] - float(row["test_accuracy"])) <= 1e-6
     assert abs(train["val_accuracy"] - float(row["val_accuracy"])) <= 1e-6
     assert train["best_step"] == json.loads(row["chosen"])["step"]
-    assert validate["calls_spent_total"] == int(row["teacher_calls"]) == 40
+    assert validate["calls_spent_total"] == int(row["teacher_calls"]) == budget
+
+
+@pytest.mark.timeout(900)  # two small runs of the whole pipeline on a busy 2-core machine
+def test_benchmark_row_equals_dvc_repro(tmp_path):
+    args = ["--budgets", "40", "--variants", "ckd", "--steps", "200", "--lr", "0.003", "--set", "student.eval_every=50"]
+    row, validate, train = bench_row_and_repro(tmp_path, "digits", args)
+    assert row["overrides"]["student.steps"] == 200 and row["overrides"]["teacher.budget"] == 40
+    assert_same_student(row, validate, train, 40)
+
+
+def write_image_folder(root: Path, per_class: int = 30, size: int = 16) -> Path:
+    """Three classes of small RGB PNG images: a bright square in a class-specific colour and corner, plus noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("red", "green", "blue")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 60, size=(size, size, 3)).astype(np.uint8)
+            top, left = (k * 5 + int(rng.integers(0, 3))) % (size - 6), int(rng.integers(0, size - 6))
+            image[top : top + 6, left : left + 6, k] = 230
+            Image.fromarray(image).save(root / name / f"{i:03d}.png")
+    return root
+
+
+@pytest.mark.timeout(900)
+def test_image_default_recipe_row_equals_dvc_repro(tmp_path):
+    """The natural-image default recipe (bench/cifar10): a convolutional student, flip + crop augmentation, the
+    free pool inputs' term and a learning-rate grid, on a tiny synthetic image folder."""
+    folder = write_image_folder(tmp_path / "images")
+    args = [
+        "--budgets",
+        "30",
+        "--test-size",
+        "20",
+        "--variants",
+        IMAGE_DEFAULT,
+        "--augment",
+        "shift_flip",
+        "--arch",
+        "cnn",
+        "--arch-args",
+        '{"channels": [8, 16]}',
+        "--steps",
+        "40",
+        "--lr",
+        "0.003,0.001",
+        "--set",
+        "student.eval_every=20",
+        "--set",
+        "teacher.standin.channels=[8, 16]",
+    ]
+    row, validate, train = bench_row_and_repro(tmp_path, str(folder), args)
+    overrides = row["overrides"]
+    assert overrides["student.arch"] == "cnn" and overrides["student.augment"] == "shift_flip"
+    assert overrides["student.unlabelled_weight"] > 0 and len(overrides["student.lr"]) == 2
+    assert_same_student(row, validate, train, 30)

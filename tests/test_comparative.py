@@ -59,3 +59,28 @@ def test_free_pool_inputs_are_capped_to_a_seeded_subset(monkeypatch):
     assert set(capped[:, 0].tolist()) <= set(range(10, 50))  # never a queried input
     again = comparative.comparative_set(queried, scores, pool, "logits", 1, 20, seed=0).unlabelled
     assert np.array_equal(capped, again)
+
+
+# groups of 2 positives + 1 negative, as the paper's code draws them (comparative.negatives)
+def test_two_plus_one_groups_are_distinct_and_disjoint_and_cover_all_when_asked():
+    pos, neg = build_groups(8, 2, 10_000, seed=0, negatives=1)
+    assert pos.shape[1] == 2 and neg.shape[1] == 1
+    assert len(pos) == max_distinct_groups(8, 2, 1) == 28 * 6  # C(8,2) positive pairs x 6 negatives, ordered
+    assert all(n[0] not in p for p, n in zip(pos, neg))
+    assert len({(tuple(p), tuple(n)) for p, n in zip(pos, neg)}) == len(pos)
+
+
+def test_two_plus_one_needs_three_samples_and_says_so():
+    with pytest.raises(CkdError, match="comparative.group_size=2 with comparative.negatives=1 needs at least 3"):
+        build_groups(2, 2, 10, seed=0, negatives=1)
+
+
+def test_two_plus_one_difference_is_the_mean_of_the_positives_minus_the_negative():
+    import torch
+
+    from ckd.methods.base import group_difference
+
+    values = torch.tensor([[1.0, 0.0], [3.0, 2.0], [10.0, 1.0], [0.0, 0.0], [4.0, 4.0], [1.0, 1.0]])
+    expected = torch.tensor([[2.0 - 10.0, 1.0 - 1.0], [2.0 - 1.0, 2.0 - 1.0]])
+    assert torch.equal(group_difference(values, (2, 1)), expected)
+    assert torch.equal(group_difference(values[:4], 1), torch.tensor([[-2.0, -2.0], [10.0, 1.0]]))

@@ -205,3 +205,31 @@ def test_fit_returns_the_average_of_the_last_checkpoints():
     for key in result.state:
         assert torch.allclose(result.state[key], torch.stack([s[key] for s in seen[-4:]]).mean(0))
     assert not torch.allclose(result.state["body.1.weight"], seen[-1]["body.1.weight"])
+
+
+def test_ckd_trains_on_two_plus_one_groups_and_differs_from_pairs():
+    data = toy_arrays()
+    pairs = train_student(data, config(method="ckd"), torch.device("cpu"), progress=False)
+    data.positives, data.negatives = build_groups(len(data.x), 2, 2000, seed=0, negatives=1)
+    uneven = train_student(data, config(method="ckd"), torch.device("cpu"), progress=False)
+    assert uneven.val_accuracy > 0.5  # three classes: chance is 1/3
+    a, b = pairs.model.state_dict(), uneven.model.state_dict()
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resnet_student_takes_raw_images_and_trains_with_its_classifier_loop():
+    from ckd.students import build_student
+    from ckd.students.resnet import predict_logits, train_classifier
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=64)
+    x = rng.integers(0, 40, size=(64, 3, 8, 8)).astype(np.uint8)
+    x[y == 1, 0] += 150  # class 1: a bright red channel
+    mean, std = input_statistics(x.astype(np.float32))
+    torch.manual_seed(0)
+    model = build_student("resnet", (3, 8, 8), 2, mean, std, {"channels": [4, 8], "blocks": 1})
+    images, labels = torch.as_tensor(x), torch.as_tensor(y)
+    train_classifier(model, images, labels, epochs=8, batch_size=16, lr=0.05, crop=1, precision="fp32")
+    logits = predict_logits(model, images)
+    assert logits.shape == (64, 2)
+    assert (logits.argmax(1) == y).mean() >= 0.9

@@ -22,6 +22,7 @@ class Recipe:
     note: str = ""
     # other `student.*` overrides; the free pool inputs are off unless a recipe turns them on
     student: dict[str, Any] = field(default_factory=lambda: {"unlabelled_weight": 0.0})
+    comparative: dict[str, Any] = field(default_factory=dict)  # `comparative.*` overrides (group shape)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
@@ -36,6 +37,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("ckd_paper_control", "ckd_paper", {"compare": False}, control_of="ckd_paper"),
     Recipe("ckd", "ckd", note="the project's CKD loss"),
     Recipe("ckd_control", "ckd", {"compare": False}, control_of="ckd"),
+    Recipe("ckd_21", "ckd", comparative={"group_size": 2, "negatives": 1},
+           note="the project's CKD loss on the paper's groups of 2 positives + 1 negative"),
+    Recipe("ckd_21_control", "ckd", {"compare": False}, control_of="ckd_21",
+           comparative={"group_size": 2, "negatives": 1}),
     Recipe("ckd_kd", "ckd_kd"),
     Recipe("ckd_kd_control", "ckd_kd", {"compare": False}, control_of="ckd_kd"),
     Recipe("ckd_pool", "ckd", student={"unlabelled_weight": 1.0},
@@ -44,5 +49,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            note="kd + the same use of the free pool inputs (is the gain comparative? no)"),
 ]}
 
+# The default recipe per modality, chosen on a dev split (natural images: bench/cifar10/results.md)
+DEFAULT_BY_MODALITY = {"image": "ckd_pool"}
 DEFAULT_RECIPES = ("ckd_pool", "ckd")  # the default recipe, or the CKD loss alone where it was not run
 BASELINE_RECIPE = "kd_plain"

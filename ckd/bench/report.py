@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ckd.bench.recipes import BASELINE_RECIPE, DEFAULT_RECIPES, RECIPES
 
-PAIRS = [("ckd", "ckd_control"), ("ckd_kd", "ckd_kd_control"), ("ckd_paper", "ckd_paper_control"),
+PAIRS = [("ckd", "ckd_control"), ("ckd_21", "ckd_21_control"), ("ckd_kd", "ckd_kd_control"), ("ckd_paper", "ckd_paper_control"),
          ("ckd", "kd"), ("ckd", "kd_plain"), ("ckd_pool", "kd_pool"), ("ckd_pool", "ckd"), ("ckd_pool", "kd_plain")]
 
 

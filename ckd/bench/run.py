@@ -94,7 +94,8 @@ def variant_overrides(variant: str, extra_args: dict[str, dict], augment: str | 
     return {"student.method": recipe.method,
             "student.method_args": {**recipe.method_args, **extra_args.get(recipe.method, {})},
             "student.augment": augment or recipe.augment,
-            **{f"student.{key}": value for key, value in recipe.student.items()}}
+            **{f"student.{key}": value for key, value in recipe.student.items()},
+            **{f"comparative.{key}": value for key, value in recipe.comparative.items()}}
 
 
 def _call(stage: str, run: Callable[[], Any]) -> Any:
@@ -140,6 +141,7 @@ def ask_teacher(params: Params, paying: TeacherSettings | None = None, timed: Ca
 
 def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
     """Teacher, splits and the teacher's answers for every (budget, seed, regime); returns the training jobs."""
+    from ckd.stages.build import build
     from ckd.stages.standin import standin
     from ckd.teachers.onnx_file import OnnxFileTeacher
     from ckd.validate import accuracy
@@ -160,9 +162,16 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                 per_job = {**overrides, **job_overrides(base, budget, seed, regime, store)}
                 params = with_overrides(base, per_job)
                 stages = ask_teacher(params)
-                pool, test, queried, comparative = (stages[k] for k in ("pool", "test", "queried", "comparative"))
-                data_path = data_dir / f"n{budget}-s{seed}-{regime}.npz"
-                comparative.save(data_path)
+                pool, test, queried = (stages[k] for k in ("pool", "test", "queried"))
+                data_paths = {}  # one comparative set per group shape the variants ask for (ckd_21: 2+1)
+                for shape in dict.fromkeys(json.dumps(RECIPES[v].comparative, sort_keys=True) for v in variants):
+                    comparative = stages["comparative"]  # params.comparative's shape, built by ask_teacher
+                    if json.loads(shape):
+                        shaped = with_overrides(params, {f"comparative.{k}": v for k, v in json.loads(shape).items()})
+                        comparative, _ = build(shaped.comparative, params.teacher.scores, params.seed, queried, pool)
+                    suffix = "".join(f"-{k}{v}" for k, v in json.loads(shape).items())
+                    data_paths[shape] = data_dir / f"n{budget}-s{seed}-{regime}{suffix}.npz"
+                    comparative.save(data_paths[shape])
                 if teacher_test_accuracy is None:
                     test.save(test_path)
                     teacher_test_accuracy = accuracy(OnnxFileTeacher(str(teacher_path)).predict(test.x), test.labels)
@@ -174,7 +183,8 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                     row_overrides = {**per_job, "student.seed": student_seed,
                                      **variant_overrides(variant, json.loads(args.method_args), args.augment)}
                     jobs.append({"dataset": name, "regime": regime, "budget": budget, "seed": seed,
-                                 "variant": variant, "data": str(data_path), "test": str(test_path),
+                                 "variant": variant, "test": str(test_path),
+                                 "data": str(data_paths[json.dumps(RECIPES[variant].comparative, sort_keys=True)]),
                                  "teacher_calls": queried.calls_spent_total, "overrides": row_overrides,
                                  "params": with_overrides(base, row_overrides).as_dict()})
     student = base.student if not jobs else validate_all(jobs[0]["params"]).student
@@ -199,7 +209,8 @@ def parse_args(argv=None):
                    help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)")
     p.add_argument("--science-seeds", type=int, default=6, help="seeds for each comparative variant and its control")
     p.add_argument("--variants", type=lambda s: s.split(","),
-                   default=[name for name in RECIPES if name not in ("ckd_pool", "kd_pool")])
+                   default=[name for name, recipe in RECIPES.items()
+                            if name not in ("ckd_pool", "kd_pool") and not recipe.comparative])
     p.add_argument("--science-variants", type=lambda s: s.split(","), default=["ckd", "ckd_control"])
     p.add_argument("--regimes", type=lambda s: s.split(","), default=["labelled", "teacher_only"])
     p.add_argument("--steps", type=int, default=None, help="student.steps")

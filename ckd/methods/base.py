@@ -16,8 +16,8 @@ class Method:
 
     `loss(s, t, y, group_size)` gets the student's logits `s` [M, C], the teacher's scores `t` [M, C]
     (logits, or log-probabilities for a probability teacher) and label targets `y` [M, C] as
-    probabilities (one-hot, or mixed) or None without labels. Group methods get M = B * 2k members
-    laid out group by group: k positives, then k negatives.
+    probabilities (one-hot, or mixed) or None without labels. Group methods get M = B * (k+ + k-) members
+    laid out group by group: k+ positives, then k- negatives (`group_size` is k, or (k+, k-)).
     """
 
     uses_groups = False
@@ -32,7 +32,9 @@ class Method:
         """Transform a batch before the forward pass (identity except for mixup)."""
         return x, t, y
 
-    def loss(self, s: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, group_size: int | None) -> torch.Tensor:
+    def loss(
+        self, s: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, group_size: GroupSize | None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -58,13 +60,22 @@ def kd_term(s: torch.Tensor, t: torch.Tensor, temperature: float) -> torch.Tenso
     return temperature**2 * (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
 
 
-def group_difference(values: torch.Tensor, group_size: int) -> torch.Tensor:
-    """d = mean(values of the k positives) - mean(values of the k negatives), per group: [B, C]."""
-    grouped = values.reshape(-1, 2 * group_size, values.shape[-1])
-    return grouped[:, :group_size].mean(1) - grouped[:, group_size:].mean(1)
+GroupSize = int | tuple[int, int]  # k (k positives and k negatives) or (positives, negatives), e.g. the paper's 2+1
 
 
-def require_groups(group_size: int | None, method: str) -> int:
+def group_shape(group_size: GroupSize) -> tuple[int, int]:
+    return (group_size, group_size) if isinstance(group_size, int) else (int(group_size[0]), int(group_size[1]))
+
+
+def group_difference(values: torch.Tensor, group_size: GroupSize) -> torch.Tensor:
+    """d = mean(values of the positives) - mean(values of the negatives), per group: [B, C]; members are laid
+    out group by group, positives first."""
+    positives, negatives = group_shape(group_size)
+    grouped = values.reshape(-1, positives + negatives, values.shape[-1])
+    return grouped[:, :positives].mean(1) - grouped[:, positives:].mean(1)
+
+
+def require_groups(group_size: GroupSize | None, method: str) -> GroupSize:
     if group_size is None:
         raise ValueError(f"{method} is a group method and needs group batches")
     return group_size

@@ -1,4 +1,5 @@
-"""`build`: groups of `comparative.group_size` positives and as many negatives (`ckd.comparative`)."""
+"""`build`: groups of `comparative.group_size` positives and `comparative.negatives` (default as many) negatives
+(`ckd.comparative`)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,19 @@ def build(
     comparative: ComparativeConfig, scores_kind: str, seed: int, queried: Queried, pool: Pool
 ) -> tuple[ComparativeSet, dict]:
     built = comparative_set(
-        queried.ids, queried.scores, pool, scores_kind, comparative.group_size, comparative.max_groups, seed
+        queried.ids,
+        queried.scores,
+        pool,
+        scores_kind,
+        comparative.group_size,
+        comparative.max_groups,
+        seed,
+        comparative.negatives,
     )
     return built, {
         "samples": int(len(built.ids)),
         "groups": int(len(built.positives)),
         "group_size": comparative.group_size,
+        "negatives": comparative.negatives or comparative.group_size,
         "labelled": built.labels is not None,
     }

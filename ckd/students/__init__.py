@@ -21,6 +21,7 @@ STUDENTS: Registry[nn.Module] = Registry(
     {
         "mlp": "ckd.students.mlp:MLPStudent",
         "cnn": "ckd.students.cnn:ConvStudent",
+        "resnet": "ckd.students.resnet:ResNetStudent",
     },
 )
 
