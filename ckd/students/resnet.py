@@ -101,7 +101,8 @@ def train_classifier(
     generator = torch.Generator(device=device).manual_seed(seed)
     steps_per_epoch = max(1, len(x) // batch_size)
     total = epochs * steps_per_epoch
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
         (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
     optimizer = torch.optim.SGD(
