@@ -203,7 +203,8 @@ def measure_datapath(data, device, steps: int, batch_size: int = 64, channels=(3
     import torch
 
     from ckd.augment import random_shift
-    from ckd.bench.datapath import measure
+    sys.path.insert(0, str(ROOT / "bench"))
+    from datapath import measure  # bench/datapath.py (the data-path study's timer)
     from ckd.methods import build_method
     from ckd.students import build_student
     from ckd.train import BatchSampler, TrainingData
