@@ -34,6 +34,7 @@ INGREDIENTS = [
     ("kd_corrupt_pool", "kd_corrupt", "pool consistency term (with corruption of queried rows)"),
     ("kd_corrupt", "kd", "corruption of the queried rows (augmented KD)"),
     ("kd_corrupt_pool", "kd_pool", "corruption of the queried rows, with the pool term"),
+    ("kd_pool+typiclust", "kd_pool", "TypiClust selection instead of random"),
     ("kd_corrupt_pool+typiclust", "kd_corrupt_pool", "TypiClust selection instead of random"),
 ]
 
@@ -44,7 +45,8 @@ def load(folder: Path) -> tuple[list[dict], dict]:
         path = folder / part / "results.csv"
         if not path.exists():
             continue
-        infos[part] = json.loads((folder / part / "info.json").read_text())
+        if (folder / part / "info.json").exists():  # ckd.bench writes it at the end: a part cut short has none
+            infos[part] = json.loads((folder / part / "info.json").read_text())
         selection = "typiclust" if part.endswith("typiclust") else "random"
         with open(path) as handle:
             for row in csv.DictReader(handle):
@@ -107,6 +109,8 @@ def section(table: dict, title: str) -> list[str]:
               "|---|---|" + "---|" * len(BUDGETS)]  # fmt: skip
     for a, b, what in INGREDIENTS:
         cells = [interval(paired(table.get((a, n), {}), table.get((b, n), {}))) for n in BUDGETS]
+        if set(cells) == {"-"}:
+            continue
         lines.append(f"| {what} | {a} - {b} | " + " | ".join(cells) + " |")
     return lines + [""]
 

@@ -55,4 +55,5 @@ DEFAULT_RECIPES = ("ckd_pool", "ckd")  # the default recipe, or the CKD loss alo
 BASELINE_RECIPE = "kd_plain"
 # The default recipe of each modality, chosen on its dev split (docs/benchmarks/tables-text.md); the modality's
 # params file runs exactly it (tests/test_bench_equals_repro.py)
-TABLE_DEFAULT_RECIPE = "kd_corrupt_pool"
+TABLE_DEFAULT_RECIPE = "kd_pool"
+TEXT_DEFAULT_RECIPE = "kd_corrupt_pool"
