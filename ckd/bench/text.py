@@ -79,11 +79,11 @@ def base_params(args) -> tuple[Params, dict[str, Any]]:
 
 
 def student_overrides(variant: str, base: Params) -> dict[str, Any]:
-    """`default`: nothing (the file's own student); a recipe: its method and settings, with the file's
-    augmentation where the recipe says `auto` (which would not be what the example runs)."""
+    """`default`: nothing (the file's own student); a recipe: its method and settings, its augmentation
+    included (`auto` is none on embeddings, so `kd` stays plain KD whatever the example runs)."""
     if variant == DEFAULT_VARIANT:
         return {}
-    return variant_overrides(variant, {}, base.student.augment if RECIPES[variant].augment == "auto" else None)
+    return variant_overrides(variant, {}, None)
 
 
 def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
