@@ -119,7 +119,8 @@ def markdown(rows: list[dict], infos: dict, default: str, score: dict[str, float
     dev, test = runs(rows, "dev"), runs(rows, "test")
     info = infos.get("test_random") or next(iter(infos.values()))
     lines = [f"## {info['dataset']}", "",
-             f"Pool {info['pool']}, test {info['test']}; teacher test accuracy {100 * info['teacher_test_accuracy']:.2f};"
+             f"Pool {info['pool']}, test {info['test']}; teacher test accuracy "
+             f"{100 * info['teacher_test_accuracy']:.2f};"
              f" student {info['student']}, {info['steps']} steps, lr grid {info['lr_grid']} (chosen on validation).",
              "", "Dev choice (mean dev accuracy over N = 100 and 300): "
              + ", ".join(f"{c} {s:.2f}" for c, s in sorted(score.items(), key=lambda x: -x[1]))
@@ -131,7 +132,8 @@ def markdown(rows: list[dict], infos: dict, default: str, score: dict[str, float
     lines += ["### Target: default recipe at N against augmented KD at 3N and 5N (test)", "",
               f"Augmented KD = `{AUGMENTED_KD}` (KD, T in {{2, 4}} on validation, feature corruption "
               "`student.augment: corrupt`: Gaussian noise 0.1 std + 10% of features reset to their pool mean).", "",
-              "| N | default at N | aug. KD at 3N | default - aug. KD at 3N | aug. KD at 5N | default - aug. KD at 5N |",
+              "| N | default at N | aug. KD at 3N | default - aug. KD at 3N | aug. KD at 5N "
+              "| default - aug. KD at 5N |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for n in BUDGETS:
         mine = test.get((default, n), {})

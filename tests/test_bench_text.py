@@ -1,6 +1,7 @@
 """The text benchmark runs the example's configuration: its settings come from examples/ag_news/params.yaml
 unless an option says otherwise, and `default` is that file's own student section."""
 
+from ckd.bench.recipes import TEXT_DEFAULT_RECIPE
 from ckd.bench.text import (
     DEFAULT_VARIANT,
     EXAMPLE_PARAMS,
@@ -9,7 +10,6 @@ from ckd.bench.text import (
     same_configuration,
     student_overrides,
 )
-from ckd.bench.recipes import TEXT_DEFAULT_RECIPE
 from ckd.config import load_config, with_overrides
 
 
