@@ -21,6 +21,8 @@ else
   COMMON=(--seeds 5 --student-seeds 1 --regimes labelled --workers ${WORKERS:-1})
   python -m ckd.bench.text "${COMMON[@]}" --budgets 100,300 --variants kd_corrupt,kd_corrupt_pool \
     --selection random --out $OUT/test_random &
+  python -m ckd.bench.text "${COMMON[@]}" --budgets 100,300 --variants kd_corrupt_pool --selection typiclust \
+    --out $OUT/test_typiclust &
   # augmented KD (embedding corruption) at 3N and 5N: 500 = 5 x 100, 900 = 3 x 300, 1500 = 5 x 300 (300 above)
   python -m ckd.bench.text "${COMMON[@]}" --budgets 500,900,1500 --variants kd_corrupt --selection random \
     --out $OUT/test_kd &
