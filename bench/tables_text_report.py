@@ -39,6 +39,11 @@ INGREDIENTS = [
 ]
 
 
+def split_info(infos: dict, split: str) -> dict:
+    """The info.json of a part of that split (they share the split and the teacher), else of any part."""
+    return next((infos[p] for p in PARTS if p.startswith(split) and p in infos), next(iter(infos.values())))
+
+
 def load(folder: Path) -> tuple[list[dict], dict]:
     rows, infos = [], {}
     for part in PARTS:
@@ -117,7 +122,7 @@ def section(table: dict, title: str) -> list[str]:
 
 def markdown(rows: list[dict], infos: dict, default: str, score: dict[str, float]) -> str:
     dev, test = runs(rows, "dev"), runs(rows, "test")
-    info = infos.get("test_random") or next(iter(infos.values()))
+    info = split_info(infos, "test")
     lines = [f"## {info['dataset']}", "",
              f"Pool {info['pool']}, test {info['test']}; teacher test accuracy "
              f"{100 * info['teacher_test_accuracy']:.2f};"
@@ -125,6 +130,9 @@ def markdown(rows: list[dict], infos: dict, default: str, score: dict[str, float
              "", "Dev choice (mean dev accuracy over N = 100 and 300): "
              + ", ".join(f"{c} {s:.2f}" for c, s in sorted(score.items(), key=lambda x: -x[1]))
              + f". **Default recipe: {default}.**", ""]  # fmt: skip
+    dev_info = split_info(infos, "dev")
+    lines += [f"Dev split: pool {dev_info['pool']}, dev test {dev_info['test']} (both from the pool side); teacher "
+              f"accuracy on the dev test {100 * dev_info['teacher_test_accuracy']:.2f}.", ""]  # fmt: skip
     lines += section(dev, "Dev split (the choice is made here)")
     lines += section(test, "Test split (reported once the choice was made)")
     ceiling = [v for (variant, b), v in test.items() if variant == "ce" and b not in BUDGETS]
@@ -168,7 +176,7 @@ def plot(rows: list[dict], default: str, infos: dict, path: Path) -> None:
     for (name, b), v in test.items():
         if name == "ce" and b > 1500:
             ax.axhline(statistics.fmean(v.values()), color="grey", linestyle="--", label=f"ceiling (labels, {b})")
-    info = infos.get("test_random") or next(iter(infos.values()))
+    info = split_info(infos, "test")
     ax.axhline(100 * info["teacher_test_accuracy"], color="black", linestyle=":", label="teacher")
     ax.set_xscale("log")
     ax.set_xlabel("teacher calls")
