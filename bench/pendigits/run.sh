@@ -6,7 +6,7 @@
 # dev: a split of the pool (pendigits_train.csv, 1500 rows held out as the dev test), 5 data seeds: the 2 x 2 of
 # {feature corruption of the queried rows} x {consistency term on the free pool}, and TypiClust vs random selection.
 # test: pool = pendigits_train.csv, test = pendigits_test.csv (other writers), 5 data seeds x 1 student seed (the
-# time on 2 shared cores); TypiClust is not run on test (it did not win on dev).
+# time on 2 shared cores).
 set -euo pipefail
 P=examples/pendigits/params.yaml
 OUT=${OUT:-bench_results/pendigits}
@@ -26,6 +26,8 @@ else
     --out $OUT/test_ceiling &
   python -m ckd.bench "${TEST[@]}" --student-seeds 1 --budgets 100,300 --variants kd,kd_corrupt,kd_pool \
     --selection random --out $OUT/test_random &
+  python -m ckd.bench "${TEST[@]}" --student-seeds 1 --budgets 100,300 --variants kd_pool --selection typiclust \
+    --out $OUT/test_typiclust &
   # KD at 3N and 5N: 500 = 5 x 100, 900 = 3 x 300, 1500 = 5 x 300 (300 = 3 x 100 above); plain and with corruption
   python -m ckd.bench "${TEST[@]}" --student-seeds 1 --budgets 500,900,1500 --variants kd,kd_corrupt \
     --selection random --out $OUT/test_kd &
