@@ -16,7 +16,10 @@ def resolve_augment(requested: str, sample_shape: tuple[int, ...], is_image: boo
     """Return (kind, max shift in pixels). `auto`: shifts for images at least 16 px wide (1 px below
     24 px, else 2 px), none for tables and for tiny images: on scikit-learn's 8x8 digits a 1-px shift
     is an eighth of the image and cost KD 4.6 points at N=60 (bench/digits). Flips only when asked:
-    they change the meaning of digits and letters."""
+    they change the meaning of digits and letters. `corrupt` (any input): feature noise and dropout
+    (`corrupt_features`), the tables' and embeddings' augmentation."""
+    if requested == "corrupt":
+        return "corrupt", 0
     if requested == "none" or (requested == "auto" and (not is_image or sample_shape[-1] < 16)):
         return "none", 0
     if len(sample_shape) not in (2, 3):
@@ -61,3 +64,20 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
     hole = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]
     out = images.masked_fill(hole, 0.0)
     return out.squeeze(1) if squeeze else out
+
+
+# Feature corruption for tables and embeddings (student.augment: corrupt, and the strong view of the pool term),
+# in units of each feature's pool standard deviation: the augmentation a table has where shifts make no sense.
+CORRUPT_NOISE = 0.1  # Gaussian noise, in feature stds
+CORRUPT_DROP = 0.1  # fraction of features reset to their pool mean (VIME-style masking, Yoon et al. 2020)
+
+
+def corrupt_features(
+    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, strength: float, generator: torch.Generator
+) -> torch.Tensor:
+    """x' = m * mean + (1 - m) * (x + strength * CORRUPT_NOISE * std * eps), eps ~ N(0, 1) and
+    m ~ Bernoulli(strength * CORRUPT_DROP) per feature: noise and feature dropout scaled to each feature's
+    spread, so one strength serves 0-100 pen coordinates and unit-norm sentence embeddings alike."""
+    eps = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
+    dropped = torch.rand(x.shape, generator=generator, device=generator.device).to(x.device) < strength * CORRUPT_DROP
+    return torch.where(dropped, mean.expand_as(x), x + strength * CORRUPT_NOISE * std * eps)

@@ -186,7 +186,7 @@ class StudentConfig(Section):
     batch_size: int = Field(64, ge=1, le=4096)  # samples, or groups of 2k members for group methods
     val_fraction: float = Field(0.2, gt=0, lt=1)
     eval_every: int = Field(100, ge=1, le=1_000_000)
-    augment: Literal["auto", "none", "shift", "shift_flip"] = "auto"
+    augment: Literal["auto", "none", "shift", "shift_flip", "corrupt"] = "auto"  # corrupt: tables, embeddings
     refit: bool = True
     model_selection: Literal["plateau", "best_step"] = "plateau"  # ckd/train.py says why plateau is the default
     average_last: int = Field(5, ge=1, le=1000)  # checkpoints averaged at the end with plateau (1 = the last one)

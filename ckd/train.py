@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ckd.augment import cutout, random_shift, resolve_augment
+from ckd.augment import corrupt_features, cutout, random_shift, resolve_augment
 from ckd.comparative import ComparativeSet
 from ckd.config import StudentConfig, validation_split
 from ckd.errors import CkdError
@@ -240,6 +240,33 @@ def unlabelled_consistency(
     return (per_sample * mask).mean()
 
 
+POOL_CORRUPTION = 2.0  # the strong view of a table row or embedding: twice `student.augment: corrupt`'s corruption
+
+
+def unlabelled_consistency_features(
+    model: torch.nn.Module,
+    pool: torch.Tensor,
+    count: int,
+    norm: tuple[torch.Tensor, torch.Tensor],
+    threshold: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """FixMatch's pool term for inputs without a geometry (table rows, frozen-encoder embeddings): the
+    student's confident answer on the clean pool row is the target for a corrupted copy of it,
+        L_u = mean_i 1[max p(x_i) >= tau] CE(argmax p(x_i), s(c(x_i))),
+    c = `corrupt_features` at strength POOL_CORRUPTION (Gaussian noise + features reset to their pool
+    mean, in units of each feature's pool std; VIME, Yoon et al. NeurIPS 2020, for the corruption).
+    Matched control: the same recipe with `student.unlabelled_weight: 0`. No teacher call is made."""
+    pick = torch.randint(len(pool), (count,), generator=generator, device=generator.device).to(pool.device)
+    inputs = pool.index_select(0, pick)
+    with torch.no_grad():
+        confidence, pseudo = torch.softmax(model(inputs), -1).max(-1)
+        mask = (confidence >= threshold).float()
+    strong = corrupt_features(inputs, norm[0], norm[1], POOL_CORRUPTION, generator)
+    per_sample = F.cross_entropy(model(strong), pseudo, reduction="none")
+    return (per_sample * mask).mean()
+
+
 def fit(
     data: TrainingData,
     method: Method,
@@ -263,7 +290,14 @@ def fit(
     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
     plateau = config.model_selection == "plateau"
     recent: collections.deque = collections.deque(maxlen=config.average_last if plateau else 1)
-    use_unlabelled = config.unlabelled_weight > 0 and data.unlabelled is not None and augment[0] != "none"
+    # images: FixMatch needs their augmentation; tables and embeddings: feature corruption, always available
+    use_unlabelled = (
+        config.unlabelled_weight > 0 and data.unlabelled is not None and (augment[0] != "none" or not data.is_image)
+    )
+    norm = (
+        torch.as_tensor(data.norm_mean, dtype=torch.float32, device=device),
+        torch.as_tensor(data.norm_std, dtype=torch.float32, device=device),
+    )
     # bf16 autocast of the forward passes and losses (softmax and log-softmax stay fp32 under autocast);
     # the weights, Adam's state and the gradients stay fp32, so no loss scaling is needed.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
@@ -275,15 +309,23 @@ def fit(
         # index_select, not x[rows]: the same gather, about 4x faster on the CPU for a batch of rows
         x, t = data.x.index_select(0, rows), data.teacher.index_select(0, rows)
         y = data.labels.index_select(0, rows) if data.labels is not None else None
-        if augment[0] != "none":
+        if augment[0] == "corrupt":
+            x = corrupt_features(x, norm[0], norm[1], 1.0, generator)
+        elif augment[0] != "none":
             x = random_shift(x, augment[1], generator, flip=augment[0] == "shift_flip")
         x, t, y = method.mix(x, t, y, generator)
         with autocast:
             loss = method.loss(model(x), t, y, group_size)
             if use_unlabelled:
-                loss = loss + config.unlabelled_weight * unlabelled_consistency(
-                    model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator
-                )
+                if data.is_image:
+                    pool_term = unlabelled_consistency(
+                        model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator
+                    )
+                else:
+                    pool_term = unlabelled_consistency_features(
+                        model, data.unlabelled, len(rows), norm, config.unlabelled_threshold, generator
+                    )
+                loss = loss + config.unlabelled_weight * pool_term
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ckd.bench.recipes import DEFAULT_BY_MODALITY
+from ckd.bench.recipes import DEFAULT_BY_MODALITY, RECIPES, TABLE_DEFAULT_RECIPE
+from ckd.bench.run import variant_overrides
 from ckd.config import load_config, with_overrides
 from tests.conftest import PROJECT
 
@@ -23,14 +24,17 @@ PATHS_OF_THE_RUN = ("teacher.model", "teacher.store")  # where files live, not w
 IMAGE_DEFAULT = DEFAULT_BY_MODALITY["image"]
 
 
-def bench_row_and_repro(tmp_path: Path, dataset: str, bench_args: list[str]) -> tuple[dict, dict, dict]:
-    """One benchmark row (`python -m ckd.bench`), then `dvc repro` of a copy of the project with the row's
-    overrides: (the row, validate's metrics, train's metrics)."""
+def bench_row_and_repro(
+    tmp_path: Path, dataset: str, bench_args: list[str], params: Path = PROJECT / "params.yaml"
+) -> tuple[dict, dict, dict]:
+    """One benchmark row (`python -m ckd.bench`) on `params`, then `dvc repro` of a copy of the project with
+    those params and the row's overrides: (the row, validate's metrics, train's metrics)."""
     project = tmp_path / "project"
     project.mkdir()
-    for item in ("dvc.yaml", "params.yaml", "stages", "ckd", "serving"):
+    for item in ("dvc.yaml", "stages", "ckd", "serving"):
         source = PROJECT / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, project / item)
+    shutil.copy(params, project / "params.yaml")
     subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=project, check=True)
     subprocess.run([DVC, "config", "core.analytics", "false"], cwd=project, check=True)
 
@@ -114,3 +118,32 @@ def test_image_default_recipe_row_equals_dvc_repro(tmp_path):
     assert overrides["student.arch"] == "cnn" and overrides["student.augment"] == "shift_flip"
     assert overrides["student.unlabelled_weight"] > 0 and len(overrides["student.lr"]) == 2
     assert_same_student(row, validate, train, 30)
+
+
+def tiny_table(path: Path, rows: int = 240, features: int = 8, classes: int = 4) -> Path:
+    """A small labelled CSV table (Gaussian classes), so that the test needs no ../shared data."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, classes, rows)
+    x = rng.normal(size=(classes, features))[labels] * 2 + rng.normal(size=(rows, features))
+    lines = [",".join([*(f"f{i}" for i in range(features)), "label"])]
+    lines += [",".join([*(f"{v:.4f}" for v in row), str(label)]) for row, label in zip(x, labels)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.timeout(900)
+def test_table_default_recipe_row_equals_dvc_repro(tmp_path):
+    """The table's default recipe (its pool term and corruption included) is what the table params file runs:
+    the recipe's overrides leave the file's student section as it is, and that row equals `dvc repro`."""
+    table_params = PROJECT / "examples" / "pendigits" / "params.yaml"
+    base = load_config(table_params)
+    recipe = variant_overrides(TABLE_DEFAULT_RECIPE, {}, None)
+    assert with_overrides(base, recipe).student == base.student, "examples/pendigits/params.yaml != the default recipe"
+    assert RECIPES[TABLE_DEFAULT_RECIPE].student.get("unlabelled_weight", 0) == base.student.unlabelled_weight
+
+    table = tiny_table(tmp_path / "table.csv")
+    args = ["--test-size", "60", "--budgets", "40", "--variants", TABLE_DEFAULT_RECIPE, "--steps", "200",
+            "--lr", "0.003", "--set", "student.eval_every=50", "--set", "data.test_source=null"]  # fmt: skip
+    row, validate, train = bench_row_and_repro(tmp_path, str(table), args, params=table_params)
+    assert row["overrides"]["data.source"] == str(table) and row["overrides"]["teacher.budget"] == 40
+    assert_same_student(row, validate, train, 40)

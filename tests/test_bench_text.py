@@ -1,6 +1,7 @@
 """The text benchmark runs the example's configuration: its settings come from examples/ag_news/params.yaml
 unless an option says otherwise, and `default` is that file's own student section."""
 
+from ckd.bench.recipes import TEXT_DEFAULT_RECIPE
 from ckd.bench.text import (
     DEFAULT_VARIANT,
     EXAMPLE_PARAMS,
@@ -28,10 +29,26 @@ def test_defaults_are_the_example_params():
 def test_a_variant_with_the_defaults_configuration_is_trained_once():
     base, overrides = base_params(parse_args([]))
     jobs = []
-    for variant in (DEFAULT_VARIANT, "ckd", "kd"):
+    for variant in (DEFAULT_VARIANT, TEXT_DEFAULT_RECIPE, "ce"):
         row = {**overrides, "seed": 0, "student.seed": 0, **student_overrides(variant, base)}
         jobs.append({"variant": variant, "data": "d.npz", "params": with_overrides(base, row).as_dict()})
     unique, of, same = same_configuration(jobs)
-    assert base.student.method == "ckd"  # the example's method: `default` and `ckd` are one configuration
-    assert [j["variant"] for j in unique] == [DEFAULT_VARIANT, "kd"] and of == {0: 0, 1: 0, 2: 1}
-    assert same == {"ckd": DEFAULT_VARIANT}
+    # the example runs the text default recipe (chosen on the dev split): `default` and it are one configuration
+    assert [j["variant"] for j in unique] == [DEFAULT_VARIANT, "ce"] and of == {0: 0, 1: 0, 2: 1}
+    assert same == {TEXT_DEFAULT_RECIPE: DEFAULT_VARIANT}
+
+
+def test_the_text_bench_selects_with_the_params_strategy_nested_over_budgets():
+    """Any registered (nested) selection: the first N picks of the largest budget are the pipeline's picks for N."""
+    import numpy as np
+
+    from ckd.data import select_for_teacher
+    from ckd.data.selection import SELECTIONS
+
+    x = np.random.default_rng(0).normal(size=(400, 12)).astype(np.float32)
+    ids = np.arange(400) * 3
+    order = ids[SELECTIONS.get("typiclust")(x, 90, np.random.default_rng(2))]
+    for budget in (30, 90):
+        assert np.array_equal(np.sort(order[:budget]), select_for_teacher(ids, x, budget, "typiclust", 2))
+    base, _ = base_params(parse_args(["--selection", "typiclust"]))
+    assert base.data.selection == "typiclust"

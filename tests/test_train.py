@@ -86,26 +86,14 @@ def test_unlabelled_consistency_masks_unconfident_answers():
     assert loss.item() > 0 and loss.requires_grad
 
 
-def test_unlabelled_pool_is_used_only_with_augmentation():
-    data = toy_arrays()
-    data.unlabelled = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
-    kd = config(method="kd", unlabelled_weight=1.0)
-    with_pool = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
-    data.unlabelled = None
-    without = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
-    # tables: no augmentation, no pool term. allclose, not equal: the extra (unused) tensor moves allocations, and
-    # CPU kernels may round in another order for another alignment (1e-7 here; the pool term moves weights by 1e-2)
-    assert all(torch.allclose(with_pool[k], without[k], atol=1e-5) for k in with_pool)
-
-
-def test_unlabelled_pool_changes_training_on_images():
-    rng = np.random.default_rng(0)
-    x = rng.random((40, 16, 16)).astype(np.float32)
-    teacher = (x.reshape(40, -1) @ rng.normal(size=(256, 3))).astype(np.float32)
-    pos, neg = build_groups(40, 1, 500, seed=0)
+def tiny_images(n=40, side=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, side, side)).astype(np.float32)
+    teacher = (x.reshape(n, -1) @ rng.normal(size=(side * side, 3))).astype(np.float32)
+    pos, neg = build_groups(n, 1, 500, seed=0)
     mean, std = input_statistics(x)
-    data = ComparativeSet(
-        ids=np.arange(40),
+    return ComparativeSet(
+        ids=np.arange(n),
         x=x,
         teacher=teacher,
         positives=pos,
@@ -115,9 +103,56 @@ def test_unlabelled_pool_changes_training_on_images():
         class_names=("a", "b", "c"),
         is_image=True,
     )
+
+
+def test_unlabelled_pool_on_images_is_used_only_with_augmentation():
+    data = tiny_images()  # 8x8: `auto` gives no augmentation (bench/digits)
+    data.unlabelled = np.random.default_rng(1).random((30, 8, 8)).astype(np.float32)
+    kd = config(method="kd", steps=30, eval_every=10, unlabelled_weight=1.0, unlabelled_threshold=0.0)
+    with_pool = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
+    data.unlabelled = None
+    without = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
+    # allclose, not equal: the extra (unused) tensor moves allocations, and CPU kernels may round in another
+    # order for another alignment (1e-7 here; the pool term moves weights by 1e-2)
+    assert all(torch.allclose(with_pool[k], without[k], atol=1e-5) for k in with_pool)
+
+
+def test_unlabelled_pool_changes_training_on_tables_without_augmentation():
+    """Tables: the pool term is consistency under feature corruption, on without `student.augment`."""
+    data = toy_arrays()
+    kd = config(method="kd", unlabelled_weight=1.0, unlabelled_threshold=0.0, augment="none")
+    without = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
+    data.unlabelled = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
+    with_pool = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
+    assert not all(torch.allclose(with_pool[k], without[k], atol=1e-4) for k in with_pool)
+    off = train_student(data, config(method="kd", unlabelled_weight=0.0), torch.device("cpu"), progress=False)
+    assert all(torch.allclose(off.model.state_dict()[k], without[k], atol=1e-5) for k in without)
+
+
+def test_table_consistency_is_cross_entropy_of_corrupted_rows_against_confident_clean_answers():
+    from ckd.augment import corrupt_features
+    from ckd.train import POOL_CORRUPTION, unlabelled_consistency_features
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 3)
+    pool = torch.randn(50, 6) * 3
+    norm = (pool.mean(0), pool.std(0))
+    loss = unlabelled_consistency_features(model, pool, 20, norm, 0.6, torch.Generator().manual_seed(5))
+    generator = torch.Generator().manual_seed(5)  # the same draws, by hand
+    inputs = pool[torch.randint(50, (20,), generator=generator)]
+    confidence, pseudo = torch.softmax(model(inputs), -1).max(-1)
+    strong = corrupt_features(inputs, norm[0], norm[1], POOL_CORRUPTION, generator)
+    expected = (torch.nn.functional.cross_entropy(model(strong), pseudo, reduction="none") * (confidence >= 0.6)).mean()
+    assert 0 < (confidence >= 0.6).sum() < 20  # some rows masked, some not: the mask is tested
+    assert torch.allclose(loss, expected) and loss.requires_grad
+    assert unlabelled_consistency_features(model, pool, 20, norm, 0.9999, generator).item() == 0.0
+
+
+def test_unlabelled_pool_changes_training_on_images():
+    data = tiny_images(side=16)
     kd = config(method="kd", steps=30, eval_every=10, unlabelled_weight=1.0, unlabelled_threshold=0.0)
     without = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
-    data.unlabelled = rng.random((30, 16, 16)).astype(np.float32)
+    data.unlabelled = np.random.default_rng(0).random((30, 16, 16)).astype(np.float32)
     with_pool = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()
     assert not all(torch.equal(with_pool[k], without[k]) for k in with_pool)
 

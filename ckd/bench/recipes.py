@@ -47,9 +47,20 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            note="the project's default recipe: ckd + FixMatch on the free, never-queried pool inputs"),
     Recipe("kd_pool", "kd", {"temperature": [2.0, 4.0]}, student={"unlabelled_weight": 1.0},
            note="kd + the same use of the free pool inputs (is the gain comparative? no)"),
+    # tables and embeddings (issue 17): feature corruption is their augmentation, and their pool term
+    Recipe("kd_corrupt", "kd", {"temperature": [2.0, 4.0]}, augment="corrupt",
+           note="augmented KD for tables/embeddings: feature noise + dropout (ckd.augment.corrupt_features)"),
+    Recipe("kd_corrupt_pool", "kd", {"temperature": [2.0, 4.0]}, augment="corrupt",
+           student={"unlabelled_weight": 1.0}, note="kd_corrupt + consistency under corruption on the free pool"),
+    Recipe("ckd_corrupt_pool", "ckd", augment="corrupt", student={"unlabelled_weight": 1.0},
+           note="ckd + corruption + consistency under corruption on the free pool"),
 ]}
 
 # The default recipe per modality, chosen on a dev split (natural images: bench/cifar10/results.md)
 DEFAULT_BY_MODALITY = {"image": "ckd_pool"}
 DEFAULT_RECIPES = ("ckd_pool", "ckd")  # the default recipe, or the CKD loss alone where it was not run
 BASELINE_RECIPE = "kd_plain"
+# The default recipe of each modality, chosen on its dev split (docs/benchmarks/tables-text.md); the modality's
+# params file runs exactly it (tests/test_bench_equals_repro.py)
+TABLE_DEFAULT_RECIPE = "kd_pool"
+TEXT_DEFAULT_RECIPE = "kd_corrupt_pool"

@@ -158,7 +158,8 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
         for seed in range(max(args.seeds, args.science_seeds)):
             variants = args.variants if seed < args.seeds else args.science_variants
             for regime in args.regimes:
-                store = out / "teacher_outputs" / f"n{budget}-s{seed}"  # each (N, seed) its own budget
+                # absolute: a relative store path is the main repository's (ckd.store.sqlite), not this checkout's
+                store = (out / "teacher_outputs" / f"n{budget}-s{seed}").resolve()  # each (N, seed) its own budget
                 per_job = {**overrides, **job_overrides(base, budget, seed, regime, store)}
                 params = with_overrides(base, per_job)
                 stages = ask_teacher(params)

@@ -17,14 +17,18 @@ pipeline's (`data.test_size`, `data.split_seed` / `seed`). The teacher is the ST
 logistic-regression classifier trained on the pool, `examples.ag_news.llm_server`, as `examples/ag_news/run.sh`
 starts it) on 127.0.0.1, asked through the `openai` backend built from the params' `teacher` section, once
 per text, under one store per seed (nested budgets): the calls, tokens and the budget are real, the
-language model is not. For each (budget N, seed) the seed selects N pool texts (`random` selection: N=300
-extends N=100) and every variant trains the head on the cached embeddings of those N answers.
+language model is not. For each (budget N, seed) the seed selects N pool texts by `data.selection` (every
+strategy is nested: N=300 extends N=100) and every variant trains the head on the cached embeddings of those
+N answers, once per student seed (`--student-seeds`: the student's seed apart from the data seed).
+`--dev-size D` is the dev protocol: D seeded pool texts stand in for the test split, which is never read
+(recipes and grids are chosen there; the stand-in LLM is then trained on the rest of the pool).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -39,6 +43,7 @@ from ckd.bench.run import FIELDS, _init_worker, _train_one, variant_overrides
 from ckd.comparative import comparative_set
 from ckd.config import Params, load_config, with_overrides
 from ckd.data import Pool, TestSet, load_source, select_for_teacher, split_pool_test
+from ckd.data.selection import SELECTIONS
 from ckd.errors import CkdError
 from ckd.query import run_query
 from ckd.teachers import build_teacher
@@ -54,6 +59,7 @@ def base_params(args) -> tuple[Params, dict[str, Any]]:
     options = {
         "data.test_size": args.test_size,
         "data.split_seed": args.split_seed,
+        "data.selection": args.selection,
         "student.steps": args.steps,
         "student.lr": args.lr,
         "student.arch_args": json.loads(args.arch_args) if args.arch_args is not None else None,
@@ -69,17 +75,15 @@ def base_params(args) -> tuple[Params, dict[str, Any]]:
         raise SystemExit(f"ckd bench text: error: {error}") from None
     if base.data.text is None or not isinstance(base.teacher, OpenAITeacherConfig):
         raise SystemExit(f"{args.params}: not a text pipeline's params (data.text and teacher.kind: openai)")
-    if base.data.selection != "random":
-        raise SystemExit(f"{args.params}: data.selection must be random here (nested budgets)")
     return base, overrides
 
 
 def student_overrides(variant: str, base: Params) -> dict[str, Any]:
-    """`default`: nothing (the file's own student); a recipe: its method and settings, with the file's
-    augmentation (the recipe's `auto` would not be what the example runs)."""
+    """`default`: nothing (the file's own student); a recipe: its method and settings, its augmentation
+    included (`auto` is none on embeddings, so `kd` stays plain KD whatever the example runs)."""
     if variant == DEFAULT_VARIANT:
         return {}
-    return variant_overrides(variant, {}, base.student.augment)
+    return variant_overrides(variant, {}, None)
 
 
 def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[list[dict], dict]:
@@ -90,6 +94,10 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
     label_words = tuple(llm_config.label_words or ())
     prompt = llm_config.prompt
     pool_ids, test_ids = split_pool_test(len(dataset.x), base.data.test_size, base.split_seed)
+    if args.dev_size:
+        # the dev protocol (choose recipes here): the test split is never read; a seeded part of the pool stands in
+        inner_pool, inner_dev = split_pool_test(len(pool_ids), args.dev_size, base.split_seed + 1)
+        pool_ids, test_ids = pool_ids[inner_pool], pool_ids[inner_dev]
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     test_path = data_dir / "test.npz"
@@ -117,8 +125,10 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
         for seed in range(args.seeds):
             # One store per seed at the largest budget; smaller budgets use its first N (nested) answers.
             top = max(args.budgets)
-            # `random` selection in its own order: its first N picks are the selection for budget N.
-            chosen_all = pool_ids[np.random.default_rng(seed).permutation(len(pool_ids))[:top]]
+            # The selection strategy's own order (every strategy is nested): its first N picks are the selection
+            # for budget N.
+            strategy = SELECTIONS.get(base.data.selection)
+            chosen_all = pool_ids[strategy(dataset.x[pool_ids], top, np.random.default_rng(seed))]
             rows = np.searchsorted(pool_ids, chosen_all)
             result = run_query(
                 teacher,
@@ -138,7 +148,9 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
             score_of = dict(zip(result.ids.tolist(), result.scores))
             for budget in args.budgets:
                 ids = np.sort(chosen_all[:budget])
-                assert np.array_equal(ids, select_for_teacher(pool_ids, dataset.x[pool_ids], budget, "random", seed))
+                assert np.array_equal(
+                    ids, select_for_teacher(pool_ids, dataset.x[pool_ids], budget, base.data.selection, seed)
+                )
                 scores = np.stack([score_of[int(i)] for i in ids])
                 for regime, pool in pools.items():
                     built = comparative_set(
@@ -152,11 +164,13 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                     )
                     data_path = data_dir / f"n{budget}-s{seed}-{regime}.npz"
                     built.save(data_path)
-                    for variant in args.variants:
+                    # the student seed (init, batch order, train/validation split) apart from the data seed
+                    student_seeds = [seed * args.student_seeds + k for k in range(args.student_seeds)]
+                    for variant, student_seed in itertools.product(args.variants, student_seeds):
                         row_overrides = {
                             **overrides,
                             "seed": seed,
-                            "student.seed": seed,
+                            "student.seed": student_seed,
                             "teacher.budget": budget,
                             "data.use_labels": regime == "labelled",
                             **student_overrides(variant, base),
@@ -231,6 +245,8 @@ def parse_args(argv=None):
     p.add_argument("--embedded", default="data/embedded.npz", help="the embed stage's output (examples/ag_news/run.sh)")
     p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=[100, 300, 1000])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--student-seeds", type=int, default=1, help="student seeds per data seed")
+    p.add_argument("--dev-size", type=int, default=0, help="dev protocol: hold out this many pool texts as the test")
     p.add_argument(
         "--variants",
         type=lambda s: s.split(","),
@@ -246,6 +262,7 @@ def parse_args(argv=None):
     p.add_argument("--group-size", type=int, default=None, help="comparative.group_size")
     p.add_argument("--max-groups", type=int, default=None, help="comparative.max_groups")
     p.add_argument("--split-seed", type=int, default=None, help="data.split_seed")
+    p.add_argument("--selection", default=None, help="data.selection")
     p.add_argument("--workers", type=int, default=1, help="1: train in this process")
     p.add_argument("--out", default="bench_results/ag_news")
     args = p.parse_args(argv)

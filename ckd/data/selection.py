@@ -46,6 +46,59 @@ def select_kcenter(pool_x: np.ndarray, count: int, rng: np.random.Generator) -> 
     return candidates[np.asarray(chosen)]
 
 
+TYPICLUST_FIRST_ROUND = 10  # picks of the first round; each later round adds as many as were picked before
+TYPICLUST_NEIGHBOURS = 20  # typicality's k (the paper's)
+
+
+def typicality(points: np.ndarray) -> np.ndarray:
+    """TypiClust's typicality: 1 / mean distance to the k = min(TYPICLUST_NEIGHBOURS, n - 1) nearest others."""
+    k = min(TYPICLUST_NEIGHBOURS, len(points) - 1)
+    if k < 1:
+        return np.ones(len(points))
+    squared = (points**2).sum(1)
+    distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * points @ points.T, 0.0))
+    np.fill_diagonal(distances, np.inf)
+    return 1.0 / (np.sort(distances, axis=1)[:, :k].mean(1) + 1e-12)
+
+
+@SELECTIONS.register("typiclust")
+def select_typiclust(pool_x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """TypiClust (Hacohen, Dekel & Weinshall, ICML 2022), in its own rounds: with L picks so far and B to
+    add, k-means the (standardised) pool into L + B clusters and take, from each of the B largest clusters
+    holding no pick yet, its most typical member, argmax_x 1 / mean_{y in kNN(x)} ||x - y||_2 (within the
+    cluster). Dense, representative inputs first and one per region: the low-budget regime where random
+    and k-centre (which favours outliers) lose. Rounds add 10, 10, 20, 40, ... picks, a schedule that does
+    not depend on `count`, so the picks for a budget are the first picks for any larger budget (nested,
+    as every strategy here). Over at most max(KCENTER_MAX_CANDIDATES, count) candidates, as k-centre."""
+    from sklearn.cluster import KMeans
+
+    limit = max(KCENTER_MAX_CANDIDATES, count)
+    candidates = np.sort(rng.permutation(len(pool_x))[:limit]) if len(pool_x) > limit else np.arange(len(pool_x))
+    flat = pool_x[candidates].reshape(len(candidates), -1).astype(np.float64)
+    flat = (flat - flat.mean(0)) / (flat.std(0) + 1e-8)
+    chosen: list[int] = []
+    while len(chosen) < count:
+        adding = min(max(len(chosen), TYPICLUST_FIRST_ROUND), len(flat) - len(chosen))
+        clusters = min(len(chosen) + adding, len(flat))
+        assignment = KMeans(clusters, n_init=1, random_state=int(rng.integers(2**31))).fit_predict(flat)
+        taken = np.zeros(len(flat), dtype=bool)
+        taken[chosen] = True
+        sizes = np.bincount(assignment, minlength=clusters)
+        covered = np.bincount(assignment[taken], minlength=clusters) > 0
+        # uncovered clusters, largest first (ties: lower cluster id); then covered ones, should too few be left
+        order = sorted(range(clusters), key=lambda c: (bool(covered[c]), -int(sizes[c]), c))
+        for cluster in order:
+            if adding == 0:
+                break
+            members = np.flatnonzero((assignment == cluster) & ~taken)
+            if len(members) == 0:
+                continue
+            chosen.append(int(members[np.argmax(typicality(flat[members]))]))
+            taken[chosen[-1]] = True
+            adding -= 1
+    return candidates[np.asarray(chosen[:count])]
+
+
 def select_for_teacher(pool_ids: np.ndarray, pool_x: np.ndarray, budget: int, strategy: str, seed: int) -> np.ndarray:
     """Return `budget` distinct pool ids (sorted) chosen by `strategy`."""
     if not 1 <= budget <= len(pool_ids):

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# issue 17, text: the AG News benchmark behind docs/benchmarks/tables-text.md (the stand-in LLM teacher, an MLP head
+# on frozen all-MiniLM-L6-v2 embeddings). From the repository root, after the example's embed stage
+# (cd examples/ag_news && python -m stages.embed --out data/embedded.npz):
+#   nice -n 10 bash bench/ag_news_v2/run.sh dev     # choose the recipe (bench/tables_text_report.py prints it)
+#   nice -n 10 bash bench/ag_news_v2/run.sh test    # every candidate on the test split; the chosen one is reported
+# examples/ag_news/params.yaml runs the chosen recipe (TEXT_DEFAULT_RECIPE; tests/test_bench_text.py checks it).
+# dev: 1000 pool texts held out as the dev test (the test split is never read), 5 data seeds.
+# test: the example's split (pool 6000, test 1600), 5 data seeds.
+set -euo pipefail
+OUT=${OUT:-bench_results/ag_news_v2}
+RECIPES=kd,kd_corrupt,kd_pool,kd_corrupt_pool
+if [ "$1" = dev ]; then
+  COMMON=(--seeds 5 --student-seeds 1 --regimes labelled --workers ${WORKERS:-1} --dev-size 1000 --budgets 100,300)
+  python -m ckd.bench.text "${COMMON[@]}" --variants $RECIPES --selection random --out $OUT/dev_random
+  python -m ckd.bench.text "${COMMON[@]}" --variants kd_corrupt_pool --selection typiclust --out $OUT/dev_typiclust
+else
+  # 5 data seeds x 1 student seed (student seed = data seed), the three parts side by side: the time on 2 shared
+  # cores (the dev split compares every ingredient with its control; the test split reports the chosen recipe,
+  # its augmented-KD control and KD at 3N/5N)
+  COMMON=(--seeds 5 --student-seeds 1 --regimes labelled --workers ${WORKERS:-1})
+  python -m ckd.bench.text "${COMMON[@]}" --budgets 100,300 --variants kd_corrupt,kd_corrupt_pool \
+    --selection random --out $OUT/test_random &
+  python -m ckd.bench.text "${COMMON[@]}" --budgets 100,300 --variants kd_corrupt_pool --selection typiclust \
+    --out $OUT/test_typiclust &
+  # augmented KD (embedding corruption) at 3N and 5N: 500 = 5 x 100, 900 = 3 x 300, 1500 = 5 x 300 (300 above)
+  python -m ckd.bench.text "${COMMON[@]}" --budgets 500,900,1500 --variants kd_corrupt --selection random \
+    --out $OUT/test_kd &
+  # the ceiling: the same head, cross-entropy on the labels of all 6000 pool texts (one data seed: the whole pool)
+  python -m ckd.bench.text --seeds 1 --student-seeds 3 --regimes labelled --workers ${WORKERS:-1} --budgets 6000 \
+    --variants ce --selection random --out $OUT/test_ceiling &
+  wait
+fi

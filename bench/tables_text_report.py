@@ -1,0 +1,207 @@
+"""Issue 17's tables-and-text report: dev choice, test tables with paired 95% t-intervals, a plot.
+
+    python bench/tables_text_report.py bench_results/pendigits bench/pendigits
+    python bench/tables_text_report.py bench_results/ag_news_v2 bench/ag_news_v2
+
+Reads the benchmark folders one `run.sh` writes (dev_random, dev_typiclust, test_random, test_typiclust,
+test_kd, test_ceiling: each a `results.csv` + `info.json` of `ckd.bench` / `ckd.bench.text`) and writes into
+the second folder: results.csv (every row, `selection` added; typiclust rows named `<recipe>+typiclust`),
+results.md (the tables) and accuracy_vs_calls.png.
+
+The default recipe is chosen on the DEV rows only: the candidate with the highest dev accuracy averaged over
+the budgets N = 100 and 300. Paired differences pair runs with the same (data seed, student seed); the interval
+is mean +- t(0.975, n - 1) * sd / sqrt(n) over those pairs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from scipy import stats
+
+PARTS = ("dev_random", "dev_typiclust", "test_random", "test_typiclust", "test_kd", "test_ceiling")
+BUDGETS = (100, 300)
+AUGMENTED_KD = "kd_corrupt"  # KD with the tables'/embeddings' augmentation (feature corruption)
+# (a, b, what a adds to b): each ingredient beside its matched control
+INGREDIENTS = [
+    ("kd_pool", "kd", "pool consistency term (no corruption of queried rows)"),
+    ("kd_corrupt_pool", "kd_corrupt", "pool consistency term (with corruption of queried rows)"),
+    ("kd_corrupt", "kd", "corruption of the queried rows (augmented KD)"),
+    ("kd_corrupt_pool", "kd_pool", "corruption of the queried rows, with the pool term"),
+    ("kd_pool+typiclust", "kd_pool", "TypiClust selection instead of random"),
+    ("kd_corrupt_pool+typiclust", "kd_corrupt_pool", "TypiClust selection instead of random"),
+]
+
+
+def split_info(infos: dict, split: str) -> dict:
+    """The info.json of a part of that split (they share the split and the teacher), else of any part."""
+    return next((infos[p] for p in PARTS if p.startswith(split) and p in infos), next(iter(infos.values())))
+
+
+def load(folder: Path) -> tuple[list[dict], dict]:
+    rows, infos = [], {}
+    for part in PARTS:
+        path = folder / part / "results.csv"
+        if not path.exists():
+            continue
+        if (folder / part / "info.json").exists():  # ckd.bench writes it at the end: a part cut short has none
+            infos[part] = json.loads((folder / part / "info.json").read_text())
+        selection = "typiclust" if part.endswith("typiclust") else "random"
+        with open(path) as handle:
+            for row in csv.DictReader(handle):
+                row["split"] = part.split("_")[0]
+                row["selection"] = selection
+                if selection != "random":
+                    row["variant"] = f"{row['variant']}+{selection}"
+                rows.append(row)
+    return rows, infos
+
+
+def runs(rows: list[dict], split: str) -> dict[tuple[str, int], dict[tuple[int, int], float]]:
+    """(variant, budget) -> {(data seed, student seed): accuracy in points}."""
+    table: dict[tuple[str, int], dict[tuple[int, int], float]] = defaultdict(dict)
+    for row in rows:
+        if row["split"] == split:
+            key = (int(row["seed"]), int(row["student_seed"]))
+            table[(row["variant"], int(row["budget"]))][key] = 100 * float(row["test_accuracy"])
+    return table
+
+
+def interval(diffs: list[float]) -> str:
+    n = len(diffs)
+    if n < 2:
+        return "-"
+    mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
+    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    verdict = "better" if mean - half > 0 else ("worse" if mean + half < 0 else "no difference shown")
+    return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] (n={n}, {verdict})"
+
+
+def paired(left: dict, right: dict) -> list[float]:
+    return [left[k] - right[k] for k in sorted(set(left) & set(right))]
+
+
+def mean_sd(values: dict) -> str:
+    v = list(values.values())
+    return f"{statistics.fmean(v):.2f} +- {statistics.stdev(v) if len(v) > 1 else 0:.2f} (n={len(v)})"
+
+
+def choose_default(dev: dict) -> tuple[str, dict[str, float]]:
+    """The candidate with the best dev accuracy averaged over BUDGETS (every budget present)."""
+    candidates = {variant for variant, _ in dev}
+    score = {
+        c: statistics.fmean(statistics.fmean(dev[(c, b)].values()) for b in BUDGETS)
+        for c in candidates
+        if all((c, b) in dev for b in BUDGETS)
+    }
+    return max(score, key=lambda c: score[c]), score
+
+
+def section(table: dict, title: str) -> list[str]:
+    lines = [f"### {title}", "", "| variant | " + " | ".join(f"N={b}" for b in BUDGETS) + " |",
+             "|---|" + "---|" * len(BUDGETS)]  # fmt: skip
+    for variant in sorted({v for v, b in table if b in BUDGETS}):
+        cells = [mean_sd(table[(variant, b)]) if (variant, b) in table else "-" for b in BUDGETS]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines += ["", "Each ingredient beside its matched control (paired by data seed and student seed; 95% t-interval,"
+              " points):", "", "| ingredient | a - b | " + " | ".join(f"N={b}" for b in BUDGETS) + " |",
+              "|---|---|" + "---|" * len(BUDGETS)]  # fmt: skip
+    for a, b, what in INGREDIENTS:
+        cells = [interval(paired(table.get((a, n), {}), table.get((b, n), {}))) for n in BUDGETS]
+        if set(cells) == {"-"}:
+            continue
+        lines.append(f"| {what} | {a} - {b} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def markdown(rows: list[dict], infos: dict, default: str, score: dict[str, float]) -> str:
+    dev, test = runs(rows, "dev"), runs(rows, "test")
+    info = split_info(infos, "test")
+    lines = [f"## {info['dataset']}", "",
+             f"Pool {info['pool']}, test {info['test']}; teacher test accuracy "
+             f"{100 * info['teacher_test_accuracy']:.2f};"
+             f" student {info['student']}, {info['steps']} steps, lr grid {info['lr_grid']} (chosen on validation).",
+             "", "Dev choice (mean dev accuracy over N = 100 and 300): "
+             + ", ".join(f"{c} {s:.2f}" for c, s in sorted(score.items(), key=lambda x: -x[1]))
+             + f". **Default recipe: {default}.**", ""]  # fmt: skip
+    dev_info = split_info(infos, "dev")
+    lines += [f"Dev split: pool {dev_info['pool']}, dev test {dev_info['test']} (both from the pool side); teacher "
+              f"accuracy on the dev test {100 * dev_info['teacher_test_accuracy']:.2f}.", ""]  # fmt: skip
+    lines += section(dev, "Dev split (the choice is made here)")
+    lines += section(test, "Test split (reported once the choice was made)")
+    ceiling = [v for (variant, b), v in test.items() if variant == "ce" and b not in BUDGETS]
+    lines += ["### Target: default recipe at N against KD at 3N and 5N (test)", "",
+              f"Augmented KD = `{AUGMENTED_KD}` (KD, T in {{2, 4}} on validation, with feature corruption "
+              "`student.augment: corrupt`: Gaussian noise 0.1 std + 10% of features reset to their pool mean); "
+              "plain KD = `kd` (the same without corruption), where it was run.", "",
+              "| N | default at N | KD | KD at 3N | default - KD at 3N | KD at 5N | default - KD at 5N |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for n in BUDGETS:
+        mine = test.get((default, n), {})
+        for kd_variant in (AUGMENTED_KD, "kd"):
+            cells = [mean_sd(mine) if mine else "-", kd_variant]
+            for factor in (3, 5):
+                other = test.get((kd_variant, factor * n), {})
+                cells += [mean_sd(other) if other else "-", interval(paired(mine, other)) if other and mine else "-"]
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if ceiling:
+        lines += [f"Ceiling: the same student with labels for every pool input: {mean_sd(ceiling[0])}; "
+                  f"the teacher: {100 * info['teacher_test_accuracy']:.2f}.", ""]  # fmt: skip
+    for kd_variant in (AUGMENTED_KD, "kd"):
+        kd_rows = sorted((b, mean_sd(v)) for (variant, b), v in test.items() if variant == kd_variant)
+        lines += [f"`{kd_variant}` by budget (test): " + ", ".join(f"{b}: {m}" for b, m in kd_rows), ""]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], default: str, infos: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    test = runs(rows, "test")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for variant in sorted({default, AUGMENTED_KD, "kd"}):
+        points = sorted((b, statistics.fmean(v.values())) for (name, b), v in test.items() if name == variant)
+        points = [p for p in points if p[0] <= 1500]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=variant + (" (default)" if variant == default else ""))
+    for (name, b), v in test.items():
+        if name == "ce" and b > 1500:
+            ax.axhline(statistics.fmean(v.values()), color="grey", linestyle="--", label=f"ceiling (labels, {b})")
+    info = split_info(infos, "test")
+    ax.axhline(100 * info["teacher_test_accuracy"], color="black", linestyle=":", label="teacher")
+    ax.set_xscale("log")
+    ax.set_xlabel("teacher calls")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{info['dataset']}: test accuracy vs teacher calls")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str]) -> None:
+    source, target = Path(argv[0]), Path(argv[1])
+    rows, infos = load(source)
+    default, score = choose_default(runs(rows, "dev"))
+    target.mkdir(parents=True, exist_ok=True)
+    fields = list(rows[0].keys())
+    with open(target / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    (target / "info.json").write_text(json.dumps({**infos, "default_recipe": default, "dev_score": score}, indent=2))
+    (target / "results.md").write_text(markdown(rows, infos, default, score))
+    plot(rows, default, infos, target / "accuracy_vs_calls.png")
+    print(f"default recipe on dev: {default}; wrote {target}/results.csv, results.md, accuracy_vs_calls.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
