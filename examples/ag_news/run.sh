@@ -7,6 +7,7 @@ cd "$(dirname "$0")"
 ROOT="$(cd ../.. && pwd)"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1
 mkdir -p metrics
+dvc repro download   # the data first: the stand-in server below reads it too
 python -m ckd.bench.llm_server --params params.yaml --report metrics/standin_llm.json > metrics/standin_llm.log 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
