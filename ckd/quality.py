@@ -117,6 +117,8 @@ def check_teacher_outputs(
         gx.Checkpoint(name="check", validation_definitions=[validation], actions=actions, result_format="SUMMARY")
     )
     run = checkpoint.run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
+    if docs_dir is not None:
+        _offline_docs(docs_dir)
     (result,) = run.run_results.values()
     failures = []
     for item in result.results:
@@ -134,3 +136,10 @@ def check_teacher_outputs(
             failures.append(f"{artifact}: Great Expectations Data Docs: {docs_dir / 'index.html'}")
         raise QualityError("\n".join(failures))
     return summary
+
+
+def _offline_docs(docs_dir: Path) -> None:
+    """The Data Docs rewritten to render with no network: static tables, no CDN scripts (ckd/reports.py)."""
+    from ckd.reports import offline_data_docs
+
+    offline_data_docs(docs_dir)
