@@ -1,6 +1,8 @@
 """Load the data, split pool/test by seed, and choose exactly teacher.budget pool samples to send."""
 
+from ckd.errors import ClassNamesNeeded
 from ckd.stages.sample import sample
+from ckd.teachers.base import classes_for_unlabelled
 from stages._entry import parser, run
 
 
@@ -12,9 +14,14 @@ def main(argv=None) -> None:
     p.add_argument("--embedded", default=None, help="the embed stage's output (text sources)")
 
     def body(args, params):
-        pool, test, selection, metrics = sample(
-            params.data, params.teacher.budget, params.split_seed, params.seed, args.embedded
-        )
+        def split(data):
+            return sample(data, params.teacher.budget, params.split_seed, params.seed, args.embedded)
+
+        try:
+            pool, test, selection, metrics = split(params.data)
+        except ClassNamesNeeded as missing:  # no labels, no data.class_names: the teacher's declared classes
+            names = classes_for_unlabelled(params.teacher, missing)
+            pool, test, selection, metrics = split(params.data.model_copy(update={"class_names": names}))
         pool.save(args.pool), test.save(args.test), selection.save(args.selected)
         return metrics
 

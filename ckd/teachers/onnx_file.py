@@ -10,7 +10,14 @@ import numpy as np
 
 from ckd.errors import CkdError, TeacherError
 from ckd.runtime import onnx_session
-from ckd.teachers.base import TEACHERS, TeacherRefused, TeacherSettings, check_declared_fit
+from ckd.teachers.base import (
+    CLASS_NAMES_KEY,
+    TEACHERS,
+    TeacherRefused,
+    TeacherSettings,
+    check_declared_fit,
+    parse_class_names,
+)
 
 _ONNX_DTYPES = {
     "tensor(float)": np.float32,
@@ -83,6 +90,8 @@ class OnnxFileTeacher:
         self.output_name = self._pick_output(path, output)
         out_shape = next(o.shape for o in self.session.get_outputs() if o.name == self.output_name)
         self.num_classes = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
+        declared = self.session.get_modelmeta().custom_metadata_map.get(CLASS_NAMES_KEY)
+        self.class_names = parse_class_names(declared, f"{path}: metadata")
         self.identity = f"onnx:{graph_sha256(path)[:24]}:{self.output_name}"
         self.legacy_identity = f"onnx:{file_sha256(path)[:16]}:{self.output_name}"  # before the store
         self.description = f"ONNX file {path}, output {self.output_name}"
