@@ -77,6 +77,9 @@ def test_fetches_from_the_url_and_checks_the_sha256(served, tmp_path):
     assert target.read_bytes() == PAYLOAD and record == {"path": str(target), "sha256": SHA, "from": f"{url}/news.csv"}
     assert fetch(f"{url}/news.csv", SHA, target)["from"] == "present" and seen == ["/news.csv"]  # fetched once
     assert not [p for p in target.parent.iterdir() if p.name.endswith(".part")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # like any new file (not mkstemp's 0600)
 
 
 def test_wrong_checksum_from_the_url_is_refused_and_nothing_lands(served, tmp_path):

@@ -111,6 +111,14 @@ def _how_to_get(name: str, url: str, target: Path) -> str:
     return f"download {url} to {target} by hand, or set {MIRROR_ENV} (or data.mirror) to a folder holding {name}"
 
 
+def _publish(partial: Path, target: Path) -> None:
+    """Rename the checked temporary file into place, readable as any new file is (mkstemp makes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    partial.chmod(0o666 & ~umask)
+    os.replace(partial, target)
+
+
 def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
     """Stream `url` into a temporary file beside `target`, hashing as it comes; rename only when it matches."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +144,7 @@ def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
                 f"{sha256} (data.download.sha256); the file at the source changed, or the pin is wrong: check it, "
                 f"then {how}"
             )
-        os.replace(partial, target)
+        _publish(Path(partial), target)
     finally:
         Path(partial).unlink(missing_ok=True)
 
@@ -181,7 +189,7 @@ def _copy_verified(source: Path, target: Path, sha256: str) -> None:
         shutil.copyfile(source, partial)
         if sha256_of(Path(partial)) != sha256:
             raise CkdError(f"{source}: the copy to {target} does not match its SHA-256; copy it again")
-        os.replace(partial, target)
+        _publish(Path(partial), target)
     finally:
         Path(partial).unlink(missing_ok=True)
 
