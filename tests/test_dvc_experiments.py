@@ -34,9 +34,8 @@ def repo(tmp_path):
     for item in ("ckd", "stages"):
         shutil.copytree(PROJECT / item, root / item, ignore=shutil.ignore_patterns("__pycache__"))
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
-    (root / "dvc.yaml").write_text(
-        yaml.safe_dump({"stages": {k: stages[k] for k in ("source", "standin", "teacher", "sample", "query")}})
-    )
+    wanted = ("download", "source", "standin", "teacher", "sample", "query")
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: stages[k] for k in wanted}}))
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["teacher"].update(
