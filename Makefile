@@ -80,9 +80,10 @@ docs: install-test
 exps:
 	source $(VENV)/bin/activate && python -m ckd.exps
 
-# The training curves (validation and test accuracy over steps; loss) as HTML in dvc_plots/.
+# The training curves (validation and test accuracy over steps; loss) as a static HTML page in dvc_plots/
+# (PNG charts, readable offline); one line when there is nothing to plot yet. Works without $(VENV) too.
 plots:
-	source $(VENV)/bin/activate && dvc plots show
+	$(if $(wildcard $(VENV)/bin/activate),source $(VENV)/bin/activate && ,)python -m ckd.reports plots
 
 bench: install
 	source $(VENV)/bin/activate && python -m ckd.bench

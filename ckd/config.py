@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from ckd.data.download import DownloadConfig
 from ckd.data.sources import MAX_CLASSES
 from ckd.errors import CkdError, ConfigError
 from ckd.schema import Section, validate_model
@@ -79,6 +80,10 @@ class DataConfig(Section):
     # The classes' names, in the order of the teacher's scores: needed for unlabelled sources; with integer
     # labels they name the indices; with named labels they fix the order.
     class_names: tuple[str, ...] | None = Field(None, min_length=2, max_length=MAX_CLASSES)
+    # Stage `download` (ckd/data/download.py): {url, sha256, path (null: data.source)} fetched before `source`,
+    # from an offline mirror folder first ($CKD_DATA_MIRROR, then data.mirror), by file name, checksum verified.
+    download: DownloadConfig | None = None
+    mirror: str | None = Field(None, min_length=1)
 
     @field_validator("text", "features", mode="before")
     @classmethod

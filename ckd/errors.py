@@ -13,6 +13,10 @@ class ConfigError(CkdError):
         super().__init__(f"{parameter}: {message}")
 
 
+class ClassNamesNeeded(CkdError):
+    """A source without labels and no `data.class_names`: the teacher may declare its classes instead."""
+
+
 class BudgetExhausted(CkdError):
     """The store has no budget left for samples that still need an answer."""
 

@@ -118,6 +118,8 @@ def check_teacher_outputs(
         gx.Checkpoint(name="check", validation_definitions=[validation], actions=actions, result_format="SUMMARY")
     )
     run = checkpoint.run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
+    if docs_dir is not None:
+        _offline_docs(docs_dir)
     (result,) = run.run_results.values()
     failed = [item for item in result.results if not item.success]
     summary: dict[str, Any] = {"expectations": len(result.results), "failed": len(failed), "success": not failed}
@@ -174,3 +176,10 @@ def _likely_cause(failed: list, scores: np.ndarray, spec: ScoreExpectations) -> 
         ]
         cause += f"; also failed: {', '.join(names)}"
     return cause
+
+
+def _offline_docs(docs_dir: Path) -> None:
+    """The Data Docs rewritten to render with no network: static tables, no CDN scripts (ckd/reports.py)."""
+    from ckd.reports import offline_data_docs
+
+    offline_data_docs(docs_dir)

@@ -1,7 +1,9 @@
 """Load the data, split pool/test by seed, and choose exactly teacher.budget pool samples to send."""
 
+from ckd.errors import ClassNamesNeeded
 from ckd.preflight import check_student_for
 from ckd.stages.sample import sample
+from ckd.teachers.base import classes_for_unlabelled
 from stages._entry import parser, run
 
 
@@ -14,9 +16,15 @@ def main(argv=None) -> None:
 
     def body(args, params):
         embedded = args.embedded if params.data.text is not None else None
-        pool, test, selection, metrics = sample(
-            params.data, params.teacher.budget, params.split_seed, params.seed, embedded
-        )
+
+        def split(data):
+            return sample(data, params.teacher.budget, params.split_seed, params.seed, embedded)
+
+        try:
+            pool, test, selection, metrics = split(params.data)
+        except ClassNamesNeeded as missing:  # no labels, no data.class_names: the teacher's declared classes
+            names = classes_for_unlabelled(params.teacher, missing)
+            pool, test, selection, metrics = split(params.data.model_copy(update={"class_names": names}))
         check_student_for(params.student, pool)  # train's own checks, before `query` pays
         pool.save(args.pool), test.save(args.test), selection.save(args.selected)
         return metrics

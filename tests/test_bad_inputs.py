@@ -81,57 +81,57 @@ def text_table(root):
 
 # (id, change: dotted key -> value (None deletes; "" key replaces the whole file), make files, stage, words)
 CASES = [
-    ("teacher-a-list", {"teacher": [1, 2]}, None, "source", "teacher: must be a mapping"),
-    ("data-a-number", {"data": 5}, None, "source", "data: must be a mapping"),
-    ("misspelt-section", {"studnet": {"method": "kd"}}, None, "source", "studnet: unknown section; allowed: "),
+    ("teacher-a-list", {"teacher": [1, 2]}, None, "download", "teacher: must be a mapping"),
+    ("data-a-number", {"data": 5}, None, "download", "data: must be a mapping"),
+    ("misspelt-section", {"studnet": {"method": "kd"}}, None, "download", "studnet: unknown section; allowed: "),
     (
         "teacher-options",
         {"teacher.options": {"a": 1}},
         None,
-        "source",
+        "download",
         "teacher.options: unknown parameter for kind counting",
     ),
     (
         "url-without-host",
         {"teacher.kind": "http", "teacher.url": "http://", "teacher.model_name": "m", "teacher.count_file": None},
         None,
-        "source",
+        "download",
         "teacher.url: must name a host",
     ),
     (
         "standin-channels",
         {"teacher.standin.channels": [0, 5]},
         None,
-        "source",
+        "download",
         "teacher.standin.channels: must be two integers in [1, 1024]",
     ),
     (
         "batch-10M",
         {"student.batch_size": 10_000_000},
         None,
-        "source",
+        "download",
         "student.batch_size: must be an integer >= 1 and <= 4096",
     ),
     (
         "groups-1e8",
         {"comparative.group_size": 2, "comparative.max_groups": 100_000_000},
         None,
-        "source",
+        "download",
         "comparative.max_groups: must be an integer >= 1 and <= 1000000",
     ),
     (
         "one-class-name",
         {"data.class_names": ["cat"]},
         None,
-        "source",
+        "download",
         "data.class_names: must list 2 to 10000 classes",
     ),
-    ("no-such-source", {"data.source": "digts"}, None, "source", "data.source: must be digits, a folder of images"),
+    ("no-such-source", {"data.source": "digts"}, None, "download", "data.source: must be digits, a folder of images"),
     (
         "bad-callable",
         {"teacher.kind": "python", "teacher.callable": "my teacher", "teacher.count_file": None},
         None,
-        "source",
+        "download",
         "teacher.callable: must be package.module:function",
     ),
     (
@@ -627,7 +627,7 @@ def test_bad_server_is_one_line_before_any_call(project, metadata, token, words,
 @pytest.mark.parametrize(
     "change,make,words",
     [
-        ({"studnet": {"method": "kd"}}, None, "ckd source: error: studnet: unknown section"),
+        ({"studnet": {"method": "kd"}}, None, "ckd download: error: studnet: unknown section"),
         (
             {"data.source": "d.npz"},
             npz("d.npz", x=X, y=np.full(60, 4)),

@@ -47,8 +47,8 @@ def bench_row_and_repro(
         (row,) = list(csv.DictReader(handle))
 
     overrides = {k: v for k, v in json.loads(row["overrides"]).items() if k not in PATHS_OF_THE_RUN}
-    params = with_overrides(load_config(project / "params.yaml"), overrides)
-    (project / "params.yaml").write_text(yaml.safe_dump(params.as_dict(), sort_keys=False))
+    rowed = with_overrides(load_config(project / "params.yaml"), overrides)
+    (project / "params.yaml").write_text(yaml.safe_dump(rowed.as_dict(), sort_keys=False))
     repro = subprocess.run([DVC, "repro"], cwd=project, env=ENV, capture_output=True, text=True)
     assert repro.returncode == 0, repro.stderr[-2000:]
     validate = json.loads((project / "metrics" / "validate.json").read_text())

@@ -25,7 +25,7 @@ def test_dvc_yaml_stages_scripts_modules_and_params_agree():
     dvc = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
     params = load_params(PROJECT / "params.yaml")
     names = stage_names(PROJECT)
-    assert names[:3] == ["source", "standin", "teacher"] and names[-1] == "validate"
+    assert names[:4] == ["download", "source", "standin", "teacher"] and names[-1] == "validate"
     scripts = {p.stem for p in (PROJECT / "stages").glob("*.py") if not p.stem.startswith("_")}
     modules = {p.stem for p in (PROJECT / "ckd" / "stages").glob("*.py") if not p.stem.startswith("_")}
     # one dvc.yaml for every modality: no stage script or module outside it

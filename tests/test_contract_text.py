@@ -19,7 +19,13 @@ def test_text_example_params_drive_the_root_pipeline():
     params = load_params(EXAMPLE / "params.yaml")
     validated = validate_all(params)
     assert not (EXAMPLE / "dvc.yaml").exists() and not (EXAMPLE / "dvc.lock").exists()
-    assert list(dvc["stages"])[:4] == ["source", "standin", "teacher", "embed"]  # text is a source like the others
+    assert list(dvc["stages"])[:5] == [
+        "download",
+        "source",
+        "standin",
+        "teacher",
+        "embed",
+    ]  # text is a source like the others
     for stage in dvc["stages"].values():
         for key in stage.get("params", []):
             if key != "seed":

@@ -30,9 +30,8 @@ def repo(tmp_path):
     """A git + DVC repository holding ckd and the project's stages up to `query`, with a counting teacher."""
     root = copy_project(tmp_path / "repo", ("ckd", "stages"))
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
-    (root / "dvc.yaml").write_text(
-        yaml.safe_dump({"stages": {k: stages[k] for k in ("source", "standin", "teacher", "embed", "sample", "query")}})
-    )
+    wanted = ("download", "source", "standin", "teacher", "embed", "sample", "query")
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: stages[k] for k in wanted}}))
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["teacher"].update(

@@ -97,16 +97,15 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project, prefe
     again = dvc_repro(project)
     assert again.returncode == 0 and "Running stage 'train'" in again.stdout
     assert "Running stage 'query'" not in again.stdout
-    # nothing changed since: every stage is skipped but the always_changed ones: the data's and the teacher's
-    # fingerprints, and the standin stage, which keeps its unchanged stand-in (it reads teacher.* keys a params
-    # file may omit, so it has no params dependency on the teacher section: issue 18)
+    # nothing changed since: every stage is skipped but the always_changed ones: the data's check (download: a
+    # note without data.download), the data's and the teacher's fingerprints, and the standin stage, which keeps
+    # its unchanged stand-in (it reads teacher.* keys a params file may omit, so it has no params dependency on
+    # the teacher section: issue 18)
     cached = dvc_repro(project)
-    assert cached.returncode == 0 and cached.stdout.count("Running stage") == 3
-    assert "Running stage 'teacher'" in cached.stdout and "Running stage 'source'" in cached.stdout
-    assert "Running stage 'standin'" in cached.stdout and "was trained from the same data and settings: kept" in (
-        cached.stdout + cached.stderr
-    )
-    assert cached.stdout.count("didn't change") == len(stage_names(project)) - 3
+    assert cached.returncode == 0 and cached.stdout.count("Running stage") == 4
+    assert all(f"Running stage '{name}'" in cached.stdout for name in ("download", "source", "teacher", "standin"))
+    assert "was trained from the same data and settings: kept" in cached.stdout + cached.stderr
+    assert cached.stdout.count("didn't change") == len(stage_names(project)) - 4
 
     # a user's teacher that answers NaN for some rows: stopped at check, paid outputs kept
     nan_teacher = linear_onnx_teacher(project / "nan_teacher.onnx", input_shape=[1, 8, 8], nan_below=290.0)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ckd.data.sources import FOLDER, SOURCES, Dataset
-from ckd.errors import CkdError
+from ckd.errors import CkdError, ClassNamesNeeded
 
 if TYPE_CHECKING:
     from ckd.config import DataConfig
@@ -67,7 +67,7 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
         files = [(path, -1) for path in _images(root)]
         class_names = options.class_names
         if class_names is None and files:
-            raise CkdError(
+            raise ClassNamesNeeded(
                 f"{root}: images without class sub-folders are an unlabelled pool; data.class_names must name "
                 "the classes the teacher answers"
             )

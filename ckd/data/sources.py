@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ckd.data.arrays import read_arrays
-from ckd.errors import CkdError, ConfigError
+from ckd.errors import CkdError, ClassNamesNeeded, ConfigError
 from ckd.registry import Registry
 
 if TYPE_CHECKING:
@@ -202,7 +202,9 @@ def load_npz(source: str, options: DataConfig) -> Dataset:
             )
         class_names = tuple(str(c) for c in range(top + 1))
     else:
-        raise CkdError(f"{path}: without labels, data.class_names (or an array 'class_names') must name the classes")
+        raise ClassNamesNeeded(
+            f"{path}: without labels, data.class_names (or an array 'class_names') must name the classes"
+        )
     texts = arrays.get("text")
     if texts is not None and (texts.dtype.kind not in "US" or texts.shape != (x.shape[0],)):
         raise CkdError(f"{path}: 'text' must hold one string per sample, got {texts.dtype} {texts.shape}")

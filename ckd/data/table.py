@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ckd.data.sources import SOURCES, Dataset
-from ckd.errors import CkdError
+from ckd.errors import CkdError, ClassNamesNeeded
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -102,7 +102,7 @@ def load_table(source: str, options: DataConfig) -> Dataset:
     x = np.stack([table[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in features], axis=1)
     if label is None:
         if options.class_names is None:
-            raise CkdError(f"{path}: without labels (data.label: null), data.class_names must name the classes")
+            raise ClassNamesNeeded(f"{path}: without labels (data.label: null), data.class_names must name the classes")
         return Dataset(x, None, tuple(options.class_names), is_image=False)
     column = table[label]
     if column.null_count:

@@ -173,3 +173,57 @@ def build_teacher(config: TeacherSettings) -> Teacher:
     if config.identity:
         teacher.identity = f"{teacher.identity}#{config.identity}"
     return teacher
+
+
+CLASS_NAMES_KEY = "class_names"  # ONNX metadata_props / v2 metadata `parameters` key (ckd's export writes it)
+
+
+def parse_class_names(value, where: str) -> tuple[str, ...] | None:
+    """A declaration of the classes: a list, a JSON list, or comma-separated names (None: nothing declared)."""
+    import json
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [name.strip() for name in value.split(",")]
+    if not (isinstance(value, (list, tuple)) and len(value) >= 2 and all(isinstance(v, (str, int)) for v in value)):
+        raise TeacherError(f"{where}: {CLASS_NAMES_KEY} must list 2 or more class names, got {value!r}"[:300])
+    names = tuple(str(v) for v in value)
+    if len(set(names)) != len(names) or not all(names):
+        raise TeacherError(f"{where}: {CLASS_NAMES_KEY} must name each class once, got {list(names)!r}"[:300])
+    return names
+
+
+def declared_class_names(config: TeacherSettings) -> tuple[str, ...] | None:
+    """The classes the teacher declares, in the order of its scores, learnt without a paid call:
+    `teacher.label_words` (an LLM), an ONNX file's metadata `class_names`, a v2 server's model metadata
+    `parameters.class_names` (the model's or its scores output's). None where the teacher declares none."""
+    words = getattr(config, "label_words", None)
+    if words:
+        return tuple(words)
+    teacher = build_teacher(config)  # ONNX: the file's session; http: readiness and metadata, no inference
+    names = getattr(teacher, "class_names", None)
+    if names is not None and teacher.num_classes is not None and len(names) != teacher.num_classes:
+        raise TeacherError(
+            f"teacher.model: the teacher declares {len(names)} class names for {teacher.num_classes} scores"
+        )
+    return names
+
+
+def classes_for_unlabelled(config: TeacherSettings, missing: Exception) -> tuple[str, ...]:
+    """`data.class_names` for a source without labels: the teacher's declared classes, or one line naming
+    both places the classes could come from."""
+    from ckd.errors import ConfigError
+
+    names = declared_class_names(config)
+    if names is None:
+        raise ConfigError(
+            "data.class_names",
+            f"{missing}, and the {config.kind} teacher declares none (ONNX metadata '{CLASS_NAMES_KEY}', a v2 "
+            f"server's metadata parameters.{CLASS_NAMES_KEY}, or teacher.label_words); list them in the order "
+            "of the teacher's scores",
+        )
+    return names

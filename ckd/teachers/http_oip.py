@@ -38,6 +38,7 @@ from pydantic import Field, field_validator
 
 from ckd.errors import CkdError, TeacherError
 from ckd.teachers.base import (
+    CLASS_NAMES_KEY,
     TEACHERS,
     ZIPMAP_ADVICE,
     AnswerUnusable,
@@ -45,6 +46,7 @@ from ckd.teachers.base import (
     TeacherRefused,
     TeacherSettings,
     check_declared_fit,
+    parse_class_names,
 )
 
 NUMPY_OF_DATATYPE = {
@@ -419,6 +421,11 @@ class OpenInferenceTeacher:
         self.output_name = chosen["name"]
         shape = chosen.get("shape") or []
         self.num_classes = int(shape[1]) if len(shape) == 2 and int(shape[1]) > 0 else None
+        parameters: Any = chosen.get("parameters") or {}
+        declared = parameters.get(CLASS_NAMES_KEY)  # the scores output's, else the model's
+        if declared is None:
+            declared = (metadata.get("parameters") or {}).get(CLASS_NAMES_KEY)
+        self.class_names = parse_class_names(declared, f"{self.url}{self.model_path}: metadata parameters")
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
         check_declared_fit(

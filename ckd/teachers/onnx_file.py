@@ -11,7 +11,15 @@ import numpy as np
 
 from ckd.errors import CkdError, TeacherError
 from ckd.runtime import onnx_session
-from ckd.teachers.base import TEACHERS, ZIPMAP_ADVICE, TeacherRefused, TeacherSettings, check_declared_fit
+from ckd.teachers.base import (
+    CLASS_NAMES_KEY,
+    TEACHERS,
+    ZIPMAP_ADVICE,
+    TeacherRefused,
+    TeacherSettings,
+    check_declared_fit,
+    parse_class_names,
+)
 
 _ONNX_DTYPES = {
     "tensor(float)": np.float32,
@@ -167,6 +175,8 @@ class OnnxFileTeacher:
         self.output_name = self._pick_output(path, output)
         out_shape = next(o.shape for o in self.session.get_outputs() if o.name == self.output_name)
         self.num_classes = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
+        declared = self.session.get_modelmeta().custom_metadata_map.get(CLASS_NAMES_KEY)
+        self.class_names = parse_class_names(declared, f"{path}: metadata")
         # what it computes and which output (by position: a renamed output is the same teacher)
         position = [o.name for o in self.session.get_outputs()].index(self.output_name)
         self.identity = f"onnx:{graph_sha256(path)[:24]}:{position}"

@@ -16,6 +16,8 @@ cp params.yaml "$BACKUP"
 SERVER=""
 trap 'mv -f "$BACKUP" params.yaml; [ -z "$SERVER" ] || kill "$SERVER" 2>/dev/null || true' EXIT
 mkdir -p "$HERE/metrics"
+cp "$HERE/params.yaml" params.yaml
+dvc repro download   # the data first: the stand-in server below reads it too
 if [ -z "${CKD_NO_STANDIN:-}" ]; then
   python -m examples.ag_news.llm_server --params "$HERE/params.yaml" --report "$HERE/metrics/standin_llm.json" \
     > "$HERE/metrics/standin_llm.log" 2>&1 &
@@ -27,7 +29,6 @@ if [ -z "${CKD_NO_STANDIN:-}" ]; then
     sleep 1
   done
 fi
-cp "$HERE/params.yaml" params.yaml
 dvc repro "$@"
 cp metrics/{embed,sample,query,check,build,export,validate}.json "$HERE/metrics/"
 rm -rf "$HERE/metrics/train" && cp -r metrics/train "$HERE/metrics/train"

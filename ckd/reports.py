@@ -1,0 +1,266 @@
+"""Reports that render offline: the Great Expectations Data Docs and `dvc plots` pages, made self-contained.
+
+Both generators write pages that load their scripts and styles from CDNs (jQuery, Bootstrap, bootstrap-table,
+Vega): offline, or behind a firewall that drops the requests, the Data Docs tables are empty (bootstrap-table
+fills them from JavaScript) and every plot is blank (Vega draws it). No installed package ships those
+libraries (Altair loads Vega from a CDN too), so nothing is vendored and nothing is downloaded at run time;
+instead the pages are rewritten as static HTML:
+
+- Data Docs: each table is rendered from the data its script holds (rows, links, status icons as GX wrote
+  them); the CDN `<script>`/`<link>` tags are removed (GX's own stylesheet, local, stays); the GX logo comes
+  from the site's own `static/images`.
+- `dvc plots`: each Vega-Lite chart is drawn with matplotlib from the values in its spec, as a PNG in
+  `static/` beside the page, shown in its place; the page says it is a static rendering.
+
+    python -m ckd.reports plots [--out dvc_plots]   # `make plots`: dvc plots show, then the static page
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+OFFLINE_MARK = '<meta name="ckd-offline" content="static">'
+_EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']https?://[^>]*>\s*</script>\s*", re.I)
+_EXTERNAL_STYLE = re.compile(r"<link[^>]*\bhref\s*=\s*[\"']https?://[^\"']*[\"'][^>]*>\s*", re.I)
+_GX_LOGO = re.compile(r"(<img[^>]*\bsrc\s*=\s*\")https://great-expectations-web-assets[^\"]*/([\w.-]+\.png)[^\"]*\"")
+_TABLE = re.compile(r"(<table\s+id=\"(?P<id>[^\"]+)\"[^>]*data-toggle=\"table\"[^>]*>)\s*</table>", re.S)
+_STATIC_STYLE = """<style>
+  table.ckd-static { border-collapse: collapse; margin: 0.5em 0; }
+  table.ckd-static th, table.ckd-static td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
+  .tab-pane { display: block !important; opacity: 1 !important; }
+</style>"""
+
+
+def _strip_external_assets(page: str) -> str:
+    return _EXTERNAL_SCRIPT.sub(
+        "", _EXTERNAL_STYLE.sub(lambda m: "" if "stylesheet" in m.group(0) else m.group(0), page)
+    )
+
+
+def _literal_after(script: str, key: str):
+    """The Python-literal list GX writes on the line `key: [...]` of a bootstrapTable call (None if absent)."""
+    match = re.search(rf"^\s*{key}:\s*(\[.*\]),?\s*$", script, re.M)
+    return None if match is None else ast.literal_eval(match.group(1))
+
+
+def _cell(value) -> str:
+    return value if isinstance(value, str) else html.escape("" if value is None else str(value))
+
+
+def _visible_text(fragment: str) -> str:
+    return re.sub(r"<[^>]*>", "", fragment).strip()
+
+
+def _icon_text(cell: str, row: dict, field: str) -> str:
+    text = row.get(f"_{field}_text")
+    return html.escape(str(text)) if text is not None and not _visible_text(cell) else cell
+
+
+def _static_table(page: str, match: re.Match) -> str:
+    """`<table>` filled with the rows of its bootstrapTable script (the same page), or left as it was."""
+    table_id = match.group("id")
+    start = page.find(f"$('#{table_id}').bootstrapTable(")
+    if start < 0:
+        return match.group(0)
+    script = page[start : page.find("</script>", start)]
+    columns, rows = _literal_after(script, "columns"), _literal_after(script, "data")
+    if columns is None or rows is None:
+        return match.group(0)
+    columns = [c for c in columns if str(c.get("visible", "true")).lower() != "false"]
+    head = "".join(f"<th>{html.escape(str(c.get('title', c['field'])))}</th>" for c in columns)
+    body = []
+    for row in rows:
+        # a cell that is only an icon (Font Awesome, from a CDN) shows GX's text for it instead
+        cells = [_cell(row.get(c["field"])) for c in columns]
+        cells = [_icon_text(cell, row, c["field"]) for c, cell in zip(columns, cells)]
+        link = row.get("_table_row_link_path")
+        if link and cells:
+            cells[0] = f'<a href="{html.escape(link)}">{cells[0] or "open"}</a>'
+        body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    opening = match.group(1).replace('data-toggle="table"', "").replace('class="', 'class="ckd-static ', 1)
+    return f"{opening}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _offline_docs_page(page: str, images: str) -> str:
+    """One Data Docs page, static: tables filled, the logo from `images` (relative), no CDN asset."""
+    original = page
+    page = _TABLE.sub(lambda m: _static_table(original, m), page)
+    page = _GX_LOGO.sub(lambda m: f'{m.group(1)}{images}/{m.group(2)}"', page)
+    page = _strip_external_assets(page)
+    return page.replace("</head>", f"{OFFLINE_MARK}\n{_STATIC_STYLE}\n</head>", 1)
+
+
+def offline_data_docs(docs_dir: str | Path) -> list[Path]:
+    """Rewrite every page of a Data Docs site in place so that it renders with no network (see the module
+    docstring); idempotent. Returns the pages rewritten."""
+    docs_dir = Path(docs_dir)
+    rewritten = []
+    for page_path in sorted(docs_dir.rglob("*.html")):
+        page = page_path.read_text(encoding="utf-8")
+        if OFFLINE_MARK in page:
+            continue
+        images = os.path.relpath(docs_dir / "static" / "images", page_path.parent).replace(os.sep, "/")
+        page_path.write_text(_offline_docs_page(page, images), encoding="utf-8")
+        rewritten.append(page_path)
+    return rewritten
+
+
+# --- dvc plots -------------------------------------------------------------------------------------------
+
+_VEGA_DIV = re.compile(
+    r"<div id\s*=\s*\"(?P<id>[^\"]+)\">\s*<script type\s*=\s*\"text/javascript\">\s*"
+    r"var spec = (?P<rest>.*?)</script>\s*</div>",
+    re.S,
+)
+
+
+def _encodings(spec: dict):
+    """Every `encoding` in a Vega-Lite spec (layers included), outermost first."""
+    if isinstance(spec.get("encoding"), dict):
+        yield spec["encoding"]
+    for layer in spec.get("layer", []) or []:
+        if isinstance(layer, dict):
+            yield from _encodings(layer)
+
+
+def _field(encoding: dict, channel: str, key: str = "field") -> str | None:
+    value = encoding.get(channel)
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def render_spec_png(spec: dict, out: Path) -> int:
+    """Draw a Vega-Lite line/point spec's inline values with matplotlib (x, y, one line per value of the
+    colour / dash / shape fields: DVC's revision and file); the number of lines, 0 when the spec is not
+    one of those (no inline values, no x/y field)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = (spec.get("data") or {}).get("values")
+    encodings = list(_encodings(spec))
+    x = next((_field(e, "x") for e in encodings if _field(e, "x")), None)
+    y = next((_field(e, "y") for e in encodings if _field(e, "y")), None)
+    if not values or not x or not y:
+        return 0
+    group_by: list[str] = []  # one line per value of the series channels (DVC: revision, file / field)
+    for encoding in encodings:
+        for channel in ("color", "strokeDash", "shape", "detail"):
+            name = _field(encoding, channel)
+            if name and name not in group_by:
+                group_by.append(name)
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in values:
+        px, py = _number(row.get(x)), _number(row.get(y))
+        if px is None or py is None:
+            continue
+        label = " ".join(str(row[k]) for k in group_by if k in row) or y
+        series.setdefault(label, []).append((px, py))
+    if not series:
+        return 0
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    for label, points in sorted(series.items()):
+        points.sort()
+        axes.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=label)
+    title = spec.get("title")
+    axes.set_title(title.get("text", "") if isinstance(title, dict) else str(title or ""))
+    axes.set_xlabel(next((t for e in encodings if (t := _field(e, "x", "title"))), x))
+    axes.set_ylabel(next((t for e in encodings if (t := _field(e, "y", "title"))), y))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out)
+    plt.close(figure)
+    return len(series)
+
+
+def offline_plots(page_path: str | Path) -> int:
+    """Rewrite a `dvc plots show` page: each Vega chart becomes a PNG beside it (static/<id>.png) shown in
+    its place, the CDN scripts go. Returns the number of charts drawn; a chart that cannot be drawn keeps its
+    spec in a <details> block and says so."""
+    page_path = Path(page_path)
+    page = page_path.read_text(encoding="utf-8")
+    if OFFLINE_MARK in page:
+        return 0
+    drawn = 0
+
+    def replace(match: re.Match) -> str:
+        nonlocal drawn
+        spec, _ = json.JSONDecoder().raw_decode(match.group("rest"))
+        name = re.sub(r"[^\w.-]+", "_", match.group("id"))
+        png = page_path.parent / "static" / f"{name}.png"
+        if render_spec_png(spec, png):
+            drawn += 1
+            return f'<div id="{html.escape(match.group("id"))}"><img src="static/{name}.png" alt="{name}"></div>'
+        dump = html.escape(json.dumps(spec)[:20000])
+        return f"<div><p>{name}: not drawable offline (not a line chart)</p><details><pre>{dump}</pre></details></div>"
+
+    page = _VEGA_DIV.sub(replace, page)
+    note = (
+        "<p><em>Static rendering (matplotlib) of DVC's Vega plots, readable offline; "
+        "<code>dvc plots show</code> alone gives the interactive page, which loads Vega from a CDN.</em></p>"
+    )
+    page = _strip_external_assets(page).replace("</head>", f"{OFFLINE_MARK}\n</head>", 1)
+    page = page.replace("<body>", f"<body>\n{note}", 1)
+    page_path.write_text(page, encoding="utf-8")
+    return drawn
+
+
+def _plot_files(dvc_yaml: Path) -> list[str]:
+    """The data files the `plots:` section of dvc.yaml names (x and y files)."""
+    import yaml
+
+    files: list[str] = []
+    for entry in (yaml.safe_load(dvc_yaml.read_text()) or {}).get("plots", []) or []:
+        definitions = entry.values() if isinstance(entry, dict) else [{}]
+        for name, definition in zip(entry if isinstance(entry, dict) else [entry], definitions):
+            y = (definition or {}).get("y")
+            files += list(y) if isinstance(y, dict) else [name]
+    return files
+
+
+def plots_main(argv: list[str] | None = None) -> int:
+    import argparse
+    import subprocess
+
+    p = argparse.ArgumentParser(prog="python -m ckd.reports plots", description="dvc plots show, readable offline")
+    p.add_argument("--out", default="dvc_plots", help="the folder of the page (default: dvc_plots)")
+    args = p.parse_args(argv)
+    dvc_yaml = Path("dvc.yaml")
+    if not dvc_yaml.is_file():
+        print("ckd plots: nothing to plot: no dvc.yaml here (run it from the project's root)")
+        return 0
+    present = [f for f in _plot_files(dvc_yaml) if Path(f).exists()]
+    if not present:
+        print("ckd plots: nothing to plot yet: no training curves (metrics/train/plots); run `make run` first")
+        return 0
+    shown = subprocess.run(["dvc", "plots", "show", "--out", args.out], capture_output=True, text=True)
+    if shown.returncode != 0:
+        last = (shown.stderr.strip().splitlines() or ["(no message)"])[-1]
+        print(f"ckd plots: error: dvc plots show failed: {last}", file=sys.stderr)
+        return 2
+    page = Path(args.out) / "index.html"
+    drawn = offline_plots(page)
+    print(f"ckd plots: {page} ({drawn} charts drawn as PNG in {page.parent / 'static'}, readable offline)")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["plots"]:
+        print("usage: python -m ckd.reports plots [--out DIR]", file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(plots_main(sys.argv[2:]))
