@@ -8,8 +8,8 @@ import numpy as np
 import yaml
 
 from ckd.query import run_query
-from ckd.teachers.counting import computed_samples
 from tests.helpers import PROJECT, copy_project, linear_onnx_teacher, with_changes
+from tests.helpers.counting import computed_samples
 from tests.helpers.stages import run_stage_commands
 from tests.test_store_damage import Scores
 

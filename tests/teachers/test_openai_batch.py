@@ -16,15 +16,15 @@ import time
 import numpy as np
 import pytest
 
-from ckd.bench.faults import store_agrees
-from ckd.bench.llm_server import TextClassifierLLM
 from ckd.errors import TeacherError
 from ckd.query import run_query
 from ckd.store import open_store
 from ckd.teachers import build_teacher
 from ckd.teachers.openai_batch import OpenAIBatchTeacher
 from ckd.teachers.openai_chat import OpenAITeacherConfig
+from examples.ag_news.llm_server import TextClassifierLLM
 from tests.conftest import PROJECT
+from tests.helpers.faults import store_agrees
 from tests.helpers.openai_batch_server import StandinBatchServer
 from tests.helpers.text import LABEL_WORDS, synthetic_texts
 
