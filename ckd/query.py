@@ -188,8 +188,10 @@ class _Session:
                 chunks = []
         return sent
 
-    def _fail(self, error: CkdError) -> None:
+    def _fail(self, error: CkdError) -> CkdError:
+        """Record the error that stops the run (the first one wins); return it."""
         self.fatal = self.fatal or error
+        return self.fatal
 
     def _quarantine(self, batch: int, raw: str, problem: str, usage: dict[str, int] | None = None) -> None:
         """Keep a paid but unusable answer apart, with the teacher's words and its tokens, and stop the run."""
@@ -279,13 +281,12 @@ class _Session:
                 usage,
             )
         except OSError as error:
-            self._fail(
+            raise self._fail(
                 CkdError(
                     f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
                     f"({cause}) nor spill it ({error}); it stays counted as lost"
                 )
-            )
-            raise self.fatal from None
+            ) from None
         self.spilled.append(path)
         self._fail(
             CkdError(

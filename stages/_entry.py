@@ -6,11 +6,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from ckd.config import Params, check_runtime, load_config
 from ckd.errors import USER_ERROR_EXIT, CkdError, record_exit_status
 from ckd.metrics import write_metrics
-from ckd.stages import metrics_path
+from ckd.stages import metrics_path, write_json
 
 Body = Callable[[argparse.Namespace, Params], dict]
 
@@ -49,3 +50,19 @@ def run(
             print(f"ckd {stage}: error: {line}", file=sys.stderr)
         record_exit_status(USER_ERROR_EXIT)
         raise SystemExit(USER_ERROR_EXIT) from None
+
+
+def run_fingerprint(stage: str, doc: str | None, fingerprint: Callable[[Params, Path], dict], argv=None) -> None:
+    """An always-changed fingerprint stage (`source`, `teacher`): `fingerprint(params, hash cache)` written to
+    `--out` as JSON; its metrics count the files it names (`files`, and `test_files` where it has them)."""
+    from ckd.fingerprint import cache_beside  # here: a stage that does not fingerprint does not load it
+
+    p = parser(stage, doc)
+    p.add_argument("--out", required=True, help="the fingerprint (JSON)")
+
+    def body(args: argparse.Namespace, params: Params) -> dict:
+        result = fingerprint(params, cache_beside(args.out))
+        write_json(args.out, result)
+        return {"files": len(result["files"]) + len(result.get("test_files", {}))}
+
+    run(stage, p, body, argv)

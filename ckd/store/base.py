@@ -145,6 +145,15 @@ def _token_values(usage: dict[str, int] | None) -> dict[str, int]:
     return {name: int(usage.get(name, 0)) for name in TOKEN_COLUMNS}
 
 
+def _first_new(hashes: list[str], known: set[str]) -> list[int]:
+    """Positions of the first occurrence of each hash not in `known`, in order (a duplicate is sent once)."""
+    first: dict[str, int] = {}
+    for position, input_hash in enumerate(hashes):
+        if input_hash not in known:
+            first.setdefault(input_hash, position)
+    return list(first.values())
+
+
 def _scores_blob(row: np.ndarray) -> bytes:
     return np.ascontiguousarray(row, dtype="<f4").tobytes()
 
@@ -657,17 +666,12 @@ class Store:
                         )
                     )
                 }
-                seen: set[str] = set()
-                rows = [i for i, h in enumerate(hashes) if h not in taken and not (h in seen or seen.add(h))]
+                rows = _first_new(hashes, taken)
                 rows = rows[: max(0, budget - int(purse["spent"]))]
                 if not rows:
                     return None
                 now = time.time()
-                batch = c.execute(
-                    sa.insert(batches_table).values(
-                        teacher=teacher, run=run, status="in_flight", n=len(rows), created=now
-                    )
-                ).inserted_primary_key[0]
+                batch = self._insert_batch(c, teacher=teacher, run=run, status="in_flight", n=len(rows), created=now)
                 c.execute(
                     sa.insert(items_table),
                     [
@@ -683,6 +687,13 @@ class Store:
                 return Reservation(int(batch), rows)
 
         return self._guard(body, "cannot reserve a batch (nothing was sent)")
+
+    def _insert_batch(self, c: sa.Connection, **values: Any) -> int:
+        """Insert one row of the batches table; its batch number."""
+        key = c.execute(sa.insert(batches_table).values(**values)).inserted_primary_key
+        if key is None:
+            raise self.corrupt("a new batch got no number")
+        return int(key[0])
 
     def _close(
         self, c: sa.Connection, batch: int, status: str, reason: str | None, usage: dict[str, int] | None = None
@@ -799,26 +810,20 @@ class Store:
                     hashes, status = record["hashes"], record["status"]
                     rows = list(range(len(hashes)))
                     if skip_known:
-                        seen: set[str] = set()
-                        rows = [
-                            i
-                            for i in rows
-                            if hashes[i] not in present and not (hashes[i] in seen or seen.add(hashes[i]))
-                        ]
+                        rows = _first_new(hashes, present)
                         if not rows:
                             continue
                     now = time.time()
-                    batch = c.execute(
-                        sa.insert(batches_table).values(
-                            teacher=teacher,
-                            run=IMPORT_RUN,
-                            status=status,
-                            n=len(rows),
-                            created=now,
-                            closed=now,
-                            reason=record.get("reason", ""),
-                        )
-                    ).inserted_primary_key[0]
+                    batch = self._insert_batch(
+                        c,
+                        teacher=teacher,
+                        run=IMPORT_RUN,
+                        status=status,
+                        n=len(rows),
+                        created=now,
+                        closed=now,
+                        reason=record.get("reason", ""),
+                    )
                     if rows:
                         c.execute(
                             sa.insert(items_table),

@@ -119,7 +119,7 @@ def normalise_url(url: str) -> str:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as error:  # e.g. an IPv4 address with a leading zero, http://127.0.0.01:8000
         raise CkdError(f"teacher.url: {url} is not a well-formed URL ({error})") from None
-    segments = []
+    segments: list[str] = []
     for part in parsed.path.split("/"):
         if part in ("", "."):
             continue
@@ -239,6 +239,7 @@ class OpenInferenceTeacher:
 
     @classmethod
     def from_config(cls, config: HttpTeacherConfig) -> OpenInferenceTeacher:
+        assert config.url and config.model_name  # the config model refuses them missing
         return cls(
             url=config.url,
             model_name=config.model_name,
@@ -399,7 +400,7 @@ class OpenInferenceTeacher:
                 raise TeacherError(
                     f"teacher.output: {output!r} is not an output of {self.model_name}; outputs: {', '.join(names)}"
                 )
-            chosen = next((o for o in outputs if o["name"] == output), {"name": output, "shape": []})
+            chosen: dict[str, Any] = next((o for o in outputs if o["name"] == output), {"name": output, "shape": []})
             if chosen.get("datatype", "FP32") not in FLOAT_DATATYPES:  # before any call: no answer to quarantine
                 raise TeacherError(
                     f"teacher.output: {output!r} of {self.model_name} is declared {chosen['datatype']}, not a float "
@@ -412,12 +413,12 @@ class OpenInferenceTeacher:
                     f"teacher.output: {self.model_name} has {len(floats)} float [batch, classes] outputs "
                     f"({', '.join(o['name'] for o in floats)}); name the one holding the scores"
                 )
-            chosen = floats[0] if floats else None
-            if chosen is None:
+            if not floats:
                 raise TeacherError(
                     f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "
                     f"name one with teacher.output ({ZIPMAP_ADVICE})"
                 )
+            chosen = floats[0]
         self.output_name = chosen["name"]
         shape = chosen.get("shape") or []
         self.num_classes = int(shape[1]) if len(shape) == 2 and int(shape[1]) > 0 else None
@@ -477,7 +478,7 @@ class OpenInferenceTeacher:
         raise TeacherRefused(f"HTTP {status} from {self.url}{self.model_path}/infer: {words}")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(
+        batch: np.ndarray = np.ascontiguousarray(
             x.reshape(len(x), *self.sample_dims).astype(NUMPY_OF_DATATYPE[self.input_datatype])
         )
         body = {
@@ -516,7 +517,8 @@ class OpenInferenceTeacher:
                 f"no output {self.output_name!r} in the answer (has {', '.join(map(str, outputs))})", raw
             )
         out = outputs[self.output_name]
-        dtype = NUMPY_OF_DATATYPE.get(out.get("datatype"))
+        datatype = out.get("datatype")
+        dtype = NUMPY_OF_DATATYPE.get(datatype) if isinstance(datatype, str) else None
         if dtype is None:
             raise AnswerUnusable(f"output datatype {out.get('datatype')!r} is not supported", raw)
         try:
