@@ -9,6 +9,8 @@ allocated and one forward pass on a meta batch checks the shapes. An error is on
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,6 +65,17 @@ def check_student(student: StudentConfig, sample_shape: Sequence[int], num_class
         raise ConfigError("student.arch", f"{student.arch} gives outputs {tuple(out.shape[1:])}, not {num_classes}")
 
 
-def check_student_for(student: StudentConfig, pool: Pool) -> None:
-    """`check_student` for the pool's inputs, classes and labels."""
-    check_student(student, pool.x.shape[1:], len(pool.class_names), pool.labels is not None)
+def student_digest(student: StudentConfig) -> str:
+    """SHA-256 of the student settings (what `check_student` judged), for `query` to tell whether `sample`
+    checked the settings in force."""
+    return hashlib.sha256(json.dumps(student.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def check_student_for(student: StudentConfig, pool: Pool, checked: str | None = None) -> str:
+    """`check_student` for the pool's inputs, classes and labels; returns the settings' digest. `checked`: the
+    digest of settings already checked against this pool (by `sample`): then torch is not even imported, which
+    keeps `query`, the stage that pays and reads answers, small in memory."""
+    digest = student_digest(student)
+    if digest != checked:
+        check_student(student, pool.x.shape[1:], len(pool.class_names), pool.labels is not None)
+    return digest

@@ -13,9 +13,10 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="the teacher scores of the selected samples (.npz)")
 
     def body(args, params):
-        pool = Pool.load(args.pool)
-        check_student_for(params.student, pool)  # train's own checks, again where the paying starts
-        queried, metrics = query(params.teacher, pool, Selection.load(args.selected))
+        pool, selection = Pool.load(args.pool), Selection.load(args.selected)
+        # train's own checks, again where the paying starts, unless sample checked these very settings
+        check_student_for(params.student, pool, selection.checked_student)
+        queried, metrics = query(params.teacher, pool, selection)
         queried.save(args.out)
         return metrics
 

@@ -25,7 +25,7 @@ def main(argv=None) -> None:
         except ClassNamesNeeded as missing:  # no labels, no data.class_names: the teacher's declared classes
             names = classes_for_unlabelled(params.teacher, missing)
             pool, test, selection, metrics = split(params.data.model_copy(update={"class_names": names}))
-        check_student_for(params.student, pool)  # train's own checks, before `query` pays
+        selection.checked_student = check_student_for(params.student, pool)  # train's own checks, before paying
         pool.save(args.pool), test.save(args.test), selection.save(args.selected)
         return metrics
 

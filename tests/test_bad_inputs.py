@@ -218,7 +218,7 @@ CASES = [
         {"teacher.budget": 5000},
         None,
         "sample",
-        "teacher.budget: must be in 1..1297 (the pool size)",
+        "teacher.budget: must be in 1..1438 (the pool size)",
     ),
     (
         "two-float-outputs",
@@ -272,7 +272,7 @@ CASES_21 = [
     pytest.param(
         {"student.device": "cuda"},
         None,
-        "source",
+        "download",
         "student.device: is 'cuda' but no usable CUDA device is present",
         id="cuda-on-a-cpu-machine",
         marks=pytest.mark.skipif(not cuda_absent(), reason="this machine has CUDA"),
@@ -280,14 +280,14 @@ CASES_21 = [
     pytest.param(
         {"comparative.group_size": 32, "teacher.budget": 10},
         None,
-        "source",
+        "download",
         "comparative.group_size: 32 needs at least 64 queried samples; teacher.budget is 10",
         id="group-over-budget",
     ),
     pytest.param(
         {"teacher.budget": 2, "student.val_fraction": 0.2},
         None,
-        "source",
+        "download",
         "student.val_fraction: 0.2 leaves fewer than 2 of 2 queried samples for training",
         id="val-split-over-budget",
     ),
@@ -368,8 +368,8 @@ def test_params_file_read_as_dvc_reads_it(project, edit, words, capsys, monkeypa
     text = edit(yaml.safe_dump(base_params(project)))
     (project / "params.yaml").write_bytes(text.encode("utf-8", "surrogateescape"))
     failed, run = run_stages(project, capsys, monkeypatch)
-    assert failed == "source", (failed, run.stderr[-2000:] if run else None)
-    assert_one_line(run, "source", words)
+    assert failed == "download", (failed, run.stderr[-2000:] if run else None)
+    assert_one_line(run, "download", words)
     assert computed_samples(project / "count.log") == 0
 
 
@@ -667,7 +667,7 @@ ISSUE_18_CASES = [
         "url-ipv4-leading-zero",
         {"teacher.kind": "http", "teacher.url": "http://127.0.0.01:8000", "teacher.model_name": "m"},
         None,
-        "source",
+        "download",
         "127.0.0.01 is not an IPv4 address (four numbers 0-255, no leading zeros)",
     ),
     (
@@ -702,7 +702,7 @@ ISSUE_18_CASES = [
         {"data.selection_size": 5000},
         None,
         "sample",
-        "data.selection_size: must be in 1..1297 (the pool size), got 5000",
+        "data.selection_size: must be in 1..1438 (the pool size), got 5000",
     ),
     (
         "store-url-with-password",

@@ -164,29 +164,29 @@ def test_fresh_clone_without_shared_runs_the_ag_news_data_path(tmp_path):
     outputs = shutil.ignore_patterns("__pycache__", "data", "models", "teacher_outputs")  # the example's own outputs
     for item in ("ckd", "stages", "examples/ag_news"):
         shutil.copytree(PROJECT / item, root / item, ignore=None if item == "ckd" else outputs)
-    example = root / "examples" / "ag_news"
+    shutil.copy(PROJECT / "dvc.yaml", root / "dvc.yaml")  # the one pipeline; run.sh runs it with the example's params
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     write_text_csv(mirror / "ag_news_test.csv", count=80, seed=1)
-    params = yaml.safe_load((example / "params.yaml").read_text())
+    params = yaml.safe_load((root / "examples" / "ag_news" / "params.yaml").read_text())
     params["data"]["download"]["url"] = _closed_port_url()  # no test reaches the network
     params["data"]["download"]["sha256"] = hashlib.sha256((mirror / "ag_news_test.csv").read_bytes()).hexdigest()
     params["data"]["test_size"] = 20
     params["teacher"]["budget"] = 30
-    (example / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert not (root.parent / "shared").exists()
-    env = {k: v for k, v in os.environ.items() if k != MIRROR_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in (MIRROR_ENV, "CKD_PLUGINS")}  # a clone: no tests/
     env.update(PYTHONPATH=str(root), HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1")
     dvc = str(Path(sys.executable).with_name("dvc"))
     for command in (["git", "init", "-q"], [dvc, "init", "-q"]):
         subprocess.run(command, cwd=root, env=env, check=True)
-    failed = subprocess.run([dvc, "repro", "sample"], cwd=example, env=env, capture_output=True, text=True)
-    assert failed.returncode != 0 and not (example / "data" / "ag_news_test.csv").exists()
+    failed = subprocess.run([dvc, "repro", "sample"], cwd=root, env=env, capture_output=True, text=True)
+    assert failed.returncode != 0 and not (root / "data" / "ag_news_test.csv").exists()
     errors = [line for line in failed.stderr.splitlines() if line.startswith("ckd download: error:")]
     assert len(errors) == 1 and MIRROR_ENV in errors[0] and "Traceback" not in failed.stderr, failed.stderr
     env[MIRROR_ENV] = str(mirror)
-    done = subprocess.run([dvc, "repro", "sample"], cwd=example, env=env, capture_output=True, text=True)
+    done = subprocess.run([dvc, "repro", "sample"], cwd=root, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (example / "data" / "ag_news_test.csv").read_bytes() == (mirror / "ag_news_test.csv").read_bytes()
-    test, pool = TestSet.load(example / "data" / "test.npz"), Pool.load(example / "data" / "pool.npz")
+    assert (root / "data" / "ag_news_test.csv").read_bytes() == (mirror / "ag_news_test.csv").read_bytes()
+    test, pool = TestSet.load(root / "data" / "test.npz"), Pool.load(root / "data" / "pool.npz")
     assert len(test.labels) == 20 and len(pool.ids) == 60 and pool.x.shape[1] == test.x.shape[1] == 384

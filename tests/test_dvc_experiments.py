@@ -96,4 +96,6 @@ def test_workspace_temp_and_queued_experiments_share_one_store(repo):
     assert store.spent() == 80 and summary.answered == 80
     assert not list((root / ".dvc" / "tmp").rglob("ckd-store.sqlite"))  # no store was left in a temp folder
     shown = json.loads(sh(root, DVC, "exp", "show", "--json", env=env))
-    assert "calls_spent_total" in json.dumps(shown) and "onnx_test_accuracy" in json.dumps(shown)  # the decision
+    # every experiment is listed without error (its decision metrics come from validate, past this fixture's
+    # stages: tests/test_exps.py shows them)
+    assert shown and all(entry.get("error") is None for entry in shown), shown

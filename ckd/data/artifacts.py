@@ -66,6 +66,12 @@ def _check_text(text: np.ndarray | None, n: int) -> None:
 
 @dataclass
 class Selection(NpzArtifact):
-    """The pool ids the teacher is asked about (exactly teacher.budget of them, sorted)."""
+    """The pool ids the teacher is asked about (exactly teacher.budget of them, sorted), and the digest of the
+    `student` settings `sample` checked against this pool (`ckd.preflight.student_digest`; None: not checked)."""
 
     ids: np.ndarray
+    checked_student: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.checked_student is not None:
+            self.checked_student = str(np.asarray(self.checked_student))

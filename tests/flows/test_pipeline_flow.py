@@ -260,4 +260,4 @@ def test_deployment_declares_what_it_needs():
     assert deployment["work_pool"]["name"] == "ckd-process"
     assert "$" not in (PROJECT / "prefect.yaml").read_text().split("deployments:")[1]
     assert PROJECT_DIR == PROJECT
-    assert "prefect work-pool create ckd-process --type process" in (PROJECT / "README.md").read_text()
+    assert "prefect work-pool create ckd-process --type process" in (PROJECT / "docs" / "pipeline.md").read_text()
