@@ -79,8 +79,8 @@ TEXTS = [
 
 
 def test_bundle_tokenises_exactly_as_training(bundle):
-    from ckd.export import TextBundle
     from ckd.students.text_encoder import load_tokenizer, max_tokens, tokenize
+    from ckd.text_bundle import TextBundle
 
     served = TextBundle(bundle[0]).tokenize(TEXTS)
     trained = tokenize(load_tokenizer(), TEXTS)
@@ -90,8 +90,8 @@ def test_bundle_tokenises_exactly_as_training(bundle):
 
 
 def test_bundle_matches_pytorch_on_raw_text(bundle):
-    from ckd.export import TextBundle
     from ckd.students.text_encoder import embed_texts
+    from ckd.text_bundle import TextBundle
 
     out, head = bundle
     with torch.no_grad():
