@@ -181,3 +181,37 @@ def test_the_text_model_is_laid_out_for_triton_kserve_and_mlserver(exported):
     logits, probabilities = session.run(["logits", "probabilities"], feeds)
     np.testing.assert_allclose(logits, TextBundle(serving).logits(TEXTS), atol=1e-4)
     assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.server
+def test_mlserver_serves_the_text_model_on_token_ids(exported):
+    """MLServer on 127.0.0.1 started on the bundle's mlserver/ folder: token ids from the tokenizer beside the
+    model give the bundle's logits; a request without `attention_mask` is a 4xx naming both inputs."""
+    import httpx
+
+    from ckd.text_bundle import TextBundle
+    from tests.helpers.servers import MLServerBundle, mlserver_python
+
+    if not mlserver_python().exists() and not os.environ.get("CI"):
+        pytest.skip(f"{mlserver_python()} is missing: `make install` builds the mlserver environment")
+    serving = exported[0] / "serving"
+    bundle = TextBundle(serving)
+    ids, mask = bundle.tokenize(TEXTS)
+
+    def tensor(name, array):
+        return {"name": name, "datatype": "INT64", "shape": list(array.shape), "data": array.reshape(-1).tolist()}
+
+    with MLServerBundle(serving / "mlserver") as url:
+        metadata = httpx.get(f"{url}/v2/models/{NAME}", timeout=10).json()
+        assert [i["name"] for i in metadata["inputs"]] == ["input_ids", "attention_mask"]
+        response = httpx.post(
+            f"{url}/v2/models/{NAME}/infer",
+            json={"inputs": [tensor("input_ids", ids), tensor("attention_mask", mask)]},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        out = {o["name"]: np.asarray(o["data"], np.float32).reshape(o["shape"]) for o in response.json()["outputs"]}
+        np.testing.assert_allclose(out["logits"], bundle.logits(TEXTS), atol=1e-4)
+        assert [LABEL_WORDS[k] for k in out["probabilities"].argmax(1)] == bundle.predict(TEXTS)
+        refused = httpx.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": [tensor("input_ids", ids)]}, timeout=60)
+        assert 400 <= refused.status_code < 500 and "attention_mask" in refused.text, refused.text
