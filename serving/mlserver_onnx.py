@@ -55,6 +55,10 @@ class OnnxModel(MLModel):
             array = NumpyCodec.decode_input(request_input)
             self._check(request_input.name, array)
             graph_input = self.graph_inputs[request_input.name]
+            if graph_input.type.startswith("tensor(int") and request_input.datatype.startswith("FP"):
+                raise MLServerError(  # token ids sent as floats: a client's mistake, not a value to round
+                    f"input {request_input.name!r} has datatype {request_input.datatype}; the model takes INT64", 400
+                )
             feeds[graph_input.name] = array.astype(_NUMPY.get(graph_input.type, np.float32), copy=False)
         wanted = [o.name for o in payload.outputs] if payload.outputs else self.output_names
         unknown = [n for n in wanted if n not in self.output_names]

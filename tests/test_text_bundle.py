@@ -17,6 +17,7 @@ import torch
 
 from ckd.config import section_from_dict
 from ckd.errors import ConfigError
+from tests.helpers.servers import KServeTeacher, MLServerBundle
 from tests.helpers.text import LABEL_WORDS
 
 NAME = "news_student"
@@ -183,35 +184,47 @@ def test_the_text_model_is_laid_out_for_triton_kserve_and_mlserver(exported):
     assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
 
 
+SERVERS = {  # each started on the bundle as its server documents it
+    "kserve": lambda serving: KServeTeacher(serving / "triton" / NAME / "1" / "model.onnx", NAME),
+    "mlserver": lambda serving: MLServerBundle(serving / "mlserver"),  # finds mlserver/<name>/
+}
+
+
 @pytest.mark.server
-def test_mlserver_serves_the_text_model_on_token_ids(exported):
-    """MLServer on 127.0.0.1 started on the bundle's mlserver/ folder: token ids from the tokenizer beside the
-    model give the bundle's logits; a request without `attention_mask` is a 4xx naming both inputs."""
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_model_servers_serve_the_text_model_on_token_ids(exported, server):
+    """KServe's and MLServer's model servers on 127.0.0.1: token ids from the tokenizer beside the model give the
+    bundle's logits; a request without `attention_mask`, or with float ids, is a 4xx saying what is expected."""
     import httpx
 
     from ckd.text_bundle import TextBundle
-    from tests.helpers.servers import MLServerBundle, mlserver_python
+    from tests.helpers.servers import mlserver_python, server_python
 
-    if not mlserver_python().exists() and not os.environ.get("CI"):
-        pytest.skip(f"{mlserver_python()} is missing: `make install` builds the mlserver environment")
+    python = {"kserve": server_python, "mlserver": mlserver_python}[server]()
+    if not python.exists() and not os.environ.get("CI"):
+        pytest.skip(f"{python} is missing: `make install` builds the {server} environment")
     serving = exported[0] / "serving"
     bundle = TextBundle(serving)
     ids, mask = bundle.tokenize(TEXTS)
 
-    def tensor(name, array):
-        return {"name": name, "datatype": "INT64", "shape": list(array.shape), "data": array.reshape(-1).tolist()}
+    def tensor(name, array, datatype="INT64"):
+        return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": array.reshape(-1).tolist()}
 
-    with MLServerBundle(serving / "mlserver") as url:
+    def infer(*inputs):
+        return httpx.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": list(inputs)}, timeout=60)
+
+    with SERVERS[server](serving) as url:
         metadata = httpx.get(f"{url}/v2/models/{NAME}", timeout=10).json()
-        assert [i["name"] for i in metadata["inputs"]] == ["input_ids", "attention_mask"]
-        response = httpx.post(
-            f"{url}/v2/models/{NAME}/infer",
-            json={"inputs": [tensor("input_ids", ids), tensor("attention_mask", mask)]},
-            timeout=60,
-        )
+        assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [
+            ("input_ids", "INT64"),
+            ("attention_mask", "INT64"),
+        ]
+        response = infer(tensor("input_ids", ids), tensor("attention_mask", mask))
         assert response.status_code == 200, response.text
         out = {o["name"]: np.asarray(o["data"], np.float32).reshape(o["shape"]) for o in response.json()["outputs"]}
         np.testing.assert_allclose(out["logits"], bundle.logits(TEXTS), atol=1e-4)
         assert [LABEL_WORDS[k] for k in out["probabilities"].argmax(1)] == bundle.predict(TEXTS)
-        refused = httpx.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": [tensor("input_ids", ids)]}, timeout=60)
+        refused = infer(tensor("input_ids", ids))
         assert 400 <= refused.status_code < 500 and "attention_mask" in refused.text, refused.text
+        floats = infer(tensor("input_ids", ids.astype(np.float32), "FP32"), tensor("attention_mask", mask))
+        assert 400 <= floats.status_code < 500 and "INT64" in floats.text, floats.text
