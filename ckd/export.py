@@ -5,28 +5,24 @@ A text source's student is exported whole, as a bundle that goes from raw text t
     <bundle>/student.onnx    token ids -> frozen encoder -> trained head -> logits
                              inputs `input_ids`, `attention_mask` int64 [batch, tokens]; output `logits`
     <bundle>/tokenizer.json  the exact tokenizer of training (truncation and padding settings included)
-    <bundle>/bundle.json     file names, input names, class names, encoder, token limit
+    <bundle>/bundle.json     file names, input names, class names (an LLM teacher's label words), encoder,
+                             token limit
 
-`TextBundle` reads it back and tokenises with `tokenizer.json` alone, as a server would; the tests check
-that it gives the same token ids as training's tokenizer.
+`ckd.text_bundle.TextBundle` reads it back with ONNX Runtime and `tokenizers` alone (no torch), as a server
+would; the tests check that it gives the same token ids as training's tokenizer.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ckd.errors import CkdError
-from ckd.extras import require
-from ckd.runtime import onnx_session
+from ckd.text_bundle import BUNDLE_FILE, MODEL_FILE, TEXT_INPUT_NAMES, TOKENIZER_FILE
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -75,8 +71,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 
 # -- a text source: the complete model (tokenizer + frozen encoder + trained head) -------------------
-MODEL_FILE, TOKENIZER_FILE, BUNDLE_FILE = "student.onnx", "tokenizer.json", "bundle.json"
-TEXT_INPUT_NAMES = ("input_ids", "attention_mask")
 
 
 def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, metadata: dict[str, Any]) -> Path:
@@ -128,50 +122,3 @@ def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, m
     tokenizer.save(str(out_dir / TOKENIZER_FILE))
     (out_dir / BUNDLE_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
     return out_dir
-
-
-class TextBundle:
-    """Raw texts -> logits through the bundle alone (its tokenizer file and its ONNX graph)."""
-
-    def __init__(self, bundle_dir: str | Path, threads: int | None = None, model: str | Path | None = None):
-        Tokenizer = require("tokenizers", "a text model bundle").Tokenizer
-
-        self.dir = Path(bundle_dir)
-        if not (self.dir / BUNDLE_FILE).is_file():
-            raise CkdError(
-                f"{self.dir}: not a text model bundle (no {BUNDLE_FILE}); run the export stage on a text source"
-            )
-        self.description = json.loads((self.dir / BUNDLE_FILE).read_text())
-        self.tokenizer = Tokenizer.from_file(str(self.dir / self.description["tokenizer"]))
-        self.session = onnx_session(model or self.dir / self.description["model"], threads=threads)
-        self.class_names = self.description.get("class_names")
-
-    def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        encodings = self.tokenizer.encode_batch([str(t) for t in texts])
-        return (
-            np.asarray([e.ids for e in encodings], np.int64),
-            np.asarray([e.attention_mask for e in encodings], np.int64),
-        )
-
-    def logits(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        texts = [str(t) for t in texts]
-        order = np.argsort([len(t) for t in texts], kind="stable")  # little padding per batch
-        out = None
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            ids, mask = self.tokenize([texts[i] for i in rows])
-            (batch,) = self.session.run([OUTPUT_NAME], {"input_ids": ids, "attention_mask": mask})
-            out = np.zeros((len(texts), batch.shape[1]), np.float32) if out is None else out
-            out[rows] = batch
-        return out if out is not None else np.zeros((0, 0), np.float32)
-
-    def latency_ms_batch1(self, text: str, runs: int, warmup: int = 5) -> float:
-        """Median wall time of one text through tokenizer and ONNX Runtime, in milliseconds."""
-        for _ in range(warmup):
-            self.logits([text])
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.logits([text])
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)

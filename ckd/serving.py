@@ -2,14 +2,17 @@
 InferenceService and MLServer settings, all for one and the same `model.onnx`, each laid out as its server
 documents it.
 
-    models/serving/input.json                           what the input takes (raw values; scaling in the graph)
+    models/serving/input.json                           what the input takes (raw values; scaling in the graph;
+                                                        a text model: token ids of the tokenizer beside it)
     models/serving/triton/<name>/config.pbtxt           platform onnxruntime_onnx, dynamic batching
     models/serving/triton/<name>/labels.txt             class names, one a line (label_filename)
+    models/serving/triton/<name>/tokenizer.json         a text model: the tokenizer that makes its token ids
     models/serving/triton/<name>/1/model.onnx           the student
     models/serving/kserve/inferenceservice.yaml         v1beta1 predictor.model, modelFormat onnx, protocol v2
     models/serving/mlserver/settings.json               the server's settings (`mlserver start models/serving/mlserver`)
     models/serving/mlserver/<name>/model-settings.json  the model, in a folder named as the model; uri -> model.onnx
     models/serving/mlserver/<name>/mlserver_onnx.py     MLServer 1.7 has no ONNX runtime: ours, copied in
+    models/serving/mlserver/<name>/tokenizer.json       a text model: the same tokenizer
 
 Input and output names, types and dims are read from the ONNX graph, never written twice.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +144,22 @@ def input_scale(x, name: str) -> dict:
     }
 
 
+def token_input(description: dict) -> dict:
+    """What a text model's served graph takes (input.json): token ids, not text; `description` is the text
+    bundle's `bundle.json` (ckd.export.export_text_bundle)."""
+    ids, mask = description["inputs"]
+    return {
+        "inputs": [ids, mask],
+        "values": f"token ids, not text: {ids} int64 [batch, tokens] from the tokenizer beside the model "
+        f"({description['tokenizer']}: truncation at {description['max_tokens']} tokens, padding with id 0 to "
+        f"the longest text of the batch); {mask} int64 [batch, tokens], 1 for a token, 0 for padding",
+        "tokenizer": description["tokenizer"],
+        "max_tokens": description["max_tokens"],
+        "encoder": description["encoder"],
+        "python": "ckd.text_bundle.TextBundle(folder).tokenize(texts) makes both (tokenizers only, no torch)",
+    }
+
+
 def kserve_manifest(name: str, storage_uri: str) -> str:
     """KServe's v1beta1 InferenceService with the `predictor.model` spec its docs use: `modelFormat: onnx`
     (served by the runtime that supports it, Triton), protocol v2. `storage_uri` holds the Triton repository
@@ -202,9 +222,11 @@ def write_bundle(
     storage_uri: str,
     queue_delay_us: int = QUEUE_DELAY_US,
     scale: dict | None = None,
+    beside: Sequence[str | Path] = (),
 ) -> dict:
-    """Write the three servers' files for `onnx_path` under `out_dir`, and `scale` (`input_scale`) to
-    `input.json`; return what was written."""
+    """Write the three servers' files for `onnx_path` under `out_dir`, and `scale` (`input_scale`, or a text
+    model's `token_input`) to `input.json`; `beside` (a text model's tokenizer) is copied into the model's
+    Triton and MLServer folders. Return what was written."""
     out_dir = Path(out_dir)
     for server in ("triton", "kserve", "mlserver"):  # only what this function writes; a stale model name goes too
         shutil.rmtree(out_dir / server, ignore_errors=True)
@@ -228,6 +250,9 @@ def write_bundle(
     (mlserver_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
     (mlserver_dir.parent / "settings.json").write_text(json.dumps(server_settings, indent=2) + "\n")
     shutil.copyfile(MLSERVER_RUNTIME, mlserver_dir / MLSERVER_RUNTIME.name)
+    for extra in map(Path, beside):
+        for folder in (triton_dir, mlserver_dir):
+            shutil.copyfile(extra, folder / extra.name)
     return {
         "bundle": str(out_dir),
         "served_name": name,

@@ -1,5 +1,6 @@
 """Serve an ONNX model (a teacher, or the student's bundle) with KServe's Python model server (Open
-Inference Protocol v2 over REST), bound to 127.0.0.1 only. Runs in the server's own environment (`make`
+Inference Protocol v2 over REST), bound to 127.0.0.1 only; a text student takes its token ids
+(`input_ids`, `attention_mask`). Runs in the server's own environment (`make`
 builds `.venv-server`):
 
     .venv-server/bin/python serving/kserve_onnx.py \
@@ -35,11 +36,23 @@ from kserve.errors import InvalidInput  # noqa: E402
 DATATYPE = {"tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(uint8)": "UINT8", "tensor(int64)": "INT64"}
 
 
+_NUMPY = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int64)": np.int64,
+}
+_ACCEPTED = {"FP32": ("FP32", "FP64", "FP16"), "INT64": ("INT64", "INT32")}  # request datatypes cast losslessly
+
+
 class OnnxModel(Model):
+    """Every graph input by name: one for an image or table model, `input_ids` and `attention_mask` (token ids)
+    for a text student."""
+
     def __init__(self, name: str, path: str):
         super().__init__(name)
         self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0]
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.load()
 
     def load(self) -> bool:
@@ -55,26 +68,38 @@ class OnnxModel(Model):
         }
 
     def get_input_types(self):
-        return [self._describe(self.input)]
+        return [self._describe(i) for i in self.inputs.values()]
 
     def get_output_types(self):
         return [self._describe(o) for o in self.session.get_outputs()]
 
     def _check(self, payload: InferRequest) -> None:
         """A request that cannot fit the graph is the client's error: 400 with the reason, never a 500."""
-        expected = [d if isinstance(d, int) else -1 for d in self.input.shape]
-        if len(payload.inputs) != 1:
-            raise InvalidInput(f"expected 1 input ({self.input.name!r}), got {len(payload.inputs)}")
-        given = payload.inputs[0]
-        shape = [int(d) for d in given.shape]
-        fits = len(shape) == len(expected) and all(e in (-1, s) for e, s in zip(expected, shape))
-        if given.name != self.input.name or not fits:
+        if len(payload.inputs) != len(self.inputs):
             raise InvalidInput(
-                f"input {given.name!r} with shape {shape} does not fit the model's input "
-                f"{self.input.name!r} of shape {expected} (-1: any)"
+                f"expected {len(self.inputs)} input{'s' if len(self.inputs) > 1 else ''} "
+                f"({', '.join(map(repr, self.inputs))}), got {len(payload.inputs)}"
             )
-        if given.datatype not in ("FP32", "FP64", "FP16"):
-            raise InvalidInput(f"input {given.name!r} has datatype {given.datatype}; the model takes FP32")
+        if len({given.name for given in payload.inputs}) != len(payload.inputs):
+            raise InvalidInput(f"an input is given twice; the model takes {list(self.inputs)} once each")
+        for given in payload.inputs:
+            # a one-input graph: the name is checked with the shape (one message says both)
+            graph_input = self.inputs.get(given.name) or (
+                next(iter(self.inputs.values())) if len(self.inputs) == 1 else None
+            )
+            if graph_input is None:
+                raise InvalidInput(f"input {given.name!r} is not the model's; it takes {list(self.inputs)}")
+            expected = [d if isinstance(d, int) else -1 for d in graph_input.shape]
+            shape = [int(d) for d in given.shape]
+            fits = len(shape) == len(expected) and all(e in (-1, s) for e, s in zip(expected, shape))
+            if given.name != graph_input.name or not fits:
+                raise InvalidInput(
+                    f"input {given.name!r} with shape {shape} does not fit the model's input "
+                    f"{graph_input.name!r} of shape {expected} (-1: any)"
+                )
+            takes = DATATYPE.get(graph_input.type, "FP32")
+            if given.datatype not in _ACCEPTED.get(takes, (takes,)):
+                raise InvalidInput(f"input {given.name!r} has datatype {given.datatype}; the model takes {takes}")
         names = [o.name for o in self.session.get_outputs()]
         unknown = [o.name for o in payload.request_outputs or [] if o.name not in names]
         if unknown:
@@ -82,13 +107,15 @@ class OnnxModel(Model):
 
     async def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
         self._check(payload)
-        try:
-            x = payload.inputs[0].as_numpy().astype(np.float32)
-        except ValueError as error:  # the data's length does not match the declared shape
-            raise InvalidInput(f"input {payload.inputs[0].name!r}: {error}") from None
+        feeds = {}
+        for given in payload.inputs:
+            try:
+                feeds[given.name] = given.as_numpy().astype(_NUMPY.get(self.inputs[given.name].type, np.float32))
+            except ValueError as error:  # the data's length does not match the declared shape
+                raise InvalidInput(f"input {given.name!r}: {error}") from None
         wanted = payload.request_outputs[0].name if payload.request_outputs else None
         outputs = []
-        for meta, value in zip(self.session.get_outputs(), self.session.run(None, {self.input.name: x})):
+        for meta, value in zip(self.session.get_outputs(), self.session.run(None, feeds)):
             if wanted is None or meta.name == wanted:
                 out = InferOutput(name=meta.name, shape=list(value.shape), datatype="FP32")
                 out.set_data_from_numpy(value.astype(np.float32), binary_data=False)

@@ -1,5 +1,6 @@
 """Export the student to ONNX (dynamic batch axis, normalisation inside, metadata), its int8 model and the
-serving bundle (a text source: the whole text model, tokenizer beside it)."""
+serving bundle (a text source: the whole text model, tokenizer beside it; an LLM teacher's label words as the
+class names)."""
 
 from ckd.data import Pool, Selection
 from ckd.query import Queried
@@ -30,6 +31,7 @@ def main(argv=None) -> None:
             args.out_int8,
             args.out_bundle,
             text=params.data.text is not None,
+            label_words=getattr(params.teacher, "label_words", None),  # an LLM teacher's words name the classes
         ),
         argv,
     )

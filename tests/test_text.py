@@ -79,8 +79,8 @@ TEXTS = [
 
 
 def test_bundle_tokenises_exactly_as_training(bundle):
-    from ckd.export import TextBundle
     from ckd.students.text_encoder import load_tokenizer, max_tokens, tokenize
+    from ckd.text_bundle import TextBundle
 
     served = TextBundle(bundle[0]).tokenize(TEXTS)
     trained = tokenize(load_tokenizer(), TEXTS)
@@ -90,8 +90,8 @@ def test_bundle_tokenises_exactly_as_training(bundle):
 
 
 def test_bundle_matches_pytorch_on_raw_text(bundle):
-    from ckd.export import TextBundle
     from ckd.students.text_encoder import embed_texts
+    from ckd.text_bundle import TextBundle
 
     out, head = bundle
     with torch.no_grad():
@@ -213,5 +213,10 @@ def test_text_source_runs_through_the_one_dvc_yaml(tmp_path, capsys, monkeypatch
         p.name for p in (root / "models" / "serving").iterdir()
     }
     assert "int8_argmax_agreement" in metrics and outcome(root) == metrics
+    # The LLM teacher's label words name the classes; the same graph is laid out for the servers.
+    serving = root / "models" / "serving"
+    assert json.loads((serving / "bundle.json").read_text())["class_names"] == list(LABEL_WORDS)
+    assert (serving / "triton" / "ckd_student" / "labels.txt").read_text().split() == list(LABEL_WORDS)
+    assert (serving / "triton" / "ckd_student" / "tokenizer.json").is_file()
     card = (root / "models" / "model_card.md").read_text()
     assert "| ONNX Runtime int8 (dynamic) |" in card and f"Teacher: openai `{server.url}` model `standin-llm`" in card

@@ -2,20 +2,39 @@
 bundle (`ckd.export`, `ckd.quantize`, `ckd.serving`). An image or table student: int8 calibrated on free pool
 inputs, the bundle for Triton, KServe and MLServer. A text source's student (`data.text`): one graph from
 token ids to logits (the frozen encoder and the trained head), its tokenizer beside it in the bundle, int8 by
-dynamic quantisation."""
+dynamic quantisation, and the same Triton / KServe / MLServer layout for that graph (its input: token ids), the
+tokenizer beside it. An LLM teacher's label words (`teacher.label_words`) name the classes everywhere."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from ckd.config import ExportConfig
 from ckd.data import Pool, Selection
-from ckd.export import INPUT_NAME, MODEL_FILE, export_onnx, export_text_bundle
+from ckd.errors import ConfigError
+from ckd.export import INPUT_NAME, export_onnx, export_text_bundle
 from ckd.quantize import int8_dynamic, int8_from_pool
 from ckd.query import Queried
-from ckd.serving import add_probabilities, input_scale, write_bundle
+from ckd.serving import add_probabilities, input_scale, token_input, write_bundle
 from ckd.students.checkpoint import StudentCheckpoint
+from ckd.text_bundle import BUNDLE_FILE, MODEL_FILE, TOKENIZER_FILE
+
+
+def class_names(checkpoint: StudentCheckpoint, label_words: Sequence[str] | None) -> list[str]:
+    """The names the exported model gives its classes: an LLM teacher's label words (one per class, in class
+    order: the words it was asked to answer with), else the data's labels."""
+    if not label_words:
+        return list(checkpoint.class_names)
+    if len(label_words) != len(checkpoint.class_names):
+        raise ConfigError(
+            "teacher.label_words",
+            f"must give one word per class ({len(checkpoint.class_names)}: "
+            f"{', '.join(checkpoint.class_names[:5])}), got {len(label_words)}",
+        )
+    return list(label_words)
 
 
 def export(
@@ -28,19 +47,35 @@ def export(
     out_int8: str | Path,
     out_bundle: str | Path,
     text: bool = False,
+    label_words: Sequence[str] | None = None,
 ) -> dict:
+    names = class_names(checkpoint, label_words)
     metadata = {
-        "class_names": checkpoint.class_names,
+        "class_names": names,
         "method": checkpoint.method,
         "budget": queried.budget,
         "calls_spent_total": queried.calls_spent_total,
         "teacher_samples": checkpoint.teacher_samples,
     }
+    if names != list(checkpoint.class_names):
+        metadata["data_labels"] = list(checkpoint.class_names)  # the source's labels, in the same order
     if text:
         bundle = export_text_bundle(checkpoint.model(), out_bundle, config.opset, metadata)
+        if config.probabilities:
+            add_probabilities(bundle / MODEL_FILE)
         shutil.copyfile(bundle / MODEL_FILE, out_model)  # the graph alone, where an image student's lies
         int8 = int8_dynamic(out_model, out_int8)
-        return {"opset": config.opset, "bytes": Path(out_model).stat().st_size, **int8, "bundle": str(bundle)}
+        served = write_bundle(
+            bundle / MODEL_FILE,
+            bundle,
+            config.name,
+            names,
+            config.max_batch_size,
+            config.storage_uri,
+            scale=token_input(json.loads((bundle / BUNDLE_FILE).read_text())),
+            beside=[bundle / TOKENIZER_FILE],
+        )
+        return {"opset": config.opset, "bytes": Path(out_model).stat().st_size, **int8, **served}
     scale = input_scale(pool.x, INPUT_NAME)
     metadata["input_scale"] = scale
     metadata["input_shape"] = ["batch", *checkpoint.sample_shape]
@@ -60,7 +95,7 @@ def export(
         out_model,
         out_bundle,
         config.name,
-        checkpoint.class_names,
+        names,
         config.max_batch_size,
         config.storage_uri,
         scale=scale,

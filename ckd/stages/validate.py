@@ -70,7 +70,7 @@ def validate(
         }
         latency = measure_latency(runners, x, config.latency_runs)
     else:
-        from ckd.export import TextBundle
+        from ckd.text_bundle import TextBundle
 
         if test.text is None:
             raise CkdError(f"{getattr(test, 'path', 'the test split')}: holds no texts (a text source's sample stage)")
