@@ -37,9 +37,10 @@ def copy_project(tmp_path: Path, params: Path) -> Path:
     return project
 
 
-def only_row(results: Path) -> dict:
+def only_row(results: Path, **where: str) -> dict:
+    """The one row of `results` (a results.csv) whose columns have the values `where` gives."""
     with open(results) as handle:
-        (row,) = list(csv.DictReader(handle))
+        (row,) = [row for row in csv.DictReader(handle) if all(row[k] == v for k, v in where.items())]
     return row
 
 
@@ -180,7 +181,8 @@ def test_text_default_recipe_row_equals_dvc_repro(tmp_path):
     test_size, budget = 60, 60
     params = yaml.safe_load(text_params.read_text())
     params["data"] |= {"source": str(news), "download": None, "mirror": None, "test_size": test_size}
-    params["validate"] |= {"min_accuracy": 0.3, "latency_runs": 3}
+    # the gates are not what is compared here (one int8 flip among 60 test texts is a drop of 0.017)
+    params["validate"] |= {"min_accuracy": 0.3, "max_int8_drop": 0.2, "latency_runs": 3}
     # the store is no param of a stage (and no path of the row): one of this test's own, apart from the example's
     params["teacher"] |= {"store": str(tmp_path / "store")}
     llm, _ = standin_from_data(str(news), params["data"]["text"], params["data"]["label"], LABEL_WORDS, test_size, 0)
@@ -192,15 +194,18 @@ def test_text_default_recipe_row_equals_dvc_repro(tmp_path):
         assert embed.returncode == 0, embed.stderr[-2000:]
 
         command = [sys.executable, "-m", "ckd.bench.text", "--params", str(project / "params.yaml")]
-        command += ["--embedded", str(project / "data" / "embedded.npz"), "--budgets", str(budget), "--seeds", "1"]
+        # two data seeds, the second's row reproduced: the benchmark's split must not follow the seed (the
+        # pipeline's does unless data.split_seed is set)
+        command += ["--embedded", str(project / "data" / "embedded.npz"), "--budgets", str(budget), "--seeds", "2"]
         command += ["--variants", TEXT_DEFAULT_RECIPE, "--regimes", "labelled", "--steps", "200"]
         command += ["--out", str(tmp_path / "bench")]
         bench = subprocess.run(command, cwd=PROJECT, env=ENV, capture_output=True, text=True)
         assert bench.returncode == 0, bench.stderr[-2000:]
         computed_by_bench = server.computed
-        row, validate, train = repro_with_overrides(project, only_row(tmp_path / "bench" / "results.csv"))
+        row, validate, train = repro_with_overrides(project, only_row(tmp_path / "bench" / "results.csv", seed="1"))
         assert server.computed - computed_by_bench == budget  # repro asked this server; the bench, its own
     assert computed_by_bench == 0
     assert row["overrides"]["teacher.budget"] == budget and row["overrides"]["student.steps"] == 200
+    assert row["overrides"]["seed"] == 1 and row["overrides"]["data.split_seed"] == 0
     assert row["overrides"]["student.augment"] == "corrupt" and row["overrides"]["student.unlabelled_weight"] > 0
     assert_same_student(row, validate, train, budget)
