@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ckd.bench.recipes import DEFAULT_BY_MODALITY, RECIPES, TABLE_DEFAULT_RECIPE
+from ckd.bench.recipes import DEFAULT_BY_MODALITY, RECIPES, TABLE_DEFAULT_RECIPE, TEXT_DEFAULT_RECIPE
 from ckd.bench.run import variant_overrides
 from ckd.config import load_config, with_overrides
 from tests.conftest import PROJECT
@@ -24,11 +24,8 @@ PATHS_OF_THE_RUN = ("teacher.model", "teacher.store")  # where files live, not w
 IMAGE_DEFAULT = DEFAULT_BY_MODALITY["image"]
 
 
-def bench_row_and_repro(
-    tmp_path: Path, dataset: str, bench_args: list[str], params: Path = PROJECT / "params.yaml"
-) -> tuple[dict, dict, dict]:
-    """One benchmark row (`python -m ckd.bench`) on `params`, then `dvc repro` of a copy of the project with
-    those params and the row's overrides: (the row, validate's metrics, train's metrics)."""
+def copy_project(tmp_path: Path, params: Path) -> Path:
+    """The pipeline (root dvc.yaml, its stages and code) in a fresh DVC project under `tmp_path`, with `params`."""
     project = tmp_path / "project"
     project.mkdir()
     for item in ("dvc.yaml", "stages", "ckd", "serving"):
@@ -37,15 +34,18 @@ def bench_row_and_repro(
     shutil.copy(params, project / "params.yaml")
     subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=project, check=True)
     subprocess.run([DVC, "config", "core.analytics", "false"], cwd=project, check=True)
+    return project
 
-    command = [sys.executable, "-m", "ckd.bench", "--params", str(project / "params.yaml"), "--dataset", dataset]
-    common = ["--seeds", "1", "--science-seeds", "0", "--regimes", "labelled", "--teacher-epochs", "3"]
-    common += ["--set", "validate.min_accuracy=0.3", "--workers", "1", "--out", str(tmp_path / "bench")]
-    bench = subprocess.run(command + common + bench_args, cwd=PROJECT, env=ENV, capture_output=True, text=True)
-    assert bench.returncode == 0, bench.stderr[-2000:]
-    with open(tmp_path / "bench" / "results.csv") as handle:
-        (row,) = list(csv.DictReader(handle))
 
+def only_row(results: Path, **where: str) -> dict:
+    """The one row of `results` (a results.csv) whose columns have the values `where` gives."""
+    with open(results) as handle:
+        (row,) = [row for row in csv.DictReader(handle) if all(row[k] == v for k, v in where.items())]
+    return row
+
+
+def repro_with_overrides(project: Path, row: dict) -> tuple[dict, dict, dict]:
+    """`dvc repro` of `project` with the row's overrides on its params: (the row, validate's, train's metrics)."""
     overrides = {k: v for k, v in json.loads(row["overrides"]).items() if k not in PATHS_OF_THE_RUN}
     rowed = with_overrides(load_config(project / "params.yaml"), overrides)
     (project / "params.yaml").write_text(yaml.safe_dump(rowed.as_dict(), sort_keys=False))
@@ -54,6 +54,20 @@ def bench_row_and_repro(
     validate = json.loads((project / "metrics" / "validate.json").read_text())
     train = json.loads((project / "metrics" / "train" / "metrics.json").read_text())
     return {**row, "overrides": overrides}, validate, train
+
+
+def bench_row_and_repro(
+    tmp_path: Path, dataset: str, bench_args: list[str], params: Path = PROJECT / "params.yaml"
+) -> tuple[dict, dict, dict]:
+    """One benchmark row (`python -m ckd.bench`) on `params`, then `dvc repro` of a copy of the project with
+    those params and the row's overrides: (the row, validate's metrics, train's metrics)."""
+    project = copy_project(tmp_path, params)
+    command = [sys.executable, "-m", "ckd.bench", "--params", str(project / "params.yaml"), "--dataset", dataset]
+    common = ["--seeds", "1", "--science-seeds", "0", "--regimes", "labelled", "--teacher-epochs", "3"]
+    common += ["--set", "validate.min_accuracy=0.3", "--workers", "1", "--out", str(tmp_path / "bench")]
+    bench = subprocess.run(command + common + bench_args, cwd=PROJECT, env=ENV, capture_output=True, text=True)
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    return repro_with_overrides(project, only_row(tmp_path / "bench" / "results.csv"))
 
 
 def assert_same_student(row: dict, validate: dict, train: dict, budget: int) -> None:
@@ -147,3 +161,51 @@ def test_table_default_recipe_row_equals_dvc_repro(tmp_path):
     row, validate, train = bench_row_and_repro(tmp_path, str(table), args, params=table_params)
     assert row["overrides"]["data.source"] == str(table) and row["overrides"]["teacher.budget"] == 40
     assert_same_student(row, validate, train, 40)
+
+
+@pytest.mark.timeout(1200)  # the frozen encoder, a benchmark row and the whole text pipeline on a busy 2-core machine
+def test_text_default_recipe_row_equals_dvc_repro(tmp_path):
+    """The text default recipe (embedding corruption and the free pool texts' term) is what the AG News params
+    file runs; a `ckd.bench.text` row of it on a tiny AG-News-shaped CSV, its teacher the stand-in LLM server on
+    127.0.0.1, equals `dvc repro` of the one root pipeline with the row's overrides."""
+    from examples.ag_news.llm_server import StandinLLMServer, standin_from_data
+    from tests.helpers.text import LABEL_WORDS, write_text_csv
+
+    text_params = PROJECT / "examples" / "ag_news" / "params.yaml"
+    assert with_overrides(load_config(text_params), variant_overrides(TEXT_DEFAULT_RECIPE, {}, None)).student == (
+        load_config(text_params).student
+    ), "examples/ag_news/params.yaml != the text default recipe"
+
+    news = tmp_path / "news.csv"
+    write_text_csv(news, count=240, seed=7, own=0.5)  # ambiguous texts: neither teacher nor student is perfect
+    test_size, budget = 60, 60
+    params = yaml.safe_load(text_params.read_text())
+    params["data"] |= {"source": str(news), "download": None, "mirror": None, "test_size": test_size}
+    # the gates are not what is compared here (one int8 flip among 60 test texts is a drop of 0.017)
+    params["validate"] |= {"min_accuracy": 0.3, "max_int8_drop": 0.2, "latency_runs": 3}
+    # the store is no param of a stage (and no path of the row): one of this test's own, apart from the example's
+    params["teacher"] |= {"store": str(tmp_path / "store")}
+    llm, _ = standin_from_data(str(news), params["data"]["text"], params["data"]["label"], LABEL_WORDS, test_size, 0)
+    with StandinLLMServer(llm, params["teacher"]["model_name"]) as server:
+        params["teacher"]["url"] = server.url
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        project = copy_project(tmp_path, tmp_path / "params.yaml")
+        embed = subprocess.run([DVC, "repro", "embed"], cwd=project, env=ENV, capture_output=True, text=True)
+        assert embed.returncode == 0, embed.stderr[-2000:]
+
+        command = [sys.executable, "-m", "ckd.bench.text", "--params", str(project / "params.yaml")]
+        # two data seeds, the second's row reproduced: the benchmark's split must not follow the seed (the
+        # pipeline's does unless data.split_seed is set)
+        command += ["--embedded", str(project / "data" / "embedded.npz"), "--budgets", str(budget), "--seeds", "2"]
+        command += ["--variants", TEXT_DEFAULT_RECIPE, "--regimes", "labelled", "--steps", "200"]
+        command += ["--out", str(tmp_path / "bench")]
+        bench = subprocess.run(command, cwd=PROJECT, env=ENV, capture_output=True, text=True)
+        assert bench.returncode == 0, bench.stderr[-2000:]
+        computed_by_bench = server.computed
+        row, validate, train = repro_with_overrides(project, only_row(tmp_path / "bench" / "results.csv", seed="1"))
+        assert server.computed - computed_by_bench == budget  # repro asked this server; the bench, its own
+    assert computed_by_bench == 0
+    assert row["overrides"]["teacher.budget"] == budget and row["overrides"]["student.steps"] == 200
+    assert row["overrides"]["seed"] == 1 and row["overrides"]["data.split_seed"] == 0
+    assert row["overrides"]["student.augment"] == "corrupt" and row["overrides"]["student.unlabelled_weight"] > 0
+    assert_same_student(row, validate, train, budget)

@@ -102,11 +102,14 @@ def _call(stage: str, run: Callable[[], Any]) -> Any:
     return run()
 
 
-def ask_teacher(params: Params, paying: TeacherSettings | None = None, timed: Callable = _call) -> dict[str, Any]:
+def ask_teacher(
+    params: Params, paying: TeacherSettings | None = None, timed: Callable = _call, embedded: str | None = None
+) -> dict[str, Any]:
     """The pipeline's data stages (sample, query, check, build) in the order dvc.yaml runs them, on the very
-    stage functions (the benchmark's one chain; `grid` and `bench/scaling.py` run it too). `paying`: the
-    teacher section that pays (default `params.teacher`; the grid's shared store has a budget of its own).
-    `timed(stage, run)` runs each stage (a study times them). Returns the stages' outputs by name."""
+    stage functions (the benchmark's one chain; `grid`, `ckd.bench.text` and `bench/scaling.py` run it too).
+    `paying`: the teacher section that pays (default `params.teacher`; the grid's shared store has a budget of
+    its own). `timed(stage, run)` runs each stage (a study times them). `embedded`: the embed stage's output (a
+    text source). Returns the stages' outputs by name."""
     from ckd.stages import stage_names
     from ckd.stages.build import build
     from ckd.stages.check import check
@@ -118,7 +121,7 @@ def ask_teacher(params: Params, paying: TeacherSettings | None = None, timed: Ca
 
     def sample_step() -> None:
         out["pool"], out["test"], out["selection"], _ = sample(
-            params.data, params.teacher.budget, params.split_seed, params.seed
+            params.data, params.teacher.budget, params.split_seed, params.seed, embedded
         )
 
     def query_step() -> None:

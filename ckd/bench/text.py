@@ -12,16 +12,20 @@ params file's own `student` section, unchanged (the default recipe); and, as `ck
 the CPU with one thread per worker. A variant whose configuration equals another's (e.g. `default` and
 `ckd` when the example runs `ckd`) is trained once and reported under both names.
 
-The embed stage's output holds every text, its label and its frozen-encoder embedding. The split is the
-pipeline's (`data.test_size`, `data.split_seed` / `seed`). The teacher is the STAND-IN LLM server (a TF-IDF +
+The embed stage's output holds every text, its label and its frozen-encoder embedding. Not a second pipeline:
+the teacher's answers and each comparative set come from the pipeline's own stage functions (sample, query,
+check, build: `ckd.bench.run.ask_teacher`), so a row and `dvc repro` with the row's `overrides` give the same
+student (tests/test_bench_equals_repro.py). The split is the pipeline's (`data.test_size`), one for every row
+(`data.split_seed` fixed at the params' own). The teacher is the STAND-IN LLM server (a TF-IDF +
 logistic-regression classifier trained on the pool, `examples.ag_news.llm_server`, as `examples/ag_news/run.sh`
 starts it) on 127.0.0.1, asked through the `openai` backend built from the params' `teacher` section, once
-per text, under one store per seed (nested budgets): the calls, tokens and the budget are real, the
-language model is not. For each (budget N, seed) the seed selects N pool texts by `data.selection` (every
-strategy is nested: N=300 extends N=100) and every variant trains the head on the cached embeddings of those
-N answers, once per student seed (`--student-seeds`: the student's seed apart from the data seed).
-`--dev-size D` is the dev protocol: D seeded pool texts stand in for the test split, which is never read
-(recipes and grids are chosen there; the stand-in LLM is then trained on the rest of the pool).
+per text, under one store per seed that pays for the largest budget: the calls, tokens and the budget are
+real, the language model is not. For each (budget N, seed) the sample stage selects N pool texts by
+`data.selection` (every strategy is nested: N=300 extends N=100, whose answers are paid once) and every
+variant trains the head on the cached embeddings of those N answers (a recipe's group shape, e.g. `ckd_21`,
+built by the build stage), once per student seed (`--student-seeds`: the student's seed apart from the data
+seed). `--dev-size D` is the dev protocol: D seeded pool texts stand in for the test split, which is never
+read (recipes and grids are chosen there; the stand-in LLM is then trained on the rest of the pool).
 """
 
 from __future__ import annotations
@@ -39,14 +43,11 @@ from tqdm.auto import tqdm
 
 from ckd.bench.recipes import RECIPES
 from ckd.bench.report import write_report
-from ckd.bench.run import FIELDS, _init_worker, _train_one, variant_overrides
-from ckd.comparative import comparative_set
+from ckd.bench.run import FIELDS, _init_worker, _train_one, ask_teacher, variant_overrides
 from ckd.config import Params, load_config, with_overrides
-from ckd.data import Pool, TestSet, load_source, select_for_teacher, split_pool_test
-from ckd.data.selection import SELECTIONS
+from ckd.data import load_source, split_pool_test, write_arrays
 from ckd.errors import CkdError
-from ckd.query import run_query
-from ckd.teachers import build_teacher
+from ckd.stages.build import build
 from ckd.teachers.openai_chat import OpenAITeacherConfig
 from examples.ag_news.llm_server import StandinLLMServer, TextClassifierLLM
 
@@ -93,102 +94,84 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
     llm_config = cast(OpenAITeacherConfig, base.teacher)  # base_params checked it
     label_words = tuple(llm_config.label_words or ())
     prompt = llm_config.prompt
+    embedded = str(args.embedded)
     pool_ids, test_ids = split_pool_test(len(dataset.x), base.data.test_size, base.split_seed)
+    # One split for every row (one stand-in LLM, one test split), as `ckd.bench` fixes it: the pipeline's split
+    # follows `seed` unless `data.split_seed` is set.
+    data_overrides: dict[str, Any] = {"data.split_seed": base.split_seed}
     if args.dev_size:
-        # the dev protocol (choose recipes here): the test split is never read; a seeded part of the pool stands in
+        # the dev protocol (choose recipes here): the test split is never read; a seeded part of the pool stands in.
+        # The pipeline's sample stage makes it: on the pool alone (in order), with the dev size and seed.
+        embedded = str(out / "data" / "dev_pool.npz")
+        write_arrays(embedded, x=dataset.x[pool_ids], y=dataset.y[pool_ids], text=dataset.texts[pool_ids],
+                     class_names=np.asarray(dataset.class_names))  # fmt: skip
+        data_overrides = {"data.test_size": args.dev_size, "data.split_seed": base.split_seed + 1}
         inner_pool, inner_dev = split_pool_test(len(pool_ids), args.dev_size, base.split_seed + 1)
         pool_ids, test_ids = pool_ids[inner_pool], pool_ids[inner_dev]
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     test_path = data_dir / "test.npz"
-    TestSet(ids=test_ids, x=dataset.x[test_ids], labels=dataset.y[test_ids]).save(test_path)
     # As `run.sh` trains it (examples.ag_news.llm_server.standin_from_data): on the pool of the pipeline's split.
     llm = TextClassifierLLM(dataset.texts[pool_ids], dataset.y[pool_ids], label_words, base.seed)
     # As the server sees them: the prompted texts.
     teacher_test_accuracy = llm.accuracy(
         [prompt.format(text=t, labels=", ".join(label_words)) for t in dataset.texts[test_ids]], dataset.y[test_ids]
     )
-    pools = {
-        regime: Pool(
-            ids=pool_ids,
-            x=dataset.x[pool_ids],
-            class_names=dataset.class_names,
-            is_image=False,
-            labels=dataset.y[pool_ids] if regime == "labelled" else None,
-        )
-        for regime in args.regimes
-    }
     jobs: list[dict] = []
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0}
+    budgets = sorted(args.budgets)  # nested selections: each budget's answers extend the smaller one's
     with StandinLLMServer(llm, llm_config.model_name or "standin-llm") as server:
-        teacher = build_teacher(with_overrides(base, {"teacher.url": server.url}).teacher)
         for seed in range(args.seeds):
-            # One store per seed at the largest budget; smaller budgets use its first N (nested) answers.
-            top = max(args.budgets)
-            # The selection strategy's own order (every strategy is nested): its first N picks are the selection
-            # for budget N.
-            strategy = SELECTIONS.get(base.data.selection)
-            chosen_all = pool_ids[strategy(dataset.x[pool_ids], top, np.random.default_rng(seed))]
-            rows = np.searchsorted(pool_ids, chosen_all)
-            result = run_query(
-                teacher,
-                chosen_all,
-                dataset.texts[pool_ids][rows],
-                len(label_words),
-                top,
-                # absolute: a relative store path is the main repository's (ckd.store.sqlite), not this folder's
-                (out / "teacher_outputs" / f"s{seed}").resolve(),
-                llm_config.batch_size,
-                progress=False,
-            )
-            assert result.calls_spent_total <= top and result.unanswered == 0
-            usage = {k: usage[k] + result.usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")} | {
-                "calls": usage["calls"] + result.calls_this_run
-            }
-            score_of = dict(zip(result.ids.tolist(), result.scores))
-            for budget in args.budgets:
-                ids = np.sort(chosen_all[:budget])
-                assert np.array_equal(
-                    ids, select_for_teacher(pool_ids, dataset.x[pool_ids], budget, base.data.selection, seed)
-                )
-                scores = np.stack([score_of[int(i)] for i in ids])
-                for regime, pool in pools.items():
-                    built = comparative_set(
-                        ids,
-                        scores,
-                        pool,
-                        llm_config.scores,
-                        base.comparative.group_size,
-                        base.comparative.max_groups,
-                        seed,
-                    )
-                    data_path = data_dir / f"n{budget}-s{seed}-{regime}.npz"
-                    built.save(data_path)
-                    # the student seed (init, batch order, train/validation split) apart from the data seed
-                    student_seeds = [seed * args.student_seeds + k for k in range(args.student_seeds)]
-                    for variant, student_seed in itertools.product(args.variants, student_seeds):
-                        row_overrides = {
-                            **overrides,
+            # One store per seed that pays for the largest budget; a smaller budget's selection is the first N of
+            # the larger's (every selection strategy is nested), so its answers are paid once.
+            store = (out / "teacher_outputs" / f"s{seed}").resolve()  # absolute: not the main repository's store
+            paying = {"teacher.url": server.url, "teacher.budget": budgets[-1], "teacher.store": str(store)}
+            paying_teacher = with_overrides(base, paying).teacher
+            for budget, regime in itertools.product(budgets, args.regimes):
+                labels = {"data.use_labels": regime == "labelled"}
+                per_job = {**overrides, **data_overrides, "seed": seed, "teacher.budget": budget, **labels}
+                params = with_overrides(base, per_job)
+                # the pipeline's own stages (sample, query, check, build), as `dvc repro` runs them
+                stages = ask_teacher(params, paying_teacher, embedded=embedded)
+                queried = stages["queried"]
+                assert len(queried.ids) == budget and queried.calls_spent_total == budget, "a budget not spent in full"
+                usage = {k: usage[k] + (getattr(queried, k) or 0) for k in ("prompt_tokens", "completion_tokens")} | {
+                    "calls": usage["calls"] + queried.calls_this_run
+                }
+                if not test_path.exists():
+                    stages["test"].save(test_path)
+                data_paths = {}  # one comparative set per group shape the variants ask for (ckd_21: 2+1)
+                for variant in args.variants:
+                    shape = {} if variant == DEFAULT_VARIANT else RECIPES[variant].comparative
+                    key = json.dumps(shape, sort_keys=True)
+                    if key not in data_paths:
+                        comparative = stages["comparative"]  # params.comparative's shape, built by ask_teacher
+                        if shape:
+                            shaped = with_overrides(params, {f"comparative.{k}": v for k, v in shape.items()})
+                            comparative, _ = build(shaped.comparative, params.teacher.scores, seed, queried,
+                                                   stages["pool"])  # fmt: skip
+                        suffix = "".join(f"-{k}{v}" for k, v in shape.items())
+                        data_paths[key] = data_dir / f"n{budget}-s{seed}-{regime}{suffix}.npz"
+                        comparative.save(data_paths[key])
+                # the student seed (init, batch order, train/validation split) apart from the data seed
+                student_seeds = [seed * args.student_seeds + k for k in range(args.student_seeds)]
+                for variant, student_seed in itertools.product(args.variants, student_seeds):
+                    row_overrides = {**per_job, "student.seed": student_seed, **student_overrides(variant, base)}
+                    shape = {} if variant == DEFAULT_VARIANT else RECIPES[variant].comparative
+                    jobs.append(
+                        {
+                            "dataset": "ag_news",
+                            "regime": regime,
+                            "budget": budget,
                             "seed": seed,
-                            "student.seed": student_seed,
-                            "teacher.budget": budget,
-                            "data.use_labels": regime == "labelled",
-                            **student_overrides(variant, base),
+                            "variant": variant,
+                            "data": str(data_paths[json.dumps(shape, sort_keys=True)]),
+                            "test": str(test_path),
+                            "teacher_calls": budget,
+                            "overrides": row_overrides,
+                            "params": with_overrides(base, row_overrides).as_dict(),
                         }
-                        jobs.append(
-                            {
-                                "dataset": "ag_news",
-                                "regime": regime,
-                                "budget": budget,
-                                "seed": seed,
-                                "variant": variant,
-                                "data": str(data_path),
-                                "test": str(test_path),
-                                "teacher_calls": budget,
-                                "overrides": row_overrides,
-                                "params": with_overrides(base, row_overrides).as_dict(),
-                            }
-                        )
+                    )
         computed = server.computed
     student = base.student
     info = {
