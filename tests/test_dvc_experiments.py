@@ -81,7 +81,11 @@ def test_workspace_temp_and_queued_experiments_share_one_store(repo):
     # two queued experiments run at once by two workers: nothing computed again
     for size in (16, 24):
         sh(root, DVC, "exp", "run", "--queue", "-S", f"teacher.batch_size={size}", env=env)
-    sh(root, DVC, "queue", "start", "-j", "2", env=env)
+    # the workers it starts inherit its output: read none of it, or this call lasts as long as the experiments
+    started = subprocess.run(
+        [DVC, "queue", "start", "-j", "2"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    assert started.returncode == 0
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         status = sh(root, DVC, "queue", "status", env=env)

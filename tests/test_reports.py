@@ -174,4 +174,5 @@ def test_data_docs_artifact_is_a_link(tmp_path, prefect_harness):
     flow(publish_artifacts.fn, name="publish")({"check": {"success": 1}}, str(tmp_path))
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ckd-data-docs"])))
-    assert found and found[-1].data == f"[Great Expectations Data Docs]({index.resolve().as_uri()})"
+    # other tests of the session's Prefect server publish the same key: this run's artifact is among them
+    assert f"[Great Expectations Data Docs]({index.resolve().as_uri()})" in [artifact.data for artifact in found]
