@@ -22,19 +22,12 @@ from ckd.store import open_store
 from ckd.teachers import build_teacher
 from ckd.teachers.openai_batch import OpenAIBatchTeacher
 from ckd.teachers.openai_chat import OpenAITeacherConfig
-from examples.ag_news.llm_server import TextClassifierLLM
 from tests.conftest import PROJECT
 from tests.helpers.faults import store_agrees
 from tests.helpers.openai_batch_server import StandinBatchServer
 from tests.helpers.text import LABEL_WORDS, synthetic_texts
 
 MODEL = "standin-llm"
-
-
-@pytest.fixture(scope="module")
-def llm():
-    texts, labels = synthetic_texts(300, seed=1)
-    return TextClassifierLLM(texts, labels, LABEL_WORDS)
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,12 @@ from ckd.errors import CkdError, TeacherError
 from ckd.query import input_hashes, run_query
 from ckd.store import open_store
 from ckd.teachers.openai_chat import OpenAIChatTeacher, label_of, scores_from_logprobs
-from examples.ag_news.llm_server import StandinLLMServer, TextClassifierLLM
+from examples.ag_news.llm_server import StandinLLMServer
 from tests.helpers.fault_proxy import at, every
 from tests.helpers.faults import store_agrees
 from tests.helpers.text import LABEL_WORDS, synthetic_texts
 
 MODEL = "standin-llm"
-
-
-@pytest.fixture(scope="module")
-def llm():
-    texts, labels = synthetic_texts(300, seed=1)
-    return TextClassifierLLM(texts, labels, LABEL_WORDS)
 
 
 @pytest.fixture(scope="module")
