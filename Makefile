@@ -26,11 +26,23 @@ export TQDM_MININTERVAL := 2
 # MkDocs Material's banner about MkDocs 2.0, printed on every build: off.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install install-test run test lint docs exps plots bench clean-outputs
+.PHONY: install install-test browser run test lint docs exps plots bench clean-outputs
 
 install: $(STAMP)
 
-install-test: $(STAMP) $(TEST_STAMP) $(SERVER_STAMP) $(MLSERVER_STAMP)
+install-test: $(STAMP) $(TEST_STAMP) $(SERVER_STAMP) $(MLSERVER_STAMP) browser
+
+# Chromium, for the test that opens the offline reports in a real headless browser (tests/test_reports.py):
+# Debian's package where none is installed and apt-get may install it (root); otherwise one line, and that
+# test skips saying why. Nothing else depends on it.
+BROWSER_FOUND = command -v chromium || command -v chromium-browser || command -v google-chrome
+APT_CHROMIUM = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+browser:
+	@if ($(BROWSER_FOUND)) >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  ($(APT_CHROMIUM) || (apt-get update -q && $(APT_CHROMIUM))) >/dev/null 2>&1 \
+	    || echo "make browser: apt-get could not install chromium: the headless-browser test will skip"; \
+	else echo "make browser: no chromium, and installing it needs root and apt-get: the headless-browser test will skip"; fi
 
 # torch: where CUDA is absent, install the CPU build 2.13.0 first (pip takes it from this machine's
 # disk); the project's range admits it, so pip does not then pull a multi-GB CUDA build.

@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import yaml
 from ckd.exps import table
 from ckd.query import Queried
 from ckd.stages.validate import decision_metrics
-from tests.helpers import PROJECT
+from tests.helpers import PROJECT, copy_project, with_changes
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 
@@ -99,3 +101,70 @@ def test_dvc_exp_show_has_only_the_decision_columns_and_make_exps_fits_120(repo)
         ["ckd", "100", "0.8100", "100", "0.5000"],
     ]
     assert "| test |" in lines[2]
+
+
+# A small run of the whole pipeline (the end-to-end test's settings) in a git + DVC copy of the project.
+SMALL_RUN = {
+    "teacher.budget": 60,
+    "teacher.standin.epochs": 3,
+    "student.steps": 200,
+    "student.lr": [0.003],
+    "student.eval_every": 50,
+    "validate.min_accuracy": 0.5,
+    "validate.latency_runs": 20,
+}
+
+
+@pytest.fixture(scope="module")
+def after_repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], Callable[..., str]]:
+    """A git + DVC copy of the project after `dvc repro` (small settings) and a commit; the environment."""
+    root = copy_project(tmp_path_factory.mktemp("exps") / "project")
+    params = with_changes(yaml.safe_load((root / "params.yaml").read_text()), SMALL_RUN)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / ".gitignore").write_text("/teacher_outputs/\n__pycache__/\n")
+    env = {**os.environ, "COLUMNS": "120", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t"}
+    env.update(GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env.pop("PYTHONPATH", None)  # the stages and `python -m ckd.exps` import the copy's ckd, as in a clone
+
+    def run(*command: str) -> str:
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True, env=env, timeout=900)
+        assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout
+
+    run("git", "init", "-q")
+    run(DVC, "init", "-q")
+    run(DVC, "config", "core.analytics", "false")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "the project")  # DVCLive (train) needs a commit
+    run(DVC, "repro")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "a run")
+    return root, env, run
+
+
+@pytest.mark.slow
+def test_make_exps_after_a_repro_fits_120_columns_with_accuracy(after_repro: tuple[Path, dict, Callable]) -> None:
+    """`make exps`, the documented command, exactly as the Makefile runs it, on a real run's `dvc exp show`."""
+    root, _, run = after_repro
+    venv = Path(sys.executable).parent.parent
+    shown = run("make", "--no-print-directory", "-f", str(PROJECT / "Makefile"), "exps", f"VENV={venv}")
+    lines = [line for line in shown.splitlines() if line.startswith("|")]
+    assert len(lines) == 4 and all(len(line) <= 120 for line in shown.splitlines())  # header, rule, 2 rows
+    cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
+    assert cells[0][:3] == ["method", "budget", "accuracy"]
+    accuracy = json.loads((root / "metrics" / "decision.json").read_text())["onnx_test_accuracy"]
+    assert [row[:4] for row in cells[2:]] == [["ckd", "60", f"{accuracy:.4f}", "60"]] * 2  # workspace, commit
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="DVC 3 (dvc/repo/params/show.py, _collect_params) shows every key of params.yaml, the default params "
+    "file, whether or not a stage depends on it, and one column per dependency path (~60 keys + ~65 paths "
+    "here): past ~85 such columns its table collapses every column, accuracy too; `make exps` is the command",
+)
+def test_plain_dvc_exp_show_fits_120_columns_with_accuracy(after_repro: tuple[Path, dict, Callable]) -> None:
+    _, _, run = after_repro
+    shown = run(DVC, "exp", "show", "--no-pager")
+    assert all(len(line) <= 120 for line in shown.splitlines())
+    assert "onnx_test_accuracy" in shown

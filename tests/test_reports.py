@@ -130,7 +130,9 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_chromium() is None, reason="no headless browser (apt-get install chromium)")
+@pytest.mark.skipif(
+    _chromium() is None, reason="no headless browser: `make install-test` installs Debian's chromium (root + apt-get)"
+)
 def test_pages_render_in_a_headless_browser_with_no_network(data_docs, tmp_path):
     """Screenshots in Chromium with every network request sent to a closed port: the Data Docs index shows
     its tables (not a blank page) and the plots page its charts."""
