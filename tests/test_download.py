@@ -1,11 +1,12 @@
 """The `download` stage: a data file from its public source (a local HTTP server here), an offline mirror
 looked up first, the SHA-256 pinned; each failure one line that says how to get the file. And a copy of the
-project without ../shared runs the AG News example's data path from the mirror."""
+project without ../shared runs the AG News example end to end from the mirror, against its stand-in."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -23,8 +24,8 @@ from ckd.data import Pool, TestSet
 from ckd.data.download import KNOWN, MIRROR_ENV, fetch, fetch_known
 from ckd.errors import CkdError, ConfigError
 from ckd.stages.download import download
-from tests.helpers import PROJECT
-from tests.helpers.text import write_text_csv
+from tests.helpers import PROJECT, with_changes
+from tests.helpers.text import LABEL_WORDS, write_text_csv
 
 PAYLOAD = b"label,title,description\n1,A,minister election\n2,B,match goal\n"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -58,11 +59,14 @@ def served(tmp_path):
         httpd.server_close()
 
 
-def _closed_port_url() -> str:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/news.csv"  # nothing listens: connection refused, as with no network
+        return int(s.getsockname()[1])
+
+
+def _closed_port_url() -> str:
+    return f"http://127.0.0.1:{_free_port()}/news.csv"  # nothing listens: connection refused, as with no network
 
 
 @pytest.fixture(autouse=True)
@@ -154,39 +158,84 @@ def test_known_data_sets_match_the_shared_copies(tmp_path):
         fetch_known("imagenet.tar", tmp_path)
 
 
+# The example's params made small for the whole run on 80 texts (the data path is the example's own).
+AG_NEWS_SMALL = {
+    "data.test_size": 20,
+    "teacher.budget": 30,
+    "student.steps": 100,
+    "student.eval_every": 50,
+    "student.method_args": {"temperature": [2.0]},
+    "export.int8_calibration_samples": 32,
+    "validate.min_accuracy": 0.0,  # 20 test texts: the point is the path through every stage, not the gates
+    "validate.max_int8_drop": 1.0,
+    "validate.latency_runs": 5,
+}
+
+
 @pytest.mark.slow
-def test_fresh_clone_without_shared_runs_the_ag_news_data_path(tmp_path):
+def test_fresh_clone_without_shared_runs_the_ag_news_example_end_to_end(tmp_path):
     """A copy of the project alone (no ../shared beside it), the mirror pointed at a folder holding a small
-    AG-News-shaped CSV pinned by its checksum: `dvc repro sample` in examples/ag_news fetches it, embeds it
-    and splits it; without the mirror the same run stops in `download` with one line saying how to get it."""
+    AG-News-shaped CSV pinned by its checksum: without the mirror `dvc repro` stops in `download` with one line
+    saying how to get the file; with it, as run.sh does, `dvc repro download`, the example's stand-in LLM server
+    (started from the clone, on the params' 127.0.0.1 port) and `dvc repro` run every stage through validate,
+    the teacher paid at most the budget and the shipped text bundle names the classes with the label words."""
     root = tmp_path / "clone"
     root.mkdir()
-    outputs = shutil.ignore_patterns("__pycache__", "data", "models", "teacher_outputs")  # the example's own outputs
-    for item in ("ckd", "stages", "examples/ag_news"):
+    outputs = shutil.ignore_patterns("__pycache__", "data", "models", "teacher_outputs", "metrics")  # its outputs
+    for item in ("ckd", "stages", "serving", "examples/ag_news"):
         shutil.copytree(PROJECT / item, root / item, ignore=None if item == "ckd" else outputs)
     shutil.copy(PROJECT / "dvc.yaml", root / "dvc.yaml")  # the one pipeline; run.sh runs it with the example's params
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     write_text_csv(mirror / "ag_news_test.csv", count=80, seed=1)
-    params = yaml.safe_load((root / "examples" / "ag_news" / "params.yaml").read_text())
+    params = with_changes(yaml.safe_load((root / "examples" / "ag_news" / "params.yaml").read_text()), AG_NEWS_SMALL)
     params["data"]["download"]["url"] = _closed_port_url()  # no test reaches the network
     params["data"]["download"]["sha256"] = hashlib.sha256((mirror / "ag_news_test.csv").read_bytes()).hexdigest()
-    params["data"]["test_size"] = 20
-    params["teacher"]["budget"] = 30
+    params["teacher"]["url"] = f"http://127.0.0.1:{_free_port()}/v1"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert not (root.parent / "shared").exists()
     env = {k: v for k, v in os.environ.items() if k not in (MIRROR_ENV, "CKD_PLUGINS")}  # a clone: no tests/
     env.update(PYTHONPATH=str(root), HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1")
+    env.update({f"GIT_{who}_{what}": "t" for who in ("AUTHOR", "COMMITTER") for what in ("NAME", "EMAIL")})
     dvc = str(Path(sys.executable).with_name("dvc"))
-    for command in (["git", "init", "-q"], [dvc, "init", "-q"]):
+    # a clone holds a commit (DVCLive, in train, fails in a git repository that has none)
+    for command in (["git", "init", "-q"], [dvc, "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "c"]):
         subprocess.run(command, cwd=root, env=env, check=True)
-    failed = subprocess.run([dvc, "repro", "sample"], cwd=root, env=env, capture_output=True, text=True)
+    failed = subprocess.run([dvc, "repro"], cwd=root, env=env, capture_output=True, text=True)
     assert failed.returncode != 0 and not (root / "data" / "ag_news_test.csv").exists()
     errors = [line for line in failed.stderr.splitlines() if line.startswith("ckd download: error:")]
     assert len(errors) == 1 and MIRROR_ENV in errors[0] and "Traceback" not in failed.stderr, failed.stderr
     env[MIRROR_ENV] = str(mirror)
-    done = subprocess.run([dvc, "repro", "sample"], cwd=root, env=env, capture_output=True, text=True)
+    done = subprocess.run([dvc, "repro", "download"], cwd=root, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (root / "data" / "ag_news_test.csv").read_bytes() == (mirror / "ag_news_test.csv").read_bytes()
+
+    report = root / "examples" / "ag_news" / "standin_llm.json"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "examples.ag_news.llm_server", "--params", "params.yaml", "--report", str(report)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        seen = []  # it prints one line once it serves (after training on the pool); nothing more: it stopped
+        while not (seen and seen[-1].startswith("stand-in LLM")) and (line := server.stdout.readline()):
+            seen.append(line)
+        assert seen and f"at {params['teacher']['url']};" in seen[-1], "".join(seen)
+        done = subprocess.run([dvc, "repro"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
     test, pool = TestSet.load(root / "data" / "test.npz"), Pool.load(root / "data" / "pool.npz")
     assert len(test.labels) == 20 and len(pool.ids) == 60 and pool.x.shape[1] == test.x.shape[1] == 384
+    metrics = json.loads((root / "metrics" / "validate.json").read_text())
+    assert metrics["test_size"] == 20 and 0.0 <= metrics["onnx_test_accuracy"] <= 1.0
+    assert metrics["calls_spent_total"] <= 30 and metrics["teacher_outputs"] == 30
+    assert json.loads((root / "metrics" / "query.json").read_text())["calls_this_run"] == 30
+    assert json.loads((root / "models" / "serving" / "bundle.json").read_text())["class_names"] == list(LABEL_WORDS)
+    assert json.loads(report.read_text())["standin_llm_test_accuracy"] > 0.5
