@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # issue 17, text: the AG News benchmark behind docs/benchmarks/tables-text.md (the stand-in LLM teacher, an MLP head
-# on frozen all-MiniLM-L6-v2 embeddings). From the repository root, after the example's embed stage
-# (cd examples/ag_news && python -m stages.embed --out data/embedded.npz):
+# on frozen all-MiniLM-L6-v2 embeddings). From the repository root, after the example's download and embed stages
+# with its params (they leave data/embedded.npz, the default --embedded; `bash examples/ag_news/run.sh` does too):
+#   python -m stages.download --params examples/ag_news/params.yaml --out data/download.json --metrics ''
+#   python -m stages.embed --params examples/ag_news/params.yaml --out data/embedded.npz --metrics ''
 #   nice -n 10 bash bench/ag_news_v2/run.sh dev     # choose the recipe (bench/tables_text_report.py prints it)
 #   nice -n 10 bash bench/ag_news_v2/run.sh test    # every candidate on the test split; the chosen one is reported
 # examples/ag_news/params.yaml runs the chosen recipe (TEXT_DEFAULT_RECIPE; tests/test_bench_text.py checks it).

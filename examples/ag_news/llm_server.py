@@ -32,9 +32,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+
+from examples.ag_news.local_http import LocalServer, QuietHandler, send_json
 
 # Tokens a real model puts some probability on that spell no label word.
 _OTHER_TOKENS = (("The", 0.02), ("\n", 0.01))
@@ -102,7 +103,7 @@ class TextClassifierLLM:
         }
 
 
-class StandinLLMServer:
+class StandinLLMServer(LocalServer):
     """`with StandinLLMServer(llm) as server:` serves on `server.url` (`.../v1`) until the block ends."""
 
     def __init__(
@@ -131,15 +132,10 @@ class StandinLLMServer:
         self.authorizations: set[str] = set()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 if self.path.rstrip("/") == "/v1/models":
-                    server._reply(
+                    send_json(
                         self,
                         200,
                         {
@@ -148,29 +144,27 @@ class StandinLLMServer:
                         },
                     )
                 else:
-                    server._reply(self, 404, {"error": {"message": f"no route {self.path}"}})
+                    send_json(self, 404, {"error": {"message": f"no route {self.path}"}})
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path.rstrip("/") != "/v1/chat/completions":
-                    server._reply(self, 404, {"error": {"message": f"no route {self.path}"}})
+                    send_json(self, 404, {"error": {"message": f"no route {self.path}"}})
                     return
                 server._complete(self, body)
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        super().__init__(Handler, port)
+        self.url = f"{self.base_url}/v1"
 
     def _complete(self, handler, body: bytes) -> None:
         try:
             request = json.loads(body)
             prompt = "\n".join(str(m.get("content", "")) for m in request["messages"])
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            self._reply(handler, 400, {"error": {"message": "expected a JSON body with messages"}})
+            send_json(handler, 400, {"error": {"message": "expected a JSON body with messages"}})
             return
         if request.get("model") != self.model:
-            self._reply(handler, 404, {"error": {"message": f"model {request.get('model')!r} not found"}})
+            send_json(handler, 404, {"error": {"message": f"model {request.get('model')!r} not found"}})
             return
         with self.lock:
             index = self.requests
@@ -180,18 +174,18 @@ class StandinLLMServer:
             self.faults[fault] = self.faults.get(fault, 0) + 1
             self.authorizations.add(handler.headers.get("Authorization", ""))
         if fault == "429":
-            self._reply(
+            send_json(
                 handler, 429, {"error": {"message": "injected: rate limited"}}, {"Retry-After": str(self.retry_after_s)}
             )
             return
         if fault in ("429ms", "429reset"):
             wait = {"429ms": {"retry-after-ms": str(self.retry_after_s * 1000)}}
             headers = wait.get(fault, {"x-ratelimit-reset-requests": f"{self.retry_after_s}s"})
-            self._reply(handler, 429, {"error": {"message": "injected: rate limited"}}, headers)
+            send_json(handler, 429, {"error": {"message": "injected: rate limited"}}, headers)
             return
         if fault in ("500", "500ra"):
             headers = {"Retry-After": str(self.retry_after_s)} if fault == "500ra" else {}
-            self._reply(handler, 500, {"error": {"message": "injected internal error"}}, headers)
+            send_json(handler, 500, {"error": {"message": "injected internal error"}}, headers)
             return
         answer = self.llm.completion(
             prompt,
@@ -210,29 +204,7 @@ class StandinLLMServer:
             handler.close_connection = True
             return
         limits = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{self.retry_after_s}s"}
-        self._reply(handler, 200, answer, limits if fault == "exhausted" else None)
-
-    @staticmethod
-    def _reply(handler, status: int, payload: dict, headers: dict | None = None) -> None:
-        body = json.dumps(payload).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(body)))
-            for key, value in (headers or {}).items():
-                handler.send_header(key, value)
-            handler.end_headers()
-            handler.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (its timeout): the answer is lost, as in real life
-
-    def __enter__(self) -> StandinLLMServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.http.shutdown()
-        self.http.server_close()
+        send_json(handler, 200, answer, limits if fault == "exhausted" else None)
 
 
 def standin_from_data(

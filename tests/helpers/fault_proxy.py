@@ -20,8 +20,9 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from examples.ag_news.local_http import LocalServer, QuietHandler, send_json
 
 Plan = Callable[[int], str]
 
@@ -34,7 +35,7 @@ def at(faults: dict[int, str]) -> Plan:
     return lambda i: faults.get(i, "ok")
 
 
-class FaultProxy:
+class FaultProxy(LocalServer):
     def __init__(self, upstream: str, plan: Plan, slow_s: float = 2.0, retry_after_s: int = 1, delay_s: float = 0.3):
         self.upstream = urlsplit(upstream)
         self.plan, self.slow_s, self.retry_after_s, self.delay_s = plan, slow_s, retry_after_s, delay_s
@@ -45,12 +46,7 @@ class FaultProxy:
         self.authorizations: set[str] = set()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 proxy._forward(self, None)
 
@@ -66,18 +62,16 @@ class FaultProxy:
                     proxy.faults[fault] = proxy.faults.get(fault, 0) + 1
                     proxy.authorizations.add(self.headers.get("Authorization", ""))
                 if fault == "500":
-                    proxy._reply(self, 500, b'{"error": "injected internal error"}')
+                    send_json(self, 500, b'{"error": "injected internal error"}')
                 elif fault == "500ra":
-                    proxy._reply(
+                    send_json(
                         self,
                         500,
                         b'{"error": "injected: not started, come back later"}',
                         {"Retry-After": str(proxy.retry_after_s)},
                     )
                 elif fault == "429":
-                    proxy._reply(
-                        self, 429, b'{"error": "injected: slow down"}', {"Retry-After": str(proxy.retry_after_s)}
-                    )
+                    send_json(self, 429, b'{"error": "injected: slow down"}', {"Retry-After": str(proxy.retry_after_s)})
                 else:
                     with proxy.lock:
                         proxy.computed += json.loads(body)["inputs"][0]["shape"][0]
@@ -92,19 +86,17 @@ class FaultProxy:
                     if fault == "error_body":
                         answer = b'{"error": "model exploded: CUDA out of memory"}'
                     if fault in ("502", "503", "504"):
-                        proxy._reply(self, int(fault), b"<html>injected gateway error</html>")
+                        send_json(self, int(fault), b"<html>injected gateway error</html>")
                         return
                     if fault == "reset":
                         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         self.connection.close()
                         self.close_connection = True
                         return
-                    proxy._reply(self, status, answer)
+                    send_json(self, status, answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
+        self.url = self.base_url
 
     def _upstream(self, method: str, path: str, body: bytes | None, headers) -> tuple[int, dict, bytes]:
         connection = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=60)
@@ -117,25 +109,4 @@ class FaultProxy:
 
     def _forward(self, handler, body: bytes | None) -> None:
         status, _, answer = self._upstream(handler.command, handler.path, body, handler.headers)
-        self._reply(handler, status, answer)
-
-    @staticmethod
-    def _reply(handler, status: int, body: bytes, headers: dict | None = None) -> None:
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(body)))
-            for key, value in (headers or {}).items():
-                handler.send_header(key, value)
-            handler.end_headers()
-            handler.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (its timeout): the answer is lost, as in real life
-
-    def __enter__(self) -> FaultProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        send_json(handler, status, answer)

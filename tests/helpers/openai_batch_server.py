@@ -23,11 +23,12 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from examples.ag_news.local_http import LocalServer, QuietHandler, send_json
 
-class StandinBatchServer:
+
+class StandinBatchServer(LocalServer):
     def __init__(self, llm, model: str = "standin-llm", polls_to_finish: int = 1):
         self.llm, self.model, self.polls_to_finish = llm, model, polls_to_finish
         self.hold = False
@@ -44,54 +45,47 @@ class StandinBatchServer:
         self.chat_requests = 0
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
                 server._route(self, "GET", b"")
 
             def do_POST(self):
                 server._route(self, "POST", self.rfile.read(int(self.headers.get("Content-Length", 0))))
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        super().__init__(Handler)
+        self.url = f"{self.base_url}/v1"
 
     # -- routes -------------------------------------------------------------------------------------
     def _route(self, handler, method: str, body: bytes) -> None:
         path = handler.path.split("?", 1)[0].rstrip("/")
         with self.lock:
             if method == "GET" and path == "/v1/models":
-                return self._reply(handler, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+                return send_json(handler, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
             if method == "POST" and path == "/v1/files":
-                return self._reply(handler, 200, self._upload(handler.headers.get("Content-Type", ""), body))
+                return send_json(handler, 200, self._upload(handler.headers.get("Content-Type", ""), body))
             if method == "POST" and path == "/v1/batches":
                 job = self._create(json.loads(body))
                 if self.create_then_500:
-                    return self._reply(handler, 500, {"error": {"message": "injected: created, then failed"}})
-                return self._reply(handler, 200, job)
+                    return send_json(handler, 500, {"error": {"message": "injected: created, then failed"}})
+                return send_json(handler, 200, job)
             if method == "GET" and path == "/v1/batches":
                 jobs = sorted(self.jobs.values(), key=lambda j: -j["created_at_ns"])
-                return self._reply(
+                return send_json(
                     handler, 200, {"object": "list", "data": [self._public(j) for j in jobs], "has_more": False}
                 )
             if method == "GET" and path.startswith("/v1/batches/"):
                 found = self.jobs.get(path.rsplit("/", 1)[1])
                 if found is None:
-                    return self._reply(handler, 404, {"error": {"message": "no such batch"}})
-                return self._reply(handler, 200, self._advance(found))
+                    return send_json(handler, 404, {"error": {"message": "no such batch"}})
+                return send_json(handler, 200, self._advance(found))
             if method == "GET" and path.startswith("/v1/files/") and path.endswith("/content"):
                 stored = self.files.get(path.split("/")[3])
                 if stored is None:
-                    return self._reply(handler, 404, {"error": {"message": "no such file"}})
-                return self._reply(handler, 200, stored["content"], content_type="application/jsonl")
+                    return send_json(handler, 404, {"error": {"message": "no such file"}})
+                return send_json(handler, 200, stored["content"], content_type="application/jsonl")
             if method == "POST" and path == "/v1/chat/completions":
                 self.chat_requests += 1
-            return self._reply(handler, 404, {"error": {"message": f"no route {method} {path}"}})
+            return send_json(handler, 404, {"error": {"message": f"no route {method} {path}"}})
 
     def _upload(self, content_type: str, body: bytes) -> dict:
         message = email.parser.BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
@@ -204,20 +198,3 @@ class StandinBatchServer:
                 job[key] = file_id
         job["status"] = "expired" if self.expire_after is not None and self.expire_after < len(lines) else "completed"
         job["request_counts"] = {"total": len(lines), "completed": len(output), "failed": len(errors)}
-
-    @staticmethod
-    def _reply(handler, status: int, payload, content_type: str = "application/json") -> None:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-
-    def __enter__(self) -> StandinBatchServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.http.shutdown()
-        self.http.server_close()
