@@ -158,6 +158,28 @@ def test_known_data_sets_match_the_shared_copies(tmp_path):
         fetch_known("imagenet.tar", tmp_path)
 
 
+def test_a_missing_known_data_set_says_where_it_comes_from(tmp_path):
+    """The benchmarks' and examples' data (`KNOWN`): a missing copy is one line naming its public source, the
+    pinned checksum and how to fetch it; a file of any other name gets the plain line."""
+    from ckd.data.sources import load_source
+    from ckd.data.text import load_text_table
+
+    params = yaml.safe_load((PROJECT / "examples" / "pendigits" / "params.yaml").read_text())
+    data = section_from_dict("data", {**params["data"], "source": str(tmp_path / "pendigits_train.csv")})
+    with pytest.raises(CkdError) as missing:
+        load_source(data.source, data)
+    remote = KNOWN["pendigits_train.csv"]
+    (line,) = str(missing.value).splitlines()
+    assert line.startswith(f"{tmp_path / 'pendigits_train.csv'}: file not found (data.source); ")
+    assert remote.url in line and remote.sha256 in line and "fetch_known" in line and MIRROR_ENV in line
+    with pytest.raises(CkdError) as text:
+        load_text_table(str(tmp_path / "ag_news_test.csv"), ["title", "description"])
+    assert KNOWN["ag_news_test.csv"].url in str(text.value) and len(str(text.value).splitlines()) == 1
+    with pytest.raises(CkdError) as other:
+        load_source(str(tmp_path / "mine.csv"), data)
+    assert str(other.value) == f"{tmp_path / 'mine.csv'}: file not found (data.source)"
+
+
 # The example's params made small for the whole run on 80 texts (the data path is the example's own).
 AG_NEWS_SMALL = {
     "data.test_size": 20,

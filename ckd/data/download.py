@@ -194,6 +194,20 @@ def _copy_verified(source: Path, target: Path, sha256: str) -> None:
         Path(partial).unlink(missing_ok=True)
 
 
+def known_source_hint(path: str | Path) -> str:
+    """For a missing file named as a `KNOWN` data set, where it comes from (to append to the one-line error);
+    '' for any other name."""
+    name = Path(path).name
+    if name not in KNOWN:
+        return ""
+    remote = KNOWN[name]
+    note = f" ({remote.note})" if remote.note else ""
+    return (
+        f"; {name} is a public data set: {remote.url}{note}; the project's copy has SHA-256 {remote.sha256} "
+        f"(fetch_known in ckd.data.download fetches and checks it, {MIRROR_ENV} naming a folder that holds it)"
+    )
+
+
 def fetch_known(name: str, folder: str | Path, mirror: str | None = None) -> Path:
     """One of the `KNOWN` data sets into `folder` (mirror first, then its URL), checked; its path."""
     if name not in KNOWN:

@@ -82,7 +82,9 @@ def load_source(source: str, options: DataConfig, parameter: str = "data.source"
         raise ConfigError(parameter, f"{error}, got {source!r}") from None
     key = source_key(source)
     if key not in (FOLDER,) and key.startswith(".") and not Path(source).is_file():
-        raise CkdError(f"{source}: file not found ({parameter})")
+        from ckd.data.download import known_source_hint
+
+        raise CkdError(f"{source}: file not found ({parameter}){known_source_hint(source)}")
     dataset = SOURCES.get(key)(source, options)
     return checked(dataset, source, options.class_names)
 

@@ -35,7 +35,9 @@ def load_text_table(source: str, text_columns, label_column: str = "label") -> T
     if not text_columns:
         raise ConfigError("data.text", f"must list the text columns of {path}")
     if not path.is_file():
-        raise CkdError(f"{path}: data.source not found")
+        from ckd.data.download import known_source_hint
+
+        raise CkdError(f"{path}: data.source not found{known_source_hint(path)}")
     try:
         table = (
             pd.read_parquet(path)
