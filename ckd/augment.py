@@ -11,6 +11,8 @@ import torch
 
 from ckd.errors import ConfigError
 
+SHIFTS = ("shift", "shift_flip")  # the augmentations `ShiftedGather` applies
+
 
 def resolve_augment(requested: str, sample_shape: tuple[int, ...], is_image: bool) -> tuple[str, int]:
     """Return (kind, max shift in pixels). `auto`: shifts for images at least 16 px wide (1 px below
@@ -48,6 +50,34 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, fl
     shifted = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
     shifted = shifted.permute(0, 3, 1, 2)
     return shifted.squeeze(1) if squeeze else shifted
+
+
+class ShiftedGather:
+    """`random_shift(x.index_select(0, rows), max_shift, generator, flip)` in one indexing kernel: the data
+    are padded once (channels last), and each batch is read straight from the padded copy at its rows'
+    random offsets; one integer draw per sample gives (dy, dx, flip). On a GPU this cuts the kernels of a
+    step's data path from about twenty to ten (bench/cifar10: the data path against pure compute)."""
+
+    def __init__(self, x: torch.Tensor, max_shift: int, flip: bool) -> None:
+        self.squeeze = x.dim() == 3
+        images = x.unsqueeze(1) if self.squeeze else x  # [N, C, H, W]
+        height, width = images.shape[-2:]
+        self.padded = torch.nn.functional.pad(images, (max_shift,) * 4).permute(0, 2, 3, 1).contiguous()
+        self.span = 2 * max_shift + 1
+        self.choices = self.span * self.span * (2 if flip else 1)
+        self.rows_base = torch.arange(height, device=x.device)
+        columns = torch.arange(width, device=x.device)
+        self.columns = torch.stack([columns, columns.flip(0)]) if flip else columns[None]  # [flip?, W]
+
+    def __call__(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        draw = torch.randint(0, self.choices, (len(rows),), generator=generator, device=generator.device)
+        draw = draw.to(rows.device)
+        dy, dx, mirrored = draw % self.span, (draw // self.span) % self.span, draw // (self.span * self.span)
+        image_rows = self.rows_base + dy[:, None]  # [B, H]
+        image_cols = self.columns[mirrored] + dx[:, None]  # [B, W]
+        out = self.padded[rows[:, None, None], image_rows[:, :, None], image_cols[:, None, :]]  # [B, H, W, C]
+        out = out.permute(0, 3, 1, 2)
+        return out.squeeze(1) if self.squeeze else out
 
 
 def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
