@@ -13,7 +13,7 @@ ratios within one run (beside / alone), not the absolute seconds.
 
 Sizes mode times full training steps (CKD pairs, 128 per step, Adam) of MLP students of growing
 width in this process at 1 thread and at the cores: where the cores win marks the size from which
-`auto` gives a student more than one thread (`ckd.runtime.SMALL_STUDENT_PARAMETERS`).
+`auto` gives a student more than one thread (`ckd.runtime.SMALL_STUDENT_FLOPS`, forward FLOPs a sample).
 """
 
 from __future__ import annotations

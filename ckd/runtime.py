@@ -19,10 +19,13 @@ def torch_device(requested: str = "auto"):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-# Below this many parameters a student trains faster on one thread than on several: the per-step work is
-# too small to pay for waking and joining a thread team, and beside another busy process the team waits
-# for a core on every step. Measured with `python bench/threads.py --sizes` (bench/threads.md).
-SMALL_STUDENT_PARAMETERS = 1_000_000
+# Below this many floating-point operations in one sample's forward pass, a student trains faster on one
+# thread than on several: the per-step work is too small to pay for waking and joining a thread team, and
+# beside another busy process the team waits for a core on every step. Measured on MLPs with
+# `python bench/threads.py --sizes` (bench/threads.md: the break-even was near 1 M parameters, 2 M FLOPs a
+# sample). Work, not parameters: the CIFAR-10 conv student has 94.5 k parameters but 20 M FLOPs a sample, and
+# its `train` took 706 s on one thread against 406 s on two (bench/cifar10/cpu_speed_*.json).
+SMALL_STUDENT_FLOPS = 2_000_000
 
 
 def available_cores() -> int:
@@ -34,11 +37,24 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def resolve_threads(requested, parameters: int) -> int:
-    """`student.threads`: an integer as given; `auto`: 1 below SMALL_STUDENT_PARAMETERS, else the cores."""
+def forward_flops(model, sample_shape: tuple[int, ...]) -> int:
+    """Floating-point operations of the model's forward pass on one sample (torch's FLOP counter: matrix
+    products and convolutions), counted on a zero input on the model's device."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros((1, *sample_shape), device=device))
+    return int(counter.get_total_flops())
+
+
+def resolve_threads(requested, flops_per_sample: int) -> int:
+    """`student.threads`: an integer as given; `auto`: 1 below SMALL_STUDENT_FLOPS, else the cores."""
     if requested != "auto":
         return int(requested)
-    return 1 if parameters < SMALL_STUDENT_PARAMETERS else available_cores()
+    return 1 if flops_per_sample < SMALL_STUDENT_FLOPS else available_cores()
 
 
 def set_torch_threads(threads: int) -> None:

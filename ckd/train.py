@@ -36,12 +36,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ckd.augment import corrupt_features, cutout, random_shift, resolve_augment
+from ckd.augment import SHIFTS, ShiftedGather, corrupt_features, cutout, random_shift, resolve_augment
 from ckd.comparative import ComparativeSet
 from ckd.config import StudentConfig, validation_split
 from ckd.errors import CkdError
 from ckd.methods import METHODS, Method, build_method
-from ckd.runtime import resolve_threads, set_torch_threads
+from ckd.runtime import forward_flops, resolve_threads, set_torch_threads
 from ckd.students import build_student
 
 log = logging.getLogger(__name__)
@@ -304,15 +304,18 @@ def fit(
     running, seen = 0.0, 0
     curve: list[dict[str, float]] = []
     model.train()
+    shifted = ShiftedGather(data.x, augment[1], flip=augment[0] == "shift_flip") if augment[0] in SHIFTS else None
     for step in range(1, steps + 1):
         rows = sampler.members()
         # index_select, not x[rows]: the same gather, about 4x faster on the CPU for a batch of rows
-        x, t = data.x.index_select(0, rows), data.teacher.index_select(0, rows)
+        t = data.teacher.index_select(0, rows)
         y = data.labels.index_select(0, rows) if data.labels is not None else None
-        if augment[0] == "corrupt":
-            x = corrupt_features(x, norm[0], norm[1], 1.0, generator)
-        elif augment[0] != "none":
-            x = random_shift(x, augment[1], generator, flip=augment[0] == "shift_flip")
+        if shifted is not None:  # gather and shift (+ flip) in one step
+            x = shifted(rows, generator)
+        elif augment[0] == "corrupt":
+            x = corrupt_features(data.x.index_select(0, rows), norm[0], norm[1], 1.0, generator)
+        else:
+            x = data.x.index_select(0, rows)
         x, t, y = method.mix(x, t, y, generator)
         with autocast:
             loss = method.loss(model(x), t, y, group_size)
@@ -403,7 +406,7 @@ def train_student(
         return model, method
 
     probe_model, probe_method = new_model_and_method(candidates[0])
-    threads = resolve_threads(config.threads, sum(p.numel() for p in probe_model.parameters()))
+    threads = resolve_threads(config.threads, forward_flops(probe_model, data.sample_shape))
     if device.type == "cpu":
         set_torch_threads(threads)
     if probe_method.uses_labels and not labelled:

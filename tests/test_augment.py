@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from ckd.augment import random_shift, resolve_augment
+from ckd.augment import ShiftedGather, random_shift, resolve_augment
 from ckd.errors import ConfigError
 
 
@@ -39,3 +40,35 @@ def test_cutout_zeroes_one_square_per_image():
     out = cutout(x, 4, torch.Generator().manual_seed(0))
     zeros = (out == 0).sum((1, 2))
     assert out.shape == x.shape and torch.all(zeros >= 4) and torch.all(zeros <= 16)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("shape", [(6, 7), (3, 6, 7)])
+def test_shifted_gather_reads_each_row_at_one_of_random_shifts_outcomes(shape, flip):
+    """One indexing step equals index_select + random_shift: each output is its row shifted by some
+    (dy, dx) in [-2, 2]^2 (mirrored or not, with flip), zeros filled in; all offsets and both mirror
+    states occur; the same seed gives the same batch."""
+    x = torch.arange(5 * int(np.prod(shape)), dtype=torch.float32).reshape(5, *shape) + 1
+    gather = ShiftedGather(x, 2, flip=flip)
+    rows = torch.tensor([4, 0, 2, 2, 1] * 80)
+    out = gather(rows, torch.Generator().manual_seed(0))
+    assert out.shape == (len(rows), *shape)
+    images = x if len(shape) == 3 else x[:, None]
+    padded = torch.nn.functional.pad(images, (2,) * 4)
+    seen = set()
+    for i, row in enumerate(rows.tolist()):
+        got = out[i] if len(shape) == 3 else out[i][None]
+        crops = {
+            (dy, dx): padded[row, :, dy : dy + shape[-2], dx : dx + shape[-1]] for dy in range(5) for dx in range(5)
+        }
+        matches = {
+            (dy, dx, m)
+            for (dy, dx), crop in crops.items()
+            for m in ((False, True) if flip else (False,))
+            if torch.equal(got, crop.flip(-1) if m else crop)
+        }
+        assert matches, f"sample {i} is not a shift of row {row}"
+        seen |= matches
+    assert {(dy, dx) for dy, dx, _ in seen} == {(dy, dx) for dy in range(5) for dx in range(5)}
+    assert {m for *_, m in seen} == ({False, True} if flip else {False})
+    assert torch.equal(out, gather(rows, torch.Generator().manual_seed(0)))

@@ -44,10 +44,12 @@ START = time.time()
 TARS = (ROOT / ".cache" / "cifar10_jpg.tar.xz", ROOT.parent / "shared" / "data" / "cifar10_jpg.tar.xz")
 LOG_FILE: Path | None = None
 
-# (data seed, student seed): 3 data seeds at student seed 0, 3 student seeds at data seed 0
-RUNS = [(0, 0), (1, 0), (2, 0), (0, 1), (0, 2)]
-MAIN_VARIANTS = ["kd", "ckd", "ckd_control", "ckd_pool", "ce", "kd_plain", "ckd_21", "ckd_21_control",
-                 "ckd_paper", "ckd_paper_control", "kd_pool"]
+# (data seed, student seed): 5 data seeds at student seed 0, 3 student seeds at data seed 0
+RUNS = [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (0, 1), (0, 2)]
+# tier 1, every run first: the headline (default recipe vs augmented KD at N, 3N, 5N) and CKD vs its control
+MAIN_VARIANTS = ["kd", "ckd", "ckd_control", "ckd_pool"]
+# tier 2, after tier 1 of every run: the ceiling, then the other variants and controls
+EXTRA_VARIANTS = ["ce", "kd_plain", "ckd_21", "ckd_21_control", "ckd_paper", "ckd_paper_control", "kd_pool"]
 POOL_VARIANTS = ("ckd_pool", "kd_pool")  # need the free pool inputs (FixMatch)
 
 
@@ -94,7 +96,14 @@ def parse_args(argv=None):
     p.add_argument("--work", default=None, help="unpacked images and comparative sets (default .cache/cifar10[_smoke])")
     p.add_argument("--budgets-per-class", default="10,30,100")
     p.add_argument("--runs", type=int, default=len(RUNS), help="how many (data seed, student seed) runs of RUNS")
-    p.add_argument("--variants", default=",".join(MAIN_VARIANTS))
+    p.add_argument("--variants", default=",".join(MAIN_VARIANTS), help="tier 1 (with KD at 3N, 5N), every run")
+    p.add_argument("--extra-variants", default=",".join(EXTRA_VARIANTS),
+                   help="tier 2 (after the ceiling), once tier 1 of every run is done")
+    p.add_argument("--resume", default=None,
+                   help="a former run's folder: its teacher.pt is the teacher (no training) and its results.csv rows "
+                        "are kept and not run again")
+    p.add_argument("--keep", default=None, help="also copy results.csv and teacher.pt here as they are written "
+                   "(a folder on the GPU machine that a later call can --resume from)")
     p.add_argument("--steps", type=int, default=1000, help="student.steps")
     p.add_argument("--ceiling-steps", type=int, default=4000, help="student.steps of the full-pool ceiling")
     p.add_argument("--eval-every", type=int, default=100)
@@ -110,7 +119,7 @@ def parse_args(argv=None):
     if "--smoke" in (sys.argv[1:] if argv is None else argv):  # tiny defaults; options given still win
         p.set_defaults(device="cpu", steps=30, ceiling_steps=40, eval_every=10, budgets_per_class="2,5", runs=2,
                        dev_size=100, workers=2, teacher_epochs=2, teacher_channels="8,16", channels="8,16",
-                       deadline=900.0)
+                       deadline=900.0, extra_variants="ce")
     args = p.parse_args(argv)
     args.work = Path(args.work or ROOT / ".cache" / ("cifar10_smoke" if args.smoke else "cifar10"))
     args.out = Path(args.out)
@@ -197,14 +206,15 @@ def _train_job(job: dict) -> dict:
 
 # ---------------------------------------------------------------- the data path (GPU step time)
 def measure_datapath(data, device, steps: int, batch_size: int = 64, channels=(32, 64, 128)) -> dict:
-    """Seconds per training step of the student with the package's data path (sample group ids, gather by index
-    from the device tensors, flip + crop on the device, ckd loss, Adam) against the same step on a batch built
-    beforehand (pure compute)."""
+    """Seconds per training step of the student with the package's data path (sample group ids, then gather by
+    index + flip + crop on the device in one indexing step, `ShiftedGather`; ckd loss, Adam) against the same
+    step on a batch built beforehand (pure compute), and the former path (index_select, then `random_shift`)."""
     import torch
 
-    from ckd.augment import random_shift
+    from ckd.augment import ShiftedGather, random_shift
     sys.path.insert(0, str(ROOT / "bench"))
     from datapath import measure  # bench/datapath.py (the data-path study's timer)
+
     from ckd.methods import build_method
     from ckd.students import build_student
     from ckd.train import BatchSampler, TrainingData
@@ -218,7 +228,13 @@ def measure_datapath(data, device, steps: int, batch_size: int = 64, channels=(3
     sampler = BatchSampler(training, np.arange(len(training.x)), True, batch_size, generator)
     group = training.group_size
 
+    shifted = ShiftedGather(training.x, 2, flip=True)
+
     def gather():
+        rows = sampler.members()
+        return shifted(rows, generator), training.teacher.index_select(0, rows), training.labels.index_select(0, rows)
+
+    def gather_former():
         rows = sampler.members()
         x = random_shift(training.x.index_select(0, rows), 2, generator, flip=True)
         return x, training.teacher.index_select(0, rows), training.labels.index_select(0, rows)
@@ -238,10 +254,13 @@ def measure_datapath(data, device, steps: int, batch_size: int = 64, channels=(3
     for _ in range(3):  # interleaved repeats; the median of each
         results.setdefault("data_path", []).append(timed(lambda: step(*gather())))
         results.setdefault("pure_compute", []).append(timed(lambda: step(*fixed)))
+        results.setdefault("data_path_former", []).append(timed(lambda: step(*gather_former())))
     real, pure = float(np.median(results["data_path"])), float(np.median(results["pure_compute"]))
+    former = float(np.median(results["data_path_former"]))
     return {"device": str(device), "batch_groups": batch_size, "group_members": list(group), "steps": steps,
             "seconds_per_step_data_path": real, "seconds_per_step_pure_compute": pure,
-            "ratio": real / pure, "repeats": results}
+            "ratio": real / pure, "seconds_per_step_former_data_path": former, "ratio_former": former / pure,
+            "repeats": results}
 
 
 # ---------------------------------------------------------------- main
@@ -293,12 +312,18 @@ def main(argv=None) -> None:
                             {"channels": [int(c) for c in args.teacher_channels.split(",")]}).to(device)
     if device.type == "cuda":
         teacher = teacher.to(memory_format=torch.channels_last)
-    images = torch.as_tensor(train_set.x.astype(np.uint8)).to(device)
-    train_classifier(teacher, images, torch.as_tensor(train_set.y).to(device), args.teacher_epochs,
-                     batch_size=512 if not args.smoke else 64, lr=0.2 if not args.smoke else 0.05,
-                     precision="bf16" if device.type == "cuda" else "fp32", log=log)
-    del images
+    resumed = Path(args.resume) / "teacher.pt" if args.resume else None
+    if resumed is not None and resumed.is_file():  # the former run's teacher: the rows stay comparable
+        teacher.load_state_dict(torch.load(resumed, map_location=device, weights_only=True))
+        log(f"teacher loaded from {resumed} (not trained again)")
+    else:
+        images = torch.as_tensor(train_set.x.astype(np.uint8)).to(device)
+        train_classifier(teacher, images, torch.as_tensor(train_set.y).to(device), args.teacher_epochs,
+                         batch_size=512 if not args.smoke else 64, lr=0.2 if not args.smoke else 0.05,
+                         precision="bf16" if device.type == "cuda" else "fp32", log=log)
+        del images
     teacher = teacher.float()
+    torch.save(teacher.state_dict(), args.out / "teacher.pt")  # weights only (a --resume reads them back)
     pool_logits = predict_logits(teacher, torch.as_tensor(train_set.x[pool_ids]).to(device))
     dev_logits = predict_logits(teacher, torch.as_tensor(train_set.x[dev_ids]).to(device))
     test_logits = predict_logits(teacher, torch.as_tensor(test_set.x).to(device))
@@ -318,9 +343,14 @@ def main(argv=None) -> None:
 
     budgets = [int(v) * train_set.num_classes for v in args.budgets_per_class.split(",")]
     variants = args.variants.split(",")
+    extra = [v for v in args.extra_variants.split(",") if v]
     common = base_overrides(args, train_dir)
-    jobs = plan_jobs(args, budgets, variants, common, len(pool_ids))
-    log(f"{len(jobs)} student runs planned: budgets {budgets}, runs {RUNS[: args.runs]}, variants {variants}")
+    jobs = plan_jobs(args, budgets, variants, extra, common, len(pool_ids))
+    previous = _previous_rows(args.resume)
+    jobs = [job for job in jobs if _key(job["row"] | {"student_seed": job["params"]["student"]["seed"]})
+            not in previous]
+    log(f"{len(jobs)} student runs planned ({len(previous)} kept from {args.resume}): budgets {budgets}, "
+        f"runs {RUNS[: args.runs]}, variants {variants} then the ceiling and {extra}")
 
     # the GPU data path, before the students take the GPU
     datapath = None
@@ -331,37 +361,64 @@ def main(argv=None) -> None:
         datapath = measure_datapath(probe, device, steps=200 if not args.smoke else 5,
                                     channels=[int(c) for c in args.channels.split(",")])
         log(f"data path: {datapath['seconds_per_step_data_path'] * 1e3:.2f} ms/step vs pure compute "
-            f"{datapath['seconds_per_step_pure_compute'] * 1e3:.2f} ms/step: ratio {datapath['ratio']:.3f}")
+            f"{datapath['seconds_per_step_pure_compute'] * 1e3:.2f} ms/step: ratio {datapath['ratio']:.3f} "
+            f"(the former path, index_select + random_shift: {datapath['ratio_former']:.3f})")
     except Exception as error:  # a measurement, not the benchmark: report and go on
         log(f"data path measurement failed: {error!r}")
 
     info = {"teacher_accuracy": teacher_accuracy, "teacher_onnx_max_abs_diff": onnx_diff, "datapath": datapath,
             "pool": len(pool_ids), "dev": len(dev_ids), "test": len(test_set.x), "budgets": budgets,
-            "runs": RUNS[: args.runs], "variants": variants, "common_overrides": common, "smoke": args.smoke,
+            "runs": RUNS[: args.runs], "variants": variants + extra, "common_overrides": common, "smoke": args.smoke,
             "teacher": {"arch": "resnet", "channels": args.teacher_channels, "epochs": args.teacher_epochs},
             "command": " ".join(sys.argv)}
     (args.out / "info.json").write_text(json.dumps(info, indent=2, default=str))
 
     results_path = args.out / "results.csv"
     log(f"workers ready: {sum(f.result() for f in warm)} of {args.workers}")
-    done = run_jobs(args, executor, jobs, info, pool, pool_logits, statistics, sets_dir, results_path)
+    done = run_jobs(args, executor, jobs, info, pool, pool_logits, statistics, sets_dir, results_path,
+                    list(previous.values()))
     write_report(done, info, args.out)
-    log(f"done: {len(done)} of {len(jobs)} runs; wrote {results_path}, results.md, accuracy_vs_calls.png")
+    log(f"done: {len(done) - len(previous)} of {len(jobs)} runs (+{len(previous)} kept);"
+        f" wrote {results_path}, results.md, accuracy_vs_calls.png")
     if len(done) < len(jobs):
         sys.stdout.flush()
         os._exit(0)  # never wait on a worker killed at the deadline
 
 
-def run_jobs(args, executor, jobs, info, pool, pool_logits, statistics, sets_dir: Path, results_path: Path):
+def _key(row: dict) -> tuple:
+    return (row["variant"], int(row["budget"]), int(row["seed"]), int(row["student_seed"]))
+
+
+def _previous_rows(folder: str | None) -> dict[tuple, dict]:
+    """A former run's finished rows (--resume), by (variant, budget, data seed, student seed)."""
+    path = Path(folder) / "results.csv" if folder else None
+    if path is None or not path.is_file():
+        return {}
+    rows = {}
+    for row in csv.DictReader(open(path, newline="")):
+        for name in ("dev_accuracy", "test_accuracy", "val_accuracy", "train_seconds"):
+            row[name] = float(row[name])
+        rows[_key(row)] = row
+    return rows
+
+
+def run_jobs(args, executor, jobs, info, pool, pool_logits, statistics, sets_dir: Path, results_path: Path,
+             previous: list[dict]):
     """Train the rows in `args.workers` processes (spawned: one CUDA context each), appending each finished row to
-    results.csv; at the deadline, what is still running is abandoned (its worker killed)."""
-    done: list[dict] = []
+    results.csv (after the `previous` rows kept from --resume); at the deadline, what is still running is
+    abandoned (its worker killed)."""
+    done: list[dict] = list(previous)
+    keep = Path(args.keep) if args.keep else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(args.out / "teacher.pt", keep / "teacher.pt")
     pending: set = set()
     built: dict = {}
     queue = list(jobs)
     with open(results_path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore")
         writer.writeheader()
+        writer.writerows(previous)
         handle.flush()
         while queue or pending:
             left = args.deadline - (time.time() - START)
@@ -383,8 +440,10 @@ def run_jobs(args, executor, jobs, info, pool, pool_logits, statistics, sets_dir
                     continue
                 writer.writerow(row)
                 handle.flush()
+                if keep is not None:
+                    shutil.copy(results_path, keep / "results.csv")
                 done.append(row)
-                log(f"{len(done)}/{len(jobs)} {row['variant']} N={row['budget']} run={row['seed']}/"
+                log(f"{len(done) - len(previous)}/{len(jobs)} {row['variant']} N={row['budget']} run={row['seed']}/"
                     f"{row['student_seed']}: dev {row['dev_accuracy']:.3f} test {row['test_accuracy']:.3f} "
                     f"({row['train_seconds']:.0f} s)")
                 if len(done) % 20 == 0:
@@ -410,38 +469,43 @@ def _onnx_check(path: Path, x: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(onnx_logits(path, x.astype(np.float32)) - expected).max())
 
 
-def plan_jobs(args, budgets: list[int], variants: list[str], common: dict, pool_size: int) -> list[dict]:
-    """Every run, most important first and run-major, so a timeout leaves whole tables at fewer runs."""
+def plan_jobs(args, budgets: list[int], variants: list[str], extra: list[str], common: dict,
+              pool_size: int) -> list[dict]:
+    """Every run, most important first and run-major within a tier, so a timeout leaves whole tables at fewer
+    runs: tier 1 (`variants` and KD at 3N, 5N) of every run, then the ceiling and the `extra` variants."""
     from ckd.bench.recipes import RECIPES
     from ckd.bench.run import variant_overrides
     from ckd.config import load_config, with_overrides
 
     base = load_config(ROOT / "params.yaml")
-    cells = [(variant, budget) for budget in budgets for variant in variants]
-    cells += [("kd", m * budget) for budget in budgets for m in (3, 5) if m * budget not in budgets]
-    cells.append(("ceiling", pool_size))
+    tier1 = [(variant, budget) for budget in budgets for variant in variants]
+    tier1 += [("kd", m * budget) for budget in budgets for m in (3, 5) if m * budget not in budgets]
+    tier2 = [("ceiling", pool_size)] + [(variant, budget) for variant in extra for budget in budgets]
+    order = [(tier, cell, run) for tier, cells in enumerate((tier1, tier2)) for run in RUNS[: args.runs]
+             for cell in sorted(dict.fromkeys(cells), key=lambda c: _priority(c, variants + extra, budgets))]
     jobs = []
-    for data_seed, student_seed in RUNS[: args.runs]:
-        for variant, budget in sorted(dict.fromkeys(cells), key=lambda c: _priority(c, variants, budgets)):
-            budget = min(budget, pool_size)
-            recipe_name = "kd" if variant == "ceiling" else variant
-            overrides = {**common, "teacher.budget": budget, "seed": data_seed, "student.seed": student_seed,
-                         "data.use_labels": True, "teacher.store": f"teacher_outputs/cifar10/n{budget}-s{data_seed}",
-                         **variant_overrides(recipe_name, {}, None)}
-            if RECIPES[recipe_name].augment != "none":
-                overrides["student.augment"] = "shift_flip"  # flip + random crop (2 px), the paper's augmentation
-            if variant == "ceiling":  # 45,000 inputs: longer, one candidate (lr 0.003, T = 4) to fit the time
-                overrides.update({"student.steps": args.ceiling_steps, "student.lr": [0.003],
-                                  "student.method_args": {"temperature": 4.0}})
-            params = with_overrides(base, overrides)
-            jobs.append({"row": {"dataset": "cifar10", "regime": "labelled", "budget": budget, "seed": data_seed,
-                                 "variant": variant, "teacher_calls": budget},
-                         "overrides": overrides, "params": params.as_dict()})
+    for _, (variant, budget), (data_seed, student_seed) in order:
+        budget = min(budget, pool_size)
+        recipe_name = "kd" if variant == "ceiling" else variant
+        overrides = {**common, "teacher.budget": budget, "seed": data_seed, "student.seed": student_seed,
+                     "data.use_labels": True, "teacher.store": f"teacher_outputs/cifar10/n{budget}-s{data_seed}",
+                     **variant_overrides(recipe_name, {}, None)}
+        if RECIPES[recipe_name].augment != "none":
+            overrides["student.augment"] = "shift_flip"  # flip + random crop (2 px), the paper's augmentation
+        if variant == "ceiling":  # 45,000 inputs: longer, one candidate (lr 0.003, T = 4) to fit the time
+            overrides.update({"student.steps": args.ceiling_steps, "student.lr": [0.003],
+                              "student.method_args": {"temperature": 4.0}})
+        params = with_overrides(base, overrides)
+        jobs.append({"row": {"dataset": "cifar10", "regime": "labelled", "budget": budget, "seed": data_seed,
+                             "variant": variant, "teacher_calls": budget},
+                     "overrides": overrides, "params": params.as_dict()})
     return jobs
 
 
 def _priority(cell, variants, budgets):
     variant, budget = cell
+    if variant == "ceiling":
+        return (-1, 0, budget)
     if variant in variants:
         return (0, variants.index(variant), budget)
     return (1 if variant == "kd" else 2, 0, budget)
