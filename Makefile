@@ -98,4 +98,4 @@ plots:
 	$(if $(wildcard $(VENV)/bin/activate),source $(VENV)/bin/activate && ,)python -m ckd.reports plots
 
 bench: install
-	source $(VENV)/bin/activate && python -m ckd.bench
+	source $(VENV)/bin/activate && python -m bench

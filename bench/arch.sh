@@ -17,6 +17,6 @@ for arch, args in (("mlp", {"hidden": [64]}), ("cnn", {"channels": [16, 32]})):
     print(arch, "CPU s per step:", (resource.getrusage(resource.RUSAGE_SELF).ru_utime - start) / 10)
 PY
 COMMON="--dataset ../shared/data/mnist_t10k.npz --budgets 100,300 --seeds 3 --science-seeds 0 --variants ckd_pool --regimes labelled"
-nice python -m ckd.bench $COMMON --arch mlp --arch-args '{"hidden": [64]}' --out bench_results/arch_mlp
-nice python -m ckd.bench $COMMON --arch cnn --arch-args '{"channels": [16, 32]}' \
+nice python -m bench $COMMON --arch mlp --arch-args '{"hidden": [64]}' --out bench_results/arch_mlp
+nice python -m bench $COMMON --arch cnn --arch-args '{"channels": [16, 32]}' \
   --teacher bench_results/arch_mlp/teacher.onnx --out bench_results/arch_cnn

@@ -73,8 +73,9 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="bf16: autocast, as student.precision")
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast, as student.precision"
+    )
     parser.add_argument("--out", default=None, help="also write the report to this JSON file")
     args = parser.parse_args(argv)
     if args.threads:
@@ -83,9 +84,17 @@ def main(argv=None) -> None:
     x, teacher = synthetic_inputs(args.samples)
     positives, negatives = build_groups(args.samples, 1, 20000, seed=0)
     mean, std = x.reshape(len(x), -1).mean(0).reshape(28, 28), np.full((28, 28), x.std(), np.float32)
-    comparative = ComparativeSet(ids=np.arange(args.samples), x=x, teacher=teacher, positives=positives,
-                                 negatives=negatives, class_names=tuple(str(c) for c in range(10)), is_image=True,
-                                 norm_mean=mean, norm_std=std)
+    comparative = ComparativeSet(
+        ids=np.arange(args.samples),
+        x=x,
+        teacher=teacher,
+        positives=positives,
+        negatives=negatives,
+        class_names=tuple(str(c) for c in range(10)),
+        is_image=True,
+        norm_mean=mean,
+        norm_std=std,
+    )
     data = TrainingData.from_set(comparative, device)
     method = build_method("ckd", 10, float(teacher.var()), labelled=False)
     torch.manual_seed(0)
@@ -108,8 +117,13 @@ def main(argv=None) -> None:
         rows = sampler.members()
         train_on(data.x.index_select(0, rows), data.teacher.index_select(0, rows))
 
-    loader = torch.utils.data.DataLoader(NaivePairDataset(x, teacher, positives, negatives),
-                                         batch_size=args.batch_size, shuffle=True, num_workers=0, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        NaivePairDataset(x, teacher, positives, negatives),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=0,
+        drop_last=True,
+    )
     iterator = iter(loader)
 
     def naive():
@@ -132,14 +146,21 @@ def main(argv=None) -> None:
         train_on(xb, tb)
 
     results = {}
-    for name, fn, steps in (("a_gather", ours, args.steps), ("b_naive_dataset", naive, max(50, args.steps // 8)),
-                            ("c_compute_only", compute_only, args.steps)):
+    for name, fn, steps in (
+        ("a_gather", ours, args.steps),
+        ("b_naive_dataset", naive, max(50, args.steps // 8)),
+        ("c_compute_only", compute_only, args.steps),
+    ):
         results[name] = max(measure(fn, steps, warmup=20, device=device) for _ in range(args.repeats))
-    report = {"device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
-              "threads": torch.get_num_threads(), "batch_groups": args.batch_size, "precision": args.precision,
-              "steps_per_s": {k: round(v, 1) for k, v in results.items()},
-              "a_over_b": round(results["a_gather"] / results["b_naive_dataset"], 2),
-              "a_over_c": round(results["a_gather"] / results["c_compute_only"], 3)}
+    report = {
+        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+        "threads": torch.get_num_threads(),
+        "batch_groups": args.batch_size,
+        "precision": args.precision,
+        "steps_per_s": {k: round(v, 1) for k, v in results.items()},
+        "a_over_b": round(results["a_gather"] / results["b_naive_dataset"], 2),
+        "a_over_c": round(results["a_gather"] / results["c_compute_only"], 3),
+    }
     print(json.dumps(report, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -35,8 +35,9 @@ def samples_per_second(teacher, x: np.ndarray, batch_size: int, store: Path) -> 
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python bench/http_throughput.py",
-                                     description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python bench/http_throughput.py", description=__doc__.strip().splitlines()[0]
+    )
     parser.add_argument("--teacher", default="models/standin/teacher.onnx")
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--batch-sizes", default="1,32,256")
@@ -52,12 +53,27 @@ def main(argv=None) -> None:
                 x = rng.integers(0, 17, size=(count, 8, 8)).astype(np.float32)
                 teacher = OpenInferenceTeacher(url, "teacher", concurrency=concurrency)
                 store = Path(scratch) / f"http-{batch_size}-{concurrency}"
-                rows.append(("http (KServe, loopback)", batch_size, concurrency, count,
-                             samples_per_second(teacher, x, batch_size, store)))
+                rows.append(
+                    (
+                        "http (KServe, loopback)",
+                        batch_size,
+                        concurrency,
+                        count,
+                        samples_per_second(teacher, x, batch_size, store),
+                    )
+                )
             x = rng.integers(0, 17, size=(count, 8, 8)).astype(np.float32)
-            rows.append(("onnx file (ONNX Runtime)", batch_size, 1, count,
-                         samples_per_second(OnnxFileTeacher(args.teacher), x, batch_size,
-                                            Path(scratch) / f"onnx-{batch_size}")))
+            rows.append(
+                (
+                    "onnx file (ONNX Runtime)",
+                    batch_size,
+                    1,
+                    count,
+                    samples_per_second(
+                        OnnxFileTeacher(args.teacher), x, batch_size, Path(scratch) / f"onnx-{batch_size}"
+                    ),
+                )
+            )
     print("| backend | batch | concurrency | samples | samples/s |")
     print("|---|---|---|---|---|")
     for backend, batch_size, concurrency, count, rate in rows:

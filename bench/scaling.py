@@ -1,6 +1,6 @@
 """Each stage's time against the budget N and the pool size, on synthetic MNIST-sized inputs.
 
-    python bench/scaling.py [--budgets 100,1000,10000 --budget-pool 20000]
+    python -m bench.scaling [--budgets 100,1000,10000 --budget-pool 20000]
                                 [--pools 1000,10000,100000 --pool-budget 500] [--out bench/scaling]
 
 Runs the pipeline's stage functions (`ckd.stages`) in one process on a synthetic data set
@@ -49,7 +49,7 @@ def linear_teacher(path: Path, seed: int = 0) -> None:
 def one_point(
     root: Path, pool: int, budget: int, test: int, steps: int, selection: str = "random", only_sample: bool = False
 ) -> dict[str, float]:
-    from ckd.bench.run import ask_teacher
+    from bench.run import ask_teacher
     from ckd.config import validate_all, with_overrides
     from ckd.stages.export import export
     from ckd.stages.sample import sample
@@ -111,7 +111,7 @@ def markdown(rows: list[dict], title: str, key: str) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python bench/scaling.py", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__.strip().splitlines()[0])
     ints = lambda s: [int(v) for v in s.split(",")]  # noqa: E731
     parser.add_argument("--budgets", type=ints, default=[100, 1000, 10000])
     parser.add_argument("--budget-pool", type=int, default=20000, help="the pool size while N grows")

@@ -1,7 +1,7 @@
 """Screening of model-selection rules (issue 13): record every candidate's whole trajectory once, then
 score each rule offline on the same runs.
 
-    python bench/selection.py --dataset ../shared/data/mnist_t10k.npz --budgets 100 --teacher T.onnx
+    python -m bench.selection --dataset ../shared/data/mnist_t10k.npz --budgets 100 --teacher T.onnx
 
 For each (budget N, data seed, student seed, learning rate) it trains the recipe twice as `train_student`
 does: on the train part with evaluations on the validation part every `eval_every` steps, and refit on
@@ -20,14 +20,24 @@ import csv
 import statistics
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
 
 import numpy as np
 
-from ckd.bench import run as bench_run
+from bench import run as bench_run
 
-CURVE_FIELDS = ["dataset", "budget", "seed", "student_seed", "lr", "phase", "step", "val_accuracy", "val_xent",
-                "val_kl4", "test_accuracy"]
+CURVE_FIELDS = [
+    "dataset",
+    "budget",
+    "seed",
+    "student_seed",
+    "lr",
+    "phase",
+    "step",
+    "val_accuracy",
+    "val_xent",
+    "val_kl4",
+    "test_accuracy",
+]
 SWA_WINDOWS = (5, 10)  # checkpoints averaged (at eval_every steps apart)
 
 
@@ -51,16 +61,20 @@ def _trajectory(job: dict) -> list[dict]:
     torch.use_deterministic_algorithms(True)
     # the benchmark's job: the params `dvc repro` would run, with one learning rate and one student seed
     params = validate_all(job["params"])
-    config = params.student.model_copy(update={"lr": (job["lr_value"],), "seed": job["student_seed"],
-                                               "device": "cpu"})
+    config = params.student.model_copy(update={"lr": (job["lr_value"],), "seed": job["student_seed"], "device": "cpu"})
     test = TestSet.load(job["test"])
     data = TrainingData.from_set(ComparativeSet.load(job["data"]), torch.device("cpu"))
     augment = resolve_augment(config.augment, data.sample_shape, data.is_image)
     train_rows, val_rows = split_rows(len(data.x), config.val_fraction, config.seed)
     val = torch.as_tensor(val_rows)
     args = {k: (v[0] if isinstance(v, (list, tuple)) else v) for k, v in config.method_args.items()}
-    key = {"dataset": job["dataset"], "budget": job["budget"], "seed": job["seed"],
-           "student_seed": job["student_seed"], "lr": job["lr_value"]}
+    key = {
+        "dataset": job["dataset"],
+        "budget": job["budget"],
+        "seed": job["seed"],
+        "student_seed": job["student_seed"],
+        "lr": job["lr_value"],
+    }
     rows: list[dict] = []
 
     def scores(model) -> dict:
@@ -70,26 +84,40 @@ def _trajectory(job: dict) -> list[dict]:
             teacher = data.teacher[val]
             val_accuracy = (logits.argmax(-1) == data.targets(val)).float().mean().item()
             xent = -(torch.softmax(teacher, -1) * F.log_softmax(logits, -1)).sum(-1).mean().item()
-            kl4 = F.kl_div(F.log_softmax(logits / 4, -1), F.log_softmax(teacher / 4, -1), log_target=True,
-                           reduction="batchmean").item()
+            kl4 = F.kl_div(
+                F.log_softmax(logits / 4, -1), F.log_softmax(teacher / 4, -1), log_target=True, reduction="batchmean"
+            ).item()
         test_accuracy = accuracy(torch_logits(model, test.x), test.labels)
         model.train()
         return {"val_accuracy": val_accuracy, "val_xent": xent, "val_kl4": kl4, "test_accuracy": test_accuracy}
 
     for phase, fit_rows, fit_val in (("select", train_rows, val_rows), ("refit", np.arange(len(data.x)), None)):
         seed_everything(config.seed)
-        method = build_method(config.method, data.num_classes, float(data.teacher.var()), data.labels is not None,
-                              **args)
-        model = build_student(config.arch, data.sample_shape, data.num_classes, data.norm_mean, data.norm_std,
-                              dict(config.arch_args))
+        method = build_method(
+            config.method, data.num_classes, float(data.teacher.var()), data.labels is not None, **args
+        )
+        model = build_student(
+            config.arch, data.sample_shape, data.num_classes, data.norm_mean, data.norm_std, dict(config.arch_args)
+        )
         states: list[dict] = []
 
         def record(step, model, phase=phase, states=states):
             states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
             rows.append({**key, "phase": phase, "step": step, **scores(model)})
 
-        fit(data, method, model, fit_rows, fit_val, config.lr[0], config.steps, config, augment, config.seed,
-            on_eval=record)
+        fit(
+            data,
+            method,
+            model,
+            fit_rows,
+            fit_val,
+            config.lr[0],
+            config.steps,
+            config,
+            augment,
+            config.seed,
+            on_eval=record,
+        )
         for window in SWA_WINDOWS:
             model.load_state_dict(_average(states[-window:]))
             rows.append({**key, "phase": f"{phase}_swa{window}", "step": config.steps, **scores(model)})
@@ -97,7 +125,7 @@ def _trajectory(job: dict) -> list[dict]:
 
 
 def _mean_curve(points: list[dict], name: str, last_half: bool) -> float:
-    chosen = points[len(points) // 2:] if last_half else points
+    chosen = points[len(points) // 2 :] if last_half else points
     return statistics.fmean(p[name] for p in chosen)
 
 
@@ -141,8 +169,13 @@ def apply_rule(rule: str, by_lr: dict[float, dict[str, list[dict]]], steps: int)
     if rule.startswith("fixed"):
         return refit_at(max(lrs) if rule == "fixed_hi" else min(lrs), steps)
     if rule.startswith("lasthalf_acc"):
-        lr = max(lrs, key=lambda lr: (_mean_curve(by_lr[lr]["select"], "val_accuracy", True),
-                                      -_mean_curve(by_lr[lr]["select"], "val_kl4", True)))
+        lr = max(
+            lrs,
+            key=lambda lr: (
+                _mean_curve(by_lr[lr]["select"], "val_accuracy", True),
+                -_mean_curve(by_lr[lr]["select"], "val_kl4", True),
+            ),
+        )
     elif rule.startswith("lasthalf_kl"):
         lr = min(lrs, key=lambda lr: _mean_curve(by_lr[lr]["select"], "val_kl4", True))
     elif rule == "swa_kl_swa10":
@@ -158,16 +191,23 @@ def rules_table(rows: list[dict], steps: int) -> str:
     runs: dict[tuple, dict] = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
     for row in rows:
         point = {k: float(row[k]) for k in ("step", "val_accuracy", "val_xent", "val_kl4", "test_accuracy")}
-        runs[(row["dataset"], int(row["budget"]))][(int(row["seed"]), int(row["student_seed"]))][
-            float(row["lr"])][row["phase"]].append(point)
+        runs[(row["dataset"], int(row["budget"]))][(int(row["seed"]), int(row["student_seed"]))][float(row["lr"])][
+            row["phase"]
+        ].append(point)
     out = []
     for (dataset, budget), by_run in sorted(runs.items()):
         lr_count = max(len(by_lr) for by_lr in by_run.values())
-        by_run = {run: by_lr for run, by_lr in by_run.items()  # a run still in progress is left out
-                  if len(by_lr) == lr_count and all(len(phases) == 2 + 2 * len(SWA_WINDOWS) for phases in by_lr.values())}
-        out += [f"### {dataset}, N={budget}: test accuracy (%) over {len(by_run)} runs (data seed x student seed)", "",
-                "| rule | mean | std | worst | mean - worst | std over student seeds (mean of per-data-seed) |",
-                "|---|---|---|---|---|---|"]
+        by_run = {
+            run: by_lr
+            for run, by_lr in by_run.items()  # a run still in progress is left out
+            if len(by_lr) == lr_count and all(len(phases) == 2 + 2 * len(SWA_WINDOWS) for phases in by_lr.values())
+        }
+        out += [
+            f"### {dataset}, N={budget}: test accuracy (%) over {len(by_run)} runs (data seed x student seed)",
+            "",
+            "| rule | mean | std | worst | mean - worst | std over student seeds (mean of per-data-seed) |",
+            "|---|---|---|---|---|---|",
+        ]
         for label, rule in RULES.items():
             results = {run: 100 * apply_rule(rule, by_lr, steps) for run, by_lr in sorted(by_run.items())}
             values = list(results.values())
@@ -176,14 +216,16 @@ def rules_table(rows: list[dict], steps: int) -> str:
             for (seed, _), value in results.items():
                 per_seed[seed].append(value)
             within = statistics.fmean(statistics.stdev(v) if len(v) > 1 else 0.0 for v in per_seed.values())
-            out.append(f"| {label} | {mean:.1f} | {statistics.stdev(values) if len(values) > 1 else 0.0:.1f} | {worst:.1f} | "
-                       f"{mean - worst:.1f} | {within:.1f} |")
+            out.append(
+                f"| {label} | {mean:.1f} | {statistics.stdev(values) if len(values) > 1 else 0.0:.1f} | {worst:.1f} | "
+                f"{mean - worst:.1f} | {within:.1f} |"
+            )
         out.append("")
     return "\n".join(out)
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python bench/selection.py", description=__doc__.strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.selection", description=__doc__.strip().splitlines()[0])
     p.add_argument("--variant", default="ckd_pool")
     p.add_argument("--student-seeds", type=int, default=3)
     p.add_argument("--rules-only", action="store_true", help="re-score an existing curves.csv")
@@ -194,10 +236,16 @@ def main(argv=None) -> None:
     curves_path = args.out / "curves.csv"
     if not own.rules_only:
         jobs, _ = bench_run.prepare(args, base, overrides, args.out)
-        work = [{**job, "student_seed": s, "lr_value": lr} for job in jobs for s in range(own.student_seeds)
-                for lr in job["params"]["student"]["lr"]]
-        with ProcessPoolExecutor(max_workers=args.workers, initializer=bench_run._init_worker) as pool, \
-                open(curves_path, "w", newline="") as handle:
+        work = [
+            {**job, "student_seed": s, "lr_value": lr}
+            for job in jobs
+            for s in range(own.student_seeds)
+            for lr in job["params"]["student"]["lr"]
+        ]
+        with (
+            ProcessPoolExecutor(max_workers=args.workers, initializer=bench_run._init_worker) as pool,
+            open(curves_path, "w", newline="") as handle,
+        ):
             writer = csv.DictWriter(handle, fieldnames=CURVE_FIELDS)
             writer.writeheader()
             futures = [pool.submit(_trajectory, job) for job in work]

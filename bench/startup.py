@@ -4,7 +4,7 @@
     python bench/startup.py --validate-only [--sources OLD,.] [--repeats 5] [--out bench/startup_validate]
 
 `--validate-only` times what every stage process does before its own work: a fresh interpreter that
-imports `stages.<stage>` and validates the whole params file (`stages/_entry.py`), in each source tree
+imports `stages.<stage>` and validates the whole params file (`ckd/stages/_entry.py`), in each source tree
 with its own `params.yaml`; wall seconds (median over repeats, sources and stages interleaved) and the
 heavy libraries loaded by then. No project is made or run.
 

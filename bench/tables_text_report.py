@@ -4,7 +4,7 @@
     python bench/tables_text_report.py bench_results/ag_news_v2 bench/ag_news_v2
 
 Reads the benchmark folders one `run.sh` writes (dev_random, dev_typiclust, test_random, test_typiclust,
-test_kd, test_ceiling: each a `results.csv` + `info.json` of `ckd.bench` / `ckd.bench.text`) and writes into
+test_kd, test_ceiling: each a `results.csv` + `info.json` of `bench` / `bench.text`) and writes into
 the second folder: results.csv (every row, `selection` added; typiclust rows named `<recipe>+typiclust`),
 results.md (the tables) and accuracy_vs_calls.png.
 
@@ -50,7 +50,7 @@ def load(folder: Path) -> tuple[list[dict], dict]:
         path = folder / part / "results.csv"
         if not path.exists():
             continue
-        if (folder / part / "info.json").exists():  # ckd.bench writes it at the end: a part cut short has none
+        if (folder / part / "info.json").exists():  # bench writes it at the end: a part cut short has none
             infos[part] = json.loads((folder / part / "info.json").read_text())
         selection = "typiclust" if part.endswith("typiclust") else "random"
         with open(path) as handle:

@@ -4,7 +4,7 @@ student sizes gain from more than one thread.
     python bench/threads.py [--steps 300] [--repeats 3] [--out bench/threads]
     python bench/threads.py --sizes [--hidden 64,256,1024,2048]
 
-Stage mode runs `python -m stages.train` (a fresh process, as DVC runs it) on a synthetic MNIST-sized
+Stage mode runs `python -m ckd.stages.train` (a fresh process, as DVC runs it) on a synthetic MNIST-sized
 comparative data set (N=300 queried 28x28 inputs, 2000 free pool inputs, so the augmentation and the
 FixMatch term run) with `student.threads` = `auto` and = the cores (what torch does when nothing is
 set), each alone and beside `python -c "while True: pass"`. The conditions are interleaved and
@@ -49,7 +49,7 @@ def synthetic_comparative(path: Path, queried: int = 300, pool: int = 2300, seed
 
 
 def run_train_stage(workdir: Path, threads, steps: int) -> dict:
-    """One `python -m stages.train` process; returns its wall time and the stage's own train_seconds."""
+    """One `python -m ckd.stages.train` process; returns its wall time and the stage's own train_seconds."""
     import yaml
 
     params = workdir / f"params_{threads}.yaml"
@@ -74,7 +74,7 @@ def run_train_stage(workdir: Path, threads, steps: int) -> dict:
         [
             sys.executable,
             "-m",
-            "stages.train",
+            "ckd.stages.train",
             "--data",
             str(workdir / "comparative.npz"),
             "--out",
@@ -90,7 +90,7 @@ def run_train_stage(workdir: Path, threads, steps: int) -> dict:
         text=True,
     )
     if done.returncode != 0:
-        raise SystemExit(f"stages.train failed ({done.returncode}): {done.stderr[-2000:]}")
+        raise SystemExit(f"ckd.stages.train failed ({done.returncode}): {done.stderr[-2000:]}")
     wall = time.perf_counter() - start
     stage = json.loads((log_dir / "metrics.json").read_text())
     return {"wall_s": wall, "train_s": stage["train_seconds"], "threads_used": stage["threads"]}
@@ -154,7 +154,7 @@ def sizes_mode(widths: list[int], steps: int, repeats: int) -> dict:
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(0)
 
-        def step():
+        def step(model=model, optimizer=optimizer, generator=generator):
             groups = torch.randint(len(positives), (128,), generator=generator)
             rows = torch.cat([positives[groups], negatives[groups]], 1).reshape(-1)
             loss = method.loss(model(x.index_select(0, rows)), teacher.index_select(0, rows), None, 1)

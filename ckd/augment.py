@@ -17,7 +17,7 @@ SHIFTS = ("shift", "shift_flip")  # the augmentations `ShiftedGather` applies
 def resolve_augment(requested: str, sample_shape: tuple[int, ...], is_image: bool) -> tuple[str, int]:
     """Return (kind, max shift in pixels). `auto`: shifts for images at least 16 px wide (1 px below
     24 px, else 2 px), none for tables and for tiny images: on scikit-learn's 8x8 digits a 1-px shift
-    is an eighth of the image and cost KD 4.6 points at N=60 (bench/digits). Flips only when asked:
+    is an eighth of the image and cost KD 4.6 points at N=60 (a digits benchmark since removed). Flips only when asked:
     they change the meaning of digits and letters. `corrupt` (any input): feature noise and dropout
     (`corrupt_features`), the tables' and embeddings' augmentation."""
     if requested == "corrupt":

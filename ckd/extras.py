@@ -5,7 +5,7 @@ one is one line that names what to install.
     pip install 'ckd[llm]'       # teacher.kind openai (the official SDK)
     pip install 'ckd[postgres]'  # teacher.store postgresql://... (psycopg 3)
     pip install 'ckd[flows]'     # python -m flows.pipeline (Prefect)
-    pip install 'ckd[cluster]'   # python -m ckd.bench.grid (Prefect on Dask)
+    pip install 'ckd[cluster]'   # python -m bench.grid (Prefect on Dask)
     pip install 'ckd[serve]'     # a client for the served bundle (tritonclient)
 """
 

@@ -31,7 +31,7 @@ X = np.random.default_rng(0).integers(0, 17, size=(60, 8, 8)).astype(np.float32)
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = copy_project(tmp_path_factory.mktemp("bad"), ("dvc.yaml", "stages", "ckd"))
+    root = copy_project(tmp_path_factory.mktemp("bad"), ("dvc.yaml", "ckd"))
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     linear_onnx_teacher(root / "two_outputs.onnx", input_shape=[1, 8, 8], two_outputs=True)
     return root

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ckd.bench.recipes import DEFAULT_BY_MODALITY, RECIPES, TABLE_DEFAULT_RECIPE, TEXT_DEFAULT_RECIPE
-from ckd.bench.run import variant_overrides
+from bench.recipes import DEFAULT_BY_MODALITY, RECIPES, TABLE_DEFAULT_RECIPE, TEXT_DEFAULT_RECIPE
+from bench.run import variant_overrides
 from ckd.config import load_config, with_overrides
 from tests.conftest import PROJECT
 
@@ -28,7 +28,7 @@ def copy_project(tmp_path: Path, params: Path) -> Path:
     """The pipeline (root dvc.yaml, its stages and code) in a fresh DVC project under `tmp_path`, with `params`."""
     project = tmp_path / "project"
     project.mkdir()
-    for item in ("dvc.yaml", "stages", "ckd", "serving"):
+    for item in ("dvc.yaml", "ckd", "serving"):
         source = PROJECT / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, project / item)
     shutil.copy(params, project / "params.yaml")
@@ -59,10 +59,10 @@ def repro_with_overrides(project: Path, row: dict) -> tuple[dict, dict, dict]:
 def bench_row_and_repro(
     tmp_path: Path, dataset: str, bench_args: list[str], params: Path = PROJECT / "params.yaml"
 ) -> tuple[dict, dict, dict]:
-    """One benchmark row (`python -m ckd.bench`) on `params`, then `dvc repro` of a copy of the project with
+    """One benchmark row (`python -m bench`) on `params`, then `dvc repro` of a copy of the project with
     those params and the row's overrides: (the row, validate's metrics, train's metrics)."""
     project = copy_project(tmp_path, params)
-    command = [sys.executable, "-m", "ckd.bench", "--params", str(project / "params.yaml"), "--dataset", dataset]
+    command = [sys.executable, "-m", "bench", "--params", str(project / "params.yaml"), "--dataset", dataset]
     common = ["--seeds", "1", "--science-seeds", "0", "--regimes", "labelled", "--teacher-epochs", "3"]
     common += ["--set", "validate.min_accuracy=0.3", "--workers", "1", "--out", str(tmp_path / "bench")]
     bench = subprocess.run(command + common + bench_args, cwd=PROJECT, env=ENV, capture_output=True, text=True)
@@ -166,7 +166,7 @@ def test_table_default_recipe_row_equals_dvc_repro(tmp_path):
 @pytest.mark.timeout(1200)  # the frozen encoder, a benchmark row and the whole text pipeline on a busy 2-core machine
 def test_text_default_recipe_row_equals_dvc_repro(tmp_path):
     """The text default recipe (embedding corruption and the free pool texts' term) is what the AG News params
-    file runs; a `ckd.bench.text` row of it on a tiny AG-News-shaped CSV, its teacher the stand-in LLM server on
+    file runs; a `bench.text` row of it on a tiny AG-News-shaped CSV, its teacher the stand-in LLM server on
     127.0.0.1, equals `dvc repro` of the one root pipeline with the row's overrides."""
     from examples.ag_news.llm_server import StandinLLMServer, standin_from_data
     from tests.helpers.text import LABEL_WORDS, write_text_csv
@@ -193,7 +193,7 @@ def test_text_default_recipe_row_equals_dvc_repro(tmp_path):
         embed = subprocess.run([DVC, "repro", "embed"], cwd=project, env=ENV, capture_output=True, text=True)
         assert embed.returncode == 0, embed.stderr[-2000:]
 
-        command = [sys.executable, "-m", "ckd.bench.text", "--params", str(project / "params.yaml")]
+        command = [sys.executable, "-m", "bench.text", "--params", str(project / "params.yaml")]
         # two data seeds, the second's row reproduced: the benchmark's split must not follow the seed (the
         # pipeline's does unless data.split_seed is set)
         command += ["--embedded", str(project / "data" / "embedded.npz"), "--budgets", str(budget), "--seeds", "2"]

@@ -14,8 +14,8 @@ def test_grid_on_a_local_two_worker_cluster_pays_each_input_once(tmp_path):
     from dask.distributed import LocalCluster
     from prefect.testing.utilities import prefect_test_harness
 
-    from ckd.bench.grid import run_grid
-    from ckd.bench.run import parse_args
+    from bench.grid import run_grid
+    from bench.run import parse_args
 
     teacher = linear_onnx_teacher(tmp_path / "teacher.onnx", input_shape=[1, 8, 8])
     store = tmp_path / "store.sqlite"

@@ -1,4 +1,4 @@
-from ckd.bench.report import accuracy_by_seed, markdown, paired_difference
+from bench.report import accuracy_by_seed, markdown, paired_difference
 
 
 def rows():
@@ -34,7 +34,7 @@ def test_markdown_marks_and_target():
 
 
 def test_spread_separates_data_seeds_from_student_seeds():
-    from ckd.bench.report import spread
+    from bench.report import spread
 
     # data seed 0: 80, 82, 84 (std 2); data seed 1: 90, 91, 92 (std 1); per-seed means 82 and 91
     runs = {(0, 0): 0.80, (0, 1): 0.82, (0, 2): 0.84, (1, 3): 0.90, (1, 4): 0.91, (1, 5): 0.92}

@@ -1,8 +1,8 @@
 """The text benchmark runs the example's configuration: its settings come from examples/ag_news/params.yaml
 unless an option says otherwise, and `default` is that file's own student section."""
 
-from ckd.bench.recipes import TEXT_DEFAULT_RECIPE
-from ckd.bench.text import (
+from bench.recipes import TEXT_DEFAULT_RECIPE
+from bench.text import (
     DEFAULT_VARIANT,
     EXAMPLE_PARAMS,
     base_params,

@@ -21,7 +21,7 @@ class Elsewhere(Scores):
 
 
 def test_following_the_advice_of_a_run_short_of_answers_works(tmp_path, capsys, monkeypatch):
-    root = copy_project(tmp_path / "project", ("dvc.yaml", "stages", "ckd"))
+    root = copy_project(tmp_path / "project", ("dvc.yaml", "ckd"))
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     store = str(root / "store")
     run_query(Elsewhere(), np.arange(30), np.random.default_rng(1).normal(size=(30, 2)), 10, 30, store, progress=False)

@@ -113,11 +113,11 @@ BAD = [  # (change to the committed params.yaml, the parameter the one line must
 @pytest.mark.parametrize("change,parameter", BAD, ids=[p for _, p in BAD])
 def test_a_typo_anywhere_fails_the_first_stage_in_one_line(change, parameter, tmp_path, capsys):
     """`source` is the first stage and reads none of these keys: it still refuses the file, before any work."""
-    import stages.source
+    import ckd.stages.source
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(committed_with(change)))
     with pytest.raises(SystemExit) as exit_status:
-        stages.source.main(
+        ckd.stages.source.main(
             [
                 "--params",
                 str(tmp_path / "params.yaml"),
@@ -157,7 +157,7 @@ def test_query_refuses_a_typo_elsewhere_before_any_teacher_call(tmp_path):
         [
             sys.executable,
             "-m",
-            "stages.query",
+            "ckd.stages.query",
             "--params",
             str(tmp_path / "params.yaml"),
             "--pool",

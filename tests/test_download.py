@@ -204,7 +204,7 @@ def test_fresh_clone_without_shared_runs_the_ag_news_example_end_to_end(tmp_path
     root = tmp_path / "clone"
     root.mkdir()
     outputs = shutil.ignore_patterns("__pycache__", "data", "models", "teacher_outputs", "metrics")  # its outputs
-    for item in ("ckd", "stages", "serving", "examples/ag_news"):
+    for item in ("ckd", "serving", "examples/ag_news"):
         shutil.copytree(PROJECT / item, root / item, ignore=None if item == "ckd" else outputs)
     shutil.copy(PROJECT / "dvc.yaml", root / "dvc.yaml")  # the one pipeline; run.sh runs it with the example's params
     mirror = tmp_path / "mirror"

@@ -28,7 +28,7 @@ def sh(root, *command, env):
 @pytest.fixture
 def repo(tmp_path):
     """A git + DVC repository holding ckd and the project's stages up to `query`, with a counting teacher."""
-    root = copy_project(tmp_path / "repo", ("ckd", "stages"))
+    root = copy_project(tmp_path / "repo", ("ckd",))
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
     wanted = ("download", "source", "standin", "teacher", "embed", "sample", "query")
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: stages[k] for k in wanted}}))

@@ -28,9 +28,7 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = copy_project(
-        tmp_path_factory.mktemp("project"), ("dvc.yaml", "params.yaml", "stages", "ckd", "serving", "flows")
-    )
+    root = copy_project(tmp_path_factory.mktemp("project"), ("dvc.yaml", "params.yaml", "ckd", "serving", "flows"))
     params = with_changes(yaml.safe_load((root / "params.yaml").read_text()), SMALL)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=root, check=True)

@@ -21,7 +21,7 @@ def query_command(workdir):
     return [
         sys.executable,
         "-m",
-        "stages.query",
+        "ckd.stages.query",
         "--params",
         str(workdir / "params.yaml"),
         "--pool",

@@ -16,7 +16,7 @@ DVC = str(Path(sys.executable).with_name("dvc"))
 
 @pytest.mark.slow
 def test_a_password_in_the_store_url_reaches_no_file_dvc_writes(tmp_path):
-    root = copy_project(tmp_path / "project", ("dvc.yaml", "stages", "ckd"))
+    root = copy_project(tmp_path / "project", ("dvc.yaml", "ckd"))
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["teacher"]["store"] = "postgresql://alice:hunter2@127.0.0.1:5432/ckd_team"
     params["teacher"]["standin"]["epochs"] = 1

@@ -5,8 +5,8 @@ import json
 
 import yaml
 
-import stages.source
-import stages.standin
+import ckd.stages.source
+import ckd.stages.standin
 from tests.helpers import PROJECT
 
 
@@ -18,8 +18,10 @@ def run(tmp_path, change: dict) -> dict:
         params[section][key] = value
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     common = ["--params", str(tmp_path / "params.yaml")]
-    stages.source.main([*common, "--out", str(tmp_path / "source.json"), "--metrics", str(tmp_path / "m_source.json")])
-    stages.standin.main(
+    ckd.stages.source.main(
+        [*common, "--out", str(tmp_path / "source.json"), "--metrics", str(tmp_path / "m_source.json")]
+    )
+    ckd.stages.standin.main(
         [
             *common,
             "--source",

@@ -1,5 +1,5 @@
 """A stage's start-up imports only what the stage uses (issue 12): importing the stage script and validating
-the whole params file (what `stages/_entry.py` does first) loads no torch in the stages that do not train,
+the whole params file (what `ckd/stages/_entry.py` does first) loads no torch in the stages that do not train,
 Great Expectations only in `check`, ONNX Runtime only where a model runs, Prefect in none. Imports, not
 seconds, are asserted: each case runs in a fresh interpreter and reads `sys.modules`."""
 
@@ -28,7 +28,7 @@ PARAMS = {
 
 PROBE = """
 import json, sys
-import stages.{stage}
+import ckd.stages.{stage}
 from ckd.config import load_config
 load_config(sys.argv[1])
 print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set(sys.argv[2].split(',')))))
@@ -49,7 +49,7 @@ def test_a_stage_without_torch_starts_without_torch(tmp_path, stage):
     params.write_text(yaml.safe_dump(PARAMS))
     done, loaded = heavy_after(PROBE.format(stage=stage), str(params))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert set(loaded) <= ALLOWED[stage], f"stages.{stage} loaded {loaded} at start-up"
+    assert set(loaded) <= ALLOWED[stage], f"ckd.stages.{stage} loaded {loaded} at start-up"
 
 
 @pytest.mark.parametrize(
@@ -80,9 +80,9 @@ def test_a_bad_student_fails_the_first_stage_in_one_line_without_torch(tmp_path,
         "import atexit, json, runpy, sys\n"
         "heavy = set(sys.argv[-1].split(','))\n"
         "atexit.register(lambda: print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & heavy))))\n"
-        "sys.argv = ['stages.sample', '--params', sys.argv[1], '--pool', 'p.npz', '--test', 't.npz',"
+        "sys.argv = ['ckd.stages.sample', '--params', sys.argv[1], '--pool', 'p.npz', '--test', 't.npz',"
         " '--selected', 's.npz', '--metrics', '']\n"
-        "runpy.run_module('stages.sample', run_name='__main__')\n"
+        "runpy.run_module('ckd.stages.sample', run_name='__main__')\n"
     )
     done, loaded = heavy_after(code, str(params))
     assert done.returncode == 2
@@ -96,7 +96,7 @@ def test_prefect_is_never_loaded_by_a_stage(tmp_path):
     code = (
         "import importlib, json, sys\n"
         "from ckd.config import load_config\n"
-        f"for s in {stages!r}: importlib.import_module('stages.' + s)\n"
+        f"for s in {stages!r}: importlib.import_module('ckd.stages.' + s)\n"
         "load_config(sys.argv[1])\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[2].split(',')))))\n"
     )

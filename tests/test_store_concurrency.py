@@ -51,7 +51,7 @@ def start(root):
     command = [
         sys.executable,
         "-m",
-        "stages.query",
+        "ckd.stages.query",
         "--params",
         str(root / "params.yaml"),
         "--pool",

@@ -349,7 +349,7 @@ def test_a_fresh_start_is_said_at_the_start_and_at_the_end_of_the_run(tmp_path, 
     from tests.helpers import copy_project, linear_onnx_teacher
     from tests.helpers.stages import run_stage_commands
 
-    root = copy_project(tmp_path / "project", ("dvc.yaml", "stages", "ckd"))
+    root = copy_project(tmp_path / "project", ("dvc.yaml", "ckd"))
     linear_onnx_teacher(root / "teacher.onnx", input_shape=[1, 8, 8])
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["teacher"].update(kind="onnx", model="teacher.onnx", store=str(root / "new-store"), budget=20)

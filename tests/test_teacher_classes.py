@@ -35,7 +35,7 @@ def _unlabelled_table(tmp_path):
 
 
 def _run_sample(tmp_path, teacher: dict, capsys):
-    from stages.sample import main
+    from ckd.stages.sample import main
 
     params = {
         "data": {"source": str(_unlabelled_table(tmp_path)), "label": None},

@@ -106,7 +106,7 @@ def tiny_images(n=40, side=8, seed=0):
 
 
 def test_unlabelled_pool_on_images_is_used_only_with_augmentation():
-    data = tiny_images()  # 8x8: `auto` gives no augmentation (bench/digits)
+    data = tiny_images()  # 8x8: `auto` gives no augmentation (ckd.augment.resolve_augment)
     data.unlabelled = np.random.default_rng(1).random((30, 8, 8)).astype(np.float32)
     kd = config(method="kd", steps=30, eval_every=10, unlabelled_weight=1.0, unlabelled_threshold=0.0)
     with_pool = train_student(data, kd, torch.device("cpu"), progress=False).model.state_dict()

@@ -2,8 +2,8 @@
 # issue 17, text: the AG News benchmark behind docs/benchmarks/tables-text.md (the stand-in LLM teacher, an MLP head
 # on frozen all-MiniLM-L6-v2 embeddings). From the repository root, after the example's download and embed stages
 # with its params (they leave data/embedded.npz, the default --embedded; `bash examples/ag_news/run.sh` does too):
-#   python -m stages.download --params examples/ag_news/params.yaml --out data/download.json --metrics ''
-#   python -m stages.embed --params examples/ag_news/params.yaml --out data/embedded.npz --metrics ''
+#   python -m ckd.stages.download --params examples/ag_news/params.yaml --out data/download.json --metrics ''
+#   python -m ckd.stages.embed --params examples/ag_news/params.yaml --out data/embedded.npz --metrics ''
 #   nice -n 10 bash bench/ag_news_v2/run.sh dev     # choose the recipe (bench/tables_text_report.py prints it)
 #   nice -n 10 bash bench/ag_news_v2/run.sh test    # every candidate on the test split; the chosen one is reported
 # examples/ag_news/params.yaml runs the chosen recipe (TEXT_DEFAULT_RECIPE; tests/test_bench_text.py checks it).
@@ -14,22 +14,22 @@ OUT=${OUT:-bench_results/ag_news_v2}
 RECIPES=kd,kd_corrupt,kd_pool,kd_corrupt_pool
 if [ "$1" = dev ]; then
   COMMON=(--seeds 5 --student-seeds 1 --regimes labelled --workers ${WORKERS:-1} --dev-size 1000 --budgets 100,300)
-  python -m ckd.bench.text "${COMMON[@]}" --variants $RECIPES --selection random --out $OUT/dev_random
-  python -m ckd.bench.text "${COMMON[@]}" --variants kd_corrupt_pool --selection typiclust --out $OUT/dev_typiclust
+  python -m bench.text "${COMMON[@]}" --variants $RECIPES --selection random --out $OUT/dev_random
+  python -m bench.text "${COMMON[@]}" --variants kd_corrupt_pool --selection typiclust --out $OUT/dev_typiclust
 else
   # 5 data seeds x 1 student seed (student seed = data seed), the three parts side by side: the time on 2 shared
   # cores (the dev split compares every ingredient with its control; the test split reports the chosen recipe,
   # its augmented-KD control and KD at 3N/5N)
   COMMON=(--seeds 5 --student-seeds 1 --regimes labelled --workers ${WORKERS:-1})
-  python -m ckd.bench.text "${COMMON[@]}" --budgets 100,300 --variants kd_corrupt,kd_corrupt_pool \
+  python -m bench.text "${COMMON[@]}" --budgets 100,300 --variants kd_corrupt,kd_corrupt_pool \
     --selection random --out $OUT/test_random &
-  python -m ckd.bench.text "${COMMON[@]}" --budgets 100,300 --variants kd_corrupt_pool --selection typiclust \
+  python -m bench.text "${COMMON[@]}" --budgets 100,300 --variants kd_corrupt_pool --selection typiclust \
     --out $OUT/test_typiclust &
   # augmented KD (embedding corruption) at 3N and 5N: 500 = 5 x 100, 900 = 3 x 300, 1500 = 5 x 300 (300 above)
-  python -m ckd.bench.text "${COMMON[@]}" --budgets 500,900,1500 --variants kd_corrupt --selection random \
+  python -m bench.text "${COMMON[@]}" --budgets 500,900,1500 --variants kd_corrupt --selection random \
     --out $OUT/test_kd &
   # the ceiling: the same head, cross-entropy on the labels of all 6000 pool texts (one data seed: the whole pool)
-  python -m ckd.bench.text --seeds 1 --student-seeds 3 --regimes labelled --workers ${WORKERS:-1} --budgets 6000 \
+  python -m bench.text --seeds 1 --student-seeds 3 --regimes labelled --workers ${WORKERS:-1} --budgets 6000 \
     --variants ce --selection random --out $OUT/test_ceiling &
   wait
 fi

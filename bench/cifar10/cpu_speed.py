@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> None:
-    from ckd.bench.recipes import DEFAULT_BY_MODALITY
-    from ckd.bench.run import variant_overrides
+    from bench.recipes import DEFAULT_BY_MODALITY
+    from bench.run import variant_overrides
     from ckd.comparative import comparative_set
     from ckd.config import load_config, with_overrides
     from ckd.data import Pool, load_source
@@ -41,30 +41,59 @@ def main(argv=None) -> None:
     p.add_argument("--threads", default="auto", help="student.threads (auto: 1 for a student this small)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    folder = args.images or next(str(ROOT / ".cache" / d / "train") for d in ("cifar10", "cifar10_smoke")
-                                 if (ROOT / ".cache" / d / "train").is_dir())
-    overrides = {"data.source": folder, "student.arch": "cnn", "student.arch_args": {"channels": [32, 64, 128]},
-                 "student.steps": args.steps, "student.eval_every": max(1, args.steps // 10),
-                 "student.lr": [0.003, 0.001], "student.batch_size": 64, "student.device": "cpu",
-                 "student.threads": args.threads if args.threads == "auto" else int(args.threads),
-                 **variant_overrides(args.recipe, {}, None), "student.augment": "shift_flip"}
+    folder = args.images or next(
+        str(ROOT / ".cache" / d / "train")
+        for d in ("cifar10", "cifar10_smoke")
+        if (ROOT / ".cache" / d / "train").is_dir()
+    )
+    overrides = {
+        "data.source": folder,
+        "student.arch": "cnn",
+        "student.arch_args": {"channels": [32, 64, 128]},
+        "student.steps": args.steps,
+        "student.eval_every": max(1, args.steps // 10),
+        "student.lr": [0.003, 0.001],
+        "student.batch_size": 64,
+        "student.device": "cpu",
+        "student.threads": args.threads if args.threads == "auto" else int(args.threads),
+        **variant_overrides(args.recipe, {}, None),
+        "student.augment": "shift_flip",
+    }
     params = with_overrides(load_config(ROOT / "params.yaml"), overrides)
     data = load_source(folder, params.data)
     pool = Pool(ids=np.arange(len(data.x)), x=data.x, class_names=data.class_names, is_image=True, labels=data.y)
     ids = np.sort(np.random.default_rng(0).choice(len(data.x), args.budget, replace=False))
     logits = np.random.default_rng(1).normal(size=(args.budget, len(data.class_names))).astype(np.float32) * 5
-    built = comparative_set(ids, logits, pool, "logits", params.comparative.group_size,
-                            params.comparative.max_groups, 0, params.comparative.negatives)
+    built = comparative_set(
+        ids,
+        logits,
+        pool,
+        "logits",
+        params.comparative.group_size,
+        params.comparative.max_groups,
+        0,
+        params.comparative.negatives,
+    )
     start = time.perf_counter()
     _, _, metrics = train(params.student, built, progress=False)
     seconds = time.perf_counter() - start
     candidates = len(metrics["selection"])
     steps_run = candidates * args.steps + (args.steps if params.student.refit else 0)
-    result = {"recipe": args.recipe, "budget": args.budget, "steps": args.steps, "candidates": candidates,
-              "steps_run": steps_run, "seconds": round(seconds, 1), "threads": metrics["threads"],
-              "cores": available_cores(), "seconds_per_step": seconds / steps_run,
-              "extrapolated_seconds_at_full_steps": round(seconds * args.full_steps / args.steps, 1),
-              "full_steps": args.full_steps, "images": folder, "overrides": overrides}
+    result = {
+        "recipe": args.recipe,
+        "budget": args.budget,
+        "steps": args.steps,
+        "candidates": candidates,
+        "steps_run": steps_run,
+        "seconds": round(seconds, 1),
+        "threads": metrics["threads"],
+        "cores": available_cores(),
+        "seconds_per_step": seconds / steps_run,
+        "extrapolated_seconds_at_full_steps": round(seconds * args.full_steps / args.steps, 1),
+        "full_steps": args.full_steps,
+        "images": folder,
+        "overrides": overrides,
+    }
     print(json.dumps(result, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

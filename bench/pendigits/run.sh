@@ -13,23 +13,23 @@ OUT=${OUT:-bench_results/pendigits}
 COMMON=(--params $P --seeds 5 --science-seeds 0 --regimes labelled --workers ${WORKERS:-1})
 if [ "$1" = dev ]; then
   DEV=("${COMMON[@]}" --set data.test_source=null --test-size 1500 --student-seeds 1 --budgets 100,300)
-  python -m ckd.bench "${DEV[@]}" --variants kd,kd_corrupt,kd_pool,kd_corrupt_pool --selection random \
+  python -m bench "${DEV[@]}" --variants kd,kd_corrupt,kd_pool,kd_corrupt_pool --selection random \
     --out $OUT/dev_random
-  python -m ckd.bench "${DEV[@]}" --variants kd_pool --selection typiclust --teacher $OUT/dev_random/teacher.onnx \
+  python -m bench "${DEV[@]}" --variants kd_pool --selection typiclust --teacher $OUT/dev_random/teacher.onnx \
     --out $OUT/dev_typiclust
 else
   # the parts side by side (one worker each), on the stand-in teacher trained once on the dev pool (part of
   # pendigits_train.csv: it never saw pendigits_test.csv), the time on 2 shared cores
   TEST=("${COMMON[@]}" --teacher $OUT/dev_random/teacher.onnx)
   # the ceiling: the same student, cross-entropy on the labels of every pool input (7494)
-  python -m ckd.bench "${TEST[@]}" --student-seeds 1 --budgets 7494 --variants ce --selection random \
+  python -m bench "${TEST[@]}" --student-seeds 1 --budgets 7494 --variants ce --selection random \
     --out $OUT/test_ceiling &
-  python -m ckd.bench "${TEST[@]}" --student-seeds 1 --budgets 100,300 --variants kd,kd_corrupt,kd_pool \
+  python -m bench "${TEST[@]}" --student-seeds 1 --budgets 100,300 --variants kd,kd_corrupt,kd_pool \
     --selection random --out $OUT/test_random &
-  python -m ckd.bench "${TEST[@]}" --student-seeds 1 --budgets 100,300 --variants kd_pool --selection typiclust \
+  python -m bench "${TEST[@]}" --student-seeds 1 --budgets 100,300 --variants kd_pool --selection typiclust \
     --out $OUT/test_typiclust &
   # KD at 3N and 5N: 500 = 5 x 100, 900 = 3 x 300, 1500 = 5 x 300 (300 = 3 x 100 above); plain and with corruption
-  python -m ckd.bench "${TEST[@]}" --student-seeds 1 --budgets 500,900,1500 --variants kd,kd_corrupt \
+  python -m bench "${TEST[@]}" --student-seeds 1 --budgets 500,900,1500 --variants kd,kd_corrupt \
     --selection random --out $OUT/test_kd &
   wait
 fi

@@ -7,6 +7,7 @@ from ckd.comparative import ComparativeSet, comparative_set
 from ckd.config import ComparativeConfig
 from ckd.data import Pool
 from ckd.query import Queried
+from ckd.stages._entry import parser, run
 
 
 def build(
@@ -29,3 +30,23 @@ def build(
         "negatives": comparative.negatives or comparative.group_size,
         "labelled": built.labels is not None,
     }
+
+
+def main(argv=None) -> None:
+    p = parser("build", __doc__)
+    p.add_argument("--queried", required=True)
+    p.add_argument("--pool", required=True)
+    p.add_argument("--out", required=True)
+
+    def body(args, params):
+        built, metrics = build(
+            params.comparative, params.teacher.scores, params.seed, Queried.load(args.queried), Pool.load(args.pool)
+        )
+        built.save(args.out)
+        return metrics
+
+    run("build", p, body, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ckd.data import Pool
 from ckd.quality import ScoreExpectations, check_teacher_outputs
 from ckd.query import Queried
+from ckd.stages._entry import parser, run
 from ckd.teachers.base import TeacherSettings
 
 
@@ -17,3 +18,20 @@ def check(teacher: TeacherSettings, queried: Queried, pool: Pool, docs_dir: str 
         probabilities=teacher.scores == "probabilities",
     )
     return check_teacher_outputs(queried.ids, queried.scores, spec, getattr(queried, "path", "queried"), docs_dir)
+
+
+def main(argv=None) -> None:
+    p = parser("check", __doc__)
+    p.add_argument("--queried", required=True)
+    p.add_argument("--pool", required=True)
+    p.add_argument("--docs", default=None, help="where to render Great Expectations Data Docs (HTML)")
+    run(
+        "check",
+        p,
+        lambda args, params: check(params.teacher, Queried.load(args.queried), Pool.load(args.pool), args.docs),
+        argv,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ckd.config import DataConfig
 from ckd.data.download import fetch
+from ckd.stages import write_json
+from ckd.stages._entry import parser, run
 
 
 def download(data: DataConfig) -> dict:
@@ -12,3 +14,19 @@ def download(data: DataConfig) -> dict:
         return {"path": None, "sha256": None, "from": None, "note": "no data.download: nothing to fetch"}
     spec = data.download
     return fetch(spec.url, spec.sha256, spec.path or data.source, data.mirror)
+
+
+def main(argv=None) -> None:
+    p = parser("download", __doc__)
+    p.add_argument("--out", required=True, help="the record of what was fetched and from where (JSON)")
+
+    def body(args, params):
+        record = download(params.data)
+        write_json(args.out, record)
+        return {"fetched": record["from"] not in (None, "present")}
+
+    run("download", p, body, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ from ckd.config import DataConfig
 from ckd.data import write_arrays
 from ckd.data.text import load_text_table
 from ckd.errors import ConfigError
+from ckd.stages._entry import parser, run
 
 
 def embed(data: DataConfig, out_path: str, progress: bool = True) -> dict:
@@ -35,3 +36,13 @@ def embed(data: DataConfig, out_path: str, progress: bool = True) -> dict:
         "max_tokens": max_tokens(),
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def main(argv=None) -> None:
+    p = parser("embed", __doc__)
+    p.add_argument("--out", required=True, help="embeddings, labels and texts (.npz)")
+    run("embed", p, lambda args, params: embed(params.data, args.out), argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,7 @@ from ckd.export import INPUT_NAME, export_onnx, export_text_bundle
 from ckd.quantize import int8_dynamic, int8_from_pool
 from ckd.query import Queried
 from ckd.serving import add_probabilities, input_scale, token_input, write_bundle
+from ckd.stages._entry import parser, run
 from ckd.students.checkpoint import StudentCheckpoint
 from ckd.text_bundle import BUNDLE_FILE, MODEL_FILE, TOKENIZER_FILE
 
@@ -101,3 +102,35 @@ def export(
         scale=scale,
     )
     return {"opset": config.opset, "bytes": Path(out_model).stat().st_size, **int8, **bundle_files}
+
+
+def main(argv=None) -> None:
+    p = parser("export", __doc__)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--queried", required=True, help="the query stage's output (budget and calls for the metadata)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--pool", required=True, help="pool inputs; those never sent to the teacher calibrate int8")
+    p.add_argument("--selected", required=True)
+    p.add_argument("--out-int8", required=True)
+    p.add_argument("--out-bundle", required=True, help="the serving bundle's folder (Triton, KServe, MLServer; text)")
+    run(
+        "export",
+        p,
+        lambda args, params: export(
+            params.export,
+            StudentCheckpoint.load(args.checkpoint),
+            Queried.load(args.queried),
+            Pool.load(args.pool),
+            Selection.load(args.selected),
+            args.out,
+            args.out_int8,
+            args.out_bundle,
+            text=params.data.text is not None,
+            label_words=getattr(params.teacher, "label_words", None),  # an LLM teacher's words name the classes
+        ),
+        argv,
+    )
+
+
+if __name__ == "__main__":
+    main()

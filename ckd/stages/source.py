@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ckd.config import DataConfig
 from ckd.fingerprint import HashCache, files_of
+from ckd.stages._entry import run_fingerprint
 
 
 def source_fingerprint(data: DataConfig, cache_file: Path | None = None) -> dict:
@@ -24,3 +25,11 @@ def source_fingerprint(data: DataConfig, cache_file: Path | None = None) -> dict
     }
     cache.save()
     return fingerprint
+
+
+def main(argv=None) -> None:
+    run_fingerprint("source", __doc__, lambda params, cache: source_fingerprint(params.data, cache), argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ import numpy as np
 from ckd.config import DataConfig, Params, StandinConfig
 from ckd.data import load_source, split_pool_test
 from ckd.errors import CkdError
+from ckd.stages._entry import parser, run
 from ckd.teachers.base import TeacherSettings
 from ckd.teachers.onnx_file import OnnxTeacherConfig, file_sha256
 
@@ -135,3 +136,18 @@ def write_note(out_dir: Path, teacher: TeacherSettings) -> None:
         f", teacher.model {teacher.model}" if isinstance(teacher, OnnxTeacherConfig) else ""
     )
     (out_dir / NOTE_FILE).write_text(f"No stand-in teacher was trained: the teacher is yours ({what}).\n")
+
+
+def main(argv=None) -> None:
+    p = parser("standin", __doc__)
+    p.add_argument("--source", required=True, help="the data's fingerprint (the source stage's output)")
+    p.add_argument("--out", required=True, help="the folder of the stand-in (models/standin)")
+
+    def body(args, params):
+        return standin_stage(params, Path(args.out), Path(args.source).read_text())
+
+    run("standin", p, body, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ckd.fingerprint import HashCache, files_of, public_settings
+from ckd.stages._entry import run_fingerprint
 from ckd.teachers.base import TeacherSettings
 
 
@@ -24,3 +25,11 @@ def fingerprint(teacher: TeacherSettings, cache_file: Path | None = None) -> dic
         )
     cache.save()
     return {"kind": teacher.kind, "files": files, "settings": public_settings(teacher.model_dump(mode="json"))}
+
+
+def main(argv=None) -> None:
+    run_fingerprint("teacher", __doc__, lambda params, cache: fingerprint(params.teacher, cache), argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,9 @@ import time
 from ckd.comparative import ComparativeSet
 from ckd.config import StudentConfig
 from ckd.data import TestSet
-from ckd.metrics import accuracy_probe
+from ckd.metrics import accuracy_probe, write_training_log
 from ckd.runtime import torch_device
+from ckd.stages._entry import parser, run
 from ckd.students.checkpoint import StudentCheckpoint
 from ckd.train import split_rows, train_student
 
@@ -61,3 +62,25 @@ def train(
         "precision": outcome.precision,  # text: logged, not a metric (the parameter student.precision says it)
     }
     return checkpoint, outcome.curve, metrics
+
+
+def main(argv=None) -> None:
+    p = parser("train", __doc__)
+    p.add_argument("--data", required=True, help="the comparative data set (.npz)")
+    p.add_argument("--out", required=True, help="the student checkpoint")
+    p.add_argument("--log-dir", required=True, help="DVCLive's folder: the curves and this stage's metrics.json")
+    p.add_argument("--test", default=None, help="the test split, for the curve of test accuracy (plot only)")
+    p.set_defaults(metrics=None)  # this stage's metrics file is <log-dir>/metrics.json, next to its curves
+
+    def body(args, params):
+        test = TestSet.load(args.test) if args.test else None
+        checkpoint, curve, metrics = train(params.student, ComparativeSet.load(args.data), test)
+        checkpoint.save(args.out)
+        write_training_log(args.log_dir, curve, metrics)
+        return metrics
+
+    run("train", p, body, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,9 +13,12 @@ from ckd.data import Pool, TestSet
 from ckd.errors import CkdError
 from ckd.latency import measure as measure_latency
 from ckd.latency import onnx_runner, torch_runner
-from ckd.model_card import build_card
+from ckd.metrics import write_metrics
+from ckd.model_card import build_card, write_model_card
 from ckd.quantize import int8_metrics
 from ckd.query import Queried
+from ckd.stages import read_json
+from ckd.stages._entry import parser, run
 from ckd.students.checkpoint import StudentCheckpoint
 from ckd.teachers.base import TeacherSettings
 from ckd.teachers.onnx_file import OnnxFileTeacher, OnnxTeacherConfig
@@ -152,3 +155,53 @@ def decision_metrics(metrics: dict, queried: Queried) -> dict:
 
 def gates(config: ValidateConfig, metrics: dict, onnx_path: str | Path) -> None:
     check_gates(metrics, config.min_accuracy, config.max_abs_diff, str(onnx_path), config.max_int8_drop)
+
+
+def main(argv=None) -> None:
+    p = parser("validate", __doc__)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--test", required=True)
+    p.add_argument("--queried", required=True)
+    p.add_argument("--source", default=None, help="the source stage's fingerprint (identifies the data)")
+    p.add_argument("--pool", default=None, help="the pool (the held-out inputs of a source without labels)")
+    p.add_argument("--int8", required=True)
+    p.add_argument("--train-metrics", required=True)
+    p.add_argument("--card-json", required=True)
+    p.add_argument("--card-md", required=True)
+    p.add_argument("--decision", default=None, help="where to write the decision metrics (dvc exp show's columns)")
+    p.add_argument("--bundle", default=None, help="the export stage's bundle (a text source reads raw texts with it)")
+
+    def body(args, params):
+        checkpoint = StudentCheckpoint.load(args.checkpoint)
+        queried = Queried.load(args.queried)
+        metrics = validate(
+            params.validation,
+            params.teacher,
+            checkpoint,
+            args.onnx,
+            args.int8,
+            TestSet.load(args.test),
+            queried,
+            Pool.load(args.pool) if args.pool else None,
+            args.bundle if params.data.text is not None else None,
+        )
+        if args.decision:
+            write_metrics(args.decision, decision_metrics(metrics, queried))
+        card = model_card(
+            params,
+            metrics,
+            checkpoint,
+            read_json(args.train_metrics),
+            args.onnx,
+            args.int8,
+            read_json(args.source) if args.source else None,
+        )
+        write_model_card(card, args.card_json, args.card_md)
+        return metrics
+
+    run("validate", p, body, argv, gate=lambda args, params, metrics: gates(params.validation, metrics, args.onnx))
+
+
+if __name__ == "__main__":
+    main()

@@ -68,7 +68,7 @@ def linear_onnx_teacher(
 PLUGIN_FILES = ("tests/__init__.py", "tests/helpers/__init__.py", "tests/helpers/counting.py")
 
 
-def copy_project(root: Path, items=("dvc.yaml", "params.yaml", "stages", "ckd", "serving")) -> Path:
+def copy_project(root: Path, items=("dvc.yaml", "params.yaml", "ckd", "serving")) -> Path:
     """A copy of the project's pipeline in `root` (the tests' own DVC project), with the counting teacher."""
     import shutil
 

@@ -146,7 +146,7 @@ def test_token_is_sent_and_never_written_or_logged(server, samples, tmp_path):
             [
                 sys.executable,
                 "-m",
-                "stages.query",
+                "ckd.stages.query",
                 "--params",
                 str(tmp_path / "params.yaml"),
                 "--pool",
@@ -234,7 +234,7 @@ def test_a_password_in_the_url_is_refused_in_one_line(tmp_path):
         [
             sys.executable,
             "-m",
-            "stages.query",
+            "ckd.stages.query",
             "--params",
             str(tmp_path / "params.yaml"),
             "--pool",

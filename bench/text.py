@@ -1,20 +1,20 @@
 """The text benchmark (AG News): accuracy against LLM-teacher calls, at equal budget.
 
-    python -m ckd.bench.text                      # examples/ag_news/params.yaml, its embed stage's output
+    python -m bench.text                      # examples/ag_news/params.yaml, its embed stage's output
 
 Every row is the text pipeline's params file (`--params`, default `examples/ag_news/params.yaml`) with
 the benchmark's overrides on top, the configuration `dvc repro` of that example runs: steps, learning-rate
 grid, student architecture, augmentation, groups and the split are the file's own unless an option here
 says otherwise (so the benchmark and the example cannot drift apart). The benchmark's own overrides:
 `teacher.budget=N`, `seed` and `student.seed` per (budget N, seed); `data.use_labels` per regime; a
-variant's method, method arguments and other `student.*` settings (`ckd.bench.recipes`); `default` is the
-params file's own `student` section, unchanged (the default recipe); and, as `ckd.bench` does, training on
+variant's method, method arguments and other `student.*` settings (`bench.recipes`); `default` is the
+params file's own `student` section, unchanged (the default recipe); and, as `bench` does, training on
 the CPU with one thread per worker. A variant whose configuration equals another's (e.g. `default` and
 `ckd` when the example runs `ckd`) is trained once and reported under both names.
 
 The embed stage's output holds every text, its label and its frozen-encoder embedding. Not a second pipeline:
 the teacher's answers and each comparative set come from the pipeline's own stage functions (sample, query,
-check, build: `ckd.bench.run.ask_teacher`), so a row and `dvc repro` with the row's `overrides` give the same
+check, build: `bench.run.ask_teacher`), so a row and `dvc repro` with the row's `overrides` give the same
 student (tests/test_bench_equals_repro.py). The split is the pipeline's (`data.test_size`), one for every row
 (`data.split_seed` fixed at the params' own). The teacher is the STAND-IN LLM server (a TF-IDF +
 logistic-regression classifier trained on the pool, `examples.ag_news.llm_server`, as `examples/ag_news/run.sh`
@@ -41,9 +41,9 @@ from typing import Any, cast
 import numpy as np
 from tqdm.auto import tqdm
 
-from ckd.bench.recipes import RECIPES
-from ckd.bench.report import write_report
-from ckd.bench.run import FIELDS, _init_worker, _train_one, ask_teacher, variant_overrides
+from bench.recipes import RECIPES
+from bench.report import write_report
+from bench.run import FIELDS, _init_worker, _train_one, ask_teacher, variant_overrides
 from ckd.config import Params, load_config, with_overrides
 from ckd.data import load_source, split_pool_test, write_arrays
 from ckd.errors import CkdError
@@ -51,7 +51,7 @@ from ckd.stages.build import build
 from ckd.teachers.openai_chat import OpenAITeacherConfig
 from examples.ag_news.llm_server import StandinLLMServer, TextClassifierLLM
 
-EXAMPLE_PARAMS = Path(__file__).resolve().parents[2] / "examples" / "ag_news" / "params.yaml"
+EXAMPLE_PARAMS = Path(__file__).resolve().parents[1] / "examples" / "ag_news" / "params.yaml"
 DEFAULT_VARIANT = "default"  # the params file's own `student` section: what `dvc repro` runs
 
 
@@ -68,7 +68,7 @@ def base_params(args) -> tuple[Params, dict[str, Any]]:
         "comparative.max_groups": args.max_groups,
     }
     overrides: dict[str, Any] = {key: value for key, value in options.items() if value is not None}
-    overrides["student.device"] = "cpu"  # one CPU thread per worker process, as `ckd.bench`
+    overrides["student.device"] = "cpu"  # one CPU thread per worker process, as `bench`
     overrides["student.threads"] = 1
     try:
         base = with_overrides(load_config(args.params), overrides)
@@ -96,7 +96,7 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
     prompt = llm_config.prompt
     embedded = str(args.embedded)
     pool_ids, test_ids = split_pool_test(len(dataset.x), base.data.test_size, base.split_seed)
-    # One split for every row (one stand-in LLM, one test split), as `ckd.bench` fixes it: the pipeline's split
+    # One split for every row (one stand-in LLM, one test split), as `bench` fixes it: the pipeline's split
     # follows `seed` unless `data.split_seed` is set.
     data_overrides: dict[str, Any] = {"data.split_seed": base.split_seed}
     if args.dev_size:
@@ -223,7 +223,7 @@ def same_configuration(jobs: list[dict]) -> tuple[list[dict], dict[int, int], di
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ckd.bench.text", description=__doc__.strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.text", description=__doc__.strip().splitlines()[0])
     p.add_argument("--params", default=str(EXAMPLE_PARAMS), help="a text pipeline's params (default: the example's)")
     p.add_argument("--embedded", default="data/embedded.npz", help="the embed stage's output (examples/ag_news/run.sh)")
     p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=[100, 300, 1000])
@@ -234,7 +234,7 @@ def parse_args(argv=None):
         "--variants",
         type=lambda s: s.split(","),
         default=[DEFAULT_VARIANT, "ce", "kd", "kd_plain", "ckd", "ckd_control"],
-        help=f"recipes (ckd.bench.recipes) and {DEFAULT_VARIANT!r} (the params' own student section)",
+        help=f"recipes (bench.recipes) and {DEFAULT_VARIANT!r} (the params' own student section)",
     )
     p.add_argument("--regimes", type=lambda s: s.split(","), default=["labelled", "teacher_only"])
     # Not given: the params file's own value.
@@ -264,7 +264,7 @@ def main(argv=None) -> None:
     unique, of, same = same_configuration(jobs)
     info["same_configuration"] = same
     # The regimes in the order given (all of the first before any of the second), so that a run cut short
-    # has whole regimes; info.json first, so that `python -m ckd.bench.report` renders a partial results.csv.
+    # has whole regimes; info.json first, so that `python -m bench.report` renders a partial results.csv.
     order = sorted(range(len(unique)), key=lambda u: args.regimes.index(unique[u]["regime"]))
     info_path = args.out / "info.json"
     info_path.write_text(json.dumps({**info, "command": vars(args) | {"out": str(args.out)}}, indent=2, default=str))

@@ -17,7 +17,7 @@ Body = Callable[[argparse.Namespace, Params], dict]
 
 
 def parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"stages.{stage}", description=(doc or "").strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog=f"python -m ckd.stages.{stage}", description=(doc or "").strip().splitlines()[0])
     p.add_argument("--params", default="params.yaml", help="the parameters file (default: params.yaml)")
     p.add_argument("--metrics", default=str(metrics_path(stage)), help="where to write this stage's metrics")
     return p

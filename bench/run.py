@@ -1,14 +1,14 @@
 """Methods x budgets x seeds x regimes on one data set, at equal teacher budget, through the pipeline's own stages.
 
-    python -m ckd.bench --dataset digits
-    python -m ckd.bench --dataset ../shared/data/mnist_t10k.npz --test-size 2000 --teacher-epochs 8
+    python -m bench --dataset digits
+    python -m bench --dataset ../shared/data/mnist_t10k.npz --test-size 2000 --teacher-epochs 8
 
 Not a second pipeline: every row is `params.yaml` (or `--params`) with overrides on top, run through the
 very `ckd.stages` functions `dvc repro` runs (teacher, sample, query, check, build, train), so a row and
 `dvc repro` with the row's `overrides` (written in results.csv) give the same student. The benchmark's
 own overrides: the split is fixed (`data.split_seed`, default the base's) so one stand-in teacher and one
 test split serve every row; each (budget N, seed) sets `teacher.budget=N`, `seed` and `student.seed`, and
-gets its own ledger (`teacher.store`); a variant (`ckd.bench.recipes`) sets the student's method,
+gets its own ledger (`teacher.store`); a variant (`bench.recipes`) sets the student's method,
 arguments and augmentation; the regime sets `data.use_labels` (`teacher_only`: no pool label is read).
 Test accuracy is measured on the held-out split, as `validate` does. Writes results.csv, results.md
 and accuracy_vs_calls.png under --out.
@@ -30,15 +30,28 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from ckd.bench.recipes import RECIPES
-from ckd.bench.report import write_report
+from bench.recipes import RECIPES
+from bench.report import write_report
 from ckd.config import Params, load_config, validate_all, with_overrides
 from ckd.errors import CkdError
 from ckd.teachers.base import TeacherSettings
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]  # the repository whose dvc.yaml orders the stages
-FIELDS = ["dataset", "regime", "budget", "seed", "student_seed", "variant", "method", "test_accuracy", "val_accuracy",
-          "teacher_calls", "chosen", "train_seconds", "overrides"]
+PROJECT_DIR = Path(__file__).resolve().parents[1]  # the repository whose dvc.yaml orders the stages
+FIELDS = [
+    "dataset",
+    "regime",
+    "budget",
+    "seed",
+    "student_seed",
+    "variant",
+    "method",
+    "test_accuracy",
+    "val_accuracy",
+    "teacher_calls",
+    "chosen",
+    "train_seconds",
+    "overrides",
+]
 
 
 def _init_worker() -> None:
@@ -59,22 +72,39 @@ def _train_one(job: dict) -> dict:
     start = time.perf_counter()
     checkpoint, _, metrics = train(params.student, ComparativeSet.load(job["data"]), progress=False)
     seconds = time.perf_counter() - start
-    return {"dataset": job["dataset"], "regime": job["regime"], "budget": job["budget"], "seed": job["seed"],
-            "student_seed": params.student.seed, "variant": job["variant"], "method": params.student.method,
-            "test_accuracy": accuracy(torch_logits(checkpoint.model(), test.x), test.labels),
-            "val_accuracy": metrics["val_accuracy"], "teacher_calls": job["teacher_calls"],
-            "chosen": json.dumps({**checkpoint.chosen, "step": metrics["best_step"]}),
-            "train_seconds": round(seconds, 2), "overrides": json.dumps(job["overrides"])}
+    return {
+        "dataset": job["dataset"],
+        "regime": job["regime"],
+        "budget": job["budget"],
+        "seed": job["seed"],
+        "student_seed": params.student.seed,
+        "variant": job["variant"],
+        "method": params.student.method,
+        "test_accuracy": accuracy(torch_logits(checkpoint.model(), test.x), test.labels),
+        "val_accuracy": metrics["val_accuracy"],
+        "teacher_calls": job["teacher_calls"],
+        "chosen": json.dumps({**checkpoint.chosen, "step": metrics["best_step"]}),
+        "train_seconds": round(seconds, 2),
+        "overrides": json.dumps(job["overrides"]),
+    }
 
 
 def common_overrides(args) -> dict[str, Any]:
     """The benchmark's command-line options as params overrides (an option not given keeps the base's value)."""
-    options = {"data.source": args.dataset, "data.test_size": args.test_size, "data.selection": args.selection,
-               "data.split_seed": args.split_seed, "teacher.standin.epochs": args.teacher_epochs,
-               "comparative.group_size": args.group_size, "comparative.max_groups": args.max_groups,
-               "student.steps": args.steps, "student.lr": args.lr, "student.batch_size": args.batch_size,
-               "student.arch": args.arch,
-               "student.arch_args": json.loads(args.arch_args) if args.arch_args is not None else None}
+    options = {
+        "data.source": args.dataset,
+        "data.test_size": args.test_size,
+        "data.selection": args.selection,
+        "data.split_seed": args.split_seed,
+        "teacher.standin.epochs": args.teacher_epochs,
+        "comparative.group_size": args.group_size,
+        "comparative.max_groups": args.max_groups,
+        "student.steps": args.steps,
+        "student.lr": args.lr,
+        "student.batch_size": args.batch_size,
+        "student.arch": args.arch,
+        "student.arch_args": json.loads(args.arch_args) if args.arch_args is not None else None,
+    }
     overrides = {key: value for key, value in options.items() if value is not None}
     overrides["student.device"] = "cpu"  # one CPU thread per worker process:
     overrides["student.threads"] = 1  # the train stage sets its threads from this (`auto` may take every core)
@@ -85,17 +115,25 @@ def common_overrides(args) -> dict[str, Any]:
 
 
 def job_overrides(base: Params, budget: int, seed: int, regime: str, store: Path) -> dict[str, Any]:
-    return {"data.split_seed": base.split_seed, "teacher.budget": budget, "seed": seed, "student.seed": seed,
-            "data.use_labels": regime == "labelled", "teacher.store": str(store)}
+    return {
+        "data.split_seed": base.split_seed,
+        "teacher.budget": budget,
+        "seed": seed,
+        "student.seed": seed,
+        "data.use_labels": regime == "labelled",
+        "teacher.store": str(store),
+    }
 
 
 def variant_overrides(variant: str, extra_args: dict[str, dict], augment: str | None) -> dict[str, Any]:
     recipe = RECIPES[variant]
-    return {"student.method": recipe.method,
-            "student.method_args": {**recipe.method_args, **extra_args.get(recipe.method, {})},
-            "student.augment": augment or recipe.augment,
-            **{f"student.{key}": value for key, value in recipe.student.items()},
-            **{f"comparative.{key}": value for key, value in recipe.comparative.items()}}
+    return {
+        "student.method": recipe.method,
+        "student.method_args": {**recipe.method_args, **extra_args.get(recipe.method, {})},
+        "student.augment": augment or recipe.augment,
+        **{f"student.{key}": value for key, value in recipe.student.items()},
+        **{f"comparative.{key}": value for key, value in recipe.comparative.items()},
+    }
 
 
 def _call(stage: str, run: Callable[[], Any]) -> Any:
@@ -106,7 +144,7 @@ def ask_teacher(
     params: Params, paying: TeacherSettings | None = None, timed: Callable = _call, embedded: str | None = None
 ) -> dict[str, Any]:
     """The pipeline's data stages (sample, query, check, build) in the order dvc.yaml runs them, on the very
-    stage functions (the benchmark's one chain; `grid`, `ckd.bench.text` and `bench/scaling.py` run it too).
+    stage functions (the benchmark's one chain; `grid`, `bench.text` and `bench/scaling.py` run it too).
     `paying`: the teacher section that pays (default `params.teacher`; the grid's shared store has a budget of
     its own). `timed(stage, run)` runs each stage (a study times them). `embedded`: the embed stage's output (a
     text source). Returns the stages' outputs by name."""
@@ -128,7 +166,9 @@ def ask_teacher(
         out["queried"], _ = query(teacher, out["pool"], out["selection"], progress=False)
 
     def build_step() -> None:
-        out["comparative"], _ = build(params.comparative, params.teacher.scores, params.seed, out["queried"], out["pool"])
+        out["comparative"], _ = build(
+            params.comparative, params.teacher.scores, params.seed, out["queried"], out["pool"]
+        )
 
     steps = {
         "sample": sample_step,
@@ -184,37 +224,71 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                 # N inputs the teacher is asked about); with one student seed per data seed it equals the data seed
                 student_seeds = [seed * args.student_seeds + k for k in range(args.student_seeds)]
                 for variant, student_seed in itertools.product(variants, student_seeds):
-                    row_overrides = {**per_job, "student.seed": student_seed,
-                                     **variant_overrides(variant, json.loads(args.method_args), args.augment)}
-                    jobs.append({"dataset": name, "regime": regime, "budget": budget, "seed": seed,
-                                 "variant": variant, "test": str(test_path),
-                                 "data": str(data_paths[json.dumps(RECIPES[variant].comparative, sort_keys=True)]),
-                                 "teacher_calls": queried.calls_spent_total, "overrides": row_overrides,
-                                 "params": with_overrides(base, row_overrides).as_dict()})
+                    row_overrides = {
+                        **per_job,
+                        "student.seed": student_seed,
+                        **variant_overrides(variant, json.loads(args.method_args), args.augment),
+                    }
+                    jobs.append(
+                        {
+                            "dataset": name,
+                            "regime": regime,
+                            "budget": budget,
+                            "seed": seed,
+                            "variant": variant,
+                            "test": str(test_path),
+                            "data": str(data_paths[json.dumps(RECIPES[variant].comparative, sort_keys=True)]),
+                            "teacher_calls": queried.calls_spent_total,
+                            "overrides": row_overrides,
+                            "params": with_overrides(base, row_overrides).as_dict(),
+                        }
+                    )
     student = base.student if not jobs else validate_all(jobs[0]["params"]).student
-    info = {"dataset": name, "pool": pool_size, "test": test_size, "teacher_test_accuracy": teacher_test_accuracy,
-            "steps": student.steps, "lr_grid": list(student.lr),
-            "student": f"{student.arch} {json.dumps(student.arch_args)}",
-            "group_size": base.comparative.group_size, "method_args": args.method_args,
-            "augment": args.augment or "per recipe", "max_groups": base.comparative.max_groups, "selection": base.data.selection,
-            "base_params": str(args.params), "overrides": overrides}
+    info = {
+        "dataset": name,
+        "pool": pool_size,
+        "test": test_size,
+        "teacher_test_accuracy": teacher_test_accuracy,
+        "steps": student.steps,
+        "lr_grid": list(student.lr),
+        "student": f"{student.arch} {json.dumps(student.arch_args)}",
+        "group_size": base.comparative.group_size,
+        "method_args": args.method_args,
+        "augment": args.augment or "per recipe",
+        "max_groups": base.comparative.max_groups,
+        "selection": base.data.selection,
+        "base_params": str(args.params),
+        "overrides": overrides,
+    }
     return jobs, info
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ckd.bench", description=__doc__.strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.strip().splitlines()[0])
     p.add_argument("--params", default="params.yaml", help="the base parameters (default: params.yaml)")
     p.add_argument("--dataset", default=None, help="data.source: 'digits' or an .npz (default: the base's)")
     p.add_argument("--test-size", type=float, default=None, help="data.test_size (default: the base's)")
-    p.add_argument("--budgets", type=lambda s: [int(v) for v in s.split(",")], default=None,
-                   help="teacher.budget values (default 20,60,180 on digits, else 100,300,900)")
+    p.add_argument(
+        "--budgets",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=None,
+        help="teacher.budget values (default 20,60,180 on digits, else 100,300,900)",
+    )
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--student-seeds", type=int, default=1,
-                   help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)")
+    p.add_argument(
+        "--student-seeds",
+        type=int,
+        default=1,
+        help="student seeds per data seed (runs = data seeds x student seeds; the report gives both spreads)",
+    )
     p.add_argument("--science-seeds", type=int, default=6, help="seeds for each comparative variant and its control")
-    p.add_argument("--variants", type=lambda s: s.split(","),
-                   default=[name for name, recipe in RECIPES.items()
-                            if name not in ("ckd_pool", "kd_pool") and not recipe.comparative])
+    p.add_argument(
+        "--variants",
+        type=lambda s: s.split(","),
+        default=[
+            name for name, recipe in RECIPES.items() if name not in ("ckd_pool", "kd_pool") and not recipe.comparative
+        ],
+    )
     p.add_argument("--science-variants", type=lambda s: s.split(","), default=["ckd", "ckd_control"])
     p.add_argument("--regimes", type=lambda s: s.split(","), default=["labelled", "teacher_only"])
     p.add_argument("--steps", type=int, default=None, help="student.steps")
@@ -222,8 +296,11 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=None, help="student.batch_size")
     p.add_argument("--arch", default=None, help="student.arch")
     p.add_argument("--arch-args", default=None, help="student.arch_args as JSON")
-    p.add_argument("--method-args", default="{}",
-                   help='JSON of extra method arguments by method, e.g. {"ckd": {"w_rel": 4}} (controls share them)')
+    p.add_argument(
+        "--method-args",
+        default="{}",
+        help='JSON of extra method arguments by method, e.g. {"ckd": {"w_rel": 4}} (controls share them)',
+    )
     p.add_argument("--augment", default=None, help="student.augment for every variant (default: per recipe)")
     p.add_argument("--selection", default=None, help="data.selection")
     p.add_argument("--group-size", type=int, default=None, help="comparative.group_size")
@@ -282,8 +359,9 @@ def main(argv=None) -> None:
                     writer.writerow(row)
                     handle.flush()
                     done.append(row)
-    (args.out / "info.json").write_text(json.dumps({**info, "command": vars(args) | {"out": str(args.out)}},
-                                                   indent=2, default=str))
+    (args.out / "info.json").write_text(
+        json.dumps({**info, "command": vars(args) | {"out": str(args.out)}}, indent=2, default=str)
+    )
     write_report(done, info, args.out)
     print(f"wrote {results_path}, {args.out / 'results.md'}, {args.out / 'accuracy_vs_calls.png'}")
 

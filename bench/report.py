@@ -6,10 +6,19 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from ckd.bench.recipes import BASELINE_RECIPE, DEFAULT_RECIPES, RECIPES
+from bench.recipes import BASELINE_RECIPE, DEFAULT_RECIPES, RECIPES
 
-PAIRS = [("ckd", "ckd_control"), ("ckd_21", "ckd_21_control"), ("ckd_kd", "ckd_kd_control"), ("ckd_paper", "ckd_paper_control"),
-         ("ckd", "kd"), ("ckd", "kd_plain"), ("ckd_pool", "kd_pool"), ("ckd_pool", "ckd"), ("ckd_pool", "kd_plain")]
+PAIRS = [
+    ("ckd", "ckd_control"),
+    ("ckd_21", "ckd_21_control"),
+    ("ckd_kd", "ckd_kd_control"),
+    ("ckd_paper", "ckd_paper_control"),
+    ("ckd", "kd"),
+    ("ckd", "kd_plain"),
+    ("ckd_pool", "kd_pool"),
+    ("ckd_pool", "ckd"),
+    ("ckd_pool", "kd_plain"),
+]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -36,9 +45,12 @@ def spread(runs: dict[tuple[int, int], float]) -> dict[str, float]:
     means = [statistics.fmean(v) for v in by_data_seed.values()]
     within = [statistics.stdev(v) for v in by_data_seed.values() if len(v) > 1]
     values = [100 * a for a in runs.values()]
-    return {"mean": statistics.fmean(values), "worst": min(values),
-            "data_seed_std": statistics.stdev(means) if len(means) > 1 else 0.0,
-            "student_seed_std": statistics.fmean(within) if within else float("nan")}
+    return {
+        "mean": statistics.fmean(values),
+        "worst": min(values),
+        "data_seed_std": statistics.stdev(means) if len(means) > 1 else 0.0,
+        "student_seed_std": statistics.fmean(within) if within else float("nan"),
+    }
 
 
 def paired_difference(table, regime, a, b, budget) -> tuple[float, float, int] | None:
@@ -73,15 +85,21 @@ def markdown(rows: list[dict], info: dict) -> str:
     variants = _variants(rows)
     notes = info.get("variant_notes") or {}
     same = info.get("same_configuration") or {}
-    out = [f"## {info['dataset']}: pool {info['pool']}, test {info['test']}, stand-in teacher "
-           f"{100 * info['teacher_test_accuracy']:.1f}% test accuracy; student {info['student']}; "
-           f"{info['steps']} Adam steps for every method; lr grid {info['lr_grid']} chosen on validation; "
-           f"selection {info.get('selection', 'random')}, group size {info.get('group_size', 1)}, "
-           f"extra method args {info.get('method_args', '{}')}, augmentation {info.get('augment', 'per recipe')}", ""]
+    out = [
+        f"## {info['dataset']}: pool {info['pool']}, test {info['test']}, stand-in teacher "
+        f"{100 * info['teacher_test_accuracy']:.1f}% test accuracy; student {info['student']}; "
+        f"{info['steps']} Adam steps for every method; lr grid {info['lr_grid']} chosen on validation; "
+        f"selection {info.get('selection', 'random')}, group size {info.get('group_size', 1)}, "
+        f"extra method args {info.get('method_args', '{}')}, augmentation {info.get('augment', 'per recipe')}",
+        "",
+    ]
     for regime in regimes:
-        out += [f"### {regime}: test accuracy (%), mean +- std over seeds (teacher calls = N)", "",
-                "| variant | " + " | ".join(f"N={b}" for b in budgets) + " |",
-                "|---|" + "---|" * len(budgets)]
+        out += [
+            f"### {regime}: test accuracy (%), mean +- std over seeds (teacher calls = N)",
+            "",
+            "| variant | " + " | ".join(f"N={b}" for b in budgets) + " |",
+            "|---|" + "---|" * len(budgets),
+        ]
         for variant in variants:
             cells = []
             for budget in budgets:
@@ -105,17 +123,30 @@ def markdown(rows: list[dict], info: dict) -> str:
                 runs = table.get((regime, variant, budget), {})
                 if runs:
                     sp = spread(runs)
-                    spread_rows.append(f"| {variant} | {budget} | {len(runs)} | {sp['mean']:.1f} | {sp['worst']:.1f} | "
-                                       f"{sp['mean'] - sp['worst']:.1f} | {sp['data_seed_std']:.1f} | "
-                                       f"{sp['student_seed_std']:.1f} |")
+                    spread_rows.append(
+                        f"| {variant} | {budget} | {len(runs)} | {sp['mean']:.1f} | {sp['worst']:.1f} | "
+                        f"{sp['mean'] - sp['worst']:.1f} | {sp['data_seed_std']:.1f} | "
+                        f"{sp['student_seed_std']:.1f} |"
+                    )
         if spread_rows:
-            out += ["", "What one run is worth: spread over data seeds (which N inputs are queried) and over student "
-                        "seeds (init, batch order, train/validation split) for a fixed data seed, points:", "",
-                    "| variant | N | runs | mean | worst | mean - worst | std over data seeds (of their means) | "
-                    "std over student seeds (within a data seed) |", "|---|---|---|---|---|---|---|---|", *spread_rows]
-        out += ["", "Paired differences, points (same seeds, so the same N queried samples); "
-                    "(>1 std) marks |mean| > std of the paired differences:", "",
-                "| comparison | " + " | ".join(f"N={b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+            out += [
+                "",
+                "What one run is worth: spread over data seeds (which N inputs are queried) and over student "
+                "seeds (init, batch order, train/validation split) for a fixed data seed, points:",
+                "",
+                "| variant | N | runs | mean | worst | mean - worst | std over data seeds (of their means) | "
+                "std over student seeds (within a data seed) |",
+                "|---|---|---|---|---|---|---|---|",
+                *spread_rows,
+            ]
+        out += [
+            "",
+            "Paired differences, points (same seeds, so the same N queried samples); "
+            "(>1 std) marks |mean| > std of the paired differences:",
+            "",
+            "| comparison | " + " | ".join(f"N={b}" for b in budgets) + " |",
+            "|---|" + "---|" * len(budgets),
+        ]
         for a, b in PAIRS:
             cells = [_format_diff(paired_difference(table, regime, a, b, budget)) for budget in budgets]
             if any(cell != "-" for cell in cells):
@@ -129,12 +160,19 @@ def markdown(rows: list[dict], info: dict) -> str:
                     m1, s1 = _mean_std([100 * v for v in ours.values()])
                     m2, s2 = _mean_std([100 * v for v in base.values()])
                     verdict = "met" if m1 >= m2 else "not met"
-                    target.append(f"| {budget} vs {3 * budget} | {m1:.1f} +- {s1:.1f} | {m2:.1f} +- {s2:.1f} | {verdict} |")
+                    target.append(
+                        f"| {budget} vs {3 * budget} | {m1:.1f} +- {s1:.1f} | {m2:.1f} +- {s2:.1f} | {verdict} |"
+                    )
         if target:
-            out += ["", f"Accuracy per teacher call: `{default}` at N calls vs `{BASELINE_RECIPE}` "
-                        "(KD, T=4, no augmentation) at 3N calls:", "",
-                    f"| N vs 3N | {default} at N | {BASELINE_RECIPE} at 3N | target |", "|---|---|---|---|",
-                    *target]
+            out += [
+                "",
+                f"Accuracy per teacher call: `{default}` at N calls vs `{BASELINE_RECIPE}` "
+                "(KD, T=4, no augmentation) at 3N calls:",
+                "",
+                f"| N vs 3N | {default} at N | {BASELINE_RECIPE} at 3N | target |",
+                "|---|---|---|---|",
+                *target,
+            ]
         out.append("")
     return "\n".join(out)
 
@@ -154,8 +192,11 @@ def plot(rows: list[dict], path: Path) -> None:
         order = [*RECIPES, *(v for v in _variants(rows) if v not in RECIPES)]  # a recipe keeps its colour
         for variant in _variants(rows):
             number = order.index(variant)
-            points = [(b, [100 * v for v in table[(regime, variant, b)].values()]) for b in budgets
-                      if (regime, variant, b) in table]
+            points = [
+                (b, [100 * v for v in table[(regime, variant, b)].values()])
+                for b in budgets
+                if (regime, variant, b) in table
+            ]
             if not points:
                 continue
             xs = [b for b, _ in points]
@@ -163,8 +204,18 @@ def plot(rows: list[dict], path: Path) -> None:
             stds = [statistics.stdev(v) if len(v) > 1 else 0 for _, v in points]
             style = ":" if variant in RECIPES and RECIPES[variant].control_of else "-"
             width = 2.5 if variant in (*DEFAULT_RECIPES, BASELINE_RECIPE) or variant not in RECIPES else 1.2
-            ax.errorbar(xs, means, yerr=stds, label=variant, linestyle=style, linewidth=width, marker="o",
-                        markersize=3, capsize=2, color=colours[number % len(colours)])
+            ax.errorbar(
+                xs,
+                means,
+                yerr=stds,
+                label=variant,
+                linestyle=style,
+                linewidth=width,
+                marker="o",
+                markersize=3,
+                capsize=2,
+                color=colours[number % len(colours)],
+            )
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(budgets, [str(b) for b in budgets])
@@ -184,7 +235,7 @@ def write_report(rows: list[dict], info: dict, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Re-render results.md and the plot of a finished benchmark folder: python -m ckd.bench.report DIR"""
+    """Re-render results.md and the plot of a finished benchmark folder: python -m bench.report DIR"""
     import csv
     import json
     import sys

@@ -1,14 +1,14 @@
 """The benchmark grid as Prefect tasks on a Dask cluster: one machine's cores, or many machines'.
 
-    python -m ckd.bench.grid --dataset digits --workers 2                 # a local Dask cluster (processes)
-    python -m ckd.bench.grid --dataset digits --address tcp://HOST:8786   # an existing Dask scheduler
+    python -m bench.grid --dataset digits --workers 2                 # a local Dask cluster (processes)
+    python -m bench.grid --dataset digits --address tcp://HOST:8786   # an existing Dask scheduler
 
-It takes `python -m ckd.bench`'s options and builds its rows the same way (`ckd.bench.run`: params.yaml
+It takes `python -m bench`'s options and builds its rows the same way (`bench.run`: params.yaml
 or `--params` as the base, the benchmark's overrides on top, the very `ckd.stages` functions). Each
 (budget N, seed, regime) cell runs sample, query, check and build in its own `ask` task, and each row
 (cell, variant, student seed) trains in its own `train` task; Dask places them on its workers.
 
-Unlike `python -m ckd.bench` (one ledger per cell), every `ask` task uses ONE answer store (`--store`,
+Unlike `python -m bench` (one ledger per cell), every `ask` task uses ONE answer store (`--store`,
 default `<out>/teacher_outputs/grid`, i.e. `teacher.store`; a PostgreSQL URL for several machines): answers
 are keyed by the teacher's identity and each input's hash, so an input selected by several cells, by a
 re-run or by another grid pointed at the same store is paid for once, and the store's transactions keep
@@ -37,14 +37,14 @@ from typing import Any
 from ckd.extras import MissingExtra, require
 
 try:
-    require("prefect", "the benchmark grid (python -m ckd.bench.grid)")
+    require("prefect", "the benchmark grid (python -m bench.grid)")
 except MissingExtra as error:
     raise SystemExit(f"ckd bench grid: error: {error}") from None
 
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from ckd.bench.run import (
+from bench.run import (
     FIELDS,
     _init_worker,
     _train_one,
@@ -64,7 +64,7 @@ def _cells(args) -> list[tuple[int, int, str]]:
 
 
 def _cell_params(base: dict, overrides: dict, budget: int, seed: int, regime: str, store: str) -> dict[str, Any]:
-    """The cell's overrides: `ckd.bench.run`'s, with the one shared store."""
+    """The cell's overrides: `bench.run`'s, with the one shared store."""
     return {**overrides, **job_overrides(validate_all(base), budget, seed, regime, Path(store))}
 
 
@@ -101,7 +101,7 @@ def train(job: dict) -> dict:
 
 
 def grid_jobs(args, base: dict, cells: list[dict], test_path: str, name: str) -> list[dict]:
-    """The rows of `ckd.bench.run.prepare`, one per (cell, variant, student seed)."""
+    """The rows of `bench.run.prepare`, one per (cell, variant, student seed)."""
     jobs = []
     for cell in cells:
         variants = args.variants if cell["seed"] < args.seeds else args.science_variants
@@ -200,7 +200,7 @@ def task_runner(address: str | None, workers: int):
 
 
 def run_grid(args) -> dict:
-    """`args`: `ckd.bench.run.parse_args`'s, with `address`, `store` and `store_budget`."""
+    """`args`: `bench.run.parse_args`'s, with `address`, `store` and `store_budget`."""
     base, overrides = base_params(args)
     args.out.mkdir(parents=True, exist_ok=True)
     args.store = args.store or str(args.out / "teacher_outputs" / "grid")
@@ -212,7 +212,7 @@ def run_grid(args) -> dict:
 
 
 def main(argv=None) -> None:
-    from ckd.bench.report import write_report
+    from bench.report import write_report
 
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--address", default=None, help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")

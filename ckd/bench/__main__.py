@@ -1,3 +1,0 @@
-from ckd.bench.run import main
-
-main()
