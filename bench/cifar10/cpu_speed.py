@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--full-steps", type=int, default=1000, help="the benchmark's steps, for the extrapolation")
     p.add_argument("--recipe", default=DEFAULT_BY_MODALITY["image"])
-    p.add_argument("--threads", default="auto", help="student.threads (auto: 1 for a student this small)")
+    p.add_argument("--threads", default="auto", help="student.threads (auto: by the student's FLOPs)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     folder = args.images or next(
@@ -74,6 +75,7 @@ def main(argv=None) -> None:
         0,
         params.comparative.negatives,
     )
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     _, _, metrics = train(params.student, built, progress=False)
     seconds = time.perf_counter() - start
@@ -91,6 +93,7 @@ def main(argv=None) -> None:
         "seconds_per_step": seconds / steps_run,
         "extrapolated_seconds_at_full_steps": round(seconds * args.full_steps / args.steps, 1),
         "full_steps": args.full_steps,
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "images": folder,
         "overrides": overrides,
     }
