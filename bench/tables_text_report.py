@@ -2,6 +2,8 @@
 
     python bench/tables_text_report.py bench_results/pendigits bench/pendigits
     python bench/tables_text_report.py bench_results/ag_news_v2 bench/ag_news_v2
+    python bench/tables_text_report.py --students bench_results/pendigits bench/pendigits
+
 
 Reads the benchmark folders one `run.sh` writes (dev_random, dev_typiclust, test_random, test_typiclust,
 test_kd, test_ceiling: each a `results.csv` + `info.json` of `bench` / `bench.text`) and writes into
@@ -11,6 +13,10 @@ results.md (the tables) and accuracy_vs_calls.png.
 The default recipe is chosen on the DEV rows only: the candidate with the highest dev accuracy averaged over
 the budgets N = 100 and 300. Paired differences pair runs with the same (data seed, student seed); the interval
 is mean +- t(0.975, n - 1) * sd / sqrt(n) over those pairs.
+
+`--students` reads only the `run.sh student` parts (student_default, student_kd: data seed 0, student seeds 0-4)
+and writes students.csv and students.md beside the committed results: the student's own spread (data seed fixed)
+next to the test table's spread over data seeds, and the target's paired differences over student seeds.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 from scipy import stats
 
 PARTS = ("dev_random", "dev_typiclust", "test_random", "test_typiclust", "test_kd", "test_ceiling")
+STUDENT_PARTS = ("student_default", "student_kd")  # `run.sh student`: data seed 0, student seeds 0-4
 BUDGETS = (100, 300)
 AUGMENTED_KD = "kd_corrupt"  # KD with the tables'/embeddings' augmentation (feature corruption)
 # (a, b, what a adds to b): each ingredient beside its matched control
@@ -44,18 +51,21 @@ def split_info(infos: dict, split: str) -> dict:
     return next((infos[p] for p in PARTS if p.startswith(split) and p in infos), next(iter(infos.values())))
 
 
-def load(folder: Path) -> tuple[list[dict], dict]:
+def load(folder: Path, parts: tuple[str, ...] = PARTS) -> tuple[list[dict], dict]:
     rows, infos = [], {}
-    for part in PARTS:
+    for part in parts:
         path = folder / part / "results.csv"
         if not path.exists():
             continue
         if (folder / part / "info.json").exists():  # bench writes it at the end: a part cut short has none
             infos[part] = json.loads((folder / part / "info.json").read_text())
-        selection = "typiclust" if part.endswith("typiclust") else "random"
         with open(path) as handle:
             for row in csv.DictReader(handle):
                 row["split"] = part.split("_")[0]
+                if part in STUDENT_PARTS:  # one folder may mix selections: the row's own overrides say which
+                    selection = json.loads(row.get("overrides") or "{}").get("data.selection", "random")
+                else:
+                    selection = "typiclust" if part.endswith("typiclust") else "random"
                 row["selection"] = selection
                 if selection != "random":
                     row["variant"] = f"{row['variant']}+{selection}"
@@ -160,6 +170,44 @@ def markdown(rows: list[dict], infos: dict, default: str, score: dict[str, float
     return "\n".join(lines)
 
 
+def students_markdown(students: dict, test: dict, default: str) -> str:
+    """The student's own spread (one data seed, several student seeds) beside the spread over data seeds (test
+    table: student seed = data seed), and the target's paired differences over student seeds."""
+    lines = ["### Student seeds apart from data seeds (test)", "",
+             "Data seed 0 (the same inputs asked about, the same answers), student seeds 0-4 (initialisation, batch "
+             "order, train/validation split): `bash run.sh student`. The test table's spread is over data seeds "
+             "with student seed = data seed, so it holds both sources.", "",
+             "| variant | N | student seeds (data seed 0) | data seeds (test table) |",
+             "|---|---|---|---|"]  # fmt: skip
+    for variant, n in sorted(students):
+        across = test.get((variant, n))
+        lines.append(f"| {variant} | {n} | {mean_sd(students[(variant, n)])} | {mean_sd(across) if across else '-'} |")
+    lines += ["", f"Target over student seeds: default ({default}) at N minus augmented KD (`{AUGMENTED_KD}`) at 3N "
+              "and 5N, paired by student seed (95% t-interval, points):", "",
+              "| N | default - KD at 3N | default - KD at 5N |", "|---|---|---|"]  # fmt: skip
+    for n in BUDGETS:
+        mine = students.get((default, n), {})
+        cells = [interval(paired(mine, students.get((AUGMENTED_KD, f * n), {}))) for f in (3, 5)]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + [""])
+
+
+def write_students(source: Path, target: Path) -> None:
+    """`--students`: students.csv and students.md from the student parts, beside the committed results."""
+    rows, _ = load(source, STUDENT_PARTS)
+    if not rows:
+        raise SystemExit(f"{source}: no {' or '.join(STUDENT_PARTS)} results: run `bash run.sh student` first")
+    with open(target / "results.csv") as handle:  # the committed test table, for the spread over data seeds
+        committed = [row for row in csv.DictReader(handle) if row["split"] == "test"]
+    default = json.loads((target / "info.json").read_text())["default_recipe"]
+    with open(target / "students.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0].keys()))
+        writer.writeheader()
+        writer.writerows(rows)
+    (target / "students.md").write_text(students_markdown(runs(rows, "student"), runs(committed, "test"), default))
+    print(f"wrote {target}/students.csv, students.md (default recipe {default})")
+
+
 def plot(rows: list[dict], default: str, infos: dict, path: Path) -> None:
     import matplotlib
 
@@ -188,6 +236,9 @@ def plot(rows: list[dict], default: str, infos: dict, path: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--students":
+        write_students(Path(argv[1]), Path(argv[2]))
+        return
     source, target = Path(argv[0]), Path(argv[1])
     rows, infos = load(source)
     default, score = choose_default(runs(rows, "dev"))

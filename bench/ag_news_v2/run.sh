@@ -6,9 +6,12 @@
 #   python -m ckd.stages.embed --params examples/ag_news/params.yaml --out data/embedded.npz --metrics ''
 #   nice -n 10 bash bench/ag_news_v2/run.sh dev     # choose the recipe (bench/tables_text_report.py prints it)
 #   nice -n 10 bash bench/ag_news_v2/run.sh test    # every candidate on the test split; the chosen one is reported
+#   nice -n 10 bash bench/ag_news_v2/run.sh student # data seed 0, student seeds 0-4: the student's own spread
 # examples/ag_news/params.yaml runs the chosen recipe (TEXT_DEFAULT_RECIPE; tests/test_bench_text.py checks it).
 # dev: 1000 pool texts held out as the dev test (the test split is never read), 5 data seeds.
 # test: the example's split (pool 6000, test 1600), 5 data seeds.
+# student: the test split, data seed 0, student seeds 0-4: the default recipe at 100 and 300, augmented KD at 300,
+# 500, 900 and 1500.
 set -euo pipefail
 OUT=${OUT:-bench_results/ag_news_v2}
 RECIPES=kd,kd_corrupt,kd_pool,kd_corrupt_pool
@@ -16,6 +19,13 @@ if [ "$1" = dev ]; then
   COMMON=(--seeds 5 --student-seeds 1 --regimes labelled --workers ${WORKERS:-1} --dev-size 1000 --budgets 100,300)
   python -m bench.text "${COMMON[@]}" --variants $RECIPES --selection random --out $OUT/dev_random
   python -m bench.text "${COMMON[@]}" --variants kd_corrupt_pool --selection typiclust --out $OUT/dev_typiclust
+elif [ "$1" = student ]; then
+  STUDENT=(--seeds 1 --student-seeds 5 --regimes labelled --workers ${WORKERS:-1})
+  python -m bench.text "${STUDENT[@]}" --budgets 100,300 --variants kd_corrupt_pool --selection typiclust \
+    --out $OUT/student_default &
+  python -m bench.text "${STUDENT[@]}" --budgets 300,500,900,1500 --variants kd_corrupt --selection random \
+    --out $OUT/student_kd &
+  wait
 else
   # 5 data seeds x 1 student seed (student seed = data seed), the three parts side by side: the time on 2 shared
   # cores (the dev split compares every ingredient with its control; the test split reports the chosen recipe,

@@ -1,0 +1,66 @@
+"""bench/tables_text_report.py --students: the student's own spread beside the data seeds', and the target paired
+by student seed, on a small results tree written here."""
+
+import csv
+import json
+from pathlib import Path
+
+from bench.tables_text_report import write_students
+
+FIELDS = ["dataset", "budget", "seed", "student_seed", "variant", "test_accuracy", "overrides"]
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS + (["split", "selection"] if "split" in rows[0] else []))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def row(variant: str, budget: int, seed: int, student: int, accuracy: float, picked: str, **extra: str) -> dict:
+    overrides = json.dumps({"data.selection": picked})  # how the runner records the selection
+    return dict(
+        dataset="t",
+        budget=budget,
+        seed=seed,
+        student_seed=student,
+        variant=variant,
+        test_accuracy=accuracy,
+        overrides=overrides,
+        **extra,
+    )
+
+
+def test_student_seeds_table_and_target_paired_by_student_seed(tmp_path: Path) -> None:
+    source, target = tmp_path / "runs", tmp_path / "report"
+    mine = [0.90, 0.92, 0.91]  # the default at N = 100, student seeds 0-2 (data seed 0)
+    kd = [0.89, 0.90, 0.90]  # augmented KD at 300, the same student seeds
+    write_rows(
+        source / "student_default" / "results.csv",
+        [row("kd_pool", 100, 0, k, a, "typiclust") for k, a in enumerate(mine)],
+    )
+    write_rows(
+        source / "student_kd" / "results.csv", [row("kd_corrupt", 300, 0, k, a, "random") for k, a in enumerate(kd)]
+    )
+    # the committed test table: one student seed per data seed (seed = student seed), a wider spread
+    write_rows(
+        target / "results.csv",
+        [
+            row("kd_pool+typiclust", 100, s, s, a, "typiclust", split="test", selection="typiclust")
+            for s, a in enumerate([0.80, 0.90, 1.00])
+        ]
+        + [row("kd_pool", 100, 0, 0, 0.5, "random", split="dev", selection="random")],
+    )
+    (target / "info.json").write_text(json.dumps({"default_recipe": "kd_pool+typiclust"}))
+
+    write_students(source, target)
+
+    text = (target / "students.md").read_text()
+    # typiclust rows are named as the committed table names them; spread over student seeds vs over data seeds
+    assert "| kd_pool+typiclust | 100 | 91.00 +- 1.00 (n=3) | 90.00 +- 10.00 (n=3) |" in text
+    assert "| kd_corrupt | 300 | 89.67 +- 0.58 (n=3) | - |" in text
+    # default - KD at 3N, paired by student seed: +1, +2, +1 points -> mean +1.33, sd 0.577, t(0.975, 2) = 4.303
+    assert "| 100 | +1.33 [-0.10, +2.77] (n=3, no difference shown) | - |" in text
+    with open(target / "students.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 6
