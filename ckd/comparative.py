@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def build_groups(
         neg = np.where(flip, i, j)[order]
         return pos[:, None].astype(np.int64), neg[:, None].astype(np.int64)
     symmetric = negatives == group_size
-    seen: set[tuple] = set()
+    seen: set[tuple[Any, ...]] = set()
     positives: list[np.ndarray] = []
     negative_rows: list[np.ndarray] = []
     attempts = 0

@@ -8,7 +8,7 @@ class CkdError(Exception):
 class ConfigError(CkdError):
     """A parameter out of range or of the wrong kind."""
 
-    def __init__(self, parameter: str, message: str):
+    def __init__(self, parameter: str, message: str) -> None:
         self.parameter = parameter
         super().__init__(f"{parameter}: {message}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ckd.errors import CkdError
 from ckd.teachers.onnx_file import file_sha256
@@ -25,15 +26,15 @@ class HashCache:
     not read again (DVC's own state database does the same), so a large image folder is hashed once.
     The cache is a plain JSON file beside the fingerprint, not a DVC output."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.entries: dict[str, list] = {}
+        self.entries: dict[str, list[Any]] = {}
         if path is not None and path.is_file():
             try:
                 self.entries = json.loads(path.read_text())
             except (json.JSONDecodeError, OSError):
                 self.entries = {}
-        self.used: dict[str, list] = {}
+        self.used: dict[str, list[Any]] = {}
 
     def sha256(self, file: Path) -> str:
         stat = file.stat()
@@ -85,7 +86,7 @@ def public_address(value: str) -> str:
     return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
 
 
-def public_settings(settings: dict) -> dict:
+def public_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """A teacher's settings with `store` and `url` reduced to `public_address`."""
     return {
         key: public_address(value) if key in ("store", "url") and isinstance(value, str) else value

@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class Prices:
 
 
 def _defaults(args) -> None:
-    params: dict = {}
+    params: dict[str, Any] = {}
     if Path(args.params).is_file():
         from ckd.config import load_params
 
@@ -142,7 +143,7 @@ def _utc(seconds: float | None) -> str:
     return "" if seconds is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def batch_records(store: Store, teacher: str | None, prices: Prices) -> list[dict]:
+def batch_records(store: Store, teacher: str | None, prices: Prices) -> list[dict[str, Any]]:
     """One record per batch (`BATCH_COLUMNS`), oldest first; `counted`: what it counts against the budget."""
     names = {s.teacher: s.description for s in store.summaries()}
     records = []
@@ -191,7 +192,7 @@ def export_batches(store: Store, teacher: str | None, out: Path, prices: Prices)
 def history(store: Store, prices: Prices, last: int | None = None) -> str:
     """One line per run (imports included), oldest first: when it started, the teacher it asked, the calls
     it counted by status, its tokens and their estimated cost."""
-    runs: dict[str, dict] = {}
+    runs: dict[str, dict[str, Any]] = {}
     for record in batch_records(store, None, prices):
         run = runs.setdefault(
             record["run"],

@@ -22,7 +22,7 @@ from ckd.validate import score_keys
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict:
+def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The data source and a SHA-256: of the file, of a folder's files (names and SHA-256), or of the arrays of
     an embedded source (`digits`). `files`: the `source` stage's fingerprint of them (nothing read again)."""
     path = Path(source)
@@ -41,7 +41,7 @@ def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict:
     return {"source": source, "sha256": digest.hexdigest(), "hash_of": "arrays x, y (embedded source)"}
 
 
-def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict:
+def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict[str, Any]:
     """Which teacher answered: its file's SHA-256 or its server address (never a token: only its variable)."""
     identity = {"kind": teacher.get("kind", "onnx"), "scores": teacher.get("scores"), "standin": is_standin}
     if teacher.get("url") is not None:  # a served teacher (http, openai): its address and model
@@ -54,7 +54,7 @@ def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict:
     return identity
 
 
-def git_commit(cwd: Path = PROJECT) -> dict:
+def git_commit(cwd: Path = PROJECT) -> dict[str, Any]:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
@@ -98,7 +98,7 @@ def build_card(
     artifacts: Mapping[str, str],
     data_files: Mapping[str, str] | None = None,
     input_scale: Mapping[str, Any] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """`data_files`: the `source` stage's fingerprint of the data files (else they are hashed here);
     `input_scale`: what the served model's input takes (`ckd.serving.input_scale`, from the ONNX metadata)."""
     git = git_commit()

@@ -79,7 +79,7 @@ def _suite(spec: ScoreExpectations, num_columns: int):
 
 def check_teacher_outputs(
     ids: np.ndarray, scores: np.ndarray, spec: ScoreExpectations, artifact: str, docs_dir: str | Path | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Validate the stored outputs; raise QualityError, one line naming the likely cause and the rest.
 
     With `docs_dir`, the validation is also rendered as Great Expectations Data Docs (static HTML) there,
@@ -140,7 +140,7 @@ def _described(item) -> str:
     return f"failed {config.type} {kwargs} (observed {observed})"
 
 
-def _likely_cause(failed: list, scores: np.ndarray, spec: ScoreExpectations) -> str:
+def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations) -> str:
     """One line: what most likely went wrong, from the failed expectations and the scores themselves, then
     the other failed expectations by name (the Data Docs hold every detail)."""
     columns = [item.expectation_config.kwargs.get("column") or "" for item in failed]

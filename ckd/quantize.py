@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def calibration_inputs(
 class _Reader:
     """ONNX Runtime's CalibrationDataReader protocol: one feed dict per call, None at the end."""
 
-    def __init__(self, x: np.ndarray, batch_size: int = 64):
+    def __init__(self, x: np.ndarray, batch_size: int = 64) -> None:
         self.batches = iter([{INPUT_NAME: x[i : i + batch_size]} for i in range(0, len(x), batch_size)])
 
     def get_next(self):
@@ -104,7 +105,7 @@ def int8_from_pool(
     per_channel: bool,
     method: str,
     seed: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     """`quantize_int8` calibrated on pool inputs outside `asked_ids` (never sent: no teacher call)."""
     calibration_x = calibration_inputs(pool.ids, pool.x, asked_ids, samples, seed)
     quantize_int8(fp32_path, out_path, calibration_x, per_channel, method)
@@ -116,7 +117,7 @@ def int8_from_pool(
     }
 
 
-def int8_metrics(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: np.ndarray) -> dict:
+def int8_metrics(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     return {
         "int8_test_accuracy": float((int8_logits.argmax(1) == labels).mean()),
         "int8_argmax_agreement": float((int8_logits.argmax(1) == fp32_logits.argmax(1)).mean()),
@@ -124,7 +125,7 @@ def int8_metrics(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: np.nd
     }
 
 
-def int8_dynamic(fp32_path: str | Path, out_path: str | Path) -> dict:
+def int8_dynamic(fp32_path: str | Path, out_path: str | Path) -> dict[str, Any]:
     """The text model's int8 graph by dynamic quantisation: int8 weights (MatMul, Gemm); each activation's
     scale is taken from its own batch at run time, so no calibration inputs are needed (token ids are no
     pool inputs to calibrate on). ONNX Runtime's recommended scheme for transformer encoders."""

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class _Session:
         budget: int,
         batch_size: int,
         bar,
-    ):
+    ) -> None:
         self.teacher, self.store, self.run = teacher, store, run
         self.ids, self.x, self.hashes, self.num_classes = ids, x, hashes, num_classes
         self.budget, self.batch_size, self.bar = budget, batch_size, bar
@@ -157,7 +157,7 @@ class _Session:
     def one_pass(self, pool: ThreadPoolExecutor, concurrency: int, rows: list[int]) -> int:
         """Ask once about `rows` (as the budget allows); return how many batches were sent."""
         chunks = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
-        in_flight: dict = {}
+        in_flight: dict[str, Any] = {}
         sent = 0
         while chunks or in_flight:
             while chunks and len(in_flight) < concurrency and self.fatal is None:

@@ -36,7 +36,7 @@ class Arguments:
 class Registry(Generic[T]):
     """Maps a name to a factory; `build` names the parameter and lists what is registered."""
 
-    def __init__(self, kind: str, parameter: str, lazy: Mapping[str, str] | None = None):
+    def __init__(self, kind: str, parameter: str, lazy: Mapping[str, str] | None = None) -> None:
         self.kind = kind
         self.parameter = parameter
         self._factories: dict[str, Callable[..., T]] = {}

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 OFFLINE_MARK = '<meta name="ckd-offline" content="static">'
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']https?://[^>]*>\s*</script>\s*", re.I)
@@ -57,12 +58,12 @@ def _visible_text(fragment: str) -> str:
     return re.sub(r"<[^>]*>", "", fragment).strip()
 
 
-def _icon_text(cell: str, row: dict, field: str) -> str:
+def _icon_text(cell: str, row: dict[str, Any], field: str) -> str:
     text = row.get(f"_{field}_text")
     return html.escape(str(text)) if text is not None and not _visible_text(cell) else cell
 
 
-def _static_table(page: str, match: re.Match) -> str:
+def _static_table(page: str, match: re.Match[str]) -> str:
     """`<table>` filled with the rows of its bootstrapTable script (the same page), or left as it was."""
     table_id = match.group("id")
     start = page.find(f"$('#{table_id}').bootstrapTable(")
@@ -120,7 +121,7 @@ _VEGA_DIV = re.compile(
 )
 
 
-def _encodings(spec: dict):
+def _encodings(spec: dict[str, Any]):
     """Every `encoding` in a Vega-Lite spec (layers included), outermost first."""
     if isinstance(spec.get("encoding"), dict):
         yield spec["encoding"]
@@ -129,7 +130,7 @@ def _encodings(spec: dict):
             yield from _encodings(layer)
 
 
-def _field(encoding: dict, channel: str, key: str = "field") -> str | None:
+def _field(encoding: dict[str, Any], channel: str, key: str = "field") -> str | None:
     value = encoding.get(channel)
     return value.get(key) if isinstance(value, dict) else None
 
@@ -141,7 +142,7 @@ def _number(value) -> float | None:
         return None
 
 
-def render_spec_png(spec: dict, out: Path) -> int:
+def render_spec_png(spec: dict[str, Any], out: Path) -> int:
     """Draw a Vega-Lite line/point spec's inline values with matplotlib (x, y, one line per value of the
     colour / dash / shape fields: DVC's revision and file); the number of lines, 0 when the spec is not
     one of those (no inline values, no x/y field)."""
@@ -198,7 +199,7 @@ def offline_plots(page_path: str | Path) -> int:
         return 0
     drawn = 0
 
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         nonlocal drawn
         spec, _ = json.JSONDecoder().raw_decode(match.group("rest"))
         name = re.sub(r"[^\w.-]+", "_", match.group("id"))

@@ -51,7 +51,7 @@ def _tag(model: type[BaseModel]) -> str | None:
     return str(args[0]) if len(args) == 1 else None
 
 
-def _walk(model: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel] | None, FieldInfo | None]:
+def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None, FieldInfo | None]:
     """Follow pydantic's error location through `model`: the dotted names (aliases, without the tags
     of discriminated unions), the model that holds the last name, and that name's field."""
     names: list[str] = []

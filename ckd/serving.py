@@ -25,6 +25,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ckd.errors import CkdError
 from ckd.export import OUTPUT_NAME
@@ -127,7 +128,7 @@ def triton_config(
     return "\n".join(lines) + "\n"
 
 
-def input_scale(x, name: str) -> dict:
+def input_scale(x, name: str) -> dict[str, Any]:
     """What the served model's input takes, for the model card and the bundle: raw values as the data source
     holds them (pixel values, a table's own units), never scaled beforehand; the graph scales them itself
     (`ckd.students.base.Normalize`: (x - mean) / std with the pool's statistics)."""
@@ -144,7 +145,7 @@ def input_scale(x, name: str) -> dict:
     }
 
 
-def token_input(description: dict) -> dict:
+def token_input(description: dict[str, Any]) -> dict[str, Any]:
     """What a text model's served graph takes (input.json): token ids, not text; `description` is the text
     bundle's `bundle.json` (ckd.export.export_text_bundle)."""
     ids, mask = description["inputs"]
@@ -195,8 +196,8 @@ def mlserver_settings(
     outputs: list[TensorSpec],
     max_batch_size: int,
     queue_delay_us: int,
-    scale: dict | None = None,
-) -> tuple[dict, dict]:
+    scale: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model-settings.json, settings.json) for MLServer with the bundled ONNX Runtime runtime; `scale`
     (`input_scale`) goes into the model's `parameters.extra`."""
     model = {
@@ -221,9 +222,9 @@ def write_bundle(
     max_batch_size: int,
     storage_uri: str,
     queue_delay_us: int = QUEUE_DELAY_US,
-    scale: dict | None = None,
+    scale: dict[str, Any] | None = None,
     beside: Sequence[str | Path] = (),
-) -> dict:
+) -> dict[str, Any]:
     """Write the three servers' files for `onnx_path` under `out_dir`, and `scale` (`input_scale`, or a text
     model's `token_input`) to `input.json`; `beside` (a text model's tokenizer) is copied into the model's
     Triton and MLServer folders. Return what was written."""

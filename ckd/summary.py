@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from ckd.config import load_params
 from ckd.stages import read_json
 
 
-def summarise(metrics: dict, method: str) -> str:
+def summarise(metrics: dict[str, Any], method: str) -> str:
     """`metrics`: the validate stage's (numbers only); `method`: the student.method they were made with."""
     if "test_accuracy" in metrics:
         first = (

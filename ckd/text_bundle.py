@@ -43,7 +43,7 @@ class TextBundle:
     """Raw texts -> logits, probabilities or label names through the bundle alone (its tokenizer file and its
     ONNX graph). `model`: another graph with the same inputs (the int8 one) in place of the bundle's."""
 
-    def __init__(self, bundle_dir: str | Path, threads: int | None = None, model: str | Path | None = None):
+    def __init__(self, bundle_dir: str | Path, threads: int | None = None, model: str | Path | None = None) -> None:
         Tokenizer = require("tokenizers", "a text model bundle").Tokenizer
 
         self.dir = Path(bundle_dir)

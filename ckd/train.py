@@ -192,7 +192,7 @@ class BatchSampler:
 
     def __init__(
         self, data: TrainingData, rows: np.ndarray, uses_groups: bool, batch_size: int, generator: torch.Generator
-    ):
+    ) -> None:
         self.data, self.batch_size, self.generator = data, batch_size, generator
         device = data.x.device
         self.rows = torch.as_tensor(rows, device=device)
@@ -289,7 +289,7 @@ def fit(
     val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
     plateau = config.model_selection == "plateau"
-    recent: collections.deque = collections.deque(maxlen=config.average_last if plateau else 1)
+    recent: collections.deque[float] = collections.deque(maxlen=config.average_last if plateau else 1)
     # images: FixMatch needs their augmentation; tables and embeddings: feature corruption, always available
     use_unlabelled = (
         config.unlabelled_weight > 0 and data.unlabelled is not None and (augment[0] != "none" or not data.is_image)

@@ -51,7 +51,7 @@ def score_keys(metrics: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def check_gates(
-    metrics: dict, min_accuracy: float, max_abs_diff: float, artifact: str, max_int8_drop: float | None = None
+    metrics: dict[str, Any], min_accuracy: float, max_abs_diff: float, artifact: str, max_int8_drop: float | None = None
 ) -> None:
     """`validate.min_accuracy` gates test accuracy, or the teacher agreement where there is no test set. A failed
     gate says what it gated (the figure, on how many samples), and the setting that would let it pass."""

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -149,7 +150,7 @@ def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
         Path(partial).unlink(missing_ok=True)
 
 
-def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) -> dict:
+def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) -> dict[str, Any]:
     """Make `target` hold the file whose SHA-256 is `sha256`: already there, copied from a mirror folder
     (looked up by file name), or downloaded from `url`. Returns a record of where it came from."""
     target = Path(target)

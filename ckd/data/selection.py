@@ -12,7 +12,7 @@ import numpy as np
 from ckd.errors import ConfigError
 from ckd.registry import Registry
 
-SELECTIONS: Registry = Registry("selection strategy", "data.selection")
+SELECTIONS: Registry[np.ndarray] = Registry("selection strategy", "data.selection")
 
 
 @SELECTIONS.register("random")

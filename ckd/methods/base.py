@@ -23,12 +23,14 @@ class Method:
     uses_groups = False
     uses_labels = False  # reports, once, that label terms are off when the data has none
 
-    def __init__(self, num_classes: int, teacher_var: float, labelled: bool):
+    def __init__(self, num_classes: int, teacher_var: float, labelled: bool) -> None:
         self.num_classes = num_classes
         self.teacher_var = max(float(teacher_var), 1e-8)
         self.labelled = labelled
 
-    def mix(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator):
+    def mix(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Transform a batch before the forward pass (identity except for mixup)."""
         return x, t, y
 

@@ -1,8 +1,9 @@
 """`ce`: cross-entropy on labels only; without labels, on the teacher's argmax (hard pseudo-labels)."""
 
 import torch.nn.functional as F
+from torch import Tensor
 
-from ckd.methods.base import Method, soft_cross_entropy
+from ckd.methods.base import GroupSize, Method, soft_cross_entropy
 
 
 class CrossEntropy(Method):
@@ -10,7 +11,7 @@ class CrossEntropy(Method):
 
     uses_labels = True
 
-    def loss(self, s, t, y, group_size):
+    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         if y is None:
             y = F.one_hot(t.argmax(-1), self.num_classes).to(s.dtype)
         return soft_cross_entropy(s, y)

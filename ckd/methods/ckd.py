@@ -25,8 +25,10 @@ the teacher's are +-10..25, so the student settles between two targets; ckd_pape
 replaced by per-sample logit matching MSE(s, t) / var(t); any gain of `ckd` over it is the comparison's.
 """
 
+from torch import Tensor
+
 from ckd.errors import ConfigError
-from ckd.methods.base import Method, group_difference, kd_term, positive, require_groups, soft_cross_entropy
+from ckd.methods.base import GroupSize, Method, group_difference, kd_term, positive, require_groups, soft_cross_entropy
 
 ANCHORS = ("kd", "batch_mean")
 
@@ -37,16 +39,16 @@ class AnchoredCKD(Method):
 
     def __init__(
         self,
-        num_classes,
-        teacher_var,
-        labelled,
+        num_classes: int,
+        teacher_var: float,
+        labelled: bool,
         w_rel: float = 1.0,
         anchor: str = "kd",
         temperature: float = 4.0,
         w_anchor: float = 1.0,
         w_ce: float = 1.0,
         compare: bool = True,
-    ):
+    ) -> None:
         super().__init__(num_classes, teacher_var, labelled)
         if anchor not in ANCHORS:
             raise ConfigError("student.method_args.anchor", f"must be one of {', '.join(ANCHORS)}, got {anchor!r}")
@@ -59,18 +61,18 @@ class AnchoredCKD(Method):
         self.temperature = positive("temperature", temperature) or 1.0
         self.compare = bool(compare)
 
-    def relation_term(self, s, t, group_size):
+    def relation_term(self, s: Tensor, t: Tensor, group_size: GroupSize | None) -> Tensor:
         if self.compare:
             k = require_groups(group_size, "ckd")
             return ((group_difference(s, k) - group_difference(t, k)) ** 2).mean() / self.teacher_var
         return ((s - t) ** 2).mean() / self.teacher_var
 
-    def anchor_term(self, s, t):
+    def anchor_term(self, s: Tensor, t: Tensor) -> Tensor:
         if self.anchor == "kd":
             return kd_term(s, t, self.temperature)
         return ((s.mean(0) - t.mean(0)) ** 2).mean() / self.teacher_var
 
-    def loss(self, s, t, y, group_size):
+    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         loss = self.w_anchor * self.anchor_term(s, t) + self.w_rel * self.relation_term(s, t, group_size)
         if y is not None and self.w_ce:
             loss = loss + self.w_ce * soft_cross_entropy(s, y)

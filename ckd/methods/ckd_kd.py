@@ -6,7 +6,9 @@ The KD term anchors the class levels that the differences leave free. Unlike `ck
 unnormalised and keeps the paper's MSE label term. `compare=False` is its per-sample control.
 """
 
-from ckd.methods.base import Method, kd_term, positive, soft_cross_entropy
+from torch import Tensor
+
+from ckd.methods.base import GroupSize, Method, kd_term, positive, soft_cross_entropy
 from ckd.methods.ckd_paper import paper_group_loss
 
 
@@ -16,21 +18,21 @@ class PaperCKDPlusKD(Method):
 
     def __init__(
         self,
-        num_classes,
-        teacher_var,
-        labelled,
+        num_classes: int,
+        teacher_var: float,
+        labelled: bool,
         w_rel: float = 1.0,
         w_cls: float = 1.0,
         temperature: float = 4.0,
         w_ce: float = 1.0,
         compare: bool = True,
-    ):
+    ) -> None:
         super().__init__(num_classes, teacher_var, labelled)
         self.w_rel, self.w_cls, self.w_ce = positive("w_rel", w_rel), positive("w_cls", w_cls), positive("w_ce", w_ce)
         self.temperature = positive("temperature", temperature) or 1.0
         self.compare = bool(compare)
 
-    def loss(self, s, t, y, group_size):
+    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         loss = paper_group_loss(s, t, y, group_size, self.w_rel, self.w_cls, self.compare)
         loss = loss + kd_term(s, t, self.temperature)
         if y is not None and self.w_ce:

@@ -10,10 +10,20 @@ and the class levels drift; kept exactly for comparison. `compare=False` is the 
 control: the same members, with d_s, d_t, d_y replaced by s, t, y per sample.
 """
 
-from ckd.methods.base import Method, group_difference, positive, require_groups
+from torch import Tensor
+
+from ckd.methods.base import GroupSize, Method, group_difference, positive, require_groups
 
 
-def paper_group_loss(s, t, y, group_size, w_rel, w_cls, compare=True):
+def paper_group_loss(
+    s: Tensor,
+    t: Tensor,
+    y: Tensor | None,
+    group_size: GroupSize | None,
+    w_rel: float,
+    w_cls: float,
+    compare: bool = True,
+) -> Tensor:
     if compare:
         k = require_groups(group_size, "ckd_paper")
         s, t = group_difference(s, k), group_difference(t, k)
@@ -29,10 +39,16 @@ class PaperCKD(Method):
     uses_labels = True
 
     def __init__(
-        self, num_classes, teacher_var, labelled, w_rel: float = 1.0, w_cls: float = 1.0, compare: bool = True
-    ):
+        self,
+        num_classes: int,
+        teacher_var: float,
+        labelled: bool,
+        w_rel: float = 1.0,
+        w_cls: float = 1.0,
+        compare: bool = True,
+    ) -> None:
         super().__init__(num_classes, teacher_var, labelled)
         self.w_rel, self.w_cls, self.compare = positive("w_rel", w_rel), positive("w_cls", w_cls), bool(compare)
 
-    def loss(self, s, t, y, group_size):
+    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         return paper_group_loss(s, t, y, group_size, self.w_rel, self.w_cls, self.compare)

@@ -1,8 +1,9 @@
 """`dist`: Huang, You, Wang, Qian, Xu, "Knowledge Distillation from A Stronger Teacher" (NeurIPS 2022)."""
 
 import torch
+from torch import Tensor
 
-from ckd.methods.base import Method, positive, soft_cross_entropy
+from ckd.methods.base import GroupSize, Method, positive, soft_cross_entropy
 
 
 def pearson_distance(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
@@ -21,20 +22,20 @@ class DistDistillation(Method):
 
     def __init__(
         self,
-        num_classes,
-        teacher_var,
-        labelled,
+        num_classes: int,
+        teacher_var: float,
+        labelled: bool,
         temperature: float = 1.0,
         w_inter: float = 1.0,
         w_intra: float = 1.0,
         w_ce: float = 1.0,
-    ):
+    ) -> None:
         super().__init__(num_classes, teacher_var, labelled)
         self.temperature = positive("temperature", temperature) or 1.0
         self.w_inter, self.w_intra = positive("w_inter", w_inter), positive("w_intra", w_intra)
         self.w_ce = positive("w_ce", w_ce)
 
-    def loss(self, s, t, y, group_size):
+    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         p_s = torch.softmax(s / self.temperature, -1)
         p_t = torch.softmax(t / self.temperature, -1)
         scale = self.temperature**2

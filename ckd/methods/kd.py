@@ -1,6 +1,8 @@
 """`kd`: Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network" (2015)."""
 
-from ckd.methods.base import Method, kd_term, positive, soft_cross_entropy
+from torch import Tensor
+
+from ckd.methods.base import GroupSize, Method, kd_term, positive, soft_cross_entropy
 
 
 class KnowledgeDistillation(Method):
@@ -8,12 +10,14 @@ class KnowledgeDistillation(Method):
 
     uses_labels = True
 
-    def __init__(self, num_classes, teacher_var, labelled, temperature: float = 4.0, w_ce: float = 1.0):
+    def __init__(
+        self, num_classes: int, teacher_var: float, labelled: bool, temperature: float = 4.0, w_ce: float = 1.0
+    ) -> None:
         super().__init__(num_classes, teacher_var, labelled)
         self.temperature = positive("temperature", temperature) or 1.0
         self.w_ce = positive("w_ce", w_ce)
 
-    def loss(self, s, t, y, group_size):
+    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         loss = kd_term(s, t, self.temperature)
         if y is not None and self.w_ce:
             loss = loss + self.w_ce * soft_cross_entropy(s, y)

@@ -1,6 +1,8 @@
 """`kd_mse`: per-sample logit matching (Ba & Caruana, "Do Deep Nets Really Need to be Deep?", 2014)."""
 
-from ckd.methods.base import Method, positive, soft_cross_entropy
+from torch import Tensor
+
+from ckd.methods.base import GroupSize, Method, positive, soft_cross_entropy
 
 
 class LogitMatching(Method):
@@ -9,11 +11,13 @@ class LogitMatching(Method):
 
     uses_labels = True
 
-    def __init__(self, num_classes, teacher_var, labelled, w_mse: float = 1.0, w_ce: float = 1.0):
+    def __init__(
+        self, num_classes: int, teacher_var: float, labelled: bool, w_mse: float = 1.0, w_ce: float = 1.0
+    ) -> None:
         super().__init__(num_classes, teacher_var, labelled)
         self.w_mse, self.w_ce = positive("w_mse", w_mse), positive("w_ce", w_ce)
 
-    def loss(self, s, t, y, group_size):
+    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         loss = self.w_mse * ((s - t) ** 2).mean() / self.teacher_var
         if y is not None and self.w_ce:
             loss = loss + self.w_ce * soft_cross_entropy(s, y)

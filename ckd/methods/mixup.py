@@ -2,8 +2,9 @@
 used without new teacher calls: the targets are the same mix of the cached teacher scores."""
 
 import torch
+from torch import Tensor
 
-from ckd.methods.base import Method, kd_term, positive, soft_cross_entropy
+from ckd.methods.base import GroupSize, Method, kd_term, positive, soft_cross_entropy
 
 
 class MixupDistillation(Method):
@@ -13,14 +14,22 @@ class MixupDistillation(Method):
     uses_labels = True
 
     def __init__(
-        self, num_classes, teacher_var, labelled, alpha: float = 0.4, temperature: float = 4.0, w_ce: float = 1.0
-    ):
+        self,
+        num_classes: int,
+        teacher_var: float,
+        labelled: bool,
+        alpha: float = 0.4,
+        temperature: float = 4.0,
+        w_ce: float = 1.0,
+    ) -> None:
         super().__init__(num_classes, teacher_var, labelled)
         self.alpha = positive("alpha", alpha) or 0.4
         self.temperature = positive("temperature", temperature) or 1.0
         self.w_ce = positive("w_ce", w_ce)
 
-    def mix(self, x, t, y, generator):
+    def mix(
+        self, x: Tensor, t: Tensor, y: Tensor | None, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         n = x.shape[0]
         beta = torch.distributions.Beta(self.alpha, self.alpha)
         # Beta sampling has no generator argument: draw a uniform with ours and invert through icdf-free
@@ -38,7 +47,7 @@ class MixupDistillation(Method):
             y = lam_c * y + (1 - lam_c) * y[partner]
         return x, t, y
 
-    def loss(self, s, t, y, group_size):
+    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         loss = kd_term(s, t, self.temperature)
         if y is not None and self.w_ce:
             loss = loss + self.w_ce * soft_cross_entropy(s, y)

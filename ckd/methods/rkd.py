@@ -2,8 +2,9 @@
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from ckd.methods.base import Method, positive, soft_cross_entropy
+from ckd.methods.base import GroupSize, Method, positive, soft_cross_entropy
 
 
 def _normalised_distances(e: torch.Tensor) -> torch.Tensor:
@@ -34,11 +35,13 @@ class RelationalDistillation(Method):
 
     uses_labels = True
 
-    def __init__(self, num_classes, teacher_var, labelled, w_dist: float = 1.0, w_angle: float = 2.0):
+    def __init__(
+        self, num_classes: int, teacher_var: float, labelled: bool, w_dist: float = 1.0, w_angle: float = 2.0
+    ) -> None:
         super().__init__(num_classes, teacher_var, labelled)
         self.w_dist, self.w_angle = positive("w_dist", w_dist), positive("w_angle", w_angle)
 
-    def loss(self, s, t, y, group_size):
+    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         if y is None:
             y = F.one_hot(t.argmax(-1), self.num_classes).to(s.dtype)
         return soft_cross_entropy(s, y) + self.w_dist * rkd_distance(s, t) + self.w_angle * rkd_angle(s, t)

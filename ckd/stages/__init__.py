@@ -42,13 +42,13 @@ def metrics_path(stage: str, project_dir: str | Path = ".") -> Path:
     return Path(project_dir) / METRICS_DIR / f"{stage}.json"
 
 
-def write_json(path: str | Path, payload: dict) -> None:
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: str | Path) -> dict:
+def read_json(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CkdError(f"{path}: file not found (run the stage that writes it first)")

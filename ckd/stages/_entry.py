@@ -7,13 +7,14 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ckd.config import Params, check_runtime, load_config
 from ckd.errors import USER_ERROR_EXIT, CkdError, record_exit_status
 from ckd.metrics import write_metrics
 from ckd.stages import metrics_path, write_json
 
-Body = Callable[[argparse.Namespace, Params], dict]
+Body = Callable[[argparse.Namespace, Params], dict[str, Any]]
 
 
 def parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
@@ -28,7 +29,7 @@ def run(
     p: argparse.ArgumentParser,
     body: Body,
     argv: list[str] | None = None,
-    gate: Callable[[argparse.Namespace, Params, dict], None] | None = None,
+    gate: Callable[[argparse.Namespace, Params, dict[str, Any]], None] | None = None,
 ) -> None:
     """Validate the WHOLE params file (a typo anywhere fails in the first stage, before any teacher call),
     run `body`, write its metrics, then `gate` (so metrics are kept when a gate fails). A user-fixable
@@ -52,7 +53,9 @@ def run(
         raise SystemExit(USER_ERROR_EXIT) from None
 
 
-def run_fingerprint(stage: str, doc: str | None, fingerprint: Callable[[Params, Path], dict], argv=None) -> None:
+def run_fingerprint(
+    stage: str, doc: str | None, fingerprint: Callable[[Params, Path], dict[str, Any]], argv=None
+) -> None:
     """An always-changed fingerprint stage (`source`, `teacher`): `fingerprint(params, hash cache)` written to
     `--out` as JSON; its metrics count the files it names (`files`, and `test_files` where it has them)."""
     from ckd.fingerprint import cache_beside  # here: a stage that does not fingerprint does not load it
@@ -60,7 +63,7 @@ def run_fingerprint(stage: str, doc: str | None, fingerprint: Callable[[Params, 
     p = parser(stage, doc)
     p.add_argument("--out", required=True, help="the fingerprint (JSON)")
 
-    def body(args: argparse.Namespace, params: Params) -> dict:
+    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         result = fingerprint(params, cache_beside(args.out))
         write_json(args.out, result)
         return {"files": len(result["files"]) + len(result.get("test_files", {}))}

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ckd.comparative import ComparativeSet, comparative_set
 from ckd.config import ComparativeConfig
 from ckd.data import Pool
@@ -12,7 +14,7 @@ from ckd.stages._entry import parser, run
 
 def build(
     comparative: ComparativeConfig, scores_kind: str, seed: int, queried: Queried, pool: Pool
-) -> tuple[ComparativeSet, dict]:
+) -> tuple[ComparativeSet, dict[str, Any]]:
     built = comparative_set(
         queried.ids,
         queried.scores,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ckd.data import Pool
 from ckd.quality import ScoreExpectations, check_teacher_outputs
 from ckd.query import Queried
@@ -9,7 +11,7 @@ from ckd.stages._entry import parser, run
 from ckd.teachers.base import TeacherSettings
 
 
-def check(teacher: TeacherSettings, queried: Queried, pool: Pool, docs_dir: str | None = None) -> dict:
+def check(teacher: TeacherSettings, queried: Queried, pool: Pool, docs_dir: str | None = None) -> dict[str, Any]:
     spec = ScoreExpectations(
         expected_rows=queried.selected - queried.unanswered,
         budget=teacher.budget,

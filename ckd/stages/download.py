@@ -3,13 +3,15 @@ or its public URL, its SHA-256 checked (ckd/data/download.py); without `data.dow
 
 from __future__ import annotations
 
+from typing import Any
+
 from ckd.config import DataConfig
 from ckd.data.download import fetch
 from ckd.stages import write_json
 from ckd.stages._entry import parser, run
 
 
-def download(data: DataConfig) -> dict:
+def download(data: DataConfig) -> dict[str, Any]:
     if data.download is None:
         return {"path": None, "sha256": None, "from": None, "note": "no data.download: nothing to fetch"}
     spec = data.download

@@ -7,6 +7,7 @@ source (`data.text` null) has nothing to embed: the stage writes an empty file (
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from ckd.errors import ConfigError
 from ckd.stages._entry import parser, run
 
 
-def embed(data: DataConfig, out_path: str, progress: bool = True) -> dict:
+def embed(data: DataConfig, out_path: str, progress: bool = True) -> dict[str, Any]:
     if data.text is None:
         write_arrays(out_path)
         return {"texts": 0, "note": "not a text source (data.text is null): nothing to embed"}

@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ckd.config import ExportConfig
 from ckd.data import Pool, Selection
@@ -49,7 +50,7 @@ def export(
     out_bundle: str | Path,
     text: bool = False,
     label_words: Sequence[str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     names = class_names(checkpoint, label_words)
     metadata = {
         "class_names": names,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from ckd.data import Pool, Selection
 from ckd.errors import CkdError
@@ -16,7 +17,9 @@ from ckd.teachers.base import TeacherSettings
 log = logging.getLogger(__name__)
 
 
-def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: bool = True) -> tuple[Queried, dict]:
+def query(
+    teacher: TeacherSettings, pool: Pool, selection: Selection, progress: bool = True
+) -> tuple[Queried, dict[str, Any]]:
     where = getattr(selection, "path", "the selection")
     rows = pool.rows(selection.ids, where)
     backend = build_teacher(teacher)
@@ -85,7 +88,7 @@ def query(teacher: TeacherSettings, pool: Pool, selection: Selection, progress: 
     return queried, metrics
 
 
-def say_fresh_start(metrics: dict) -> None:
+def say_fresh_start(metrics: dict[str, Any]) -> None:
     """The stage's last line when this run created the store (said at its start too): a fresh start is seen."""
     if metrics.get("fresh_store"):
         log.warning(FRESH_START.format(location=metrics["store"], budget=metrics["budget"]))
@@ -102,7 +105,7 @@ def budget_advice(min_answered: float, spent: int, answered: int, selected: int)
     )
 
 
-def usage_metrics(usage: dict[str, int], teacher: TeacherSettings) -> dict:
+def usage_metrics(usage: dict[str, int], teacher: TeacherSettings) -> dict[str, Any]:
     """Tokens this run's calls spent (answers used or quarantined) and their estimated cost at the backend's
     `price_per_1k_*_tokens`; empty for a teacher that reports no usage."""
     if not usage:

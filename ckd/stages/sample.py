@@ -9,6 +9,7 @@ split: `validate` then measures agreement with the teacher on the held-out part 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def sample(
     data: DataConfig, budget: int, split_seed: int, seed: int, embedded: str | None = None
-) -> tuple[Pool, TestSet, Selection, dict]:
+) -> tuple[Pool, TestSet, Selection, dict[str, Any]]:
     """`embedded`: the embed stage's output, which a text source (`data.text`) is read from: its texts
     travel with the pool and the test split (the teacher reads them), their embeddings as `x`."""
     if data.text is not None and embedded is None:

@@ -9,13 +9,14 @@ to the folder, re-runs `sample` and what follows, and nothing else does.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ckd.config import DataConfig
 from ckd.fingerprint import HashCache, files_of
 from ckd.stages._entry import run_fingerprint
 
 
-def source_fingerprint(data: DataConfig, cache_file: Path | None = None) -> dict:
+def source_fingerprint(data: DataConfig, cache_file: Path | None = None) -> dict[str, Any]:
     cache = HashCache(cache_file)
     fingerprint = {
         "source": data.source,

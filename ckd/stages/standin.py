@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def standin(data: DataConfig, standin: StandinConfig, split_seed: int, progress:
     model, input_shape = train_standin(
         dataset.x[pool_ids], dataset.y[pool_ids], dataset.num_classes, dataset.is_image, standin, split_seed, progress
     )
-    metrics: dict = {"trained": 1, "pool_size": int(len(pool_ids)), "input_shape": list(input_shape)}
+    metrics: dict[str, Any] = {"trained": 1, "pool_size": int(len(pool_ids)), "input_shape": list(input_shape)}
     if test_ids is not None:
         with torch.no_grad():
             x_test = torch.as_tensor(dataset.x[test_ids]).reshape(len(test_ids), *input_shape)
@@ -94,7 +95,7 @@ def training_key(data: DataConfig, settings: StandinConfig, split_seed: int, sou
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def kept_metrics(out_dir: Path, key: str) -> dict | None:
+def kept_metrics(out_dir: Path, key: str) -> dict[str, Any] | None:
     """The metrics of the stand-in in `out_dir` when it was trained with `key`, else None."""
     record = out_dir / RECORD_FILE
     if not (record.is_file() and (out_dir / STANDIN_FILE).is_file()):
@@ -106,7 +107,7 @@ def kept_metrics(out_dir: Path, key: str) -> dict | None:
     return saved.get("metrics") if saved.get("key") == key else None
 
 
-def standin_stage(params: Params, out: Path, source_fingerprint: str) -> dict:
+def standin_stage(params: Params, out: Path, source_fingerprint: str) -> dict[str, Any]:
     """The stage: a note when the stand-in is not the teacher; else the kept stand-in when its training key is
     unchanged; else a newly trained one, saved with its key and metrics beside it."""
     teacher_config: TeacherSettings = params.teacher

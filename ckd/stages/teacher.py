@@ -10,13 +10,14 @@ the `teacher` params, so no user name or password of theirs ever reaches dvc.loc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ckd.fingerprint import HashCache, files_of, public_settings
 from ckd.stages._entry import run_fingerprint
 from ckd.teachers.base import TeacherSettings
 
 
-def fingerprint(teacher: TeacherSettings, cache_file: Path | None = None) -> dict:
+def fingerprint(teacher: TeacherSettings, cache_file: Path | None = None) -> dict[str, Any]:
     cache = HashCache(cache_file)
     files: dict[str, str] = {}
     for name in teacher.files():

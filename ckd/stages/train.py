@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from ckd.comparative import ComparativeSet
 from ckd.config import StudentConfig
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def train(
     student: StudentConfig, data: ComparativeSet, test: TestSet | None = None, progress: bool = True
-) -> tuple[StudentCheckpoint, list[dict], dict]:
+) -> tuple[StudentCheckpoint, list[dict[str, Any]], dict[str, Any]]:
     """Returns the checkpoint, the winner's curve and the metrics. With `test`, the curve also shows test
     accuracy, for the plot only (selection reads validation data alone)."""
     device = torch_device(student.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def validate(
     queried: Queried,
     pool: Pool | None = None,
     text_bundle: str | Path | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Measure only; `gates` decides afterwards, so the metrics and the card are kept when a gate fails.
     `text_bundle` (a text source): the ONNX figures come from the raw test texts through the bundle alone
     (tokenizer + graph), PyTorch's from the encoder's cached outputs through the head (the training path)."""
@@ -117,13 +118,13 @@ def validate(
 
 def model_card(
     params: Params,
-    metrics: dict,
+    metrics: dict[str, Any],
     checkpoint: StudentCheckpoint,
-    train_metrics: dict,
+    train_metrics: dict[str, Any],
     onnx_path: str | Path,
     int8_path: str | Path,
-    source_fingerprint: dict | None = None,
-) -> dict:
+    source_fingerprint: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The card records every section of the validated params (defaults included); `source_fingerprint`: the
     `source` stage's output, whose hashes identify the data."""
     from ckd.export import read_metadata
@@ -141,7 +142,7 @@ def model_card(
     )
 
 
-def decision_metrics(metrics: dict, queried: Queried) -> dict:
+def decision_metrics(metrics: dict[str, Any], queried: Queried) -> dict[str, Any]:
     """The figures experiments are compared by (`dvc exp show`, `make exps`), under the names they have in the
     other metrics files: the shipped (ONNX fp32) student's test accuracy (its agreement with the teacher where
     there is no test set), the teacher calls spent in the store, and the estimated cost of the calls this run
@@ -153,7 +154,7 @@ def decision_metrics(metrics: dict, queried: Queried) -> dict:
     return decision
 
 
-def gates(config: ValidateConfig, metrics: dict, onnx_path: str | Path) -> None:
+def gates(config: ValidateConfig, metrics: dict[str, Any], onnx_path: str | Path) -> None:
     check_gates(metrics, config.min_accuracy, config.max_abs_diff, str(onnx_path), config.max_int8_drop)
 
 

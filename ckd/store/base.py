@@ -11,10 +11,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -22,6 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ckd.errors import CkdError
 from ckd.registry import Registry
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,7 @@ def answer_checksum(teacher: str, input_hash: str, classes: int, blob: bytes) ->
     return digest.hexdigest()
 
 
-def _answer_row(teacher: str, input_hash: str, scores: np.ndarray, batch: int) -> dict:
+def _answer_row(teacher: str, input_hash: str, scores: np.ndarray, batch: int) -> dict[str, Any]:
     blob = _scores_blob(scores)
     return {
         "teacher": teacher,
@@ -199,7 +201,7 @@ class Store:
 
     scheme = ""
 
-    def __init__(self, spec: str, location: str, url: sa.URL | str, create: bool = True, **engine_args):
+    def __init__(self, spec: str, location: str, url: sa.URL | str, create: bool = True, **engine_args: Any) -> None:
         """`create`: an absent store (`absent()`) is made, a fresh start; else it is one line, nothing made."""
         self.spec, self.location, self.create = spec, location, create
         self.engine = sa.create_engine(url, **engine_args)
@@ -215,7 +217,7 @@ class Store:
         return None
 
     # -- what a backend provides -------------------------------------------------------------
-    def lock_purse(self, connection: sa.Connection) -> dict:
+    def lock_purse(self, connection: sa.Connection) -> dict[str, Any]:
         """Lock the purse row for the rest of the transaction; return it."""
         row = (
             connection.execute(sa.select(purse_table).where(purse_table.c.id == 1).with_for_update()).mappings().first()
@@ -235,7 +237,7 @@ class Store:
             "teacher.store at a new path for an explicit fresh start"
         )
 
-    def _guard(self, action, what: str, *args, **kwargs):
+    def _guard(self, action: Callable[..., T], what: str, *args: Any, **kwargs: Any) -> T:
         try:
             return action(*args, **kwargs)
         except CkdError:
@@ -418,7 +420,7 @@ class Store:
         """Register a run (its heartbeat tells other runs it is alive) and the teacher it asks."""
         run = uuid.uuid4().hex
 
-        def body():
+        def body() -> None:
             now = time.time()
             with self.engine.begin() as c:
                 c.execute(
@@ -453,7 +455,7 @@ class Store:
         if stop is not None:
             stop.set()
 
-        def body():
+        def body() -> None:
             with self.engine.begin() as c:
                 c.execute(sa.update(runs_table).where(runs_table.c.run == run).values(finished=True))
                 c.execute(
@@ -505,7 +507,7 @@ class Store:
     def answers(self, teacher: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = sorted(set(hashes))
 
-        def body():
+        def body() -> dict[str, np.ndarray]:
             found: dict[str, np.ndarray] = {}
             a = answers_table
             with self.engine.connect() as c:
@@ -526,7 +528,7 @@ class Store:
         """Inputs in a batch another live run has in flight: wait for its answer rather than pay twice."""
         wanted = sorted(set(hashes))
 
-        def body():
+        def body() -> set[str]:
             held: set[str] = set()
             with self.engine.connect() as c:
                 owners: dict[str, set[str]] = {}
@@ -554,7 +556,7 @@ class Store:
         return self._guard(body, "cannot read the batches in flight")
 
     def spent(self) -> int:
-        def body():
+        def body() -> int:
             with self.engine.connect() as c:
                 return int(c.execute(sa.select(purse_table.c.spent).where(purse_table.c.id == 1)).scalar_one())
 
@@ -563,7 +565,7 @@ class Store:
     def imported(self) -> int:
         """Inputs counted by imports (paid for elsewhere, `ledger import`): they count whatever the budget."""
 
-        def body():
+        def body() -> int:
             b = batches_table
             with self.engine.connect() as c:
                 return int(
@@ -577,7 +579,7 @@ class Store:
         return self._guard(body, "cannot read its imports")
 
     def summaries(self) -> list[TeacherSummary]:
-        def body():
+        def body() -> list[TeacherSummary]:
             with self.engine.connect() as c:
                 described = dict(c.execute(sa.select(teachers_table.c.teacher, teachers_table.c.description)).all())
                 totals: dict[str, dict[str, int]] = {}
@@ -624,7 +626,7 @@ class Store:
     def export(self, teacher: str) -> tuple[np.ndarray, np.ndarray]:
         """(input hashes, scores) of every stored answer of `teacher`."""
 
-        def body():
+        def body() -> tuple[np.ndarray, np.ndarray]:
             with self.engine.connect() as c:
                 return c.execute(
                     sa.select(answers_table.c.input_hash, answers_table.c.scores)
@@ -642,7 +644,7 @@ class Store:
         """Count, durably and under the purse lock, as many of the candidates as the budget allows that are
         neither answered nor in flight; None when there is none (all taken, or no budget left)."""
 
-        def body():
+        def body() -> Reservation | None:
             with self.engine.begin() as c:
                 purse = self.lock_purse(c)
                 self._settle_dead(c, teacher)
@@ -733,7 +735,7 @@ class Store:
     def mark_rejected(self, batch: int, problem: str, raw: str, usage: dict[str, int] | None = None) -> None:
         """Keep an unusable answer apart, with the teacher's words and the tokens it cost."""
 
-        def body():
+        def body() -> None:
             with self.engine.begin() as c:
                 self._close(c, batch, "rejected", problem, usage)
                 c.execute(sa.insert(quarantine_table).values(batch=batch, problem=problem, raw=raw))
@@ -741,7 +743,7 @@ class Store:
         self._guard(body, f"cannot record the unusable answer of batch {batch}")
 
     def mark_refused(self, batch: int, reason: str) -> None:
-        def body():
+        def body() -> None:
             with self.engine.begin() as c:
                 self.lock_purse(c)
                 row = c.execute(
@@ -757,14 +759,14 @@ class Store:
         self._guard(body, f"cannot give back the count of refused batch {batch}")
 
     def mark_lost(self, batch: int, reason: str) -> None:
-        def body():
+        def body() -> None:
             with self.engine.begin() as c:
                 self._close(c, batch, "lost", reason)
 
         self._guard(body, f"cannot mark batch {batch} lost (it stays counted either way)")
 
     def batch_status(self, batch: int) -> str | None:
-        def body():
+        def body() -> str | None:
             with self.engine.connect() as c:
                 return c.execute(sa.select(batches_table.c.status).where(batches_table.c.batch == batch)).scalar()
 
@@ -774,7 +776,7 @@ class Store:
         self,
         teacher: str,
         description: str,
-        batches: list[dict],
+        batches: list[dict[str, Any]],
         skip_known: bool = False,
         marker: tuple[str, str] | None = None,
     ) -> int:
@@ -864,21 +866,21 @@ class Store:
         return self._guard(body, "cannot import answers")
 
     def quarantined(self) -> list[tuple[int, str, str]]:
-        def body():
+        def body() -> list[tuple[int, str, str]]:
             with self.engine.connect() as c:
                 return [tuple(r) for r in c.execute(sa.select(quarantine_table).order_by(quarantine_table.c.batch))]
 
         return self._guard(body, "cannot read its quarantine")
 
     def get_meta(self, key: str) -> str | None:
-        def body():
+        def body() -> str | None:
             with self.engine.connect() as c:
                 return c.execute(sa.select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
 
         return self._guard(body, "cannot read its settings")
 
     def set_meta(self, key: str, value: str) -> None:
-        def body():
+        def body() -> None:
             with self.engine.begin() as c:
                 c.execute(sa.delete(meta_table).where(meta_table.c.key == key))
                 c.execute(sa.insert(meta_table).values(key=key, value=value))
@@ -889,7 +891,7 @@ class Store:
     def set_remote(self, batches: list[int], remote: str) -> None:
         """Record, durably, the provider's id of the job that carries `batches` (before polling it)."""
 
-        def body():
+        def body() -> None:
             with self.engine.begin() as c:
                 c.execute(sa.update(batches_table).where(batches_table.c.batch.in_(batches)).values(remote=remote))
 
@@ -899,7 +901,7 @@ class Store:
         """Jobs of `teacher` that a run submitted and died (or stopped) before recording their results:
         {remote id: [(batch, sample_id, input_hash), ...]}; their batches count (lost) until settled."""
 
-        def body():
+        def body() -> dict[str, list[tuple[int, int, str]]]:
             with self.engine.begin() as c:
                 self.lock_purse(c)
                 self._settle_dead(c, teacher)
@@ -922,10 +924,10 @@ class Store:
 
         return self._guard(body, "cannot read the jobs in flight")
 
-    def batch_rows(self, teacher: str | None = None) -> list[dict]:
+    def batch_rows(self, teacher: str | None = None) -> list[dict[str, Any]]:
         """Every batch, oldest first: its time, run, teacher, status, size, tokens, reason and job id."""
 
-        def body():
+        def body() -> list[dict[str, Any]]:
             b = batches_table
             query = sa.select(
                 b.c.batch,

@@ -53,6 +53,6 @@ class PostgresStore(Store):
     def init_lock(self, connection: sa.Connection) -> None:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
 
-    def __init__(self, spec: str, location: str, url, **engine_args):
+    def __init__(self, spec: str, location: str, url, **engine_args) -> None:
         super().__init__(spec, location, url, **engine_args)
         self.spill_dirs = [Path.home() / ".cache" / "ckd" / "spill"]

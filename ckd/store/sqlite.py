@@ -87,7 +87,7 @@ class SqliteStore(Store):
             connect_args={"check_same_thread": False, "timeout": 120, "isolation_level": None},
         )
 
-    def __init__(self, spec: str, location: str, url, **engine_args):
+    def __init__(self, spec: str, location: str, url, **engine_args) -> None:
         self.path = Path(location)
         # only an absent file is a fresh start; its size before SQLite opens it (which writes a header)
         self.size_before = self.path.stat().st_size if self.path.exists() else None
@@ -97,7 +97,7 @@ class SqliteStore(Store):
 
     def _set_events(self) -> None:
         @sa.event.listens_for(self.engine, "connect")
-        def connect(dbapi_connection, _record):
+        def connect(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA synchronous=FULL")  # a committed reservation survives a power cut
             cursor.execute("PRAGMA busy_timeout=120000")  # a waiting writer gives up after 2 minutes, never hangs
@@ -105,7 +105,7 @@ class SqliteStore(Store):
             cursor.close()
 
         @sa.event.listens_for(self.engine, "begin")
-        def begin(connection):
+        def begin(connection) -> None:
             # Every transaction takes the write lock at its start: a reservation reads and writes the purse
             # atomically, with no upgrade deadlock between two writers.
             connection.exec_driver_sql("BEGIN IMMEDIATE")

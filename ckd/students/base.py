@@ -18,7 +18,7 @@ class Normalize(nn.Module):
     """x -> (x - mean) / std with per-feature statistics of the pool's raw inputs (inputs are free;
     only teacher calls cost), so the deployed model takes raw inputs like the teacher."""
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray):
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
         super().__init__()
         self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)))
         self.register_buffer("std", torch.as_tensor(np.asarray(std, np.float32)))

@@ -15,7 +15,7 @@ class ConvStudent(nn.Module):
 
     def __init__(
         self, sample_shape: Sequence[int], num_classes: int, normalize: Normalize, channels: Sequence[int] = (16, 32)
-    ):
+    ) -> None:
         super().__init__()
         if len(sample_shape) not in (2, 3):
             raise ConfigError(

@@ -16,7 +16,7 @@ class MLPStudent(nn.Module):
 
     def __init__(
         self, sample_shape: Sequence[int], num_classes: int, normalize: Normalize, hidden: Sequence[int] = (64,)
-    ):
+    ) -> None:
         super().__init__()
         if not all(isinstance(h, int) and h >= 1 for h in hidden):
             raise ConfigError("student.arch_args.hidden", f"must be a list of integers >= 1, got {hidden!r}")

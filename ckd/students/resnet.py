@@ -27,7 +27,7 @@ from ckd.students.base import Normalize
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
@@ -53,7 +53,7 @@ class ResNetStudent(nn.Module):
         normalize: Normalize,
         channels: Sequence[int] = (32, 64, 128),
         blocks: int = 1,
-    ):
+    ) -> None:
         super().__init__()
         if len(sample_shape) not in (2, 3):
             raise ConfigError(

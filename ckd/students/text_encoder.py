@@ -59,7 +59,7 @@ def tokenize(tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 class SentenceEncoder(nn.Module):
     """BERT (6 layers, width 384) -> mean over real tokens -> L2 normalisation (formula in the module doc)."""
 
-    def __init__(self, model_dir: Path | None = None):
+    def __init__(self, model_dir: Path | None = None) -> None:
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: the weights ship in the package
         transformers = require("transformers", "the text student")
@@ -85,7 +85,7 @@ class SentenceEncoder(nn.Module):
 class TextClassifier(nn.Module):
     """The complete text student: token ids -> frozen encoder -> trained head -> logits."""
 
-    def __init__(self, encoder: SentenceEncoder, head: nn.Module):
+    def __init__(self, encoder: SentenceEncoder, head: nn.Module) -> None:
         super().__init__()
         self.encoder, self.head = encoder, head
 

@@ -106,7 +106,7 @@ class TeacherRefused(Exception):
 class AnswerUnusable(Exception):
     """An answer came back (so it was computed and is paid) but cannot be used; `raw` is kept apart."""
 
-    def __init__(self, message: str, raw: str = "", usage: dict[str, int] | None = None):
+    def __init__(self, message: str, raw: str = "", usage: dict[str, int] | None = None) -> None:
         super().__init__(message)
         self.raw = raw
         self.usage = usage or {}  # what the unusable answer cost (tokens): paid all the same
@@ -127,7 +127,7 @@ ZIPMAP_ADVICE = (
 def check_declared_fit(
     where: str,
     input_name: str,
-    sample_dims: list,
+    sample_dims: list[Any],
     output_name: str,
     teacher_classes: int | None,
     sample_shape: tuple[int, ...],

@@ -68,7 +68,7 @@ class BodyOverCap(Exception):
     """A response body longer than `teacher.max_response_mb`, or still arriving at `teacher.timeout_s` (httpx's
     timeout is per read: a body that never ends, a chunk at a time, would never time out nor stop growing)."""
 
-    def __init__(self, message: str, status: int):
+    def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
 
@@ -92,7 +92,7 @@ def read_capped(chunks, status: int, max_bytes: int, deadline: float, timeout_s:
 class _Retryable(Exception):
     """Nothing was computed (no connection, or an HTTP error status): safe to send again."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -143,7 +143,7 @@ def refuse_credentials_in_url(url: str) -> None:
 class _MaskToken(logging.Filter):
     """httpx and httpcore log request lines; none of them may carry the token."""
 
-    def __init__(self, token: str):
+    def __init__(self, token: str) -> None:
         super().__init__()
         self.token = token
 
@@ -157,7 +157,7 @@ class _MaskToken(logging.Filter):
 class _RateLimiter:
     """At most `per_second` calls per second across threads (evenly spaced start times)."""
 
-    def __init__(self, per_second: float | None):
+    def __init__(self, per_second: float | None) -> None:
         self.interval = 1.0 / per_second if per_second else 0.0
         self.next_start = 0.0
         self.lock = threading.Lock()
@@ -273,7 +273,7 @@ class OpenInferenceTeacher:
         max_backoff_s: float = 30.0,
         ready_timeout_s: float = 30.0,
         max_response_mb: float = 64.0,
-    ):
+    ) -> None:
         import httpx  # here, not at the top: a stage that only validates params does not load it
 
         refuse_credentials_in_url(url)
@@ -351,7 +351,7 @@ class OpenInferenceTeacher:
                 )
             time.sleep(0.5)
 
-    def _get_json(self, path: str, what: str) -> dict:
+    def _get_json(self, path: str, what: str) -> dict[str, Any]:
         import httpx
 
         try:
@@ -372,7 +372,7 @@ class OpenInferenceTeacher:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise TeacherError(f"teacher.url: {what} at {self.url}{path} is not JSON") from None
 
-    def _read_metadata(self, metadata: dict, output: str | None) -> None:
+    def _read_metadata(self, metadata: dict[str, Any], output: str | None) -> None:
         """The model's declared input and outputs; metadata of the wrong shape is one line naming it."""
         try:
             self._parse_metadata(metadata, output)
@@ -382,7 +382,7 @@ class OpenInferenceTeacher:
                 f"{str(error)[:120]}); a v2 server declares inputs and outputs with name, datatype and shape"
             ) from None
 
-    def _parse_metadata(self, metadata: dict, output: str | None) -> None:
+    def _parse_metadata(self, metadata: dict[str, Any], output: str | None) -> None:
         inputs = metadata.get("inputs") or []
         if len(inputs) != 1:
             raise TeacherError(
@@ -447,7 +447,7 @@ class OpenInferenceTeacher:
         exponential = min(self.max_backoff_s, self.backoff_s * 2 ** (retry_state.attempt_number - 1))
         return exponential * (0.5 + random.random() / 2)  # "equal jitter"
 
-    def _send_once(self, body: dict[str, Any]) -> dict:
+    def _send_once(self, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
 
         self.rate_limiter.acquire()
@@ -507,7 +507,7 @@ class OpenInferenceTeacher:
             raise TeacherRefused(f"{error} (after {self.max_retries} retries)") from None
         return self._scores(answer)
 
-    def _scores(self, answer: dict) -> np.ndarray:
+    def _scores(self, answer: dict[str, Any]) -> np.ndarray:
         raw = self._mask(json.dumps(answer))[:2000]
         if "error" in answer:
             raise AnswerUnusable(f"the server answered an error: {self._mask(str(answer['error']))[:200]}", raw)

@@ -156,7 +156,7 @@ class OnnxFileTeacher:
     def from_config(cls, config: OnnxTeacherConfig) -> OnnxFileTeacher:
         return cls(config.model, config.output)
 
-    def __init__(self, model: str, output: str | None = None):
+    def __init__(self, model: str, output: str | None = None) -> None:
         path = Path(model)
         if not path.is_file():
             raise CkdError(f"{path}: teacher model not found (teacher.model)")

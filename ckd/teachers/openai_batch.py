@@ -260,7 +260,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
             )
         return len(given_back)
 
-    def _record(self, session, item: tuple[int, int, str], body: dict) -> None:
+    def _record(self, session, item: tuple[int, int, str], body: dict[str, Any]) -> None:
         """One answer from the output file: stored with its tokens, or quarantined with its words."""
         batch, sample_id, digest = item
         completion = self._openai.types.chat.ChatCompletion.model_validate(body)

@@ -151,7 +151,7 @@ _NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -296,7 +296,7 @@ class OpenAIChatTeacher:
         max_backoff_s: float = 30.0,
         check_model: bool = True,
         max_response_mb: float = 64.0,
-    ):
+    ) -> None:
         openai = require("openai", "teacher.kind openai")
 
         self.url, self.model_name = normalise_url(url), model_name

@@ -82,7 +82,7 @@ class PythonTeacher:
     def from_config(cls, config: PythonTeacherConfig) -> PythonTeacher:
         return cls(config.callable, config.timeout_s)
 
-    def __init__(self, target: str, timeout_s: float = 300.0):
+    def __init__(self, target: str, timeout_s: float = 300.0) -> None:
         module_name, function_name = target.split(":")
         source = module_file(module_name)
         try:
@@ -108,13 +108,13 @@ class PythonTeacher:
         except ValueError:
             pass  # a builtin without a signature: taken as it is
         self.target, self.timeout_s = target, float(timeout_s)
-        self._worker: tuple[subprocess.Popen, Connection] | None = None
+        self._worker: tuple[subprocess.Popen[bytes], Connection] | None = None
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:24]
         self.identity = f"python:{target}:{digest}"
         self.description = f"Python function {target} ({source})"
 
     # -- the function's own process ------------------------------------------------------------
-    def _start(self) -> tuple[subprocess.Popen, Connection]:
+    def _start(self) -> tuple[subprocess.Popen[bytes], Connection]:
         """Start the worker and wait (at most teacher.timeout_s) for its import of the module: free."""
         ours, theirs = socket.socketpair()
         env = {**os.environ, PATH_ENV: os.pathsep.join(sys.path)}
@@ -137,7 +137,7 @@ class PythonTeacher:
             raise CkdError(f"teacher.callable: {self.target} cannot start in its own process ({reply[1:].decode()})")
         return process, conn
 
-    def _receive(self, conn: Connection, process: subprocess.Popen, doing: str) -> bytes:
+    def _receive(self, conn: Connection, process: subprocess.Popen[bytes], doing: str) -> bytes:
         if not conn.poll(self.timeout_s):
             self.close()
             raise PythonTeacherFailed(
@@ -186,7 +186,7 @@ class PythonTeacherFailed(Exception):
     """The function raised, exited, crashed or overran teacher.timeout_s: the batch is lost (`ckd.query`)."""
 
 
-def _stop(process: subprocess.Popen, conn: Connection) -> int | None:
+def _stop(process: subprocess.Popen[bytes], conn: Connection) -> int | None:
     conn.close()
     if process.poll() is None:
         process.kill()

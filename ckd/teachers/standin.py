@@ -56,7 +56,7 @@ class StandinCNN(nn.Module):
         std: float,
         channels: tuple[int, int],
         hidden: int,
-    ):
+    ) -> None:
         super().__init__()
         self.normalize = Normalize(np.asarray(mean, np.float32), np.asarray(std, np.float32))
         c, h, w = image_shape
@@ -79,7 +79,7 @@ class StandinCNN(nn.Module):
 
 
 class StandinMLP(nn.Module):
-    def __init__(self, features: int, num_classes: int, mean: np.ndarray, std: np.ndarray, hidden: int):
+    def __init__(self, features: int, num_classes: int, mean: np.ndarray, std: np.ndarray, hidden: int) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.body = nn.Sequential(
