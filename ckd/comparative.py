@@ -50,7 +50,8 @@ class ComparativeSet(NpzArtifact):
 def teacher_logits(scores: np.ndarray, kind: str) -> np.ndarray:
     """Logits pass through; probabilities become log-probabilities before any comparison."""
     if kind == "probabilities":
-        return np.log(np.clip(scores, LOG_FLOOR, None)).astype(np.float32)
+        result: np.ndarray = np.log(np.clip(scores, LOG_FLOOR, None)).astype(np.float32)
+        return result
     return scores.astype(np.float32)
 
 

@@ -34,13 +34,13 @@ def batch_of(x: np.ndarray, batch_size: int) -> np.ndarray:
     return np.ascontiguousarray(x[rows], dtype=np.float32)
 
 
-def torch_runner(model, x: np.ndarray) -> Callable[[], object]:
+def torch_runner(model: Any, x: np.ndarray) -> Callable[[], object]:
     import torch
 
     model = model.to("cpu").eval()
     batch = torch.as_tensor(x)
 
-    def call():
+    def call() -> object:
         with torch.inference_mode():
             return model(batch)
 
@@ -53,7 +53,7 @@ def onnx_runner(path: str | Path, x: np.ndarray) -> Callable[[], object]:
     return lambda: session.run([OUTPUT_NAME], feed)
 
 
-def openvino_model(path: str | Path, threads: int | None = 1):
+def openvino_model(path: str | Path, threads: int | None = 1) -> Any:
     """The ONNX file read and compiled by OpenVINO's runtime for the CPU (no conversion tool, no telemetry)."""
     import openvino as ov
 
@@ -79,7 +79,7 @@ def measure(
     runners: dict[str, Callable[[np.ndarray], Callable[[], object]]],
     sample_x: np.ndarray,
     runs: int,
-    batch_sizes=BATCH_SIZES,
+    batch_sizes: Any = BATCH_SIZES,
 ) -> dict[str, float]:
     """`latency_ms_batch{b}_{runtime}` for each runtime and batch size (`latency_ms_batch{b}` for the runtime
     named ""); big batches get fewer runs."""

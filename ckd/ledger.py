@@ -52,7 +52,7 @@ class Prices:
         return bool(self.prompt or self.completion)
 
 
-def _defaults(args) -> None:
+def _defaults(args: Any) -> None:
     params: dict[str, Any] = {}
     if Path(args.params).is_file():
         from ckd.config import load_params

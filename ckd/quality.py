@@ -29,7 +29,7 @@ class ScoreExpectations:
     probabilities: bool
 
 
-def _frame(ids: np.ndarray, scores: np.ndarray, pool_ids: np.ndarray):
+def _frame(ids: np.ndarray, scores: np.ndarray, pool_ids: np.ndarray) -> Any:
     import pandas as pd
 
     frame = pd.DataFrame(scores.astype(np.float64), columns=[f"score_{c}" for c in range(scores.shape[1])])
@@ -50,7 +50,7 @@ def _frame(ids: np.ndarray, scores: np.ndarray, pool_ids: np.ndarray):
     return frame
 
 
-def _suite(spec: ScoreExpectations, num_columns: int):
+def _suite(spec: ScoreExpectations, num_columns: int) -> Any:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -133,7 +133,7 @@ def check_teacher_outputs(
     return summary
 
 
-def _described(item) -> str:
+def _described(item: Any) -> str:
     config = item.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
     observed = item.result.get("observed_value", item.result.get("unexpected_count"))

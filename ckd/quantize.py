@@ -47,7 +47,7 @@ class _Reader:
     def __init__(self, x: np.ndarray, batch_size: int = 64) -> None:
         self.batches = iter([{INPUT_NAME: x[i : i + batch_size]} for i in range(0, len(x), batch_size)])
 
-    def get_next(self):
+    def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self.batches, None)
 
 

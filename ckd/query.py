@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,13 +117,13 @@ class _Session:
         teacher: Teacher,
         store: Store,
         run: str,
-        ids,
-        x,
-        hashes,
+        ids: Any,
+        x: Any,
+        hashes: Any,
         num_classes: int,
         budget: int,
         batch_size: int,
-        bar,
+        bar: Any,
     ) -> None:
         self.teacher, self.store, self.run = teacher, store, run
         self.ids, self.x, self.hashes, self.num_classes = ids, x, hashes, num_classes
@@ -157,7 +157,7 @@ class _Session:
     def one_pass(self, pool: ThreadPoolExecutor, concurrency: int, rows: list[int]) -> int:
         """Ask once about `rows` (as the budget allows); return how many batches were sent."""
         chunks = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
-        in_flight: dict[str, Any] = {}
+        in_flight: dict[Future[Any], tuple[int, list[int]]] = {}
         sent = 0
         while chunks or in_flight:
             while chunks and len(in_flight) < concurrency and self.fatal is None:
@@ -207,7 +207,7 @@ class _Session:
         for key, value in usage.items():
             self.usage[key] = self.usage.get(key, 0) + int(value)
 
-    def _settle(self, future, batch: int, rows: list[int]) -> None:
+    def _settle(self, future: Any, batch: int, rows: list[int]) -> None:
         usage: dict[str, int] = {}  # what this batch's answer cost (tokens), stored with it
         try:
             answer = future.result()

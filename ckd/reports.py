@@ -23,6 +23,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +45,13 @@ def _strip_external_assets(page: str) -> str:
     )
 
 
-def _literal_after(script: str, key: str):
+def _literal_after(script: str, key: str) -> Any:
     """The Python-literal list GX writes on the line `key: [...]` of a bootstrapTable call (None if absent)."""
     match = re.search(rf"^\s*{key}:\s*(\[.*\]),?\s*$", script, re.M)
     return None if match is None else ast.literal_eval(match.group(1))
 
 
-def _cell(value) -> str:
+def _cell(value: Any) -> str:
     return value if isinstance(value, str) else html.escape("" if value is None else str(value))
 
 
@@ -121,7 +122,7 @@ _VEGA_DIV = re.compile(
 )
 
 
-def _encodings(spec: dict[str, Any]):
+def _encodings(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every `encoding` in a Vega-Lite spec (layers included), outermost first."""
     if isinstance(spec.get("encoding"), dict):
         yield spec["encoding"]
@@ -135,7 +136,7 @@ def _field(encoding: dict[str, Any], channel: str, key: str = "field") -> str | 
     return value.get(key) if isinstance(value, dict) else None
 
 
-def _number(value) -> float | None:
+def _number(value: Any) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):

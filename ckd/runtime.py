@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ckd.errors import ConfigError
 
+if TYPE_CHECKING:  # imported where used: a stage that needs neither does not load them
+    import onnxruntime as ort
+    import torch
 
-def torch_device(requested: str = "auto"):
+
+def torch_device(requested: str = "auto") -> torch.device:
     import torch
 
     if requested == "cpu":
@@ -37,7 +42,7 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def forward_flops(model, sample_shape: tuple[int, ...]) -> int:
+def forward_flops(model: torch.nn.Module, sample_shape: tuple[int, ...]) -> int:
     """Floating-point operations of the model's forward pass on one sample (torch's FLOP counter: matrix
     products and convolutions), counted on a zero input on the model's device."""
     import torch
@@ -50,7 +55,7 @@ def forward_flops(model, sample_shape: tuple[int, ...]) -> int:
     return int(counter.get_total_flops())
 
 
-def resolve_threads(requested, flops_per_sample: int) -> int:
+def resolve_threads(requested: str | int, flops_per_sample: int) -> int:
     """`student.threads`: an integer as given; `auto`: 1 below SMALL_STUDENT_FLOPS, else the cores."""
     if requested != "auto":
         return int(requested)
@@ -85,7 +90,7 @@ def onnx_providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
+def onnx_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
     """An ONNX Runtime session on `threads` intra-op threads (default: the cores this process may use;
     ORT's own default counts the machine's cores), one inter-op thread, and idle threads that sleep
     instead of spinning, so that a busy neighbour does not slow every call down."""

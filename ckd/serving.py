@@ -73,7 +73,7 @@ def graph_io(path: str | Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     graph = onnx.load(str(path), load_external_data=False).graph
     initializers = {i.name for i in graph.initializer}
 
-    def spec(value) -> TensorSpec:
+    def spec(value: Any) -> TensorSpec:
         tensor = value.type.tensor_type
         if tensor.elem_type not in _TRITON_TYPE:
             raise CkdError(f"{path}: {value.name} has ONNX element type {tensor.elem_type}, which is not served")
@@ -128,7 +128,7 @@ def triton_config(
     return "\n".join(lines) + "\n"
 
 
-def input_scale(x, name: str) -> dict[str, Any]:
+def input_scale(x: Any, name: str) -> dict[str, Any]:
     """What the served model's input takes, for the model card and the bundle: raw values as the data source
     holds them (pixel values, a table's own units), never scaled beforehand; the graph scales them itself
     (`ckd.students.base.Normalize`: (x - mean) / std with the pool's statistics)."""

@@ -36,7 +36,8 @@ TEXT_INPUT_NAMES = ("input_ids", "attention_mask")
 def softmax(logits: np.ndarray) -> np.ndarray:
     """softmax(z)_k = exp(z_k - max z) / sum_j exp(z_j - max z), row by row."""
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    result: np.ndarray = shifted / shifted.sum(axis=-1, keepdims=True)
+    return result
 
 
 class TextBundle:

@@ -9,10 +9,10 @@ import torch
 
 from ckd.config import DataConfig
 from ckd.data import load_source, split_pool_test
+from ckd.data.arrays import input_statistics
 from ckd.export import export_onnx
 from ckd.serving import add_probabilities
 from ckd.students import build_student
-from ckd.students.base import input_statistics
 
 
 def digits_split():

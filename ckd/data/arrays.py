@@ -6,7 +6,7 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import numpy as np
 
@@ -82,7 +82,7 @@ class NpzArtifact:
         write_arrays(path, **{name: np.asarray(value) for name, value in values.items() if value is not None})
 
     @classmethod
-    def load(cls, path: str | Path):
+    def load(cls, path: str | Path) -> Self:
         fields = dataclasses.fields(cast(Any, cls))
         required = tuple(f.name for f in fields if f.default is dataclasses.MISSING)
         arrays = read_arrays(path, required=required)

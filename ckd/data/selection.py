@@ -43,7 +43,8 @@ def select_kcenter(pool_x: np.ndarray, count: int, rng: np.random.Generator) -> 
         pick = int(np.argmax(nearest))
         chosen.append(pick)
         nearest = np.minimum(nearest, ((flat - flat[pick]) ** 2).sum(1))
-    return candidates[np.asarray(chosen)]
+    result: np.ndarray = candidates[np.asarray(chosen)]
+    return result
 
 
 TYPICLUST_FIRST_ROUND = 10  # picks of the first round; each later round adds as many as were picked before
@@ -58,7 +59,8 @@ def typicality(points: np.ndarray) -> np.ndarray:
     squared = (points**2).sum(1)
     distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * points @ points.T, 0.0))
     np.fill_diagonal(distances, np.inf)
-    return 1.0 / (np.sort(distances, axis=1)[:, :k].mean(1) + 1e-12)
+    result: np.ndarray = 1.0 / (np.sort(distances, axis=1)[:, :k].mean(1) + 1e-12)
+    return result
 
 
 @SELECTIONS.register("typiclust")
@@ -96,7 +98,8 @@ def select_typiclust(pool_x: np.ndarray, count: int, rng: np.random.Generator) -
             chosen.append(int(members[np.argmax(typicality(flat[members]))]))
             taken[chosen[-1]] = True
             adding -= 1
-    return candidates[np.asarray(chosen[:count])]
+    result: np.ndarray = candidates[np.asarray(chosen[:count])]
+    return result
 
 
 def select_for_teacher(pool_ids: np.ndarray, pool_x: np.ndarray, budget: int, strategy: str, seed: int) -> np.ndarray:

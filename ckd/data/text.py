@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def is_text_source(source: str) -> bool:
     return Path(source).suffix.lower() in TEXT_SUFFIXES
 
 
-def load_text_table(source: str, text_columns, label_column: str = "label") -> TextTable:
+def load_text_table(source: str, text_columns: Any, label_column: str = "label") -> TextTable:
     """Read `source`; each text is its `text_columns` joined by a space (missing cells are empty)."""
     import pandas as pd
 

@@ -53,6 +53,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CkdError(f"{path}: file not found (run the stage that writes it first)")
     try:
-        return json.loads(path.read_text())
+        loaded: dict[str, Any] = json.loads(path.read_text())
+        return loaded
     except json.JSONDecodeError as error:
         raise CkdError(f"{path}: not valid JSON ({error})") from None

@@ -54,7 +54,7 @@ def run(
 
 
 def run_fingerprint(
-    stage: str, doc: str | None, fingerprint: Callable[[Params, Path], dict[str, Any]], argv=None
+    stage: str, doc: str | None, fingerprint: Callable[[Params, Path], dict[str, Any]], argv: list[str] | None = None
 ) -> None:
     """An always-changed fingerprint stage (`source`, `teacher`): `fingerprint(params, hash cache)` written to
     `--out` as JSON; its metrics count the files it names (`files`, and `test_files` where it has them)."""

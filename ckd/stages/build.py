@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from ckd.comparative import ComparativeSet, comparative_set
-from ckd.config import ComparativeConfig
+from ckd.config import ComparativeConfig, Params
 from ckd.data import Pool
 from ckd.query import Queried
 from ckd.stages._entry import parser, run
@@ -34,13 +35,13 @@ def build(
     }
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("build", __doc__)
     p.add_argument("--queried", required=True)
     p.add_argument("--pool", required=True)
     p.add_argument("--out", required=True)
 
-    def body(args, params):
+    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         built, metrics = build(
             params.comparative, params.teacher.scores, params.seed, Queried.load(args.queried), Pool.load(args.pool)
         )

@@ -22,7 +22,7 @@ def check(teacher: TeacherSettings, queried: Queried, pool: Pool, docs_dir: str 
     return check_teacher_outputs(queried.ids, queried.scores, spec, getattr(queried, "path", "queried"), docs_dir)
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("check", __doc__)
     p.add_argument("--queried", required=True)
     p.add_argument("--pool", required=True)

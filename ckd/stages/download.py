@@ -3,9 +3,10 @@ or its public URL, its SHA-256 checked (ckd/data/download.py); without `data.dow
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
-from ckd.config import DataConfig
+from ckd.config import DataConfig, Params
 from ckd.data.download import fetch
 from ckd.stages import write_json
 from ckd.stages._entry import parser, run
@@ -18,11 +19,11 @@ def download(data: DataConfig) -> dict[str, Any]:
     return fetch(spec.url, spec.sha256, spec.path or data.source, data.mirror)
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("download", __doc__)
     p.add_argument("--out", required=True, help="the record of what was fetched and from where (JSON)")
 
-    def body(args, params):
+    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         record = download(params.data)
         write_json(args.out, record)
         return {"fetched": record["from"] not in (None, "present")}

@@ -39,7 +39,7 @@ def embed(data: DataConfig, out_path: str, progress: bool = True) -> dict[str, A
     }
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("embed", __doc__)
     p.add_argument("--out", required=True, help="embeddings, labels and texts (.npz)")
     run("embed", p, lambda args, params: embed(params.data, args.out), argv)

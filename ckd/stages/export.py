@@ -105,7 +105,7 @@ def export(
     return {"opset": config.opset, "bytes": Path(out_model).stat().st_size, **int8, **bundle_files}
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("export", __doc__)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--queried", required=True, help="the query stage's output (budget and calls for the metadata)")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 from typing import Any
 
+from ckd.config import Params
 from ckd.data import Pool, Selection
 from ckd.errors import CkdError
 from ckd.preflight import check_student_for
@@ -122,13 +124,13 @@ def usage_metrics(usage: dict[str, int], teacher: TeacherSettings) -> dict[str, 
     }
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("query", __doc__)
     p.add_argument("--pool", required=True)
     p.add_argument("--selected", required=True)
     p.add_argument("--out", required=True, help="the teacher scores of the selected samples (.npz)")
 
-    def body(args, params):
+    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         pool, selection = Pool.load(args.pool), Selection.load(args.selected)
         # train's own checks, again where the paying starts, unless sample checked these very settings
         check_student_for(params.student, pool, selection.checked_student)

@@ -8,12 +8,13 @@ split: `validate` then measures agreement with the teacher on the held-out part 
 
 from __future__ import annotations
 
+import argparse
 import logging
 from typing import Any
 
 import numpy as np
 
-from ckd.config import DataConfig
+from ckd.config import DataConfig, Params
 from ckd.data import Dataset, Pool, Selection, TestSet, load_source, select_for_teacher, split_pool_test
 from ckd.errors import CkdError, ClassNamesNeeded, ConfigError
 from ckd.preflight import check_student_for
@@ -108,17 +109,17 @@ def _test_source(data: DataConfig, pool: Dataset) -> Dataset:
     return test
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("sample", __doc__)
     p.add_argument("--pool", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--selected", required=True)
     p.add_argument("--embedded", default=None, help="the embed stage's output (read for a text source only)")
 
-    def body(args, params):
+    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         embedded = args.embedded if params.data.text is not None else None
 
-        def split(data):
+        def split(data: DataConfig) -> tuple[Pool, TestSet, Selection, dict[str, Any]]:
             return sample(data, params.teacher.budget, params.split_seed, params.seed, embedded)
 
         try:
@@ -127,7 +128,9 @@ def main(argv=None) -> None:
             names = classes_for_unlabelled(params.teacher, missing)
             pool, test, selection, metrics = split(params.data.model_copy(update={"class_names": names}))
         selection.checked_student = check_student_for(params.student, pool)  # train's own checks, before paying
-        pool.save(args.pool), test.save(args.test), selection.save(args.selected)
+        pool.save(args.pool)
+        test.save(args.test)
+        selection.save(args.selected)
         return metrics
 
     run("sample", p, body, argv)

@@ -28,7 +28,7 @@ def source_fingerprint(data: DataConfig, cache_file: Path | None = None) -> dict
     return fingerprint
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     run_fingerprint("source", __doc__, lambda params, cache: source_fingerprint(params.data, cache), argv)
 
 

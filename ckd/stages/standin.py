@@ -8,11 +8,12 @@ no-op by construction, and the `teacher` stage after it fingerprints whichever t
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from ckd.errors import CkdError
 from ckd.stages._entry import parser, run
 from ckd.teachers.base import TeacherSettings
 from ckd.teachers.onnx_file import OnnxTeacherConfig, file_sha256
+
+if TYPE_CHECKING:  # torch, at type-checking time only
+    from ckd.teachers.standin import StandinTeacher
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,9 @@ def standin_used(teacher: TeacherSettings) -> bool:
     return Path(teacher.model).resolve().is_relative_to(STANDIN_DIR.resolve())
 
 
-def standin(data: DataConfig, standin: StandinConfig, split_seed: int, progress: bool = True):
+def standin(
+    data: DataConfig, standin: StandinConfig, split_seed: int, progress: bool = True
+) -> tuple[StandinTeacher, dict[str, Any]]:
     """Train the stand-in on the pool of the labelled split (the test split stays unseen)."""
     import torch
 
@@ -139,12 +145,12 @@ def write_note(out_dir: Path, teacher: TeacherSettings) -> None:
     (out_dir / NOTE_FILE).write_text(f"No stand-in teacher was trained: the teacher is yours ({what}).\n")
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("standin", __doc__)
     p.add_argument("--source", required=True, help="the data's fingerprint (the source stage's output)")
     p.add_argument("--out", required=True, help="the folder of the stand-in (models/standin)")
 
-    def body(args, params):
+    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         return standin_stage(params, Path(args.out), Path(args.source).read_text())
 
     run("standin", p, body, argv)

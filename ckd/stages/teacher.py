@@ -28,7 +28,7 @@ def fingerprint(teacher: TeacherSettings, cache_file: Path | None = None) -> dic
     return {"kind": teacher.kind, "files": files, "settings": public_settings(teacher.model_dump(mode="json"))}
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     run_fingerprint("teacher", __doc__, lambda params, cache: fingerprint(params.teacher, cache), argv)
 
 

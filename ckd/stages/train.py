@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from typing import Any
 
 from ckd.comparative import ComparativeSet
-from ckd.config import StudentConfig
+from ckd.config import Params, StudentConfig
 from ckd.data import TestSet
 from ckd.metrics import accuracy_probe, write_training_log
 from ckd.runtime import torch_device
@@ -65,7 +66,7 @@ def train(
     return checkpoint, outcome.curve, metrics
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("train", __doc__)
     p.add_argument("--data", required=True, help="the comparative data set (.npz)")
     p.add_argument("--out", required=True, help="the student checkpoint")
@@ -73,7 +74,7 @@ def main(argv=None) -> None:
     p.add_argument("--test", default=None, help="the test split, for the curve of test accuracy (plot only)")
     p.set_defaults(metrics=None)  # this stage's metrics file is <log-dir>/metrics.json, next to its curves
 
-    def body(args, params):
+    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         test = TestSet.load(args.test) if args.test else None
         checkpoint, curve, metrics = train(params.student, ComparativeSet.load(args.data), test)
         checkpoint.save(args.out)

@@ -3,6 +3,7 @@ card; then the gates."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def gates(config: ValidateConfig, metrics: dict[str, Any], onnx_path: str | Path
     check_gates(metrics, config.min_accuracy, config.max_abs_diff, str(onnx_path), config.max_int8_drop)
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     p = parser("validate", __doc__)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--onnx", required=True)
@@ -173,7 +174,7 @@ def main(argv=None) -> None:
     p.add_argument("--decision", default=None, help="where to write the decision metrics (dvc exp show's columns)")
     p.add_argument("--bundle", default=None, help="the export stage's bundle (a text source reads raw texts with it)")
 
-    def body(args, params):
+    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         checkpoint = StudentCheckpoint.load(args.checkpoint)
         queried = Queried.load(args.queried)
         metrics = validate(

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -307,7 +307,7 @@ class Store:
             self.store_id = meta.get("store_id", "")
         self.check()
 
-    def _add_columns(self, connection: sa.Connection, inspector) -> None:
+    def _add_columns(self, connection: sa.Connection, inspector: Any) -> None:
         """Migrate a store written before `ADDED_COLUMNS` existed: add them, nullable (under the schema lock of
         `init_lock` and the open transaction, so two runs opening it at once add them once)."""
         for table_name, names in ADDED_COLUMNS.items():
@@ -337,7 +337,9 @@ class Store:
         )
         log.info("teacher.store %s: schema version 1 -> %d (%d answers checksummed)", self.location, 2, len(rows))
 
-    def _verify(self, teacher: str, input_hash: str, classes: int, blob: bytes, checksum: str | None, batch) -> None:
+    def _verify(
+        self, teacher: str, input_hash: str, classes: int, blob: bytes, checksum: str | None, batch: int | None
+    ) -> None:
         """One stored answer as the run reads it and as `check` reads every one: the same rule, the same line."""
         if (
             classes < 1
@@ -626,7 +628,7 @@ class Store:
     def export(self, teacher: str) -> tuple[np.ndarray, np.ndarray]:
         """(input hashes, scores) of every stored answer of `teacher`."""
 
-        def body() -> tuple[np.ndarray, np.ndarray]:
+        def body() -> Sequence[sa.Row[Any, Any]]:
             with self.engine.connect() as c:
                 return c.execute(
                     sa.select(answers_table.c.input_hash, answers_table.c.scores)
@@ -710,7 +712,8 @@ class Store:
             .where(batches_table.c.batch == batch)
             .values(status=status, closed=time.time(), reason=reason, **_token_values(usage))
         )
-        return row[0]
+        result: str = row[0]
+        return result
 
     def write_answers(
         self, batch: int, hashes: list[str], scores: np.ndarray, usage: dict[str, int] | None = None
@@ -787,7 +790,7 @@ class Store:
         inputs this store already answered are left out (importing twice costs nothing). Returns how
         many inputs were recorded."""
 
-        def body():
+        def body() -> int:
             with self.engine.begin() as c:
                 purse = self.lock_purse(c)
                 if marker is not None:
@@ -966,4 +969,5 @@ def open_store(spec: str, base: str | Path | None = None, create: bool = True) -
 
     scheme = spec.split("://", 1)[0].split("+", 1)[0] if "://" in spec else "sqlite"
     backend: Any = STORE_SCHEMES.get(scheme)  # a Store class, registered by its URL scheme
-    return backend.from_spec(spec, base, create=create)
+    result: Store = backend.from_spec(spec, base, create=create)
+    return result

@@ -5,6 +5,7 @@ postgresql://USER@HOST:PORT/DB`; a password never goes in params.yaml: libpq rea
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -53,6 +54,6 @@ class PostgresStore(Store):
     def init_lock(self, connection: sa.Connection) -> None:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
 
-    def __init__(self, spec: str, location: str, url, **engine_args) -> None:
+    def __init__(self, spec: str, location: str, url: Any, **engine_args: Any) -> None:
         super().__init__(spec, location, url, **engine_args)
         self.spill_dirs = [Path.home() / ".cache" / "ckd" / "spill"]

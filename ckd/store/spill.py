@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,12 +14,12 @@ from ckd.errors import CkdError
 log = logging.getLogger(__name__)
 
 
-def spill_dirs(store) -> list[Path]:
+def spill_dirs(store: Any) -> list[Path]:
     return [*store.spill_dirs, Path.home() / ".cache" / "ckd" / "spill"]
 
 
 def spill(
-    store,
+    store: Any,
     teacher: str,
     batch: int,
     ids: np.ndarray,
@@ -48,7 +49,7 @@ def spill(
     raise last or OSError("no spill folder")
 
 
-def import_spills(store) -> int:
+def import_spills(store: Any) -> int:
     """Store the answers left in spill files by an earlier run of this store; return how many."""
     imported = 0
     for directory in spill_dirs(store):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -87,7 +88,7 @@ class SqliteStore(Store):
             connect_args={"check_same_thread": False, "timeout": 120, "isolation_level": None},
         )
 
-    def __init__(self, spec: str, location: str, url, **engine_args) -> None:
+    def __init__(self, spec: str, location: str, url: Any, **engine_args: Any) -> None:
         self.path = Path(location)
         # only an absent file is a fresh start; its size before SQLite opens it (which writes a header)
         self.size_before = self.path.stat().st_size if self.path.exists() else None
@@ -97,7 +98,7 @@ class SqliteStore(Store):
 
     def _set_events(self) -> None:
         @sa.event.listens_for(self.engine, "connect")
-        def connect(dbapi_connection, _record) -> None:
+        def connect(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA synchronous=FULL")  # a committed reservation survives a power cut
             cursor.execute("PRAGMA busy_timeout=120000")  # a waiting writer gives up after 2 minutes, never hangs
@@ -105,7 +106,7 @@ class SqliteStore(Store):
             cursor.close()
 
         @sa.event.listens_for(self.engine, "begin")
-        def begin(connection) -> None:
+        def begin(connection: Any) -> None:
             # Every transaction takes the write lock at its start: a reservation reads and writes the purse
             # atomically, with no upgrade deadlock between two writers.
             connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ckd.data.arrays import input_statistics  # noqa: F401  (re-exported; numpy only, so `build` loads no torch)
 from ckd.students import STUDENTS
 
 

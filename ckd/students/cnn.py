@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import nn
+from torch import Tensor, nn
 
 from ckd.errors import ConfigError
 from ckd.students.base import Normalize
@@ -31,6 +31,6 @@ class ConvStudent(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.head = nn.Linear(c_in, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         x = self.normalize(x).reshape(-1, *self.image_shape)
         return self.head(self.features(x).mean(dim=(2, 3)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from torch import nn
+from torch import Tensor, nn
 
 from ckd.errors import ConfigError
 from ckd.students.base import Normalize
@@ -28,5 +28,5 @@ class MLPStudent(nn.Module):
         layers.append(nn.Linear(widths[-1], num_classes))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return self.body(self.normalize(x))

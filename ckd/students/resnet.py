@@ -143,4 +143,6 @@ def train_classifier(
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> np.ndarray:
     """fp32 logits of `model` (eval mode) on raw inputs `x` (any dtype, on the model's device)."""
     model.eval()
-    return torch.cat([model(x[i : i + batch_size].float()).float() for i in range(0, len(x), batch_size)]).cpu().numpy()
+    logits = [model(x[i : i + batch_size].float()).float() for i in range(0, len(x), batch_size)]
+    out: np.ndarray = torch.cat(logits).cpu().numpy()
+    return out

@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ckd.extras import require
+
+if TYPE_CHECKING:  # the `text` extra's: loaded through require() where used
+    from tokenizers import Tokenizer
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
 
@@ -37,17 +41,19 @@ def max_tokens(model_dir: Path | None = None) -> int:
     return int(config["max_seq_length"])
 
 
-def load_tokenizer(model_dir: Path | None = None, max_length: int | None = None):
+def load_tokenizer(model_dir: Path | None = None, max_length: int | None = None) -> Tokenizer:
     """The fast WordPiece tokenizer from `tokenizer.json`: truncation at the encoder's limit, padding to the
     longest text of a batch (mean pooling ignores padding). The bundle saves exactly this object."""
     model_dir = model_dir or encoder_dir()
-    tokenizer = require("tokenizers", "the text student").Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer: Tokenizer = require("tokenizers", "the text student").Tokenizer.from_file(
+        str(model_dir / "tokenizer.json")
+    )
     tokenizer.enable_truncation(max_length or max_tokens(model_dir))
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     return tokenizer
 
 
-def tokenize(tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and attention mask, int64 [batch, longest]."""
     encodings = tokenizer.encode_batch([str(t) for t in texts])
     return (
@@ -98,7 +104,7 @@ def embed_texts(
     batch_size: int = 64,
     progress: bool = True,
     encoder: SentenceEncoder | None = None,
-    tokenizer=None,
+    tokenizer: Tokenizer | None = None,
 ) -> np.ndarray:
     """Embeddings float32 [n, 384]. Texts go in order of length, so batches carry little padding."""
     encoder = encoder or SentenceEncoder()

@@ -25,7 +25,7 @@ class StandinConfig(Section):
 
     @field_validator("channels", mode="before")
     @classmethod
-    def _channels(cls, value):
+    def _channels(cls, value: Any) -> tuple[int, int]:
         if not (
             isinstance(value, (list, tuple))
             and len(value) == 2
@@ -178,7 +178,7 @@ def build_teacher(config: TeacherSettings) -> Teacher:
 CLASS_NAMES_KEY = "class_names"  # ONNX metadata_props / v2 metadata `parameters` key (ckd's export writes it)
 
 
-def parse_class_names(value, where: str) -> tuple[str, ...] | None:
+def parse_class_names(value: Any, where: str) -> tuple[str, ...] | None:
     """A declaration of the classes: a list, a JSON list, or comma-separated names (None: nothing declared)."""
     import json
 

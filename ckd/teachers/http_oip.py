@@ -73,7 +73,7 @@ class BodyOverCap(Exception):
         self.status = status
 
 
-def read_capped(chunks, status: int, max_bytes: int, deadline: float, timeout_s: float) -> bytes:
+def read_capped(chunks: Any, status: int, max_bytes: int, deadline: float, timeout_s: float) -> bytes:
     """The body from `chunks`, refused past `max_bytes` or past the monotonic `deadline`: memory and time stay
     bounded whatever the server sends."""
     parts, size = [], 0
@@ -318,7 +318,7 @@ class OpenInferenceTeacher:
         )
         self.description = f"{model_name} version {version} served at {self.url}"
 
-    def _request(self, method: str, path: str, **kwargs) -> tuple[int, Any, bytes]:
+    def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, bytes]:
         """(status, headers, body) of one request, the body read with a byte cap and a total deadline."""
         deadline = time.monotonic() + self.timeout_s
         with self.client.stream(method, path, **kwargs) as response:
@@ -368,7 +368,8 @@ class OpenInferenceTeacher:
                 f"{status}: {self._mask(content.decode('utf-8', 'replace'))[:200]}"
             )
         try:
-            return json.loads(content)
+            result: dict[str, Any] = json.loads(content)
+            return result
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise TeacherError(f"teacher.url: {what} at {self.url}{path} is not JSON") from None
 
@@ -440,12 +441,13 @@ class OpenInferenceTeacher:
         )
 
     # -- the paid call -------------------------------------------------------------------------
-    def _wait(self, retry_state) -> float:
+    def _wait(self, retry_state: Any) -> float:
         error = retry_state.outcome.exception()
         if isinstance(error, _Retryable) and error.retry_after is not None:
             return min(error.retry_after, MAX_RETRY_AFTER_S)
         exponential = min(self.max_backoff_s, self.backoff_s * 2 ** (retry_state.attempt_number - 1))
-        return exponential * (0.5 + random.random() / 2)  # "equal jitter"
+        result: float = exponential * (0.5 + random.random() / 2)  # "equal jitter"
+        return result
 
     def _send_once(self, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
@@ -465,7 +467,8 @@ class OpenInferenceTeacher:
         words = self._mask(content.decode("utf-8", "replace")).strip()[:300]
         if status == 200:
             try:
-                return json.loads(content)
+                result: dict[str, Any] = json.loads(content)
+                return result
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise AnswerUnusable("HTTP 200 with a body that is not JSON", words) from None
         retry_after = _retry_after_seconds(headers.get("Retry-After"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def _sha(*parts: bytes | str) -> str:
     return digest.hexdigest()
 
 
-def _tensor_digest(tensor) -> str:
+def _tensor_digest(tensor: Any) -> str:
     """A weight by what it holds (dtype, shape, values), whatever it is named and however it is stored."""
     from onnx import numpy_helper
 
@@ -49,7 +49,7 @@ def _tensor_digest(tensor) -> str:
     return _sha("tensor", str(values.dtype), str(values.shape), values.tobytes())
 
 
-def _type_digest(value_type) -> str:
+def _type_digest(value_type: Any) -> str:
     """A value's type without the names of its symbolic dimensions (`batch` and `N` are the same)."""
     from onnx import TypeProto
 
@@ -62,7 +62,7 @@ def _type_digest(value_type) -> str:
     return _sha(value_type.SerializeToString(deterministic=True))
 
 
-def _attribute_digest(attribute, outer: dict[str, str]) -> str:
+def _attribute_digest(attribute: Any, outer: dict[str, str]) -> str:
     from onnx import AttributeProto
 
     attribute = AttributeProto.FromString(attribute.SerializeToString())
@@ -76,7 +76,7 @@ def _attribute_digest(attribute, outer: dict[str, str]) -> str:
     return _sha(attribute.SerializeToString(deterministic=True), *graphs, *tensors)
 
 
-def _graph_digest(graph, outer: dict[str, str] | None = None) -> tuple[str, list[str]]:
+def _graph_digest(graph: Any, outer: dict[str, str] | None = None) -> tuple[str, list[str]]:
     """The canonical form of a graph, as a Merkle digest: a graph input is named by its position, a weight by its
     content, every other value by the node computing it (op, domain, attributes, the digests of its inputs) and
     its position among that node's outputs. Node names, value names, doc strings, the graph's name and the order
@@ -211,7 +211,8 @@ class OnnxFileTeacher:
         if not candidates:
             advice = ZIPMAP_ADVICE if maps else "name one with teacher.output"
             raise TeacherError(f"{path}: no float output shaped [batch, classes]; {advice}")
-        return candidates[0]
+        result: str = candidates[0]
+        return result
 
     def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
         check_declared_fit(

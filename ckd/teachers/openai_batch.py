@@ -31,7 +31,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, NoReturn, TypeVar
 
 import numpy as np
 
@@ -39,6 +40,8 @@ from ckd.errors import TeacherError
 from ckd.store.base import REMOTE_DONE
 from ckd.teachers.base import AnswerUnusable
 from ckd.teachers.openai_chat import OpenAIChatTeacher, OpenAITeacherConfig, rate_limit_wait_s
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +65,11 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
         teacher.description = f"{teacher.model_name} at {teacher.url} (OpenAI Batch API)"
         return teacher
 
-    def predict(self, x: np.ndarray):
+    def predict(self, x: np.ndarray) -> NoReturn:
         raise TeacherError("teacher.api: batch asks through jobs (ckd.query.run_query), not one call at a time")
 
     # -- the asking loop ---------------------------------------------------------------------------
-    def ask(self, session) -> None:
+    def ask(self, session: Any) -> None:
         """Resume the jobs dead runs left, then submit jobs until every selected input has an answer, the
         budget is spent or a job ends badly (`session.fatal`)."""
         from ckd.query import _first_pending
@@ -100,7 +103,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
                 time.sleep(WAIT_S)  # another run has these inputs in flight: its answers are ours too
             session.answers.update(store.answers(identity, [session.hashes[i] for i in pending]))
 
-    def _submit(self, session, items: list[tuple[int, int, str, int]]) -> None:
+    def _submit(self, session: Any, items: list[tuple[int, int, str, int]]) -> None:
         """Upload the requests, create the job, record both ids before polling."""
         store, batches = session.store, [batch for batch, *_ in items]
         lines = [
@@ -152,7 +155,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
         session.calls_this_run -= given_back
 
     # -- the provider, with retries where nothing can be paid twice ---------------------------------
-    def _call(self, action, what: str, attempts: int | None = None):
+    def _call(self, action: Callable[[], T], what: str, attempts: int | None = None) -> T:
         """One API call (files, jobs: none of them answers a question); connection errors, 429 and 5xx
         retried with the provider's wait or a backoff; a 4xx is final."""
         openai = self._openai
@@ -176,7 +179,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
             time.sleep(min(self.max_backoff_s, wait_s if wait_s is not None else self.backoff_s * 2**attempt))
         raise AssertionError("unreachable")
 
-    def _job_of_file(self, file_id: str):
+    def _job_of_file(self, file_id: str) -> Any:
         """The job created from `file_id`, if any (the account's jobs, newest first)."""
         for job in self._call(lambda: self.client.batches.list(limit=100), "list the jobs"):
             if job.input_file_id == file_id:
@@ -190,7 +193,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     # -- settling a job ------------------------------------------------------------------------------
-    def _finish(self, session, remote: str, items: list[tuple[int, int, str]]) -> int:
+    def _finish(self, session: Any, remote: str, items: list[tuple[int, int, str]]) -> int:
         """Poll the job `remote` ("file:<id>" or "batch:<id>") to its end and record every request's fate;
         return how many calls were given back."""
         store = session.store
@@ -260,7 +263,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
             )
         return len(given_back)
 
-    def _record(self, session, item: tuple[int, int, str], body: dict[str, Any]) -> None:
+    def _record(self, session: Any, item: tuple[int, int, str], body: dict[str, Any]) -> None:
         """One answer from the output file: stored with its tokens, or quarantined with its words."""
         batch, sample_id, digest = item
         completion = self._openai.types.chat.ChatCompletion.model_validate(body)
@@ -277,7 +280,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
         session.answers[digest] = row
         session.bar.update(1)
 
-    def _give_back(self, session, remote: str, items, why: str) -> None:
+    def _give_back(self, session: Any, remote: str, items: Any, why: str) -> None:
         for batch, *_ in items:
             session.store.mark_refused(batch, f"{remote}: {why}")
         session.store.set_meta(f"{REMOTE_DONE}{remote}", "never created")

@@ -174,7 +174,7 @@ def duration_s(value: str | None) -> float | None:
     return sum(float(n) * {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[u] for n, u in parts)
 
 
-def _said_retry_after(headers) -> float | None:
+def _said_retry_after(headers: Any) -> float | None:
     """`retry-after-ms` (OpenAI's), else `retry-after` (RFC 9110: seconds or an HTTP date)."""
     try:
         milliseconds = float(headers.get("retry-after-ms") or "")
@@ -183,7 +183,7 @@ def _said_retry_after(headers) -> float | None:
     return max(0.0, milliseconds / 1000)
 
 
-def rate_limit_wait_s(headers) -> float | None:
+def rate_limit_wait_s(headers: Any) -> float | None:
     """How long a 429 asks to wait: `retry-after-ms`, else `retry-after`, else the later of
     `x-ratelimit-reset-requests` and `x-ratelimit-reset-tokens`; None when the answer says nothing."""
     said = _said_retry_after(headers)
@@ -194,7 +194,7 @@ def rate_limit_wait_s(headers) -> float | None:
     return max(known) if known else None
 
 
-def exhausted_wait_s(headers) -> float | None:
+def exhausted_wait_s(headers: Any) -> float | None:
     """After an answer: until the reset of a limit that has nothing left (`x-ratelimit-remaining-*: 0`)."""
     waits = [
         duration_s(headers.get(f"x-ratelimit-reset-{kind}"))
@@ -236,13 +236,15 @@ def scores_from_logprobs(top: list[tuple[str, float]], label_words: tuple[str, .
     if missing.any():
         uncovered = max(0.0, 1.0 - sum(math.exp(lp) for _, lp in top))
         mass[missing] = max(uncovered / missing.sum(), 1e-8)
-    return np.log(mass / mass.sum())
+    result: np.ndarray | None = np.log(mass / mass.sum())
+    return result
 
 
 def onehot_scores(k: int, num_classes: int, smoothing: float) -> np.ndarray:
     p = np.full(num_classes, smoothing / num_classes)
     p[k] += 1.0 - smoothing
-    return np.log(np.maximum(p, 1e-12))
+    result: np.ndarray = np.log(np.maximum(p, 1e-12))
+    return result
 
 
 @TEACHERS.register("openai")
@@ -282,7 +284,7 @@ class OpenAIChatTeacher:
         self,
         url: str,
         model_name: str,
-        label_words,
+        label_words: Any,
         prompt: str = "{text}",
         max_tokens: int | None = None,
         smoothing: float = 0.1,
@@ -372,7 +374,8 @@ class OpenAIChatTeacher:
         if error.retry_after is not None:
             return min(error.retry_after, MAX_RETRY_AFTER_S)
         exponential = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-        return exponential * (0.5 + random.random() / 2)  # "equal jitter"
+        result: float = exponential * (0.5 + random.random() / 2)  # "equal jitter"
+        return result
 
     def _hold(self, seconds: float) -> None:
         """Every worker waits `seconds` (capped) before its next request: the provider said to."""
@@ -400,7 +403,7 @@ class OpenAIChatTeacher:
             request["max_tokens"] = self.max_tokens
         return request
 
-    def _send_once(self, text: str):
+    def _send_once(self, text: str) -> Any:
         openai = self._openai
         self._wait_for_limits()
         self.rate_limiter.acquire()
@@ -452,7 +455,7 @@ class OpenAIChatTeacher:
                 ) from None
             raise TeacherRefused(f"HTTP {status} from {self.url}/chat/completions: {words}") from None
 
-    def _ask(self, text: str):
+    def _ask(self, text: str) -> Any:
         for attempt in range(self.max_retries + 1):
             try:
                 return self._send_once(text)
@@ -473,7 +476,7 @@ class OpenAIChatTeacher:
             sources.append(source)
         return ScoredAnswer(np.stack(rows).astype(np.float32), usage, sources)
 
-    def _scores(self, completion, usage: dict[str, int]) -> tuple[np.ndarray, str]:
+    def _scores(self, completion: Any, usage: dict[str, int]) -> tuple[np.ndarray, str]:
         choices = getattr(completion, "choices", None) or []
         if not choices or choices[0].message is None:
             raise AnswerUnusable("the answer has no choice or message", self._raw(str(completion), usage), usage)

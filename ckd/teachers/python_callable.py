@@ -176,7 +176,8 @@ class PythonTeacher:
         reply = self._receive(conn, process, f"answering a batch of {len(x)}")
         kind, body = reply[:1], reply[1:]
         if kind == b"A":
-            return np.load(io.BytesIO(body), allow_pickle=False)
+            result: np.ndarray = np.load(io.BytesIO(body), allow_pickle=False)
+            return result
         if kind == b"U":
             raise AnswerUnusable("the function returned something that is not an array of numbers", body.decode())
         raise PythonTeacherFailed(f"{self.target} raised {body.decode()}")
