@@ -3,6 +3,8 @@
     python bench/tables_text_report.py bench_results/pendigits bench/pendigits
     python bench/tables_text_report.py bench_results/ag_news_v2 bench/ag_news_v2
     python bench/tables_text_report.py --students bench_results/pendigits bench/pendigits
+    python bench/tables_text_report.py --addendum propagation kd_corrupt_prop+typiclust \
+        bench_results/ag_news_v2 bench/ag_news_v2 dev_prop test_prop
 
 
 Reads the benchmark folders one `run.sh` writes (dev_random, dev_typiclust, test_random, test_typiclust,
@@ -17,6 +19,9 @@ is mean +- t(0.975, n - 1) * sd / sqrt(n) over those pairs.
 `--students` reads only the `run.sh student` parts (student_default, student_kd: data seed 0, student seeds 0-4)
 and writes students.csv and students.md beside the committed results: the student's own spread (data seed fixed)
 next to the test table's spread over data seeds, and the target's paired differences over student seeds.
+`--addendum NAME RECIPE SOURCE TARGET PART...` reads later candidates (parts named dev_* and test_*) and writes
+NAME.md beside the committed results: the candidates beside their controls on dev, and RECIPE at N on test
+against the committed test rows (KD at 3N and 5N, the former default).
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ INGREDIENTS = [
     ("kd_corrupt_pool", "kd_pool", "corruption of the queried rows, with the pool term"),
     ("kd_pool+typiclust", "kd_pool", "TypiClust selection instead of random"),
     ("kd_corrupt_pool+typiclust", "kd_corrupt_pool", "TypiClust selection instead of random"),
+    ("kd_corrupt_prop+typiclust", "kd_corrupt+typiclust", "label propagation to the pool (vs no pool term)"),
+    ("kd_corrupt_prop+typiclust", "kd_corrupt_pool+typiclust", "label propagation instead of consistency"),
+    ("kd_prop+typiclust", "kd+typiclust", "label propagation to the pool (vs no pool term)"),
+    ("kd_prop+typiclust", "kd_pool+typiclust", "label propagation instead of consistency"),
 ]
 
 
@@ -62,7 +71,7 @@ def load(folder: Path, parts: tuple[str, ...] = PARTS) -> tuple[list[dict], dict
         with open(path) as handle:
             for row in csv.DictReader(handle):
                 row["split"] = part.split("_")[0]
-                if part in STUDENT_PARTS:  # one folder may mix selections: the row's own overrides say which
+                if part not in PARTS:  # one folder may mix selections: the row's own overrides say which
                     selection = json.loads(row.get("overrides") or "{}").get("data.selection", "random")
                 else:
                     selection = "typiclust" if part.endswith("typiclust") else "random"
@@ -130,6 +139,26 @@ def section(table: dict, title: str) -> list[str]:
     return lines + [""]
 
 
+def target_lines(test: dict, default: str) -> list[str]:
+    """The target table: `default` at N against KD (augmented and plain) at 3N and 5N, paired (test)."""
+    lines = ["### Target: default recipe at N against KD at 3N and 5N (test)", "",
+              f"Augmented KD = `{AUGMENTED_KD}` (KD, T in {{2, 4}} on validation, with feature corruption "
+              "`student.augment: corrupt`: Gaussian noise 0.1 std + 10% of features reset to their pool mean); "
+              "plain KD = `kd` (the same without corruption), where it was run.", "",
+              "| N | default at N | KD | KD at 3N | default - KD at 3N | KD at 5N | default - KD at 5N |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for n in BUDGETS:
+        mine = test.get((default, n), {})
+        for kd_variant in (AUGMENTED_KD, "kd"):
+            cells = [mean_sd(mine) if mine else "-", kd_variant]
+            for factor in (3, 5):
+                other = test.get((kd_variant, factor * n), {})
+                cells += [mean_sd(other) if other else "-", interval(paired(mine, other)) if other and mine else "-"]
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
 def markdown(rows: list[dict], infos: dict, default: str, score: dict[str, float]) -> str:
     dev, test = runs(rows, "dev"), runs(rows, "test")
     info = split_info(infos, "test")
@@ -146,21 +175,7 @@ def markdown(rows: list[dict], infos: dict, default: str, score: dict[str, float
     lines += section(dev, "Dev split (the choice is made here)")
     lines += section(test, "Test split (reported once the choice was made)")
     ceiling = [v for (variant, b), v in test.items() if variant == "ce" and b not in BUDGETS]
-    lines += ["### Target: default recipe at N against KD at 3N and 5N (test)", "",
-              f"Augmented KD = `{AUGMENTED_KD}` (KD, T in {{2, 4}} on validation, with feature corruption "
-              "`student.augment: corrupt`: Gaussian noise 0.1 std + 10% of features reset to their pool mean); "
-              "plain KD = `kd` (the same without corruption), where it was run.", "",
-              "| N | default at N | KD | KD at 3N | default - KD at 3N | KD at 5N | default - KD at 5N |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for n in BUDGETS:
-        mine = test.get((default, n), {})
-        for kd_variant in (AUGMENTED_KD, "kd"):
-            cells = [mean_sd(mine) if mine else "-", kd_variant]
-            for factor in (3, 5):
-                other = test.get((kd_variant, factor * n), {})
-                cells += [mean_sd(other) if other else "-", interval(paired(mine, other)) if other and mine else "-"]
-            lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    lines.append("")
+    lines += target_lines(test, default)
     if ceiling:
         lines += [f"Ceiling: the same student with labels for every pool input: {mean_sd(ceiling[0])}; "
                   f"the teacher: {100 * info['teacher_test_accuracy']:.2f}.", ""]  # fmt: skip
@@ -208,6 +223,44 @@ def write_students(source: Path, target: Path) -> None:
     print(f"wrote {target}/students.csv, students.md (default recipe {default})")
 
 
+def write_addendum(name: str, recipe: str, source: Path, target: Path, parts: tuple[str, ...]) -> None:
+    """`--addendum`: later candidates (dev_* and test_* parts) beside their controls on dev, and `recipe` on test
+    against the committed test rows (KD at 3N and 5N, the former default at N), into NAME.md and NAME.csv."""
+    rows, _ = load(source, parts)
+    if not rows:
+        raise SystemExit(f"{source}: no results in {', '.join(parts)}")
+    with open(target / "results.csv") as handle:
+        committed = list(csv.DictReader(handle))
+    former = json.loads((target / "info.json").read_text())["default_recipe"]
+    dev = runs(committed + rows, "dev")
+    test = runs(committed + rows, "test")
+    new = sorted({row["variant"] for row in rows})
+    lines = [f"### Later candidates: {', '.join(new)}", ""]
+    lines += section({k: v for k, v in dev.items() if k[0] in new or any(k[0] == b for a, b, _ in INGREDIENTS
+                                                                          if a in new)},
+                     "Dev split (the choice is made here)")  # fmt: skip
+    score = {
+        c: statistics.fmean(statistics.fmean(dev[(c, b)].values()) for b in BUDGETS)
+        for c in {v for v, _ in dev}
+        if all((c, b) in dev for b in BUDGETS) and (c in new or c == former)
+    }
+    lines += ["Dev accuracy averaged over N = 100 and 300: "
+              + ", ".join(f"{c} {v:.2f}" for c, v in sorted(score.items(), key=lambda x: -x[1])) + ".", ""]  # fmt: skip
+    lines += [f"Test: `{recipe}` at N beside the former default `{former}` (paired by data seed and student seed):",
+              "", "| N | " + f"{recipe} | {former} | difference |", "|---|---|---|---|"]  # fmt: skip
+    for n in BUDGETS:
+        mine, old = test.get((recipe, n), {}), test.get((former, n), {})
+        cells = [mean_sd(mine) if mine else "-", mean_sd(old) if old else "-", interval(paired(mine, old))]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    lines += [""] + target_lines(test, recipe)
+    with open(target / f"{name}.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0].keys()))
+        writer.writeheader()
+        writer.writerows(rows)
+    (target / f"{name}.md").write_text("\n".join(lines))
+    print(f"wrote {target}/{name}.md, {name}.csv")
+
+
 def plot(rows: list[dict], default: str, infos: dict, path: Path) -> None:
     import matplotlib
 
@@ -236,6 +289,9 @@ def plot(rows: list[dict], default: str, infos: dict, path: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--addendum":
+        write_addendum(argv[1], argv[2], Path(argv[3]), Path(argv[4]), tuple(argv[5:]))
+        return
     if argv and argv[0] == "--students":
         write_students(Path(argv[1]), Path(argv[2]))
         return

@@ -33,13 +33,13 @@ from ckd.teachers.onnx_file import OnnxTeacherConfig
 MAX_GRID = 64  # candidates (learning rates x list-valued method arguments), each trained for student.steps
 
 
-def _registered(registry, name: str) -> str:
+def _registered(registry: Any, name: str) -> str:
     if name not in registry:
         raise ValueError(f"must be a registered {registry.kind}: {', '.join(registry.names())}")
     return name
 
 
-def _known_arguments(registry, name: str, arguments: Mapping[str, Any], fixed: set[str]) -> None:
+def _known_arguments(registry: Any, name: str, arguments: Mapping[str, Any], fixed: set[str]) -> None:
     """Refuse an argument the registered factory does not take (a typo in `method_args` fails up front).
     The names come from the registry without importing a lazy entry's module (no torch here)."""
     if name not in registry:
@@ -197,6 +197,10 @@ class StudentConfig(Section):
     average_last: int = Field(5, ge=1, le=1000)  # checkpoints averaged at the end with plateau (1 = the last one)
     unlabelled_weight: float = Field(1.0, ge=0, le=1000)  # FixMatch on never-queried pool inputs; 0 = off
     unlabelled_threshold: float = Field(0.95, ge=0, lt=1)
+    # the pool term's targets: self (the student's own confident answer, FixMatch) or neighbours (the teacher's
+    # answers on the k most similar queried inputs: label propagation; tables and embeddings)
+    unlabelled_targets: Literal["self", "neighbours"] = "self"
+    unlabelled_neighbours: int = Field(10, ge=1, le=1000)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads: auto (1 for small students, else the cores this process may use; ckd.runtime) or a count
     threads: Literal["auto"] | Annotated[int, Field(ge=1, le=1024)] = "auto"
@@ -324,7 +328,8 @@ class Params(Section):
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data as in params.yaml (section `validate`, lists for tuples)."""
-        return _plain(self.model_dump(by_alias=True))
+        result: dict[str, Any] = _plain(self.model_dump(by_alias=True))
+        return result
 
 
 def validation_split(num_samples: int, val_fraction: float) -> tuple[int, int]:
@@ -364,7 +369,8 @@ def validate_all(params: Mapping[str, Any]) -> Params:
     """Validate a whole params mapping; a ConfigError names the first bad parameter."""
     if not isinstance(params, Mapping):
         raise ConfigError("params", f"must be a mapping of sections, got {type(params).__name__}")
-    return validate_model(Params, dict(params))
+    result: Params = validate_model(Params, dict(params))
+    return result
 
 
 def _refuse_duplicate_keys(node: yaml.Node, where: str = "") -> None:
@@ -417,12 +423,12 @@ def section(params: Params, name: str) -> Any:
     return params.validation if name == "validate" else getattr(params, name)
 
 
-def section_from_dict(name: str, values: Mapping[str, Any] | None):
+def section_from_dict(name: str, values: Mapping[str, Any] | None) -> Any:
     """One section validated alone (the others at their defaults); errors name `<section>.<key>`."""
     return section(validate_all({name: dict(values or {})}), name)
 
 
-def load_section(name: str, path: str | Path = "params.yaml"):
+def load_section(name: str, path: str | Path = "params.yaml") -> Any:
     return section(load_config(path), name)
 
 

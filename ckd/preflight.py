@@ -29,6 +29,12 @@ def check_student(student: StudentConfig, sample_shape: Sequence[int], num_class
     from ckd.train import candidate_grid
 
     shape = tuple(int(d) for d in sample_shape)
+    if student.unlabelled_targets == "neighbours" and len(shape) != 1:
+        raise ConfigError(
+            "student.unlabelled_targets",
+            f"neighbours compares inputs as vectors (table rows, text embeddings), not inputs shaped {shape}; "
+            "use self for images",
+        )
     for candidate in candidate_grid(student):
         try:  # the teacher's variance is known only after the query: 1.0 stands in (a scale, not a check)
             build_method(student.method, num_classes, 1.0, labelled, **candidate.method_args)

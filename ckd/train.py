@@ -267,6 +267,46 @@ def unlabelled_consistency_features(
     return (per_sample * mask).mean()
 
 
+def neighbour_targets(
+    queried: torch.Tensor, scores: torch.Tensor, pool: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label propagation to the free pool by nearest neighbours (the kNN affinities of Iscen et al., CVPR 2019,
+    without the diffusion): a pool input's target is the teacher's answer on its k most similar queried inputs,
+        q_i = sum_{j in kNN(i)} a_ij softmax(t_j) / sum_j a_ij,   a_ij = max(cos(z_i, z_j), 0)^3,
+    z the standardised input (for text, the frozen encoder's embedding), with the weight w_i = 1 - H(q_i) / log C
+    (a target spread over the classes counts little). Returns (q [U, C], w [U]). Only queried rows of the
+    training part are neighbours: validation answers stay out of training."""
+    mean, std = norm
+    a = F.normalize((pool.float() - mean) / std, dim=-1)
+    b = F.normalize((queried.float() - mean) / std, dim=-1)
+    teacher = torch.softmax(scores.float(), -1)
+    targets = torch.empty((len(pool), teacher.shape[1]), device=pool.device)
+    for start in range(0, len(pool), 4096):  # [4096, N] similarities at a time
+        similarity, nearest = (a[start : start + 4096] @ b.T).topk(min(k, len(b)), dim=-1)
+        affinity = similarity.clamp(min=0) ** 3 + 1e-12
+        targets[start : start + 4096] = (affinity.unsqueeze(-1) * teacher[nearest]).sum(1) / affinity.sum(
+            -1, keepdim=True
+        )
+    entropy = -(targets * targets.clamp(min=1e-12).log()).sum(-1)
+    return targets, 1 - entropy / math.log(targets.shape[1])
+
+
+def unlabelled_neighbours(
+    model: torch.nn.Module,
+    pool: torch.Tensor,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    count: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The pool term with propagated targets (`neighbour_targets`): L_u = mean_i w_i CE(q_i, s(x_i)).
+    Matched controls: the same recipe with `student.unlabelled_weight: 0` (no pool term), and with
+    `student.unlabelled_targets: self` (the student's own answers as targets). No teacher call is made."""
+    pick = torch.randint(len(pool), (count,), generator=generator, device=generator.device).to(pool.device)
+    q, w = targets[0].index_select(0, pick), targets[1].index_select(0, pick)
+    per_sample = -(q * F.log_softmax(model(pool.index_select(0, pick)), -1)).sum(-1)
+    return (w * per_sample).mean()
+
+
 def fit(
     data: TrainingData,
     method: Method,
@@ -289,7 +329,7 @@ def fit(
     val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
     best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
     plateau = config.model_selection == "plateau"
-    recent: collections.deque[float] = collections.deque(maxlen=config.average_last if plateau else 1)
+    recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=config.average_last if plateau else 1)
     # images: FixMatch needs their augmentation; tables and embeddings: feature corruption, always available
     use_unlabelled = (
         config.unlabelled_weight > 0 and data.unlabelled is not None and (augment[0] != "none" or not data.is_image)
@@ -298,6 +338,13 @@ def fit(
         torch.as_tensor(data.norm_mean, dtype=torch.float32, device=device),
         torch.as_tensor(data.norm_std, dtype=torch.float32, device=device),
     )
+    propagated = None
+    if use_unlabelled and config.unlabelled_targets == "neighbours":
+        train = torch.as_tensor(train_rows, device=device)
+        propagated = neighbour_targets(
+            data.x.index_select(0, train), data.teacher.index_select(0, train), data.unlabelled, norm,
+            config.unlabelled_neighbours,
+        )  # fmt: skip
     # bf16 autocast of the forward passes and losses (softmax and log-softmax stay fp32 under autocast);
     # the weights, Adam's state and the gradients stay fp32, so no loss scaling is needed.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
@@ -320,7 +367,9 @@ def fit(
         with autocast:
             loss = method.loss(model(x), t, y, group_size)
             if use_unlabelled:
-                if data.is_image:
+                if propagated is not None:
+                    pool_term = unlabelled_neighbours(model, data.unlabelled, propagated, len(rows), generator)
+                elif data.is_image:
                     pool_term = unlabelled_consistency(
                         model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator
                     )
@@ -397,7 +446,7 @@ def train_student(
     candidates = candidate_grid(config)
     train_rows, val_rows = split_rows(len(data.x), config.val_fraction, config.seed)
 
-    def new_model_and_method(candidate: Candidate):
+    def new_model_and_method(candidate: Candidate) -> tuple[torch.nn.Module, Method]:
         seed_everything(config.seed)
         method = build_method(config.method, data.num_classes, teacher_var, labelled, **candidate.method_args)
         model = build_student(

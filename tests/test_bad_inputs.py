@@ -320,6 +320,14 @@ CASES_21 = [
         id="cnn-on-a-table",
     ),
     pytest.param(
+        {"student.unlabelled_targets": "neighbours"},
+        None,
+        "sample",
+        "student.unlabelled_targets: neighbours compares inputs as vectors (table rows, text embeddings), "
+        "not inputs shaped (8, 8)",
+        id="neighbours-on-images",
+    ),
+    pytest.param(
         {"data.source": "t.csv"},
         table_with_a_column_twice,
         "sample",

@@ -5,7 +5,7 @@ import csv
 import json
 from pathlib import Path
 
-from bench.tables_text_report import write_students
+from bench.tables_text_report import write_addendum, write_students
 
 FIELDS = ["dataset", "budget", "seed", "student_seed", "variant", "test_accuracy", "overrides"]
 
@@ -64,3 +64,41 @@ def test_student_seeds_table_and_target_paired_by_student_seed(tmp_path: Path) -
     assert "| 100 | +1.33 [-0.10, +2.77] (n=3, no difference shown) | - |" in text
     with open(target / "students.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 6
+
+
+def test_addendum_compares_a_later_candidate_with_its_controls_on_dev_and_the_committed_rows_on_test(
+    tmp_path: Path,
+) -> None:
+    source, target = tmp_path / "runs", tmp_path / "report"
+    later = [0.86, 0.88, 0.87]  # kd_prop on dev at N = 100 and 300, data seeds 0-2 (student seed = data seed)
+    control = [0.85, 0.85, 0.86]  # its consistency control, run in the same part
+    dev = [row("kd_prop", n, s, s, a + (n == 300) * 0.02, "typiclust") for s, a in enumerate(later) for n in (100, 300)]
+    dev += [
+        row("kd_pool", n, s, s, a + (n == 300) * 0.02, "typiclust") for s, a in enumerate(control) for n in (100, 300)
+    ]
+    write_rows(source / "dev_prop" / "results.csv", dev)
+    write_rows(source / "test_prop" / "results.csv", [row("kd_prop", 100, s, s, 0.90, "typiclust") for s in range(3)])
+    committed = [  # the former default on test and augmented KD at 3N: rows the addendum pairs with
+        row("kd_pool+typiclust", 100, s, s, a, "typiclust", split="test", selection="typiclust")
+        for s, a in enumerate([0.88, 0.89, 0.89])
+    ] + [
+        row("kd_corrupt", 300, s, s, a, "random", split="test", selection="random")
+        for s, a in enumerate([0.9, 0.91, 0.89])
+    ]
+    write_rows(target / "results.csv", committed)
+    (target / "info.json").write_text(json.dumps({"default_recipe": "kd_pool+typiclust"}))
+
+    write_addendum("prop", "kd_prop+typiclust", source, target, ("dev_prop", "test_prop"))
+
+    text = (target / "prop.md").read_text()
+    # dev: +1, +3, +1 points over the control at both budgets: mean +1.67, sd 1.155, t(0.975, 2) = 4.303
+    assert "| label propagation instead of consistency | kd_prop+typiclust - kd_pool+typiclust | " in text
+    assert "+1.67 [-1.20, +4.54] (n=3, no difference shown)" in text
+    assert "Dev accuracy averaged over N = 100 and 300: kd_prop+typiclust 88.00, kd_pool+typiclust 86.33." in text
+    # test: beside the former default (+2, +1, +1) and augmented KD at 3N (0, -1, +1), paired by seeds
+    assert (
+        "| 100 | 90.00 +- 0.00 (n=3) | 88.67 +- 0.58 (n=3) | +1.33 [-0.10, +2.77] (n=3, no difference shown) |" in text
+    )
+    assert "+0.00 [-2.48, +2.48] (n=3, no difference shown)" in text
+    with open(target / "prop.csv") as handle:  # only the later runs, the committed rows stay where they are
+        assert len(list(csv.DictReader(handle))) == 15

@@ -4,8 +4,8 @@ import torch
 
 from ckd.comparative import ComparativeSet, build_groups
 from ckd.config import section_from_dict
+from ckd.data.arrays import input_statistics
 from ckd.errors import ConfigError
-from ckd.students.base import input_statistics
 from ckd.train import TrainingData, candidate_grid, groups_within, split_rows, train_student
 
 
@@ -146,6 +146,42 @@ def test_table_consistency_is_cross_entropy_of_corrupted_rows_against_confident_
     assert 0 < (confidence >= 0.6).sum() < 20  # some rows masked, some not: the mask is tested
     assert torch.allclose(loss, expected) and loss.requires_grad
     assert unlabelled_consistency_features(model, pool, 20, norm, 0.9999, generator).item() == 0.0
+
+
+def test_neighbour_targets_are_the_affinity_weighted_teacher_answers_of_the_nearest_queried_rows():
+    from ckd.train import neighbour_targets
+
+    queried = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]])
+    scores = torch.tensor([[4.0, 0.0], [3.0, 0.0], [0.0, 5.0], [0.0, 0.0]])
+    pool = torch.tensor([[2.0, 0.0], [0.0, 3.0], [-1.0, -1.0]])
+    norm = (torch.zeros(2), torch.ones(2))
+    targets, weights = neighbour_targets(queried, scores, pool, norm, k=2)
+    teacher = torch.softmax(scores, -1)
+    # pool row 0: neighbours 0 (cos 1) and 1 (cos 0.994); affinity cos^3
+    a = torch.tensor([1.0, 0.9 / (0.82**0.5)]) ** 3
+    assert torch.allclose(targets[0], (a[:, None] * teacher[[0, 1]]).sum(0) / a.sum(), atol=1e-5)
+    # pool row 1: nearest is row 2 (cos 1); its second neighbour (row 1, cos 0.11) counts 0.11^3 as much
+    assert targets[1].argmax() == 1 and targets[1, 1] > 0.99 * teacher[2, 1]
+    # pool row 2: neighbours at cos 0.71 (row 3, uniform answer) and a negative cosine (clamped to 0, ignored)
+    assert torch.allclose(targets[2], torch.tensor([0.5, 0.5]), atol=1e-4)
+    assert torch.allclose(targets.sum(-1), torch.ones(3))
+    # weight: 1 - entropy / log C: near 1 for a confident target, 0 for a uniform one
+    assert weights[1] > weights[0] > 0.5 and abs(weights[2].item()) < 1e-4
+
+
+def test_neighbour_pool_term_changes_training_and_its_controls_are_the_other_targets_and_no_pool():
+    data = toy_arrays()
+    data.unlabelled = np.random.default_rng(1).normal(size=(40, 6)).astype(np.float32)
+    cpu = torch.device("cpu")
+    common = {"method": "kd", "unlabelled_weight": 1.0, "unlabelled_threshold": 0.0, "augment": "none"}
+    prop = train_student(data, config(**common, unlabelled_targets="neighbours"), cpu, progress=False)
+    again = train_student(data, config(**common, unlabelled_targets="neighbours"), cpu, progress=False)
+    self_ = train_student(data, config(**common), cpu, progress=False)
+    off = train_student(data, config(**{**common, "unlabelled_weight": 0.0}), cpu, progress=False)
+    state = prop.model.state_dict()
+    assert all(torch.allclose(state[k], again.model.state_dict()[k], atol=1e-6) for k in state)  # repeatable
+    for other in (self_, off):
+        assert not all(torch.allclose(state[k], other.model.state_dict()[k], atol=1e-4) for k in state)
 
 
 def test_unlabelled_pool_changes_training_on_images():

@@ -32,7 +32,8 @@ fi
 dvc repro "$@"
 cp metrics/{embed,sample,query,check,build,export,validate}.json "$HERE/metrics/"
 rm -rf "$HERE/metrics/train" && cp -r metrics/train "$HERE/metrics/train"
-python -m ckd.summary metrics/validate.json
+python -m ckd.summary metrics/validate.json "$HERE/params.yaml" | tee "$HERE/metrics/summary.txt"   # docs/text.md includes it
 if [ -n "$SERVER" ]; then
-  python -c "import json; print('stand-in LLM teacher test accuracy: %.4f (no budget spent: measured in-process)' % json.load(open('$HERE/metrics/standin_llm.json'))['standin_llm_test_accuracy'])"
+  python -c "import json; print('stand-in LLM teacher test accuracy: %.4f (no budget spent: measured in-process)' % json.load(open('$HERE/metrics/standin_llm.json'))['standin_llm_test_accuracy'])" \
+    | tee -a "$HERE/metrics/summary.txt"
 fi
