@@ -246,13 +246,18 @@ def write_addendum(name: str, recipe: str, source: Path, target: Path, parts: tu
     }
     lines += ["Dev accuracy averaged over N = 100 and 300: "
               + ", ".join(f"{c} {v:.2f}" for c, v in sorted(score.items(), key=lambda x: -x[1])) + ".", ""]  # fmt: skip
-    lines += [f"Test: `{recipe}` at N beside the former default `{former}` (paired by data seed and student seed):",
-              "", "| N | " + f"{recipe} | {former} | difference |", "|---|---|---|---|"]  # fmt: skip
-    for n in BUDGETS:
-        mine, old = test.get((recipe, n), {}), test.get((former, n), {})
-        cells = [mean_sd(mine) if mine else "-", mean_sd(old) if old else "-", interval(paired(mine, old))]
-        lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    lines += [""] + target_lines(test, recipe)
+    if not any((recipe, n) in test for n in BUDGETS):  # a candidate the dev split did not choose stays off test
+        best = max(score, key=lambda c: score[c])
+        lines += [f"`{recipe}` was not run on the test split"
+                  + ("." if score.get(recipe) == score[best] else f": on dev it is below `{best}`."), ""]  # fmt: skip
+    else:
+        lines += [f"Test: `{recipe}` at N beside the former default `{former}` (paired by data seed and student seed):",
+                  "", "| N | " + f"{recipe} | {former} | difference |", "|---|---|---|---|"]  # fmt: skip
+        for n in BUDGETS:
+            mine, old = test.get((recipe, n), {}), test.get((former, n), {})
+            cells = [mean_sd(mine) if mine else "-", mean_sd(old) if old else "-", interval(paired(mine, old))]
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        lines += [""] + target_lines(test, recipe)
     with open(target / f"{name}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0].keys()))
         writer.writeheader()

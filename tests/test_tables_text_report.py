@@ -102,3 +102,13 @@ def test_addendum_compares_a_later_candidate_with_its_controls_on_dev_and_the_co
     assert "+0.00 [-2.48, +2.48] (n=3, no difference shown)" in text
     with open(target / "prop.csv") as handle:  # only the later runs, the committed rows stay where they are
         assert len(list(csv.DictReader(handle))) == 15
+
+    # a candidate with no test rows: the addendum says so, and whether dev chose it
+    write_addendum("dev_only", "kd_prop+typiclust", source, target, ("dev_prop",))
+    assert "`kd_prop+typiclust` was not run on the test split.\n" in (target / "dev_only.md").read_text()
+    bare = tmp_path / "bare"  # no committed test rows at all
+    write_rows(bare / "results.csv", [row("kd", 100, 0, 0, 0.5, "random", split="dev", selection="random")])
+    (bare / "info.json").write_text(json.dumps({"default_recipe": "kd"}))
+    write_addendum("control", "kd_pool+typiclust", source, bare, ("dev_prop",))
+    below = "`kd_pool+typiclust` was not run on the test split: on dev it is below `kd_prop+typiclust`."
+    assert below in (bare / "control.md").read_text()

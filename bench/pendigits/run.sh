@@ -3,6 +3,7 @@
 #   nice -n 10 bash bench/pendigits/run.sh dev     # then: python bench/tables_text_report.py ... (prints the choice)
 #   nice -n 10 bash bench/pendigits/run.sh test
 #   nice -n 10 bash bench/pendigits/run.sh student  # data seed 0, student seeds 0-4: the student's own spread
+#   nice -n 10 bash bench/pendigits/run.sh prop     # label propagation on dev, a later candidate -> propagation.md
 #   python bench/tables_text_report.py bench_results/pendigits bench/pendigits
 # dev: a split of the pool (pendigits_train.csv, 1500 rows held out as the dev test), 5 data seeds: the 2 x 2 of
 # {feature corruption of the queried rows} x {consistency term on the free pool}, and TypiClust vs random selection.
@@ -20,6 +21,13 @@ if [ "$1" = dev ]; then
     --out $OUT/dev_random
   python -m bench "${DEV[@]}" --variants kd_pool --selection typiclust --teacher $OUT/dev_random/teacher.onnx \
     --out $OUT/dev_typiclust
+elif [ "$1" = prop ]; then
+  # label propagation to the pool (kd_prop) beside its controls on dev, TypiClust inputs -> propagation.md
+  DEV=("${COMMON[@]}" --set data.test_source=null --test-size 1500 --student-seeds 1 --budgets 100,300)
+  TEACHER=()
+  [ -e $OUT/dev_random/teacher.onnx ] && TEACHER=(--teacher $OUT/dev_random/teacher.onnx)
+  python -m bench "${DEV[@]}" "${TEACHER[@]}" --variants kd,kd_pool,kd_prop --selection typiclust --out $OUT/dev_prop
+  python bench/tables_text_report.py --addendum propagation kd_prop+typiclust $OUT bench/pendigits dev_prop
 elif [ "$1" = student ]; then
   if [ ! -e $OUT/dev_random/teacher.onnx ]; then  # the dev mode's teacher: the same split and settings, one row
     python -m bench "${COMMON[@]}" --set data.test_source=null --test-size 1500 --seeds 1 --student-seeds 1 \
