@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ckd.config import StudentConfig
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -20,10 +22,26 @@ class Recipe:
     augment: str = "auto"
     control_of: str | None = None
     note: str = ""
-    # other `student.*` overrides; the free pool inputs are off unless a recipe turns them on
-    student: dict[str, Any] = field(default_factory=lambda: {"unlabelled_weight": 0.0})
+    # other `student.*` overrides, on top of POOL_OFF: the free pool inputs are off unless a recipe turns them on
+    student: dict[str, Any] = field(default_factory=dict)
     comparative: dict[str, Any] = field(default_factory=dict)  # `comparative.*` overrides (group shape)
 
+
+# What a recipe says of the pool term unless it says otherwise, so that a row never inherits the pool settings of
+# the params file it runs on (the text example's `unlabelled_targets: neighbours` would turn kd_corrupt_pool into
+# label propagation); the number of neighbours is the config's default
+POOL_OFF: dict[str, Any] = {
+    "unlabelled_weight": 0.0,
+    "unlabelled_targets": "self",
+    "unlabelled_neighbours": StudentConfig.model_fields["unlabelled_neighbours"].default,
+}
+
+# kd_corrupt_prop's settings, one at a time (tried on the AG News dev split): 5 or 30 neighbours, pool weight 3
+PROP_SETTINGS: list[tuple[str, dict[str, Any]]] = [
+    ("k5", {"unlabelled_neighbours": 5}),
+    ("k30", {"unlabelled_neighbours": 30}),
+    ("w3", {"unlabelled_weight": 3.0}),
+]
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -104,6 +122,17 @@ RECIPES: dict[str, Recipe] = {
             student={"unlabelled_weight": 1.0, "unlabelled_targets": "neighbours"},
             note="kd_corrupt + label propagation to the free pool",
         ),
+        *(
+            Recipe(
+                f"kd_corrupt_prop_{tag}",
+                "kd",
+                {"temperature": [2.0, 4.0]},
+                augment="corrupt",
+                student={"unlabelled_weight": 1.0, "unlabelled_targets": "neighbours", **change},
+                note=f"kd_corrupt_prop with {change}",
+            )
+            for tag, change in PROP_SETTINGS
+        ),
         Recipe(
             "ckd_corrupt_pool",
             "ckd",
@@ -121,4 +150,4 @@ BASELINE_RECIPE = "kd_plain"
 # The default recipe of each modality, chosen on its dev split (docs/benchmarks/tables-text.md); the modality's
 # params file runs exactly it (tests/test_bench_equals_repro.py)
 TABLE_DEFAULT_RECIPE = "kd_pool"
-TEXT_DEFAULT_RECIPE = "kd_corrupt_prop"  # dev: bench/ag_news_v2/propagation.md
+TEXT_DEFAULT_RECIPE = "kd_corrupt_prop_k5"  # dev: bench/ag_news_v2/propagation.md

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from bench.recipes import RECIPES
+from bench.recipes import POOL_OFF, RECIPES
 from bench.report import write_report
 from ckd.config import Params, load_config, validate_all, with_overrides
 from ckd.errors import CkdError
@@ -131,7 +131,7 @@ def variant_overrides(variant: str, extra_args: dict[str, dict], augment: str | 
         "student.method": recipe.method,
         "student.method_args": {**recipe.method_args, **extra_args.get(recipe.method, {})},
         "student.augment": augment or recipe.augment,
-        **{f"student.{key}": value for key, value in recipe.student.items()},
+        **{f"student.{key}": value for key, value in {**POOL_OFF, **recipe.student}.items()},
         **{f"comparative.{key}": value for key, value in recipe.comparative.items()},
     }
 

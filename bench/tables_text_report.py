@@ -50,6 +50,9 @@ INGREDIENTS = [
     ("kd_corrupt_pool+typiclust", "kd_corrupt_pool", "TypiClust selection instead of random"),
     ("kd_corrupt_prop+typiclust", "kd_corrupt+typiclust", "label propagation to the pool (vs no pool term)"),
     ("kd_corrupt_prop+typiclust", "kd_corrupt_pool+typiclust", "label propagation instead of consistency"),
+    ("kd_corrupt_prop_k5+typiclust", "kd_corrupt_prop+typiclust", "label propagation: 5 neighbours instead of 10"),
+    ("kd_corrupt_prop_k30+typiclust", "kd_corrupt_prop+typiclust", "label propagation: 30 neighbours instead of 10"),
+    ("kd_corrupt_prop_w3+typiclust", "kd_corrupt_prop+typiclust", "label propagation: pool weight 3 instead of 1"),
     ("kd_prop+typiclust", "kd+typiclust", "label propagation to the pool (vs no pool term)"),
     ("kd_prop+typiclust", "kd_pool+typiclust", "label propagation instead of consistency"),
 ]
@@ -235,7 +238,7 @@ def write_addendum(name: str, recipe: str, source: Path, target: Path, parts: tu
     dev = runs(committed + rows, "dev")
     test = runs(committed + rows, "test")
     new = sorted({row["variant"] for row in rows})
-    lines = [f"### Later candidates: {', '.join(new)}", ""]
+    lines = [f"### A later candidate, `{recipe}`; the variants run for it: {', '.join(new)}", ""]
     lines += section({k: v for k, v in dev.items() if k[0] in new or any(k[0] == b for a, b, _ in INGREDIENTS
                                                                           if a in new)},
                      "Dev split (the choice is made here)")  # fmt: skip

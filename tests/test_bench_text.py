@@ -38,6 +38,17 @@ def test_a_variant_with_the_defaults_configuration_is_trained_once():
     assert same == {TEXT_DEFAULT_RECIPE: DEFAULT_VARIANT}
 
 
+def test_a_recipe_row_never_inherits_the_pool_settings_of_the_params_it_runs_on():
+    """The example's params propagate labels to the pool; the consistency and no-pool recipes must not."""
+    base, _ = base_params(parse_args([]))
+    assert base.student.unlabelled_targets == "neighbours"  # the example (the text default)
+    pool = with_overrides(base, student_overrides("kd_corrupt_pool", base)).student
+    assert (pool.unlabelled_targets, pool.unlabelled_weight) == ("self", 1.0)
+    assert with_overrides(base, student_overrides("kd_corrupt", base)).student.unlabelled_weight == 0.0
+    k5 = with_overrides(base, student_overrides("kd_corrupt_prop_k5", base)).student
+    assert (k5.unlabelled_targets, k5.unlabelled_neighbours) == ("neighbours", 5)
+
+
 def test_the_text_bench_selects_with_the_params_strategy_nested_over_budgets():
     """Any registered (nested) selection: the first N picks of the largest budget are the pipeline's picks for N."""
     import numpy as np

@@ -7,7 +7,8 @@
 #   nice -n 10 bash bench/ag_news_v2/run.sh dev     # choose the recipe (bench/tables_text_report.py prints it)
 #   nice -n 10 bash bench/ag_news_v2/run.sh test    # every candidate on the test split; the chosen one is reported
 #   nice -n 10 bash bench/ag_news_v2/run.sh student # data seed 0, student seeds 0-4: the student's own spread
-#   nice -n 10 bash bench/ag_news_v2/run.sh prop    # label propagation, a later candidate -> propagation.md
+#   nice -n 10 bash bench/ag_news_v2/run.sh prop    # label propagation, a later candidate, on dev
+#   nice -n 10 bash bench/ag_news_v2/run.sh prop_test kd_corrupt_prop  # the dev choice on test -> propagation.md
 # examples/ag_news/params.yaml runs the chosen recipe (TEXT_DEFAULT_RECIPE; tests/test_bench_text.py checks it).
 # dev: 1000 pool texts held out as the dev test (the test split is never read), 5 data seeds.
 # test: the example's split (pool 6000, test 1600), 5 data seeds.
@@ -16,19 +17,28 @@
 set -euo pipefail
 OUT=${OUT:-bench_results/ag_news_v2}
 RECIPES=kd,kd_corrupt,kd_pool,kd_corrupt_pool
+PROP=(--seeds 5 --student-seeds 1 --regimes labelled --workers 1 --budgets 100,300 --selection typiclust
+  --embedded ${EMBEDDED:-data/embedded.npz})
 if [ "$1" = dev ]; then
   COMMON=(--seeds 5 --student-seeds 1 --regimes labelled --workers ${WORKERS:-1} --dev-size 1000 --budgets 100,300)
   python -m bench.text "${COMMON[@]}" --variants $RECIPES --selection random --out $OUT/dev_random
   python -m bench.text "${COMMON[@]}" --variants kd_corrupt_pool --selection typiclust --out $OUT/dev_typiclust
 elif [ "$1" = prop ]; then
-  # label propagation to the pool (student.unlabelled_targets: neighbours) against its controls, TypiClust inputs:
-  # dev (the choice) and the chosen recipe on test; the report compares it with the committed test rows
-  PROP=(--seeds 5 --student-seeds 1 --regimes labelled --workers ${WORKERS:-1} --budgets 100,300 --selection typiclust)
+  # label propagation to the pool (student.unlabelled_targets: neighbours) beside its controls on dev, TypiClust
+  # inputs, and its two settings one at a time (5 or 30 neighbours, pool weight 3)
   python -m bench.text "${PROP[@]}" --dev-size 1000 --variants kd_corrupt,kd_corrupt_pool,kd_corrupt_prop \
-    --out $OUT/dev_prop
-  python -m bench.text "${PROP[@]}" --variants kd_corrupt_prop --out $OUT/test_prop
-  python bench/tables_text_report.py --addendum propagation kd_corrupt_prop+typiclust $OUT bench/ag_news_v2 \
-    dev_prop test_prop
+    --out $OUT/dev_prop &
+  python -m bench.text "${PROP[@]}" --dev-size 1000 \
+    --variants kd_corrupt_prop_k5,kd_corrupt_prop_k30,kd_corrupt_prop_w3 --out $OUT/dev_prop_grid &
+  wait
+elif [ "$1" = prop_test ]; then
+  # the dev choice ($2, a recipe) on test beside the former default, and augmented KD at 3N and 5N, on this code
+  python -m bench.text "${PROP[@]}" --variants "$2",kd_corrupt_pool --out $OUT/test_prop &
+  python -m bench.text "${PROP[@]}" --budgets 300,500,900,1500 --variants kd_corrupt --selection random \
+    --out $OUT/test_prop_kd &
+  wait
+  python bench/tables_text_report.py --addendum propagation "$2+typiclust" $OUT bench/ag_news_v2 \
+    dev_prop dev_prop_grid test_prop test_prop_kd
 elif [ "$1" = student ]; then
   STUDENT=(--seeds 1 --student-seeds 5 --regimes labelled --workers ${WORKERS:-1})
   python -m bench.text "${STUDENT[@]}" --budgets 100,300 --variants kd_corrupt_pool --selection typiclust \
