@@ -104,6 +104,21 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project, prefe
     assert all(f"Running stage '{name}'" in cached.stdout for name in ("download", "source", "teacher", "standin"))
     assert "was trained from the same data and settings: kept" in cached.stdout + cached.stderr
     assert cached.stdout.count("didn't change") == len(stage_names(project)) - 4
+    # back to the flow's settings (200 steps), then to params.yaml's: DVC's run cache restores train, export and
+    # validate each time instead of training again (a stage with a `cache: false` output that is not a metric or
+    # plot would never be saved to the run cache)
+    for steps in (200, 300):
+        (project / "params.yaml").write_text(
+            yaml.safe_dump(with_changes(yaml.safe_load(params_before), {"student.steps": steps}))
+        )
+        restored = dvc_repro(project)
+        assert restored.returncode == 0, restored.stderr
+        for name in ("train", "export", "validate"):
+            assert f"Stage '{name}' is cached - skipping run" in restored.stdout, (name, restored.stdout)
+        assert "Running stage 'query'" not in restored.stdout and "Running stage 'train'" not in restored.stdout
+    loss = (project / "metrics" / "train" / "plots" / "metrics" / "train" / "loss.tsv").read_text().split()
+    assert loss[-2] == "300"  # the restored curve is the 300-step run's
+    (project / "params.yaml").write_text(params_before)
 
     # a user's teacher that answers NaN for some rows: stopped at check, paid outputs kept
     nan_teacher = linear_onnx_teacher(project / "nan_teacher.onnx", input_shape=[1, 8, 8], nan_below=290.0)
