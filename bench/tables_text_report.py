@@ -114,14 +114,19 @@ def mean_sd(values: dict) -> str:
     return f"{statistics.fmean(v):.2f} +- {statistics.stdev(v) if len(v) > 1 else 0:.2f} (n={len(v)})"
 
 
-def choose_default(dev: dict) -> tuple[str, dict[str, float]]:
-    """The candidate with the best dev accuracy averaged over BUDGETS (every budget present)."""
-    candidates = {variant for variant, _ in dev}
-    score = {
+def dev_scores(dev: dict, candidates: set[str] | None = None) -> dict[str, float]:
+    """Each candidate's dev accuracy averaged over BUDGETS (those with every budget present; all by default)."""
+    names = {variant for variant, _ in dev} if candidates is None else candidates
+    return {
         c: statistics.fmean(statistics.fmean(dev[(c, b)].values()) for b in BUDGETS)
-        for c in candidates
+        for c in names
         if all((c, b) in dev for b in BUDGETS)
     }
+
+
+def choose_default(dev: dict) -> tuple[str, dict[str, float]]:
+    """The candidate with the best dev accuracy averaged over BUDGETS (every budget present)."""
+    score = dev_scores(dev)
     return max(score, key=lambda c: score[c]), score
 
 
@@ -242,11 +247,7 @@ def write_addendum(name: str, recipe: str, source: Path, target: Path, parts: tu
     lines += section({k: v for k, v in dev.items() if k[0] in new or any(k[0] == b for a, b, _ in INGREDIENTS
                                                                           if a in new)},
                      "Dev split (the choice is made here)")  # fmt: skip
-    score = {
-        c: statistics.fmean(statistics.fmean(dev[(c, b)].values()) for b in BUDGETS)
-        for c in {v for v, _ in dev}
-        if all((c, b) in dev for b in BUDGETS) and (c in new or c == former)
-    }
+    score = dev_scores(dev, {*new, former})
     lines += ["Dev accuracy averaged over N = 100 and 300: "
               + ", ".join(f"{c} {v:.2f}" for c, v in sorted(score.items(), key=lambda x: -x[1])) + ".", ""]  # fmt: skip
     if not any((recipe, n) in test for n in BUDGETS):  # a candidate the dev split did not choose stays off test

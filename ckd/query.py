@@ -207,7 +207,7 @@ class _Session:
         for key, value in usage.items():
             self.usage[key] = self.usage.get(key, 0) + int(value)
 
-    def _settle(self, future: Any, batch: int, rows: list[int]) -> None:
+    def _settle(self, future: Future[Any], batch: int, rows: list[int]) -> None:
         usage: dict[str, int] = {}  # what this batch's answer cost (tokens), stored with it
         try:
             answer = future.result()

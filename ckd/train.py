@@ -291,7 +291,7 @@ def neighbour_targets(
     return targets, 1 - entropy / math.log(targets.shape[1])
 
 
-def unlabelled_neighbours(
+def unlabelled_propagation(
     model: torch.nn.Module,
     pool: torch.Tensor,
     targets: tuple[torch.Tensor, torch.Tensor],
@@ -368,7 +368,7 @@ def fit(
             loss = method.loss(model(x), t, y, group_size)
             if use_unlabelled:
                 if propagated is not None:
-                    pool_term = unlabelled_neighbours(model, data.unlabelled, propagated, len(rows), generator)
+                    pool_term = unlabelled_propagation(model, data.unlabelled, propagated, len(rows), generator)
                 elif data.is_image:
                     pool_term = unlabelled_consistency(
                         model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator
