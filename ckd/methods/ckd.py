@@ -28,7 +28,7 @@ replaced by per-sample logit matching MSE(s, t) / var(t); any gain of `ckd` over
 from torch import Tensor
 
 from ckd.errors import ConfigError
-from ckd.methods.base import GroupSize, Method, group_difference, kd_term, positive, require_groups, soft_cross_entropy
+from ckd.methods.base import GroupSize, Method, group_difference, kd_term, positive, require_groups
 
 ANCHORS = ("kd", "batch_mean")
 
@@ -53,18 +53,15 @@ class AnchoredCKD(Method):
         if anchor not in ANCHORS:
             raise ConfigError("student.method_args.anchor", f"must be one of {', '.join(ANCHORS)}, got {anchor!r}")
         self.anchor = anchor
-        self.w_rel, self.w_anchor, self.w_ce = (
-            positive("w_rel", w_rel),
-            positive("w_anchor", w_anchor),
-            positive("w_ce", w_ce),
-        )
+        self.w_rel, self.w_anchor = positive("w_rel", w_rel), positive("w_anchor", w_anchor)
+        self.w_ce = positive("w_ce", w_ce)
         self.temperature = positive("temperature", temperature) or 1.0
         self.compare = bool(compare)
 
     def relation_term(self, s: Tensor, t: Tensor, group_size: GroupSize | None) -> Tensor:
         if self.compare:
             k = require_groups(group_size, "ckd")
-            return ((group_difference(s, k) - group_difference(t, k)) ** 2).mean() / self.teacher_var
+            s, t = group_difference(s, k), group_difference(t, k)
         return ((s - t) ** 2).mean() / self.teacher_var
 
     def anchor_term(self, s: Tensor, t: Tensor) -> Tensor:
@@ -74,6 +71,4 @@ class AnchoredCKD(Method):
 
     def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
         loss = self.w_anchor * self.anchor_term(s, t) + self.w_rel * self.relation_term(s, t, group_size)
-        if y is not None and self.w_ce:
-            loss = loss + self.w_ce * soft_cross_entropy(s, y)
-        return loss
+        return self.with_ce(loss, s, y)
