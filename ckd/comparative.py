@@ -49,10 +49,7 @@ class ComparativeSet(NpzArtifact):
 
 def teacher_logits(scores: np.ndarray, kind: str) -> np.ndarray:
     """Logits pass through; probabilities become log-probabilities before any comparison."""
-    if kind == "probabilities":
-        result: np.ndarray = np.log(np.clip(scores, LOG_FLOOR, None)).astype(np.float32)
-        return result
-    return scores.astype(np.float32)
+    return (np.log(np.clip(scores, LOG_FLOOR, None)) if kind == "probabilities" else scores).astype(np.float32)
 
 
 def max_distinct_groups(num_samples: int, group_size: int, negatives: int | None = None) -> int:
@@ -86,23 +83,15 @@ def build_groups(
         neg = np.where(flip, i, j)[order]
         return pos[:, None].astype(np.int64), neg[:, None].astype(np.int64)
     symmetric = negatives == group_size
-    seen: set[tuple[Any, ...]] = set()
-    positives: list[np.ndarray] = []
-    negative_rows: list[np.ndarray] = []
-    attempts = 0
-    while len(positives) < wanted:
-        attempts += 1
-        if attempts > 50 * wanted + 1000:
-            break  # nearly exhausted: keep what is distinct
+    groups: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}  # distinct groups, in the order drawn
+    for _ in range(50 * wanted + 1000):  # more attempts: nearly exhausted, keep what is distinct
+        if len(groups) == wanted:
+            break
         members = rng.choice(num_samples, size=group_size + negatives, replace=False)
         pos, neg = np.sort(members[:group_size]), np.sort(members[group_size:])
         key = tuple(sorted((tuple(pos), tuple(neg)))) if symmetric else (tuple(pos), tuple(neg))
-        if key in seen:
-            continue
-        seen.add(key)
-        positives.append(pos)
-        negative_rows.append(neg)
-    return np.asarray(positives, np.int64), np.asarray(negative_rows, np.int64)
+        groups.setdefault(key, (pos, neg))
+    return np.asarray([g[0] for g in groups.values()], np.int64), np.asarray([g[1] for g in groups.values()], np.int64)
 
 
 # The free (never-queried) pool inputs carried into the comparative data set for the FixMatch term.
@@ -115,9 +104,7 @@ MAX_UNLABELLED = 20_000
 def free_rows(pool_size: int, asked: np.ndarray, seed: int) -> np.ndarray:
     """Rows of the pool never asked about, at most MAX_UNLABELLED of them (a seeded subset, the same for
     every N with this seed)."""
-    never_asked = np.ones(pool_size, dtype=bool)
-    never_asked[asked] = False
-    free = np.flatnonzero(never_asked)
+    free = np.setdiff1d(np.arange(pool_size), asked)
     if len(free) > MAX_UNLABELLED:
         free = np.sort(np.random.default_rng([seed, 1]).choice(free, MAX_UNLABELLED, replace=False))
     return free

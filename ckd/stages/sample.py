@@ -46,19 +46,15 @@ def sample(
     else:
         pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, split_seed)
         test_data = dataset
-    size, parameter = (
-        (budget, "teacher.budget") if data.selection_size is None else (data.selection_size, "data.selection_size")
-    )
+    size = budget if data.selection_size is None else data.selection_size
     if size > len(pool_ids):
+        allowed = f"must be in 1..{len(pool_ids)} (the pool size), got {size}"
+        if data.selection_size is not None:
+            raise ConfigError("data.selection_size", allowed)
         raise ConfigError(
-            parameter,
-            f"must be in 1..{len(pool_ids)} (the pool size), got {size}"
-            + (
-                " (the selection's size while data.selection_size is null); set data.selection_size to at most "
-                f"{len(pool_ids)} and the budget may stay"
-                if parameter == "teacher.budget"
-                else ""
-            ),
+            "teacher.budget",
+            f"{allowed} (the selection's size while data.selection_size is null); set data.selection_size to at "
+            f"most {len(pool_ids)} and the budget may stay",
         )
     selected = select_for_teacher(pool_ids, dataset.x[pool_ids], size, data.selection, seed)
     texts = dataset.texts

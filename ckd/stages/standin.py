@@ -38,9 +38,9 @@ TRAINER = Path(__file__).resolve().parents[1] / "teachers" / "standin.py"
 
 def standin_used(teacher: TeacherSettings) -> bool:
     """The stand-in is the teacher: an ONNX backend whose `teacher.model` lies under models/standin/."""
-    if not isinstance(teacher, OnnxTeacherConfig):
-        return False
-    return Path(teacher.model).resolve().is_relative_to(STANDIN_DIR.resolve())
+    return isinstance(teacher, OnnxTeacherConfig) and Path(teacher.model).resolve().is_relative_to(
+        STANDIN_DIR.resolve()
+    )
 
 
 def standin(

@@ -23,7 +23,7 @@ from torch import nn
 
 from ckd.augment import random_shift
 from ckd.errors import ConfigError
-from ckd.students.base import Normalize
+from ckd.students.base import Normalize, image_shape
 
 
 class BasicBlock(nn.Module):
@@ -55,14 +55,10 @@ class ResNetStudent(nn.Module):
         blocks: int = 1,
     ) -> None:
         super().__init__()
-        if len(sample_shape) not in (2, 3):
-            raise ConfigError(
-                "student.arch", f"'resnet' needs image inputs [H, W] or [C, H, W], got {tuple(sample_shape)}"
-            )
+        self.image_shape = image_shape(sample_shape, "resnet")
         if not channels or blocks < 1:
             raise ConfigError("student.arch_args", f"'resnet' needs channels and blocks >= 1, got {channels}, {blocks}")
         self.normalize = normalize
-        self.image_shape = (1, *sample_shape) if len(sample_shape) == 2 else tuple(sample_shape)
         self.stem = nn.Sequential(
             nn.Conv2d(self.image_shape[0], channels[0], 3, 1, 1, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU()
         )
@@ -101,10 +97,9 @@ def train_classifier(
     generator = torch.Generator(device=device).manual_seed(seed)
     steps_per_epoch = max(1, len(x) // batch_size)
     total = epochs * steps_per_epoch
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for name, parameter in model.named_parameters():
-        (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
+    named = list(model.named_parameters())  # no weight decay on biases and batch-norm scales
+    decay = [p for name, p in named if not (p.ndim <= 1 or name.endswith(".bias"))]
+    no_decay = [p for name, p in named if p.ndim <= 1 or name.endswith(".bias")]
     optimizer = torch.optim.SGD(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=lr,
