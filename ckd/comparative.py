@@ -94,10 +94,9 @@ def build_groups(
     return np.asarray([g[0] for g in groups.values()], np.int64), np.asarray([g[1] for g in groups.values()], np.int64)
 
 
-# The free (never-queried) pool inputs carried into the comparative data set for the FixMatch term.
-# Copying all of them made `build` the stage that grew fastest with the pool (245 s at 100,000 MNIST
-# inputs; bench/scaling in the README); FixMatch draws about one batch per step, so 20,000 cover
-# 2,000 steps of 128 without a repeat. Pools up to this size are carried whole, as before.
+# The free (never-queried) pool inputs carried for the pool term: copying all of them made `build` grow fastest
+# with the pool (245 s at 100,000 MNIST inputs; bench/scaling); the term draws about one batch per step, so
+# 20,000 cover 2,000 steps of 128 without a repeat. Smaller pools are carried whole.
 MAX_UNLABELLED = 20_000
 
 

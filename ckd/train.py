@@ -43,8 +43,8 @@ from ckd.students import build_student
 
 log = logging.getLogger(__name__)
 
-# Called at every evaluation step with the model (in eval mode); the numbers it returns join that
-# step's point of the curve, for plots only: model selection never reads them.
+# Called at every evaluation with the model (eval mode); what it returns joins that point of the curve, for
+# plots only: model selection never reads it.
 EvalHook = Callable[[int, torch.nn.Module], "dict[str, float] | None"]
 
 
@@ -66,26 +66,23 @@ class TrainingData:
 
     @classmethod
     def from_set(cls, data: ComparativeSet, device: torch.device) -> TrainingData:
-        x = torch.as_tensor(data.x, dtype=torch.float32, device=device)
-        teacher = torch.as_tensor(data.teacher, dtype=torch.float32, device=device)
-        num_classes = teacher.shape[1]
-        labels = None
-        if data.labels is not None:
-            labels = F.one_hot(torch.as_tensor(data.labels, device=device), num_classes).float()
+        def tensor(values: np.ndarray, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+            return torch.as_tensor(values, dtype=dtype, device=device)
+
+        labels = None if data.labels is None else F.one_hot(tensor(data.labels, None), data.num_classes).float()
+        unlabelled = data.unlabelled if data.unlabelled is not None and len(data.unlabelled) else None
         return cls(
-            x,
-            teacher,
+            tensor(data.x),
+            tensor(data.teacher),
             labels,
-            torch.as_tensor(data.positives, device=device),
-            torch.as_tensor(data.negatives, device=device),
+            tensor(data.positives, None),
+            tensor(data.negatives, None),
             tuple(data.x.shape[1:]),
-            num_classes,
+            data.num_classes,
             data.norm_mean,
             data.norm_std,
             data.is_image,
-            torch.as_tensor(data.unlabelled, dtype=torch.float32, device=device)
-            if data.unlabelled is not None and len(data.unlabelled)
-            else None,
+            None if unlabelled is None else tensor(unlabelled),
         )
 
     @property
@@ -219,7 +216,7 @@ class BatchSampler:
 def pseudo_label_loss(
     model: torch.nn.Module, weak: torch.Tensor, strong: torch.Tensor, threshold: float
 ) -> torch.Tensor:
-    """mean_i 1[max p(weak_i) >= threshold] CE(argmax p(weak_i), s(strong_i)): FixMatch's masked pseudo-labels."""
+    """mean_i 1[max p(weak_i) >= threshold] CE(argmax p(weak_i), s(strong_i)): the pool terms' core."""
     with torch.no_grad():
         confidence, pseudo = torch.softmax(model(weak), -1).max(-1)
         mask = (confidence >= threshold).float()
@@ -234,11 +231,9 @@ def unlabelled_consistency(
     threshold: float,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """FixMatch (Sohn et al., NeurIPS 2020) on pool inputs the teacher never saw, which cost nothing:
-    the student's own confident answer on a weakly augmented input (max softmax >= threshold) is the
-    target for a strongly augmented one (larger shift + cutout):
-        L_u = mean_i 1[max p(weak_i) >= tau] CE(argmax p(weak_i), s(strong_i)).
-    No teacher call is made, so the accuracy gained is per teacher call."""
+    """FixMatch (Sohn et al., NeurIPS 2020) on free pool inputs the teacher never saw: the student's confident
+    answer on a weakly augmented input is the target for a strongly augmented one (larger shift + cutout),
+        L_u = mean_i 1[max p(weak_i) >= tau] CE(argmax p(weak_i), s(strong_i)).  No teacher call is made."""
     inputs = pool.index_select(0, draw(len(pool), count, generator, pool.device))
     weak = random_shift(inputs, augment[1], generator, flip=augment[0] == "shift_flip")
     strong = random_shift(inputs, augment[1] + 1, generator, flip=augment[0] == "shift_flip")
@@ -256,11 +251,9 @@ def unlabelled_consistency_features(
     threshold: float,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """FixMatch's pool term for inputs without a geometry (table rows, frozen-encoder embeddings): the
-    student's confident answer on the clean pool row is the target for a corrupted copy of it,
-        L_u = mean_i 1[max p(x_i) >= tau] CE(argmax p(x_i), s(c(x_i))),
-    c = `corrupt_features` at strength POOL_CORRUPTION (Gaussian noise + features reset to their pool
-    mean, in units of each feature's pool std; VIME, Yoon et al. NeurIPS 2020, for the corruption).
+    """FixMatch's pool term for inputs without a geometry (table rows, embeddings): the student's confident
+    answer on the clean row is the target for a corrupted copy, L_u = mean_i 1[max p(x_i) >= tau] CE(argmax
+    p(x_i), s(c(x_i))), c = `corrupt_features` at strength POOL_CORRUPTION (VIME, Yoon et al. NeurIPS 2020).
     Matched control: the same recipe with `student.unlabelled_weight: 0`. No teacher call is made."""
     inputs = pool.index_select(0, draw(len(pool), count, generator, pool.device))
     strong = corrupt_features(inputs, norm[0], norm[1], POOL_CORRUPTION, generator)

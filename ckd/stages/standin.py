@@ -34,6 +34,7 @@ STANDIN_FILE = "teacher.onnx"
 NOTE_FILE = "NOT_USED.txt"
 RECORD_FILE = "standin.json"  # the training key and metrics of the stand-in beside it
 TRAINER = Path(__file__).resolve().parents[1] / "teachers" / "standin.py"
+DATA_KEYS = {"source", "test_source", "test_size", "label", "test_label", "features", "image_size", "class_names"}
 
 
 def standin_used(teacher: TeacherSettings) -> bool:
@@ -75,24 +76,12 @@ def standin(
 
 
 def training_key(data: DataConfig, settings: StandinConfig, split_seed: int, source_fingerprint: str) -> str:
-    """What the stand-in's weights depend on: its data (the files' fingerprint and the keys that read them),
-    the split, its settings and the trainer's code. The stage depends on whole params sections (a section
-    never goes missing from a user's params.yaml, a key may), so it also runs when something else in them
-    changes: then this key is unchanged and the trained stand-in is kept (`persist` in dvc.yaml), with
-    its identity in the answer store."""
+    """What the stand-in's weights depend on: its data (the files' fingerprint and DATA_KEYS, which read them),
+    the split, its settings and the trainer's code. The stage depends on whole params sections (a key may go
+    missing from a user's params.yaml, a section never), so it also runs when something else in them changes:
+    then this key is unchanged and the stand-in is kept (`persist` in dvc.yaml), with its identity in the store."""
     payload = {
-        "data": data.model_dump(
-            include={
-                "source",
-                "test_source",
-                "test_size",
-                "label",
-                "test_label",
-                "features",
-                "image_size",
-                "class_names",
-            }
-        ),
+        "data": data.model_dump(include=DATA_KEYS),
         "split_seed": split_seed,
         "standin": settings.model_dump(),
         "trainer": file_sha256(TRAINER),

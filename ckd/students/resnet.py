@@ -5,10 +5,8 @@
     BasicBlock: y = ReLU(BN(Conv3x3(ReLU(BN(Conv3x3(x))))) + shortcut(x)), shortcut = 1x1 conv + BN when the
     shape changes, else identity.
 
-`train_classifier` trains one on a whole labelled image set held on the device as uint8 (flip + random-crop
-augmentation on the device, bf16 autocast, SGD with Nesterov momentum and a one-cycle learning rate): the
-CIFAR-10 teacher of bench/cifar10 (about a minute on one GPU). Training it reads every pool label and is not a
-teacher call; the trained model is exported to ONNX with the normalisation inside, like the stand-in.
+`train_classifier` trains one on a whole labelled uint8 image set on the device: bench/cifar10's teacher (about
+a minute on one GPU; it reads every pool label, not a teacher call), exported to ONNX like the stand-in.
 """
 
 from __future__ import annotations
@@ -89,9 +87,9 @@ def train_classifier(
     precision: str = "bf16",
     log: Callable[[str], None] | None = None,
 ) -> nn.Module:
-    """Supervised training on a whole image set already on the model's device (`x` uint8 [N, C, H, W], `y` int64):
-    each step gathers a batch by index, flips and crops it (zero padding `crop` px) on the device, and takes one
-    SGD step (momentum 0.9, Nesterov, label smoothing 0.1) under a one-cycle schedule (linear warm-up over the
+    """Supervised training on a whole image set on the model's device (`x` uint8 [N, C, H, W], `y` int64): each
+    step gathers a batch by index, flips and crops it (zero padding `crop` px) and takes one SGD step (momentum
+    0.9, Nesterov, label smoothing 0.1, bf16 autocast) under a one-cycle schedule (linear warm-up over the
     first 20% of steps to `lr`, then linear decay to 0). Returns the model in eval mode."""
     device = x.device
     generator = torch.Generator(device=device).manual_seed(seed)
