@@ -3,21 +3,18 @@
 Comparison (Wilf et al., arXiv 2311.02253), for groups of k positives P and k negatives N:
     d_s = mean_P s - mean_N s,   d_t = mean_P t - mean_N t,
     L_rel = MSE(d_s, d_t) / var(t)
-where var(t) is the variance of the teacher's scores over the queried samples, so `w_rel` means the
-same for a teacher whose logits span 2 or 40.
+with var(t) the teacher scores' variance over the queried samples, so `w_rel` means the same for any scale.
 
-Why an anchor: L_rel is unchanged when a constant c_k is added to class k's logit of every input, so
-the class levels (the last layer's bias) get no gradient from it and drift, which moves the argmax
-(the paper's loss as written lands 20-37 points below KD: ../shared/research/ckd-calibration.md).
-An anchor term fixes the levels:
-  * anchor="kd" (default): Hinton's per-sample T^2 KL(softmax(t/T) || softmax(s/T)) on the same
-    members. Softmax is invariant only to a shift shared by all classes of one sample, so per-class
-    levels are pinned; the second calibration found it the best anchor.
-  * anchor="batch_mean": MSE(mean_batch s, mean_batch t) / var(t). With a pair batch,
-    MSE(d_s, d_t) + anchor = 2 within-batch variance of (s - t) + squared mean error, i.e. it
-    restores exactly the term the differences drop.
-Labels, when present, enter as per-sample CE (the paper's MSE(d_s, d_y) pulls differences to +-1 while
-the teacher's are +-10..25, so the student settles between two targets; ckd_paper keeps that form).
+Why an anchor: L_rel is unchanged when a constant c_k is added to class k's logit of every input, so the class
+levels (the last bias) get no gradient and drift, which moves the argmax (the paper's loss as written lands
+20-37 points below KD: ../shared/research/ckd-calibration.md). An anchor term fixes the levels:
+  * anchor="kd" (default): Hinton's per-sample T^2 KL(softmax(t/T) || softmax(s/T)) on the same members;
+    softmax is invariant only to a shift shared by one sample's classes, so per-class levels are pinned
+    (the second calibration's best anchor).
+  * anchor="batch_mean": MSE(mean_batch s, mean_batch t) / var(t). With a pair batch, MSE(d_s, d_t) + anchor
+    = 2 within-batch variance of (s - t) + squared mean error: exactly the term the differences drop.
+Labels enter as per-sample CE (the paper's MSE(d_s, d_y) pulls differences to +-1 while the teacher's are
++-10..25, so the student settles between two targets; ckd_paper keeps that form).
 
     L = anchor + w_rel L_rel + w_ce CE(y)
 

@@ -35,10 +35,9 @@ class MixupDistillation(KnowledgeDistillation):
             torch.manual_seed(seed)
             lam = beta.sample((n,)).to(x.device)
         partner = torch.randperm(n, generator=generator, device=generator.device).to(x.device)
-        lam_x = lam.reshape(n, *([1] * (x.dim() - 1)))
-        lam_c = lam[:, None]
-        x = lam_x * x + (1 - lam_x) * x[partner]
-        t = lam_c * t + (1 - lam_c) * t[partner]
-        if y is not None:
-            y = lam_c * y + (1 - lam_c) * y[partner]
-        return x, t, y
+
+        def blend(a: Tensor) -> Tensor:  # l a_i + (1-l) a_j, l broadcast over a's trailing dimensions
+            weight = lam.reshape(n, *([1] * (a.dim() - 1)))
+            return weight * a + (1 - weight) * a[partner]
+
+        return blend(x), blend(t), None if y is None else blend(y)
