@@ -79,8 +79,7 @@ def build_groups(
         i, j = np.triu_indices(num_samples, k=1)
         order = rng.permutation(len(i))
         flip = rng.random(len(i)) < 0.5  # which member is the positive: no systematic sign
-        pos = np.where(flip, j, i)[order]
-        neg = np.where(flip, i, j)[order]
+        pos, neg = np.where(flip, j, i)[order], np.where(flip, i, j)[order]
         return pos[:, None].astype(np.int64), neg[:, None].astype(np.int64)
     symmetric = negatives == group_size
     groups: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}  # distinct groups, in the order drawn
@@ -94,9 +93,8 @@ def build_groups(
     return np.asarray([g[0] for g in groups.values()], np.int64), np.asarray([g[1] for g in groups.values()], np.int64)
 
 
-# The free (never-queried) pool inputs carried for the pool term: copying all of them made `build` grow fastest
-# with the pool (245 s at 100,000 MNIST inputs; bench/scaling); the term draws about one batch per step, so
-# 20,000 cover 2,000 steps of 128 without a repeat. Smaller pools are carried whole.
+# Free pool inputs carried for the pool term: copying all made `build` grow fastest with the pool (245 s at 100,000
+# MNIST inputs; bench/scaling); 20,000 cover 2,000 steps of 128 without a repeat. Smaller pools go whole.
 MAX_UNLABELLED = 20_000
 
 

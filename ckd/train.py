@@ -1,20 +1,17 @@
 """Training the student on the comparative data set, with model selection on validation data only.
 
-Protocol: the N queried samples are split (seeded) into train and validation parts. Every candidate of the
-grid (learning rates x list-valued method arguments) trains for `student.steps` Adam steps on the train part,
-evaluated every `eval_every` steps on validation. The test split is never read here.
+The N queried samples are split (seeded) into train and validation parts; every grid candidate (learning
+rates x list-valued method arguments) trains `student.steps` Adam steps on the train part, evaluated every
+`eval_every` steps on validation. The test split is never read here. Batches are gathered by index on the device.
 
-Selection (`student.model_selection`), issue 13: with 10-60 validation samples accuracy moves in steps of 2-10
-points, so the single best (candidate, step) hangs on noise and a refit stopped there under-trains
-(bench/selection_digits/).
-  plateau (default): a candidate's score is the mean validation accuracy (against labels, else the teacher's
-    argmax) over the last half of its evaluations, ties broken by the mean KL(softmax(t/T) || softmax(s/T)) at
-    T = 4 (every queried sample has it; far less noisy than 20 hard labels). The refit on all N runs the full
-    `steps` and returns the average of the last `average_last` checkpoints (SWA, Izmailov et al. 2018).
-  best_step: the former rule: the best (validation accuracy, -cross-entropy to the teacher) over
-    candidates x steps; the refit runs that many steps.
-
-Batches are gathered by index from tensors on the device: a group batch is B * (k+ + k-) member rows.
+Selection (`student.model_selection`, issue 13): with 10-60 validation samples accuracy moves in steps of 2-10
+points, so the single best (candidate, step) is noise and a refit stopped there under-trains (bench/selection_digits/).
+  plateau (default): score = mean validation accuracy (against labels, else the teacher's argmax) over the last
+    half of the evaluations, ties broken by the mean KL(softmax(t/T) || softmax(s/T)) at T = 4 (far less noisy
+    than 20 hard labels). The refit on all N runs the full `steps` and returns the average of the last
+    `average_last` checkpoints (SWA, Izmailov et al. 2018).
+  best_step: the best (validation accuracy, -cross-entropy to the teacher) over candidates x steps; the refit
+    runs that many steps.
 """
 
 from __future__ import annotations
@@ -43,8 +40,7 @@ from ckd.students import build_student
 
 log = logging.getLogger(__name__)
 
-# Called at every evaluation with the model (eval mode); what it returns joins that point of the curve, for
-# plots only: model selection never reads it.
+# Called at every evaluation with the model (eval mode); its result joins the curve point (plots only, never selection)
 EvalHook = Callable[[int, torch.nn.Module], "dict[str, float] | None"]
 
 
@@ -70,7 +66,6 @@ class TrainingData:
             return torch.as_tensor(values, dtype=dtype, device=device)
 
         labels = None if data.labels is None else F.one_hot(tensor(data.labels, None), data.num_classes).float()
-        unlabelled = data.unlabelled if data.unlabelled is not None and len(data.unlabelled) else None
         return cls(
             tensor(data.x),
             tensor(data.teacher),
@@ -82,7 +77,7 @@ class TrainingData:
             data.norm_mean,
             data.norm_std,
             data.is_image,
-            None if unlabelled is None else tensor(unlabelled),
+            tensor(data.unlabelled) if data.unlabelled is not None and len(data.unlabelled) else None,
         )
 
     @property
@@ -332,11 +327,8 @@ def fit(
     )
     propagated = None
     if use_unlabelled and config.unlabelled_targets == "neighbours":
-        train = torch.as_tensor(train_rows, device=device)
-        propagated = neighbour_targets(
-            data.x.index_select(0, train), data.teacher.index_select(0, train), data.unlabelled, norm,
-            config.unlabelled_neighbours,
-        )  # fmt: skip
+        x, t = data.x.index_select(0, sampler.rows), data.teacher.index_select(0, sampler.rows)
+        propagated = neighbour_targets(x, t, data.unlabelled, norm, config.unlabelled_neighbours)
     # bf16 autocast of the forward passes and losses (softmax and log-softmax stay fp32 under autocast);
     # the weights, Adam's state and the gradients stay fp32, so no loss scaling is needed.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
@@ -349,12 +341,9 @@ def fit(
         # index_select, not x[rows]: the same gather, about 4x faster on the CPU for a batch of rows
         t = data.teacher.index_select(0, rows)
         y = data.labels.index_select(0, rows) if data.labels is not None else None
-        if shifted is not None:  # gather and shift (+ flip) in one step
-            x = shifted(rows, generator)
-        elif augment[0] == "corrupt":
-            x = corrupt_features(data.x.index_select(0, rows), norm[0], norm[1], 1.0, generator)
-        else:
-            x = data.x.index_select(0, rows)
+        x = data.x.index_select(0, rows) if shifted is None else shifted(rows, generator)  # gather (+ shift, flip)
+        if augment[0] == "corrupt":
+            x = corrupt_features(x, norm[0], norm[1], 1.0, generator)
         x, t, y = method.mix(x, t, y, generator)
         with autocast:
             loss = method.loss(model(x), t, y, group_size)

@@ -8,7 +8,6 @@ no-op by construction, and the `teacher` stage after it fingerprints whichever t
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -128,9 +127,8 @@ def write_note(out_dir: Path, teacher: TeacherSettings) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STANDIN_FILE).unlink(missing_ok=True)
     (out_dir / RECORD_FILE).unlink(missing_ok=True)
-    what = f"teacher.kind {teacher.kind}" + (
-        f", teacher.model {teacher.model}" if isinstance(teacher, OnnxTeacherConfig) else ""
-    )
+    model = f", teacher.model {teacher.model}" if isinstance(teacher, OnnxTeacherConfig) else ""
+    what = f"teacher.kind {teacher.kind}{model}"
     (out_dir / NOTE_FILE).write_text(f"No stand-in teacher was trained: the teacher is yours ({what}).\n")
 
 
@@ -138,11 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser("standin", __doc__)
     p.add_argument("--source", required=True, help="the data's fingerprint (the source stage's output)")
     p.add_argument("--out", required=True, help="the folder of the stand-in (models/standin)")
-
-    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
-        return standin_stage(params, Path(args.out), Path(args.source).read_text())
-
-    run("standin", p, body, argv)
+    run("standin", p, lambda args, params: standin_stage(params, Path(args.out), Path(args.source).read_text()), argv)
 
 
 if __name__ == "__main__":

@@ -98,12 +98,8 @@ def train_classifier(
     named = list(model.named_parameters())  # no weight decay on biases and batch-norm scales
     decay = [p for name, p in named if not (p.ndim <= 1 or name.endswith(".bias"))]
     no_decay = [p for name, p in named if p.ndim <= 1 or name.endswith(".bias")]
-    optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr,
-        momentum=0.9,
-        nesterov=True,
-    )
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay}]  # SGD's default decay: 0
+    optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
     warmup = max(1, int(0.2 * total))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
@@ -125,10 +121,8 @@ def train_classifier(
             schedule.step()
             running += loss.detach()
         if log is not None:
-            log(
-                f"teacher epoch {epoch + 1}/{epochs}: loss {float(running) / steps_per_epoch:.3f} "
-                f"({time.perf_counter() - start:.0f} s)"
-            )
+            mean_loss, seconds = float(running) / steps_per_epoch, time.perf_counter() - start
+            log(f"teacher epoch {epoch + 1}/{epochs}: loss {mean_loss:.3f} ({seconds:.0f} s)")
     return model.eval()
 
 
