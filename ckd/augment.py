@@ -44,8 +44,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, fl
         mirrored = torch.rand(b, generator=generator, device=generator.device).to(x.device) < 0.5
         cols = torch.where(mirrored[:, None], cols.flip(1), cols)
     batch_index = torch.arange(b, device=x.device)[:, None, None]
-    shifted = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
-    shifted = shifted.permute(0, 3, 1, 2)
+    shifted = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     return shifted.squeeze(1) if squeeze else shifted
 
 

@@ -321,10 +321,8 @@ def fit(
     use_unlabelled = (
         config.unlabelled_weight > 0 and data.unlabelled is not None and (augment[0] != "none" or not data.is_image)
     )
-    norm = (
-        torch.as_tensor(data.norm_mean, dtype=torch.float32, device=device),
-        torch.as_tensor(data.norm_std, dtype=torch.float32, device=device),
-    )
+    mean, std = (torch.as_tensor(v, dtype=torch.float32, device=device) for v in (data.norm_mean, data.norm_std))
+    norm = (mean, std)
     propagated = None
     if use_unlabelled and config.unlabelled_targets == "neighbours":
         x, t = data.x.index_select(0, sampler.rows), data.teacher.index_select(0, sampler.rows)
@@ -343,7 +341,7 @@ def fit(
         y = data.labels.index_select(0, rows) if data.labels is not None else None
         x = data.x.index_select(0, rows) if shifted is None else shifted(rows, generator)  # gather (+ shift, flip)
         if augment[0] == "corrupt":
-            x = corrupt_features(x, norm[0], norm[1], 1.0, generator)
+            x = corrupt_features(x, mean, std, 1.0, generator)
         x, t, y = method.mix(x, t, y, generator)
         with autocast:
             loss = method.loss(model(x), t, y, group_size)

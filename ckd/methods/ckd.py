@@ -5,12 +5,11 @@ Comparison (Wilf et al., arXiv 2311.02253), for groups of k positives P and k ne
     L_rel = MSE(d_s, d_t) / var(t)
 with var(t) the teacher scores' variance over the queried samples, so `w_rel` means the same for any scale.
 
-Why an anchor: L_rel is unchanged when a constant c_k is added to class k's logit of every input, so the class
-levels (the last bias) get no gradient and drift, which moves the argmax (the paper's loss as written lands
-20-37 points below KD: ../shared/research/ckd-calibration.md). An anchor term fixes the levels:
-  * anchor="kd" (default): Hinton's per-sample T^2 KL(softmax(t/T) || softmax(s/T)) on the same members;
-    softmax is invariant only to a shift shared by one sample's classes, so per-class levels are pinned
-    (the second calibration's best anchor).
+Why an anchor: L_rel is unchanged by a constant added to class k's logit of every input, so the class levels
+(the last bias) get no gradient and drift, moving the argmax (the paper's loss lands 20-37 points below KD:
+../shared/research/ckd-calibration.md). An anchor term fixes the levels:
+  * anchor="kd" (default): Hinton's per-sample T^2 KL(softmax(t/T) || softmax(s/T)) on the same members pins
+    per-class levels (softmax ignores only a shift shared by one sample's classes); the calibration's best.
   * anchor="batch_mean": MSE(mean_batch s, mean_batch t) / var(t). With a pair batch, MSE(d_s, d_t) + anchor
     = 2 within-batch variance of (s - t) + squared mean error: exactly the term the differences drop.
 Labels enter as per-sample CE (the paper's MSE(d_s, d_y) pulls differences to +-1 while the teacher's are

@@ -8,8 +8,7 @@ from ckd.methods.base import GroupSize, Method, positive
 
 def pearson_distance(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
     """mean of 1 - rho(a, b), Pearson correlation along `dim`."""
-    a = a - a.mean(dim, keepdim=True)
-    b = b - b.mean(dim, keepdim=True)
+    a, b = a - a.mean(dim, keepdim=True), b - b.mean(dim, keepdim=True)
     rho = (a * b).sum(dim) / (a.norm(dim=dim) * b.norm(dim=dim)).clamp_min(1e-8)
     return (1 - rho).mean()
 
