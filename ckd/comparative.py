@@ -128,7 +128,6 @@ def comparative_set(
     rows = pool.rows(queried_ids, "the queried samples")
     positive_rows, negative_rows = build_groups(len(rows), group_size, max_groups, seed, negatives)
     mean, std = statistics or input_statistics(pool.x)  # inputs are free: statistics of the whole pool
-    free = free_rows(len(pool.ids), rows, seed) if unlabelled else None
     return ComparativeSet(
         ids=np.asarray(queried_ids),
         x=pool.x[rows],
@@ -140,5 +139,5 @@ def comparative_set(
         norm_mean=mean,
         norm_std=std,
         labels=None if pool.labels is None else pool.labels[rows],
-        unlabelled=None if free is None else pool.x[free],
+        unlabelled=pool.x[free_rows(len(pool.ids), rows, seed)] if unlabelled else None,
     )  # free inputs for `student.unlabelled_weight`

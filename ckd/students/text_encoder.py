@@ -52,10 +52,8 @@ def load_tokenizer() -> Tokenizer:
 def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and attention mask, int64 [batch, longest]."""
     encodings = tokenizer.encode_batch([str(t) for t in texts])
-    return (
-        np.asarray([e.ids for e in encodings], np.int64),
-        np.asarray([e.attention_mask for e in encodings], np.int64),
-    )
+    ids = np.asarray([e.ids for e in encodings], np.int64)
+    return ids, np.asarray([e.attention_mask for e in encodings], np.int64)
 
 
 class SentenceEncoder(nn.Module):
