@@ -15,11 +15,10 @@ SHIFTS = ("shift", "shift_flip")  # the augmentations `ShiftedGather` applies
 
 
 def resolve_augment(requested: str, sample_shape: tuple[int, ...], is_image: bool) -> tuple[str, int]:
-    """Return (kind, max shift in pixels). `auto`: shifts for images at least 16 px wide (1 px below
-    24 px, else 2 px), none for tables and for tiny images: on scikit-learn's 8x8 digits a 1-px shift
-    is an eighth of the image and cost KD 4.6 points at N=60 (a digits benchmark since removed). Flips only when asked:
-    they change the meaning of digits and letters. `corrupt` (any input): feature noise and dropout
-    (`corrupt_features`), the tables' and embeddings' augmentation."""
+    """Return (kind, max shift in pixels). `auto`: shifts for images at least 16 px wide (1 px below 24 px,
+    else 2 px), none for tables and tiny images (on 8x8 digits a 1-px shift cost KD 4.6 points at N=60).
+    Flips only when asked: they change the meaning of digits and letters. `corrupt` (any input): feature
+    noise and dropout (`corrupt_features`), the tables' and embeddings' augmentation."""
     if requested == "corrupt":
         return "corrupt", 0
     if requested == "none" or (requested == "auto" and (not is_image or sample_shape[-1] < 16)):
@@ -28,9 +27,7 @@ def resolve_augment(requested: str, sample_shape: tuple[int, ...], is_image: boo
         raise ConfigError(
             "student.augment", f"{requested!r} needs image inputs [H, W] or [C, H, W], got {sample_shape}; use none"
         )
-    width = sample_shape[-1]
-    shift = 1 if width < 24 else 2
-    return ("shift" if requested == "auto" else requested), shift
+    return ("shift" if requested == "auto" else requested), 1 if sample_shape[-1] < 24 else 2
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
@@ -47,17 +44,15 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, fl
         mirrored = torch.rand(b, generator=generator, device=generator.device).to(x.device) < 0.5
         cols = torch.where(mirrored[:, None], cols.flip(1), cols)
     batch_index = torch.arange(b, device=x.device)[:, None, None]
-    shifted = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
-    shifted = shifted.permute(0, 3, 1, 2)
+    shifted = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     return shifted.squeeze(1) if squeeze else shifted
 
 
 class ShiftedGather:
     """`random_shift(x.index_select(0, rows), max_shift, generator, flip)` as one gather: the data are padded
-    once and flattened, and a table holds, for every outcome (dy, dx, mirrored), the flat offsets of an image's
-    pixels in its padded copy; a batch is then `flat[row * stride + table[outcome]]`, contiguous NCHW. About
-    five operations a batch in place of about twenty (on a GPU, kernels: bench/cifar10's data-path figure);
-    the table is outcomes x C x H x W offsets (1.2 MB for 32x32 RGB, 2-px shifts, flips)."""
+    once and flattened; a table holds, per outcome (dy, dx, mirrored), the flat offsets of an image's pixels in
+    its padded copy, and a batch is `flat[row * stride + table[outcome]]` (contiguous NCHW): about five
+    operations a batch, not twenty (bench/cifar10's data-path figure); the table is 1.2 MB for 32x32 RGB."""
 
     def __init__(self, x: torch.Tensor, max_shift: int, flip: bool) -> None:
         self.squeeze = x.dim() == 3
@@ -67,11 +62,10 @@ class ShiftedGather:
         self.flat = padded.reshape(-1)
         padded_height, padded_width = padded.shape[-2:]
         self.stride = channels * padded_height * padded_width
-        device = x.device
         base = (
-            torch.arange(channels, device=device)[:, None, None] * padded_height * padded_width
-            + torch.arange(height, device=device)[None, :, None] * padded_width
-            + torch.arange(width, device=device)[None, None, :]
+            torch.arange(channels, device=x.device)[:, None, None] * padded_height * padded_width
+            + torch.arange(height, device=x.device)[None, :, None] * padded_width
+            + torch.arange(width, device=x.device)[None, None, :]
         )
         span = range(2 * max_shift + 1)
         self.table = torch.stack(
@@ -96,13 +90,12 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
     squeeze = x.dim() == 3
     images = x.unsqueeze(1) if squeeze else x
     b, _, h, w = images.shape
-    top = torch.randint(0, h, (b,), generator=generator, device=generator.device).to(x.device)
-    left = torch.randint(0, w, (b,), generator=generator, device=generator.device).to(x.device)
-    rows = torch.arange(h, device=x.device)[None, :]
-    cols = torch.arange(w, device=x.device)[None, :]
-    inside_rows = (rows >= (top - size // 2)[:, None]) & (rows < (top - size // 2 + size)[:, None])
-    inside_cols = (cols >= (left - size // 2)[:, None]) & (cols < (left - size // 2 + size)[:, None])
-    hole = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]
+    inside = []  # [B, H] and [B, W]: which rows and columns the hole covers
+    for length in (h, w):
+        start = torch.randint(0, length, (b,), generator=generator, device=generator.device).to(x.device)[:, None]
+        index = torch.arange(length, device=x.device)[None, :]
+        inside.append((index >= start - size // 2) & (index < start - size // 2 + size))
+    hole = (inside[0][:, :, None] & inside[1][:, None, :])[:, None]
     out = images.masked_fill(hole, 0.0)
     return out.squeeze(1) if squeeze else out
 

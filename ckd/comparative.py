@@ -49,10 +49,7 @@ class ComparativeSet(NpzArtifact):
 
 def teacher_logits(scores: np.ndarray, kind: str) -> np.ndarray:
     """Logits pass through; probabilities become log-probabilities before any comparison."""
-    if kind == "probabilities":
-        result: np.ndarray = np.log(np.clip(scores, LOG_FLOOR, None)).astype(np.float32)
-        return result
-    return scores.astype(np.float32)
+    return (np.log(np.clip(scores, LOG_FLOOR, None)) if kind == "probabilities" else scores).astype(np.float32)
 
 
 def max_distinct_groups(num_samples: int, group_size: int, negatives: int | None = None) -> int:
@@ -82,42 +79,29 @@ def build_groups(
         i, j = np.triu_indices(num_samples, k=1)
         order = rng.permutation(len(i))
         flip = rng.random(len(i)) < 0.5  # which member is the positive: no systematic sign
-        pos = np.where(flip, j, i)[order]
-        neg = np.where(flip, i, j)[order]
+        pos, neg = np.where(flip, j, i)[order], np.where(flip, i, j)[order]
         return pos[:, None].astype(np.int64), neg[:, None].astype(np.int64)
     symmetric = negatives == group_size
-    seen: set[tuple[Any, ...]] = set()
-    positives: list[np.ndarray] = []
-    negative_rows: list[np.ndarray] = []
-    attempts = 0
-    while len(positives) < wanted:
-        attempts += 1
-        if attempts > 50 * wanted + 1000:
-            break  # nearly exhausted: keep what is distinct
+    groups: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}  # distinct groups, in the order drawn
+    for _ in range(50 * wanted + 1000):  # more attempts: nearly exhausted, keep what is distinct
+        if len(groups) == wanted:
+            break
         members = rng.choice(num_samples, size=group_size + negatives, replace=False)
         pos, neg = np.sort(members[:group_size]), np.sort(members[group_size:])
         key = tuple(sorted((tuple(pos), tuple(neg)))) if symmetric else (tuple(pos), tuple(neg))
-        if key in seen:
-            continue
-        seen.add(key)
-        positives.append(pos)
-        negative_rows.append(neg)
-    return np.asarray(positives, np.int64), np.asarray(negative_rows, np.int64)
+        groups.setdefault(key, (pos, neg))
+    return np.asarray([g[0] for g in groups.values()], np.int64), np.asarray([g[1] for g in groups.values()], np.int64)
 
 
-# The free (never-queried) pool inputs carried into the comparative data set for the FixMatch term.
-# Copying all of them made `build` the stage that grew fastest with the pool (245 s at 100,000 MNIST
-# inputs; bench/scaling in the README); FixMatch draws about one batch per step, so 20,000 cover
-# 2,000 steps of 128 without a repeat. Pools up to this size are carried whole, as before.
+# Free pool inputs carried for the pool term: copying all made `build` grow fastest with the pool (245 s at 100,000
+# MNIST inputs; bench/scaling); 20,000 cover 2,000 steps of 128 without a repeat. Smaller pools go whole.
 MAX_UNLABELLED = 20_000
 
 
 def free_rows(pool_size: int, asked: np.ndarray, seed: int) -> np.ndarray:
     """Rows of the pool never asked about, at most MAX_UNLABELLED of them (a seeded subset, the same for
     every N with this seed)."""
-    never_asked = np.ones(pool_size, dtype=bool)
-    never_asked[asked] = False
-    free = np.flatnonzero(never_asked)
+    free = np.setdiff1d(np.arange(pool_size), asked)
     if len(free) > MAX_UNLABELLED:
         free = np.sort(np.random.default_rng([seed, 1]).choice(free, MAX_UNLABELLED, replace=False))
     return free
@@ -144,7 +128,6 @@ def comparative_set(
     rows = pool.rows(queried_ids, "the queried samples")
     positive_rows, negative_rows = build_groups(len(rows), group_size, max_groups, seed, negatives)
     mean, std = statistics or input_statistics(pool.x)  # inputs are free: statistics of the whole pool
-    free = free_rows(len(pool.ids), rows, seed) if unlabelled else None
     return ComparativeSet(
         ids=np.asarray(queried_ids),
         x=pool.x[rows],
@@ -156,5 +139,5 @@ def comparative_set(
         norm_mean=mean,
         norm_std=std,
         labels=None if pool.labels is None else pool.labels[rows],
-        unlabelled=None if free is None else pool.x[free],
+        unlabelled=pool.x[free_rows(len(pool.ids), rows, seed)] if unlabelled else None,
     )  # free inputs for `student.unlabelled_weight`

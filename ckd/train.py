@@ -1,23 +1,17 @@
 """Training the student on the comparative data set, with model selection on validation data only.
 
-Protocol: the N queried samples are split (seeded) into train and validation parts. Every candidate
-of the grid (learning rates x list-valued method arguments) trains for `student.steps` Adam steps on
-the train part, evaluated every `eval_every` steps on validation. The test split is never read here.
+The N queried samples are split (seeded) into train and validation parts; every grid candidate (learning
+rates x list-valued method arguments) trains `student.steps` Adam steps on the train part, evaluated every
+`eval_every` steps on validation. The test split is never read here. Batches are gathered by index on the device.
 
-Selection (`student.model_selection`), issue 13: with 10-60 validation samples, accuracy moves in steps of
-2-10 points and ties are common; picking the single best (candidate, step) then hangs on noise, and a
-refit stopped at an early "best" step under-trains the student (bench/selection_digits/).
-  plateau (default): a candidate's score is the mean, over the last half of its evaluations, of the
-    validation accuracy (against labels, or the teacher's argmax without labels), ties broken by the
-    mean KL divergence to the teacher's softened answers, KL(softmax(t/T) || softmax(s/T)) at T = 4,
-    which every queried sample has and which is far less noisy than 20 hard labels. No step is picked:
-    the refit on all N runs the full `steps`, and the weights returned are the average of the last
-    `average_last` checkpoints (SWA-style, Izmailov et al. 2018), one per `eval_every` steps.
-  best_step: the former rule: the best (validation accuracy, -cross-entropy to the teacher) over
-    candidates x steps; the refit runs that many steps.
-
-Batches are gathered by index from tensors already on the device (no per-sample Dataset): a group
-batch is B groups, i.e. B * (k+ + k-) member rows, one `index_select` per tensor.
+Selection (`student.model_selection`, issue 13): with 10-60 validation samples accuracy moves in steps of 2-10
+points, so the single best (candidate, step) is noise and a refit stopped there under-trains (bench/selection_digits/).
+  plateau (default): score = mean validation accuracy (against labels, else the teacher's argmax) over the last
+    half of the evaluations, ties broken by the mean KL(softmax(t/T) || softmax(s/T)) at T = 4 (far less noisy
+    than 20 hard labels). The refit on all N runs the full `steps` and returns the average of the last
+    `average_last` checkpoints (SWA, Izmailov et al. 2018).
+  best_step: the best (validation accuracy, -cross-entropy to the teacher) over candidates x steps; the refit
+    runs that many steps.
 """
 
 from __future__ import annotations
@@ -46,8 +40,7 @@ from ckd.students import build_student
 
 log = logging.getLogger(__name__)
 
-# Called at every evaluation step with the model (in eval mode); the numbers it returns join that
-# step's point of the curve, for plots only: model selection never reads them.
+# Called at every evaluation with the model (eval mode); its result joins the curve point (plots only, never selection)
 EvalHook = Callable[[int, torch.nn.Module], "dict[str, float] | None"]
 
 
@@ -69,26 +62,22 @@ class TrainingData:
 
     @classmethod
     def from_set(cls, data: ComparativeSet, device: torch.device) -> TrainingData:
-        x = torch.as_tensor(data.x, dtype=torch.float32, device=device)
-        teacher = torch.as_tensor(data.teacher, dtype=torch.float32, device=device)
-        num_classes = teacher.shape[1]
-        labels = None
-        if data.labels is not None:
-            labels = F.one_hot(torch.as_tensor(data.labels, device=device), num_classes).float()
+        def tensor(values: np.ndarray, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+            return torch.as_tensor(values, dtype=dtype, device=device)
+
+        labels = None if data.labels is None else F.one_hot(tensor(data.labels, None), data.num_classes).float()
         return cls(
-            x,
-            teacher,
+            tensor(data.x),
+            tensor(data.teacher),
             labels,
-            torch.as_tensor(data.positives, device=device),
-            torch.as_tensor(data.negatives, device=device),
+            tensor(data.positives, None),
+            tensor(data.negatives, None),
             tuple(data.x.shape[1:]),
-            num_classes,
+            data.num_classes,
             data.norm_mean,
             data.norm_std,
             data.is_image,
-            torch.as_tensor(data.unlabelled, dtype=torch.float32, device=device)
-            if data.unlabelled is not None and len(data.unlabelled)
-            else None,
+            tensor(data.unlabelled) if data.unlabelled is not None and len(data.unlabelled) else None,
         )
 
     @property
@@ -156,6 +145,15 @@ def groups_within(data: TrainingData, rows: np.ndarray) -> torch.Tensor:
 SELECTION_TEMPERATURE = 4.0  # softens the teacher's answers for the KL tie-break (KD's usual T)
 
 
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def draw(size: int, count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """`count` random indices into `size` rows, drawn on the generator's device, moved to `device`."""
+    return torch.randint(size, (count,), generator=generator, device=generator.device).to(device)
+
+
 def evaluate(model: torch.nn.Module, data: TrainingData, rows: torch.Tensor) -> tuple[float, float, float]:
     """(accuracy, cross-entropy against the teacher's softmax, KL(softmax(t/T) || softmax(s/T)) at
     T = SELECTION_TEMPERATURE) on `rows`."""
@@ -193,10 +191,8 @@ class BatchSampler:
     def __init__(
         self, data: TrainingData, rows: np.ndarray, uses_groups: bool, batch_size: int, generator: torch.Generator
     ) -> None:
-        self.data, self.batch_size, self.generator = data, batch_size, generator
-        device = data.x.device
-        self.rows = torch.as_tensor(rows, device=device)
-        self.uses_groups = uses_groups
+        self.data, self.batch_size, self.generator, self.uses_groups = data, batch_size, generator, uses_groups
+        self.rows = torch.as_tensor(rows, device=data.x.device)
         if uses_groups:
             self.group_ids = groups_within(data, rows)
             if len(self.group_ids) == 0:
@@ -206,13 +202,20 @@ class BatchSampler:
                 )
 
     def members(self) -> torch.Tensor:
-        device = self.generator.device
         if self.uses_groups:
-            pick = torch.randint(len(self.group_ids), (self.batch_size,), generator=self.generator, device=device)
-            groups = self.group_ids[pick.to(self.group_ids.device)]
+            groups = self.group_ids[draw(len(self.group_ids), self.batch_size, self.generator, self.group_ids.device)]
             return torch.cat([self.data.positives[groups], self.data.negatives[groups]], dim=1).reshape(-1)
-        pick = torch.randint(len(self.rows), (self.batch_size,), generator=self.generator, device=device)
-        return self.rows[pick.to(self.rows.device)]
+        return self.rows[draw(len(self.rows), self.batch_size, self.generator, self.rows.device)]
+
+
+def pseudo_label_loss(
+    model: torch.nn.Module, weak: torch.Tensor, strong: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """mean_i 1[max p(weak_i) >= threshold] CE(argmax p(weak_i), s(strong_i)): the pool terms' core."""
+    with torch.no_grad():
+        confidence, pseudo = torch.softmax(model(weak), -1).max(-1)
+        mask = (confidence >= threshold).float()
+    return (F.cross_entropy(model(strong), pseudo, reduction="none") * mask).mean()
 
 
 def unlabelled_consistency(
@@ -223,21 +226,13 @@ def unlabelled_consistency(
     threshold: float,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """FixMatch (Sohn et al., NeurIPS 2020) on pool inputs the teacher never saw, which cost nothing:
-    the student's own confident answer on a weakly augmented input (max softmax >= threshold) is the
-    target for a strongly augmented one (larger shift + cutout):
-        L_u = mean_i 1[max p(weak_i) >= tau] CE(argmax p(weak_i), s(strong_i)).
-    No teacher call is made, so the accuracy gained is per teacher call."""
-    pick = torch.randint(len(pool), (count,), generator=generator, device=generator.device).to(pool.device)
-    inputs = pool.index_select(0, pick)
-    with torch.no_grad():
-        weak = random_shift(inputs, augment[1], generator, flip=augment[0] == "shift_flip")
-        confidence, pseudo = torch.softmax(model(weak), -1).max(-1)
-        mask = (confidence >= threshold).float()
+    """FixMatch (Sohn et al., NeurIPS 2020) on free pool inputs the teacher never saw: the student's confident
+    answer on a weakly augmented input is the target for a strongly augmented one (larger shift + cutout),
+        L_u = mean_i 1[max p(weak_i) >= tau] CE(argmax p(weak_i), s(strong_i)).  No teacher call is made."""
+    inputs = pool.index_select(0, draw(len(pool), count, generator, pool.device))
+    weak = random_shift(inputs, augment[1], generator, flip=augment[0] == "shift_flip")
     strong = random_shift(inputs, augment[1] + 1, generator, flip=augment[0] == "shift_flip")
-    strong = cutout(strong, max(2, inputs.shape[-1] // 2), generator)
-    per_sample = F.cross_entropy(model(strong), pseudo, reduction="none")
-    return (per_sample * mask).mean()
+    return pseudo_label_loss(model, weak, cutout(strong, max(2, inputs.shape[-1] // 2), generator), threshold)
 
 
 POOL_CORRUPTION = 2.0  # the strong view of a table row or embedding: twice `student.augment: corrupt`'s corruption
@@ -251,20 +246,13 @@ def unlabelled_consistency_features(
     threshold: float,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """FixMatch's pool term for inputs without a geometry (table rows, frozen-encoder embeddings): the
-    student's confident answer on the clean pool row is the target for a corrupted copy of it,
-        L_u = mean_i 1[max p(x_i) >= tau] CE(argmax p(x_i), s(c(x_i))),
-    c = `corrupt_features` at strength POOL_CORRUPTION (Gaussian noise + features reset to their pool
-    mean, in units of each feature's pool std; VIME, Yoon et al. NeurIPS 2020, for the corruption).
+    """FixMatch's pool term for inputs without a geometry (table rows, embeddings): the student's confident
+    answer on the clean row is the target for a corrupted copy, L_u = mean_i 1[max p(x_i) >= tau] CE(argmax
+    p(x_i), s(c(x_i))), c = `corrupt_features` at strength POOL_CORRUPTION (VIME, Yoon et al. NeurIPS 2020).
     Matched control: the same recipe with `student.unlabelled_weight: 0`. No teacher call is made."""
-    pick = torch.randint(len(pool), (count,), generator=generator, device=generator.device).to(pool.device)
-    inputs = pool.index_select(0, pick)
-    with torch.no_grad():
-        confidence, pseudo = torch.softmax(model(inputs), -1).max(-1)
-        mask = (confidence >= threshold).float()
+    inputs = pool.index_select(0, draw(len(pool), count, generator, pool.device))
     strong = corrupt_features(inputs, norm[0], norm[1], POOL_CORRUPTION, generator)
-    per_sample = F.cross_entropy(model(strong), pseudo, reduction="none")
-    return (per_sample * mask).mean()
+    return pseudo_label_loss(model, inputs, strong, threshold)
 
 
 def neighbour_targets(
@@ -284,9 +272,8 @@ def neighbour_targets(
     for start in range(0, len(pool), 4096):  # [4096, N] similarities at a time
         similarity, nearest = (a[start : start + 4096] @ b.T).topk(min(k, len(b)), dim=-1)
         affinity = similarity.clamp(min=0) ** 3 + 1e-12
-        targets[start : start + 4096] = (affinity.unsqueeze(-1) * teacher[nearest]).sum(1) / affinity.sum(
-            -1, keepdim=True
-        )
+        weighted = (affinity.unsqueeze(-1) * teacher[nearest]).sum(1)
+        targets[start : start + 4096] = weighted / affinity.sum(-1, keepdim=True)
     entropy = -(targets * targets.clamp(min=1e-12).log()).sum(-1)
     return targets, 1 - entropy / math.log(targets.shape[1])
 
@@ -301,7 +288,7 @@ def unlabelled_propagation(
     """The pool term with propagated targets (`neighbour_targets`): L_u = mean_i w_i CE(q_i, s(x_i)).
     Matched controls: the same recipe with `student.unlabelled_weight: 0` (no pool term), and with
     `student.unlabelled_targets: self` (the student's own answers as targets). No teacher call is made."""
-    pick = torch.randint(len(pool), (count,), generator=generator, device=generator.device).to(pool.device)
+    pick = draw(len(pool), count, generator, pool.device)
     q, w = targets[0].index_select(0, pick), targets[1].index_select(0, pick)
     per_sample = -(q * F.log_softmax(model(pool.index_select(0, pick)), -1)).sum(-1)
     return (w * per_sample).mean()
@@ -327,24 +314,19 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     group_size = data.group_size if method.uses_groups else None
     val = torch.as_tensor(val_rows, device=device) if val_rows is not None else None
-    best = FitResult({k: v.detach().clone() for k, v in model.state_dict().items()}, 0, -1.0, math.inf)
+    best = FitResult(snapshot(model), 0, -1.0, math.inf)
     plateau = config.model_selection == "plateau"
-    recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=config.average_last if plateau else 1)
+    recent: collections.deque[dict[str, torch.Tensor]] = collections.deque(maxlen=config.average_last)
     # images: FixMatch needs their augmentation; tables and embeddings: feature corruption, always available
     use_unlabelled = (
         config.unlabelled_weight > 0 and data.unlabelled is not None and (augment[0] != "none" or not data.is_image)
     )
-    norm = (
-        torch.as_tensor(data.norm_mean, dtype=torch.float32, device=device),
-        torch.as_tensor(data.norm_std, dtype=torch.float32, device=device),
-    )
+    mean, std = (torch.as_tensor(v, dtype=torch.float32, device=device) for v in (data.norm_mean, data.norm_std))
+    norm = (mean, std)
     propagated = None
     if use_unlabelled and config.unlabelled_targets == "neighbours":
-        train = torch.as_tensor(train_rows, device=device)
-        propagated = neighbour_targets(
-            data.x.index_select(0, train), data.teacher.index_select(0, train), data.unlabelled, norm,
-            config.unlabelled_neighbours,
-        )  # fmt: skip
+        x, t = data.x.index_select(0, sampler.rows), data.teacher.index_select(0, sampler.rows)
+        propagated = neighbour_targets(x, t, data.unlabelled, norm, config.unlabelled_neighbours)
     # bf16 autocast of the forward passes and losses (softmax and log-softmax stay fp32 under autocast);
     # the weights, Adam's state and the gradients stay fp32, so no loss scaling is needed.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
@@ -357,26 +339,20 @@ def fit(
         # index_select, not x[rows]: the same gather, about 4x faster on the CPU for a batch of rows
         t = data.teacher.index_select(0, rows)
         y = data.labels.index_select(0, rows) if data.labels is not None else None
-        if shifted is not None:  # gather and shift (+ flip) in one step
-            x = shifted(rows, generator)
-        elif augment[0] == "corrupt":
-            x = corrupt_features(data.x.index_select(0, rows), norm[0], norm[1], 1.0, generator)
-        else:
-            x = data.x.index_select(0, rows)
+        x = data.x.index_select(0, rows) if shifted is None else shifted(rows, generator)  # gather (+ shift, flip)
+        if augment[0] == "corrupt":
+            x = corrupt_features(x, mean, std, 1.0, generator)
         x, t, y = method.mix(x, t, y, generator)
         with autocast:
             loss = method.loss(model(x), t, y, group_size)
             if use_unlabelled:
+                pool, threshold = data.unlabelled, config.unlabelled_threshold
                 if propagated is not None:
-                    pool_term = unlabelled_propagation(model, data.unlabelled, propagated, len(rows), generator)
+                    pool_term = unlabelled_propagation(model, pool, propagated, len(rows), generator)
                 elif data.is_image:
-                    pool_term = unlabelled_consistency(
-                        model, data.unlabelled, len(rows), augment, config.unlabelled_threshold, generator
-                    )
+                    pool_term = unlabelled_consistency(model, pool, len(rows), augment, threshold, generator)
                 else:
-                    pool_term = unlabelled_consistency_features(
-                        model, data.unlabelled, len(rows), norm, config.unlabelled_threshold, generator
-                    )
+                    pool_term = unlabelled_consistency_features(model, pool, len(rows), norm, threshold, generator)
                 loss = loss + config.unlabelled_weight * pool_term
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -393,15 +369,9 @@ def fit(
                 accuracy, xent, kl = evaluate(model, data, val)
                 point.update(val_accuracy=accuracy, val_xent=xent, val_kl=kl)
                 if not plateau and (accuracy, -xent) > (best.val_accuracy, -best.val_xent):
-                    best = FitResult(
-                        {k: v.detach().clone() for k, v in model.state_dict().items()},
-                        step,
-                        accuracy,
-                        xent,
-                        score=(accuracy, -xent),
-                    )
+                    best = FitResult(snapshot(model), step, accuracy, xent, score=(accuracy, -xent))
             if plateau and step > steps - config.average_last * config.eval_every:
-                recent.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+                recent.append(snapshot(model))
             if on_eval is not None:
                 model.eval()
                 with torch.no_grad():
@@ -412,14 +382,11 @@ def fit(
             bar.update(1)
     best.curve = curve
     if plateau and val is not None:
-        settled = curve[len(curve) // 2 :]
-        best.val_accuracy = statistics.fmean(p["val_accuracy"] for p in settled)
-        best.val_xent = statistics.fmean(p["val_xent"] for p in settled)
         best.score = plateau_score(curve)
+        best.val_accuracy = best.score[0]
+        best.val_xent = statistics.fmean(p["val_xent"] for p in curve[len(curve) // 2 :])
     if plateau or val is None:
-        best.state = (
-            average_states(list(recent)) if plateau else {k: v.detach().clone() for k, v in model.state_dict().items()}
-        )
+        best.state = average_states(list(recent)) if plateau else snapshot(model)
         best.best_step = steps
     return best
 
@@ -466,24 +433,17 @@ def train_student(
         )
     total = len(candidates) * config.steps + (config.steps if config.refit else 0)
     bar = tqdm(total=total, desc=f"train {config.method}", unit="step", disable=not progress, dynamic_ncols=True)
+
+    def train(
+        candidate: Candidate, rows: np.ndarray, val: np.ndarray | None, steps: int, hook: EvalHook | None = None
+    ) -> tuple[torch.nn.Module, FitResult]:
+        model, method = new_model_and_method(candidate)
+        return model, fit(data, method, model, rows, val, candidate.lr, steps, config, augment, config.seed, bar, hook)
+
     selection, best, best_candidate = [], None, None
     try:
         for candidate in candidates:
-            model, method = new_model_and_method(candidate)
-            result = fit(
-                data,
-                method,
-                model,
-                train_rows,
-                val_rows,
-                candidate.lr,
-                config.steps,
-                config,
-                augment,
-                config.seed,
-                bar,
-                on_eval,
-            )
+            result = train(candidate, train_rows, val_rows, config.steps, on_eval)[1]
             selection.append(
                 {
                     "lr": candidate.lr,
@@ -497,25 +457,12 @@ def train_student(
             if best is None or result.score > best.score:
                 best, best_candidate = result, candidate
         assert best is not None and best_candidate is not None  # candidates is never empty
-        model, method = new_model_and_method(best_candidate)
-        steps_run = best.best_step
         if config.refit:
             bar.total = len(candidates) * config.steps + best.best_step
-            refit = fit(
-                data,
-                method,
-                model,
-                np.arange(len(data.x)),
-                None,
-                best_candidate.lr,
-                best.best_step,
-                config,
-                augment,
-                config.seed,
-                bar,
-            )
+            model, refit = train(best_candidate, np.arange(len(data.x)), None, best.best_step)
             model.load_state_dict(refit.state)
         else:
+            model = new_model_and_method(best_candidate)[0]
             model.load_state_dict(best.state)
     finally:
         bar.close()
@@ -525,7 +472,7 @@ def train_student(
         best_candidate,
         best.val_accuracy,
         best.best_step,
-        steps_run,
+        best.best_step,  # the steps run: the refit's, or the chosen fit's
         best.curve,
         selection,
         str(device),

@@ -3,9 +3,8 @@
 Every method uses only the N queried samples: inputs, cached teacher scores and, when the data has
 them and `data.use_labels` is on, labels. None makes a teacher call.
 
-A new method is one module (a `ckd.methods.base.Method` subclass) plus one line below. The line is read
-without importing the module (torch): a stage that only validates `student.method` and
-`student.method_args` never loads torch (ckd/registry.py).
+A new method is one module (a `ckd.methods.base.Method` subclass) plus one line below, read without importing
+the module: validating `student.method` and `student.method_args` never loads torch (ckd/registry.py).
 """
 
 from __future__ import annotations

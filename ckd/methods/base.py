@@ -1,4 +1,4 @@
-"""The method protocol and the shared loss pieces (group differences, KD's softened KL)."""
+"""The method protocol and the shared loss pieces (group differences, KD's softened KL, the label term)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Method:
 
     uses_groups = False
     uses_labels = False  # reports, once, that label terms are off when the data has none
+    w_ce = 0.0  # the weight of the label term CE(y) (`with_ce`), in the methods that have one
 
     def __init__(self, num_classes: int, teacher_var: float, labelled: bool) -> None:
         self.num_classes = num_classes
@@ -38,6 +39,10 @@ class Method:
         self, s: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, group_size: GroupSize | None
     ) -> torch.Tensor:
         raise NotImplementedError
+
+    def with_ce(self, loss: torch.Tensor, s: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """loss + w_ce CE(y, softmax(s)): the per-sample label term, only with labels."""
+        return loss + self.w_ce * soft_cross_entropy(s, y) if y is not None and self.w_ce else loss
 
 
 def build_method(name: str, num_classes: int, teacher_var: float, labelled: bool, **hparams: Any) -> Method:
@@ -65,14 +70,10 @@ def kd_term(s: torch.Tensor, t: torch.Tensor, temperature: float) -> torch.Tenso
 GroupSize = int | tuple[int, int]  # k (k positives and k negatives) or (positives, negatives), e.g. the paper's 2+1
 
 
-def group_shape(group_size: GroupSize) -> tuple[int, int]:
-    return (group_size, group_size) if isinstance(group_size, int) else (int(group_size[0]), int(group_size[1]))
-
-
 def group_difference(values: torch.Tensor, group_size: GroupSize) -> torch.Tensor:
     """d = mean(values of the positives) - mean(values of the negatives), per group: [B, C]; members are laid
     out group by group, positives first."""
-    positives, negatives = group_shape(group_size)
+    positives, negatives = (group_size, group_size) if isinstance(group_size, int) else map(int, group_size)
     grouped = values.reshape(-1, positives + negatives, values.shape[-1])
     return grouped[:, :positives].mean(1) - grouped[:, positives:].mean(1)
 

@@ -8,14 +8,11 @@ unnormalised and keeps the paper's MSE label term. `compare=False` is its per-sa
 
 from torch import Tensor
 
-from ckd.methods.base import GroupSize, Method, kd_term, positive, soft_cross_entropy
-from ckd.methods.ckd_paper import paper_group_loss
+from ckd.methods.base import GroupSize, kd_term, positive
+from ckd.methods.ckd_paper import PaperCKD
 
 
-class PaperCKDPlusKD(Method):
-    uses_groups = True
-    uses_labels = True
-
+class PaperCKDPlusKD(PaperCKD):
     def __init__(
         self,
         num_classes: int,
@@ -27,14 +24,9 @@ class PaperCKDPlusKD(Method):
         w_ce: float = 1.0,
         compare: bool = True,
     ) -> None:
-        super().__init__(num_classes, teacher_var, labelled)
-        self.w_rel, self.w_cls, self.w_ce = positive("w_rel", w_rel), positive("w_cls", w_cls), positive("w_ce", w_ce)
+        super().__init__(num_classes, teacher_var, labelled, w_rel, w_cls, compare)
+        self.w_ce = positive("w_ce", w_ce)
         self.temperature = positive("temperature", temperature) or 1.0
-        self.compare = bool(compare)
 
     def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
-        loss = paper_group_loss(s, t, y, group_size, self.w_rel, self.w_cls, self.compare)
-        loss = loss + kd_term(s, t, self.temperature)
-        if y is not None and self.w_ce:
-            loss = loss + self.w_ce * soft_cross_entropy(s, y)
-        return loss
+        return self.with_ce(super().loss(s, t, y, group_size) + kd_term(s, t, self.temperature), s, y)

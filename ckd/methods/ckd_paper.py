@@ -15,25 +15,6 @@ from torch import Tensor
 from ckd.methods.base import GroupSize, Method, group_difference, positive, require_groups
 
 
-def paper_group_loss(
-    s: Tensor,
-    t: Tensor,
-    y: Tensor | None,
-    group_size: GroupSize | None,
-    w_rel: float,
-    w_cls: float,
-    compare: bool = True,
-) -> Tensor:
-    if compare:
-        k = require_groups(group_size, "ckd_paper")
-        s, t = group_difference(s, k), group_difference(t, k)
-        y = group_difference(y, k) if y is not None else None
-    loss = w_rel * ((s - t) ** 2).mean()
-    if y is not None and w_cls:
-        loss = loss + w_cls * ((s - y) ** 2).mean()
-    return loss
-
-
 class PaperCKD(Method):
     uses_groups = True
     uses_labels = True
@@ -51,4 +32,11 @@ class PaperCKD(Method):
         self.w_rel, self.w_cls, self.compare = positive("w_rel", w_rel), positive("w_cls", w_cls), bool(compare)
 
     def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
-        return paper_group_loss(s, t, y, group_size, self.w_rel, self.w_cls, self.compare)
+        if self.compare:
+            k = require_groups(group_size, "ckd_paper")
+            s, t = group_difference(s, k), group_difference(t, k)
+            y = group_difference(y, k) if y is not None else None
+        loss = self.w_rel * ((s - t) ** 2).mean()
+        if y is not None and self.w_cls:
+            loss = loss + self.w_cls * ((s - y) ** 2).mean()
+        return loss

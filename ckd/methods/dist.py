@@ -3,13 +3,12 @@
 import torch
 from torch import Tensor
 
-from ckd.methods.base import GroupSize, Method, positive, soft_cross_entropy
+from ckd.methods.base import GroupSize, Method, positive
 
 
 def pearson_distance(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
     """mean of 1 - rho(a, b), Pearson correlation along `dim`."""
-    a = a - a.mean(dim, keepdim=True)
-    b = b - b.mean(dim, keepdim=True)
+    a, b = a - a.mean(dim, keepdim=True), b - b.mean(dim, keepdim=True)
     rho = (a * b).sum(dim) / (a.norm(dim=dim) * b.norm(dim=dim)).clamp_min(1e-8)
     return (1 - rho).mean()
 
@@ -36,10 +35,6 @@ class DistDistillation(Method):
         self.w_ce = positive("w_ce", w_ce)
 
     def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
-        p_s = torch.softmax(s / self.temperature, -1)
-        p_t = torch.softmax(t / self.temperature, -1)
-        scale = self.temperature**2
-        loss = scale * (self.w_inter * pearson_distance(p_s, p_t, 1) + self.w_intra * pearson_distance(p_s, p_t, 0))
-        if y is not None and self.w_ce:
-            loss = loss + self.w_ce * soft_cross_entropy(s, y)
-        return loss
+        p_s, p_t = torch.softmax(s / self.temperature, -1), torch.softmax(t / self.temperature, -1)
+        distance = self.w_inter * pearson_distance(p_s, p_t, 1) + self.w_intra * pearson_distance(p_s, p_t, 0)
+        return self.with_ce(self.temperature**2 * distance, s, y)

@@ -2,7 +2,7 @@
 
 from torch import Tensor
 
-from ckd.methods.base import GroupSize, Method, kd_term, positive, soft_cross_entropy
+from ckd.methods.base import GroupSize, Method, kd_term, positive
 
 
 class KnowledgeDistillation(Method):
@@ -18,7 +18,4 @@ class KnowledgeDistillation(Method):
         self.w_ce = positive("w_ce", w_ce)
 
     def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
-        loss = kd_term(s, t, self.temperature)
-        if y is not None and self.w_ce:
-            loss = loss + self.w_ce * soft_cross_entropy(s, y)
-        return loss
+        return self.with_ce(kd_term(s, t, self.temperature), s, y)

@@ -2,7 +2,7 @@
 
 from torch import Tensor
 
-from ckd.methods.base import GroupSize, Method, positive, soft_cross_entropy
+from ckd.methods.base import GroupSize, Method, positive
 
 
 class LogitMatching(Method):
@@ -18,7 +18,4 @@ class LogitMatching(Method):
         self.w_mse, self.w_ce = positive("w_mse", w_mse), positive("w_ce", w_ce)
 
     def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
-        loss = self.w_mse * ((s - t) ** 2).mean() / self.teacher_var
-        if y is not None and self.w_ce:
-            loss = loss + self.w_ce * soft_cross_entropy(s, y)
-        return loss
+        return self.with_ce(self.w_mse * ((s - t) ** 2).mean() / self.teacher_var, s, y)

@@ -4,14 +4,13 @@ used without new teacher calls: the targets are the same mix of the cached teach
 import torch
 from torch import Tensor
 
-from ckd.methods.base import GroupSize, Method, kd_term, positive, soft_cross_entropy
+from ckd.methods.base import positive
+from ckd.methods.kd import KnowledgeDistillation
 
 
-class MixupDistillation(Method):
+class MixupDistillation(KnowledgeDistillation):
     """x' = l x_i + (1-l) x_j, t' = l t_i + (1-l) t_j, y' = l y_i + (1-l) y_j with l ~ Beta(a, a);
-    L = T^2 KL(softmax(t'/T) || softmax(s(x')/T)) + w_ce CE(y', softmax(s(x')))."""
-
-    uses_labels = True
+    L = T^2 KL(softmax(t'/T) || softmax(s(x')/T)) + w_ce CE(y', softmax(s(x'))) (`kd`'s loss on the mix)."""
 
     def __init__(
         self,
@@ -22,33 +21,23 @@ class MixupDistillation(Method):
         temperature: float = 4.0,
         w_ce: float = 1.0,
     ) -> None:
-        super().__init__(num_classes, teacher_var, labelled)
         self.alpha = positive("alpha", alpha) or 0.4
-        self.temperature = positive("temperature", temperature) or 1.0
-        self.w_ce = positive("w_ce", w_ce)
+        super().__init__(num_classes, teacher_var, labelled, temperature, w_ce)
 
     def mix(
         self, x: Tensor, t: Tensor, y: Tensor | None, generator: torch.Generator
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         n = x.shape[0]
         beta = torch.distributions.Beta(self.alpha, self.alpha)
-        # Beta sampling has no generator argument: draw a uniform with ours and invert through icdf-free
-        # rejection would be slow, so seed the draw from the generator instead.
+        # Beta sampling takes no generator: seed the draw from ours, so a run stays reproducible
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             lam = beta.sample((n,)).to(x.device)
         partner = torch.randperm(n, generator=generator, device=generator.device).to(x.device)
-        lam_x = lam.reshape(n, *([1] * (x.dim() - 1)))
-        lam_c = lam[:, None]
-        x = lam_x * x + (1 - lam_x) * x[partner]
-        t = lam_c * t + (1 - lam_c) * t[partner]
-        if y is not None:
-            y = lam_c * y + (1 - lam_c) * y[partner]
-        return x, t, y
 
-    def loss(self, s: Tensor, t: Tensor, y: Tensor | None, group_size: GroupSize | None) -> Tensor:
-        loss = kd_term(s, t, self.temperature)
-        if y is not None and self.w_ce:
-            loss = loss + self.w_ce * soft_cross_entropy(s, y)
-        return loss
+        def blend(a: Tensor) -> Tensor:  # l a_i + (1-l) a_j, l broadcast over a's trailing dimensions
+            weight = lam.reshape(n, *([1] * (a.dim() - 1)))
+            return weight * a + (1 - weight) * a[partner]
+
+        return blend(x), blend(t), None if y is None else blend(y)

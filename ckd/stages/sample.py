@@ -32,8 +32,8 @@ def sample(
     if data.text is not None and embedded is None:
         raise CkdError("data.text: a text source needs the embed stage's output (--embedded); see examples/ag_news")
     dataset = load_source(embedded or data.source, data)
-    test_data = None if data.test_source is None else _test_source(data, dataset)
-    if test_data is not None:
+    test_data = dataset if data.test_source is None else _test_source(data, dataset)
+    if data.test_source is not None:
         pool_ids, test_ids = np.arange(len(dataset.x)), np.arange(len(test_data.x))
     elif dataset.y is None:
         pool_ids, test_ids = np.arange(len(dataset.x)), np.arange(0)
@@ -42,39 +42,31 @@ def sample(
             "part of the queried samples, not test accuracy",
             data.source,
         )
-        test_data = dataset
     else:
         pool_ids, test_ids = split_pool_test(len(dataset.x), data.test_size, split_seed)
-        test_data = dataset
-    size, parameter = (
-        (budget, "teacher.budget") if data.selection_size is None else (data.selection_size, "data.selection_size")
-    )
+    size = budget if data.selection_size is None else data.selection_size
     if size > len(pool_ids):
+        allowed = f"must be in 1..{len(pool_ids)} (the pool size), got {size}"
+        if data.selection_size is not None:
+            raise ConfigError("data.selection_size", allowed)
         raise ConfigError(
-            parameter,
-            f"must be in 1..{len(pool_ids)} (the pool size), got {size}"
-            + (
-                " (the selection's size while data.selection_size is null); set data.selection_size to at most "
-                f"{len(pool_ids)} and the budget may stay"
-                if parameter == "teacher.budget"
-                else ""
-            ),
+            "teacher.budget",
+            f"{allowed} (the selection's size while data.selection_size is null); set data.selection_size to at "
+            f"most {len(pool_ids)} and the budget may stay",
         )
     selected = select_for_teacher(pool_ids, dataset.x[pool_ids], size, data.selection, seed)
-    texts = dataset.texts
     pool = Pool(
         ids=pool_ids,
         x=dataset.x[pool_ids],
         class_names=dataset.class_names,
         is_image=dataset.is_image,
         labels=dataset.y[pool_ids] if data.use_labels and dataset.y is not None else None,
-        text=None if texts is None else texts[pool_ids],
+        text=None if dataset.texts is None else dataset.texts[pool_ids],
     )
-    test_labels = test_data.y[test_ids] if test_data.y is not None else np.zeros(0, np.int64)
     test = TestSet(
         ids=test_ids,
         x=test_data.x[test_ids],
-        labels=test_labels,
+        labels=test_data.y[test_ids] if test_data.y is not None else np.zeros(0, np.int64),
         text=None if test_data.texts is None else test_data.texts[test_ids],
     )
     metrics = {

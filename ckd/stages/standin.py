@@ -8,7 +8,6 @@ no-op by construction, and the `teacher` stage after it fingerprints whichever t
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -34,13 +33,14 @@ STANDIN_FILE = "teacher.onnx"
 NOTE_FILE = "NOT_USED.txt"
 RECORD_FILE = "standin.json"  # the training key and metrics of the stand-in beside it
 TRAINER = Path(__file__).resolve().parents[1] / "teachers" / "standin.py"
+DATA_KEYS = {"source", "test_source", "test_size", "label", "test_label", "features", "image_size", "class_names"}
 
 
 def standin_used(teacher: TeacherSettings) -> bool:
     """The stand-in is the teacher: an ONNX backend whose `teacher.model` lies under models/standin/."""
-    if not isinstance(teacher, OnnxTeacherConfig):
-        return False
-    return Path(teacher.model).resolve().is_relative_to(STANDIN_DIR.resolve())
+    return isinstance(teacher, OnnxTeacherConfig) and Path(teacher.model).resolve().is_relative_to(
+        STANDIN_DIR.resolve()
+    )
 
 
 def standin(
@@ -75,24 +75,12 @@ def standin(
 
 
 def training_key(data: DataConfig, settings: StandinConfig, split_seed: int, source_fingerprint: str) -> str:
-    """What the stand-in's weights depend on: its data (the files' fingerprint and the keys that read them),
-    the split, its settings and the trainer's code. The stage depends on whole params sections (a section
-    never goes missing from a user's params.yaml, a key may), so it also runs when something else in them
-    changes: then this key is unchanged and the trained stand-in is kept (`persist` in dvc.yaml), with
-    its identity in the answer store."""
+    """What the stand-in's weights depend on: its data (the files' fingerprint and DATA_KEYS, which read them),
+    the split, its settings and the trainer's code. The stage depends on whole params sections (a key may go
+    missing from a user's params.yaml, a section never), so it also runs when something else in them changes:
+    then this key is unchanged and the stand-in is kept (`persist` in dvc.yaml), with its identity in the store."""
     payload = {
-        "data": data.model_dump(
-            include={
-                "source",
-                "test_source",
-                "test_size",
-                "label",
-                "test_label",
-                "features",
-                "image_size",
-                "class_names",
-            }
-        ),
+        "data": data.model_dump(include=DATA_KEYS),
         "split_seed": split_seed,
         "standin": settings.model_dump(),
         "trainer": file_sha256(TRAINER),
@@ -139,9 +127,8 @@ def write_note(out_dir: Path, teacher: TeacherSettings) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STANDIN_FILE).unlink(missing_ok=True)
     (out_dir / RECORD_FILE).unlink(missing_ok=True)
-    what = f"teacher.kind {teacher.kind}" + (
-        f", teacher.model {teacher.model}" if isinstance(teacher, OnnxTeacherConfig) else ""
-    )
+    model = f", teacher.model {teacher.model}" if isinstance(teacher, OnnxTeacherConfig) else ""
+    what = f"teacher.kind {teacher.kind}{model}"
     (out_dir / NOTE_FILE).write_text(f"No stand-in teacher was trained: the teacher is yours ({what}).\n")
 
 
@@ -149,11 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser("standin", __doc__)
     p.add_argument("--source", required=True, help="the data's fingerprint (the source stage's output)")
     p.add_argument("--out", required=True, help="the folder of the stand-in (models/standin)")
-
-    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
-        return standin_stage(params, Path(args.out), Path(args.source).read_text())
-
-    run("standin", p, body, argv)
+    run("standin", p, lambda args, params: standin_stage(params, Path(args.out), Path(args.source).read_text()), argv)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ckd.errors import ConfigError
 from ckd.students import STUDENTS
 
 
@@ -24,6 +25,13 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+def image_shape(sample_shape: Sequence[int], arch: str) -> tuple[int, ...]:
+    """[C, H, W] of an image student's inputs (one channel for [H, W])."""
+    if len(sample_shape) not in (2, 3):
+        raise ConfigError("student.arch", f"{arch!r} needs image inputs [H, W] or [C, H, W], got {tuple(sample_shape)}")
+    return (1, *sample_shape) if len(sample_shape) == 2 else tuple(sample_shape)
 
 
 def build_student(

@@ -66,14 +66,7 @@ class StudentCheckpoint:
 
     def model(self) -> torch.nn.Module:
         """The student in eval mode, its input normalisation read back from the weights."""
-        state = self.state_dict
-        model = build_student(
-            self.arch,
-            self.sample_shape,
-            self.num_classes,
-            state["normalize.mean"].numpy(),
-            state["normalize.std"].numpy(),
-            self.arch_args,
-        )
-        model.load_state_dict(state)
+        mean, std = self.state_dict["normalize.mean"].numpy(), self.state_dict["normalize.std"].numpy()
+        model = build_student(self.arch, self.sample_shape, self.num_classes, mean, std, self.arch_args)
+        model.load_state_dict(self.state_dict)
         return model.eval()

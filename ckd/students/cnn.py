@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ckd.errors import ConfigError
-from ckd.students.base import Normalize
+from ckd.students.base import Normalize, image_shape
 
 
 class ConvStudent(nn.Module):
@@ -17,12 +16,8 @@ class ConvStudent(nn.Module):
         self, sample_shape: Sequence[int], num_classes: int, normalize: Normalize, channels: Sequence[int] = (16, 32)
     ) -> None:
         super().__init__()
-        if len(sample_shape) not in (2, 3):
-            raise ConfigError(
-                "student.arch", f"'cnn' needs image inputs [H, W] or [C, H, W], got {tuple(sample_shape)}"
-            )
+        self.image_shape = image_shape(sample_shape, "cnn")
         self.normalize = normalize
-        self.image_shape = (1, *sample_shape) if len(sample_shape) == 2 else tuple(sample_shape)
         c_in = self.image_shape[0]
         blocks: list[nn.Module] = []
         for c_out in channels:

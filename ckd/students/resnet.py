@@ -5,10 +5,8 @@
     BasicBlock: y = ReLU(BN(Conv3x3(ReLU(BN(Conv3x3(x))))) + shortcut(x)), shortcut = 1x1 conv + BN when the
     shape changes, else identity.
 
-`train_classifier` trains one on a whole labelled image set held on the device as uint8 (flip + random-crop
-augmentation on the device, bf16 autocast, SGD with Nesterov momentum and a one-cycle learning rate): the
-CIFAR-10 teacher of bench/cifar10 (about a minute on one GPU). Training it reads every pool label and is not a
-teacher call; the trained model is exported to ONNX with the normalisation inside, like the stand-in.
+`train_classifier` trains one on a whole labelled uint8 image set on the device: bench/cifar10's teacher (about
+a minute on one GPU; it reads every pool label, not a teacher call), exported to ONNX like the stand-in.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from torch import nn
 
 from ckd.augment import random_shift
 from ckd.errors import ConfigError
-from ckd.students.base import Normalize
+from ckd.students.base import Normalize, image_shape
 
 
 class BasicBlock(nn.Module):
@@ -55,14 +53,10 @@ class ResNetStudent(nn.Module):
         blocks: int = 1,
     ) -> None:
         super().__init__()
-        if len(sample_shape) not in (2, 3):
-            raise ConfigError(
-                "student.arch", f"'resnet' needs image inputs [H, W] or [C, H, W], got {tuple(sample_shape)}"
-            )
+        self.image_shape = image_shape(sample_shape, "resnet")
         if not channels or blocks < 1:
             raise ConfigError("student.arch_args", f"'resnet' needs channels and blocks >= 1, got {channels}, {blocks}")
         self.normalize = normalize
-        self.image_shape = (1, *sample_shape) if len(sample_shape) == 2 else tuple(sample_shape)
         self.stem = nn.Sequential(
             nn.Conv2d(self.image_shape[0], channels[0], 3, 1, 1, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU()
         )
@@ -93,24 +87,19 @@ def train_classifier(
     precision: str = "bf16",
     log: Callable[[str], None] | None = None,
 ) -> nn.Module:
-    """Supervised training on a whole image set already on the model's device (`x` uint8 [N, C, H, W], `y` int64):
-    each step gathers a batch by index, flips and crops it (zero padding `crop` px) on the device, and takes one
-    SGD step (momentum 0.9, Nesterov, label smoothing 0.1) under a one-cycle schedule (linear warm-up over the
+    """Supervised training on a whole image set on the model's device (`x` uint8 [N, C, H, W], `y` int64): each
+    step gathers a batch by index, flips and crops it (zero padding `crop` px) and takes one SGD step (momentum
+    0.9, Nesterov, label smoothing 0.1, bf16 autocast) under a one-cycle schedule (linear warm-up over the
     first 20% of steps to `lr`, then linear decay to 0). Returns the model in eval mode."""
     device = x.device
     generator = torch.Generator(device=device).manual_seed(seed)
     steps_per_epoch = max(1, len(x) // batch_size)
     total = epochs * steps_per_epoch
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for name, parameter in model.named_parameters():
-        (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
-    optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr,
-        momentum=0.9,
-        nesterov=True,
-    )
+    named = list(model.named_parameters())  # no weight decay on biases and batch-norm scales
+    decay = [p for name, p in named if not (p.ndim <= 1 or name.endswith(".bias"))]
+    no_decay = [p for name, p in named if p.ndim <= 1 or name.endswith(".bias")]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay}]  # SGD's default decay: 0
+    optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
     warmup = max(1, int(0.2 * total))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
@@ -132,10 +121,8 @@ def train_classifier(
             schedule.step()
             running += loss.detach()
         if log is not None:
-            log(
-                f"teacher epoch {epoch + 1}/{epochs}: loss {float(running) / steps_per_epoch:.3f} "
-                f"({time.perf_counter() - start:.0f} s)"
-            )
+            mean_loss, seconds = float(running) / steps_per_epoch, time.perf_counter() - start
+            log(f"teacher epoch {epoch + 1}/{epochs}: loss {mean_loss:.3f} ({seconds:.0f} s)")
     return model.eval()
 
 

