@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -124,30 +125,45 @@ ZIPMAP_ADVICE = (
 )
 
 
-def check_declared_fit(
-    where: str,
-    input_name: str,
-    sample_dims: list[Any],
-    output_name: str,
-    teacher_classes: int | None,
-    sample_shape: tuple[int, ...],
-    num_classes: int,
-) -> None:
-    """The checks every backend makes from its declared input and output, before any paid call."""
-    if not all(isinstance(d, int) and d > 0 for d in sample_dims):
-        raise TeacherError(
-            f"{where}: teacher input {input_name} must have fixed sizes after the batch axis, has {list(sample_dims)}"
-        )
-    wanted, have = int(np.prod(sample_dims)), int(np.prod(sample_shape))
-    if wanted != have:
-        raise TeacherError(
-            f"{where}: teacher input {input_name} takes {wanted} values per sample "
-            f"{tuple(sample_dims)}, the data has {have} {tuple(sample_shape)}"
-        )
-    if teacher_classes is not None and teacher_classes != num_classes:
-        raise TeacherError(
-            f"{where}: teacher output {output_name} has {teacher_classes} classes, the data has {num_classes}"
-        )
+class DeclaredModel:
+    """A backend whose model declares its input and scores output before any call (an ONNX file, a v2 server):
+    `where` names the model in messages; a batch is reshaped to the input's sample dims and cast to its dtype."""
+
+    where: str
+    input_name: str
+    input_dtype: Any
+    sample_dims: list[Any]
+    output_name: str
+    num_classes: int | None
+
+    def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
+        """The checks every such backend makes from its declared input and output, before any paid call."""
+        dims = self.sample_dims
+        if not all(isinstance(d, int) and d > 0 for d in dims):
+            raise TeacherError(
+                f"{self.where}: teacher input {self.input_name} must have fixed sizes after the batch axis, has {dims}"
+            )
+        wanted, have = int(np.prod(dims)), int(np.prod(sample_shape))
+        if wanted != have:
+            raise TeacherError(
+                f"{self.where}: teacher input {self.input_name} takes {wanted} values per sample "
+                f"{tuple(dims)}, the data has {have} {tuple(sample_shape)}"
+            )
+        if self.num_classes is not None and self.num_classes != num_classes:
+            raise TeacherError(
+                f"{self.where}: teacher output {self.output_name} has {self.num_classes} classes, "
+                f"the data has {num_classes}"
+            )
+
+    def _batch(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(self.input_dtype))
+
+
+def init_options(cls: type, config: TeacherSettings) -> dict[str, Any]:
+    """The settings of `config` that `cls` takes as arguments of the same name (what `from_config` passes)."""
+    return {
+        name: getattr(config, name) for name in inspect.signature(cls).parameters if name in type(config).model_fields
+    }
 
 
 TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")

@@ -42,10 +42,11 @@ from ckd.teachers.base import (
     TEACHERS,
     ZIPMAP_ADVICE,
     AnswerUnusable,
+    DeclaredModel,
     OutcomeUnknown,
     TeacherRefused,
     TeacherSettings,
-    check_declared_fit,
+    init_options,
     parse_class_names,
 )
 
@@ -95,6 +96,48 @@ class _Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def status_error(status: int, words: str, retry_after: float | None, where: str) -> Exception:
+    """What an HTTP error status means for the budget (shared with the openai backend): only a 429, or a 500/503
+    that says when to come back, tells that nothing ran; any other 5xx (a gateway's 502/504, a bare 500 or 503)
+    may come after the model computed (and billed) the answer; a 4xx (and 501, 505) is a definite refusal."""
+    if status == 429 or (status in (500, 503) and retry_after is not None):
+        return _Retryable(f"HTTP {status}: {words}", retry_after)
+    if status >= 500 and status not in (501, 505):
+        return OutcomeUnknown(f"HTTP {status} from {where} (the model may have run): {words}")
+    return TeacherRefused(f"HTTP {status} from {where}: {words}")
+
+
+class RetryingSender:
+    """Sends retried while they raise `_Retryable`: the server's `Retry-After` (capped), else exponential
+    backoff from `backoff_s` with jitter; when retries run out, a definite refusal (the count is given back)."""
+
+    max_retries: int
+    backoff_s: float
+    max_backoff_s: float
+
+    def _wait(self, retry_state: Any) -> float:
+        error = retry_state.outcome.exception()
+        if isinstance(error, _Retryable) and error.retry_after is not None:
+            return min(error.retry_after, MAX_RETRY_AFTER_S)
+        exponential = min(self.max_backoff_s, self.backoff_s * 2 ** (retry_state.attempt_number - 1))
+        result: float = exponential * (0.5 + random.random() / 2)  # "equal jitter"
+        return result
+
+    def _with_retries(self, send: Any, request: Any) -> Any:
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            reraise=True,
+        )
+        try:
+            return retrying(send, request)
+        except _Retryable as error:
+            raise TeacherRefused(f"{error} (after {self.max_retries} retries)") from None
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -234,34 +277,18 @@ class HttpTeacherConfig(TeacherSettings):
 
 
 @TEACHERS.register("http")
-class OpenInferenceTeacher:
+class OpenInferenceTeacher(DeclaredModel, RetryingSender):
     config_model = HttpTeacherConfig
 
     @classmethod
     def from_config(cls, config: HttpTeacherConfig) -> OpenInferenceTeacher:
-        assert config.url and config.model_name  # the config model refuses them missing
-        return cls(
-            url=config.url,
-            model_name=config.model_name,
-            model_version=None if config.model_version is None else str(config.model_version),
-            output=config.output,
-            concurrency=config.concurrency,
-            timeout_s=config.timeout_s,
-            max_retries=config.max_retries,
-            rate_limit_per_s=config.rate_limit_per_s,
-            token_env=config.token_env,
-            verify_tls=config.verify_tls,
-            backoff_s=config.backoff_s,
-            max_backoff_s=config.max_backoff_s,
-            ready_timeout_s=config.ready_timeout_s,
-            max_response_mb=config.max_response_mb,
-        )
+        return cls(**init_options(cls, config))
 
     def __init__(
         self,
         url: str,
         model_name: str,
-        model_version: str | None = None,
+        model_version: str | int | None = None,  # null: the server's default version
         output: str | None = None,
         concurrency: int = 1,
         timeout_s: float = 30.0,
@@ -278,6 +305,7 @@ class OpenInferenceTeacher:
 
         refuse_credentials_in_url(url)
         self.url = normalise_url(url)
+        model_version = None if model_version is None else str(model_version)
         self.model_name, self.model_version = model_name, model_version
         self.concurrency, self.max_retries = concurrency, max_retries
         self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
@@ -305,6 +333,7 @@ class OpenInferenceTeacher:
         )
         self.rate_limiter = _RateLimiter(rate_limit_per_s)
         self.model_path = f"/v2/models/{model_name}" + (f"/versions/{model_version}" if model_version else "")
+        self.where = f"{self.url}{self.model_path}"
         self._wait_ready(ready_timeout_s)
         metadata = self._get_json(self.model_path, "model metadata")
         self._read_metadata(metadata, output)
@@ -379,20 +408,19 @@ class OpenInferenceTeacher:
             self._parse_metadata(metadata, output)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
             raise TeacherError(
-                f"{self.url}{self.model_path}: the model's metadata is malformed ({type(error).__name__}: "
+                f"{self.where}: the model's metadata is malformed ({type(error).__name__}: "
                 f"{str(error)[:120]}); a v2 server declares inputs and outputs with name, datatype and shape"
             ) from None
 
     def _parse_metadata(self, metadata: dict[str, Any], output: str | None) -> None:
         inputs = metadata.get("inputs") or []
         if len(inputs) != 1:
-            raise TeacherError(
-                f"{self.url}{self.model_path}: the model must declare exactly one input, declares {len(inputs)}"
-            )
+            raise TeacherError(f"{self.where}: the model must declare exactly one input, declares {len(inputs)}")
         self.input_name = inputs[0]["name"]
         self.input_datatype = inputs[0]["datatype"]
         if self.input_datatype not in NUMPY_OF_DATATYPE:
-            raise TeacherError(f"{self.url}{self.model_path}: input datatype {self.input_datatype} is not supported")
+            raise TeacherError(f"{self.where}: input datatype {self.input_datatype} is not supported")
+        self.input_dtype = NUMPY_OF_DATATYPE[self.input_datatype]
         self.sample_dims = [int(d) for d in inputs[0]["shape"][1:]]
         outputs = metadata.get("outputs") or []
         names = [o["name"] for o in outputs]
@@ -416,7 +444,7 @@ class OpenInferenceTeacher:
                 )
             if not floats:
                 raise TeacherError(
-                    f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "
+                    f"{self.where}: no float output shaped [batch, classes]; "
                     f"name one with teacher.output ({ZIPMAP_ADVICE})"
                 )
             chosen = floats[0]
@@ -427,28 +455,9 @@ class OpenInferenceTeacher:
         declared = parameters.get(CLASS_NAMES_KEY)  # the scores output's, else the model's
         if declared is None:
             declared = (metadata.get("parameters") or {}).get(CLASS_NAMES_KEY)
-        self.class_names = parse_class_names(declared, f"{self.url}{self.model_path}: metadata parameters")
-
-    def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
-        check_declared_fit(
-            f"{self.url}{self.model_path}",
-            self.input_name,
-            self.sample_dims,
-            self.output_name,
-            self.num_classes,
-            sample_shape,
-            num_classes,
-        )
+        self.class_names = parse_class_names(declared, f"{self.where}: metadata parameters")
 
     # -- the paid call -------------------------------------------------------------------------
-    def _wait(self, retry_state: Any) -> float:
-        error = retry_state.outcome.exception()
-        if isinstance(error, _Retryable) and error.retry_after is not None:
-            return min(error.retry_after, MAX_RETRY_AFTER_S)
-        exponential = min(self.max_backoff_s, self.backoff_s * 2 ** (retry_state.attempt_number - 1))
-        result: float = exponential * (0.5 + random.random() / 2)  # "equal jitter"
-        return result
-
     def _send_once(self, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
 
@@ -471,19 +480,10 @@ class OpenInferenceTeacher:
                 return result
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise AnswerUnusable("HTTP 200 with a body that is not JSON", words) from None
-        retry_after = _retry_after_seconds(headers.get("Retry-After"))
-        if status == 429 or (status in (500, 503) and retry_after is not None):
-            raise _Retryable(f"HTTP {status}: {words}", retry_after)
-        if status >= 500 and status not in (501, 505):
-            raise OutcomeUnknown(
-                f"HTTP {status} from {self.url}{self.model_path}/infer (the model may have run): {words}"
-            )
-        raise TeacherRefused(f"HTTP {status} from {self.url}{self.model_path}/infer: {words}")
+        raise status_error(status, words, _retry_after_seconds(headers.get("Retry-After")), f"{self.where}/infer")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        batch: np.ndarray = np.ascontiguousarray(
-            x.reshape(len(x), *self.sample_dims).astype(NUMPY_OF_DATATYPE[self.input_datatype])
-        )
+        batch = self._batch(x)
         body = {
             "id": uuid.uuid4().hex,
             "inputs": [
@@ -496,19 +496,7 @@ class OpenInferenceTeacher:
             ],
             "outputs": [{"name": self.output_name}],
         }
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
-
-        retrying = Retrying(
-            retry=retry_if_exception_type(_Retryable),
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            reraise=True,
-        )
-        try:
-            answer = retrying(self._send_once, body)
-        except _Retryable as error:
-            raise TeacherRefused(f"{error} (after {self.max_retries} retries)") from None
-        return self._scores(answer)
+        return self._scores(self._with_retries(self._send_once, body))
 
     def _scores(self, answer: dict[str, Any]) -> np.ndarray:
         raw = self._mask(json.dumps(answer))[:2000]

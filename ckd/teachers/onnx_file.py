@@ -15,9 +15,9 @@ from ckd.teachers.base import (
     CLASS_NAMES_KEY,
     TEACHERS,
     ZIPMAP_ADVICE,
+    DeclaredModel,
     TeacherRefused,
     TeacherSettings,
-    check_declared_fit,
     parse_class_names,
 )
 
@@ -129,11 +129,8 @@ def graph_sha256(path: Path) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class OnnxTeacherConfig(TeacherSettings):
@@ -146,7 +143,7 @@ class OnnxTeacherConfig(TeacherSettings):
 
 
 @TEACHERS.register("onnx")
-class OnnxFileTeacher:
+class OnnxFileTeacher(DeclaredModel):
     """The declared input decides the layout: each raw sample is reshaped to it and cast to its dtype."""
 
     concurrency = 1
@@ -167,11 +164,10 @@ class OnnxFileTeacher:
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise TeacherError(f"{path}: teacher must have exactly one input, has {len(inputs)}")
-        self.input = inputs[0]
-        if self.input.type not in _ONNX_DTYPES:
-            raise TeacherError(f"{path}: teacher input type {self.input.type} is not supported")
-        self.input_dtype = _ONNX_DTYPES[self.input.type]
-        self.sample_dims = list(self.input.shape[1:])
+        if inputs[0].type not in _ONNX_DTYPES:
+            raise TeacherError(f"{path}: teacher input type {inputs[0].type} is not supported")
+        self.input_name, self.input_dtype = inputs[0].name, _ONNX_DTYPES[inputs[0].type]
+        self.sample_dims = list(inputs[0].shape[1:])
         self.output_name = self._pick_output(path, output)
         out_shape = next(o.shape for o in self.session.get_outputs() if o.name == self.output_name)
         self.num_classes = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
@@ -181,7 +177,7 @@ class OnnxFileTeacher:
         position = [o.name for o in self.session.get_outputs()].index(self.output_name)
         self.identity = f"onnx:{graph_sha256(path)[:24]}:{position}"
         self.description = f"ONNX file {path}, output {self.output_name}"
-        self.path = path
+        self.path, self.where = path, str(path)
 
     def _pick_output(self, path: Path, output: str | None) -> str:
         """The output holding the scores: a float tensor, ONNX Runtime says so before any call (a sequence of
@@ -214,23 +210,12 @@ class OnnxFileTeacher:
         result: str = candidates[0]
         return result
 
-    def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
-        check_declared_fit(
-            str(self.path),
-            self.input.name,
-            self.sample_dims,
-            self.output_name,
-            self.num_classes,
-            sample_shape,
-            num_classes,
-        )
-
     def predict(self, x: np.ndarray) -> np.ndarray:
         from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument  # loaded with the session
 
-        batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(self.input_dtype))
+        batch = self._batch(x)
         try:
-            (scores,) = self.session.run([self.output_name], {self.input.name: batch})
+            (scores,) = self.session.run([self.output_name], {self.input_name: batch})
         except InvalidArgument as error:  # rejected before it ran (a shape or type it does not take): nothing computed
             raise TeacherRefused(
                 f"ONNX Runtime rejected the input {list(batch.shape)}: {str(error).splitlines()[0][:300]}"

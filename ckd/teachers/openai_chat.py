@@ -35,7 +35,6 @@ import hashlib
 import json
 import math
 import os
-import random
 import re
 import string
 import threading
@@ -47,14 +46,17 @@ from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
 from ckd.extras import require
-from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherRefused, TeacherSettings
+from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherSettings, init_options
 from ckd.teachers.http_oip import (
     MAX_RETRY_AFTER_S,
     BodyOverCap,
+    RetryingSender,
     _RateLimiter,
     _retry_after_seconds,
+    _Retryable,
     normalise_url,
     read_capped,
+    status_error,
 )
 
 DEFAULT_PROMPT = (
@@ -150,12 +152,6 @@ class OpenAITeacherConfig(TeacherSettings):
 _NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")
 
 
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
@@ -187,11 +183,8 @@ def rate_limit_wait_s(headers: Any) -> float | None:
     """How long a 429 asks to wait: `retry-after-ms`, else `retry-after`, else the later of
     `x-ratelimit-reset-requests` and `x-ratelimit-reset-tokens`; None when the answer says nothing."""
     said = _said_retry_after(headers)
-    if said is not None:
-        return said
     resets = [duration_s(headers.get(f"x-ratelimit-reset-{kind}")) for kind in ("requests", "tokens")]
-    known = [r for r in resets if r is not None]
-    return max(known) if known else None
+    return said if said is not None else max((r for r in resets if r is not None), default=None)
 
 
 def exhausted_wait_s(headers: Any) -> float | None:
@@ -201,8 +194,7 @@ def exhausted_wait_s(headers: Any) -> float | None:
         for kind in ("requests", "tokens")
         if (headers.get(f"x-ratelimit-remaining-{kind}") or "").strip() == "0"
     ]
-    known = [w for w in waits if w]
-    return max(known) if known else None
+    return max(filter(None, waits), default=None)
 
 
 def normalise_word(word: str) -> str:
@@ -248,7 +240,7 @@ def onehot_scores(k: int, num_classes: int, smoothing: float) -> np.ndarray:
 
 
 @TEACHERS.register("openai")
-class OpenAIChatTeacher:
+class OpenAIChatTeacher(RetryingSender):
     """One chat completion per input; `concurrency` requests in flight (the query stage's worker threads)."""
 
     batch_limit = 1
@@ -256,29 +248,11 @@ class OpenAIChatTeacher:
 
     @classmethod
     def from_config(cls, config: OpenAITeacherConfig) -> OpenAIChatTeacher:
-        assert config.url and config.model_name and config.label_words  # the config model refuses them missing
         if config.api == "batch" and cls is OpenAIChatTeacher:
             from ckd.teachers.openai_batch import OpenAIBatchTeacher
 
             return OpenAIBatchTeacher.from_config(config)
-        return cls(
-            config.url,
-            config.model_name,
-            config.label_words,
-            prompt=config.prompt,
-            max_tokens=config.max_tokens,
-            smoothing=config.onehot_smoothing,
-            concurrency=config.concurrency,
-            timeout_s=config.timeout_s,
-            max_response_mb=config.max_response_mb,
-            max_retries=config.max_retries,
-            rate_limit_per_s=config.rate_limit_per_s,
-            token_env=config.token_env,
-            top_logprobs=config.top_logprobs,
-            backoff_s=config.backoff_s,
-            max_backoff_s=config.max_backoff_s,
-            check_model=config.check_model,
-        )
+        return cls(**init_options(cls, config), smoothing=config.onehot_smoothing)
 
     def __init__(
         self,
@@ -370,13 +344,6 @@ class OpenAIChatTeacher:
             )
 
     # -- the paid call -------------------------------------------------------------------------
-    def _wait_s(self, error: _Retryable, attempt: int) -> float:
-        if error.retry_after is not None:
-            return min(error.retry_after, MAX_RETRY_AFTER_S)
-        exponential = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-        result: float = exponential * (0.5 + random.random() / 2)  # "equal jitter"
-        return result
-
     def _hold(self, seconds: float) -> None:
         """Every worker waits `seconds` (capped) before its next request: the provider said to."""
         with self._lock:
@@ -435,39 +402,18 @@ class OpenAIChatTeacher:
                 raise _Retryable(f"cannot connect ({cause})") from None
             raise OutcomeUnknown(f"{cause} after the request left") from None
         except openai.APIStatusError as error:
+            status, headers = error.status_code, error.response.headers
+            # a 429 waits as the rate-limit headers say, and every worker with it (the limit is the account's)
+            retry_after = rate_limit_wait_s(headers) if status == 429 else _said_retry_after(headers)
+            if status == 429 and retry_after is not None:
+                self._hold(retry_after)
             words = self._mask(str(error))[:300]
-            status = error.status_code
-            headers = error.response.headers
-            retry_after = _said_retry_after(headers)
-            if status == 429:
-                wait_s = rate_limit_wait_s(headers)
-                if wait_s is not None:
-                    self._hold(wait_s)  # every worker: the limit is the account's, not this request's
-                raise _Retryable(f"HTTP {status}: {words}", wait_s) from None
-            # As for the http backend (ckd.teachers.http_oip): only a 429, or a 500/503 that says when to come
-            # back, tells that nothing ran; any other 5xx (a gateway's 502/504, a bare 500 or 503) may come
-            # after the model computed (and billed) the answer: unknown outcome, it stays counted.
-            if status in (500, 503) and retry_after is not None:
-                raise _Retryable(f"HTTP {status}: {words}", retry_after) from None
-            if status >= 500 and status not in (501, 505):
-                raise OutcomeUnknown(
-                    f"HTTP {status} from {self.url}/chat/completions (the model may have run): {words}"
-                ) from None
-            raise TeacherRefused(f"HTTP {status} from {self.url}/chat/completions: {words}") from None
-
-    def _ask(self, text: str) -> Any:
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._send_once(text)
-            except _Retryable as error:
-                if attempt == self.max_retries:
-                    raise TeacherRefused(f"{error} (after {self.max_retries} retries)") from None
-                time.sleep(self._wait_s(error, attempt))
+            raise status_error(status, words, retry_after, f"{self.url}/chat/completions") from None
 
     def predict(self, x: np.ndarray) -> ScoredAnswer:
         rows, sources, usage = [], [], {"prompt_tokens": 0, "completion_tokens": 0}
         for text in np.asarray(x).reshape(-1):
-            completion = self._ask(str(text))
+            completion = self._with_retries(self._send_once, str(text))
             spent = getattr(completion, "usage", None)
             for key in usage:
                 usage[key] += int(getattr(spent, key, 0) or 0)
