@@ -1,23 +1,17 @@
-"""A teacher behind an inference server speaking the Open Inference Protocol v2 over REST
-(Triton, KServe, MLServer): `POST {url}/v2/models/{name}[/versions/{v}]/infer`.
-
-Before any paid call it waits for `GET /v2/health/ready` and reads the model's metadata
-(`GET /v2/models/{name}`) to learn the input's name, shape and datatype and the outputs.
+"""A teacher behind an Open Inference Protocol v2 REST server (Triton, KServe, MLServer):
+`POST {url}/v2/models/{name}[/versions/{v}]/infer`. Before any paid call it waits for `GET /v2/health/ready`
+and reads the model's metadata (`GET /v2/models/{name}`): the input's name, shape and datatype, the outputs.
 
 What a failure means for the budget (see `ckd.store`):
-  * the connection could not be made, a 429, or a 500/503 carrying `Retry-After` (the server says it ran
-    nothing and when to come back): retried with exponential backoff and jitter, `Retry-After` honoured;
-    when retries run out it is a definite refusal and the count is given back;
-  * a 4xx other than 429 (and 501, 505): the request was refused before the model ran; a definite refusal
-    with the server's words, the count is given back;
-  * a timeout, a connection dropped after the request left, a 502/504 from a gateway, a 503 or 500 with no
-    `Retry-After`: the upstream model may have computed it; the outcome is unknown, it stays counted (lost),
-    and the sample is asked again in a later pass only while budget remains;
+  * no connection, a 429, or a 500/503 carrying `Retry-After` (nothing ran): retried with exponential backoff
+    and jitter, `Retry-After` honoured; when retries run out, a definite refusal (the count is given back);
+  * another 4xx (and 501, 505): refused before the model ran; a definite refusal with the server's words;
+  * a timeout, a connection dropped after the request left, a 502/504, a 500/503 without `Retry-After`: the
+    model may have run; unknown outcome, it stays counted (lost), asked again later only while budget remains;
   * a 200 whose body is not a usable [batch, classes] tensor: paid and kept apart with its words.
-The identity of the teacher is what the server reports (model name, version, platform and declared
-inputs and outputs), not the URL's spelling. The bearer token comes from the environment variable named
-by `teacher.token_env`; it is sent as a header, masked in every message before any truncation, and
-never written anywhere; a URL carrying `user:password@` is refused.
+The identity is what the server reports (model name, version, platform, declared inputs and outputs), not the
+URL's spelling. The bearer token comes from the environment variable named by `teacher.token_env`: sent as a
+header, masked in every message before any truncation, never written; a URL with `user:password@` is refused.
 """
 
 from __future__ import annotations
@@ -109,13 +103,18 @@ def status_error(status: int, words: str, retry_after: float | None, where: str)
     return TeacherRefused(f"HTTP {status} from {where}: {words}")
 
 
-class RetryingSender:
-    """Sends retried while they raise `_Retryable`: the server's `Retry-After` (capped), else exponential
-    backoff from `backoff_s` with jitter; when retries run out, a definite refusal (the count is given back)."""
+class HttpBackend:
+    """What the http and openai backends share: the token masked in every message, and sends retried while
+    they raise `_Retryable`: the server's `Retry-After` (capped), else exponential backoff from `backoff_s` with
+    jitter; when retries run out, a definite refusal (the count is given back)."""
 
+    _token: str | None
     max_retries: int
     backoff_s: float
     max_backoff_s: float
+
+    def _mask(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
 
     def _wait(self, retry_state: Any) -> float:
         error = retry_state.outcome.exception()
@@ -171,16 +170,6 @@ def normalise_url(url: str) -> str:
         else:
             segments.append(part)
     return str(parsed.copy_with(path="/" + "/".join(segments), query=None, fragment=None)).rstrip("/")
-
-
-def refuse_credentials_in_url(url: str) -> None:
-    import httpx
-
-    if "@" in httpx.URL(url).netloc.decode():
-        raise CkdError(
-            "teacher.url: carries a user name or password; remove it and put a bearer token in the "
-            "environment variable named by teacher.token_env"
-        )
 
 
 class _MaskToken(logging.Filter):
@@ -277,7 +266,7 @@ class HttpTeacherConfig(TeacherSettings):
 
 
 @TEACHERS.register("http")
-class OpenInferenceTeacher(DeclaredModel, RetryingSender):
+class OpenInferenceTeacher(DeclaredModel, HttpBackend):
     config_model = HttpTeacherConfig
 
     @classmethod
@@ -303,7 +292,11 @@ class OpenInferenceTeacher(DeclaredModel, RetryingSender):
     ) -> None:
         import httpx  # here, not at the top: a stage that only validates params does not load it
 
-        refuse_credentials_in_url(url)
+        if "@" in httpx.URL(url).netloc.decode():
+            raise CkdError(
+                "teacher.url: carries a user name or password; remove it and put a bearer token in the "
+                "environment variable named by teacher.token_env"
+            )
         self.url = normalise_url(url)
         model_version = None if model_version is None else str(model_version)
         self.model_name, self.model_version = model_name, model_version
@@ -356,9 +349,6 @@ class OpenInferenceTeacher(DeclaredModel, RetryingSender):
             return response.status_code, response.headers, body
 
     # -- set-up (free calls) -------------------------------------------------------------------
-    def _mask(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
-
     def _wait_ready(self, timeout_s: float) -> None:
         import httpx
 

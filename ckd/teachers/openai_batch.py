@@ -9,12 +9,11 @@ up to `teacher.batch_requests` requests, answered within the completion window a
                                                 cancelled or failed
     results  GET  /v1/files/{id}/content        output file (answers) and error file (requests not done)
 
-Under the same store and budget as every teacher (`ckd.store`): each input is reserved (counted) in a batch
-of its own before the job is submitted, so each has its own status. The job's ids are recorded in that
-batch (`remote`: the input file's id on upload, the job's id on creation) before anything is polled, so a
-run that dies anywhere after the upload resumes the same job and never submits the same inputs again: a
-file id without a job is looked up among the account's jobs (GET /v1/batches), and only when no job was
-created from it are its inputs given back. When a job ends:
+Under the same store and budget as every teacher (`ckd.store`), each input is reserved (counted) in a batch
+of its own before the job is submitted. The job's ids are recorded in those batches (`remote`: the input
+file's id on upload, the job's on creation) before any polling, so a run that dies after the upload resumes
+the same job and never submits the inputs again: a file id without a job is looked up among the account's
+jobs (GET /v1/batches); only when no job was created from it are its inputs given back. When a job ends:
 
   * an answer in the output file: stored (or, not a label word, quarantined with its words and tokens);
   * a request in the error file (expired, cancelled, failed): not done, not billed: its count is given back
@@ -181,10 +180,8 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
 
     def _job_of_file(self, file_id: str) -> Any:
         """The job created from `file_id`, if any (the account's jobs, newest first)."""
-        for job in self._call(lambda: self.client.batches.list(limit=100), "list the jobs"):
-            if job.input_file_id == file_id:
-                return job
-        return None
+        jobs = self._call(lambda: self.client.batches.list(limit=100), "list the jobs")
+        return next((job for job in jobs if job.input_file_id == file_id), None)
 
     def _lines(self, file_id: str | None) -> list[dict[str, Any]]:
         if not file_id:
@@ -219,7 +216,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
                 )
                 return 0
             time.sleep(self.poll_s)
-        by_request = {f"ckd-{batch}": (batch, sample_id, digest) for batch, sample_id, digest in items}
+        by_request = {f"ckd-{item[0]}": item for item in items}
         settled: set[int] = set()
         given_back: list[str] = []
         if job.status == "failed":  # the file did not validate: nothing ran

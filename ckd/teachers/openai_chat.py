@@ -14,19 +14,12 @@ and the query metrics count the answers of each kind (`score_source_logprobs`, `
 Tokens spent (`usage`) are summed into the query metrics with their estimated cost; a quarantined answer
 keeps its words and its tokens in the store.
 
-What a failure means for the budget (as for the http backend, see `ckd.store`): the SDK's own retries
-are off, so every send is this module's and the count stays exact.
-  * no connection made, a 429, or a 500/503 carrying `Retry-After`: nothing computed; retried with
-    exponential backoff and jitter; when retries run out, a definite refusal (the count is given back);
-    the provider's rate-limit headers are honoured: a 429 waits `retry-after-ms`, else `retry-after`, else
-    until the later of `x-ratelimit-reset-requests` / `-tokens`; an answer that says no request or token is
-    left (`x-ratelimit-remaining-* : 0`) holds every worker until its reset (`rate_limit_wait_s`);
-  * a timeout, a connection dropped after the request left, a 502/504 or a bare 500/503: the model may
-    have run; unknown outcome, it stays counted (lost);
-  * another 4xx (a wrong model name, a bad key): a definite refusal with the server's words;
-  * an answer whose first word is not a label word: paid, kept apart with the model's words.
-The API key comes from the environment variable named by `teacher.token_env` only, and is masked in
-every message.
+Failures count as for the http backend (`ckd.teachers.http_oip`, `ckd.store`); the SDK's own retries are
+off, so every send is this module's and the count stays exact. A 429 waits `retry-after-ms`, else
+`retry-after`, else until the later of `x-ratelimit-reset-requests` / `-tokens`; an answer that says no
+request or token is left (`x-ratelimit-remaining-* : 0`) holds every worker until its reset. An answer whose
+first word is not a label word is paid and kept apart with the model's words. The API key comes from the
+environment variable named by `teacher.token_env` only, and is masked in every message.
 """
 
 from __future__ import annotations
@@ -50,7 +43,7 @@ from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAn
 from ckd.teachers.http_oip import (
     MAX_RETRY_AFTER_S,
     BodyOverCap,
-    RetryingSender,
+    HttpBackend,
     _RateLimiter,
     _retry_after_seconds,
     _Retryable,
@@ -240,7 +233,7 @@ def onehot_scores(k: int, num_classes: int, smoothing: float) -> np.ndarray:
 
 
 @TEACHERS.register("openai")
-class OpenAIChatTeacher(RetryingSender):
+class OpenAIChatTeacher(HttpBackend):
     """One chat completion per input; `concurrency` requests in flight (the query stage's worker threads)."""
 
     batch_limit = 1
@@ -308,9 +301,6 @@ class OpenAIChatTeacher(RetryingSender):
         self._lock = threading.Lock()
         if check_model:
             self._check_model()
-
-    def _mask(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
 
     def _check_model(self) -> None:
         """Free: GET {url}/models before any paid call, so a wrong URL or model name costs nothing."""
