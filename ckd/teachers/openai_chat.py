@@ -379,9 +379,7 @@ class OpenAIChatTeacher(HttpBackend):
                     raise
                 except Exception as error:  # the HTTP client's own, once the answer began: as the SDK's below
                     raise OutcomeUnknown(f"{type(error).__name__} while reading the answer") from None
-            from openai.types.chat import ChatCompletion
-
-            return ChatCompletion.construct(**json.loads(body))
+            return openai.types.chat.ChatCompletion.construct(**json.loads(body))
         except BodyOverCap as error:  # a 200 is computed and paid: unusable, kept apart
             raise AnswerUnusable(f"HTTP {error.status} with {error}") from None
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:

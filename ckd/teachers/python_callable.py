@@ -116,11 +116,10 @@ class PythonTeacher:
     def _start(self) -> tuple[subprocess.Popen[bytes], Connection]:
         """Start the worker and wait (at most teacher.timeout_s) for its import of the module: free."""
         ours, theirs = socket.socketpair()
-        env = {**os.environ, PATH_ENV: os.pathsep.join(sys.path)}
         process = subprocess.Popen(
             [sys.executable, "-m", "ckd.teachers.python_worker", str(theirs.fileno()), self.target],
             pass_fds=(theirs.fileno(),),
-            env=env,
+            env={**os.environ, PATH_ENV: os.pathsep.join(sys.path)},
             stdin=subprocess.DEVNULL,
         )
         theirs.close()
