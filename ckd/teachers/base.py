@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -71,6 +70,9 @@ class TeacherSettings(Section):
         if store.startswith("postgresql") and not installed("psycopg"):
             raise ValueError(missing("psycopg", "a PostgreSQL store"))
         return store
+
+
+S = TypeVar("S", bound=TeacherSettings)
 
 
 class Teacher(Protocol):
@@ -159,11 +161,13 @@ class DeclaredModel:
         return np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(self.input_dtype))
 
 
-def init_options(cls: type, config: TeacherSettings) -> dict[str, Any]:
-    """The settings of `config` that `cls` takes as arguments of the same name (what `from_config` passes)."""
-    return {
-        name: getattr(config, name) for name in inspect.signature(cls).parameters if name in type(config).model_fields
-    }
+def settings_of(model: type[S], values: dict[str, Any]) -> S:
+    """A backend's constructor keywords as its settings model, with its defaults (unvalidated: params are
+    validated when loaded); a keyword that names none of its fields is a TypeError, as for any function."""
+    unknown = sorted(set(values) - set(model.model_fields))
+    if unknown:
+        raise TypeError(f"{model.__name__}: unexpected keyword arguments {', '.join(unknown)}")
+    return cast(S, model.model_construct(**values))
 
 
 TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import random
 import threading
 import time
@@ -40,8 +41,8 @@ from ckd.teachers.base import (
     OutcomeUnknown,
     TeacherRefused,
     TeacherSettings,
-    init_options,
     parse_class_names,
+    settings_of,
 )
 
 NUMPY_OF_DATATYPE = {
@@ -109,9 +110,21 @@ class HttpBackend:
     jitter; when retries run out, a definite refusal (the count is given back)."""
 
     _token: str | None
-    max_retries: int
-    backoff_s: float
-    max_backoff_s: float
+
+    def _configure(self, settings: Any) -> None:
+        """The settings both backends share (`settings`: the backend's params model, kept as `self.settings`)."""
+        self.settings = settings
+        self.url, self.model_name = normalise_url(settings.url), settings.model_name
+        self.concurrency, self.max_retries = settings.concurrency, settings.max_retries
+        self.backoff_s, self.max_backoff_s = float(settings.backoff_s), float(settings.max_backoff_s)
+        self.timeout_s, self.max_response_bytes = float(settings.timeout_s), int(settings.max_response_mb * 2**20)
+        self.rate_limiter = _RateLimiter(settings.rate_limit_per_s)
+        self._token = os.environ.get(settings.token_env) if settings.token_env else None
+        if settings.token_env and not self._token:
+            raise self._no_token(settings.token_env)
+
+    def _no_token(self, name: str) -> Exception:
+        return CkdError(f"teacher.token_env: environment variable {name} is not set or empty")
 
     def _mask(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
@@ -161,15 +174,8 @@ def normalise_url(url: str) -> str:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as error:  # e.g. an IPv4 address with a leading zero, http://127.0.0.01:8000
         raise CkdError(f"teacher.url: {url} is not a well-formed URL ({error})") from None
-    segments: list[str] = []
-    for part in parsed.path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            segments = segments[:-1]
-        else:
-            segments.append(part)
-    return str(parsed.copy_with(path="/" + "/".join(segments), query=None, fragment=None)).rstrip("/")
+    path = posixpath.normpath("/" + parsed.path.lstrip("/"))  # "/" + ".." stays "/"
+    return str(parsed.copy_with(path=path, query=None, fragment=None)).rstrip("/")
 
 
 class _MaskToken(logging.Filter):
@@ -271,25 +277,10 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
 
     @classmethod
     def from_config(cls, config: HttpTeacherConfig) -> OpenInferenceTeacher:
-        return cls(**init_options(cls, config))
+        return cls(**dict(config))
 
-    def __init__(
-        self,
-        url: str,
-        model_name: str,
-        model_version: str | int | None = None,  # null: the server's default version
-        output: str | None = None,
-        concurrency: int = 1,
-        timeout_s: float = 30.0,
-        max_retries: int = 5,
-        rate_limit_per_s: float | None = None,
-        token_env: str | None = None,
-        verify_tls: bool = True,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-        ready_timeout_s: float = 30.0,
-        max_response_mb: float = 64.0,
-    ) -> None:
+    def __init__(self, url: str, model_name: str, **options: Any) -> None:
+        """`options`: fields of `HttpTeacherConfig` (its defaults apply)."""
         import httpx  # here, not at the top: a stage that only validates params does not load it
 
         if "@" in httpx.URL(url).netloc.decode():
@@ -297,40 +288,31 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
                 "teacher.url: carries a user name or password; remove it and put a bearer token in the "
                 "environment variable named by teacher.token_env"
             )
-        self.url = normalise_url(url)
-        model_version = None if model_version is None else str(model_version)
-        self.model_name, self.model_version = model_name, model_version
-        self.concurrency, self.max_retries = concurrency, max_retries
-        self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
-        self.timeout_s, self.max_response_bytes = float(timeout_s), int(max_response_mb * 2**20)
-        self._token = None
-        if token_env:
-            self._token = os.environ.get(token_env)
-            if not self._token:
-                raise CkdError(f"teacher.token_env: environment variable {token_env} is not set or empty")
-            if not self._token.isascii() or not self._token.isprintable():
-                raise CkdError(
-                    f"teacher.token_env: the token in {token_env} has a non-ASCII or control character; an HTTP "
-                    "header carries printable ASCII only (the token is not shown)"
-                )
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        settings = settings_of(HttpTeacherConfig, dict(options, url=url, model_name=model_name))
+        self._configure(settings)
+        self.model_version = None if settings.model_version is None else str(settings.model_version)
+        if self._token and not (self._token.isascii() and self._token.isprintable()):
+            raise CkdError(
+                f"teacher.token_env: the token in {settings.token_env} has a non-ASCII or control character; an "
+                "HTTP header carries printable ASCII only (the token is not shown)"
+            )
         if self._token:
             for name in ("httpx", "httpcore"):
                 logging.getLogger(name).addFilter(_MaskToken(self._token))
         self.client = httpx.Client(
             base_url=self.url,
-            timeout=timeout_s,
-            verify=verify_tls,
-            headers=headers,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            timeout=self.timeout_s,
+            verify=settings.verify_tls,
+            headers={"Authorization": f"Bearer {self._token}"} if self._token else {},
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
         )
-        self.rate_limiter = _RateLimiter(rate_limit_per_s)
-        self.model_path = f"/v2/models/{model_name}" + (f"/versions/{model_version}" if model_version else "")
+        version = f"/versions/{self.model_version}" if self.model_version else ""
+        self.model_path = f"/v2/models/{model_name}{version}"
         self.where = f"{self.url}{self.model_path}"
-        self._wait_ready(ready_timeout_s)
+        self._wait_ready(settings.ready_timeout_s)
         metadata = self._get_json(self.model_path, "model metadata")
-        self._read_metadata(metadata, output)
-        version = model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
+        self._read_metadata(metadata, settings.output)
+        version = self.model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
         signature = json.dumps(
             [metadata.get("platform"), metadata.get("inputs"), metadata.get("outputs")], sort_keys=True
         )

@@ -38,7 +38,7 @@ import numpy as np
 from ckd.errors import TeacherError
 from ckd.store.base import REMOTE_DONE
 from ckd.teachers.base import AnswerUnusable
-from ckd.teachers.openai_chat import OpenAIChatTeacher, OpenAITeacherConfig, rate_limit_wait_s
+from ckd.teachers.openai_chat import OpenAIChatTeacher, rate_limit_wait_s
 
 T = TypeVar("T")
 
@@ -51,18 +51,6 @@ WAIT_S = 0.2  # poll period while another run has our inputs in flight
 
 class OpenAIBatchTeacher(OpenAIChatTeacher):
     """`teacher.api: batch`: `ask` submits and polls jobs (`ckd.query.run_query` hands it its session)."""
-
-    requests_per_job, poll_s, max_wait_s = 1000, 30.0, 86_400.0
-    completion_window: Literal["24h"] = "24h"
-
-    @classmethod
-    def from_config(cls, config: OpenAITeacherConfig) -> OpenAIBatchTeacher:
-        teacher = super().from_config(config)
-        assert isinstance(teacher, OpenAIBatchTeacher)
-        teacher.requests_per_job, teacher.poll_s = config.batch_requests, config.batch_poll_s
-        teacher.max_wait_s, teacher.completion_window = config.batch_max_wait_s, config.batch_completion_window
-        teacher.description = f"{teacher.model_name} at {teacher.url} (OpenAI Batch API)"
-        return teacher
 
     def predict(self, x: np.ndarray) -> NoReturn:
         raise TeacherError("teacher.api: batch asks through jobs (ckd.query.run_query), not one call at a time")
@@ -86,7 +74,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
             held = store.held_elsewhere(identity, [session.hashes[i] for i in pending], session.run)
             items = []
             for i in (i for i in pending if session.hashes[i] not in held):
-                if len(items) == self.requests_per_job or store.spent() >= session.budget:
+                if len(items) == self.settings.batch_requests or store.spent() >= session.budget:
                     break
                 reservation = store.reserve(
                     identity, session.run, [int(session.ids[i])], [session.hashes[i]], session.budget
@@ -135,7 +123,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
                 lambda: self.client.batches.create(
                     input_file_id=uploaded.id,
                     endpoint=ENDPOINT,
-                    completion_window=self.completion_window,
+                    completion_window=self.settings.batch_completion_window,
                     metadata={"ckd_teacher": self.identity[:512]},
                 ),
                 "create the job",
@@ -202,20 +190,20 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
                 return len(items)
             store.set_remote([batch for batch, *_ in items], f"batch:{job.id}")
             remote_id, remote = job.id, f"batch:{job.id}"
-        started = time.monotonic()
+        started, max_wait_s = time.monotonic(), self.settings.batch_max_wait_s
         while True:
             job = self._call(lambda: self.client.batches.retrieve(remote_id), f"read the job {remote_id}")
             if job.status in FINAL:
                 break
-            if time.monotonic() - started > self.max_wait_s:
+            if time.monotonic() - started > max_wait_s:
                 session._fail(
                     TeacherError(
-                        f"teacher.batch_max_wait_s={self.max_wait_s:g}: job {remote_id} is still {job.status}; "
+                        f"teacher.batch_max_wait_s={max_wait_s:g}: job {remote_id} is still {job.status}; "
                         f"its {len(items)} requests stay counted and the next run polls the same job"
                     )
                 )
                 return 0
-            time.sleep(self.poll_s)
+            time.sleep(self.settings.batch_poll_s)
         by_request = {f"ckd-{item[0]}": item for item in items}
         settled: set[int] = set()
         given_back: list[str] = []

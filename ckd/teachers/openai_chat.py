@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import string
 import threading
@@ -39,15 +38,13 @@ from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
 from ckd.extras import require
-from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherSettings, init_options
+from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherSettings, settings_of
 from ckd.teachers.http_oip import (
     MAX_RETRY_AFTER_S,
     BodyOverCap,
     HttpBackend,
-    _RateLimiter,
     _retry_after_seconds,
     _Retryable,
-    normalise_url,
     read_capped,
     status_error,
 )
@@ -245,51 +242,34 @@ class OpenAIChatTeacher(HttpBackend):
             from ckd.teachers.openai_batch import OpenAIBatchTeacher
 
             return OpenAIBatchTeacher.from_config(config)
-        return cls(**init_options(cls, config), smoothing=config.onehot_smoothing)
+        return cls(**dict(config))
 
-    def __init__(
-        self,
-        url: str,
-        model_name: str,
-        label_words: Any,
-        prompt: str = "{text}",
-        max_tokens: int | None = None,
-        smoothing: float = 0.1,
-        concurrency: int = 1,
-        timeout_s: float = 30.0,
-        max_retries: int = 5,
-        rate_limit_per_s: float | None = None,
-        token_env: str | None = None,
-        top_logprobs: int = 20,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-        check_model: bool = True,
-        max_response_mb: float = 64.0,
-    ) -> None:
+    def __init__(self, url: str, model_name: str, label_words: Any, **options: Any) -> None:
+        """`options`: fields of `OpenAITeacherConfig` (its defaults apply, but the prompt's is "{text}");
+        `smoothing` names `onehot_smoothing`."""
         openai = require("openai", "teacher.kind openai")
 
-        self.url, self.model_name = normalise_url(url), model_name
+        values = {"prompt": "{text}", "onehot_smoothing": options.pop("smoothing", 0.1), **options}
+        settings = settings_of(OpenAITeacherConfig, dict(values, url=url, model_name=model_name))
+        self._configure(settings)
         self.label_words = tuple(label_words)
         self.num_classes: int | None = len(self.label_words)  # declared: known before any call
-        self.prompt, self.max_tokens, self.smoothing = prompt, max_tokens, smoothing
-        self.concurrency, self.max_retries = concurrency, max_retries
-        self.top_logprobs, self.backoff_s, self.max_backoff_s = top_logprobs, backoff_s, max_backoff_s
-        self.rate_limiter = _RateLimiter(rate_limit_per_s)
-        self.timeout_s, self.max_response_bytes = float(timeout_s), int(max_response_mb * 2**20)
+        self.prompt, self.max_tokens, self.smoothing = settings.prompt, settings.max_tokens, settings.onehot_smoothing
+        self.top_logprobs = settings.top_logprobs
         self._resume_at = 0.0  # no request leaves before this time (the provider's rate-limit headers)
-        self._token = None
-        if token_env:
-            self._token = os.environ.get(token_env)
-            if not self._token:
-                raise TeacherError(f"teacher.token_env: the environment variable {token_env} is not set or empty")
         # max_retries=0: the SDK must never re-send on its own, or a retried request could be computed twice
         # while counted once. "unused" satisfies the SDK where a local server needs no key.
         self.client = openai.OpenAI(
-            base_url=self.url, api_key=self._token or "unused", max_retries=0, timeout=timeout_s
+            base_url=self.url, api_key=self._token or "unused", max_retries=0, timeout=self.timeout_s
         )
         self._openai = openai
         recipe = json.dumps(
-            {"prompt": prompt, "labels": self.label_words, "max_tokens": max_tokens, "smoothing": smoothing},
+            {
+                "prompt": self.prompt,
+                "labels": self.label_words,
+                "max_tokens": self.max_tokens,
+                "smoothing": self.smoothing,
+            },
             sort_keys=True,
         )
         # A new prompt or verbalizer asks a different question: its answers never mix with the old ones. The
@@ -297,10 +277,14 @@ class OpenAIChatTeacher(HttpBackend):
         # one spelling (ckd.teachers.http_oip.normalise_url).
         digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
         self.identity = f"openai:{self.url}:{model_name}:{digest}"
-        self.description = f"{model_name} at {self.url} (OpenAI-compatible chat completions)"
+        api = "OpenAI Batch API" if settings.api == "batch" else "OpenAI-compatible chat completions"
+        self.description = f"{model_name} at {self.url} ({api})"
         self._lock = threading.Lock()
-        if check_model:
+        if settings.check_model:
             self._check_model()
+
+    def _no_token(self, name: str) -> Exception:
+        return TeacherError(f"teacher.token_env: the environment variable {name} is not set or empty")
 
     def _check_model(self) -> None:
         """Free: GET {url}/models before any paid call, so a wrong URL or model name costs nothing."""
