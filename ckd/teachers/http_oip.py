@@ -1,17 +1,15 @@
 """A teacher behind an Open Inference Protocol v2 REST server (Triton, KServe, MLServer):
-`POST {url}/v2/models/{name}[/versions/{v}]/infer`. Before any paid call it waits for `GET /v2/health/ready`
-and reads the model's metadata (`GET /v2/models/{name}`): the input's name, shape and datatype, the outputs.
+`POST {url}/v2/models/{name}[/versions/{v}]/infer`, once `GET /v2/health/ready` answers and the model's metadata
+(`GET /v2/models/{name}`) gave its input's name, shape and datatype and its outputs.
 
-What a failure means for the budget (see `ckd.store`):
-  * no connection, a 429, or a 500/503 carrying `Retry-After` (nothing ran): retried with exponential backoff
-    and jitter, `Retry-After` honoured; when retries run out, a definite refusal (the count is given back);
-  * another 4xx (and 501, 505): refused before the model ran; a definite refusal with the server's words;
-  * a timeout, a connection dropped after the request left, a 502/504, a 500/503 without `Retry-After`: the
-    model may have run; unknown outcome, it stays counted (lost), asked again later only while budget remains;
-  * a 200 whose body is not a usable [batch, classes] tensor: paid and kept apart with its words.
-The identity is what the server reports (model name, version, platform, declared inputs and outputs), not the
-URL's spelling. The bearer token comes from the environment variable named by `teacher.token_env`: sent as a
-header, masked in every message before any truncation, never written; a URL with `user:password@` is refused.
+Failures and the budget (see `ckd.store`): no connection, a 429, or a 500/503 with `Retry-After` (nothing ran)
+is retried (exponential backoff with jitter, `Retry-After` honoured), then a definite refusal (the count is
+given back), as is another 4xx (and 501, 505) at once, with the server's words; a timeout, a connection dropped
+after the request left, a 502/504, a 500/503 without `Retry-After` may have run: unknown outcome, it stays
+counted (lost); a 200 whose body is not a usable [batch, classes] tensor is paid and kept apart with its words.
+The identity is what the server reports (model name, version, platform, inputs, outputs), not the URL's
+spelling. The bearer token comes from the environment variable named by `teacher.token_env`: sent as a header,
+masked in every message before any truncation, never written; a URL with `user:password@` is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ import random
 import threading
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -61,8 +59,8 @@ MAX_RETRY_AFTER_S = 60.0
 
 
 class BodyOverCap(Exception):
-    """A response body longer than `teacher.max_response_mb`, or still arriving at `teacher.timeout_s` (httpx's
-    timeout is per read: a body that never ends, a chunk at a time, would never time out nor stop growing)."""
+    """A body over `teacher.max_response_mb`, or still arriving at `teacher.timeout_s` (httpx's timeout is per
+    read: a body that never ends, a chunk at a time, would never time out)."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -70,8 +68,7 @@ class BodyOverCap(Exception):
 
 
 def read_capped(chunks: Any, status: int, max_bytes: int, deadline: float, timeout_s: float) -> bytes:
-    """The body from `chunks`, refused past `max_bytes` or past the monotonic `deadline`: memory and time stay
-    bounded whatever the server sends."""
+    """The body from `chunks`, refused past `max_bytes` or the monotonic `deadline`, whatever the server sends."""
     parts, size = [], 0
     for chunk in chunks:
         size += len(chunk)
@@ -94,9 +91,9 @@ class _Retryable(Exception):
 
 
 def status_error(status: int, words: str, retry_after: float | None, where: str) -> Exception:
-    """What an HTTP error status means for the budget (shared with the openai backend): only a 429, or a 500/503
-    that says when to come back, tells that nothing ran; any other 5xx (a gateway's 502/504, a bare 500 or 503)
-    may come after the model computed (and billed) the answer; a 4xx (and 501, 505) is a definite refusal."""
+    """What an HTTP error status means for the budget: a 429, or a 500/503 saying when to come back, that nothing
+    ran; another 5xx (a gateway's 502/504, a bare 500/503) may follow a computed (billed) answer; a 4xx (and 501,
+    505) is a definite refusal."""
     if status == 429 or (status in (500, 503) and retry_after is not None):
         return _Retryable(f"HTTP {status}: {words}", retry_after)
     if status >= 500 and status not in (501, 505):
@@ -105,11 +102,15 @@ def status_error(status: int, words: str, retry_after: float | None, where: str)
 
 
 class HttpBackend:
-    """What the http and openai backends share: the token masked in every message, and sends retried while
-    they raise `_Retryable`: the server's `Retry-After` (capped), else exponential backoff from `backoff_s` with
-    jitter; when retries run out, a definite refusal (the count is given back)."""
+    """What the http and openai backends share: settings, the token masked in every message, and sends retried
+    while they raise `_Retryable` (after `Retry-After`, capped, else jittered exponential backoff from `backoff_s`),
+    then a definite refusal (the count is given back)."""
 
     _token: str | None
+
+    @classmethod
+    def from_config(cls, config: Any) -> Self:
+        return cls(**dict(config))
 
     def _configure(self, settings: Any) -> None:
         """The settings both backends share (`settings`: the backend's params model, kept as `self.settings`)."""
@@ -134,8 +135,7 @@ class HttpBackend:
         if isinstance(error, _Retryable) and error.retry_after is not None:
             return min(error.retry_after, MAX_RETRY_AFTER_S)
         exponential = min(self.max_backoff_s, self.backoff_s * 2 ** (retry_state.attempt_number - 1))
-        result: float = exponential * (0.5 + random.random() / 2)  # "equal jitter"
-        return result
+        return float(exponential * (0.5 + random.random() / 2))  # "equal jitter"
 
     def _with_retries(self, send: Any, request: Any) -> Any:
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
@@ -274,10 +274,6 @@ class HttpTeacherConfig(TeacherSettings):
 @TEACHERS.register("http")
 class OpenInferenceTeacher(DeclaredModel, HttpBackend):
     config_model = HttpTeacherConfig
-
-    @classmethod
-    def from_config(cls, config: HttpTeacherConfig) -> OpenInferenceTeacher:
-        return cls(**dict(config))
 
     def __init__(self, url: str, model_name: str, **options: Any) -> None:
         """`options`: fields of `HttpTeacherConfig` (its defaults apply)."""
@@ -456,18 +452,9 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         batch = self._batch(x)
-        body = {
-            "id": uuid.uuid4().hex,
-            "inputs": [
-                {
-                    "name": self.input_name,
-                    "shape": list(batch.shape),
-                    "datatype": self.input_datatype,
-                    "data": batch.reshape(-1).tolist(),
-                }
-            ],
-            "outputs": [{"name": self.output_name}],
-        }
+        tensor = {"name": self.input_name, "shape": list(batch.shape), "datatype": self.input_datatype}
+        tensor["data"] = batch.reshape(-1).tolist()
+        body = {"id": uuid.uuid4().hex, "inputs": [tensor], "outputs": [{"name": self.output_name}]}
         return self._scores(self._with_retries(self._send_once, body))
 
     def _scores(self, answer: dict[str, Any]) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""The `openai` teacher through OpenAI's Batch API (`teacher.api: batch`): the same questions as the chat
-path (`ckd.teachers.openai_chat`: prompt, verbalizer, scores, identity), asked as one asynchronous job of
-up to `teacher.batch_requests` requests, answered within the completion window at half price
-(`teacher.batch_price_factor` of the per-1k prices in the cost estimates).
+"""The `openai` teacher through OpenAI's Batch API (`teacher.api: batch`): the chat path's questions
+(`ckd.teachers.openai_chat`: prompt, verbalizer, scores, identity) asked as one asynchronous job of up to
+`teacher.batch_requests` requests, answered within the completion window at `teacher.batch_price_factor` of the
+per-1k prices (half price).
 
     upload   POST /v1/files (purpose=batch)     one JSONL line per input: {custom_id, method, url, body}
     create   POST /v1/batches                   {input_file_id, endpoint: /v1/chat/completions, completion_window}
@@ -9,11 +9,11 @@ up to `teacher.batch_requests` requests, answered within the completion window a
                                                 cancelled or failed
     results  GET  /v1/files/{id}/content        output file (answers) and error file (requests not done)
 
-Under the same store and budget as every teacher (`ckd.store`), each input is reserved (counted) in a batch
-of its own before the job is submitted. The job's ids are recorded in those batches (`remote`: the input
-file's id on upload, the job's on creation) before any polling, so a run that dies after the upload resumes
-the same job and never submits the inputs again: a file id without a job is looked up among the account's
-jobs (GET /v1/batches); only when no job was created from it are its inputs given back. When a job ends:
+Under the store and budget of every teacher (`ckd.store`), each input is reserved (counted) in a batch of its
+own before the job is submitted, and the job's ids (`remote`: the input file's on upload, the job's on
+creation) are recorded in those batches before any polling: a run that dies after the upload resumes the same
+job, never submitting the inputs again (a file id without a job is looked up among the account's jobs; only
+when no job was created from it are its inputs given back). When a job ends:
 
   * an answer in the output file: stored (or, not a label word, quarantined with its words and tokens);
   * a request in the error file (expired, cancelled, failed): not done, not billed: its count is given back
@@ -21,8 +21,8 @@ jobs (GET /v1/batches); only when no job was created from it are its inputs give
   * a failed job (its file did not validate): nothing ran, every count is given back;
   * a request in neither file: unknown outcome, it stays counted (lost).
 
-A job still running after `teacher.batch_max_wait_s` stops the run; its inputs stay counted and the next
-run polls the same job.
+A job still running after `teacher.batch_max_wait_s` stops the run; its inputs stay counted and the next run
+polls the same job.
 """
 
 from __future__ import annotations
@@ -93,24 +93,13 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
     def _submit(self, session: Any, items: list[tuple[int, int, str, int]]) -> None:
         """Upload the requests, create the job, record both ids before polling."""
         store, batches = session.store, [batch for batch, *_ in items]
+        requests = [(f"ckd-{batch}", self._request(str(session.x[row]))) for batch, _, _, row in items]
         lines = [
-            json.dumps(
-                {
-                    "custom_id": f"ckd-{batch}",
-                    "method": "POST",
-                    "url": ENDPOINT,
-                    "body": self._request(str(session.x[row])),
-                }
-            )
-            for batch, _, _, row in items
+            json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}) for key, body in requests
         ]
+        upload = ("ckd-requests.jsonl", ("\n".join(lines) + "\n").encode())
         try:
-            uploaded = self._call(
-                lambda: self.client.files.create(
-                    file=("ckd-requests.jsonl", ("\n".join(lines) + "\n").encode()), purpose="batch"
-                ),
-                "upload the requests",
-            )
+            uploaded = self._call(lambda: self.client.files.create(file=upload, purpose="batch"), "upload the requests")
         except TeacherError as error:  # no file, so no job: nothing can have run
             for batch in batches:
                 store.mark_refused(batch, str(error))
@@ -136,17 +125,14 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
             return
         store.set_remote(batches, f"batch:{job.id}")
         log.info("job %s submitted: %d requests", job.id, len(items))
-        given_back = self._finish(
-            session, f"batch:{job.id}", [(batch, sample_id, digest) for batch, sample_id, digest, _ in items]
-        )
-        session.calls_this_run -= given_back
+        session.calls_this_run -= self._finish(session, f"batch:{job.id}", [item[:3] for item in items])
 
     # -- the provider, with retries where nothing can be paid twice ---------------------------------
-    def _call(self, action: Callable[[], T], what: str, attempts: int | None = None) -> T:
+    def _call(self, action: Callable[[], T], what: str) -> T:
         """One API call (files, jobs: none of them answers a question); connection errors, 429 and 5xx
         retried with the provider's wait or a backoff; a 4xx is final."""
         openai = self._openai
-        attempts = self.max_retries + 1 if attempts is None else attempts
+        attempts = self.max_retries + 1
         for attempt in range(attempts):
             self._wait_for_limits()
             try:

@@ -1,25 +1,22 @@
-"""A large language model behind an OpenAI-compatible chat-completions API (OpenAI, vLLM, llama.cpp's
-server, ...) as a text classifier, through the official `openai` SDK.
-
-One request per input: the prompt `teacher.prompt` (with `{text}` and `{labels}`) asks for one of the
-verbalizer's words `teacher.label_words` (one per class). The class scores are log-probabilities:
+"""A large language model behind an OpenAI-compatible chat-completions API (OpenAI, vLLM, llama.cpp's server,
+...) as a text classifier, through the official `openai` SDK: one request per input, the prompt `teacher.prompt`
+(with `{text}`, optionally `{labels}`) asking for one of the words `teacher.label_words` (one per class). The
+class scores are log-probabilities:
 
     p_k = sum of exp(logprob(t)) over the first answer token's `top_logprobs` t that spell label word k,
     a word missing from the top list shares the probability the list leaves uncovered, and
     score_k = log(p_k / sum_j p_j)                      (renormalised over the label words);
 
 where the server gives no log-probabilities, the parsed answer as a smoothed one-hot,
-    p_k = (1 - eps) [k = answer] + eps / C    (eps = `teacher.onehot_smoothing`),
-and the query metrics count the answers of each kind (`score_source_logprobs`, `score_source_onehot`).
-Tokens spent (`usage`) are summed into the query metrics with their estimated cost; a quarantined answer
-keeps its words and its tokens in the store.
+    p_k = (1 - eps) [k = answer] + eps / C    (eps = `teacher.onehot_smoothing`);
+the query metrics count the answers of each kind (`score_source_logprobs`, `score_source_onehot`) and sum the
+tokens spent (`usage`) with their estimated cost.
 
-Failures count as for the http backend (`ckd.teachers.http_oip`, `ckd.store`); the SDK's own retries are
-off, so every send is this module's and the count stays exact. A 429 waits `retry-after-ms`, else
-`retry-after`, else until the later of `x-ratelimit-reset-requests` / `-tokens`; an answer that says no
-request or token is left (`x-ratelimit-remaining-* : 0`) holds every worker until its reset. An answer whose
-first word is not a label word is paid and kept apart with the model's words. The API key comes from the
-environment variable named by `teacher.token_env` only, and is masked in every message.
+Failures count as for the http backend (`ckd.teachers.http_oip`); the SDK's own retries are off, so the count
+stays exact. A 429 waits `retry-after-ms`, else `retry-after`, else the later `x-ratelimit-reset-requests` /
+`-tokens`; an answer saying nothing is left (`x-ratelimit-remaining-*: 0`) holds every worker until its reset.
+An answer whose first word is no label word is paid and kept apart with its words and tokens. The API key comes
+from the environment variable named by `teacher.token_env` only, and is masked in every message.
 """
 
 from __future__ import annotations
