@@ -24,7 +24,7 @@ import random
 import threading
 import time
 import uuid
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -65,21 +65,6 @@ class BodyOverCap(Exception):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
-
-
-def read_capped(chunks: Any, status: int, max_bytes: int, deadline: float, timeout_s: float) -> bytes:
-    """The body from `chunks`, refused past `max_bytes` or the monotonic `deadline`, whatever the server sends."""
-    parts, size = [], 0
-    for chunk in chunks:
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyOverCap(f"a body over teacher.max_response_mb={max_bytes / 2**20:g} MB (reading stopped)", status)
-        if time.monotonic() > deadline:
-            raise BodyOverCap(
-                f"a body still arriving after teacher.timeout_s={timeout_s:g} s (reading stopped)", status
-            )
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 class _Retryable(Exception):
@@ -127,6 +112,21 @@ class HttpBackend:
     def _no_token(self, name: str) -> Exception:
         return CkdError(f"teacher.token_env: environment variable {name} is not set or empty")
 
+    def _read_capped(self, chunks: Any, status: int, deadline: float) -> bytes:
+        """The body from `chunks`, refused past `max_response_mb` or the monotonic `deadline`, whatever is sent."""
+        parts, size = [], 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                mb = self.max_response_bytes / 2**20
+                raise BodyOverCap(f"a body over teacher.max_response_mb={mb:g} MB (reading stopped)", status)
+            if time.monotonic() > deadline:
+                raise BodyOverCap(
+                    f"a body still arriving after teacher.timeout_s={self.timeout_s:g} s (reading stopped)", status
+                )
+            parts.append(chunk)
+        return b"".join(parts)
+
     def _mask(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
 
@@ -140,12 +140,8 @@ class HttpBackend:
     def _with_retries(self, send: Any, request: Any) -> Any:
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-        retrying = Retrying(
-            retry=retry_if_exception_type(_Retryable),
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            reraise=True,
-        )
+        stop = stop_after_attempt(self.max_retries + 1)
+        retrying = Retrying(retry=retry_if_exception_type(_Retryable), stop=stop, wait=self._wait, reraise=True)
         try:
             return retrying(send, request)
         except _Retryable as error:
@@ -279,6 +275,8 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
         """`options`: fields of `HttpTeacherConfig` (its defaults apply)."""
         import httpx  # here, not at the top: a stage that only validates params does not load it
 
+        self._httpx = httpx
+
         if "@" in httpx.URL(url).netloc.decode():
             raise CkdError(
                 "teacher.url: carries a user name or password; remove it and put a bearer token in the "
@@ -307,29 +305,29 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
         self.where = f"{self.url}{self.model_path}"
         self._wait_ready(settings.ready_timeout_s)
         metadata = self._get_json(self.model_path, "model metadata")
-        self._read_metadata(metadata, settings.output)
+        try:
+            self._read_metadata(metadata, settings.output)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # of the wrong shape
+            raise TeacherError(
+                f"{self.where}: the model's metadata is malformed ({type(error).__name__}: "
+                f"{str(error)[:120]}); a v2 server declares inputs and outputs with name, datatype and shape"
+            ) from None
         version = self.model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
-        signature = json.dumps(
-            [metadata.get("platform"), metadata.get("inputs"), metadata.get("outputs")], sort_keys=True
-        )
-        self.identity = (
-            f"http:{metadata.get('name') or model_name}:{version}:"
-            f"{hashlib.sha256(signature.encode()).hexdigest()[:16]}:{self.output_name}"
-        )
+        signature = json.dumps([metadata.get(key) for key in ("platform", "inputs", "outputs")], sort_keys=True)
+        digest = hashlib.sha256(signature.encode()).hexdigest()[:16]
+        self.identity = f"http:{metadata.get('name') or model_name}:{version}:{digest}:{self.output_name}"
         self.description = f"{model_name} version {version} served at {self.url}"
 
     def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, bytes]:
         """(status, headers, body) of one request, the body read with a byte cap and a total deadline."""
         deadline = time.monotonic() + self.timeout_s
         with self.client.stream(method, path, **kwargs) as response:
-            chunks = response.iter_bytes()
-            body = read_capped(chunks, response.status_code, self.max_response_bytes, deadline, self.timeout_s)
+            body = self._read_capped(response.iter_bytes(), response.status_code, deadline)
             return response.status_code, response.headers, body
 
     # -- set-up (free calls) -------------------------------------------------------------------
     def _wait_ready(self, timeout_s: float) -> None:
-        import httpx
-
+        httpx = self._httpx
         deadline = time.monotonic() + timeout_s
         last = ""
         while True:
@@ -349,8 +347,7 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
             time.sleep(0.5)
 
     def _get_json(self, path: str, what: str) -> dict[str, Any]:
-        import httpx
-
+        httpx = self._httpx
         try:
             status, _, content = self._request("GET", path)
         except httpx.HTTPError as error:
@@ -365,22 +362,12 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
                 f"{status}: {self._mask(content.decode('utf-8', 'replace'))[:200]}"
             )
         try:
-            result: dict[str, Any] = json.loads(content)
-            return result
+            return cast(dict[str, Any], json.loads(content))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise TeacherError(f"teacher.url: {what} at {self.url}{path} is not JSON") from None
 
     def _read_metadata(self, metadata: dict[str, Any], output: str | None) -> None:
-        """The model's declared input and outputs; metadata of the wrong shape is one line naming it."""
-        try:
-            self._parse_metadata(metadata, output)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-            raise TeacherError(
-                f"{self.where}: the model's metadata is malformed ({type(error).__name__}: "
-                f"{str(error)[:120]}); a v2 server declares inputs and outputs with name, datatype and shape"
-            ) from None
-
-    def _parse_metadata(self, metadata: dict[str, Any], output: str | None) -> None:
+        """The model's declared input and outputs, and the output holding the scores."""
         inputs = metadata.get("inputs") or []
         if len(inputs) != 1:
             raise TeacherError(f"{self.where}: the model must declare exactly one input, declares {len(inputs)}")
@@ -427,8 +414,7 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
 
     # -- the paid call -------------------------------------------------------------------------
     def _send_once(self, body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
-
+        httpx = self._httpx
         self.rate_limiter.acquire()
         try:
             status, headers, content = self._request("POST", f"{self.model_path}/infer", json=body)
@@ -444,8 +430,7 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
         words = self._mask(content.decode("utf-8", "replace")).strip()[:300]
         if status == 200:
             try:
-                result: dict[str, Any] = json.loads(content)
-                return result
+                return cast(dict[str, Any], json.loads(content))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise AnswerUnusable("HTTP 200 with a body that is not JSON", words) from None
         raise status_error(status, words, _retry_after_seconds(headers.get("Retry-After")), f"{self.where}/infer")

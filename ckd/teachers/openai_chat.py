@@ -42,7 +42,6 @@ from ckd.teachers.http_oip import (
     HttpBackend,
     _retry_after_seconds,
     _Retryable,
-    read_capped,
     status_error,
 )
 
@@ -355,7 +354,7 @@ class OpenAIChatTeacher(HttpBackend):
                 if exhausted:
                     self._hold(exhausted)
                 try:
-                    body = read_capped(response.iter_bytes(), status, self.max_response_bytes, deadline, self.timeout_s)
+                    body = self._read_capped(response.iter_bytes(), status, deadline)
                 except BodyOverCap:
                     raise
                 except Exception as error:  # the HTTP client's own, once the answer began: as the SDK's below
