@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from ckd.errors import TeacherError
+from ckd.errors import ConfigError, TeacherError
 from ckd.extras import installed, missing
 from ckd.registry import Registry
 from ckd.schema import Section
@@ -200,8 +201,6 @@ CLASS_NAMES_KEY = "class_names"  # ONNX metadata_props / v2 metadata `parameters
 
 def parse_class_names(value: Any, where: str) -> tuple[str, ...] | None:
     """A declaration of the classes: a list, a JSON list, or comma-separated names (None: nothing declared)."""
-    import json
-
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -236,8 +235,6 @@ def declared_class_names(config: TeacherSettings) -> tuple[str, ...] | None:
 def classes_for_unlabelled(config: TeacherSettings, missing: Exception) -> tuple[str, ...]:
     """`data.class_names` for a source without labels: the teacher's declared classes, or one line naming
     both places the classes could come from."""
-    from ckd.errors import ConfigError
-
     names = declared_class_names(config)
     if names is None:
         raise ConfigError(

@@ -77,19 +77,16 @@ def _attribute_digest(attribute: Any, outer: dict[str, str]) -> str:
 
 
 def _graph_digest(graph: Any, outer: dict[str, str] | None = None) -> tuple[str, list[str]]:
-    """The canonical form of a graph, as a Merkle digest: a graph input is named by its position, a weight by its
-    content, every other value by the node computing it (op, domain, attributes, the digests of its inputs) and
-    its position among that node's outputs. Node names, value names, doc strings, the graph's name and the order
-    of independent nodes leave it unchanged; a changed op, attribute, weight or wiring changes it. Returns the
-    graph's digest and its outputs' digests (by position)."""
+    """The canonical form of a graph as a Merkle digest, and its outputs' digests (by position): a graph input is
+    named by its position, a weight by its content, every other value by the node computing it (op, domain,
+    attributes, its inputs' digests) and its position among that node's outputs. Node and value names, doc
+    strings, the graph's name and the order of independent nodes leave it unchanged; ops, attributes, weights
+    and wiring do not."""
     digests = dict(outer or {})
     digests[""] = "absent"  # an optional input left out
     weights = {t.name for t in graph.initializer}
-    position = 0
-    for value in graph.input:
-        if value.name not in weights:
-            digests[value.name] = _sha("input", str(position), _type_digest(value.type))
-            position += 1
+    for position, value in enumerate(value for value in graph.input if value.name not in weights):
+        digests[value.name] = _sha("input", str(position), _type_digest(value.type))
     for tensor in graph.initializer:
         digests[tensor.name] = _tensor_digest(tensor)
     for sparse in graph.sparse_initializer:
@@ -207,8 +204,7 @@ class OnnxFileTeacher(DeclaredModel):
         if not candidates:
             advice = ZIPMAP_ADVICE if maps else "name one with teacher.output"
             raise TeacherError(f"{path}: no float output shaped [batch, classes]; {advice}")
-        result: str = candidates[0]
-        return result
+        return str(candidates[0])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument  # loaded with the session

@@ -134,10 +134,6 @@ class OpenAITeacherConfig(TeacherSettings):
         return name
 
 
-# The request never left (nothing can have been computed): safe to send again.
-_NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")
-
-
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
@@ -365,8 +361,8 @@ class OpenAIChatTeacher(HttpBackend):
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
             raise AnswerUnusable(f"HTTP 200 with a body that is not a chat completion ({error})") from None
         except openai.APIConnectionError as error:  # APITimeoutError is one too
-            cause = type(error.__cause__).__name__ if error.__cause__ is not None else type(error).__name__
-            if cause in _NOT_SENT:
+            cause = type(error.__cause__ or error).__name__
+            if cause in ("ConnectError", "ConnectTimeout", "PoolTimeout"):  # never left: nothing can have run
                 raise _Retryable(f"cannot connect ({cause})") from None
             raise OutcomeUnknown(f"{cause} after the request left") from None
         except openai.APIStatusError as error:
@@ -379,16 +375,15 @@ class OpenAIChatTeacher(HttpBackend):
             raise status_error(status, words, retry_after, f"{self.url}/chat/completions") from None
 
     def predict(self, x: np.ndarray) -> ScoredAnswer:
-        rows, sources, usage = [], [], {"prompt_tokens": 0, "completion_tokens": 0}
+        answers, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
         for text in np.asarray(x).reshape(-1):
             completion = self._with_retries(self._send_once, str(text))
             spent = getattr(completion, "usage", None)
             for key in usage:
                 usage[key] += int(getattr(spent, key, 0) or 0)
-            scores, source = self._scores(completion, usage)
-            rows.append(scores)
-            sources.append(source)
-        return ScoredAnswer(np.stack(rows).astype(np.float32), usage, sources)
+            answers.append(self._scores(completion, usage))
+        rows, sources = zip(*answers)
+        return ScoredAnswer(np.stack(rows).astype(np.float32), usage, list(sources))
 
     def _scores(self, completion: Any, usage: dict[str, int]) -> tuple[np.ndarray, str]:
         choices = getattr(completion, "choices", None) or []
@@ -396,8 +391,7 @@ class OpenAIChatTeacher(HttpBackend):
             raise AnswerUnusable("the answer has no choice or message", self._raw(str(completion), usage), usage)
         choice = choices[0]
         content = choice.message.content or ""
-        first_word = content.strip().split()[0] if content.strip() else ""
-        k = label_of(first_word, self.label_words)
+        k = label_of(next(iter(content.split()), ""), self.label_words)  # the first word
         if k is None:
             raise AnswerUnusable(
                 f"the answer {content.strip()[:80]!r} is not one of teacher.label_words "

@@ -5,13 +5,12 @@
       callable: my_teacher:predict   # my_teacher.py in the project (or an installed package)
       budget: 300
 
-`function(x)` maps a batch of raw inputs [batch, *sample_shape] (float32; a text source: [batch] strings) to
-scores [batch, classes] (`teacher.scores`: logits or probabilities), under the same budget and store as every
-backend. It runs in a process of its own (`ckd.teachers.python_worker`): an exception, `sys.exit`,
-`KeyboardInterrupt`, a crash, or no answer within `teacher.timeout_s` (the process is then stopped) counts the
-batch as lost (it may have called something paid) and stops the run with one line; `query` itself never dies
-with it. The identity is the callable's name and the SHA-256 of its module's source: changed code is a new
-teacher with answers of its own (the same purse).
+`function(x)` maps raw inputs [batch, *sample_shape] (float32; texts: [batch] strings) to scores [batch, classes]
+(`teacher.scores`: logits or probabilities), under the budget and store of every backend, in a process of its own
+(`ckd.teachers.python_worker`): an exception, `sys.exit`, `KeyboardInterrupt`, a crash, or no answer within
+`teacher.timeout_s` (the process is then stopped) counts the batch as lost (it may have called something paid)
+and stops the run with one line; `query` never dies with it. The identity is the callable's name and the
+SHA-256 of its module's source: changed code is a new teacher (answers of its own, the same purse).
 """
 
 from __future__ import annotations
