@@ -43,16 +43,9 @@ from ckd.teachers.base import (
     settings_of,
 )
 
-NUMPY_OF_DATATYPE = {
-    "FP32": np.float32,
-    "FP64": np.float64,
-    "FP16": np.float16,
-    "INT64": np.int64,
-    "INT32": np.int32,
-    "INT16": np.int16,
-    "INT8": np.int8,
-    "UINT8": np.uint8,
-    "BOOL": np.bool_,
+# the v2 protocol's tensor datatypes: FP<bits>, BOOL, and numpy's integer names in capitals
+NUMPY_OF_DATATYPE = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "BOOL": np.bool_} | {
+    name.upper(): getattr(np, name) for name in ("int64", "int32", "int16", "int8", "uint8")
 }
 FLOAT_DATATYPES = ("FP32", "FP64", "FP16")
 MAX_RETRY_AFTER_S = 60.0

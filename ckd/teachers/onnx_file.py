@@ -21,14 +21,9 @@ from ckd.teachers.base import (
     parse_class_names,
 )
 
-_ONNX_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(uint8)": np.uint8,
-    "tensor(int8)": np.int8,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
+# ONNX Runtime's type names: tensor(float) is float32, tensor(double) float64, the others numpy's names
+_ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64} | {
+    f"tensor({name})": getattr(np, name) for name in ("float16", "uint8", "int8", "int32", "int64")
 }
 _FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)", "tensor(float16)")
 

@@ -255,19 +255,10 @@ class OpenAIChatTeacher(HttpBackend):
             base_url=self.url, api_key=self._token or "unused", max_retries=0, timeout=self.timeout_s
         )
         self._openai = openai
-        recipe = json.dumps(
-            {
-                "prompt": self.prompt,
-                "labels": self.label_words,
-                "max_tokens": self.max_tokens,
-                "smoothing": self.smoothing,
-            },
-            sort_keys=True,
-        )
-        # A new prompt or verbalizer asks a different question: its answers never mix with the old ones. The
-        # base URL stays in the identity (one model name means different models at different providers), in
-        # one spelling (ckd.teachers.http_oip.normalise_url).
-        digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+        recipe = dict(prompt=self.prompt, labels=self.label_words, max_tokens=self.max_tokens, smoothing=self.smoothing)
+        # A new prompt or verbalizer asks a new question (answers of its own); the base URL, in one spelling
+        # (normalise_url), is in the identity: one model name means different models at different providers.
+        digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
         self.identity = f"openai:{self.url}:{model_name}:{digest}"
         api = "OpenAI Batch API" if settings.api == "batch" else "OpenAI-compatible chat completions"
         self.description = f"{model_name} at {self.url} ({api})"
@@ -323,18 +314,10 @@ class OpenAIChatTeacher(HttpBackend):
 
     def _request(self, text: str) -> dict[str, Any]:
         """The chat-completions request body for one input (sent as is, or as one line of a batch job)."""
-        request: dict[str, Any] = {
-            "model": self.model_name,
-            "temperature": 0,
-            "logprobs": True,
-            "top_logprobs": self.top_logprobs,
-            "messages": [
-                {"role": "user", "content": self.prompt.format(text=text, labels=", ".join(self.label_words))}
-            ],
-        }
-        if self.max_tokens is not None:
-            request["max_tokens"] = self.max_tokens
-        return request
+        message = {"role": "user", "content": self.prompt.format(text=text, labels=", ".join(self.label_words))}
+        request = {"model": self.model_name, "temperature": 0, "logprobs": True, "top_logprobs": self.top_logprobs}
+        limit = {} if self.max_tokens is None else {"max_tokens": self.max_tokens}
+        return {**request, "messages": [message], **limit}
 
     def _send_once(self, text: str) -> Any:
         openai = self._openai

@@ -31,13 +31,8 @@ class StandinTeacher:
     class_names: tuple[str, ...]
 
     def save(self, path: str | Path) -> None:
-        export_onnx(
-            self.model,
-            self.input_shape,
-            path,
-            opset=STANDIN_OPSET,
-            metadata={STANDIN_MARK: "true", "class_names": list(self.class_names)},
-        )
+        metadata = {STANDIN_MARK: "true", "class_names": list(self.class_names)}
+        export_onnx(self.model, self.input_shape, path, opset=STANDIN_OPSET, metadata=metadata)
 
 
 def is_standin(path: str | Path) -> bool:
