@@ -48,9 +48,9 @@ class TeacherSettings(Section):
     output: str | None = Field(None, min_length=1)
     scores: Literal["logits", "probabilities"] = "logits"
     batch_size: int = Field(32, ge=1, le=65_536)  # samples per call, held in memory: bounded
-    # Paid answers and the purse (ckd.store): a path (SQLite; relative = from the main repository's root, shared
-    # by every workspace and DVC experiment) or postgresql://USER@HOST:PORT/DB. `identity`: null, or a label that
-    # declares a new teacher (appended to the derived identity: answers of its own, the same purse).
+    # Paid answers and the purse (ckd.store): a path (SQLite; relative = from the main repository's root, shared by
+    # every workspace and DVC experiment) or postgresql://USER@HOST:PORT/DB. `identity`: null, or a label declaring
+    # a new teacher (appended to the derived identity: answers of its own, the same purse).
     store: str = Field("teacher_outputs", min_length=1)
     identity: str | None = Field(None, min_length=1)
     min_answered: float = Field(0.5, gt=0, le=1)
@@ -86,11 +86,9 @@ class Teacher(Protocol):
         """Raise TeacherError, before any paid call, if inputs of this shape cannot be sent."""
 
     def predict(self, x: np.ndarray) -> np.ndarray | ScoredAnswer:
-        """Scores [batch, classes] for raw inputs [batch, *sample_shape] (texts: [batch] strings); each call
-        is paid. A backend may set `batch_limit` (inputs per call; 1 = one request per input).
-
-        Raise `TeacherRefused` for a definite refusal (nothing computed) and `OutcomeUnknown` when the
-        request may have been computed but no answer came back (a timeout, a reset connection)."""
+        """Scores [batch, classes] for raw inputs [batch, *sample_shape] (texts: [batch] strings); each call is
+        paid (a backend may set `batch_limit`: inputs per call). Raises `TeacherRefused` for a definite refusal
+        (nothing computed), `OutcomeUnknown` when it may have been computed but no answer came back."""
 
 
 @dataclass

@@ -19,10 +19,8 @@ when no job was created from it are its inputs given back). When a job ends:
   * a request in the error file (expired, cancelled, failed): not done, not billed: its count is given back
     and the run stops saying so (run again to ask again, in a new job);
   * a failed job (its file did not validate): nothing ran, every count is given back;
-  * a request in neither file: unknown outcome, it stays counted (lost).
-
-A job still running after `teacher.batch_max_wait_s` stops the run; its inputs stay counted and the next run
-polls the same job.
+  * a request in neither file: unknown outcome, it stays counted (lost);
+  * still running after `teacher.batch_max_wait_s`: the run stops, its inputs stay counted, the next polls the job.
 """
 
 from __future__ import annotations

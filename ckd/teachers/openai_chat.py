@@ -28,7 +28,7 @@ import re
 import string
 import threading
 import time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -210,15 +210,13 @@ def scores_from_logprobs(top: list[tuple[str, float]], label_words: tuple[str, .
     if missing.any():
         uncovered = max(0.0, 1.0 - sum(math.exp(lp) for _, lp in top))
         mass[missing] = max(uncovered / missing.sum(), 1e-8)
-    result: np.ndarray | None = np.log(mass / mass.sum())
-    return result
+    return cast(np.ndarray, np.log(mass / mass.sum()))
 
 
 def onehot_scores(k: int, num_classes: int, smoothing: float) -> np.ndarray:
     p = np.full(num_classes, smoothing / num_classes)
     p[k] += 1.0 - smoothing
-    result: np.ndarray = np.log(np.maximum(p, 1e-12))
-    return result
+    return cast(np.ndarray, np.log(np.maximum(p, 1e-12)))
 
 
 @TEACHERS.register("openai")

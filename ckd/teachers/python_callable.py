@@ -28,7 +28,7 @@ import sys
 import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -126,7 +126,7 @@ class PythonTeacher:
         self._worker = (process, conn)
         weakref.finalize(self, _stop, process, conn)
         try:
-            reply = self._receive(conn, process, "starting")
+            reply = self._receive(conn, "starting")
         except PythonTeacherFailed as error:
             raise CkdError(f"teacher.callable: {error}") from None
         if reply != b"ready":
@@ -134,7 +134,7 @@ class PythonTeacher:
             raise CkdError(f"teacher.callable: {self.target} cannot start in its own process ({reply[1:].decode()})")
         return process, conn
 
-    def _receive(self, conn: Connection, process: subprocess.Popen[bytes], doing: str) -> bytes:
+    def _receive(self, conn: Connection, doing: str) -> bytes:
         if not conn.poll(self.timeout_s):
             self.close()
             raise PythonTeacherFailed(
@@ -162,7 +162,7 @@ class PythonTeacher:
             self._start()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        process, conn = self._worker if self._worker is not None else self._start()
+        _, conn = self._worker if self._worker is not None else self._start()
         request = io.BytesIO()
         np.save(request, np.asarray(x), allow_pickle=False)
         try:
@@ -170,11 +170,10 @@ class PythonTeacher:
         except OSError:
             status = self.close()
             raise PythonTeacherFailed(f"{self.target}'s process ended (exit status {status})") from None
-        reply = self._receive(conn, process, f"answering a batch of {len(x)}")
+        reply = self._receive(conn, f"answering a batch of {len(x)}")
         kind, body = reply[:1], reply[1:]
         if kind == b"A":
-            result: np.ndarray = np.load(io.BytesIO(body), allow_pickle=False)
-            return result
+            return cast(np.ndarray, np.load(io.BytesIO(body), allow_pickle=False))
         if kind == b"U":
             raise AnswerUnusable("the function returned something that is not an array of numbers", body.decode())
         raise PythonTeacherFailed(f"{self.target} raised {body.decode()}")

@@ -45,7 +45,8 @@ class StandinCNN(nn.Module):
     def __init__(self, image_shape: tuple[int, ...], num_classes: int, mean: float, std: float, config: StandinConfig):
         super().__init__()
         self.normalize = Normalize(np.asarray(mean, np.float32), np.asarray(std, np.float32))
-        (c, h, w), channels, hidden = image_shape, config.channels, config.hidden
+        c, h, w = image_shape
+        channels, hidden = config.channels, config.hidden
         self.features = nn.Sequential(
             nn.Conv2d(c, channels[0], 3, padding=1),
             nn.ReLU(),
@@ -92,7 +93,7 @@ def train_standin(
 ) -> tuple[nn.Module, tuple[int, ...]]:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
-    input_shape = (1, *x.shape[1:]) if is_image and x.ndim == 3 else tuple(x.shape[1:])  # images: one channel
+    input_shape = (1, *x.shape[1:]) if is_image and x.ndim == 3 else tuple(x.shape[1:])  # [H, W] images: one channel
     inputs = torch.as_tensor(x, dtype=torch.float32).reshape(len(x), *input_shape)
     targets = torch.as_tensor(y)
     if is_image:
