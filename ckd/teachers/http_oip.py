@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import threading
 import time
 import uuid
 from typing import Any, Literal, Self, cast
+from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -227,9 +229,7 @@ class HttpTeacherConfig(TeacherSettings):
                 "must not carry a user name or password; put a bearer token in the environment "
                 "variable named by teacher.token_env"
             )
-        from urllib.parse import urlsplit  # not httpx: validating params must not load the HTTP client
-
-        try:
+        try:  # urllib, not httpx: validating params must not load the HTTP client
             parts = urlsplit(url)
             host, _ = parts.hostname, parts.port  # `.port` raises on a port that is not a number in range
         except ValueError as error:
@@ -237,8 +237,6 @@ class HttpTeacherConfig(TeacherSettings):
         if not host:
             raise ValueError("must name a host, e.g. http://127.0.0.1:8000")
         if host.replace(".", "").isdigit():  # dotted digits: an IPv4 address, four numbers 0-255, no leading zero
-            import ipaddress
-
             try:
                 ipaddress.IPv4Address(host)
             except ValueError:
@@ -399,8 +397,7 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
         self.output_name = chosen["name"]
         shape = chosen.get("shape") or []
         self.num_classes = int(shape[1]) if len(shape) == 2 and int(shape[1]) > 0 else None
-        parameters: Any = chosen.get("parameters") or {}
-        declared = parameters.get(CLASS_NAMES_KEY)  # the scores output's, else the model's
+        declared = (chosen.get("parameters") or {}).get(CLASS_NAMES_KEY)  # the scores output's, else the model's
         if declared is None:
             declared = (metadata.get("parameters") or {}).get(CLASS_NAMES_KEY)
         self.class_names = parse_class_names(declared, f"{self.where}: metadata parameters")

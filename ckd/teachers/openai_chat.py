@@ -108,11 +108,11 @@ class OpenAITeacherConfig(TeacherSettings):
     def _prompt(cls, prompt: str) -> str:
         try:
             prompt.format(text="", labels="")
+            if "{text}" in prompt:
+                return prompt
         except (KeyError, IndexError, ValueError):
-            raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}") from None
-        if "{text}" not in prompt:
-            raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}")
-        return prompt
+            pass
+        raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}")
 
     @field_validator("label_words", mode="before")
     @classmethod
