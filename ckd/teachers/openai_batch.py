@@ -20,7 +20,7 @@ when no job was created from it are its inputs given back). When a job ends:
     and the run stops saying so (run again to ask again, in a new job);
   * a failed job (its file did not validate): nothing ran, every count is given back;
   * a request in neither file: unknown outcome, it stays counted (lost);
-  * still running after `teacher.batch_max_wait_s`: the run stops, its inputs stay counted, the next polls the job.
+  * a job still running after `teacher.batch_max_wait_s`: the run stops (inputs stay counted), the next polls it.
 """
 
 from __future__ import annotations
