@@ -1,9 +1,8 @@
 """Teachers: black boxes that map raw inputs to per-class scores, one backend per module.
 
-A backend kept outside the package (a project's own, or the tests' counting teacher) registers itself
-in a module named in the environment variable `CKD_PLUGINS` (comma-separated module names, importable
-from the working directory): they are imported after the built-in backends, in every process, so that
-`teacher.kind` names them in params.yaml as it names a built-in one.
+A backend outside the package (a project's own, the tests' counting teacher) registers itself in a module
+named in `CKD_PLUGINS` (comma-separated, importable from the working directory), imported after the built-in
+backends in every process, so that `teacher.kind` names it in params.yaml as it names a built-in one.
 """
 
 import importlib

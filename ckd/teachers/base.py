@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from ckd.errors import TeacherError
+from ckd.errors import ConfigError, TeacherError
 from ckd.extras import installed, missing
 from ckd.registry import Registry
 from ckd.schema import Section
@@ -47,9 +48,9 @@ class TeacherSettings(Section):
     output: str | None = Field(None, min_length=1)
     scores: Literal["logits", "probabilities"] = "logits"
     batch_size: int = Field(32, ge=1, le=65_536)  # samples per call, held in memory: bounded
-    # Paid answers and the purse (ckd.store): a path (SQLite; relative = from the main repository's root, shared
-    # by every workspace and DVC experiment) or postgresql://USER@HOST:PORT/DB. `identity`: null, or a label that
-    # declares a new teacher (appended to the derived identity: answers of its own, the same purse).
+    # Paid answers and the purse (ckd.store): a path (SQLite; relative = from the main repository's root, shared by
+    # every workspace and DVC experiment) or postgresql://USER@HOST:PORT/DB. `identity`: null, or a label declaring
+    # a new teacher (appended to the derived identity: answers of its own, the same purse).
     store: str = Field("teacher_outputs", min_length=1)
     identity: str | None = Field(None, min_length=1)
     min_answered: float = Field(0.5, gt=0, le=1)
@@ -72,6 +73,9 @@ class TeacherSettings(Section):
         return store
 
 
+S = TypeVar("S", bound=TeacherSettings)
+
+
 class Teacher(Protocol):
     """A paid black box. `identity` keys its stored outputs: a new teacher never mixes with an old one."""
 
@@ -82,11 +86,9 @@ class Teacher(Protocol):
         """Raise TeacherError, before any paid call, if inputs of this shape cannot be sent."""
 
     def predict(self, x: np.ndarray) -> np.ndarray | ScoredAnswer:
-        """Scores [batch, classes] for raw inputs [batch, *sample_shape] (texts: [batch] strings); each call
-        is paid. A backend may set `batch_limit` (inputs per call; 1 = one request per input).
-
-        Raise `TeacherRefused` for a definite refusal (nothing computed) and `OutcomeUnknown` when the
-        request may have been computed but no answer came back (a timeout, a reset connection)."""
+        """Scores [batch, classes] for raw inputs [batch, *sample_shape] (texts: [batch] strings); each call is
+        paid (a backend may set `batch_limit`: inputs per call). Raises `TeacherRefused` for a definite refusal
+        (nothing computed), `OutcomeUnknown` when it may have been computed but no answer came back."""
 
 
 @dataclass
@@ -124,30 +126,47 @@ ZIPMAP_ADVICE = (
 )
 
 
-def check_declared_fit(
-    where: str,
-    input_name: str,
-    sample_dims: list[Any],
-    output_name: str,
-    teacher_classes: int | None,
-    sample_shape: tuple[int, ...],
-    num_classes: int,
-) -> None:
-    """The checks every backend makes from its declared input and output, before any paid call."""
-    if not all(isinstance(d, int) and d > 0 for d in sample_dims):
-        raise TeacherError(
-            f"{where}: teacher input {input_name} must have fixed sizes after the batch axis, has {list(sample_dims)}"
-        )
-    wanted, have = int(np.prod(sample_dims)), int(np.prod(sample_shape))
-    if wanted != have:
-        raise TeacherError(
-            f"{where}: teacher input {input_name} takes {wanted} values per sample "
-            f"{tuple(sample_dims)}, the data has {have} {tuple(sample_shape)}"
-        )
-    if teacher_classes is not None and teacher_classes != num_classes:
-        raise TeacherError(
-            f"{where}: teacher output {output_name} has {teacher_classes} classes, the data has {num_classes}"
-        )
+class DeclaredModel:
+    """A backend whose model declares its input and scores output before any call (an ONNX file, a v2 server):
+    `where` names the model in messages; a batch is reshaped to the input's sample dims and cast to its dtype."""
+
+    where: str
+    input_name: str
+    input_dtype: Any
+    sample_dims: list[Any]
+    output_name: str
+    num_classes: int | None
+
+    def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
+        """The checks every such backend makes from its declared input and output, before any paid call."""
+        dims = self.sample_dims
+        if not all(isinstance(d, int) and d > 0 for d in dims):
+            raise TeacherError(
+                f"{self.where}: teacher input {self.input_name} must have fixed sizes after the batch axis, has {dims}"
+            )
+        wanted, have = int(np.prod(dims)), int(np.prod(sample_shape))
+        if wanted != have:
+            raise TeacherError(
+                f"{self.where}: teacher input {self.input_name} takes {wanted} values per sample "
+                f"{tuple(dims)}, the data has {have} {tuple(sample_shape)}"
+            )
+        if self.num_classes is not None and self.num_classes != num_classes:
+            raise TeacherError(
+                f"{self.where}: teacher output {self.output_name} has {self.num_classes} classes, "
+                f"the data has {num_classes}"
+            )
+
+    def _batch(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(self.input_dtype))
+
+
+def settings_of(model: type[S], values: dict[str, Any]) -> S:
+    """A backend's constructor keywords as its settings model, with its defaults (unvalidated: params are
+    validated when loaded); a keyword that names none of its fields is a TypeError, as for any function."""
+    unknown = sorted(set(values) - set(model.model_fields))
+    if unknown:
+        raise TypeError(f"{model.__name__}: unexpected keyword arguments {', '.join(unknown)}")
+    return cast(S, model.model_construct(**values))
 
 
 TEACHERS: Registry[Teacher] = Registry("teacher backend", "teacher.kind")
@@ -180,8 +199,6 @@ CLASS_NAMES_KEY = "class_names"  # ONNX metadata_props / v2 metadata `parameters
 
 def parse_class_names(value: Any, where: str) -> tuple[str, ...] | None:
     """A declaration of the classes: a list, a JSON list, or comma-separated names (None: nothing declared)."""
-    import json
-
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -216,8 +233,6 @@ def declared_class_names(config: TeacherSettings) -> tuple[str, ...] | None:
 def classes_for_unlabelled(config: TeacherSettings, missing: Exception) -> tuple[str, ...]:
     """`data.class_names` for a source without labels: the teacher's declared classes, or one line naming
     both places the classes could come from."""
-    from ckd.errors import ConfigError
-
     names = declared_class_names(config)
     if names is None:
         raise ConfigError(

@@ -1,37 +1,32 @@
-"""A teacher behind an inference server speaking the Open Inference Protocol v2 over REST
-(Triton, KServe, MLServer): `POST {url}/v2/models/{name}[/versions/{v}]/infer`.
+"""A teacher behind an Open Inference Protocol v2 REST server (Triton, KServe, MLServer):
+`POST {url}/v2/models/{name}[/versions/{v}]/infer`, once `GET /v2/health/ready` answers and the model's metadata
+(`GET /v2/models/{name}`) gave its input's name, shape and datatype and its outputs.
 
-Before any paid call it waits for `GET /v2/health/ready` and reads the model's metadata
-(`GET /v2/models/{name}`) to learn the input's name, shape and datatype and the outputs.
-
-What a failure means for the budget (see `ckd.store`):
-  * the connection could not be made, a 429, or a 500/503 carrying `Retry-After` (the server says it ran
-    nothing and when to come back): retried with exponential backoff and jitter, `Retry-After` honoured;
-    when retries run out it is a definite refusal and the count is given back;
-  * a 4xx other than 429 (and 501, 505): the request was refused before the model ran; a definite refusal
-    with the server's words, the count is given back;
-  * a timeout, a connection dropped after the request left, a 502/504 from a gateway, a 503 or 500 with no
-    `Retry-After`: the upstream model may have computed it; the outcome is unknown, it stays counted (lost),
-    and the sample is asked again in a later pass only while budget remains;
-  * a 200 whose body is not a usable [batch, classes] tensor: paid and kept apart with its words.
-The identity of the teacher is what the server reports (model name, version, platform and declared
-inputs and outputs), not the URL's spelling. The bearer token comes from the environment variable named
-by `teacher.token_env`; it is sent as a header, masked in every message before any truncation, and
-never written anywhere; a URL carrying `user:password@` is refused.
+Failures and the budget (see `ckd.store`): no connection, a 429, or a 500/503 with `Retry-After` (nothing ran)
+is retried (exponential backoff with jitter, `Retry-After` honoured), then a definite refusal (the count is
+given back), as is another 4xx (and 501, 505) at once, with the server's words; a timeout, a connection dropped
+after the request left, a 502/504, a 500/503 without `Retry-After` may have run: unknown outcome, it stays
+counted (lost); a 200 whose body is not a usable [batch, classes] tensor is paid and kept apart with its words.
+The identity is what the server reports (model name, version, platform, inputs, outputs), not the URL's
+spelling. The bearer token comes from the environment variable named by `teacher.token_env`: sent as a header,
+masked in every message before any truncation, never written; a URL with `user:password@` is refused.
 """
 
 from __future__ import annotations
 
 import email.utils
 import hashlib
+import ipaddress
 import json
 import logging
 import os
+import posixpath
 import random
 import threading
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, Self, cast
+from urllib.parse import urlsplit
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -42,51 +37,29 @@ from ckd.teachers.base import (
     TEACHERS,
     ZIPMAP_ADVICE,
     AnswerUnusable,
+    DeclaredModel,
     OutcomeUnknown,
     TeacherRefused,
     TeacherSettings,
-    check_declared_fit,
     parse_class_names,
+    settings_of,
 )
 
-NUMPY_OF_DATATYPE = {
-    "FP32": np.float32,
-    "FP64": np.float64,
-    "FP16": np.float16,
-    "INT64": np.int64,
-    "INT32": np.int32,
-    "INT16": np.int16,
-    "INT8": np.int8,
-    "UINT8": np.uint8,
-    "BOOL": np.bool_,
+# the v2 protocol's tensor datatypes: FP<bits>, BOOL, and numpy's integer names in capitals
+NUMPY_OF_DATATYPE = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "BOOL": np.bool_} | {
+    name.upper(): getattr(np, name) for name in ("int64", "int32", "int16", "int8", "uint8")
 }
 FLOAT_DATATYPES = ("FP32", "FP64", "FP16")
 MAX_RETRY_AFTER_S = 60.0
 
 
 class BodyOverCap(Exception):
-    """A response body longer than `teacher.max_response_mb`, or still arriving at `teacher.timeout_s` (httpx's
-    timeout is per read: a body that never ends, a chunk at a time, would never time out nor stop growing)."""
+    """A body over `teacher.max_response_mb`, or still arriving at `teacher.timeout_s` (httpx's timeout is per
+    read: a body that never ends, a chunk at a time, would never time out)."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
-
-
-def read_capped(chunks: Any, status: int, max_bytes: int, deadline: float, timeout_s: float) -> bytes:
-    """The body from `chunks`, refused past `max_bytes` or past the monotonic `deadline`: memory and time stay
-    bounded whatever the server sends."""
-    parts, size = [], 0
-    for chunk in chunks:
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyOverCap(f"a body over teacher.max_response_mb={max_bytes / 2**20:g} MB (reading stopped)", status)
-        if time.monotonic() > deadline:
-            raise BodyOverCap(
-                f"a body still arriving after teacher.timeout_s={timeout_s:g} s (reading stopped)", status
-            )
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 class _Retryable(Exception):
@@ -95,6 +68,79 @@ class _Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def status_error(status: int, words: str, retry_after: float | None, where: str) -> Exception:
+    """What an HTTP error status means for the budget: a 429, or a 500/503 saying when to come back, that nothing
+    ran; another 5xx (a gateway's 502/504, a bare 500/503) may follow a computed (billed) answer; a 4xx (and 501,
+    505) is a definite refusal."""
+    if status == 429 or (status in (500, 503) and retry_after is not None):
+        return _Retryable(f"HTTP {status}: {words}", retry_after)
+    if status >= 500 and status not in (501, 505):
+        return OutcomeUnknown(f"HTTP {status} from {where} (the model may have run): {words}")
+    return TeacherRefused(f"HTTP {status} from {where}: {words}")
+
+
+class HttpBackend:
+    """What the http and openai backends share: settings, the token masked in every message, and sends retried
+    while they raise `_Retryable` (after `Retry-After`, capped, else jittered exponential backoff from `backoff_s`),
+    then a definite refusal (the count is given back)."""
+
+    _token: str | None
+
+    @classmethod
+    def from_config(cls, config: Any) -> Self:
+        return cls(**dict(config))
+
+    def _configure(self, settings: Any) -> None:
+        """The settings both backends share (`settings`: the backend's params model, kept as `self.settings`)."""
+        self.settings = settings
+        self.url, self.model_name = normalise_url(settings.url), settings.model_name
+        self.concurrency, self.max_retries = settings.concurrency, settings.max_retries
+        self.backoff_s, self.max_backoff_s = float(settings.backoff_s), float(settings.max_backoff_s)
+        self.timeout_s, self.max_response_bytes = float(settings.timeout_s), int(settings.max_response_mb * 2**20)
+        self.rate_limiter = _RateLimiter(settings.rate_limit_per_s)
+        self._token = os.environ.get(settings.token_env) if settings.token_env else None
+        if settings.token_env and not self._token:
+            raise self._no_token(settings.token_env)
+
+    def _no_token(self, name: str) -> Exception:
+        return CkdError(f"teacher.token_env: environment variable {name} is not set or empty")
+
+    def _read_capped(self, chunks: Any, status: int, deadline: float) -> bytes:
+        """The body from `chunks`, refused past `max_response_mb` or the monotonic `deadline`, whatever is sent."""
+        parts, size = [], 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                mb = self.max_response_bytes / 2**20
+                raise BodyOverCap(f"a body over teacher.max_response_mb={mb:g} MB (reading stopped)", status)
+            if time.monotonic() > deadline:
+                raise BodyOverCap(
+                    f"a body still arriving after teacher.timeout_s={self.timeout_s:g} s (reading stopped)", status
+                )
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _mask(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _wait(self, retry_state: Any) -> float:
+        error = retry_state.outcome.exception()
+        if isinstance(error, _Retryable) and error.retry_after is not None:
+            return min(error.retry_after, MAX_RETRY_AFTER_S)
+        exponential = min(self.max_backoff_s, self.backoff_s * 2 ** (retry_state.attempt_number - 1))
+        return float(exponential * (0.5 + random.random() / 2))  # "equal jitter"
+
+    def _with_retries(self, send: Any, request: Any) -> Any:
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+        stop = stop_after_attempt(self.max_retries + 1)
+        retrying = Retrying(retry=retry_if_exception_type(_Retryable), stop=stop, wait=self._wait, reraise=True)
+        try:
+            return retrying(send, request)
+        except _Retryable as error:
+            raise TeacherRefused(f"{error} (after {self.max_retries} retries)") from None
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -119,25 +165,8 @@ def normalise_url(url: str) -> str:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as error:  # e.g. an IPv4 address with a leading zero, http://127.0.0.01:8000
         raise CkdError(f"teacher.url: {url} is not a well-formed URL ({error})") from None
-    segments: list[str] = []
-    for part in parsed.path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            segments = segments[:-1]
-        else:
-            segments.append(part)
-    return str(parsed.copy_with(path="/" + "/".join(segments), query=None, fragment=None)).rstrip("/")
-
-
-def refuse_credentials_in_url(url: str) -> None:
-    import httpx
-
-    if "@" in httpx.URL(url).netloc.decode():
-        raise CkdError(
-            "teacher.url: carries a user name or password; remove it and put a bearer token in the "
-            "environment variable named by teacher.token_env"
-        )
+    path = posixpath.normpath("/" + parsed.path.lstrip("/"))  # "/" + ".." stays "/"
+    return str(parsed.copy_with(path=path, query=None, fragment=None)).rstrip("/")
 
 
 class _MaskToken(logging.Filter):
@@ -200,9 +229,7 @@ class HttpTeacherConfig(TeacherSettings):
                 "must not carry a user name or password; put a bearer token in the environment "
                 "variable named by teacher.token_env"
             )
-        from urllib.parse import urlsplit  # not httpx: validating params must not load the HTTP client
-
-        try:
+        try:  # urllib, not httpx: validating params must not load the HTTP client
             parts = urlsplit(url)
             host, _ = parts.hostname, parts.port  # `.port` raises on a port that is not a number in range
         except ValueError as error:
@@ -210,8 +237,6 @@ class HttpTeacherConfig(TeacherSettings):
         if not host:
             raise ValueError("must name a host, e.g. http://127.0.0.1:8000")
         if host.replace(".", "").isdigit():  # dotted digits: an IPv4 address, four numbers 0-255, no leading zero
-            import ipaddress
-
             try:
                 ipaddress.IPv4Address(host)
             except ValueError:
@@ -234,105 +259,66 @@ class HttpTeacherConfig(TeacherSettings):
 
 
 @TEACHERS.register("http")
-class OpenInferenceTeacher:
+class OpenInferenceTeacher(DeclaredModel, HttpBackend):
     config_model = HttpTeacherConfig
 
-    @classmethod
-    def from_config(cls, config: HttpTeacherConfig) -> OpenInferenceTeacher:
-        assert config.url and config.model_name  # the config model refuses them missing
-        return cls(
-            url=config.url,
-            model_name=config.model_name,
-            model_version=None if config.model_version is None else str(config.model_version),
-            output=config.output,
-            concurrency=config.concurrency,
-            timeout_s=config.timeout_s,
-            max_retries=config.max_retries,
-            rate_limit_per_s=config.rate_limit_per_s,
-            token_env=config.token_env,
-            verify_tls=config.verify_tls,
-            backoff_s=config.backoff_s,
-            max_backoff_s=config.max_backoff_s,
-            ready_timeout_s=config.ready_timeout_s,
-            max_response_mb=config.max_response_mb,
-        )
-
-    def __init__(
-        self,
-        url: str,
-        model_name: str,
-        model_version: str | None = None,
-        output: str | None = None,
-        concurrency: int = 1,
-        timeout_s: float = 30.0,
-        max_retries: int = 5,
-        rate_limit_per_s: float | None = None,
-        token_env: str | None = None,
-        verify_tls: bool = True,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-        ready_timeout_s: float = 30.0,
-        max_response_mb: float = 64.0,
-    ) -> None:
+    def __init__(self, url: str, model_name: str, **options: Any) -> None:
+        """`options`: fields of `HttpTeacherConfig` (its defaults apply)."""
         import httpx  # here, not at the top: a stage that only validates params does not load it
 
-        refuse_credentials_in_url(url)
-        self.url = normalise_url(url)
-        self.model_name, self.model_version = model_name, model_version
-        self.concurrency, self.max_retries = concurrency, max_retries
-        self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
-        self.timeout_s, self.max_response_bytes = float(timeout_s), int(max_response_mb * 2**20)
-        self._token = None
-        if token_env:
-            self._token = os.environ.get(token_env)
-            if not self._token:
-                raise CkdError(f"teacher.token_env: environment variable {token_env} is not set or empty")
-            if not self._token.isascii() or not self._token.isprintable():
-                raise CkdError(
-                    f"teacher.token_env: the token in {token_env} has a non-ASCII or control character; an HTTP "
-                    "header carries printable ASCII only (the token is not shown)"
-                )
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        self._httpx = httpx
+
+        if "@" in httpx.URL(url).netloc.decode():
+            raise CkdError(
+                "teacher.url: carries a user name or password; remove it and put a bearer token in the "
+                "environment variable named by teacher.token_env"
+            )
+        settings = settings_of(HttpTeacherConfig, dict(options, url=url, model_name=model_name))
+        self._configure(settings)
+        self.model_version = None if settings.model_version is None else str(settings.model_version)
+        if self._token and not (self._token.isascii() and self._token.isprintable()):
+            raise CkdError(
+                f"teacher.token_env: the token in {settings.token_env} has a non-ASCII or control character; an "
+                "HTTP header carries printable ASCII only (the token is not shown)"
+            )
         if self._token:
             for name in ("httpx", "httpcore"):
                 logging.getLogger(name).addFilter(_MaskToken(self._token))
         self.client = httpx.Client(
             base_url=self.url,
-            timeout=timeout_s,
-            verify=verify_tls,
-            headers=headers,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            timeout=self.timeout_s,
+            verify=settings.verify_tls,
+            headers={"Authorization": f"Bearer {self._token}"} if self._token else {},
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
         )
-        self.rate_limiter = _RateLimiter(rate_limit_per_s)
-        self.model_path = f"/v2/models/{model_name}" + (f"/versions/{model_version}" if model_version else "")
-        self._wait_ready(ready_timeout_s)
+        version = f"/versions/{self.model_version}" if self.model_version else ""
+        self.model_path = f"/v2/models/{model_name}{version}"
+        self.where = f"{self.url}{self.model_path}"
+        self._wait_ready(settings.ready_timeout_s)
         metadata = self._get_json(self.model_path, "model metadata")
-        self._read_metadata(metadata, output)
-        version = model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
-        signature = json.dumps(
-            [metadata.get("platform"), metadata.get("inputs"), metadata.get("outputs")], sort_keys=True
-        )
-        self.identity = (
-            f"http:{metadata.get('name') or model_name}:{version}:"
-            f"{hashlib.sha256(signature.encode()).hexdigest()[:16]}:{self.output_name}"
-        )
+        try:
+            self._read_metadata(metadata, settings.output)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # of the wrong shape
+            raise TeacherError(
+                f"{self.where}: the model's metadata is malformed ({type(error).__name__}: "
+                f"{str(error)[:120]}); a v2 server declares inputs and outputs with name, datatype and shape"
+            ) from None
+        version = self.model_version or (metadata.get("versions") or [None])[-1] or "unversioned"
+        signature = json.dumps([metadata.get(key) for key in ("platform", "inputs", "outputs")], sort_keys=True)
+        digest = hashlib.sha256(signature.encode()).hexdigest()[:16]
+        self.identity = f"http:{metadata.get('name') or model_name}:{version}:{digest}:{self.output_name}"
         self.description = f"{model_name} version {version} served at {self.url}"
 
     def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, bytes]:
         """(status, headers, body) of one request, the body read with a byte cap and a total deadline."""
         deadline = time.monotonic() + self.timeout_s
         with self.client.stream(method, path, **kwargs) as response:
-            chunks = response.iter_bytes()
-            body = read_capped(chunks, response.status_code, self.max_response_bytes, deadline, self.timeout_s)
+            body = self._read_capped(response.iter_bytes(), response.status_code, deadline)
             return response.status_code, response.headers, body
 
     # -- set-up (free calls) -------------------------------------------------------------------
-    def _mask(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
-
     def _wait_ready(self, timeout_s: float) -> None:
-        import httpx
-
+        httpx = self._httpx
         deadline = time.monotonic() + timeout_s
         last = ""
         while True:
@@ -352,8 +338,7 @@ class OpenInferenceTeacher:
             time.sleep(0.5)
 
     def _get_json(self, path: str, what: str) -> dict[str, Any]:
-        import httpx
-
+        httpx = self._httpx
         try:
             status, _, content = self._request("GET", path)
         except httpx.HTTPError as error:
@@ -368,31 +353,20 @@ class OpenInferenceTeacher:
                 f"{status}: {self._mask(content.decode('utf-8', 'replace'))[:200]}"
             )
         try:
-            result: dict[str, Any] = json.loads(content)
-            return result
+            return cast(dict[str, Any], json.loads(content))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise TeacherError(f"teacher.url: {what} at {self.url}{path} is not JSON") from None
 
     def _read_metadata(self, metadata: dict[str, Any], output: str | None) -> None:
-        """The model's declared input and outputs; metadata of the wrong shape is one line naming it."""
-        try:
-            self._parse_metadata(metadata, output)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-            raise TeacherError(
-                f"{self.url}{self.model_path}: the model's metadata is malformed ({type(error).__name__}: "
-                f"{str(error)[:120]}); a v2 server declares inputs and outputs with name, datatype and shape"
-            ) from None
-
-    def _parse_metadata(self, metadata: dict[str, Any], output: str | None) -> None:
+        """The model's declared input and outputs, and the output holding the scores."""
         inputs = metadata.get("inputs") or []
         if len(inputs) != 1:
-            raise TeacherError(
-                f"{self.url}{self.model_path}: the model must declare exactly one input, declares {len(inputs)}"
-            )
+            raise TeacherError(f"{self.where}: the model must declare exactly one input, declares {len(inputs)}")
         self.input_name = inputs[0]["name"]
         self.input_datatype = inputs[0]["datatype"]
         if self.input_datatype not in NUMPY_OF_DATATYPE:
-            raise TeacherError(f"{self.url}{self.model_path}: input datatype {self.input_datatype} is not supported")
+            raise TeacherError(f"{self.where}: input datatype {self.input_datatype} is not supported")
+        self.input_dtype = NUMPY_OF_DATATYPE[self.input_datatype]
         self.sample_dims = [int(d) for d in inputs[0]["shape"][1:]]
         outputs = metadata.get("outputs") or []
         names = [o["name"] for o in outputs]
@@ -416,42 +390,21 @@ class OpenInferenceTeacher:
                 )
             if not floats:
                 raise TeacherError(
-                    f"{self.url}{self.model_path}: no float output shaped [batch, classes]; "
+                    f"{self.where}: no float output shaped [batch, classes]; "
                     f"name one with teacher.output ({ZIPMAP_ADVICE})"
                 )
             chosen = floats[0]
         self.output_name = chosen["name"]
         shape = chosen.get("shape") or []
         self.num_classes = int(shape[1]) if len(shape) == 2 and int(shape[1]) > 0 else None
-        parameters: Any = chosen.get("parameters") or {}
-        declared = parameters.get(CLASS_NAMES_KEY)  # the scores output's, else the model's
+        declared = (chosen.get("parameters") or {}).get(CLASS_NAMES_KEY)  # the scores output's, else the model's
         if declared is None:
             declared = (metadata.get("parameters") or {}).get(CLASS_NAMES_KEY)
-        self.class_names = parse_class_names(declared, f"{self.url}{self.model_path}: metadata parameters")
-
-    def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
-        check_declared_fit(
-            f"{self.url}{self.model_path}",
-            self.input_name,
-            self.sample_dims,
-            self.output_name,
-            self.num_classes,
-            sample_shape,
-            num_classes,
-        )
+        self.class_names = parse_class_names(declared, f"{self.where}: metadata parameters")
 
     # -- the paid call -------------------------------------------------------------------------
-    def _wait(self, retry_state: Any) -> float:
-        error = retry_state.outcome.exception()
-        if isinstance(error, _Retryable) and error.retry_after is not None:
-            return min(error.retry_after, MAX_RETRY_AFTER_S)
-        exponential = min(self.max_backoff_s, self.backoff_s * 2 ** (retry_state.attempt_number - 1))
-        result: float = exponential * (0.5 + random.random() / 2)  # "equal jitter"
-        return result
-
     def _send_once(self, body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
-
+        httpx = self._httpx
         self.rate_limiter.acquire()
         try:
             status, headers, content = self._request("POST", f"{self.model_path}/infer", json=body)
@@ -467,48 +420,17 @@ class OpenInferenceTeacher:
         words = self._mask(content.decode("utf-8", "replace")).strip()[:300]
         if status == 200:
             try:
-                result: dict[str, Any] = json.loads(content)
-                return result
+                return cast(dict[str, Any], json.loads(content))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise AnswerUnusable("HTTP 200 with a body that is not JSON", words) from None
-        retry_after = _retry_after_seconds(headers.get("Retry-After"))
-        if status == 429 or (status in (500, 503) and retry_after is not None):
-            raise _Retryable(f"HTTP {status}: {words}", retry_after)
-        if status >= 500 and status not in (501, 505):
-            raise OutcomeUnknown(
-                f"HTTP {status} from {self.url}{self.model_path}/infer (the model may have run): {words}"
-            )
-        raise TeacherRefused(f"HTTP {status} from {self.url}{self.model_path}/infer: {words}")
+        raise status_error(status, words, _retry_after_seconds(headers.get("Retry-After")), f"{self.where}/infer")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        batch: np.ndarray = np.ascontiguousarray(
-            x.reshape(len(x), *self.sample_dims).astype(NUMPY_OF_DATATYPE[self.input_datatype])
-        )
-        body = {
-            "id": uuid.uuid4().hex,
-            "inputs": [
-                {
-                    "name": self.input_name,
-                    "shape": list(batch.shape),
-                    "datatype": self.input_datatype,
-                    "data": batch.reshape(-1).tolist(),
-                }
-            ],
-            "outputs": [{"name": self.output_name}],
-        }
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
-
-        retrying = Retrying(
-            retry=retry_if_exception_type(_Retryable),
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            reraise=True,
-        )
-        try:
-            answer = retrying(self._send_once, body)
-        except _Retryable as error:
-            raise TeacherRefused(f"{error} (after {self.max_retries} retries)") from None
-        return self._scores(answer)
+        batch = self._batch(x)
+        tensor = {"name": self.input_name, "shape": list(batch.shape), "datatype": self.input_datatype}
+        tensor["data"] = batch.reshape(-1).tolist()
+        body = {"id": uuid.uuid4().hex, "inputs": [tensor], "outputs": [{"name": self.output_name}]}
+        return self._scores(self._with_retries(self._send_once, body))
 
     def _scores(self, answer: dict[str, Any]) -> np.ndarray:
         raw = self._mask(json.dumps(answer))[:2000]

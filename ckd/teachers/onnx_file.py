@@ -15,20 +15,15 @@ from ckd.teachers.base import (
     CLASS_NAMES_KEY,
     TEACHERS,
     ZIPMAP_ADVICE,
+    DeclaredModel,
     TeacherRefused,
     TeacherSettings,
-    check_declared_fit,
     parse_class_names,
 )
 
-_ONNX_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(uint8)": np.uint8,
-    "tensor(int8)": np.int8,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
+# ONNX Runtime's type names: tensor(float) is float32, tensor(double) float64, the others numpy's names
+_ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64} | {
+    f"tensor({name})": getattr(np, name) for name in ("float16", "uint8", "int8", "int32", "int64")
 }
 _FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)", "tensor(float16)")
 
@@ -77,19 +72,16 @@ def _attribute_digest(attribute: Any, outer: dict[str, str]) -> str:
 
 
 def _graph_digest(graph: Any, outer: dict[str, str] | None = None) -> tuple[str, list[str]]:
-    """The canonical form of a graph, as a Merkle digest: a graph input is named by its position, a weight by its
-    content, every other value by the node computing it (op, domain, attributes, the digests of its inputs) and
-    its position among that node's outputs. Node names, value names, doc strings, the graph's name and the order
-    of independent nodes leave it unchanged; a changed op, attribute, weight or wiring changes it. Returns the
-    graph's digest and its outputs' digests (by position)."""
+    """The canonical form of a graph as a Merkle digest, and its outputs' digests (by position): a graph input is
+    named by its position, a weight by its content, every other value by the node computing it (op, domain,
+    attributes, its inputs' digests) and its position among that node's outputs. Node and value names, doc
+    strings, the graph's name and the order of independent nodes leave it unchanged; ops, attributes, weights
+    and wiring do not."""
     digests = dict(outer or {})
     digests[""] = "absent"  # an optional input left out
     weights = {t.name for t in graph.initializer}
-    position = 0
-    for value in graph.input:
-        if value.name not in weights:
-            digests[value.name] = _sha("input", str(position), _type_digest(value.type))
-            position += 1
+    for position, value in enumerate(value for value in graph.input if value.name not in weights):
+        digests[value.name] = _sha("input", str(position), _type_digest(value.type))
     for tensor in graph.initializer:
         digests[tensor.name] = _tensor_digest(tensor)
     for sparse in graph.sparse_initializer:
@@ -129,11 +121,8 @@ def graph_sha256(path: Path) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class OnnxTeacherConfig(TeacherSettings):
@@ -146,7 +135,7 @@ class OnnxTeacherConfig(TeacherSettings):
 
 
 @TEACHERS.register("onnx")
-class OnnxFileTeacher:
+class OnnxFileTeacher(DeclaredModel):
     """The declared input decides the layout: each raw sample is reshaped to it and cast to its dtype."""
 
     concurrency = 1
@@ -167,11 +156,10 @@ class OnnxFileTeacher:
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise TeacherError(f"{path}: teacher must have exactly one input, has {len(inputs)}")
-        self.input = inputs[0]
-        if self.input.type not in _ONNX_DTYPES:
-            raise TeacherError(f"{path}: teacher input type {self.input.type} is not supported")
-        self.input_dtype = _ONNX_DTYPES[self.input.type]
-        self.sample_dims = list(self.input.shape[1:])
+        if inputs[0].type not in _ONNX_DTYPES:
+            raise TeacherError(f"{path}: teacher input type {inputs[0].type} is not supported")
+        self.input_name, self.input_dtype = inputs[0].name, _ONNX_DTYPES[inputs[0].type]
+        self.sample_dims = list(inputs[0].shape[1:])
         self.output_name = self._pick_output(path, output)
         out_shape = next(o.shape for o in self.session.get_outputs() if o.name == self.output_name)
         self.num_classes = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
@@ -181,7 +169,7 @@ class OnnxFileTeacher:
         position = [o.name for o in self.session.get_outputs()].index(self.output_name)
         self.identity = f"onnx:{graph_sha256(path)[:24]}:{position}"
         self.description = f"ONNX file {path}, output {self.output_name}"
-        self.path = path
+        self.path, self.where = path, str(path)
 
     def _pick_output(self, path: Path, output: str | None) -> str:
         """The output holding the scores: a float tensor, ONNX Runtime says so before any call (a sequence of
@@ -211,26 +199,14 @@ class OnnxFileTeacher:
         if not candidates:
             advice = ZIPMAP_ADVICE if maps else "name one with teacher.output"
             raise TeacherError(f"{path}: no float output shaped [batch, classes]; {advice}")
-        result: str = candidates[0]
-        return result
-
-    def check_fits(self, sample_shape: tuple[int, ...], num_classes: int) -> None:
-        check_declared_fit(
-            str(self.path),
-            self.input.name,
-            self.sample_dims,
-            self.output_name,
-            self.num_classes,
-            sample_shape,
-            num_classes,
-        )
+        return str(candidates[0])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument  # loaded with the session
 
-        batch = np.ascontiguousarray(x.reshape(len(x), *self.sample_dims).astype(self.input_dtype))
+        batch = self._batch(x)
         try:
-            (scores,) = self.session.run([self.output_name], {self.input.name: batch})
+            (scores,) = self.session.run([self.output_name], {self.input_name: batch})
         except InvalidArgument as error:  # rejected before it ran (a shape or type it does not take): nothing computed
             raise TeacherRefused(
                 f"ONNX Runtime rejected the input {list(batch.shape)}: {str(error).splitlines()[0][:300]}"

@@ -1,7 +1,7 @@
-"""The `openai` teacher through OpenAI's Batch API (`teacher.api: batch`): the same questions as the chat
-path (`ckd.teachers.openai_chat`: prompt, verbalizer, scores, identity), asked as one asynchronous job of
-up to `teacher.batch_requests` requests, answered within the completion window at half price
-(`teacher.batch_price_factor` of the per-1k prices in the cost estimates).
+"""The `openai` teacher through OpenAI's Batch API (`teacher.api: batch`): the chat path's questions
+(`ckd.teachers.openai_chat`: prompt, verbalizer, scores, identity) asked as one asynchronous job of up to
+`teacher.batch_requests` requests, answered within the completion window at `teacher.batch_price_factor` of the
+per-1k prices (half price).
 
     upload   POST /v1/files (purpose=batch)     one JSONL line per input: {custom_id, method, url, body}
     create   POST /v1/batches                   {input_file_id, endpoint: /v1/chat/completions, completion_window}
@@ -9,21 +9,18 @@ up to `teacher.batch_requests` requests, answered within the completion window a
                                                 cancelled or failed
     results  GET  /v1/files/{id}/content        output file (answers) and error file (requests not done)
 
-Under the same store and budget as every teacher (`ckd.store`): each input is reserved (counted) in a batch
-of its own before the job is submitted, so each has its own status. The job's ids are recorded in that
-batch (`remote`: the input file's id on upload, the job's id on creation) before anything is polled, so a
-run that dies anywhere after the upload resumes the same job and never submits the same inputs again: a
-file id without a job is looked up among the account's jobs (GET /v1/batches), and only when no job was
-created from it are its inputs given back. When a job ends:
+Under the store and budget of every teacher (`ckd.store`), each input is reserved (counted) in a batch of its
+own before the job is submitted, and the job's ids (`remote`: the input file's on upload, the job's on
+creation) are recorded in those batches before any polling: a run that dies after the upload resumes the same
+job, never submitting the inputs again (a file id without a job is looked up among the account's jobs; only
+when no job was created from it are its inputs given back). When a job ends:
 
   * an answer in the output file: stored (or, not a label word, quarantined with its words and tokens);
   * a request in the error file (expired, cancelled, failed): not done, not billed: its count is given back
     and the run stops saying so (run again to ask again, in a new job);
   * a failed job (its file did not validate): nothing ran, every count is given back;
-  * a request in neither file: unknown outcome, it stays counted (lost).
-
-A job still running after `teacher.batch_max_wait_s` stops the run; its inputs stay counted and the next
-run polls the same job.
+  * a request in neither file: unknown outcome, it stays counted (lost);
+  * a job still running after `teacher.batch_max_wait_s`: the run stops (inputs stay counted), the next polls it.
 """
 
 from __future__ import annotations
@@ -39,7 +36,7 @@ import numpy as np
 from ckd.errors import TeacherError
 from ckd.store.base import REMOTE_DONE
 from ckd.teachers.base import AnswerUnusable
-from ckd.teachers.openai_chat import OpenAIChatTeacher, OpenAITeacherConfig, rate_limit_wait_s
+from ckd.teachers.openai_chat import OpenAIChatTeacher, rate_limit_wait_s
 
 T = TypeVar("T")
 
@@ -52,18 +49,6 @@ WAIT_S = 0.2  # poll period while another run has our inputs in flight
 
 class OpenAIBatchTeacher(OpenAIChatTeacher):
     """`teacher.api: batch`: `ask` submits and polls jobs (`ckd.query.run_query` hands it its session)."""
-
-    requests_per_job, poll_s, max_wait_s = 1000, 30.0, 86_400.0
-    completion_window: Literal["24h"] = "24h"
-
-    @classmethod
-    def from_config(cls, config: OpenAITeacherConfig) -> OpenAIBatchTeacher:
-        teacher = super().from_config(config)
-        assert isinstance(teacher, OpenAIBatchTeacher)
-        teacher.requests_per_job, teacher.poll_s = config.batch_requests, config.batch_poll_s
-        teacher.max_wait_s, teacher.completion_window = config.batch_max_wait_s, config.batch_completion_window
-        teacher.description = f"{teacher.model_name} at {teacher.url} (OpenAI Batch API)"
-        return teacher
 
     def predict(self, x: np.ndarray) -> NoReturn:
         raise TeacherError("teacher.api: batch asks through jobs (ckd.query.run_query), not one call at a time")
@@ -87,7 +72,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
             held = store.held_elsewhere(identity, [session.hashes[i] for i in pending], session.run)
             items = []
             for i in (i for i in pending if session.hashes[i] not in held):
-                if len(items) == self.requests_per_job or store.spent() >= session.budget:
+                if len(items) == self.settings.batch_requests or store.spent() >= session.budget:
                     break
                 reservation = store.reserve(
                     identity, session.run, [int(session.ids[i])], [session.hashes[i]], session.budget
@@ -106,24 +91,13 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
     def _submit(self, session: Any, items: list[tuple[int, int, str, int]]) -> None:
         """Upload the requests, create the job, record both ids before polling."""
         store, batches = session.store, [batch for batch, *_ in items]
+        requests = [(f"ckd-{batch}", self._request(str(session.x[row]))) for batch, _, _, row in items]
         lines = [
-            json.dumps(
-                {
-                    "custom_id": f"ckd-{batch}",
-                    "method": "POST",
-                    "url": ENDPOINT,
-                    "body": self._request(str(session.x[row])),
-                }
-            )
-            for batch, _, _, row in items
+            json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}) for key, body in requests
         ]
+        upload = ("ckd-requests.jsonl", ("\n".join(lines) + "\n").encode())
         try:
-            uploaded = self._call(
-                lambda: self.client.files.create(
-                    file=("ckd-requests.jsonl", ("\n".join(lines) + "\n").encode()), purpose="batch"
-                ),
-                "upload the requests",
-            )
+            uploaded = self._call(lambda: self.client.files.create(file=upload, purpose="batch"), "upload the requests")
         except TeacherError as error:  # no file, so no job: nothing can have run
             for batch in batches:
                 store.mark_refused(batch, str(error))
@@ -136,7 +110,7 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
                 lambda: self.client.batches.create(
                     input_file_id=uploaded.id,
                     endpoint=ENDPOINT,
-                    completion_window=self.completion_window,
+                    completion_window=self.settings.batch_completion_window,
                     metadata={"ckd_teacher": self.identity[:512]},
                 ),
                 "create the job",
@@ -149,17 +123,14 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
             return
         store.set_remote(batches, f"batch:{job.id}")
         log.info("job %s submitted: %d requests", job.id, len(items))
-        given_back = self._finish(
-            session, f"batch:{job.id}", [(batch, sample_id, digest) for batch, sample_id, digest, _ in items]
-        )
-        session.calls_this_run -= given_back
+        session.calls_this_run -= self._finish(session, f"batch:{job.id}", [item[:3] for item in items])
 
     # -- the provider, with retries where nothing can be paid twice ---------------------------------
-    def _call(self, action: Callable[[], T], what: str, attempts: int | None = None) -> T:
+    def _call(self, action: Callable[[], T], what: str) -> T:
         """One API call (files, jobs: none of them answers a question); connection errors, 429 and 5xx
         retried with the provider's wait or a backoff; a 4xx is final."""
         openai = self._openai
-        attempts = self.max_retries + 1 if attempts is None else attempts
+        attempts = self.max_retries + 1
         for attempt in range(attempts):
             self._wait_for_limits()
             try:
@@ -181,10 +152,8 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
 
     def _job_of_file(self, file_id: str) -> Any:
         """The job created from `file_id`, if any (the account's jobs, newest first)."""
-        for job in self._call(lambda: self.client.batches.list(limit=100), "list the jobs"):
-            if job.input_file_id == file_id:
-                return job
-        return None
+        jobs = self._call(lambda: self.client.batches.list(limit=100), "list the jobs")
+        return next((job for job in jobs if job.input_file_id == file_id), None)
 
     def _lines(self, file_id: str | None) -> list[dict[str, Any]]:
         if not file_id:
@@ -205,21 +174,21 @@ class OpenAIBatchTeacher(OpenAIChatTeacher):
                 return len(items)
             store.set_remote([batch for batch, *_ in items], f"batch:{job.id}")
             remote_id, remote = job.id, f"batch:{job.id}"
-        started = time.monotonic()
+        started, max_wait_s = time.monotonic(), self.settings.batch_max_wait_s
         while True:
             job = self._call(lambda: self.client.batches.retrieve(remote_id), f"read the job {remote_id}")
             if job.status in FINAL:
                 break
-            if time.monotonic() - started > self.max_wait_s:
+            if time.monotonic() - started > max_wait_s:
                 session._fail(
                     TeacherError(
-                        f"teacher.batch_max_wait_s={self.max_wait_s:g}: job {remote_id} is still {job.status}; "
+                        f"teacher.batch_max_wait_s={max_wait_s:g}: job {remote_id} is still {job.status}; "
                         f"its {len(items)} requests stay counted and the next run polls the same job"
                     )
                 )
                 return 0
-            time.sleep(self.poll_s)
-        by_request = {f"ckd-{batch}": (batch, sample_id, digest) for batch, sample_id, digest in items}
+            time.sleep(self.settings.batch_poll_s)
+        by_request = {f"ckd-{item[0]}": item for item in items}
         settled: set[int] = set()
         given_back: list[str] = []
         if job.status == "failed":  # the file did not validate: nothing ran

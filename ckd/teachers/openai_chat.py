@@ -1,32 +1,22 @@
-"""A large language model behind an OpenAI-compatible chat-completions API (OpenAI, vLLM, llama.cpp's
-server, ...) as a text classifier, through the official `openai` SDK.
-
-One request per input: the prompt `teacher.prompt` (with `{text}` and `{labels}`) asks for one of the
-verbalizer's words `teacher.label_words` (one per class). The class scores are log-probabilities:
+"""A large language model behind an OpenAI-compatible chat-completions API (OpenAI, vLLM, llama.cpp's server,
+...) as a text classifier, through the official `openai` SDK: one request per input, the prompt `teacher.prompt`
+(with `{text}`, optionally `{labels}`) asking for one of the words `teacher.label_words` (one per class). The
+class scores are log-probabilities:
 
     p_k = sum of exp(logprob(t)) over the first answer token's `top_logprobs` t that spell label word k,
     a word missing from the top list shares the probability the list leaves uncovered, and
     score_k = log(p_k / sum_j p_j)                      (renormalised over the label words);
 
 where the server gives no log-probabilities, the parsed answer as a smoothed one-hot,
-    p_k = (1 - eps) [k = answer] + eps / C    (eps = `teacher.onehot_smoothing`),
-and the query metrics count the answers of each kind (`score_source_logprobs`, `score_source_onehot`).
-Tokens spent (`usage`) are summed into the query metrics with their estimated cost; a quarantined answer
-keeps its words and its tokens in the store.
+    p_k = (1 - eps) [k = answer] + eps / C    (eps = `teacher.onehot_smoothing`);
+the query metrics count the answers of each kind (`score_source_logprobs`, `score_source_onehot`) and sum the
+tokens spent (`usage`) with their estimated cost.
 
-What a failure means for the budget (as for the http backend, see `ckd.store`): the SDK's own retries
-are off, so every send is this module's and the count stays exact.
-  * no connection made, a 429, or a 500/503 carrying `Retry-After`: nothing computed; retried with
-    exponential backoff and jitter; when retries run out, a definite refusal (the count is given back);
-    the provider's rate-limit headers are honoured: a 429 waits `retry-after-ms`, else `retry-after`, else
-    until the later of `x-ratelimit-reset-requests` / `-tokens`; an answer that says no request or token is
-    left (`x-ratelimit-remaining-* : 0`) holds every worker until its reset (`rate_limit_wait_s`);
-  * a timeout, a connection dropped after the request left, a 502/504 or a bare 500/503: the model may
-    have run; unknown outcome, it stays counted (lost);
-  * another 4xx (a wrong model name, a bad key): a definite refusal with the server's words;
-  * an answer whose first word is not a label word: paid, kept apart with the model's words.
-The API key comes from the environment variable named by `teacher.token_env` only, and is masked in
-every message.
+Failures count as for the http backend (`ckd.teachers.http_oip`); the SDK's own retries are off, so the count
+stays exact. A 429 waits `retry-after-ms`, else `retry-after`, else the later `x-ratelimit-reset-requests` /
+`-tokens`; an answer saying nothing is left (`x-ratelimit-remaining-*: 0`) holds every worker until its reset.
+An answer whose first word is no label word is paid and kept apart with its words and tokens. The API key comes
+from the environment variable named by `teacher.token_env` only, and is masked in every message.
 """
 
 from __future__ import annotations
@@ -34,27 +24,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import random
 import re
 import string
 import threading
 import time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from ckd.errors import TeacherError
 from ckd.extras import require
-from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherRefused, TeacherSettings
+from ckd.teachers.base import TEACHERS, AnswerUnusable, OutcomeUnknown, ScoredAnswer, TeacherSettings, settings_of
 from ckd.teachers.http_oip import (
     MAX_RETRY_AFTER_S,
     BodyOverCap,
-    _RateLimiter,
+    HttpBackend,
     _retry_after_seconds,
-    normalise_url,
-    read_capped,
+    _Retryable,
+    status_error,
 )
 
 DEFAULT_PROMPT = (
@@ -120,11 +108,11 @@ class OpenAITeacherConfig(TeacherSettings):
     def _prompt(cls, prompt: str) -> str:
         try:
             prompt.format(text="", labels="")
+            if "{text}" in prompt:
+                return prompt
         except (KeyError, IndexError, ValueError):
-            raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}") from None
-        if "{text}" not in prompt:
-            raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}")
-        return prompt
+            pass
+        raise ValueError("must hold {text} (and optionally {labels}); write other braces as {{ }}")
 
     @field_validator("label_words", mode="before")
     @classmethod
@@ -144,16 +132,6 @@ class OpenAITeacherConfig(TeacherSettings):
         if name is not None and not name.isidentifier():
             raise ValueError("must be null or the NAME of an environment variable (never the key itself)")
         return name
-
-
-# The request never left (nothing can have been computed): safe to send again.
-_NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -187,11 +165,8 @@ def rate_limit_wait_s(headers: Any) -> float | None:
     """How long a 429 asks to wait: `retry-after-ms`, else `retry-after`, else the later of
     `x-ratelimit-reset-requests` and `x-ratelimit-reset-tokens`; None when the answer says nothing."""
     said = _said_retry_after(headers)
-    if said is not None:
-        return said
     resets = [duration_s(headers.get(f"x-ratelimit-reset-{kind}")) for kind in ("requests", "tokens")]
-    known = [r for r in resets if r is not None]
-    return max(known) if known else None
+    return said if said is not None else max((r for r in resets if r is not None), default=None)
 
 
 def exhausted_wait_s(headers: Any) -> float | None:
@@ -201,8 +176,7 @@ def exhausted_wait_s(headers: Any) -> float | None:
         for kind in ("requests", "tokens")
         if (headers.get(f"x-ratelimit-remaining-{kind}") or "").strip() == "0"
     ]
-    known = [w for w in waits if w]
-    return max(known) if known else None
+    return max(filter(None, waits), default=None)
 
 
 def normalise_word(word: str) -> str:
@@ -236,19 +210,17 @@ def scores_from_logprobs(top: list[tuple[str, float]], label_words: tuple[str, .
     if missing.any():
         uncovered = max(0.0, 1.0 - sum(math.exp(lp) for _, lp in top))
         mass[missing] = max(uncovered / missing.sum(), 1e-8)
-    result: np.ndarray | None = np.log(mass / mass.sum())
-    return result
+    return cast(np.ndarray, np.log(mass / mass.sum()))
 
 
 def onehot_scores(k: int, num_classes: int, smoothing: float) -> np.ndarray:
     p = np.full(num_classes, smoothing / num_classes)
     p[k] += 1.0 - smoothing
-    result: np.ndarray = np.log(np.maximum(p, 1e-12))
-    return result
+    return cast(np.ndarray, np.log(np.maximum(p, 1e-12)))
 
 
 @TEACHERS.register("openai")
-class OpenAIChatTeacher:
+class OpenAIChatTeacher(HttpBackend):
     """One chat completion per input; `concurrency` requests in flight (the query stage's worker threads)."""
 
     batch_limit = 1
@@ -256,87 +228,44 @@ class OpenAIChatTeacher:
 
     @classmethod
     def from_config(cls, config: OpenAITeacherConfig) -> OpenAIChatTeacher:
-        assert config.url and config.model_name and config.label_words  # the config model refuses them missing
         if config.api == "batch" and cls is OpenAIChatTeacher:
             from ckd.teachers.openai_batch import OpenAIBatchTeacher
 
             return OpenAIBatchTeacher.from_config(config)
-        return cls(
-            config.url,
-            config.model_name,
-            config.label_words,
-            prompt=config.prompt,
-            max_tokens=config.max_tokens,
-            smoothing=config.onehot_smoothing,
-            concurrency=config.concurrency,
-            timeout_s=config.timeout_s,
-            max_response_mb=config.max_response_mb,
-            max_retries=config.max_retries,
-            rate_limit_per_s=config.rate_limit_per_s,
-            token_env=config.token_env,
-            top_logprobs=config.top_logprobs,
-            backoff_s=config.backoff_s,
-            max_backoff_s=config.max_backoff_s,
-            check_model=config.check_model,
-        )
+        return cls(**dict(config))
 
-    def __init__(
-        self,
-        url: str,
-        model_name: str,
-        label_words: Any,
-        prompt: str = "{text}",
-        max_tokens: int | None = None,
-        smoothing: float = 0.1,
-        concurrency: int = 1,
-        timeout_s: float = 30.0,
-        max_retries: int = 5,
-        rate_limit_per_s: float | None = None,
-        token_env: str | None = None,
-        top_logprobs: int = 20,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-        check_model: bool = True,
-        max_response_mb: float = 64.0,
-    ) -> None:
+    def __init__(self, url: str, model_name: str, label_words: Any, **options: Any) -> None:
+        """`options`: fields of `OpenAITeacherConfig` (its defaults apply, but the prompt's is "{text}");
+        `smoothing` names `onehot_smoothing`."""
         openai = require("openai", "teacher.kind openai")
 
-        self.url, self.model_name = normalise_url(url), model_name
+        values = {"prompt": "{text}", "onehot_smoothing": options.pop("smoothing", 0.1), **options}
+        settings = settings_of(OpenAITeacherConfig, dict(values, url=url, model_name=model_name))
+        self._configure(settings)
         self.label_words = tuple(label_words)
         self.num_classes: int | None = len(self.label_words)  # declared: known before any call
-        self.prompt, self.max_tokens, self.smoothing = prompt, max_tokens, smoothing
-        self.concurrency, self.max_retries = concurrency, max_retries
-        self.top_logprobs, self.backoff_s, self.max_backoff_s = top_logprobs, backoff_s, max_backoff_s
-        self.rate_limiter = _RateLimiter(rate_limit_per_s)
-        self.timeout_s, self.max_response_bytes = float(timeout_s), int(max_response_mb * 2**20)
+        self.prompt, self.max_tokens, self.smoothing = settings.prompt, settings.max_tokens, settings.onehot_smoothing
+        self.top_logprobs = settings.top_logprobs
         self._resume_at = 0.0  # no request leaves before this time (the provider's rate-limit headers)
-        self._token = None
-        if token_env:
-            self._token = os.environ.get(token_env)
-            if not self._token:
-                raise TeacherError(f"teacher.token_env: the environment variable {token_env} is not set or empty")
         # max_retries=0: the SDK must never re-send on its own, or a retried request could be computed twice
         # while counted once. "unused" satisfies the SDK where a local server needs no key.
         self.client = openai.OpenAI(
-            base_url=self.url, api_key=self._token or "unused", max_retries=0, timeout=timeout_s
+            base_url=self.url, api_key=self._token or "unused", max_retries=0, timeout=self.timeout_s
         )
         self._openai = openai
-        recipe = json.dumps(
-            {"prompt": prompt, "labels": self.label_words, "max_tokens": max_tokens, "smoothing": smoothing},
-            sort_keys=True,
-        )
-        # A new prompt or verbalizer asks a different question: its answers never mix with the old ones. The
-        # base URL stays in the identity (one model name means different models at different providers), in
-        # one spelling (ckd.teachers.http_oip.normalise_url).
-        digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+        recipe = dict(prompt=self.prompt, labels=self.label_words, max_tokens=self.max_tokens, smoothing=self.smoothing)
+        # A new prompt or verbalizer asks a new question (answers of its own); the base URL, in one spelling
+        # (normalise_url), is in the identity: one model name means different models at different providers.
+        digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
         self.identity = f"openai:{self.url}:{model_name}:{digest}"
-        self.description = f"{model_name} at {self.url} (OpenAI-compatible chat completions)"
+        api = "OpenAI Batch API" if settings.api == "batch" else "OpenAI-compatible chat completions"
+        self.description = f"{model_name} at {self.url} ({api})"
         self._lock = threading.Lock()
-        if check_model:
+        if settings.check_model:
             self._check_model()
 
-    def _mask(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+    def _no_token(self, name: str) -> Exception:
+        return TeacherError(f"teacher.token_env: the environment variable {name} is not set or empty")
 
     def _check_model(self) -> None:
         """Free: GET {url}/models before any paid call, so a wrong URL or model name costs nothing."""
@@ -370,13 +299,6 @@ class OpenAIChatTeacher:
             )
 
     # -- the paid call -------------------------------------------------------------------------
-    def _wait_s(self, error: _Retryable, attempt: int) -> float:
-        if error.retry_after is not None:
-            return min(error.retry_after, MAX_RETRY_AFTER_S)
-        exponential = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-        result: float = exponential * (0.5 + random.random() / 2)  # "equal jitter"
-        return result
-
     def _hold(self, seconds: float) -> None:
         """Every worker waits `seconds` (capped) before its next request: the provider said to."""
         with self._lock:
@@ -390,18 +312,10 @@ class OpenAIChatTeacher:
 
     def _request(self, text: str) -> dict[str, Any]:
         """The chat-completions request body for one input (sent as is, or as one line of a batch job)."""
-        request: dict[str, Any] = {
-            "model": self.model_name,
-            "temperature": 0,
-            "logprobs": True,
-            "top_logprobs": self.top_logprobs,
-            "messages": [
-                {"role": "user", "content": self.prompt.format(text=text, labels=", ".join(self.label_words))}
-            ],
-        }
-        if self.max_tokens is not None:
-            request["max_tokens"] = self.max_tokens
-        return request
+        message = {"role": "user", "content": self.prompt.format(text=text, labels=", ".join(self.label_words))}
+        request = {"model": self.model_name, "temperature": 0, "logprobs": True, "top_logprobs": self.top_logprobs}
+        limit = {} if self.max_tokens is None else {"max_tokens": self.max_tokens}
+        return {**request, "messages": [message], **limit}
 
     def _send_once(self, text: str) -> Any:
         openai = self._openai
@@ -417,64 +331,40 @@ class OpenAIChatTeacher:
                 if exhausted:
                     self._hold(exhausted)
                 try:
-                    body = read_capped(response.iter_bytes(), status, self.max_response_bytes, deadline, self.timeout_s)
+                    body = self._read_capped(response.iter_bytes(), status, deadline)
                 except BodyOverCap:
                     raise
                 except Exception as error:  # the HTTP client's own, once the answer began: as the SDK's below
                     raise OutcomeUnknown(f"{type(error).__name__} while reading the answer") from None
-            from openai.types.chat import ChatCompletion
-
-            return ChatCompletion.construct(**json.loads(body))
+            return openai.types.chat.ChatCompletion.construct(**json.loads(body))
         except BodyOverCap as error:  # a 200 is computed and paid: unusable, kept apart
             raise AnswerUnusable(f"HTTP {error.status} with {error}") from None
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
             raise AnswerUnusable(f"HTTP 200 with a body that is not a chat completion ({error})") from None
         except openai.APIConnectionError as error:  # APITimeoutError is one too
-            cause = type(error.__cause__).__name__ if error.__cause__ is not None else type(error).__name__
-            if cause in _NOT_SENT:
+            cause = type(error.__cause__ or error).__name__
+            if cause in ("ConnectError", "ConnectTimeout", "PoolTimeout"):  # never left: nothing can have run
                 raise _Retryable(f"cannot connect ({cause})") from None
             raise OutcomeUnknown(f"{cause} after the request left") from None
         except openai.APIStatusError as error:
+            status, headers = error.status_code, error.response.headers
+            # a 429 waits as the rate-limit headers say, and every worker with it (the limit is the account's)
+            retry_after = rate_limit_wait_s(headers) if status == 429 else _said_retry_after(headers)
+            if status == 429 and retry_after is not None:
+                self._hold(retry_after)
             words = self._mask(str(error))[:300]
-            status = error.status_code
-            headers = error.response.headers
-            retry_after = _said_retry_after(headers)
-            if status == 429:
-                wait_s = rate_limit_wait_s(headers)
-                if wait_s is not None:
-                    self._hold(wait_s)  # every worker: the limit is the account's, not this request's
-                raise _Retryable(f"HTTP {status}: {words}", wait_s) from None
-            # As for the http backend (ckd.teachers.http_oip): only a 429, or a 500/503 that says when to come
-            # back, tells that nothing ran; any other 5xx (a gateway's 502/504, a bare 500 or 503) may come
-            # after the model computed (and billed) the answer: unknown outcome, it stays counted.
-            if status in (500, 503) and retry_after is not None:
-                raise _Retryable(f"HTTP {status}: {words}", retry_after) from None
-            if status >= 500 and status not in (501, 505):
-                raise OutcomeUnknown(
-                    f"HTTP {status} from {self.url}/chat/completions (the model may have run): {words}"
-                ) from None
-            raise TeacherRefused(f"HTTP {status} from {self.url}/chat/completions: {words}") from None
-
-    def _ask(self, text: str) -> Any:
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._send_once(text)
-            except _Retryable as error:
-                if attempt == self.max_retries:
-                    raise TeacherRefused(f"{error} (after {self.max_retries} retries)") from None
-                time.sleep(self._wait_s(error, attempt))
+            raise status_error(status, words, retry_after, f"{self.url}/chat/completions") from None
 
     def predict(self, x: np.ndarray) -> ScoredAnswer:
-        rows, sources, usage = [], [], {"prompt_tokens": 0, "completion_tokens": 0}
+        answers, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
         for text in np.asarray(x).reshape(-1):
-            completion = self._ask(str(text))
+            completion = self._with_retries(self._send_once, str(text))
             spent = getattr(completion, "usage", None)
             for key in usage:
                 usage[key] += int(getattr(spent, key, 0) or 0)
-            scores, source = self._scores(completion, usage)
-            rows.append(scores)
-            sources.append(source)
-        return ScoredAnswer(np.stack(rows).astype(np.float32), usage, sources)
+            answers.append(self._scores(completion, usage))
+        rows, sources = zip(*answers)
+        return ScoredAnswer(np.stack(rows).astype(np.float32), usage, list(sources))
 
     def _scores(self, completion: Any, usage: dict[str, int]) -> tuple[np.ndarray, str]:
         choices = getattr(completion, "choices", None) or []
@@ -482,8 +372,7 @@ class OpenAIChatTeacher:
             raise AnswerUnusable("the answer has no choice or message", self._raw(str(completion), usage), usage)
         choice = choices[0]
         content = choice.message.content or ""
-        first_word = content.strip().split()[0] if content.strip() else ""
-        k = label_of(first_word, self.label_words)
+        k = label_of(next(iter(content.split()), ""), self.label_words)  # the first word
         if k is None:
             raise AnswerUnusable(
                 f"the answer {content.strip()[:80]!r} is not one of teacher.label_words "

@@ -5,14 +5,12 @@
       callable: my_teacher:predict   # my_teacher.py in the project (or an installed package)
       budget: 300
 
-`function(x)` takes a batch of raw inputs [batch, *sample_shape] (float32; a text source: [batch] strings)
-and returns scores [batch, classes] (`teacher.scores`: logits or probabilities). It runs under the same
-budget and store as every backend: each input it is given is reserved first and counted, and its answers
-are stored once. The function runs in a process of its own (`ckd.teachers.python_worker`): an exception,
-`sys.exit`, `KeyboardInterrupt`, a crash of that process, or no answer within `teacher.timeout_s` (the process
-is then stopped) counts the batch as lost (it may have called something paid) and stops the run with one
-line; `query` itself never ends with it. The teacher's identity is the callable's name and the SHA-256 of
-its module's source, so changed code is a new teacher with answers of its own (the same purse).
+`function(x)` maps raw inputs [batch, *sample_shape] (float32; texts: [batch] strings) to scores [batch, classes]
+(`teacher.scores`: logits or probabilities), under the budget and store of every backend, in a process of its own
+(`ckd.teachers.python_worker`): an exception, `sys.exit`, `KeyboardInterrupt`, a crash, or no answer within
+`teacher.timeout_s` (the process is then stopped) counts the batch as lost (it may have called something paid)
+and stops the run with one line; `query` never dies with it. The identity is the callable's name and the
+SHA-256 of its module's source: changed code is a new teacher (answers of its own, the same purse).
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ import sys
 import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -117,11 +115,10 @@ class PythonTeacher:
     def _start(self) -> tuple[subprocess.Popen[bytes], Connection]:
         """Start the worker and wait (at most teacher.timeout_s) for its import of the module: free."""
         ours, theirs = socket.socketpair()
-        env = {**os.environ, PATH_ENV: os.pathsep.join(sys.path)}
         process = subprocess.Popen(
             [sys.executable, "-m", "ckd.teachers.python_worker", str(theirs.fileno()), self.target],
             pass_fds=(theirs.fileno(),),
-            env=env,
+            env={**os.environ, PATH_ENV: os.pathsep.join(sys.path)},
             stdin=subprocess.DEVNULL,
         )
         theirs.close()
@@ -129,7 +126,7 @@ class PythonTeacher:
         self._worker = (process, conn)
         weakref.finalize(self, _stop, process, conn)
         try:
-            reply = self._receive(conn, process, "starting")
+            reply = self._receive(conn, "starting")
         except PythonTeacherFailed as error:
             raise CkdError(f"teacher.callable: {error}") from None
         if reply != b"ready":
@@ -137,7 +134,7 @@ class PythonTeacher:
             raise CkdError(f"teacher.callable: {self.target} cannot start in its own process ({reply[1:].decode()})")
         return process, conn
 
-    def _receive(self, conn: Connection, process: subprocess.Popen[bytes], doing: str) -> bytes:
+    def _receive(self, conn: Connection, doing: str) -> bytes:
         if not conn.poll(self.timeout_s):
             self.close()
             raise PythonTeacherFailed(
@@ -165,7 +162,7 @@ class PythonTeacher:
             self._start()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        process, conn = self._worker if self._worker is not None else self._start()
+        _, conn = self._worker if self._worker is not None else self._start()
         request = io.BytesIO()
         np.save(request, np.asarray(x), allow_pickle=False)
         try:
@@ -173,11 +170,10 @@ class PythonTeacher:
         except OSError:
             status = self.close()
             raise PythonTeacherFailed(f"{self.target}'s process ended (exit status {status})") from None
-        reply = self._receive(conn, process, f"answering a batch of {len(x)}")
+        reply = self._receive(conn, f"answering a batch of {len(x)}")
         kind, body = reply[:1], reply[1:]
         if kind == b"A":
-            result: np.ndarray = np.load(io.BytesIO(body), allow_pickle=False)
-            return result
+            return cast(np.ndarray, np.load(io.BytesIO(body), allow_pickle=False))
         if kind == b"U":
             raise AnswerUnusable("the function returned something that is not an array of numbers", body.decode())
         raise PythonTeacherFailed(f"{self.target} raised {body.decode()}")

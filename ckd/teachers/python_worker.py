@@ -2,11 +2,10 @@
 
     python -m ckd.teachers.python_worker FD package.module:function
 
-It talks over the socket FD (multiprocessing's framing): it answers b"ready" (or b"E<why>") once the module
-is imported, then for each batch (an .npy array, no pickle) the scores as b"A" + .npy, b"U" + their repr when
-they are not an array of numbers (paid, kept apart by `query`), or b"E<type>: <message>" when the function
-raised anything, `sys.exit` and `KeyboardInterrupt` included. What the function prints goes to stderr: the
-socket is the only channel. Ctrl-C is the parent's to handle (it stops this process).
+Over the socket FD (multiprocessing's framing) it answers b"ready" (or b"E<why>") once the module is imported,
+then to each batch (an .npy array, no pickle) b"A" + the scores' .npy, b"U" + their repr when they are not an
+array of numbers (paid, kept apart by `query`), or b"E<type>: <message>" when the function raised anything,
+`sys.exit` and `KeyboardInterrupt` included. What it prints goes to stderr; Ctrl-C is the parent's to handle.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import torch
@@ -32,13 +31,8 @@ class StandinTeacher:
     class_names: tuple[str, ...]
 
     def save(self, path: str | Path) -> None:
-        export_onnx(
-            self.model,
-            self.input_shape,
-            path,
-            opset=STANDIN_OPSET,
-            metadata={STANDIN_MARK: "true", "class_names": list(self.class_names)},
-        )
+        metadata = {STANDIN_MARK: "true", "class_names": list(self.class_names)}
+        export_onnx(self.model, self.input_shape, path, opset=STANDIN_OPSET, metadata=metadata)
 
 
 def is_standin(path: str | Path) -> bool:
@@ -48,18 +42,11 @@ def is_standin(path: str | Path) -> bool:
 class StandinCNN(nn.Module):
     """Conv3x3(c1) -> ReLU -> Conv3x3(c2) -> ReLU -> MaxPool2 -> Linear(hidden) -> ReLU -> Linear(C)."""
 
-    def __init__(
-        self,
-        image_shape: tuple[int, int, int],
-        num_classes: int,
-        mean: float,
-        std: float,
-        channels: tuple[int, int],
-        hidden: int,
-    ) -> None:
+    def __init__(self, image_shape: tuple[int, ...], num_classes: int, mean: float, std: float, config: StandinConfig):
         super().__init__()
         self.normalize = Normalize(np.asarray(mean, np.float32), np.asarray(std, np.float32))
         c, h, w = image_shape
+        channels, hidden = config.channels, config.hidden
         self.features = nn.Sequential(
             nn.Conv2d(c, channels[0], 3, padding=1),
             nn.ReLU(),
@@ -79,9 +66,10 @@ class StandinCNN(nn.Module):
 
 
 class StandinMLP(nn.Module):
-    def __init__(self, features: int, num_classes: int, mean: np.ndarray, std: np.ndarray, hidden: int) -> None:
+    def __init__(self, features: int, num_classes: int, mean: np.ndarray, std: np.ndarray, config: StandinConfig):
         super().__init__()
         self.normalize = Normalize(mean, std)
+        hidden = config.hidden
         self.body = nn.Sequential(
             nn.Linear(features, 2 * hidden),
             nn.ReLU(),
@@ -92,12 +80,6 @@ class StandinMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.normalize(x))
-
-
-def teacher_input_shape(sample_shape: tuple[int, ...], is_image: bool) -> tuple[int, ...]:
-    if is_image and len(sample_shape) == 2:
-        return (1, *sample_shape)
-    return tuple(sample_shape)
 
 
 def train_standin(
@@ -111,23 +93,14 @@ def train_standin(
 ) -> tuple[nn.Module, tuple[int, ...]]:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
-    input_shape = teacher_input_shape(tuple(x.shape[1:]), is_image)
+    input_shape = (1, *x.shape[1:]) if is_image and x.ndim == 3 else tuple(x.shape[1:])  # [H, W] images: one channel
     inputs = torch.as_tensor(x, dtype=torch.float32).reshape(len(x), *input_shape)
     targets = torch.as_tensor(y)
     if is_image:
-        model = StandinCNN(
-            cast("tuple[int, int, int]", input_shape),
-            num_classes,
-            float(x.mean()),
-            float(x.std()) or 1.0,
-            config.channels,
-            config.hidden,
-        )
+        model = StandinCNN(input_shape, num_classes, float(x.mean()), float(x.std()) or 1.0, config)
     else:
         std = x.std(0)
-        model = StandinMLP(
-            int(np.prod(input_shape)), num_classes, x.mean(0), np.where(std > 0, std, 1.0), config.hidden
-        )
+        model = StandinMLP(int(np.prod(input_shape)), num_classes, x.mean(0), np.where(std > 0, std, 1.0), config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(seed)
     batches = math.ceil(len(x) / config.batch_size)
