@@ -1,14 +1,11 @@
 """Typed, validated configuration: one pydantic model per section of `params.yaml`, and `Params` for the
 whole file. Defaults live here only (a contract test keeps the committed `params.yaml` equal to them).
 
-Every stage validates the whole file before it does anything, so a misspelt section or key, a value out
-of range, or a registry name that is not registered (`student.method`, `student.arch`, `data.selection`,
-`teacher.kind`) fails in the first stage, before any teacher call, as one line:
-`<dotted.parameter>: <what is allowed>, got <value>`.
-
-Limits guard memory: a batch, a group table or a grid larger than the limits below would exhaust it
-long before it helped. The teacher's section is a union over the registered backends, told apart by
-`teacher.kind`; each backend's model (its own fields only) lives in its module under `ckd/teachers/`.
+Every stage validates the whole file first, so a misspelt key, a value out of range or an unregistered name
+(`student.method`, `student.arch`, `data.selection`, `teacher.kind`) fails before any teacher call, as one
+line: `<dotted.parameter>: <what is allowed>, got <value>`. Limits guard memory (a batch, group table or grid
+larger would exhaust it). `teacher` is a union over the registered backends, told apart by `teacher.kind`;
+each backend's model lives in its module under `ckd/teachers/`.
 """
 
 from __future__ import annotations
@@ -17,10 +14,10 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ckd.data.download import DownloadConfig
 from ckd.data.sources import MAX_CLASSES
@@ -39,18 +36,21 @@ def _registered(registry: Any, name: str) -> str:
     return name
 
 
-def _known_arguments(registry: Any, name: str, arguments: Mapping[str, Any], fixed: set[str]) -> None:
+def _known_arguments(parameter: str, registry: Any, name: str, arguments: Mapping[str, Any], fixed: set[str]) -> None:
     """Refuse an argument the registered factory does not take (a typo in `method_args` fails up front).
-    The names come from the registry without importing a lazy entry's module (no torch here)."""
-    if name not in registry:
-        return  # reported on the name itself
-    parameters = registry.arguments(name)
-    if parameters.any_keyword:
+    The names come from the registry without importing a lazy entry's module (no torch here). Raised as
+    ConfigError (not ValueError), which pydantic lets through as it is: it names the key."""
+    parameters = registry.arguments(name) if name in registry else None  # else reported on the name itself
+    if parameters is None or parameters.any_keyword:
         return
     allowed = sorted(set(parameters.names) - fixed)
-    for key in arguments:
-        if key not in allowed:
-            raise ValueError(f"unknown {key!r}; {registry.kind} {name!r} takes {', '.join(allowed) or 'none'}")
+    unknown = next((key for key in arguments if key not in allowed), None)
+    if unknown is not None:
+        raise ConfigError(
+            parameter,
+            f"unknown {unknown!r}; {registry.kind} {name!r} takes {', '.join(allowed) or 'none'}, "
+            f"got {dict(arguments)!r}",
+        )
 
 
 class DataConfig(Section):
@@ -218,34 +218,25 @@ class StudentConfig(Section):
             raise ValueError(f"must be a number in (0, 10] or a list of 1 to {MAX_GRID} of them")
         return tuple(float(v) for v in values)
 
-    @field_validator("arch")
+    @field_validator("arch", "method")
     @classmethod
-    def _arch(cls, name: str) -> str:
+    def _registered_name(cls, name: str, info: ValidationInfo) -> str:
+        from ckd.methods import METHODS
         from ckd.students import STUDENTS
 
-        return _registered(STUDENTS, name)
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, name: str) -> str:
-        from ckd.methods import METHODS
-
-        return _registered(METHODS, name)
+        return _registered(STUDENTS if info.field_name == "arch" else METHODS, name)
 
     @model_validator(mode="after")
     def _arguments(self) -> StudentConfig:
         from ckd.methods import METHODS
         from ckd.students import STUDENTS
 
-        # Raised as ConfigError (not ValueError), which pydantic lets through as it is: it names the key.
-        for parameter, registry, name, arguments, fixed in (
-            ("student.arch_args", STUDENTS, self.arch, self.arch_args, {"sample_shape", "num_classes", "normalize"}),
-            ("student.method_args", METHODS, self.method, self.method_args, {"num_classes", "teacher_var", "labelled"}),
-        ):
-            try:
-                _known_arguments(registry, name, arguments, fixed)
-            except ValueError as error:
-                raise ConfigError(parameter, f"{error}, got {dict(arguments)!r}") from None
+        fixed_arch, fixed_method = (
+            {"sample_shape", "num_classes", "normalize"},
+            {"num_classes", "teacher_var", "labelled"},
+        )
+        _known_arguments("student.arch_args", STUDENTS, self.arch, self.arch_args, fixed_arch)
+        _known_arguments("student.method_args", METHODS, self.method, self.method_args, fixed_method)
         grid = len(self.lr) * math.prod(
             len(v) if isinstance(v, (list, tuple)) else 1 for v in self.method_args.values()
         )
@@ -328,8 +319,7 @@ class Params(Section):
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data as in params.yaml (section `validate`, lists for tuples)."""
-        result: dict[str, Any] = _plain(self.model_dump(by_alias=True))
-        return result
+        return cast(dict[str, Any], _plain(self.model_dump(by_alias=True)))
 
 
 def validation_split(num_samples: int, val_fraction: float) -> tuple[int, int]:
@@ -362,15 +352,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-SECTIONS = ("data", "teacher", "comparative", "student", "export", "validate")
-
-
 def validate_all(params: Mapping[str, Any]) -> Params:
     """Validate a whole params mapping; a ConfigError names the first bad parameter."""
     if not isinstance(params, Mapping):
         raise ConfigError("params", f"must be a mapping of sections, got {type(params).__name__}")
-    result: Params = validate_model(Params, dict(params))
-    return result
+    return validate_model(Params, dict(params))
 
 
 def _refuse_duplicate_keys(node: yaml.Node, where: str = "") -> None:
@@ -432,10 +418,6 @@ def load_section(name: str, path: str | Path = "params.yaml") -> Any:
     return section(load_config(path), name)
 
 
-def load_seed(path: str | Path = "params.yaml") -> int:
-    return load_config(path).seed
-
-
 def with_overrides(params: Params, overrides: Mapping[str, Any]) -> Params:
     """`params` with dotted keys set (as `dvc exp run -S` does), validated again."""
     values = params.as_dict()
@@ -460,14 +442,12 @@ __all__ = [
     "StudentConfig",
     "ExportConfig",
     "ValidateConfig",
-    "SECTIONS",
     "validate_all",
     "validation_split",
     "check_runtime",
     "load_params",
     "load_config",
     "load_section",
-    "load_seed",
     "section",
     "section_from_dict",
     "with_overrides",

@@ -17,7 +17,7 @@ import numpy as np
 
 from ckd.config import StudentConfig
 from ckd.data import Pool
-from ckd.errors import CkdError, ConfigError
+from ckd.errors import ConfigError
 
 
 def check_student(student: StudentConfig, sample_shape: Sequence[int], num_classes: int, labelled: bool) -> None:
@@ -38,8 +38,6 @@ def check_student(student: StudentConfig, sample_shape: Sequence[int], num_class
     for candidate in candidate_grid(student):
         try:  # the teacher's variance is known only after the query: 1.0 stands in (a scale, not a check)
             build_method(student.method, num_classes, 1.0, labelled, **candidate.method_args)
-        except CkdError:
-            raise
         except (TypeError, ValueError, ZeroDivisionError) as error:
             raise ConfigError(
                 "student.method_args", f"{student.method} refuses {candidate.method_args} ({error})"
@@ -54,8 +52,6 @@ def check_student(student: StudentConfig, sample_shape: Sequence[int], num_class
                 np.ones(shape, np.float32),
                 dict(student.arch_args),
             )
-        except CkdError:
-            raise
         except (TypeError, ValueError, RuntimeError) as error:
             raise ConfigError(
                 "student.arch_args", f"{student.arch} refuses {dict(student.arch_args)} ({error})"

@@ -13,6 +13,7 @@ module or imported with `from X import Y`; if the source cannot answer, it impor
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -40,11 +41,10 @@ class Registry(Generic[T]):
         self.kind = kind
         self.parameter = parameter
         self._factories: dict[str, Callable[..., T]] = {}
-        self._lazy: dict[str, str] = {}
-        for name, target in (lazy or {}).items():
+        self._lazy = dict(lazy or {})
+        for name, target in self._lazy.items():
             if ":" not in target:
                 raise ValueError(f"{kind} {name!r}: a lazy entry is 'package.module:Factory', got {target!r}")
-            self._lazy[name] = target
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
@@ -148,27 +148,17 @@ def _defined_in(tree: ast.Module, module: str, name: str) -> tuple[str, str] | N
 
 
 def _function_arguments(node: ast.FunctionDef, skip_first: bool) -> Arguments:
-    positional = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
-    if skip_first:
-        positional = positional[1:]
-    return Arguments(
-        tuple(positional + [a.arg for a in node.args.kwonlyargs]),
-        node.args.kwarg is not None,
-    )
+    positional = [a.arg for a in (*node.args.posonlyargs, *node.args.args)][int(skip_first) :]
+    return Arguments((*positional, *(a.arg for a in node.args.kwonlyargs)), node.args.kwarg is not None)
 
 
-_TREES: dict[str, ast.Module | None] = {}
-
-
+@functools.cache
 def _parse(module: str) -> ast.Module | None:
-    if module not in _TREES:
-        tree = None
-        try:
-            spec = importlib.util.find_spec(module)  # imports the parent packages, not the module itself
-            if spec is not None and spec.origin and spec.origin.endswith(".py"):
-                with open(spec.origin, encoding="utf-8") as handle:
-                    tree = ast.parse(handle.read(), filename=spec.origin)
-        except (ImportError, OSError, SyntaxError, ValueError):
-            tree = None
-        _TREES[module] = tree
-    return _TREES[module]
+    try:
+        spec = importlib.util.find_spec(module)  # imports the parent packages, not the module itself
+        if spec is not None and spec.origin and spec.origin.endswith(".py"):
+            with open(spec.origin, encoding="utf-8") as handle:
+                return ast.parse(handle.read(), filename=spec.origin)
+    except (ImportError, OSError, SyntaxError, ValueError):
+        pass
+    return None

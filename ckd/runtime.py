@@ -3,6 +3,7 @@ more threads than the process may use, and one thread for students too small to 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,25 +69,20 @@ def set_torch_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    try:
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(threads)
-    except RuntimeError:
-        pass
 
 
 def onnx_providers() -> list[str]:
     """CUDAExecutionProvider only when ORT offers it and a CUDA device is visible; else it logs errors."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    if "CUDAExecutionProvider" in available:
-        try:
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        with contextlib.suppress(ImportError):
             import torch
 
             if torch.cuda.is_available():
                 return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        except ImportError:
-            pass
     return ["CPUExecutionProvider"]
 
 

@@ -1,17 +1,13 @@
 """`download`: the data file a params file names, fetched from its public source with a pinned SHA-256.
 
-`data.download: {url, sha256, path}` says where the file comes from and which bytes are the right ones;
-`path` (default: `data.source`) is where it lands. An offline mirror is looked up first, by file name:
-the folders in `$CKD_DATA_MIRROR` (several joined by `:`), then `data.mirror`. A file found there, or
-already at `path`, is used only when its SHA-256 is the pinned one; nothing is ever used unchecked.
-Without `data.download` the stage does nothing but say so (the embedded digits, your own files).
+`data.download: {url, sha256, path}`: where the file comes from, which bytes are right, and where it lands
+(`path`, default `data.source`). Offline mirror folders are looked up first, by file name: `$CKD_DATA_MIRROR`
+(several joined by `:`), then `data.mirror`. A file found there, or already at `path`, is used only when its
+SHA-256 is the pinned one. Without `data.download` the stage only says so.
 
-Every failure is one line that names the file and says how to get it: fetch it by hand from the URL, or
-point `CKD_DATA_MIRROR` at a folder holding it. A file of other bytes is refused, never replaced: the
-params pin one data set, and a run on another would report numbers for something else.
-
-`KNOWN` lists the public sources of the data sets the benchmarks and examples read (`../shared/data` on
-the project's own machine); `fetch_known(name, folder)` brings one into `folder` the same way.
+Every failure is one line naming the file and how to get it (by hand from the URL, or a mirror folder). A file
+of other bytes is refused, never replaced: a run on another data set would report numbers for something else.
+`KNOWN` lists the public data sets the benchmarks and examples read; `fetch_known(name, folder)` fetches one.
 """
 
 from __future__ import annotations
@@ -19,9 +15,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,23 +92,28 @@ KNOWN: dict[str, Remote] = {
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def mirrors(configured: str | None = None) -> list[Path]:
     """The mirror folders, in the order they are looked in: $CKD_DATA_MIRROR's, then `data.mirror`."""
-    folders = [p for p in os.environ.get(MIRROR_ENV, "").split(os.pathsep) if p]
-    if configured:
-        folders.append(configured)
-    return [Path(folder) for folder in folders]
+    return [Path(p) for p in [*os.environ.get(MIRROR_ENV, "").split(os.pathsep), configured or ""] if p]
 
 
 def _how_to_get(name: str, url: str, target: Path) -> str:
     return f"download {url} to {target} by hand, or set {MIRROR_ENV} (or data.mirror) to a folder holding {name}"
+
+
+@contextmanager
+def _partial(target: Path) -> Iterator[tuple[int, Path]]:
+    """A temporary file beside `target` (its folder made), removed unless `_publish` renamed it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        yield handle, Path(partial)
+    finally:
+        Path(partial).unlink(missing_ok=True)
 
 
 def _publish(partial: Path, target: Path) -> None:
@@ -122,11 +126,9 @@ def _publish(partial: Path, target: Path) -> None:
 
 def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
     """Stream `url` into a temporary file beside `target`, hashing as it comes; rename only when it matches."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
+    with _partial(target) as (handle, partial):
         with os.fdopen(handle, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:  # noqa: S310 (http/https only)
@@ -145,9 +147,7 @@ def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
                 f"{sha256} (data.download.sha256); the file at the source changed, or the pin is wrong: check it, "
                 f"then {how}"
             )
-        _publish(Path(partial), target)
-    finally:
-        Path(partial).unlink(missing_ok=True)
+        _publish(partial, target)
 
 
 def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) -> dict[str, Any]:
@@ -173,7 +173,6 @@ def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) 
                 f"{candidate}: the mirror's copy has SHA-256 {found}, not the pinned {sha256} "
                 f"(data.download.sha256); replace it with the pinned file, or {how}"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
         _copy_verified(candidate, target, sha256)
         return {"path": str(target), "sha256": sha256, "from": f"mirror {folder}"}
     _fetch(url, target, sha256, how)
@@ -182,26 +181,21 @@ def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) 
 
 def _copy_verified(source: Path, target: Path, sha256: str) -> None:
     """Copy through a temporary file and check the copy (a mirror on a flaky disk must not half-write)."""
-    import shutil
-
-    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(handle)
-    try:
+    with _partial(target) as (handle, partial):
+        os.close(handle)
         shutil.copyfile(source, partial)
-        if sha256_of(Path(partial)) != sha256:
+        if sha256_of(partial) != sha256:
             raise CkdError(f"{source}: the copy to {target} does not match its SHA-256; copy it again")
-        _publish(Path(partial), target)
-    finally:
-        Path(partial).unlink(missing_ok=True)
+        _publish(partial, target)
 
 
 def known_source_hint(path: str | Path) -> str:
     """For a missing file named as a `KNOWN` data set, where it comes from (to append to the one-line error);
     '' for any other name."""
     name = Path(path).name
-    if name not in KNOWN:
+    remote = KNOWN.get(name)
+    if remote is None:
         return ""
-    remote = KNOWN[name]
     note = f" ({remote.note})" if remote.note else ""
     return (
         f"; {name} is a public data set: {remote.url}{note}; the project's copy has SHA-256 {remote.sha256} "

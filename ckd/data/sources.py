@@ -81,12 +81,24 @@ def load_source(source: str, options: DataConfig, parameter: str = "data.source"
     except ValueError as error:
         raise ConfigError(parameter, f"{error}, got {source!r}") from None
     key = source_key(source)
-    if key not in (FOLDER,) and key.startswith(".") and not Path(source).is_file():
+    if key.startswith(".") and not Path(source).is_file():
         from ckd.data.download import known_source_hint
 
         raise CkdError(f"{source}: file not found ({parameter}){known_source_hint(source)}")
-    dataset = SOURCES.get(key)(source, options)
-    return checked(dataset, source, options.class_names)
+    return checked(SOURCES.get(key)(source, options), source, options.class_names)
+
+
+def _some(names: tuple[str, ...]) -> str:
+    """The first five names, for a message."""
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+
+def _check_top_label(where: object, top: int) -> None:
+    if top >= MAX_CLASSES:
+        raise CkdError(
+            f"{where}: label {top} implies {top + 1} classes; labels must be 0..{MAX_CLASSES - 1} "
+            "(class indices; name the classes with data.class_names)"
+        )
 
 
 def checked(dataset: Dataset, where: str, class_names: tuple[str, ...] | None = None) -> Dataset:
@@ -102,7 +114,7 @@ def checked(dataset: Dataset, where: str, class_names: tuple[str, ...] | None = 
         raise CkdError(f"{where}: needs at least 2 samples of at least 1 value, got shape {tuple(x.shape)}")
     if not np.isfinite(x).all():
         raise CkdError(f"{where}: inputs hold NaN or infinite values")
-    if class_names is not None and dataset.y is not None and tuple(dataset.class_names) != tuple(class_names):
+    if class_names is not None and y is not None and tuple(dataset.class_names) != tuple(class_names):
         # integer labels index data.class_names; named labels must be among them
         dataset = _rename(dataset, class_names, where)
         y = dataset.y
@@ -113,15 +125,11 @@ def checked(dataset: Dataset, where: str, class_names: tuple[str, ...] | None = 
         if y.shape != (len(x),):
             raise CkdError(f"{where}: {len(y)} labels for {len(x)} samples")
         top = int(y.max())
-        if top >= MAX_CLASSES:
-            raise CkdError(
-                f"{where}: label {top} implies {top + 1} classes; labels must be 0..{MAX_CLASSES - 1} "
-                "(class indices; name the classes with data.class_names)"
-            )
+        _check_top_label(where, top)
         if top >= len(names):
             raise CkdError(
-                f"{where}: label {top} is beyond the {len(names)} class names ({', '.join(names[:5])}"
-                f"{', ...' if len(names) > 5 else ''}); labels must be 0..{len(names) - 1}"
+                f"{where}: label {top} is beyond the {len(names)} class names ({_some(names)}); "
+                f"labels must be 0..{len(names) - 1}"
             )
         present = np.unique(y)
         if len(present) < 2:
@@ -144,10 +152,7 @@ def _rename(dataset: Dataset, class_names: tuple[str, ...], where: str) -> Datas
     index = {name: k for k, name in enumerate(class_names)}
     unknown = sorted({own[int(k)] for k in np.unique(y)} - set(index))
     if unknown:
-        raise CkdError(
-            f"{where}: labels {', '.join(unknown[:5])} are not in data.class_names ({', '.join(class_names[:5])}"
-            f"{', ...' if len(class_names) > 5 else ''})"
-        )
+        raise CkdError(f"{where}: labels {', '.join(unknown[:5])} are not in data.class_names ({_some(class_names)})")
     remap = np.asarray([index.get(name, -1) for name in own], dtype=np.int64)
     return replace(dataset, y=remap[y], class_names=tuple(class_names))
 
@@ -175,17 +180,16 @@ def load_npz(source: str, options: DataConfig) -> Dataset:
     """An `.npz` holding `x` or `images`, and `y` or `labels` (optional), `class_names` (optional)."""
     path = Path(source)
     arrays = read_arrays(path)
-    x_key = "x" if "x" in arrays else "images" if "images" in arrays else None
+    x_key = next((key for key in ("x", "images") if key in arrays), None)
     if x_key is None:
         raise CkdError(f"{path}: needs an array named 'x' or 'images'; has {', '.join(sorted(arrays))}")
     x = arrays[x_key]
     if x.ndim < 2 or x.shape[0] < 2 or not np.issubdtype(x.dtype, np.number):
         raise CkdError(f"{path}: '{x_key}' must be numeric with shape [samples, ...], got {x.dtype} {x.shape}")
     x = x.astype(np.float32)
-    y_key = "y" if "y" in arrays else "labels" if "labels" in arrays else None
-    y = None
-    if y_key is not None:
-        y = arrays[y_key]
+    y_key = next((key for key in ("y", "labels") if key in arrays), None)
+    y = None if y_key is None else arrays[y_key]
+    if y is not None:
         if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
             raise CkdError(
                 f"{path}: '{y_key}' must be non-negative integers of shape [{x.shape[0]}], got {y.dtype} {y.shape}"
@@ -196,13 +200,8 @@ def load_npz(source: str, options: DataConfig) -> Dataset:
     elif options.class_names is not None:
         class_names = tuple(options.class_names)
     elif y is not None:
-        top = int(y.max())
-        if top >= MAX_CLASSES:
-            raise CkdError(
-                f"{path}: label {top} implies {top + 1} classes; labels must be 0..{MAX_CLASSES - 1} "
-                "(class indices; name the classes with data.class_names)"
-            )
-        class_names = tuple(str(c) for c in range(top + 1))
+        _check_top_label(path, int(y.max()))
+        class_names = tuple(str(c) for c in range(int(y.max()) + 1))
     else:
         raise ClassNamesNeeded(
             f"{path}: without labels, data.class_names (or an array 'class_names') must name the classes"

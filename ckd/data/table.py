@@ -108,25 +108,19 @@ def load_table(source: str, options: DataConfig) -> Dataset:
     if column.null_count:
         raise CkdError(f"{path}: label column {label!r} (data.label) has {column.null_count} empty cells")
     values = column.to_numpy(zero_copy_only=False)
-    if _numeric(column) and not np.issubdtype(values.dtype, np.integer) and not np.all(np.mod(values, 1) == 0):
+    numeric = _numeric(column)
+    if numeric and not np.issubdtype(values.dtype, np.integer) and not np.all(np.mod(values, 1) == 0):
         raise CkdError(f"{path}: label column {label!r} holds fractional numbers; labels are classes")
-    if _numeric(column):
-        values = values.astype(np.int64)
-        if options.class_names is not None:  # integer labels index data.class_names
-            names = tuple(options.class_names)
-            if values.min() < 0 or values.max() >= len(names):
-                bad = int(values.min() if values.min() < 0 else values.max())
-                raise CkdError(
-                    f"{path}: label {bad} in column {label!r} is beyond data.class_names; integer labels must be "
-                    f"0..{len(names) - 1} (indices into data.class_names)"
-                )
-            return Dataset(x, values, names, is_image=False)
-        distinct = np.unique(values)
-        names = tuple(str(int(v)) for v in distinct)
-        y = np.searchsorted(distinct, values).astype(np.int64)
-    else:
-        strings = values.astype(str)
-        distinct = np.unique(strings)
-        names = tuple(str(v) for v in distinct)
-        y = np.searchsorted(distinct, strings).astype(np.int64)
-    return Dataset(x, y, names, is_image=False)
+    values = values.astype(np.int64 if numeric else str)
+    if numeric and options.class_names is not None:  # integer labels index data.class_names
+        names = tuple(options.class_names)
+        if values.min() < 0 or values.max() >= len(names):
+            bad = int(values.min() if values.min() < 0 else values.max())
+            raise CkdError(
+                f"{path}: label {bad} in column {label!r} is beyond data.class_names; integer labels must be "
+                f"0..{len(names) - 1} (indices into data.class_names)"
+            )
+        return Dataset(x, values, names, is_image=False)
+    distinct = np.unique(values)  # the classes in sorted order (numbers by value)
+    y = np.searchsorted(distinct, values).astype(np.int64)
+    return Dataset(x, y, tuple(str(v) for v in distinct), is_image=False)
