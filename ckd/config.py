@@ -88,13 +88,13 @@ class DataConfig(Section):
     @field_validator("text", "features", mode="before")
     @classmethod
     def _columns(cls, columns: Any) -> Any:
-        if columns is not None and not (
-            isinstance(columns, (list, tuple)) and columns and all(isinstance(c, str) and c for c in columns)
-        ):
+        if columns is None:
+            return None
+        if not (isinstance(columns, (list, tuple)) and columns and all(isinstance(c, str) and c for c in columns)):
             raise ValueError("must be null or a non-empty list of column names")
-        if columns is not None and len(set(columns)) != len(columns):
+        if len(set(columns)) != len(columns):
             raise ValueError("must not name a column twice")
-        return None if columns is None else tuple(columns)
+        return tuple(columns)
 
     @field_validator("class_names", mode="before")
     @classmethod
@@ -359,7 +359,7 @@ def validate_all(params: Mapping[str, Any]) -> Params:
     return validate_model(Params, dict(params))
 
 
-def _refuse_duplicate_keys(node: yaml.Node, where: str = "") -> None:
+def _refuse_duplicate_keys(node: yaml.Node | None, where: str = "") -> None:
     """A key given twice in one mapping is refused, as DVC does: PyYAML keeps the last silently, so a stage
     would run with a value the user did not mean."""
     if isinstance(node, yaml.MappingNode):
@@ -387,9 +387,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         line = path.read_bytes()[: error.start].count(b"\n") + 1
         raise CkdError(f"{path}: not UTF-8 (byte 0x{error.object[error.start]:02x} on line {line})") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is not None:  # an empty file has no node
-            _refuse_duplicate_keys(root, "")
+        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))  # None for an empty file
         params = yaml.safe_load(text) or {}
     except CkdError as error:
         raise CkdError(f"{path}: {error}") from None

@@ -82,12 +82,9 @@ class Registry(Generic[T]):
 
     def arguments(self, name: str) -> Arguments:
         """The factory's parameter names, without importing a lazy entry's module where its source tells."""
-        if name not in self._factories and name in self._lazy:
-            module, attribute = self._lazy[name].split(":")
-            found = _source_arguments(module, attribute)
-            if found is not None:
-                return found
-        return _inspect_arguments(self.get(name))
+        target = None if name in self._factories else self._lazy.get(name)
+        found = _source_arguments(*target.split(":")) if target else None
+        return found or _inspect_arguments(self.get(name))
 
     def __contains__(self, name: object) -> bool:
         return name in self._factories or name in self._lazy
