@@ -82,9 +82,10 @@ class Registry(Generic[T]):
 
     def arguments(self, name: str) -> Arguments:
         """The factory's parameter names, without importing a lazy entry's module where its source tells."""
-        target = None if name in self._factories else self._lazy.get(name)
-        found = _source_arguments(*target.split(":")) if target else None
-        return found or _inspect_arguments(self.get(name))
+        if name not in self._factories and name in self._lazy:
+            module, attribute = self._lazy[name].split(":")
+            return _source_arguments(module, attribute) or _inspect_arguments(self.get(name))
+        return _inspect_arguments(self.get(name))
 
     def __contains__(self, name: object) -> bool:
         return name in self._factories or name in self._lazy
