@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -319,7 +319,7 @@ class Params(Section):
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data as in params.yaml (section `validate`, lists for tuples)."""
-        return cast(dict[str, Any], _plain(self.model_dump(by_alias=True)))
+        return self.model_dump(mode="json", by_alias=True)
 
 
 def validation_split(num_samples: int, val_fraction: float) -> tuple[int, int]:
@@ -342,14 +342,6 @@ def check_runtime(params: Params) -> None:
         from ckd.runtime import torch_device
 
         torch_device("cuda")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def validate_all(params: Mapping[str, Any]) -> Params:

@@ -1,10 +1,10 @@
 """The `train` stage's own checks of `student.*`, made before any teacher call (issue 21).
 
-`student.arch_args` and `student.method_args` are checked by name in `ckd.config`; their values, and whether
-the student takes the data's inputs at all (`student.arch: cnn` on a table), are known only by building them.
-`sample` (the first stage that knows the data's shape) and `query` (the stage that pays) build every method of
-the grid and the student exactly as `ckd.train` does, the student on torch's meta device: no weights are
-allocated and one forward pass on a meta batch checks the shapes. An error is one line naming the parameter.
+`ckd.config` checks `student.arch_args`/`method_args` by name; their values, and whether the student takes the
+data's inputs (`student.arch: cnn` on a table), are known only by building them. `sample` (the first stage to
+know the data's shape) and `query` (the stage that pays) build every method of the grid and the student as
+`ckd.train` does, on torch's meta device: no weights, one forward pass on a meta batch checks the shapes.
+An error is one line naming the parameter.
 """
 
 from __future__ import annotations

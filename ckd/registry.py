@@ -1,13 +1,11 @@
 """One generic registry for methods, teachers, students and selection strategies.
 
-An entry is either registered eagerly (`@REGISTRY.register("name")` on the factory, in a module its package
-imports) or lazily, as one line naming where the factory lives, `"name": "package.module:Factory"`, given to
-the registry where it is made. A lazy entry's module is imported on the first `get`/`build`, so that a
-process can list the names and check arguments (`arguments`) without importing what the factory needs:
-validating `student.method`/`student.method_args` imports no torch. `arguments` reads a lazy factory's
-parameter names from its module's source (`ast`, nothing executed), following base classes defined in that
-module or imported with `from X import Y`; if the source cannot answer, it imports the module and asks
-`inspect`, so it is never wrong, only slower.
+An entry is registered eagerly (`@REGISTRY.register("name")` on the factory) or lazily, as
+`"name": "package.module:Factory"` given to the registry: its module is imported on the first `get`/`build`,
+so names are listed and arguments checked (`arguments`) without importing what the factory needs
+(validating `student.method_args` imports no torch). `arguments` reads a lazy factory's parameters from its
+module's source (`ast`, nothing executed; base classes defined there or imported with `from X import Y`),
+else imports it and asks `inspect`: never wrong, only slower.
 """
 
 from __future__ import annotations

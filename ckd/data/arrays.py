@@ -70,10 +70,8 @@ def input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class NpzArtifact:
     """A dataclass of arrays stored as one `.npz`: the field names are the array names, spelled once.
-
-    A field whose default is None is optional (absent from the file when None); every other field is
-    required, and a file without it is refused in one line naming the file. Subclasses turn the arrays
-    read back into their fields' types in `__post_init__`."""
+    A field defaulting to None is optional (absent from the file when None); a file without a required one
+    is refused in one line naming it. Subclasses turn the arrays read back into their types in `__post_init__`."""
 
     path: str  # set by `load` (the file it came from, for messages); not a field of the subclasses: never saved
 

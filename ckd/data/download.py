@@ -163,10 +163,8 @@ def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) 
                 "it is left as it is: move it away to download the pinned file, or pin this one"
             )
         return {"path": str(target), "sha256": sha256, "from": "present"}
-    for folder in mirrors(mirror):
-        candidate = folder / target.name
-        if not candidate.is_file():
-            continue
+    candidate = next((folder / target.name for folder in mirrors(mirror) if (folder / target.name).is_file()), None)
+    if candidate is not None:
         found = sha256_of(candidate)
         if found != sha256:
             raise CkdError(
@@ -174,7 +172,7 @@ def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) 
                 f"(data.download.sha256); replace it with the pinned file, or {how}"
             )
         _copy_verified(candidate, target, sha256)
-        return {"path": str(target), "sha256": sha256, "from": f"mirror {folder}"}
+        return {"path": str(target), "sha256": sha256, "from": f"mirror {candidate.parent}"}
     _fetch(url, target, sha256, how)
     return {"path": str(target), "sha256": sha256, "from": url}
 

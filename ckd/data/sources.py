@@ -1,11 +1,10 @@
-"""Data sources, registered by name (`digits`, scikit-learn's, the embedded default), by file suffix
-(`.npz`, `.csv`, `.parquet`, `.pq`) or as `folder` (a directory of images, one sub-folder per class):
-`data.source` (and `data.test_source`) is a registered name, a folder, or a path with a registered suffix.
+"""Data sources, registered by name (`digits`, the embedded default), by file suffix (`.npz`, `.csv`,
+`.parquet`, `.pq`) or as `folder` (a directory of images, one sub-folder per class): `data.source` (and
+`data.test_source`) is a registered name, a folder, or a path with a registered suffix.
 
 A new source is a module with `@SOURCES.register("name" or ".suffix")` and one import line in
-`ckd/data/__init__.py`. A loader is `(source, options: DataConfig) -> Dataset`; `load_source` then applies
-the checks every source shares (shape, finite values, class count, labels within the classes), so each
-loader only reads its format.
+`ckd/data/__init__.py`. A loader `(source, options: DataConfig) -> Dataset` only reads its format;
+`load_source` then applies the checks every source shares (shape, finite values, classes, labels).
 """
 
 from __future__ import annotations
