@@ -231,12 +231,10 @@ class StudentConfig(Section):
         from ckd.methods import METHODS
         from ckd.students import STUDENTS
 
-        fixed_arch, fixed_method = (
-            {"sample_shape", "num_classes", "normalize"},
-            {"num_classes", "teacher_var", "labelled"},
-        )
-        _known_arguments("student.arch_args", STUDENTS, self.arch, self.arch_args, fixed_arch)
-        _known_arguments("student.method_args", METHODS, self.method, self.method_args, fixed_method)
+        arch_fixed = {"sample_shape", "num_classes", "normalize"}  # what ckd.train passes, not the user
+        _known_arguments("student.arch_args", STUDENTS, self.arch, self.arch_args, arch_fixed)
+        method_fixed = {"num_classes", "teacher_var", "labelled"}
+        _known_arguments("student.method_args", METHODS, self.method, self.method_args, method_fixed)
         grid = len(self.lr) * math.prod(
             len(v) if isinstance(v, (list, tuple)) else 1 for v in self.method_args.values()
         )

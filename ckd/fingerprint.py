@@ -79,8 +79,7 @@ def public_address(value: str) -> str:
         port = parts.port
     except ValueError:
         return value.split("://", 1)[0] + "://(malformed)"
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{port}' if port else ''}{parts.path}"
 
 
 def public_settings(settings: dict[str, Any]) -> dict[str, Any]:

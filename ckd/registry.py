@@ -100,9 +100,7 @@ def _inspect_arguments(factory: Callable[..., Any]) -> Arguments:
 def _source_arguments(module: str, attribute: str, depth: int = 0) -> Arguments | None:
     """`attribute`'s parameters read from `module`'s source: a function's, or a class's `__init__` (its
     own, else the first base's that has one). None when the source does not say (then ask `inspect`)."""
-    if depth > 8:
-        return None
-    tree = _parse(module)
+    tree = _parse(module) if depth <= 8 else None  # deeper: a chain of bases too long to follow
     if tree is None:
         return None
     node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == attribute), None)
