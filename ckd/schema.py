@@ -68,7 +68,7 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], type
                 names.append(str(part))
             continue
         names.append(str(part))
-        holder, field = current, None
+        holder = current
         field = {(info.alias or name): info for name, info in current.model_fields.items()}.get(part)
         candidates = _models_in(field.annotation) if field is not None else []
         if len(candidates) > 1 and parts and any(_tag(m) == parts[0] for m in candidates):

@@ -62,10 +62,9 @@ def input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and std of raw inputs; a constant feature (an image border) gets the global std
     instead of 0, so it is centred and never divided by zero."""
     x = np.asarray(x, np.float64)
-    mean = x.mean(axis=0)
     std = x.std(axis=0)
     floor = max(float(x.std()), 1e-6)
-    return mean.astype(np.float32), np.where(std < 1e-3 * floor, floor, std).astype(np.float32)
+    return x.mean(axis=0).astype(np.float32), np.where(std < 1e-3 * floor, floor, std).astype(np.float32)
 
 
 class NpzArtifact:
