@@ -1,11 +1,8 @@
-"""Typed, validated configuration: one pydantic model per section of `params.yaml`, and `Params` for the
-whole file. Defaults live here only (a contract test keeps the committed `params.yaml` equal to them).
-
-Every stage validates the whole file first, so a misspelt key, a value out of range or an unregistered name
-(`student.method`, `student.arch`, `data.selection`, `teacher.kind`) fails before any teacher call, as one
-line: `<dotted.parameter>: <what is allowed>, got <value>`. Limits guard memory (a batch, group table or grid
-larger would exhaust it). `teacher` is a union over the registered backends, told apart by `teacher.kind`;
-each backend's model lives in its module under `ckd/teachers/`.
+"""Typed configuration: one pydantic model per section of `params.yaml`, `Params` for the whole file; the
+defaults live here only (a contract test keeps `params.yaml` equal to them). Every stage validates the whole
+file first, so a bad key, value or registered name fails before any teacher call, as one line:
+`<dotted.parameter>: <what is allowed>, got <value>`. Limits guard memory. `teacher` is a union over the
+registered backends (ckd/teachers/), told apart by `teacher.kind`.
 """
 
 from __future__ import annotations
@@ -30,6 +27,11 @@ from ckd.teachers.onnx_file import OnnxTeacherConfig
 MAX_GRID = 64  # candidates (learning rates x list-valued method arguments), each trained for student.steps
 
 
+def _strict(value: Any, kinds: tuple[type, ...] = (int, float)) -> bool:
+    """An instance of `kinds`, never a bool (YAML's `true` is no number)."""
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
 def _registered(registry: Any, name: str) -> str:
     if name not in registry:
         raise ValueError(f"must be a registered {registry.kind}: {', '.join(registry.names())}")
@@ -37,9 +39,8 @@ def _registered(registry: Any, name: str) -> str:
 
 
 def _known_arguments(parameter: str, registry: Any, name: str, arguments: Mapping[str, Any], fixed: set[str]) -> None:
-    """Refuse an argument the registered factory does not take (a typo in `method_args` fails up front).
-    The names come from the registry without importing a lazy entry's module (no torch here). Raised as
-    ConfigError (not ValueError), which pydantic lets through as it is: it names the key."""
+    """Refuse an argument the registered factory does not take (read without importing torch). A ConfigError,
+    not a ValueError: pydantic lets it through as it is, naming the key."""
     parameters = registry.arguments(name) if name in registry else None  # else reported on the name itself
     if parameters is None or parameters.any_keyword:
         return
@@ -68,15 +69,12 @@ class DataConfig(Section):
     # so that raising the cap to answer a selection does not also grow the selection.
     selection_size: int | None = Field(None, ge=1, le=10**9)
     use_labels: bool = True
-    # Tables (.csv/.parquet): the label column (null: no labels) and the feature columns (null: every other
-    # numeric column). A text table: `text` lists the text columns, joined by a space (ckd/data/text.py).
-    label: str | None = Field("label", min_length=1)
-    # The label column of a table data.test_source (null: data.label, or 'label' where data.label is null).
+    label: str | None = Field("label", min_length=1)  # a table's label column (null: no labels)
+    # a table data.test_source's label column (null: data.label, or 'label' where data.label is null)
     test_label: str | None = Field(None, min_length=1)
-    features: tuple[str, ...] | None = Field(None, min_length=1, max_length=100_000)
-    text: tuple[str, ...] | None = Field(None, min_length=1, max_length=64)
-    # Image folders: resize every image to [height, width] (null: all must have one size).
-    image_size: tuple[int, int] | None = None
+    features: tuple[str, ...] | None = Field(None, min_length=1, max_length=100_000)  # null: other numeric ones
+    text: tuple[str, ...] | None = Field(None, min_length=1, max_length=64)  # joined by a space (ckd/data/text.py)
+    image_size: tuple[int, int] | None = None  # an image folder's [height, width] (null: all of one size)
     # The classes' names, in the order of the teacher's scores: needed for unlabelled sources; with integer
     # labels they name the indices; with named labels they fix the order.
     class_names: tuple[str, ...] | None = Field(None, min_length=2, max_length=MAX_CLASSES)
@@ -101,10 +99,7 @@ class DataConfig(Section):
     def _class_names(cls, names: Any) -> Any:
         if names is None:
             return None
-        if not (
-            isinstance(names, (list, tuple))
-            and all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in names)
-        ):
+        if not (isinstance(names, (list, tuple)) and all(_strict(c, (str, int)) for c in names)):
             raise ValueError("must be null or a list of class names (strings)")
         if not 2 <= len(names) <= MAX_CLASSES:
             raise ValueError(f"must list 2 to {MAX_CLASSES} classes ({len(names)} given)")
@@ -118,13 +113,10 @@ class DataConfig(Section):
     def _image_size(cls, size: Any) -> Any:
         if size is None:
             return None
-        if isinstance(size, int) and not isinstance(size, bool):
+        if _strict(size, (int,)):
             size = [size, size]
-        if not (
-            isinstance(size, (list, tuple))
-            and len(size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in size)
-        ):
+        sides = size if isinstance(size, (list, tuple)) else ()
+        if not (len(sides) == 2 and all(_strict(v, (int,)) and 1 <= v <= 4096 for v in sides)):
             raise ValueError("must be null, a side, or [height, width], each an integer in [1, 4096]")
         return tuple(size)
 
@@ -148,13 +140,7 @@ class DataConfig(Section):
     @field_validator("test_size", mode="before")
     @classmethod
     def _test_size(cls, size: Any) -> Any:
-        if not (
-            isinstance(size, (int, float))
-            and not isinstance(size, bool)
-            and math.isfinite(size)
-            and 0 < size <= 10_000_000
-            and (size < 1 or float(size).is_integer())
-        ):
+        if not (_strict(size) and math.isfinite(size) and 0 < size <= 10**7 and (size < 1 or size == int(size))):
             raise ValueError("must be a fraction in (0, 1) or a whole count in [1, 10000000]")
         return size
 
@@ -211,10 +197,7 @@ class StudentConfig(Section):
     @classmethod
     def _lr(cls, value: Any) -> tuple[float, ...]:
         values = list(value) if isinstance(value, (list, tuple)) else [value]
-        if not (
-            1 <= len(values) <= MAX_GRID
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 10 for v in values)
-        ):
+        if not (1 <= len(values) <= MAX_GRID and all(_strict(v) and 0 < v <= 10 for v in values)):
             raise ValueError(f"must be a number in (0, 10] or a list of 1 to {MAX_GRID} of them")
         return tuple(float(v) for v in values)
 
@@ -235,9 +218,7 @@ class StudentConfig(Section):
         _known_arguments("student.arch_args", STUDENTS, self.arch, self.arch_args, arch_fixed)
         method_fixed = {"num_classes", "teacher_var", "labelled"}
         _known_arguments("student.method_args", METHODS, self.method, self.method_args, method_fixed)
-        grid = len(self.lr) * math.prod(
-            len(v) if isinstance(v, (list, tuple)) else 1 for v in self.method_args.values()
-        )
+        grid = len(self.lr) * math.prod(len(v) for v in self.method_args.values() if isinstance(v, (list, tuple)))
         if grid > MAX_GRID:
             raise ConfigError(
                 "student.method_args",

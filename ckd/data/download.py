@@ -1,13 +1,10 @@
 """`download`: the data file a params file names, fetched from its public source with a pinned SHA-256.
 
-`data.download: {url, sha256, path}`: where the file comes from, which bytes are right, and where it lands
-(`path`, default `data.source`). Offline mirror folders are looked up first, by file name: `$CKD_DATA_MIRROR`
-(several joined by `:`), then `data.mirror`. A file found there, or already at `path`, is used only when its
-SHA-256 is the pinned one. Without `data.download` the stage only says so.
-
-Every failure is one line naming the file and how to get it (by hand from the URL, or a mirror folder). A file
-of other bytes is refused, never replaced: a run on another data set would report numbers for something else.
-`KNOWN` lists the public data sets the benchmarks and examples read; `fetch_known(name, folder)` fetches one.
+`data.download: {url, sha256, path (default data.source)}`. Mirror folders are looked in first, by file name:
+`$CKD_DATA_MIRROR` (several joined by `:`), then `data.mirror`; a file there or already at `path` is used only
+with the pinned SHA-256. Without `data.download` the stage only says so. Every failure is one line naming the
+file and how to get it. A file of other bytes is refused, never replaced: a run on another data set would
+report numbers for something else. `KNOWN`: the public data sets of bench/ and examples/ (`fetch_known`).
 """
 
 from __future__ import annotations
@@ -67,10 +64,9 @@ class Remote:
     note: str = ""
 
 
-# The data sets of examples/ and bench/ (../shared/data/README.md describes each). The checksums are of the
-# copies under ../shared/data; where that copy was converted from the original (a header row added, one-hot
-# labels turned into a column, images re-packed), `note` says so: the bytes at `url` differ, and
-# `fetch_known` refuses them with the checksum it saw, so nobody benchmarks on a silently different file.
+# The data sets of examples/ and bench/ (../shared/data/README.md). The checksums are of the copies under
+# ../shared/data; where a copy was converted from the original, `note` says how: the bytes at `url` differ,
+# and `fetch_known` refuses them with the checksum it saw, so nobody benchmarks on a silently different file.
 KNOWN: dict[str, Remote] = {
     "ag_news_test.csv": Remote(
         "https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/test.csv",
@@ -101,31 +97,24 @@ def mirrors(configured: str | None = None) -> list[Path]:
     return [Path(p) for p in [*os.environ.get(MIRROR_ENV, "").split(os.pathsep), configured or ""] if p]
 
 
-def _how_to_get(name: str, url: str, target: Path) -> str:
-    return f"download {url} to {target} by hand, or set {MIRROR_ENV} (or data.mirror) to a folder holding {name}"
-
-
 @contextmanager
 def _partial(target: Path) -> Iterator[tuple[int, Path]]:
-    """A temporary file beside `target` (its folder made), removed unless `_publish` renamed it into place."""
+    """A temporary file beside `target` (its folder made): renamed into place when the block completes (readable
+    as any new file is: mkstemp makes it 0600), removed when it raises."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
         yield handle, Path(partial)
+        umask = os.umask(0)
+        os.umask(umask)
+        Path(partial).chmod(0o666 & ~umask)
+        os.replace(partial, target)
     finally:
         Path(partial).unlink(missing_ok=True)
 
 
-def _publish(partial: Path, target: Path) -> None:
-    """Rename the checked temporary file into place, readable as any new file is (mkstemp makes it 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    partial.chmod(0o666 & ~umask)
-    os.replace(partial, target)
-
-
 def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
-    """Stream `url` into a temporary file beside `target`, hashing as it comes; rename only when it matches."""
+    """Stream `url` into a temporary file beside `target`, hashing as it comes; kept only when it matches."""
     digest = hashlib.sha256()
     size = 0
     with _partial(target) as (handle, partial):
@@ -147,14 +136,13 @@ def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
                 f"{sha256} (data.download.sha256); the file at the source changed, or the pin is wrong: check it, "
                 f"then {how}"
             )
-        _publish(partial, target)
 
 
 def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) -> dict[str, Any]:
     """Make `target` hold the file whose SHA-256 is `sha256`: already there, copied from a mirror folder
     (looked up by file name), or downloaded from `url`. Returns a record of where it came from."""
     target = Path(target)
-    how = _how_to_get(target.name, url, target)
+    how = f"download {url} to {target} by hand, or set {MIRROR_ENV} (or data.mirror) to a folder holding {target.name}"
     if target.exists():
         found = sha256_of(target)
         if found != sha256:
@@ -171,20 +159,14 @@ def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) 
                 f"{candidate}: the mirror's copy has SHA-256 {found}, not the pinned {sha256} "
                 f"(data.download.sha256); replace it with the pinned file, or {how}"
             )
-        _copy_verified(candidate, target, sha256)
+        with _partial(target) as (handle, partial):  # a checked copy: a mirror on a flaky disk must not half-write
+            os.close(handle)
+            shutil.copyfile(candidate, partial)
+            if sha256_of(partial) != sha256:
+                raise CkdError(f"{candidate}: the copy to {target} does not match its SHA-256; copy it again")
         return {"path": str(target), "sha256": sha256, "from": f"mirror {candidate.parent}"}
     _fetch(url, target, sha256, how)
     return {"path": str(target), "sha256": sha256, "from": url}
-
-
-def _copy_verified(source: Path, target: Path, sha256: str) -> None:
-    """Copy through a temporary file and check the copy (a mirror on a flaky disk must not half-write)."""
-    with _partial(target) as (handle, partial):
-        os.close(handle)
-        shutil.copyfile(source, partial)
-        if sha256_of(partial) != sha256:
-            raise CkdError(f"{source}: the copy to {target} does not match its SHA-256; copy it again")
-        _publish(partial, target)
 
 
 def known_source_hint(path: str | Path) -> str:

@@ -1,10 +1,8 @@
-"""Data sources, registered by name (`digits`, the embedded default), by file suffix (`.npz`, `.csv`,
-`.parquet`, `.pq`) or as `folder` (a directory of images, one sub-folder per class): `data.source` (and
-`data.test_source`) is a registered name, a folder, or a path with a registered suffix.
-
-A new source is a module with `@SOURCES.register("name" or ".suffix")` and one import line in
-`ckd/data/__init__.py`. A loader `(source, options: DataConfig) -> Dataset` only reads its format;
-`load_source` then applies the checks every source shares (shape, finite values, classes, labels).
+"""Data sources: `data.source` (and `data.test_source`) is a registered name (`digits`, the embedded
+default), a folder of images (`folder`, one sub-folder per class) or a file with a registered suffix
+(`.npz`, `.csv`, `.parquet`, `.pq`). A new source is a module with `@SOURCES.register("name" or ".suffix")`
+and one import line in `ckd/data/__init__.py`. A loader `(source, options: DataConfig) -> Dataset` only
+reads its format; `load_source` then applies the checks every source shares.
 """
 
 from __future__ import annotations
@@ -113,11 +111,9 @@ def checked(dataset: Dataset, where: str, class_names: tuple[str, ...] | None = 
         raise CkdError(f"{where}: needs at least 2 samples of at least 1 value, got shape {tuple(x.shape)}")
     if not np.isfinite(x).all():
         raise CkdError(f"{where}: inputs hold NaN or infinite values")
-    if class_names is not None and y is not None and tuple(dataset.class_names) != tuple(class_names):
-        # integer labels index data.class_names; named labels must be among them
-        dataset = _rename(dataset, class_names, where)
-        y = dataset.y
-    names = dataset.class_names
+    if class_names is not None and y is not None and dataset.class_names != class_names:
+        dataset = _rename(dataset, class_names, where)  # integer labels index them; named ones must be among them
+    y, names = dataset.y, dataset.class_names
     if len(names) > MAX_CLASSES:
         raise CkdError(f"{where}: {len(names)} classes; at most {MAX_CLASSES} are allowed")
     if y is not None:
@@ -147,13 +143,13 @@ def _rename(dataset: Dataset, class_names: tuple[str, ...], where: str) -> Datas
     assert y is not None
     own = dataset.class_names
     if own == tuple(str(k) for k in range(len(own))):  # integer labels: indices into data.class_names
-        return replace(dataset, class_names=tuple(class_names))
+        return replace(dataset, class_names=class_names)
     index = {name: k for k, name in enumerate(class_names)}
     unknown = sorted({own[int(k)] for k in np.unique(y)} - set(index))
     if unknown:
         raise CkdError(f"{where}: labels {', '.join(unknown[:5])} are not in data.class_names ({_some(class_names)})")
     remap = np.asarray([index.get(name, -1) for name in own], dtype=np.int64)
-    return replace(dataset, y=remap[y], class_names=tuple(class_names))
+    return replace(dataset, y=remap[y], class_names=class_names)
 
 
 @SOURCES.register("digits")
@@ -197,7 +193,7 @@ def load_npz(source: str, options: DataConfig) -> Dataset:
     if "class_names" in arrays:
         class_names = tuple(str(c) for c in arrays["class_names"].reshape(-1))
     elif options.class_names is not None:
-        class_names = tuple(options.class_names)
+        class_names = options.class_names
     elif y is not None:
         _check_top_label(path, int(y.max()))
         class_names = tuple(str(c) for c in range(int(y.max()) + 1))
