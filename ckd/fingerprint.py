@@ -20,10 +20,8 @@ def cache_beside(out: str | Path) -> Path:
 
 
 class HashCache:
-    """SHA-256 of files keyed by (path, size, mtime): a file whose size and modification time are unchanged is
-    not read again (DVC's own state database does the same), so a large image folder or a multi-GB ONNX
-    teacher is hashed once, not on every run. The cache is a plain JSON file beside the fingerprint, not a
-    DVC output."""
+    """SHA-256 of files keyed by (path, size, mtime), as DVC's state database: a large image folder or ONNX
+    teacher is hashed once, not on every run. A plain JSON file beside the fingerprint, not a DVC output."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path

@@ -1,11 +1,9 @@
 """One generic registry for methods, teachers, students and selection strategies.
 
-An entry is registered eagerly (`@REGISTRY.register("name")` on the factory) or lazily, as
-`"name": "package.module:Factory"` given to the registry: its module is imported on the first `get`/`build`,
-so names are listed and arguments checked (`arguments`) without importing what the factory needs
-(validating `student.method_args` imports no torch). `arguments` reads a lazy factory's parameters from its
-module's source (`ast`, nothing executed; base classes defined there or imported with `from X import Y`),
-else imports it and asks `inspect`: never wrong, only slower.
+An entry is registered eagerly (`@REGISTRY.register("name")`) or lazily (`"name": "package.module:Factory"`):
+its module is imported on the first `get`/`build`, so names are listed and `arguments` checked without it
+(validating `student.method_args` imports no torch): read from the module's source with `ast` where it tells
+(bases defined there or imported with `from X import Y`), else from `inspect`: never wrong, only slower.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, cast
 
@@ -13,24 +15,34 @@ import numpy as np
 from ckd.errors import CkdError
 
 
+@contextmanager
+def replacing(path: Path, suffix: str = ".tmp", readable: bool = False) -> Iterator[tuple[int, Path]]:
+    """A temporary file beside `path` (its folder made): renamed onto `path` when the block completes, removed
+    when it raises. `readable`: with the mode of any new file (mkstemp makes it 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        yield fd, Path(tmp)
+        if readable:
+            umask = os.umask(0)
+            os.umask(umask)
+            Path(tmp).chmod(0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def write_arrays(path: str | Path, **arrays: np.ndarray) -> None:
     """Write `arrays` to `path` atomically (temp file, fsync, rename), so a crash leaves no torn file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     for name, value in arrays.items():
         if np.asarray(value).dtype == object:
             raise TypeError(f"{name}: object arrays would need pickles")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
-            np.savez(handle, **named)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as (fd, _), os.fdopen(fd, "wb") as handle:
+        named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}  # Any: savez's stubs type **kwds oddly
+        np.savez(handle, **named)
+        handle.flush()
+        os.fsync(handle.fileno())
     fsync_dir(path.parent)
 
 

@@ -13,17 +13,15 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
 
+from ckd.data.arrays import replacing
 from ckd.errors import CkdError
 from ckd.schema import Section
 
@@ -97,27 +95,11 @@ def mirrors(configured: str | None = None) -> list[Path]:
     return [Path(p) for p in [*os.environ.get(MIRROR_ENV, "").split(os.pathsep), configured or ""] if p]
 
 
-@contextmanager
-def _partial(target: Path) -> Iterator[tuple[int, Path]]:
-    """A temporary file beside `target` (its folder made): renamed into place when the block completes (readable
-    as any new file is: mkstemp makes it 0600), removed when it raises."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        yield handle, Path(partial)
-        umask = os.umask(0)
-        os.umask(umask)
-        Path(partial).chmod(0o666 & ~umask)
-        os.replace(partial, target)
-    finally:
-        Path(partial).unlink(missing_ok=True)
-
-
 def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
     """Stream `url` into a temporary file beside `target`, hashing as it comes; kept only when it matches."""
     digest = hashlib.sha256()
     size = 0
-    with _partial(target) as (handle, partial):
+    with replacing(target, ".part", readable=True) as (handle, partial):
         with os.fdopen(handle, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:  # noqa: S310 (http/https only)
@@ -159,7 +141,8 @@ def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) 
                 f"{candidate}: the mirror's copy has SHA-256 {found}, not the pinned {sha256} "
                 f"(data.download.sha256); replace it with the pinned file, or {how}"
             )
-        with _partial(target) as (handle, partial):  # a checked copy: a mirror on a flaky disk must not half-write
+        # a checked copy: a mirror on a flaky disk must not half-write
+        with replacing(target, ".part", readable=True) as (handle, partial):
             os.close(handle)
             shutil.copyfile(candidate, partial)
             if sha256_of(partial) != sha256:

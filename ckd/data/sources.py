@@ -57,16 +57,15 @@ def source_key(source: str) -> str:
     return FOLDER if Path(source).is_dir() else suffix
 
 
-def allowed_sources() -> str:
-    names = [n for n in SOURCES.names() if not n.startswith(".") and n != FOLDER]
-    suffixes = [n for n in SOURCES.names() if n.startswith(".")]
-    return f"{', '.join(names)}, a folder of images (one sub-folder per class), or a file {', '.join(suffixes)}"
-
-
 def check_source(source: str) -> str:
     if source_key(source) not in SOURCES:
+        names = ", ".join(n for n in SOURCES.names() if not n.startswith(".") and n != FOLDER)
+        suffixes = ", ".join(n for n in SOURCES.names() if n.startswith("."))
         suffix = Path(source).suffix
-        raise ValueError(f"must be {allowed_sources()} ({f'{suffix!r} is not one' if suffix else 'no such folder'})")
+        raise ValueError(
+            f"must be {names}, a folder of images (one sub-folder per class), or a file {suffixes} "
+            f"({f'{suffix!r} is not one' if suffix else 'no such folder'})"
+        )
     return source
 
 

@@ -1,8 +1,6 @@
 """A text source: a CSV or Parquet table whose text is `data.text` (columns joined by a space) and whose
-classes are the distinct values of `data.label`, in sorted order.
-
-The table source (ckd/data/table.py, same suffixes) refuses a table with `data.text` set: the `embed` stage
-reads it, and `sample` reads embed's output (texts, their embeddings and labels in one `.npz`)."""
+classes are the distinct values of `data.label`, sorted. The `embed` stage reads it (the table source refuses
+it), and `sample` reads embed's output (texts, their embeddings and labels in one `.npz`)."""
 
 from __future__ import annotations
 
