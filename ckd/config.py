@@ -41,9 +41,8 @@ def _registered(registry: Any, name: str) -> str:
 def _known_arguments(parameter: str, registry: Any, name: str, arguments: Mapping[str, Any], fixed: set[str]) -> None:
     """Refuse an argument the registered factory does not take (read without importing torch). A ConfigError,
     not a ValueError: pydantic lets it through as it is, naming the key."""
-    parameters = registry.arguments(name) if name in registry else None  # else reported on the name itself
-    if parameters is None or parameters.any_keyword:
-        return
+    if name not in registry or (parameters := registry.arguments(name)).any_keyword:
+        return  # an unregistered name is reported on the name itself
     allowed = sorted(set(parameters.names) - fixed)
     unknown = next((key for key in arguments if key not in allowed), None)
     if unknown is not None:

@@ -78,10 +78,8 @@ class Registry(Generic[T]):
 
     def arguments(self, name: str) -> Arguments:
         """The factory's parameter names, without importing a lazy entry's module where its source tells."""
-        if name not in self._factories and name in self._lazy:
-            module, attribute = self._lazy[name].split(":")
-            return _source_arguments(module, attribute) or _inspect_arguments(self.get(name))
-        return _inspect_arguments(self.get(name))
+        target = None if name in self._factories else self._lazy.get(name)
+        return (_source_arguments(*target.split(":")) if target else None) or _inspect_arguments(self.get(name))
 
     def __contains__(self, name: object) -> bool:
         return name in self._factories or name in self._lazy
@@ -95,7 +93,7 @@ def _inspect_arguments(factory: Callable[..., Any]) -> Arguments:
     )
 
 
-def _source_arguments(module: str, attribute: str, depth: int = 0) -> Arguments | None:
+def _source_arguments(module: str, attribute: str, *, depth: int = 0) -> Arguments | None:
     """`attribute`'s parameters read from `module`'s source: a function's, or a class's `__init__` (its
     own, else the first base's that has one). None when the source does not say (then ask `inspect`)."""
     tree = _parse(module) if depth <= 8 else None  # deeper: a chain of bases too long to follow

@@ -67,7 +67,6 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
             )
     if len(files) < 2:
         raise CkdError(f"{root}: needs at least 2 images ({', '.join(IMAGE_SUFFIXES)}), found {len(files)}")
-    size = options.image_size  # (height, width) or None
     pictures = []
     for path, _ in files:
         try:
@@ -93,8 +92,8 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
     first = None
     for (path, _), picture in zip(files, pictures, strict=True):
         picture = picture.convert("RGB" if colour else "F")
-        if size is not None:
-            picture = picture.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        if options.image_size is not None:  # (height, width)
+            picture = picture.resize(options.image_size[::-1], Image.Resampling.BILINEAR)
         array = np.asarray(picture, dtype=np.float32)
         if first is None:
             first = (path, array.shape)
@@ -112,4 +111,4 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
     x = np.stack(arrays)
     y = np.asarray([k for _, k in files], dtype=np.int64) if classes else None
     assert class_names is not None
-    return Dataset(x, y, tuple(class_names), is_image=True)
+    return Dataset(x, y, class_names, is_image=True)
