@@ -102,8 +102,11 @@ def _source_arguments(module: str, attribute: str, *, depth: int = 0) -> Argumen
     node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == attribute), None)
     if isinstance(node, ast.FunctionDef):
         return _function_arguments(node, skip_first=False)
-    if not isinstance(node, ast.ClassDef) or node.decorator_list and not _only_registrations(node):
-        return None  # not found here (a re-export, an assignment) or a decorator that may change the signature
+    if not isinstance(node, ast.ClassDef) or not all(
+        isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "register"
+        for d in node.decorator_list
+    ):
+        return None  # not found here (a re-export, an assignment), or a decorator other than `@X.register(...)`
     init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
     if init is not None:
         return _function_arguments(init, skip_first=True)
@@ -115,14 +118,6 @@ def _source_arguments(module: str, attribute: str, *, depth: int = 0) -> Argumen
         return None  # several bases (the MRO decides), a metaclass, or e.g. nn.Module: ask inspect
     where = _defined_in(tree, module, node.bases[0].id)
     return None if where is None else _source_arguments(*where, depth=depth + 1)
-
-
-def _only_registrations(node: ast.ClassDef) -> bool:
-    """Decorators that return the class as it is: `@X.register(...)`."""
-    return all(
-        isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "register"
-        for d in node.decorator_list
-    )
 
 
 def _defined_in(tree: ast.Module, module: str, name: str) -> tuple[str, str] | None:
