@@ -1,14 +1,8 @@
-"""Typed, validated configuration: one pydantic model per section of `params.yaml`, and `Params` for the
-whole file. Defaults live here only (a contract test keeps the committed `params.yaml` equal to them).
-
-Every stage validates the whole file before it does anything, so a misspelt section or key, a value out
-of range, or a registry name that is not registered (`student.method`, `student.arch`, `data.selection`,
-`teacher.kind`) fails in the first stage, before any teacher call, as one line:
-`<dotted.parameter>: <what is allowed>, got <value>`.
-
-Limits guard memory: a batch, a group table or a grid larger than the limits below would exhaust it
-long before it helped. The teacher's section is a union over the registered backends, told apart by
-`teacher.kind`; each backend's model (its own fields only) lives in its module under `ckd/teachers/`.
+"""Typed configuration: one pydantic model per section of `params.yaml`, `Params` for the whole file; the
+defaults live here only (a contract test keeps `params.yaml` equal to them). Every stage validates the whole
+file first, so a bad key, value or registered name fails before any teacher call, as one line:
+`<dotted.parameter>: <what is allowed>, got <value>`. Limits guard memory. `teacher` is a union over the
+registered backends (ckd/teachers/), told apart by `teacher.kind`.
 """
 
 from __future__ import annotations
@@ -20,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ckd.data.download import DownloadConfig
 from ckd.data.sources import MAX_CLASSES
@@ -33,24 +27,30 @@ from ckd.teachers.onnx_file import OnnxTeacherConfig
 MAX_GRID = 64  # candidates (learning rates x list-valued method arguments), each trained for student.steps
 
 
+def _strict(value: Any, kinds: tuple[type, ...] = (int, float)) -> bool:
+    """An instance of `kinds`, never a bool (YAML's `true` is no number)."""
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
 def _registered(registry: Any, name: str) -> str:
     if name not in registry:
         raise ValueError(f"must be a registered {registry.kind}: {', '.join(registry.names())}")
     return name
 
 
-def _known_arguments(registry: Any, name: str, arguments: Mapping[str, Any], fixed: set[str]) -> None:
-    """Refuse an argument the registered factory does not take (a typo in `method_args` fails up front).
-    The names come from the registry without importing a lazy entry's module (no torch here)."""
-    if name not in registry:
-        return  # reported on the name itself
-    parameters = registry.arguments(name)
-    if parameters.any_keyword:
-        return
+def _known_arguments(parameter: str, registry: Any, name: str, arguments: Mapping[str, Any], fixed: set[str]) -> None:
+    """Refuse an argument the registered factory does not take (read without importing torch). A ConfigError,
+    not a ValueError: pydantic lets it through as it is, naming the key."""
+    if name not in registry or (parameters := registry.arguments(name)).any_keyword:
+        return  # an unregistered name is reported on the name itself
     allowed = sorted(set(parameters.names) - fixed)
-    for key in arguments:
-        if key not in allowed:
-            raise ValueError(f"unknown {key!r}; {registry.kind} {name!r} takes {', '.join(allowed) or 'none'}")
+    unknown = next((key for key in arguments if key not in allowed), None)
+    if unknown is not None:
+        raise ConfigError(
+            parameter,
+            f"unknown {unknown!r}; {registry.kind} {name!r} takes {', '.join(allowed) or 'none'}, "
+            f"got {dict(arguments)!r}",
+        )
 
 
 class DataConfig(Section):
@@ -68,15 +68,12 @@ class DataConfig(Section):
     # so that raising the cap to answer a selection does not also grow the selection.
     selection_size: int | None = Field(None, ge=1, le=10**9)
     use_labels: bool = True
-    # Tables (.csv/.parquet): the label column (null: no labels) and the feature columns (null: every other
-    # numeric column). A text table: `text` lists the text columns, joined by a space (ckd/data/text.py).
-    label: str | None = Field("label", min_length=1)
-    # The label column of a table data.test_source (null: data.label, or 'label' where data.label is null).
+    label: str | None = Field("label", min_length=1)  # a table's label column (null: no labels)
+    # a table data.test_source's label column (null: data.label, or 'label' where data.label is null)
     test_label: str | None = Field(None, min_length=1)
-    features: tuple[str, ...] | None = Field(None, min_length=1, max_length=100_000)
-    text: tuple[str, ...] | None = Field(None, min_length=1, max_length=64)
-    # Image folders: resize every image to [height, width] (null: all must have one size).
-    image_size: tuple[int, int] | None = None
+    features: tuple[str, ...] | None = Field(None, min_length=1, max_length=100_000)  # null: other numeric ones
+    text: tuple[str, ...] | None = Field(None, min_length=1, max_length=64)  # joined by a space (ckd/data/text.py)
+    image_size: tuple[int, int] | None = None  # an image folder's [height, width] (null: all of one size)
     # The classes' names, in the order of the teacher's scores: needed for unlabelled sources; with integer
     # labels they name the indices; with named labels they fix the order.
     class_names: tuple[str, ...] | None = Field(None, min_length=2, max_length=MAX_CLASSES)
@@ -88,23 +85,20 @@ class DataConfig(Section):
     @field_validator("text", "features", mode="before")
     @classmethod
     def _columns(cls, columns: Any) -> Any:
-        if columns is not None and not (
-            isinstance(columns, (list, tuple)) and columns and all(isinstance(c, str) and c for c in columns)
-        ):
+        if columns is None:
+            return None
+        if not (isinstance(columns, (list, tuple)) and columns and all(isinstance(c, str) and c for c in columns)):
             raise ValueError("must be null or a non-empty list of column names")
-        if columns is not None and len(set(columns)) != len(columns):
+        if len(set(columns)) != len(columns):
             raise ValueError("must not name a column twice")
-        return None if columns is None else tuple(columns)
+        return tuple(columns)
 
     @field_validator("class_names", mode="before")
     @classmethod
     def _class_names(cls, names: Any) -> Any:
         if names is None:
             return None
-        if not (
-            isinstance(names, (list, tuple))
-            and all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in names)
-        ):
+        if not (isinstance(names, (list, tuple)) and all(_strict(c, (str, int)) for c in names)):
             raise ValueError("must be null or a list of class names (strings)")
         if not 2 <= len(names) <= MAX_CLASSES:
             raise ValueError(f"must list 2 to {MAX_CLASSES} classes ({len(names)} given)")
@@ -118,13 +112,10 @@ class DataConfig(Section):
     def _image_size(cls, size: Any) -> Any:
         if size is None:
             return None
-        if isinstance(size, int) and not isinstance(size, bool):
+        if _strict(size, (int,)):
             size = [size, size]
-        if not (
-            isinstance(size, (list, tuple))
-            and len(size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in size)
-        ):
+        sides = size if isinstance(size, (list, tuple)) else ()
+        if not (len(sides) == 2 and all(_strict(v, (int,)) and 1 <= v <= 4096 for v in sides)):
             raise ValueError("must be null, a side, or [height, width], each an integer in [1, 4096]")
         return tuple(size)
 
@@ -148,13 +139,7 @@ class DataConfig(Section):
     @field_validator("test_size", mode="before")
     @classmethod
     def _test_size(cls, size: Any) -> Any:
-        if not (
-            isinstance(size, (int, float))
-            and not isinstance(size, bool)
-            and math.isfinite(size)
-            and 0 < size <= 10_000_000
-            and (size < 1 or float(size).is_integer())
-        ):
+        if not (_strict(size) and math.isfinite(size) and 0 < size <= 10**7 and (size < 1 or size == int(size))):
             raise ValueError("must be a fraction in (0, 1) or a whole count in [1, 10000000]")
         return size
 
@@ -211,44 +196,28 @@ class StudentConfig(Section):
     @classmethod
     def _lr(cls, value: Any) -> tuple[float, ...]:
         values = list(value) if isinstance(value, (list, tuple)) else [value]
-        if not (
-            1 <= len(values) <= MAX_GRID
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 10 for v in values)
-        ):
+        if not (1 <= len(values) <= MAX_GRID and all(_strict(v) and 0 < v <= 10 for v in values)):
             raise ValueError(f"must be a number in (0, 10] or a list of 1 to {MAX_GRID} of them")
         return tuple(float(v) for v in values)
 
-    @field_validator("arch")
+    @field_validator("arch", "method")
     @classmethod
-    def _arch(cls, name: str) -> str:
+    def _registered_name(cls, name: str, info: ValidationInfo) -> str:
+        from ckd.methods import METHODS
         from ckd.students import STUDENTS
 
-        return _registered(STUDENTS, name)
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, name: str) -> str:
-        from ckd.methods import METHODS
-
-        return _registered(METHODS, name)
+        return _registered(STUDENTS if info.field_name == "arch" else METHODS, name)
 
     @model_validator(mode="after")
     def _arguments(self) -> StudentConfig:
         from ckd.methods import METHODS
         from ckd.students import STUDENTS
 
-        # Raised as ConfigError (not ValueError), which pydantic lets through as it is: it names the key.
-        for parameter, registry, name, arguments, fixed in (
-            ("student.arch_args", STUDENTS, self.arch, self.arch_args, {"sample_shape", "num_classes", "normalize"}),
-            ("student.method_args", METHODS, self.method, self.method_args, {"num_classes", "teacher_var", "labelled"}),
-        ):
-            try:
-                _known_arguments(registry, name, arguments, fixed)
-            except ValueError as error:
-                raise ConfigError(parameter, f"{error}, got {dict(arguments)!r}") from None
-        grid = len(self.lr) * math.prod(
-            len(v) if isinstance(v, (list, tuple)) else 1 for v in self.method_args.values()
-        )
+        arch_fixed = {"sample_shape", "num_classes", "normalize"}  # what ckd.train passes, not the user
+        _known_arguments("student.arch_args", STUDENTS, self.arch, self.arch_args, arch_fixed)
+        method_fixed = {"num_classes", "teacher_var", "labelled"}
+        _known_arguments("student.method_args", METHODS, self.method, self.method_args, method_fixed)
+        grid = len(self.lr) * math.prod(len(v) for v in self.method_args.values() if isinstance(v, (list, tuple)))
         if grid > MAX_GRID:
             raise ConfigError(
                 "student.method_args",
@@ -328,8 +297,7 @@ class Params(Section):
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data as in params.yaml (section `validate`, lists for tuples)."""
-        result: dict[str, Any] = _plain(self.model_dump(by_alias=True))
-        return result
+        return self.model_dump(mode="json", by_alias=True)
 
 
 def validation_split(num_samples: int, val_fraction: float) -> tuple[int, int]:
@@ -354,26 +322,14 @@ def check_runtime(params: Params) -> None:
         torch_device("cuda")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-SECTIONS = ("data", "teacher", "comparative", "student", "export", "validate")
-
-
 def validate_all(params: Mapping[str, Any]) -> Params:
     """Validate a whole params mapping; a ConfigError names the first bad parameter."""
     if not isinstance(params, Mapping):
         raise ConfigError("params", f"must be a mapping of sections, got {type(params).__name__}")
-    result: Params = validate_model(Params, dict(params))
-    return result
+    return validate_model(Params, dict(params))
 
 
-def _refuse_duplicate_keys(node: yaml.Node, where: str = "") -> None:
+def _refuse_duplicate_keys(node: yaml.Node | None, where: str = "") -> None:
     """A key given twice in one mapping is refused, as DVC does: PyYAML keeps the last silently, so a stage
     would run with a value the user did not mean."""
     if isinstance(node, yaml.MappingNode):
@@ -401,9 +357,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         line = path.read_bytes()[: error.start].count(b"\n") + 1
         raise CkdError(f"{path}: not UTF-8 (byte 0x{error.object[error.start]:02x} on line {line})") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is not None:  # an empty file has no node
-            _refuse_duplicate_keys(root, "")
+        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))  # None for an empty file
         params = yaml.safe_load(text) or {}
     except CkdError as error:
         raise CkdError(f"{path}: {error}") from None
@@ -432,10 +386,6 @@ def load_section(name: str, path: str | Path = "params.yaml") -> Any:
     return section(load_config(path), name)
 
 
-def load_seed(path: str | Path = "params.yaml") -> int:
-    return load_config(path).seed
-
-
 def with_overrides(params: Params, overrides: Mapping[str, Any]) -> Params:
     """`params` with dotted keys set (as `dvc exp run -S` does), validated again."""
     values = params.as_dict()
@@ -460,14 +410,12 @@ __all__ = [
     "StudentConfig",
     "ExportConfig",
     "ValidateConfig",
-    "SECTIONS",
     "validate_all",
     "validation_split",
     "check_runtime",
     "load_params",
     "load_config",
     "load_section",
-    "load_seed",
     "section",
     "section_from_dict",
     "with_overrides",

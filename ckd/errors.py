@@ -17,10 +17,6 @@ class ClassNamesNeeded(CkdError):
     """A source without labels and no `data.class_names`: the teacher may declare its classes instead."""
 
 
-class BudgetExhausted(CkdError):
-    """The store has no budget left for samples that still need an answer."""
-
-
 class TeacherError(CkdError):
     """The teacher does not fit the data or answered something unusable."""
 
@@ -29,10 +25,9 @@ class QualityError(CkdError):
     """Great Expectations rejected the teacher outputs."""
 
 
-# A stage that rejects its input exits with USER_ERROR_EXIT. `dvc repro` turns every failed command into
-# its own status (255), so a caller that must tell bad input from a crash (the Prefect flow: retry a crash,
-# never bad input) names a file in this environment variable; DVC passes the environment on to the stage,
-# which writes its exit status there.
+# A stage that rejects its input exits with USER_ERROR_EXIT. `dvc repro` turns every failure into 255, so a
+# caller that must tell bad input from a crash (the Prefect flow retries only crashes) names a file in this
+# environment variable (DVC passes it on), where the stage writes its exit status.
 USER_ERROR_EXIT = 2
 STATUS_FILE_ENV = "CKD_STAGE_STATUS_FILE"
 

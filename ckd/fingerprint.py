@@ -1,12 +1,10 @@
 """SHA-256 fingerprints of the files the params name (data, a teacher's file), for the always-changed
 `source` and `teacher` stages and the model card: DVC cannot depend on "whichever file the params name".
-
-A file whose size and modification time are unchanged is not read again (`HashCache`, as DVC's own state
-database does), so a large image folder or a multi-GB ONNX teacher is hashed once, not on every run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -22,19 +20,16 @@ def cache_beside(out: str | Path) -> Path:
 
 
 class HashCache:
-    """SHA-256 of files keyed by (path, size, mtime): a file whose size and modification time are unchanged is
-    not read again (DVC's own state database does the same), so a large image folder is hashed once.
-    The cache is a plain JSON file beside the fingerprint, not a DVC output."""
+    """SHA-256 of files keyed by (path, size, mtime), as DVC's state database: a large image folder or ONNX
+    teacher is hashed once, not on every run. A plain JSON file beside the fingerprint, not a DVC output."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.entries: dict[str, list[Any]] = {}
-        if path is not None and path.is_file():
-            try:
-                self.entries = json.loads(path.read_text())
-            except (json.JSONDecodeError, OSError):
-                self.entries = {}
         self.used: dict[str, list[Any]] = {}
+        if path is not None and path.is_file():
+            with contextlib.suppress(json.JSONDecodeError, OSError):
+                self.entries = json.loads(path.read_text())
 
     def sha256(self, file: Path) -> str:
         stat = file.stat()
@@ -82,8 +77,7 @@ def public_address(value: str) -> str:
         port = parts.port
     except ValueError:
         return value.split("://", 1)[0] + "://(malformed)"
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{port}' if port else ''}{parts.path}"
 
 
 def public_settings(settings: dict[str, Any]) -> dict[str, Any]:

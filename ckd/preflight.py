@@ -1,23 +1,33 @@
-"""The `train` stage's own checks of `student.*`, made before any teacher call (issue 21).
-
-`student.arch_args` and `student.method_args` are checked by name in `ckd.config`; their values, and whether
-the student takes the data's inputs at all (`student.arch: cnn` on a table), are known only by building them.
-`sample` (the first stage that knows the data's shape) and `query` (the stage that pays) build every method of
-the grid and the student exactly as `ckd.train` does, the student on torch's meta device: no weights are
-allocated and one forward pass on a meta batch checks the shapes. An error is one line naming the parameter.
+"""The `train` stage's own checks of `student.*`, made before any teacher call (issue 21), as one line naming
+the parameter. `ckd.config` checks `student.arch_args`/`method_args` by name; their values, and whether the
+student takes the data's inputs, are known only by building them: `sample` (the first stage to know the data's
+shape) and `query` (the stage that pays) build every method of the grid and the student as `ckd.train` does,
+on torch's meta device (no weights; one forward pass on a meta batch checks the shapes).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
 from ckd.config import StudentConfig
 from ckd.data import Pool
-from ckd.errors import CkdError, ConfigError
+from ckd.errors import ConfigError
+
+_BUILD_ERRORS = (TypeError, ValueError, RuntimeError)  # a student refusing its arguments or inputs
+
+
+@contextmanager
+def _refused(parameter: str, what: str, *errors: type[Exception], first_line: bool = False) -> Iterator[None]:
+    """`errors` raised in the block become one ConfigError line: `<parameter>: <what> (<error>)`."""
+    try:
+        yield
+    except errors as error:
+        raise ConfigError(parameter, f"{what} ({str(error).splitlines()[0] if first_line else error})") from None
 
 
 def check_student(student: StudentConfig, sample_shape: Sequence[int], num_classes: int, labelled: bool) -> None:
@@ -36,37 +46,17 @@ def check_student(student: StudentConfig, sample_shape: Sequence[int], num_class
             "use self for images",
         )
     for candidate in candidate_grid(student):
-        try:  # the teacher's variance is known only after the query: 1.0 stands in (a scale, not a check)
+        refusal = f"{student.method} refuses {candidate.method_args}"
+        with _refused("student.method_args", refusal, TypeError, ValueError, ZeroDivisionError):
+            # the teacher's variance is known only after the query: 1.0 stands in (a scale, not a check)
             build_method(student.method, num_classes, 1.0, labelled, **candidate.method_args)
-        except CkdError:
-            raise
-        except (TypeError, ValueError, ZeroDivisionError) as error:
-            raise ConfigError(
-                "student.method_args", f"{student.method} refuses {candidate.method_args} ({error})"
-            ) from None
+    arch_args, zeros = dict(student.arch_args), np.zeros(shape, np.float32)
     with torch.device("meta"):
-        try:
-            model = build_student(
-                student.arch,
-                shape,
-                num_classes,
-                np.zeros(shape, np.float32),
-                np.ones(shape, np.float32),
-                dict(student.arch_args),
-            )
-        except CkdError:
-            raise
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise ConfigError(
-                "student.arch_args", f"{student.arch} refuses {dict(student.arch_args)} ({error})"
-            ) from None
-        try:
-            with torch.no_grad():
-                out = model(torch.zeros((2, *shape)))
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise ConfigError(
-                "student.arch", f"{student.arch} cannot take inputs shaped {shape} ({str(error).splitlines()[0]})"
-            ) from None
+        with _refused("student.arch_args", f"{student.arch} refuses {arch_args}", *_BUILD_ERRORS):
+            model = build_student(student.arch, shape, num_classes, zeros, zeros + 1, arch_args)
+        refusal = f"{student.arch} cannot take inputs shaped {shape}"
+        with _refused("student.arch", refusal, *_BUILD_ERRORS, first_line=True), torch.no_grad():
+            out = model(torch.zeros((2, *shape)))
     if tuple(out.shape) != (2, num_classes):
         raise ConfigError("student.arch", f"{student.arch} gives outputs {tuple(out.shape[1:])}, not {num_classes}")
 

@@ -1,18 +1,15 @@
 """One generic registry for methods, teachers, students and selection strategies.
 
-An entry is either registered eagerly (`@REGISTRY.register("name")` on the factory, in a module its package
-imports) or lazily, as one line naming where the factory lives, `"name": "package.module:Factory"`, given to
-the registry where it is made. A lazy entry's module is imported on the first `get`/`build`, so that a
-process can list the names and check arguments (`arguments`) without importing what the factory needs:
-validating `student.method`/`student.method_args` imports no torch. `arguments` reads a lazy factory's
-parameter names from its module's source (`ast`, nothing executed), following base classes defined in that
-module or imported with `from X import Y`; if the source cannot answer, it imports the module and asks
-`inspect`, so it is never wrong, only slower.
+An entry is registered eagerly (`@REGISTRY.register("name")`) or lazily (`"name": "package.module:Factory"`):
+its module is imported on the first `get`/`build`, so names are listed and `arguments` checked without it
+(validating `student.method_args` imports no torch): read from the module's source with `ast` where it tells
+(bases defined there or imported with `from X import Y`), else from `inspect`: never wrong, only slower.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -40,11 +37,10 @@ class Registry(Generic[T]):
         self.kind = kind
         self.parameter = parameter
         self._factories: dict[str, Callable[..., T]] = {}
-        self._lazy: dict[str, str] = {}
-        for name, target in (lazy or {}).items():
+        self._lazy = dict(lazy or {})
+        for name, target in self._lazy.items():
             if ":" not in target:
                 raise ValueError(f"{kind} {name!r}: a lazy entry is 'package.module:Factory', got {target!r}")
-            self._lazy[name] = target
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
@@ -82,12 +78,8 @@ class Registry(Generic[T]):
 
     def arguments(self, name: str) -> Arguments:
         """The factory's parameter names, without importing a lazy entry's module where its source tells."""
-        if name not in self._factories and name in self._lazy:
-            module, attribute = self._lazy[name].split(":")
-            found = _source_arguments(module, attribute)
-            if found is not None:
-                return found
-        return _inspect_arguments(self.get(name))
+        target = None if name in self._factories else self._lazy.get(name)
+        return (_source_arguments(*target.split(":")) if target else None) or _inspect_arguments(self.get(name))
 
     def __contains__(self, name: object) -> bool:
         return name in self._factories or name in self._lazy
@@ -101,19 +93,20 @@ def _inspect_arguments(factory: Callable[..., Any]) -> Arguments:
     )
 
 
-def _source_arguments(module: str, attribute: str, depth: int = 0) -> Arguments | None:
+def _source_arguments(module: str, attribute: str, *, depth: int = 0) -> Arguments | None:
     """`attribute`'s parameters read from `module`'s source: a function's, or a class's `__init__` (its
     own, else the first base's that has one). None when the source does not say (then ask `inspect`)."""
-    if depth > 8:
-        return None
-    tree = _parse(module)
+    tree = _parse(module) if depth <= 8 else None  # deeper: a chain of bases too long to follow
     if tree is None:
         return None
     node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == attribute), None)
     if isinstance(node, ast.FunctionDef):
         return _function_arguments(node, skip_first=False)
-    if not isinstance(node, ast.ClassDef) or node.decorator_list and not _only_registrations(node):
-        return None  # not found here (a re-export, an assignment) or a decorator that may change the signature
+    if not isinstance(node, ast.ClassDef) or not all(
+        isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "register"
+        for d in node.decorator_list
+    ):
+        return None  # not found here (a re-export, an assignment), or a decorator other than `@X.register(...)`
     init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
     if init is not None:
         return _function_arguments(init, skip_first=True)
@@ -125,14 +118,6 @@ def _source_arguments(module: str, attribute: str, depth: int = 0) -> Arguments 
         return None  # several bases (the MRO decides), a metaclass, or e.g. nn.Module: ask inspect
     where = _defined_in(tree, module, node.bases[0].id)
     return None if where is None else _source_arguments(*where, depth=depth + 1)
-
-
-def _only_registrations(node: ast.ClassDef) -> bool:
-    """Decorators that return the class as it is: `@X.register(...)`."""
-    return all(
-        isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "register"
-        for d in node.decorator_list
-    )
 
 
 def _defined_in(tree: ast.Module, module: str, name: str) -> tuple[str, str] | None:
@@ -148,27 +133,17 @@ def _defined_in(tree: ast.Module, module: str, name: str) -> tuple[str, str] | N
 
 
 def _function_arguments(node: ast.FunctionDef, skip_first: bool) -> Arguments:
-    positional = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
-    if skip_first:
-        positional = positional[1:]
-    return Arguments(
-        tuple(positional + [a.arg for a in node.args.kwonlyargs]),
-        node.args.kwarg is not None,
-    )
+    positional = [a.arg for a in (*node.args.posonlyargs, *node.args.args)][int(skip_first) :]
+    return Arguments((*positional, *(a.arg for a in node.args.kwonlyargs)), node.args.kwarg is not None)
 
 
-_TREES: dict[str, ast.Module | None] = {}
-
-
+@functools.cache
 def _parse(module: str) -> ast.Module | None:
-    if module not in _TREES:
-        tree = None
-        try:
-            spec = importlib.util.find_spec(module)  # imports the parent packages, not the module itself
-            if spec is not None and spec.origin and spec.origin.endswith(".py"):
-                with open(spec.origin, encoding="utf-8") as handle:
-                    tree = ast.parse(handle.read(), filename=spec.origin)
-        except (ImportError, OSError, SyntaxError, ValueError):
-            tree = None
-        _TREES[module] = tree
-    return _TREES[module]
+    try:
+        spec = importlib.util.find_spec(module)  # imports the parent packages, not the module itself
+        if spec is not None and spec.origin and spec.origin.endswith(".py"):
+            with open(spec.origin, encoding="utf-8") as handle:
+                return ast.parse(handle.read(), filename=spec.origin)
+    except (ImportError, OSError, SyntaxError, ValueError):
+        pass
+    return None

@@ -3,6 +3,7 @@ more threads than the process may use, and one thread for students too small to 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,12 +25,10 @@ def torch_device(requested: str = "auto") -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-# Below this many floating-point operations in one sample's forward pass, a student trains faster on one
-# thread than on several: the per-step work is too small to pay for waking and joining a thread team, and
-# beside another busy process the team waits for a core on every step. Measured on MLPs with
-# `python bench/threads.py --sizes` (bench/threads.md: the break-even was near 1 M parameters, 2 M FLOPs a
-# sample). Work, not parameters: the CIFAR-10 conv student has 94.5 k parameters but 20 M FLOPs a sample, and
-# its `train` took 706 s on one thread against 406 s on two (bench/cifar10/cpu_speed_*.json).
+# Below this many FLOPs in one sample's forward pass a student trains faster on one thread: the step is too
+# small to pay for waking a thread team, which beside a busy process waits for a core on every step
+# (bench/threads.md: break-even near 1 M parameters, 2 M FLOPs a sample). Work, not parameters: the CIFAR-10
+# conv student (94.5 k parameters, 20 M FLOPs) trained in 706 s on one thread, 406 s on two (bench/cifar10).
 SMALL_STUDENT_FLOPS = 2_000_000
 
 
@@ -68,37 +67,28 @@ def set_torch_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    try:
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(threads)
-    except RuntimeError:
-        pass
-
-
-def onnx_providers() -> list[str]:
-    """CUDAExecutionProvider only when ORT offers it and a CUDA device is visible; else it logs errors."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if "CUDAExecutionProvider" in available:
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        except ImportError:
-            pass
-    return ["CPUExecutionProvider"]
 
 
 def onnx_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
     """An ONNX Runtime session on `threads` intra-op threads (default: the cores this process may use;
     ORT's own default counts the machine's cores), one inter-op thread, and idle threads that sleep
-    instead of spinning, so that a busy neighbour does not slow every call down."""
+    instead of spinning, so that a busy neighbour does not slow every call down. CUDAExecutionProvider only
+    when ORT offers it and a CUDA device is visible (else it logs errors)."""
     import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        with contextlib.suppress(ImportError):
+            import torch
+
+            if torch.cuda.is_available():
+                providers.insert(0, "CUDAExecutionProvider")
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads or available_cores()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=options, providers=onnx_providers())
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 import types
 import typing
-from typing import Any
+from typing import Any, TypeVar
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
 from ckd.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Section(BaseModel):
@@ -66,7 +68,7 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], type
                 names.append(str(part))
             continue
         names.append(str(part))
-        holder, field = current, None
+        holder = current
         field = {(info.alias or name): info for name, info in current.model_fields.items()}.get(part)
         candidates = _models_in(field.annotation) if field is not None else []
         if len(candidates) > 1 and parts and any(_tag(m) == parts[0] for m in candidates):
@@ -77,28 +79,17 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], type
     return names, holder, field
 
 
+_BOUNDS = (annotated_types.Ge, annotated_types.Gt, annotated_types.Le, annotated_types.Lt, annotated_types.Interval)
+
+
 def _bounds(field: FieldInfo | None) -> str:
-    if field is None:
-        return ""
-    words = []
-    for item in field.metadata:
-        for attribute, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            value = getattr(item, attribute, None)
-            if (
-                isinstance(
-                    item,
-                    (
-                        annotated_types.Ge,
-                        annotated_types.Gt,
-                        annotated_types.Le,
-                        annotated_types.Lt,
-                        annotated_types.Interval,
-                    ),
-                )
-                and value is not None
-            ):
-                words.append(f"{symbol} {value}")
-    return " and ".join(words)
+    return " and ".join(
+        f"{symbol} {getattr(item, attribute)}"
+        for item in (field.metadata if field is not None else [])
+        if isinstance(item, _BOUNDS)
+        for attribute, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+        if getattr(item, attribute, None) is not None
+    )
 
 
 def _kind_of(field: FieldInfo | None) -> str:
@@ -111,47 +102,39 @@ def _kind_of(field: FieldInfo | None) -> str:
     return "a value"
 
 
-def describe(error: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:
+def describe(error: ValidationError, model: type[BaseModel]) -> ConfigError:
     """The first error of `error` as one line: `<dotted.parameter>: <what is allowed>, got <value>`."""
     first = error.errors(include_url=False)[0]
-    kind, loc, value = first["type"], tuple(first["loc"]), first.get("input")
+    kind, loc, value, ctx = first["type"], tuple(first["loc"]), first.get("input"), first.get("ctx", {})
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        loc = loc + (first.get("ctx", {}).get("discriminator", "'kind'").strip("'"),)
+        loc = loc + (ctx.get("discriminator", "'kind'").strip("'"),)
     names, holder, field = _walk(model, loc)
-    dotted = ".".join(([prefix] if prefix else []) + names) or "params"
+    dotted = ".".join(names) or "params"
     nullable = field is not None and type(None) in typing.get_args(field.annotation)
     if kind == "extra_forbidden":
         allowed = sorted((info.alias or name) for name, info in holder.model_fields.items()) if holder else []
         tag = _tag(holder) if holder is not None else None
-        what = (
-            "unknown "
-            + ("section" if len(names) == 1 and not prefix else "parameter")
-            + (f" for kind {tag}" if tag else "")
-            + f"; allowed: {', '.join(allowed)}"
-        )
+        where = ("section" if len(names) == 1 else "parameter") + (f" for kind {tag}" if tag else "")
+        what = f"unknown {where}; allowed: {', '.join(allowed)}"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
-        expected = first.get("ctx", {}).get("expected_tags", "")
-        what = f"must be a registered backend: {expected.replace(chr(39), '')}"
-        value = first.get("ctx", {}).get("tag", "missing")
+        what = f"must be a registered backend: {ctx.get('expected_tags', '').replace(chr(39), '')}"
+        value = ctx.get("tag", "missing")
     elif kind == "value_error":
-        what = str(first["ctx"]["error"])
+        what = str(ctx["error"])
     elif kind == "missing":
         what, value = "is required", "nothing"
     elif kind == "literal_error":
-        what = f"must be one of {first['ctx']['expected'].replace(chr(39), '')}"
+        what = f"must be one of {ctx['expected'].replace(chr(39), '')}"
     elif kind in ("bool_type", "bool_parsing"):
         what = "must be true or false"
-    elif kind in ("string_type", "string_too_short"):
-        what = "must be a non-empty string" + (" or null" if nullable else "")
     elif kind in ("dict_type", "model_type", "model_attributes_type"):
         what = "must be a mapping"
+    elif kind in ("string_type", "string_too_short"):
+        what = "must be a non-empty string" + (" or null" if nullable else "")
     elif kind in ("list_type", "too_short", "too_long"):
-        what = "must be a list" + (
-            f" of {first['ctx'].get('min_length', 1)} to {first['ctx']['max_length']} items"
-            if "max_length" in first.get("ctx", {})
-            else ""
-        )
-    elif kind.startswith(("int_", "float_", "greater_", "less_", "finite_")) or kind in ("multiple_of",):
+        items = f" of {ctx.get('min_length', 1)} to {ctx['max_length']} items" if "max_length" in ctx else ""
+        what = f"must be a list{items}"
+    elif kind.startswith(("int_", "float_", "greater_", "less_", "finite_")) or kind == "multiple_of":
         bounds = _bounds(field)
         what = f"must be {_kind_of(field)}" + (f" {bounds}" if bounds else "") + (" or null" if nullable else "")
     else:
@@ -159,9 +142,9 @@ def describe(error: ValidationError, model: type[BaseModel], prefix: str = "") -
     return ConfigError(dotted, f"{what}, got {_short(value)}")
 
 
-def validate_model(model: type[BaseModel], values: Any, prefix: str = "") -> Any:
+def validate_model(model: type[M], values: Any) -> M:
     """`model(**values)`, or a ConfigError naming the first bad parameter (one line)."""
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        raise describe(error, model, prefix) from None
+        raise describe(error, model) from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, cast
 
@@ -13,24 +15,34 @@ import numpy as np
 from ckd.errors import CkdError
 
 
+@contextmanager
+def replacing(path: Path, suffix: str = ".tmp", readable: bool = False) -> Iterator[tuple[int, Path]]:
+    """A temporary file beside `path` (its folder made): renamed onto `path` when the block completes, removed
+    when it raises. `readable`: with the mode of any new file (mkstemp makes it 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        yield fd, Path(tmp)
+        if readable:
+            umask = os.umask(0)
+            os.umask(umask)
+            Path(tmp).chmod(0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def write_arrays(path: str | Path, **arrays: np.ndarray) -> None:
     """Write `arrays` to `path` atomically (temp file, fsync, rename), so a crash leaves no torn file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     for name, value in arrays.items():
         if np.asarray(value).dtype == object:
             raise TypeError(f"{name}: object arrays would need pickles")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
-            np.savez(handle, **named)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as (fd, _), os.fdopen(fd, "wb") as handle:
+        named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}  # Any: savez's stubs type **kwds oddly
+        np.savez(handle, **named)
+        handle.flush()
+        os.fsync(handle.fileno())
     fsync_dir(path.parent)
 
 
@@ -62,18 +74,15 @@ def input_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and std of raw inputs; a constant feature (an image border) gets the global std
     instead of 0, so it is centred and never divided by zero."""
     x = np.asarray(x, np.float64)
-    mean = x.mean(axis=0)
     std = x.std(axis=0)
     floor = max(float(x.std()), 1e-6)
-    return mean.astype(np.float32), np.where(std < 1e-3 * floor, floor, std).astype(np.float32)
+    return x.mean(axis=0).astype(np.float32), np.where(std < 1e-3 * floor, floor, std).astype(np.float32)
 
 
 class NpzArtifact:
     """A dataclass of arrays stored as one `.npz`: the field names are the array names, spelled once.
-
-    A field whose default is None is optional (absent from the file when None); every other field is
-    required, and a file without it is refused in one line naming the file. Subclasses turn the arrays
-    read back into their fields' types in `__post_init__`."""
+    A field defaulting to None is optional (absent from the file when None); a file without a required one
+    is refused in one line naming it. Subclasses turn the arrays read back into their types in `__post_init__`."""
 
     path: str  # set by `load` (the file it came from, for messages); not a field of the subclasses: never saved
 

@@ -1,17 +1,10 @@
 """`download`: the data file a params file names, fetched from its public source with a pinned SHA-256.
 
-`data.download: {url, sha256, path}` says where the file comes from and which bytes are the right ones;
-`path` (default: `data.source`) is where it lands. An offline mirror is looked up first, by file name:
-the folders in `$CKD_DATA_MIRROR` (several joined by `:`), then `data.mirror`. A file found there, or
-already at `path`, is used only when its SHA-256 is the pinned one; nothing is ever used unchecked.
-Without `data.download` the stage does nothing but say so (the embedded digits, your own files).
-
-Every failure is one line that names the file and says how to get it: fetch it by hand from the URL, or
-point `CKD_DATA_MIRROR` at a folder holding it. A file of other bytes is refused, never replaced: the
-params pin one data set, and a run on another would report numbers for something else.
-
-`KNOWN` lists the public sources of the data sets the benchmarks and examples read (`../shared/data` on
-the project's own machine); `fetch_known(name, folder)` brings one into `folder` the same way.
+`data.download: {url, sha256, path (default data.source)}`. Mirror folders are looked in first, by file name:
+`$CKD_DATA_MIRROR` (several joined by `:`), then `data.mirror`; a file there or already at `path` is used only
+with the pinned SHA-256. Without `data.download` the stage only says so. Every failure is one line naming the
+file and how to get it. A file of other bytes is refused, never replaced: a run on another data set would
+report numbers for something else. `KNOWN`: the public data sets of bench/ and examples/ (`fetch_known`).
 """
 
 from __future__ import annotations
@@ -19,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
+import shutil
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -28,6 +21,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ckd.data.arrays import replacing
 from ckd.errors import CkdError
 from ckd.schema import Section
 
@@ -68,10 +62,9 @@ class Remote:
     note: str = ""
 
 
-# The data sets of examples/ and bench/ (../shared/data/README.md describes each). The checksums are of the
-# copies under ../shared/data; where that copy was converted from the original (a header row added, one-hot
-# labels turned into a column, images re-packed), `note` says so: the bytes at `url` differ, and
-# `fetch_known` refuses them with the checksum it saw, so nobody benchmarks on a silently different file.
+# The data sets of examples/ and bench/ (../shared/data/README.md). The checksums are of the copies under
+# ../shared/data; where a copy was converted from the original, `note` says how: the bytes at `url` differ,
+# and `fetch_known` refuses them with the checksum it saw, so nobody benchmarks on a silently different file.
 KNOWN: dict[str, Remote] = {
     "ag_news_test.csv": Remote(
         "https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/test.csv",
@@ -93,40 +86,20 @@ KNOWN: dict[str, Remote] = {
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def mirrors(configured: str | None = None) -> list[Path]:
     """The mirror folders, in the order they are looked in: $CKD_DATA_MIRROR's, then `data.mirror`."""
-    folders = [p for p in os.environ.get(MIRROR_ENV, "").split(os.pathsep) if p]
-    if configured:
-        folders.append(configured)
-    return [Path(folder) for folder in folders]
-
-
-def _how_to_get(name: str, url: str, target: Path) -> str:
-    return f"download {url} to {target} by hand, or set {MIRROR_ENV} (or data.mirror) to a folder holding {name}"
-
-
-def _publish(partial: Path, target: Path) -> None:
-    """Rename the checked temporary file into place, readable as any new file is (mkstemp makes it 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    partial.chmod(0o666 & ~umask)
-    os.replace(partial, target)
+    return [Path(p) for p in [*os.environ.get(MIRROR_ENV, "").split(os.pathsep), configured or ""] if p]
 
 
 def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
-    """Stream `url` into a temporary file beside `target`, hashing as it comes; rename only when it matches."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Stream `url` into a temporary file beside `target`, hashing as it comes; kept only when it matches."""
     digest = hashlib.sha256()
     size = 0
-    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
+    with replacing(target, ".part", readable=True) as (handle, partial):
         with os.fdopen(handle, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:  # noqa: S310 (http/https only)
@@ -145,16 +118,13 @@ def _fetch(url: str, target: Path, sha256: str, how: str) -> None:
                 f"{sha256} (data.download.sha256); the file at the source changed, or the pin is wrong: check it, "
                 f"then {how}"
             )
-        _publish(Path(partial), target)
-    finally:
-        Path(partial).unlink(missing_ok=True)
 
 
 def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) -> dict[str, Any]:
     """Make `target` hold the file whose SHA-256 is `sha256`: already there, copied from a mirror folder
     (looked up by file name), or downloaded from `url`. Returns a record of where it came from."""
     target = Path(target)
-    how = _how_to_get(target.name, url, target)
+    how = f"download {url} to {target} by hand, or set {MIRROR_ENV} (or data.mirror) to a folder holding {target.name}"
     if target.exists():
         found = sha256_of(target)
         if found != sha256:
@@ -163,45 +133,32 @@ def fetch(url: str, sha256: str, target: str | Path, mirror: str | None = None) 
                 "it is left as it is: move it away to download the pinned file, or pin this one"
             )
         return {"path": str(target), "sha256": sha256, "from": "present"}
-    for folder in mirrors(mirror):
-        candidate = folder / target.name
-        if not candidate.is_file():
-            continue
+    candidate = next((folder / target.name for folder in mirrors(mirror) if (folder / target.name).is_file()), None)
+    if candidate is not None:
         found = sha256_of(candidate)
         if found != sha256:
             raise CkdError(
                 f"{candidate}: the mirror's copy has SHA-256 {found}, not the pinned {sha256} "
                 f"(data.download.sha256); replace it with the pinned file, or {how}"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _copy_verified(candidate, target, sha256)
-        return {"path": str(target), "sha256": sha256, "from": f"mirror {folder}"}
+        # a checked copy: a mirror on a flaky disk must not half-write
+        with replacing(target, ".part", readable=True) as (handle, partial):
+            os.close(handle)
+            shutil.copyfile(candidate, partial)
+            if sha256_of(partial) != sha256:
+                raise CkdError(f"{candidate}: the copy to {target} does not match its SHA-256; copy it again")
+        return {"path": str(target), "sha256": sha256, "from": f"mirror {candidate.parent}"}
     _fetch(url, target, sha256, how)
     return {"path": str(target), "sha256": sha256, "from": url}
-
-
-def _copy_verified(source: Path, target: Path, sha256: str) -> None:
-    """Copy through a temporary file and check the copy (a mirror on a flaky disk must not half-write)."""
-    import shutil
-
-    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, partial)
-        if sha256_of(Path(partial)) != sha256:
-            raise CkdError(f"{source}: the copy to {target} does not match its SHA-256; copy it again")
-        _publish(Path(partial), target)
-    finally:
-        Path(partial).unlink(missing_ok=True)
 
 
 def known_source_hint(path: str | Path) -> str:
     """For a missing file named as a `KNOWN` data set, where it comes from (to append to the one-line error);
     '' for any other name."""
     name = Path(path).name
-    if name not in KNOWN:
+    remote = KNOWN.get(name)
+    if remote is None:
         return ""
-    remote = KNOWN[name]
     note = f" ({remote.note})" if remote.note else ""
     return (
         f"; {name} is a public data set: {remote.url}{note}; the project's copy has SHA-256 {remote.sha256} "

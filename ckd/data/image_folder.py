@@ -33,12 +33,6 @@ MAX_PIXELS = 8192 * 8192
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
-def _pixels(error: Exception) -> str:
-    """'W x H pixels' from our refusal, or 'N pixels' from Pillow's own (raised on opening, above 178 Mpx)."""
-    found = re.search(r"\d+x\d+ pixels|\d+ pixels", str(error))
-    return found.group(0) if found else str(error)
-
-
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -73,7 +67,6 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
             )
     if len(files) < 2:
         raise CkdError(f"{root}: needs at least 2 images ({', '.join(IMAGE_SUFFIXES)}), found {len(files)}")
-    size = options.image_size  # (height, width) or None
     pictures = []
     for path, _ in files:
         try:
@@ -85,9 +78,10 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
                     raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
                 image.load()
                 picture = image.copy()
-        except Image.DecompressionBombError as error:  # ours, or Pillow's own above 2 x its limit
+        except Image.DecompressionBombError as error:  # ours ('WxH pixels'), or Pillow's ('N pixels', > 178 Mpx)
+            pixels = next(iter(re.findall(r"\d+x\d+ pixels|\d+ pixels", str(error))), error)
             raise CkdError(
-                f"{path}: an image of {_pixels(error)} is over the limit of {MAX_PIXELS} pixels (a decompression "
+                f"{path}: an image of {pixels} is over the limit of {MAX_PIXELS} pixels (a decompression "
                 "bomb?); shrink it before training a small student on it"
             ) from None
         except (UnidentifiedImageError, OSError, ValueError) as error:
@@ -98,8 +92,8 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
     first = None
     for (path, _), picture in zip(files, pictures, strict=True):
         picture = picture.convert("RGB" if colour else "F")
-        if size is not None:
-            picture = picture.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        if options.image_size is not None:  # (height, width)
+            picture = picture.resize(options.image_size[::-1], Image.Resampling.BILINEAR)
         array = np.asarray(picture, dtype=np.float32)
         if first is None:
             first = (path, array.shape)
@@ -117,4 +111,4 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
     x = np.stack(arrays)
     y = np.asarray([k for _, k in files], dtype=np.int64) if classes else None
     assert class_names is not None
-    return Dataset(x, y, tuple(class_names), is_image=True)
+    return Dataset(x, y, class_names, is_image=True)

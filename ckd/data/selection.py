@@ -21,11 +21,18 @@ def select_random(pool_x: np.ndarray, count: int, rng: np.random.Generator) -> n
     return rng.permutation(len(pool_x))[:count]
 
 
-# k-centre costs O(N x candidates x features), the fastest-growing cost of the pipeline (bench/scaling.md):
-# N=1000 picks over a pool of 100,000 MNIST-sized inputs would take minutes, N=10,000 hours. Candidates
-# are capped: a seeded random subset of this many pool inputs (or of N, if larger), drawn before the first
-# pick and independent of N, so picks stay nested for every budget up to the cap.
+# k-centre costs O(N x candidates x features), the pipeline's fastest-growing cost (bench/scaling.md: hours
+# for N=10,000 over 100,000 MNIST-sized inputs). Candidates are a seeded random subset of this many (or N),
+# drawn independently of N, so picks stay nested for every budget up to the cap.
 KCENTER_MAX_CANDIDATES = 20_000
+
+
+def _candidates(pool_x: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of at most max(KCENTER_MAX_CANDIDATES, count) pool inputs, and those inputs standardised."""
+    limit = max(KCENTER_MAX_CANDIDATES, count)
+    candidates = np.sort(rng.permutation(len(pool_x))[:limit]) if len(pool_x) > limit else np.arange(len(pool_x))
+    flat = pool_x[candidates].reshape(len(candidates), -1).astype(np.float64)
+    return candidates, (flat - flat.mean(0)) / (flat.std(0) + 1e-8)
 
 
 @SELECTIONS.register("kcenter")
@@ -33,18 +40,14 @@ def select_kcenter(pool_x: np.ndarray, count: int, rng: np.random.Generator) -> 
     """Greedy k-centre coreset (Sener & Savarese, ICLR 2018): each pick maximises
     min_j ||x - c_j||_2 over the picks so far, so the budget covers the input space. Over at most
     max(KCENTER_MAX_CANDIDATES, count) candidates."""
-    limit = max(KCENTER_MAX_CANDIDATES, count)
-    candidates = np.sort(rng.permutation(len(pool_x))[:limit]) if len(pool_x) > limit else np.arange(len(pool_x))
-    flat = pool_x[candidates].reshape(len(candidates), -1).astype(np.float64)
-    flat = (flat - flat.mean(0)) / (flat.std(0) + 1e-8)
+    candidates, flat = _candidates(pool_x, count, rng)
     chosen = [int(rng.integers(len(flat)))]
     nearest = ((flat - flat[chosen[0]]) ** 2).sum(1)
     for _ in range(count - 1):
         pick = int(np.argmax(nearest))
         chosen.append(pick)
         nearest = np.minimum(nearest, ((flat - flat[pick]) ** 2).sum(1))
-    result: np.ndarray = candidates[np.asarray(chosen)]
-    return result
+    return np.asarray(candidates[np.asarray(chosen)])
 
 
 TYPICLUST_FIRST_ROUND = 10  # picks of the first round; each later round adds as many as were picked before
@@ -59,8 +62,7 @@ def typicality(points: np.ndarray) -> np.ndarray:
     squared = (points**2).sum(1)
     distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * points @ points.T, 0.0))
     np.fill_diagonal(distances, np.inf)
-    result: np.ndarray = 1.0 / (np.sort(distances, axis=1)[:, :k].mean(1) + 1e-12)
-    return result
+    return np.asarray(1.0 / (np.sort(distances, axis=1)[:, :k].mean(1) + 1e-12))
 
 
 @SELECTIONS.register("typiclust")
@@ -68,16 +70,12 @@ def select_typiclust(pool_x: np.ndarray, count: int, rng: np.random.Generator) -
     """TypiClust (Hacohen, Dekel & Weinshall, ICML 2022), in its own rounds: with L picks so far and B to
     add, k-means the (standardised) pool into L + B clusters and take, from each of the B largest clusters
     holding no pick yet, its most typical member, argmax_x 1 / mean_{y in kNN(x)} ||x - y||_2 (within the
-    cluster). Dense, representative inputs first and one per region: the low-budget regime where random
-    and k-centre (which favours outliers) lose. Rounds add 10, 10, 20, 40, ... picks, a schedule that does
-    not depend on `count`, so the picks for a budget are the first picks for any larger budget (nested,
-    as every strategy here). Over at most max(KCENTER_MAX_CANDIDATES, count) candidates, as k-centre."""
+    cluster): dense, representative inputs first, one per region (the low-budget regime where random and
+    k-centre lose). Rounds add 10, 10, 20, 40, ... picks whatever `count` is, so picks stay nested. Over at
+    most max(KCENTER_MAX_CANDIDATES, count) candidates, as k-centre."""
     from sklearn.cluster import KMeans
 
-    limit = max(KCENTER_MAX_CANDIDATES, count)
-    candidates = np.sort(rng.permutation(len(pool_x))[:limit]) if len(pool_x) > limit else np.arange(len(pool_x))
-    flat = pool_x[candidates].reshape(len(candidates), -1).astype(np.float64)
-    flat = (flat - flat.mean(0)) / (flat.std(0) + 1e-8)
+    candidates, flat = _candidates(pool_x, count, rng)
     chosen: list[int] = []
     while len(chosen) < count:
         adding = min(max(len(chosen), TYPICLUST_FIRST_ROUND), len(flat) - len(chosen))
@@ -98,8 +96,7 @@ def select_typiclust(pool_x: np.ndarray, count: int, rng: np.random.Generator) -
             chosen.append(int(members[np.argmax(typicality(flat[members]))]))
             taken[chosen[-1]] = True
             adding -= 1
-    result: np.ndarray = candidates[np.asarray(chosen[:count])]
-    return result
+    return np.asarray(candidates[np.asarray(chosen[:count])])
 
 
 def select_for_teacher(pool_ids: np.ndarray, pool_x: np.ndarray, budget: int, strategy: str, seed: int) -> np.ndarray:

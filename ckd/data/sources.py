@@ -1,11 +1,8 @@
-"""Data sources, registered by name (`digits`, scikit-learn's, the embedded default), by file suffix
-(`.npz`, `.csv`, `.parquet`, `.pq`) or as `folder` (a directory of images, one sub-folder per class):
-`data.source` (and `data.test_source`) is a registered name, a folder, or a path with a registered suffix.
-
-A new source is a module with `@SOURCES.register("name" or ".suffix")` and one import line in
-`ckd/data/__init__.py`. A loader is `(source, options: DataConfig) -> Dataset`; `load_source` then applies
-the checks every source shares (shape, finite values, class count, labels within the classes), so each
-loader only reads its format.
+"""Data sources: `data.source` (and `data.test_source`) is a registered name (`digits`, the embedded
+default), a folder of images (`folder`, one sub-folder per class) or a file with a registered suffix
+(`.npz`, `.csv`, `.parquet`, `.pq`). A new source is a module with `@SOURCES.register("name" or ".suffix")`
+and one import line in `ckd/data/__init__.py`. A loader `(source, options: DataConfig) -> Dataset` only
+reads its format; `load_source` then applies the checks every source shares.
 """
 
 from __future__ import annotations
@@ -60,16 +57,15 @@ def source_key(source: str) -> str:
     return FOLDER if Path(source).is_dir() else suffix
 
 
-def allowed_sources() -> str:
-    names = [n for n in SOURCES.names() if not n.startswith(".") and n != FOLDER]
-    suffixes = [n for n in SOURCES.names() if n.startswith(".")]
-    return f"{', '.join(names)}, a folder of images (one sub-folder per class), or a file {', '.join(suffixes)}"
-
-
 def check_source(source: str) -> str:
     if source_key(source) not in SOURCES:
+        names = ", ".join(n for n in SOURCES.names() if not n.startswith(".") and n != FOLDER)
+        suffixes = ", ".join(n for n in SOURCES.names() if n.startswith("."))
         suffix = Path(source).suffix
-        raise ValueError(f"must be {allowed_sources()} ({f'{suffix!r} is not one' if suffix else 'no such folder'})")
+        raise ValueError(
+            f"must be {names}, a folder of images (one sub-folder per class), or a file {suffixes} "
+            f"({f'{suffix!r} is not one' if suffix else 'no such folder'})"
+        )
     return source
 
 
@@ -81,12 +77,24 @@ def load_source(source: str, options: DataConfig, parameter: str = "data.source"
     except ValueError as error:
         raise ConfigError(parameter, f"{error}, got {source!r}") from None
     key = source_key(source)
-    if key not in (FOLDER,) and key.startswith(".") and not Path(source).is_file():
+    if key.startswith(".") and not Path(source).is_file():
         from ckd.data.download import known_source_hint
 
         raise CkdError(f"{source}: file not found ({parameter}){known_source_hint(source)}")
-    dataset = SOURCES.get(key)(source, options)
-    return checked(dataset, source, options.class_names)
+    return checked(SOURCES.get(key)(source, options), source, options.class_names)
+
+
+def _some(names: tuple[str, ...]) -> str:
+    """The first five names, for a message."""
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+
+def _check_top_label(where: object, top: int) -> None:
+    if top >= MAX_CLASSES:
+        raise CkdError(
+            f"{where}: label {top} implies {top + 1} classes; labels must be 0..{MAX_CLASSES - 1} "
+            "(class indices; name the classes with data.class_names)"
+        )
 
 
 def checked(dataset: Dataset, where: str, class_names: tuple[str, ...] | None = None) -> Dataset:
@@ -102,26 +110,20 @@ def checked(dataset: Dataset, where: str, class_names: tuple[str, ...] | None = 
         raise CkdError(f"{where}: needs at least 2 samples of at least 1 value, got shape {tuple(x.shape)}")
     if not np.isfinite(x).all():
         raise CkdError(f"{where}: inputs hold NaN or infinite values")
-    if class_names is not None and dataset.y is not None and tuple(dataset.class_names) != tuple(class_names):
-        # integer labels index data.class_names; named labels must be among them
-        dataset = _rename(dataset, class_names, where)
-        y = dataset.y
-    names = dataset.class_names
+    if class_names is not None and y is not None and dataset.class_names != class_names:
+        dataset = _rename(dataset, class_names, where)  # integer labels index them; named ones must be among them
+    y, names = dataset.y, dataset.class_names
     if len(names) > MAX_CLASSES:
         raise CkdError(f"{where}: {len(names)} classes; at most {MAX_CLASSES} are allowed")
     if y is not None:
         if y.shape != (len(x),):
             raise CkdError(f"{where}: {len(y)} labels for {len(x)} samples")
         top = int(y.max())
-        if top >= MAX_CLASSES:
-            raise CkdError(
-                f"{where}: label {top} implies {top + 1} classes; labels must be 0..{MAX_CLASSES - 1} "
-                "(class indices; name the classes with data.class_names)"
-            )
+        _check_top_label(where, top)
         if top >= len(names):
             raise CkdError(
-                f"{where}: label {top} is beyond the {len(names)} class names ({', '.join(names[:5])}"
-                f"{', ...' if len(names) > 5 else ''}); labels must be 0..{len(names) - 1}"
+                f"{where}: label {top} is beyond the {len(names)} class names ({_some(names)}); "
+                f"labels must be 0..{len(names) - 1}"
             )
         present = np.unique(y)
         if len(present) < 2:
@@ -140,16 +142,13 @@ def _rename(dataset: Dataset, class_names: tuple[str, ...], where: str) -> Datas
     assert y is not None
     own = dataset.class_names
     if own == tuple(str(k) for k in range(len(own))):  # integer labels: indices into data.class_names
-        return replace(dataset, class_names=tuple(class_names))
+        return replace(dataset, class_names=class_names)
     index = {name: k for k, name in enumerate(class_names)}
     unknown = sorted({own[int(k)] for k in np.unique(y)} - set(index))
     if unknown:
-        raise CkdError(
-            f"{where}: labels {', '.join(unknown[:5])} are not in data.class_names ({', '.join(class_names[:5])}"
-            f"{', ...' if len(class_names) > 5 else ''})"
-        )
+        raise CkdError(f"{where}: labels {', '.join(unknown[:5])} are not in data.class_names ({_some(class_names)})")
     remap = np.asarray([index.get(name, -1) for name in own], dtype=np.int64)
-    return replace(dataset, y=remap[y], class_names=tuple(class_names))
+    return replace(dataset, y=remap[y], class_names=class_names)
 
 
 @SOURCES.register("digits")
@@ -175,17 +174,16 @@ def load_npz(source: str, options: DataConfig) -> Dataset:
     """An `.npz` holding `x` or `images`, and `y` or `labels` (optional), `class_names` (optional)."""
     path = Path(source)
     arrays = read_arrays(path)
-    x_key = "x" if "x" in arrays else "images" if "images" in arrays else None
+    x_key = next((key for key in ("x", "images") if key in arrays), None)
     if x_key is None:
         raise CkdError(f"{path}: needs an array named 'x' or 'images'; has {', '.join(sorted(arrays))}")
     x = arrays[x_key]
     if x.ndim < 2 or x.shape[0] < 2 or not np.issubdtype(x.dtype, np.number):
         raise CkdError(f"{path}: '{x_key}' must be numeric with shape [samples, ...], got {x.dtype} {x.shape}")
     x = x.astype(np.float32)
-    y_key = "y" if "y" in arrays else "labels" if "labels" in arrays else None
-    y = None
-    if y_key is not None:
-        y = arrays[y_key]
+    y_key = next((key for key in ("y", "labels") if key in arrays), None)
+    y = None if y_key is None else arrays[y_key]
+    if y is not None:
         if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
             raise CkdError(
                 f"{path}: '{y_key}' must be non-negative integers of shape [{x.shape[0]}], got {y.dtype} {y.shape}"
@@ -194,15 +192,10 @@ def load_npz(source: str, options: DataConfig) -> Dataset:
     if "class_names" in arrays:
         class_names = tuple(str(c) for c in arrays["class_names"].reshape(-1))
     elif options.class_names is not None:
-        class_names = tuple(options.class_names)
+        class_names = options.class_names
     elif y is not None:
-        top = int(y.max())
-        if top >= MAX_CLASSES:
-            raise CkdError(
-                f"{path}: label {top} implies {top + 1} classes; labels must be 0..{MAX_CLASSES - 1} "
-                "(class indices; name the classes with data.class_names)"
-            )
-        class_names = tuple(str(c) for c in range(top + 1))
+        _check_top_label(path, int(y.max()))
+        class_names = tuple(str(c) for c in range(int(y.max()) + 1))
     else:
         raise ClassNamesNeeded(
             f"{path}: without labels, data.class_names (or an array 'class_names') must name the classes"

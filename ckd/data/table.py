@@ -71,29 +71,25 @@ def load_table(source: str, options: DataConfig) -> Dataset:
     if len(table) < 2:
         raise CkdError(f"{path}: needs at least 2 rows, has {len(table)}")
     if options.features is not None:
-        if label is not None and label in options.features:
+        if label in options.features:
             raise CkdError(
                 f"{path}: data.features names the label column {label!r} (data.label); the label must not be an input"
             )
         missing = [c for c in options.features if c not in columns]
         if missing:
             raise CkdError(f"{path}: no column(s) {', '.join(missing)} (data.features); has {', '.join(columns[:20])}")
-        features = list(options.features)
-        text = [c for c in features if not _numeric(table[c])]
-        if text:
-            raise CkdError(
-                f"{path}: data.features column(s) {', '.join(text)} are not numeric "
-                f"({table[text[0]].type}); a text column is read with data.text (examples/ag_news)"
-            )
-    else:
-        others = [c for c in columns if c != label]
-        text = [c for c in others if not _numeric(table[c])]
-        if text:
-            raise CkdError(
-                f"{path}: column(s) {', '.join(text[:5])} are not numeric; list the numeric feature columns in "
-                "data.features, or use data.text for a text source (examples/ag_news)"
-            )
-        features = others
+    features = list(options.features) if options.features is not None else [c for c in columns if c != label]
+    text = [c for c in features if not _numeric(table[c])]
+    if text and options.features is not None:
+        raise CkdError(
+            f"{path}: data.features column(s) {', '.join(text)} are not numeric "
+            f"({table[text[0]].type}); a text column is read with data.text (examples/ag_news)"
+        )
+    if text:
+        raise CkdError(
+            f"{path}: column(s) {', '.join(text[:5])} are not numeric; list the numeric feature columns in "
+            "data.features, or use data.text for a text source (examples/ag_news)"
+        )
     if not features:
         raise CkdError(f"{path}: no feature column besides the label {label!r}")
     blanks = [c for c in features if table[c].null_count]
@@ -108,25 +104,19 @@ def load_table(source: str, options: DataConfig) -> Dataset:
     if column.null_count:
         raise CkdError(f"{path}: label column {label!r} (data.label) has {column.null_count} empty cells")
     values = column.to_numpy(zero_copy_only=False)
-    if _numeric(column) and not np.issubdtype(values.dtype, np.integer) and not np.all(np.mod(values, 1) == 0):
+    numeric = _numeric(column)
+    if numeric and not np.issubdtype(values.dtype, np.integer) and not np.all(np.mod(values, 1) == 0):
         raise CkdError(f"{path}: label column {label!r} holds fractional numbers; labels are classes")
-    if _numeric(column):
-        values = values.astype(np.int64)
-        if options.class_names is not None:  # integer labels index data.class_names
-            names = tuple(options.class_names)
-            if values.min() < 0 or values.max() >= len(names):
-                bad = int(values.min() if values.min() < 0 else values.max())
-                raise CkdError(
-                    f"{path}: label {bad} in column {label!r} is beyond data.class_names; integer labels must be "
-                    f"0..{len(names) - 1} (indices into data.class_names)"
-                )
-            return Dataset(x, values, names, is_image=False)
-        distinct = np.unique(values)
-        names = tuple(str(int(v)) for v in distinct)
-        y = np.searchsorted(distinct, values).astype(np.int64)
-    else:
-        strings = values.astype(str)
-        distinct = np.unique(strings)
-        names = tuple(str(v) for v in distinct)
-        y = np.searchsorted(distinct, strings).astype(np.int64)
-    return Dataset(x, y, names, is_image=False)
+    values = values.astype(np.int64 if numeric else str)
+    if numeric and options.class_names is not None:  # integer labels index data.class_names
+        names = tuple(options.class_names)
+        if values.min() < 0 or values.max() >= len(names):
+            bad = int(values.min() if values.min() < 0 else values.max())
+            raise CkdError(
+                f"{path}: label {bad} in column {label!r} is beyond data.class_names; integer labels must be "
+                f"0..{len(names) - 1} (indices into data.class_names)"
+            )
+        return Dataset(x, values, names, is_image=False)
+    distinct = np.unique(values)  # the classes in sorted order (numbers by value)
+    y = np.searchsorted(distinct, values).astype(np.int64)
+    return Dataset(x, y, tuple(str(v) for v in distinct), is_image=False)

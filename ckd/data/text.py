@@ -1,9 +1,6 @@
 """A text source: a CSV or Parquet table whose text is `data.text` (columns joined by a space) and whose
-classes are the distinct values of `data.label`, in sorted order.
-
-The suffixes are the table source's (ckd/data/table.py), which refuses a table with `data.text` set: its
-rows are read by the `embed` stage, and `sample` reads the embed stage's output (texts, their embeddings
-and labels in one `.npz`)."""
+classes are the distinct values of `data.label`, sorted. The `embed` stage reads it (the table source refuses
+it), and `sample` reads embed's output (texts, their embeddings and labels in one `.npz`)."""
 
 from __future__ import annotations
 

@@ -15,8 +15,7 @@ from ckd.stages._entry import parser, run
 def download(data: DataConfig) -> dict[str, Any]:
     if data.download is None:
         return {"path": None, "sha256": None, "from": None, "note": "no data.download: nothing to fetch"}
-    spec = data.download
-    return fetch(spec.url, spec.sha256, spec.path or data.source, data.mirror)
+    return fetch(data.download.url, data.download.sha256, data.download.path or data.source, data.mirror)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,9 +1,8 @@
 """`source`: a fingerprint of the data files the params name, which `sample` (and `standin`) depend on.
 
-`data.source` is a name (`digits`), a file or a folder, and `data.test_source` may add one: DVC cannot
-depend on "whichever files the params name" (a dependency must exist and be spelt in dvc.yaml). This stage
-(`always_changed`, no teacher call) writes the SHA-256 of each file, so editing your CSV, or adding an image
-to the folder, re-runs `sample` and what follows, and nothing else does.
+DVC cannot depend on "whichever files `data.source`/`data.test_source` name". This stage (`always_changed`, no
+teacher call) writes each file's SHA-256, so editing your CSV or adding an image re-runs `sample` and what
+follows, and nothing else does.
 """
 
 from __future__ import annotations
