@@ -80,11 +80,9 @@ class Queried(NpzArtifact):
     def __post_init__(self) -> None:
         for name in ("selected", "budget", "calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost"):
             setattr(self, name, int(getattr(self, name)))
-        for name in ("prompt_tokens", "completion_tokens"):
+        for name, kind in (("prompt_tokens", int), ("completion_tokens", int), ("estimated_cost", float)):
             if getattr(self, name) is not None:
-                setattr(self, name, int(getattr(self, name)))
-        if self.estimated_cost is not None:
-            self.estimated_cost = float(self.estimated_cost)
+                setattr(self, name, kind(getattr(self, name)))
         if self.scores.ndim != 2 or len(self.scores) != len(self.ids):
             raise ValueError(f"scores {self.scores.shape} do not match {len(self.ids)} ids")
 
@@ -108,32 +106,29 @@ def _first_pending(hashes: list[str], answers: dict[str, np.ndarray]) -> list[in
     return [i for i, digest in enumerate(hashes) if digest not in answers and first_of.setdefault(digest, i) == i]
 
 
+@dataclass(eq=False)  # a run's session is itself, not its fields
 class _Session:
     """One run's asking: reserves before sending, stores on answer, keeps at most `concurrency` batches
     in flight. Store writes happen on this thread only; the teacher's calls run on worker threads."""
 
-    def __init__(
-        self,
-        teacher: Teacher,
-        store: Store,
-        run: str,
-        ids: Any,
-        x: Any,
-        hashes: Any,
-        num_classes: int,
-        budget: int,
-        batch_size: int,
-        bar: Any,
-    ) -> None:
-        self.teacher, self.store, self.run = teacher, store, run
-        self.ids, self.x, self.hashes, self.num_classes = ids, x, hashes, num_classes
-        self.budget, self.batch_size, self.bar = budget, batch_size, bar
-        self.answers: dict[str, np.ndarray] = store.answers(teacher.identity, hashes)
-        self.calls_this_run = 0
-        self.usage: dict[str, int] = {}
-        self.score_sources: dict[str, int] = {}
-        self.fatal: CkdError | None = None
-        self.spilled: list[Path] = []  # paid answers the store could not take, kept in these files
+    teacher: Teacher
+    store: Store
+    run: str
+    ids: Any
+    x: Any
+    hashes: Any
+    num_classes: int
+    budget: int
+    batch_size: int
+    bar: Any
+    calls_this_run: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+    score_sources: dict[str, int] = field(default_factory=dict)
+    fatal: CkdError | None = None
+    spilled: list[Path] = field(default_factory=list)  # paid answers the store could not take, kept in these files
+
+    def __post_init__(self) -> None:
+        self.answers: dict[str, np.ndarray] = self.store.answers(self.teacher.identity, self.hashes)
 
     def ask(self, pool: ThreadPoolExecutor, concurrency: int) -> None:
         """Until every selected input has an answer, the budget is spent or a batch fails for good."""
@@ -270,6 +265,7 @@ class _Session:
                 time.sleep(0.2 * 2**attempt)
         from ckd.store.spill import spill
 
+        failed = f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} ({cause})"
         try:
             path = spill(
                 self.store,
@@ -281,19 +277,9 @@ class _Session:
                 usage,
             )
         except OSError as error:
-            raise self._fail(
-                CkdError(
-                    f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
-                    f"({cause}) nor spill it ({error}); it stays counted as lost"
-                )
-            ) from None
+            raise self._fail(CkdError(f"{failed} nor spill it ({error}); it stays counted as lost")) from None
         self.spilled.append(path)
-        self._fail(
-            CkdError(
-                f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
-                f"({cause}); it is kept in {path} and the next run imports it"
-            )
-        )
+        self._fail(CkdError(f"{failed}; it is kept in {path} and the next run imports it"))
 
 
 FRESH_START = (
@@ -365,16 +351,12 @@ def run_query(
         )
         session: _Session | None = None
         try:
-            try:
-                session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
-                if hasattr(teacher, "ask"):  # an asynchronous backend (the OpenAI Batch API) submits and polls jobs
-                    teacher.ask(session)
-                else:
-                    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
-                        session.ask(pool, concurrency)
-            finally:
-                bar.close()
-                opened.close_run(run)
+            session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
+            if hasattr(teacher, "ask"):  # an asynchronous backend (the OpenAI Batch API) submits and polls jobs
+                teacher.ask(session)
+            else:
+                with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
+                    session.ask(pool, concurrency)
         except CkdError as error:
             kept = [str(path) for path in (session.spilled if session else []) if str(path) not in str(error)]
             if kept:  # the last line says where the paid answers are, whatever stopped the run after
@@ -382,6 +364,9 @@ def run_query(
                     f"{error}; paid answers are kept in {', '.join(kept)} and the next run imports them"
                 ) from None
             raise
+        finally:
+            bar.close()
+            opened.close_run(run)
         assert session is not None
         if session.fatal is not None:
             raise session.fatal
@@ -394,15 +379,10 @@ def run_query(
                 f"{teacher.identity} answered other classes (point teacher.store at another store for this data)"
             )
         have = np.array([digest in answers for digest in hashes], dtype=bool)
-        result_scores = (
-            np.stack([answers[h] for h, ok in zip(hashes, have) if ok])
-            if have.any()
-            else np.zeros((0, num_classes), np.float32)
-        )
         mine = opened.summary(teacher.identity)
         return QueryResult(
             ids=np.asarray(ids)[have],
-            scores=result_scores.astype(np.float32),
+            scores=np.array([answers[h] for h in hashes if h in answers], np.float32).reshape(-1, num_classes),
             calls_this_run=session.calls_this_run,
             calls_spent_total=opened.spent(),
             teacher_spent=mine.spent,

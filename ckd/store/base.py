@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -235,26 +235,24 @@ class Store:
         try:
             yield
         except SQLAlchemyError as error:
-            cause = str(getattr(error, "orig", None) or error).splitlines()[0]
+            orig = getattr(error, "orig", None)
+            cause = str(orig or error).splitlines()[0]
             if self.scheme == "sqlite" and ("malformed" in cause or "not a database" in cause):  # cut, overwritten
                 raise self.corrupt(f"{what}: {cause}") from None
             if any(words in cause for words in ("disk is full", "No space left", "DiskFull")) or (
-                type(getattr(error, "orig", None)).__name__ == "DiskFull"
+                type(orig).__name__ == "DiskFull"
             ):
-                raise CkdError(
-                    f"teacher.store {self.location}: {what}: the disk is full ({cause}); free some space and run "
-                    "again (what the store holds is kept)"
-                ) from None
-            if isinstance(error, sa.exc.OperationalError) and (
-                "connect" in cause or "could not" in cause or "Connection refused" in cause
+                why = f": the disk is full ({cause}); free some space and run again (what the store holds is kept)"
+            elif isinstance(error, sa.exc.OperationalError) and any(
+                words in cause for words in ("connect", "could not", "Connection refused")
             ):
-                raise CkdError(
-                    f"teacher.store {self.location}: {what}: {cause} (is the database server running and reachable?)"
-                ) from None
-            raise CkdError(
-                f"teacher.store {self.location}: {what} ({cause}); if the store is damaged, restore "
-                "it from a backup or point teacher.store at a new path for an explicit fresh start"
-            ) from None
+                why = f": {cause} (is the database server running and reachable?)"
+            else:
+                why = (
+                    f" ({cause}); if the store is damaged, restore it from a backup or point teacher.store at a new "
+                    "path for an explicit fresh start"
+                )
+            raise CkdError(f"teacher.store {self.location}: {what}{why}") from None
 
     @contextmanager
     def _transaction(self, what: str, write: bool = True) -> Iterator[sa.Connection]:
@@ -528,7 +526,7 @@ class Store:
 
     def summaries(self) -> list[TeacherSummary]:
         b = batches_table
-        totals: dict[str, Counter[str]] = {}
+        totals: defaultdict[str, Counter[str]] = defaultdict(Counter)
         with self._transaction("cannot read its summary", write=False) as c:
             described = dict(c.execute(sa.select(teachers_table.c.teacher, teachers_table.c.description)).all())
             for teacher, status, n, prompt, completion in c.execute(
@@ -540,17 +538,17 @@ class Store:
                     sa.func.coalesce(sa.func.sum(b.c.completion_tokens), 0),
                 ).group_by(b.c.teacher, b.c.status)
             ):
-                t = totals.setdefault(teacher, Counter())
-                t.update({status: int(n), "prompt_tokens": int(prompt), "completion_tokens": int(completion)})
+                totals[teacher].update(
+                    {status: int(n), "prompt_tokens": int(prompt), "completion_tokens": int(completion)}
+                )
         return [
             TeacherSummary(
                 teacher,
                 described.get(teacher, ""),
-                sum(t[status] for status in STATUSES if status != "refused"),
-                **{name: t[name] for name in (*STATUSES, *TOKEN_COLUMNS)},
+                sum(totals[teacher][status] for status in STATUSES if status != "refused"),
+                **{name: totals[teacher][name] for name in (*STATUSES, *TOKEN_COLUMNS)},
             )
             for teacher in sorted(set(described) | set(totals))
-            for t in [totals.get(teacher, Counter())]
         ]
 
     def summary(self, teacher: str) -> TeacherSummary:
@@ -601,29 +599,33 @@ class Store:
             rows = rows[: max(0, budget - int(purse["spent"]))]
             if not rows:
                 return None
-            batch = self._insert_batch(
-                c, ids, hashes, rows, teacher=teacher, run=run, status="in_flight", n=len(rows), created=time.time()
-            )
-            c.execute(
-                sa.update(purse_table)
-                .where(purse_table.c.id == 1)
-                .values(spent=purse_table.c.spent + len(rows), batches=purse_table.c.batches + 1)
-            )
+            batch = self._insert_batch(c, teacher, run, "in_flight", [(ids[i], hashes[i]) for i in rows], None)
             return Reservation(batch, rows)
 
-    def _insert_batch(self, c: sa.Connection, ids: Any, hashes: list[str], rows: list[int], **values: Any) -> int:
-        """Insert one row of the batches table and the inputs it carries (`rows` of `ids`, `hashes`); its number."""
-        key = c.execute(sa.insert(batches_table).values(**values)).inserted_primary_key
+    def _insert_batch(
+        self, c: sa.Connection, teacher: str, run: str, status: str, items: list[tuple[int, str]], reason: str | None
+    ) -> int:
+        """Insert a batch (closed at once unless in flight) carrying `items`, (sample id, input hash), and count
+        it in the purse (whose lock the caller holds) unless refused; its number."""
+        now = time.time()
+        closed = None if status == "in_flight" else now
+        values = {"teacher": teacher, "run": run, "status": status, "n": len(items), "created": now, "closed": closed}
+        key = c.execute(sa.insert(batches_table).values(reason=reason, **values)).inserted_primary_key
         if key is None:
             raise self.corrupt("a new batch got no number")
-        if rows:
+        if items:
             c.execute(
                 sa.insert(items_table),
                 [
-                    {"batch": int(key[0]), "position": p, "sample_id": int(ids[i]), "input_hash": hashes[i]}
-                    for p, i in enumerate(rows)
+                    {"batch": int(key[0]), "position": p, "sample_id": int(sample_id), "input_hash": digest}
+                    for p, (sample_id, digest) in enumerate(items)
                 ],
             )
+        counted = 0 if status == "refused" else len(items)
+        purse = purse_table.c
+        c.execute(
+            sa.update(purse_table).where(purse.id == 1).values(spent=purse.spent + counted, batches=purse.batches + 1)
+        )
         return int(key[0])
 
     def _close(
@@ -686,42 +688,24 @@ class Store:
         description: str,
         batches: list[dict[str, Any]],
         skip_known: bool = False,
-        marker: tuple[str, str] | None = None,
     ) -> int:
         """Record closed batches paid for elsewhere (an import), each a dict of `ids`, `hashes`, `status`
         and, as it applies, `scores`, `reason`, `raw`; they count unless refused. All or nothing, in one
-        transaction under the purse lock; with `marker` (a settings key and value), only if that key is
-        not set yet, so two runs importing the same thing at once import it once. With `skip_known`,
-        inputs this store already answered are left out (importing twice costs nothing). Returns how
-        many inputs were recorded."""
+        transaction under the purse lock. With `skip_known`, inputs this store already answered are left
+        out (importing twice costs nothing). Returns how many inputs were recorded."""
         with self._transaction("cannot import answers") as c:
-            purse = self.lock_purse(c)
-            if marker is not None:
-                if self._meta(c, marker[0]) is not None:
-                    return 0
-                c.execute(sa.insert(meta_table).values(key=marker[0], value=marker[1]))
+            self.lock_purse(c)
             self._add_teacher(c, teacher, description)
             present = self._answered(c, teacher)
-            spent, made, total = int(purse["spent"]), int(purse["batches"]), 0
+            total = 0
             for record in batches:
                 hashes, status = record["hashes"], record["status"]
                 rows = _first_new(hashes, present) if skip_known else list(range(len(hashes)))
                 if skip_known and not rows:
                     continue
-                now = time.time()
-                batch = self._insert_batch(
-                    c,
-                    record["ids"],
-                    hashes,
-                    rows,
-                    teacher=teacher,
-                    run=IMPORT_RUN,
-                    status=status,
-                    n=len(rows),
-                    created=now,
-                    closed=now,
-                    reason=record.get("reason", ""),
-                )
+                reason = record.get("reason", "")
+                items = [(record["ids"][i], hashes[i]) for i in rows]
+                batch = self._insert_batch(c, teacher, IMPORT_RUN, status, items, reason)
                 fresh = _first_new(hashes, present) if status == "answered" else []
                 if fresh:
                     scores = record["scores"]
@@ -731,27 +715,18 @@ class Store:
                     present.update(hashes[i] for i in fresh)
                 if status == "rejected":
                     raw = record.get("raw") or ""
-                    c.execute(
-                        sa.insert(quarantine_table).values(batch=batch, problem=record.get("reason", ""), raw=raw)
-                    )
-                spent += 0 if status == "refused" else len(rows)
-                made += 1
+                    c.execute(sa.insert(quarantine_table).values(batch=batch, problem=reason, raw=raw))
                 total += len(rows)
-            c.execute(sa.update(purse_table).where(purse_table.c.id == 1).values(spent=spent, batches=made))
             return total
 
     def quarantined(self) -> list[tuple[int, str, str]]:
         with self._transaction("cannot read its quarantine", write=False) as c:
             return [tuple(r) for r in c.execute(sa.select(quarantine_table).order_by(quarantine_table.c.batch))]
 
-    @staticmethod
-    def _meta(c: sa.Connection, key: str) -> str | None:
-        value: str | None = c.execute(sa.select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
-        return value
-
     def get_meta(self, key: str) -> str | None:
         with self._transaction("cannot read its settings", write=False) as c:
-            return self._meta(c, key)
+            value: str | None = c.execute(sa.select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
+            return value
 
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction("cannot write its settings") as c:
