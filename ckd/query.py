@@ -58,6 +58,9 @@ class QueryResult:
     score_sources: dict[str, int] = field(default_factory=dict)  # this run's answers by how scores were made
 
 
+COUNTS = ("selected", "budget", "calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost")
+
+
 @dataclass
 class Queried(NpzArtifact):
     """What the `query` stage hands on: the teacher's raw scores of the selected samples that have an
@@ -78,7 +81,7 @@ class Queried(NpzArtifact):
     estimated_cost: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("selected", "budget", "calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost"):
+        for name in COUNTS:
             setattr(self, name, int(getattr(self, name)))
         for name, kind in (("prompt_tokens", int), ("completion_tokens", int), ("estimated_cost", float)):
             if getattr(self, name) is not None:

@@ -11,7 +11,7 @@ from ckd.config import Params
 from ckd.data import Pool, Selection
 from ckd.errors import CkdError
 from ckd.preflight import check_student_for
-from ckd.query import FRESH_START, Queried, run_query
+from ckd.query import COUNTS, FRESH_START, Queried, run_query
 from ckd.stages._entry import parser, run
 from ckd.teachers import build_teacher
 from ckd.teachers.base import TeacherSettings
@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
 def query(
     teacher: TeacherSettings, pool: Pool, selection: Selection, progress: bool = True
 ) -> tuple[Queried, dict[str, Any]]:
-    where = getattr(selection, "path", "the selection")
-    rows = pool.rows(selection.ids, where)
+    rows = pool.rows(selection.ids, getattr(selection, "path", "the selection"))
     backend = build_teacher(teacher)
     inputs = pool.x if pool.text is None else pool.text  # a text teacher reads the texts, not their embeddings
     result = run_query(
@@ -57,17 +56,6 @@ def query(
             budget_advice(1.0, result.calls_spent_total, len(result.ids), selected),
         )
     usage = usage_metrics(result.usage, teacher)
-    queried = Queried(
-        ids=result.ids,
-        scores=result.scores,
-        selected=selected,
-        budget=teacher.budget,
-        calls_this_run=result.calls_this_run,
-        calls_spent_total=result.calls_spent_total,
-        teacher_outputs=result.teacher_outputs,
-        teacher_lost=result.teacher_lost,
-        **{key.removesuffix("_this_run"): value for key, value in usage.items()},
-    )
     # Two different figures: what this run paid, and what the store has spent in total (a lowered budget can
     # sit below the latter without any overspend: the spending happened under the budget of its time).
     metrics = {
@@ -87,7 +75,9 @@ def query(
         **usage,
         **{f"score_source_{source}": n for source, n in sorted(result.score_sources.items())},
     }
-    return queried, metrics
+    counts = {name: metrics[name] for name in COUNTS}
+    tokens = {key.removesuffix("_this_run"): value for key, value in usage.items()}
+    return Queried(ids=result.ids, scores=result.scores, **counts, **tokens), metrics
 
 
 def say_fresh_start(metrics: dict[str, Any]) -> None:

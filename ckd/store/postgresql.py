@@ -5,7 +5,6 @@ postgresql://USER@HOST:PORT/DB`; a password never goes in params.yaml: libpq rea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -21,6 +20,7 @@ def masked(url: sa.URL) -> str:
 
 @STORE_SCHEMES.register("postgresql")
 class PostgresStore(Store):
+    # spill files go to ~/.cache/ckd/spill only (`ckd.store.spill.spill_dirs`): the server has no folder of ours
     scheme = "postgresql"
 
     @classmethod
@@ -53,7 +53,3 @@ class PostgresStore(Store):
 
     def init_lock(self, connection: sa.Connection) -> None:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-
-    def __init__(self, spec: str, location: str, url: Any, **engine_args: Any) -> None:
-        super().__init__(spec, location, url, **engine_args)
-        self.spill_dirs = [Path.home() / ".cache" / "ckd" / "spill"]
