@@ -145,12 +145,14 @@ class _Session:
             self.answers.update(self.store.answers(self.teacher.identity, [self.hashes[i] for i in pending]))
             if sent == 0 and self.fatal is None:
                 still = [self.hashes[i] for i in _first_pending(self.hashes, self.answers)]
-                if not still or not self.store.held_elsewhere(self.teacher.identity, still, self.run):
+                if still and self.store.held_elsewhere(self.teacher.identity, still, self.run):
+                    time.sleep(WAIT_S)  # another run has these inputs in flight: its answer is ours too
+                elif not still or self.store.spent() >= self.budget:
                     # The budget is spent and no other run has these in flight. Read once more: a batch that
                     # closed between the last read and that check is answered now, and its answers are ours.
                     self.answers.update(self.store.answers(self.teacher.identity, still))
                     return
-                time.sleep(WAIT_S)  # another run has these inputs in flight: its answer is ours too
+                # else nothing was sent because all was held, and its run died since: ask again while budget remains
 
     def one_pass(self, pool: ThreadPoolExecutor, concurrency: int, rows: list[int]) -> int:
         """Ask once about `rows` (as the budget allows); return how many batches were sent."""
