@@ -266,14 +266,8 @@ def import_answers(store: Store, source: Path) -> int:
         return 0
     if scores.ndim != 2 or len(scores) != len(hashes) or not np.issubdtype(scores.dtype, np.floating):
         raise CkdError(f"--from: {source}: scores must be [answers, classes] floats, one row per input_hash")
-    batch = {
-        "ids": [-1] * len(hashes),
-        "hashes": list(hashes),
-        "status": "answered",
-        "scores": scores.astype(np.float32),
-        "reason": f"imported from {source}",
-    }
-    return store.record_batches(teacher, f"imported from {source}", [batch], skip_known=True)
+    reason = f"imported from {source}"
+    return store.record_answers(teacher, reason, list(hashes), scores.astype(np.float32), reason)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,6 +33,8 @@ HEARTBEAT_S = 5.0
 LEASE_S = 60.0  # a run silent this long (on another machine) is taken for dead: its in-flight batches are lost
 HOST = socket.gethostname()
 IMPORT_RUN = "import"  # the run of batches recorded by an import (paid elsewhere): it has no row in ckd_runs
+DISK_FULL = ("disk is full", "No space left", "DiskFull")  # in a database error's first line
+UNREACHABLE = ("connect", "could not", "Connection refused")
 
 metadata = sa.MetaData()
 meta_table = sa.Table(
@@ -140,19 +142,18 @@ class TeacherSummary:
     completion_tokens: int = 0
 
 
-def _token_values(usage: dict[str, int] | None) -> dict[str, int]:
-    """The batch's token columns from a teacher's `usage` (None: the teacher reports no usage)."""
-    if not usage:
-        return {}
-    return {name: int(usage.get(name, 0)) for name in TOKEN_COLUMNS}
-
-
 def _first_new(hashes: list[str], known: set[str]) -> list[int]:
     """Positions of the first occurrence of each hash not in `known`, in order (a duplicate is sent once)."""
     first: dict[str, int] = {}
     return [
         i for i, input_hash in enumerate(hashes) if input_hash not in known and first.setdefault(input_hash, i) == i
     ]
+
+
+def _chunks(hashes: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+    """The distinct `hashes`, sorted, in lists short enough for one IN clause."""
+    wanted = sorted(set(hashes))
+    return (wanted[start : start + size] for start in range(0, len(wanted), size))
 
 
 def answer_checksum(teacher: str, input_hash: str, classes: int, blob: bytes) -> str:
@@ -211,9 +212,8 @@ class Store:
     # -- what a backend provides -------------------------------------------------------------
     def lock_purse(self, connection: sa.Connection) -> dict[str, Any]:
         """Lock the purse row for the rest of the transaction; return it."""
-        row = (
-            connection.execute(sa.select(purse_table).where(purse_table.c.id == 1).with_for_update()).mappings().first()
-        )
+        p = purse_table
+        row = connection.execute(sa.select(p).where(p.c.id == 1).with_for_update()).mappings().first()
         if row is None:
             raise self.corrupt("its purse row is missing")
         return dict(row)
@@ -239,13 +239,9 @@ class Store:
             cause = str(orig or error).splitlines()[0]
             if self.scheme == "sqlite" and ("malformed" in cause or "not a database" in cause):  # cut, overwritten
                 raise self.corrupt(f"{what}: {cause}") from None
-            if any(words in cause for words in ("disk is full", "No space left", "DiskFull")) or (
-                type(orig).__name__ == "DiskFull"
-            ):
+            if type(orig).__name__ == "DiskFull" or any(words in cause for words in DISK_FULL):
                 why = f": the disk is full ({cause}); free some space and run again (what the store holds is kept)"
-            elif isinstance(error, sa.exc.OperationalError) and any(
-                words in cause for words in ("connect", "could not", "Connection refused")
-            ):
+            elif isinstance(error, sa.exc.OperationalError) and any(words in cause for words in UNREACHABLE):
                 why = f": {cause} (is the database server running and reachable?)"
             else:
                 why = (
@@ -274,11 +270,7 @@ class Store:
                     raise CkdError(f"teacher.store {self.location}: no store there (nothing was created)")
                 metadata.create_all(connection)
                 self.store_id = uuid.uuid4().hex
-                meta = {
-                    "schema_version": str(SCHEMA_VERSION),
-                    "store_id": self.store_id,
-                    "created": f"{time.time():.3f}",
-                }
+                meta = dict(schema_version=str(SCHEMA_VERSION), store_id=self.store_id, created=f"{time.time():.3f}")
                 connection.execute(sa.insert(meta_table), [{"key": k, "value": v} for k, v in meta.items()])
                 connection.execute(sa.insert(purse_table).values(id=1, spent=0, batches=0))
                 self.created_now = True
@@ -287,8 +279,7 @@ class Store:
                 raise self.corrupt("it has tables but no ckd_meta table (not a ckd store, or a damaged one)")
             meta = dict(connection.execute(sa.select(meta_table.c.key, meta_table.c.value)).all())
             missing = sorted(set(metadata.tables) - present)
-            if meta.get("schema_version") == "1" and not missing:
-                self._add_columns(connection, inspector)
+            if meta.get("schema_version") == "1" and not missing:  # its added columns come with the others below
                 self._add_checksums(connection)
                 meta["schema_version"] = str(SCHEMA_VERSION)
             if meta.get("schema_version") != str(SCHEMA_VERSION):
@@ -334,11 +325,8 @@ class Store:
         self, teacher: str, input_hash: str, classes: int, blob: bytes, checksum: str | None, batch: int | None
     ) -> None:
         """One stored answer as the run reads it and as `check` reads every one: the same rule, the same line."""
-        if (
-            classes < 1
-            or len(bytes(blob)) != 4 * classes
-            or checksum != answer_checksum(teacher, input_hash, classes, blob)
-        ):
+        malformed = classes < 1 or len(bytes(blob)) != 4 * classes
+        if malformed or checksum != answer_checksum(teacher, input_hash, classes, blob):
             raise self.corrupt(
                 f"the stored answer of input {input_hash[:12]} (teacher {teacher}, batch {batch}) does not match "
                 "its checksum (edited, cut or zeroed)"
@@ -396,12 +384,8 @@ class Store:
                 .order_by(b.c.batch),
                 "batch {} names run {}, which has no row in ckd_runs (run rows were deleted)",
             )
-            stream = c.execution_options(yield_per=1000).execute(
-                sa.select(a.c.teacher, a.c.input_hash, a.c.classes, a.c.scores, a.c.checksum, a.c.batch).order_by(
-                    a.c.batch, a.c.input_hash
-                )
-            )
-            for row in stream:
+            stored = sa.select(a.c.teacher, a.c.input_hash, a.c.classes, a.c.scores, a.c.checksum, a.c.batch)
+            for row in c.execution_options(yield_per=1000).execute(stored.order_by(a.c.batch, a.c.input_hash)):
                 self._verify(*row)
 
     # -- runs ------------------------------------------------------------------------------------
@@ -409,11 +393,8 @@ class Store:
         """Register a run (its heartbeat tells other runs it is alive) and the teacher it asks."""
         run, now = uuid.uuid4().hex, time.time()
         with self._transaction("cannot register this run") as c:
-            c.execute(
-                sa.insert(runs_table).values(
-                    run=run, host=HOST, pid=os.getpid(), started=now, heartbeat=now, finished=False
-                )
-            )
+            row = dict(run=run, host=HOST, pid=os.getpid(), started=now, heartbeat=now, finished=False)
+            c.execute(sa.insert(runs_table).values(**row))
             self._add_teacher(c, teacher, description)
         stop = threading.Event()
         self._heartbeats[run] = stop
@@ -459,13 +440,10 @@ class Store:
     def _settle_dead(self, c: sa.Connection, teacher: str) -> None:
         """In-flight batches whose run is gone are lost: their outcome is unknown, they stay counted."""
         b = batches_table
-        owners = dict(
-            c.execute(
-                sa.select(b.c.run, sa.func.min(b.c.created))
-                .where(b.c.teacher == teacher, b.c.status == "in_flight")
-                .group_by(b.c.run)
-            ).all()
+        in_flight = sa.select(b.c.run, sa.func.min(b.c.created)).where(
+            b.c.teacher == teacher, b.c.status == "in_flight"
         )
+        owners = dict(c.execute(in_flight.group_by(b.c.run)).all())
         dead = self._dead_runs(c, owners) if owners else set()
         if dead:
             c.execute(
@@ -476,53 +454,52 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------------
     def answers(self, teacher: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        wanted, a = sorted(set(hashes)), answers_table
-        found: dict[str, np.ndarray] = {}
+        a, found = answers_table, {}
+        query = sa.select(a.c.input_hash, a.c.classes, a.c.scores, a.c.checksum, a.c.batch).where(
+            a.c.teacher == teacher
+        )
         with self._transaction("cannot read the stored answers", write=False) as c:
-            for start in range(0, len(wanted), 500):
-                for digest, classes, blob, checksum, batch in c.execute(
-                    sa.select(a.c.input_hash, a.c.classes, a.c.scores, a.c.checksum, a.c.batch).where(
-                        a.c.teacher == teacher, a.c.input_hash.in_(wanted[start : start + 500])
-                    )
-                ):
+            for chunk in _chunks(hashes):
+                for digest, classes, blob, checksum, batch in c.execute(query.where(a.c.input_hash.in_(chunk))):
                     self._verify(teacher, digest, classes, blob, checksum, batch)
                     found[digest] = np.frombuffer(bytes(blob), dtype="<f4").astype(np.float32)
         return found
 
     def held_elsewhere(self, teacher: str, hashes: Iterable[str], run: str) -> set[str]:
         """Inputs in a batch another live run has in flight: wait for its answer rather than pay twice."""
-        wanted, b, i = sorted(set(hashes)), batches_table, items_table
+        b, i = batches_table, items_table
         owners: dict[str, set[str]] = {}
         since: dict[str, float] = {}
+        query = (
+            sa.select(i.c.input_hash, b.c.run, b.c.created)
+            .join(b, b.c.batch == i.c.batch)
+            .where(b.c.teacher == teacher, b.c.status == "in_flight", b.c.run != run)
+        )
         with self._transaction("cannot read the batches in flight", write=False) as c:
-            for start in range(0, len(wanted), 500):
-                for digest, owner, created in c.execute(
-                    sa.select(i.c.input_hash, b.c.run, b.c.created)
-                    .join(b, b.c.batch == i.c.batch)
-                    .where(
-                        b.c.teacher == teacher,
-                        b.c.status == "in_flight",
-                        b.c.run != run,
-                        i.c.input_hash.in_(wanted[start : start + 500]),
-                    )
-                ):
+            for chunk in _chunks(hashes):
+                for digest, owner, created in c.execute(query.where(i.c.input_hash.in_(chunk))):
                     owners.setdefault(owner, set()).add(digest)
                     since[owner] = min(since.get(owner, created), created)
             dead = self._dead_runs(c, since) if owners else set()
         return {digest for owner, digests in owners.items() if owner not in dead for digest in digests}
 
+    def _scalar(self, what: str, query: sa.Select[Any], one: bool = False) -> Any:
+        """The first value `query` reads (None: no row; an error if `one`); `what` names the read if it fails."""
+        with self._transaction(what, write=False) as c:
+            result = c.execute(query)
+            return result.scalar_one() if one else result.scalar()
+
     def spent(self) -> int:
-        with self._transaction("cannot read its purse", write=False) as c:
-            return int(c.execute(sa.select(purse_table.c.spent).where(purse_table.c.id == 1)).scalar_one())
+        purse = sa.select(purse_table.c.spent).where(purse_table.c.id == 1)
+        return int(self._scalar("cannot read its purse", purse, one=True))
 
     def imported(self) -> int:
         """Inputs counted by imports (paid for elsewhere, `ledger import`): they count whatever the budget."""
         b = batches_table
-        with self._transaction("cannot read its imports", write=False) as c:
-            query = sa.select(sa.func.coalesce(sa.func.sum(b.c.n), 0)).where(
-                b.c.run == IMPORT_RUN, b.c.status != "refused"
-            )
-            return int(c.execute(query).scalar_one())
+        counted = sa.select(sa.func.coalesce(sa.func.sum(b.c.n), 0)).where(
+            b.c.run == IMPORT_RUN, b.c.status != "refused"
+        )
+        return int(self._scalar("cannot read its imports", counted, one=True))
 
     def summaries(self) -> list[TeacherSummary]:
         b = batches_table
@@ -606,7 +583,7 @@ class Store:
         self, c: sa.Connection, teacher: str, run: str, status: str, items: list[tuple[int, str]], reason: str | None
     ) -> int:
         """Insert a batch (closed at once unless in flight) carrying `items`, (sample id, input hash), and count
-        it in the purse (whose lock the caller holds) unless refused; its number."""
+        it in the purse (whose lock the caller holds); its number."""
         now = time.time()
         closed = None if status == "in_flight" else now
         values = {"teacher": teacher, "run": run, "status": status, "n": len(items), "created": now, "closed": closed}
@@ -621,24 +598,26 @@ class Store:
                     for p, (sample_id, digest) in enumerate(items)
                 ],
             )
-        counted = 0 if status == "refused" else len(items)
         purse = purse_table.c
         c.execute(
-            sa.update(purse_table).where(purse.id == 1).values(spent=purse.spent + counted, batches=purse.batches + 1)
+            sa.update(purse_table)
+            .where(purse.id == 1)
+            .values(spent=purse.spent + len(items), batches=purse.batches + 1)
         )
         return int(key[0])
 
     def _close(
         self, c: sa.Connection, batch: int, status: str, reason: str | None, usage: dict[str, int] | None = None
     ) -> str:
-        """Close `batch` with `status`; the teacher it asked."""
+        """Close `batch` with `status` and the tokens of the teacher's `usage` (if any); the teacher it asked."""
+        tokens = {name: int(usage.get(name, 0)) for name in TOKEN_COLUMNS} if usage else {}
         teacher = c.execute(sa.select(batches_table.c.teacher).where(batches_table.c.batch == batch)).scalar()
         if teacher is None:
             raise self.corrupt(f"batch {batch} vanished while it was in flight")
         c.execute(
             sa.update(batches_table)
             .where(batches_table.c.batch == batch)
-            .values(status=status, closed=time.time(), reason=reason, **_token_values(usage))
+            .values(status=status, closed=time.time(), reason=reason, **tokens)
         )
         return str(teacher)
 
@@ -676,57 +655,32 @@ class Store:
             self._close(c, batch, "lost", reason)
 
     def batch_status(self, batch: int) -> str | None:
-        with self._transaction("cannot read a batch", write=False) as c:
-            status: str | None = c.execute(
-                sa.select(batches_table.c.status).where(batches_table.c.batch == batch)
-            ).scalar()
-            return status
+        status: str | None = self._scalar(
+            "cannot read a batch", sa.select(batches_table.c.status).where(batches_table.c.batch == batch)
+        )
+        return status
 
-    def record_batches(
-        self,
-        teacher: str,
-        description: str,
-        batches: list[dict[str, Any]],
-        skip_known: bool = False,
-    ) -> int:
-        """Record closed batches paid for elsewhere (an import), each a dict of `ids`, `hashes`, `status`
-        and, as it applies, `scores`, `reason`, `raw`; they count unless refused. All or nothing, in one
-        transaction under the purse lock. With `skip_known`, inputs this store already answered are left
-        out (importing twice costs nothing). Returns how many inputs were recorded."""
+    def record_answers(self, teacher: str, description: str, hashes: list[str], scores: np.ndarray, reason: str) -> int:
+        """Record answers paid for elsewhere (an import) as one answered batch, counted, of the inputs this store
+        has no answer for (importing twice costs nothing); all or nothing, under the purse lock. How many."""
         with self._transaction("cannot import answers") as c:
             self.lock_purse(c)
             self._add_teacher(c, teacher, description)
-            present = self._answered(c, teacher)
-            total = 0
-            for record in batches:
-                hashes, status = record["hashes"], record["status"]
-                rows = _first_new(hashes, present) if skip_known else list(range(len(hashes)))
-                if skip_known and not rows:
-                    continue
-                reason = record.get("reason", "")
-                items = [(record["ids"][i], hashes[i]) for i in rows]
-                batch = self._insert_batch(c, teacher, IMPORT_RUN, status, items, reason)
-                fresh = _first_new(hashes, present) if status == "answered" else []
-                if fresh:
-                    scores = record["scores"]
-                    c.execute(
-                        sa.insert(answers_table), [_answer_row(teacher, hashes[i], scores[i], batch) for i in fresh]
-                    )
-                    present.update(hashes[i] for i in fresh)
-                if status == "rejected":
-                    raw = record.get("raw") or ""
-                    c.execute(sa.insert(quarantine_table).values(batch=batch, problem=reason, raw=raw))
-                total += len(rows)
-            return total
+            rows = _first_new(hashes, self._answered(c, teacher))
+            if rows:
+                batch = self._insert_batch(c, teacher, IMPORT_RUN, "answered", [(-1, hashes[i]) for i in rows], reason)
+                c.execute(sa.insert(answers_table), [_answer_row(teacher, hashes[i], scores[i], batch) for i in rows])
+            return len(rows)
 
     def quarantined(self) -> list[tuple[int, str, str]]:
         with self._transaction("cannot read its quarantine", write=False) as c:
             return [tuple(r) for r in c.execute(sa.select(quarantine_table).order_by(quarantine_table.c.batch))]
 
     def get_meta(self, key: str) -> str | None:
-        with self._transaction("cannot read its settings", write=False) as c:
-            value: str | None = c.execute(sa.select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
-            return value
+        value: str | None = self._scalar(
+            "cannot read its settings", sa.select(meta_table.c.value).where(meta_table.c.key == key)
+        )
+        return value
 
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction("cannot write its settings") as c:
