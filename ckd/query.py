@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,8 +85,8 @@ class Queried(NpzArtifact):
         for name in COUNTS:
             setattr(self, name, int(getattr(self, name)))
         for name, kind in (("prompt_tokens", int), ("completion_tokens", int), ("estimated_cost", float)):
-            if getattr(self, name) is not None:
-                setattr(self, name, kind(getattr(self, name)))
+            value = getattr(self, name)
+            setattr(self, name, None if value is None else kind(value))
         if self.scores.ndim != 2 or len(self.scores) != len(self.ids):
             raise ValueError(f"scores {self.scores.shape} do not match {len(self.ids)} ids")
 
@@ -125,8 +126,8 @@ class _Session:
     batch_size: int
     bar: Any
     calls_this_run: int = 0
-    usage: dict[str, int] = field(default_factory=dict)
-    score_sources: dict[str, int] = field(default_factory=dict)
+    usage: Counter[str] = field(default_factory=Counter)
+    score_sources: Counter[str] = field(default_factory=Counter)
     fatal: CkdError | None = None
     spilled: list[Path] = field(default_factory=list)  # paid answers the store could not take, kept in these files
 
@@ -196,16 +197,11 @@ class _Session:
     def _quarantine(self, batch: int, raw: str, problem: str, usage: dict[str, int] | None = None) -> None:
         """Keep a paid but unusable answer apart, with the teacher's words and its tokens, and stop the run."""
         self.store.mark_rejected(batch, problem, raw[:20000], usage or None)
-        self._fail(
-            TeacherError(
-                f"teacher answered batch {batch} unusably: {problem}; raw answer kept in the store "
-                f"{self.store.location} (python -m ckd.ledger quarantine)"
-            )
-        )
+        kept = f"raw answer kept in the store {self.store.location} (python -m ckd.ledger quarantine)"
+        self._fail(TeacherError(f"teacher answered batch {batch} unusably: {problem}; {kept}"))
 
     def _add_usage(self, usage: dict[str, int]) -> None:
-        for key, value in usage.items():
-            self.usage[key] = self.usage.get(key, 0) + int(value)
+        self.usage.update({key: int(value) for key, value in usage.items()})
 
     def _settle(self, future: Future[Any], batch: int, rows: list[int]) -> None:
         usage: dict[str, int] = {}  # what this batch's answer cost (tokens), stored with it
@@ -214,8 +210,7 @@ class _Session:
             if isinstance(answer, ScoredAnswer):
                 usage = dict(answer.usage)
                 self._add_usage(usage)
-                for source in answer.sources:
-                    self.score_sources[source] = self.score_sources.get(source, 0) + 1
+                self.score_sources.update(answer.sources)
                 answer = answer.scores
             scores = np.asarray(answer)
         except TeacherRefused as refusal:
@@ -236,12 +231,9 @@ class _Session:
             return
         except Exception as error:
             self.store.mark_lost(batch, f"{type(error).__name__}: {error}"[:500])
-            self._fail(
-                TeacherError(
-                    f"teacher call for batch {batch} failed ({type(error).__name__}: "
-                    f"{str(error).splitlines()[0] if str(error) else ''}); its {len(rows)} samples stay counted as lost"
-                )
-            )
+            why = f"{type(error).__name__}: {next(iter(str(error).splitlines()), '')}"
+            lost = f"its {len(rows)} samples stay counted as lost"
+            self._fail(TeacherError(f"teacher call for batch {batch} failed ({why}); {lost}"))
             return
         problem = _check_answer(scores, len(rows), self.num_classes)
         if problem is not None:
@@ -251,15 +243,11 @@ class _Session:
         scores = scores.astype(np.float32)
         hashes = [self.hashes[i] for i in rows]
         self._keep(batch, [int(self.ids[i]) for i in rows], hashes, scores, usage)
-        for digest, row in zip(hashes, scores):
-            self.answers[digest] = row
+        self.answers.update(zip(hashes, scores))
         self.bar.update(len(rows))
 
-    def _keep(
-        self, batch: int, sample_ids: list[int], hashes: list[str], scores: np.ndarray, usage: dict[str, int]
-    ) -> None:
-        """Store a paid answer with its tokens; if the store will not take it, retry, then spill it to a file
-        and stop."""
+    def _keep(self, batch: int, ids: list[int], hashes: list[str], scores: np.ndarray, usage: dict[str, int]) -> None:
+        """Store a paid answer with its tokens; if the store will not take it, retry, then spill it and stop."""
         cause = ""
         for attempt in range(WRITE_ATTEMPTS):
             try:
@@ -272,15 +260,7 @@ class _Session:
 
         failed = f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} ({cause})"
         try:
-            path = spill(
-                self.store,
-                self.teacher.identity,
-                batch,
-                np.asarray(sample_ids),
-                hashes,
-                scores,
-                usage,
-            )
+            path = spill(self.store, self.teacher.identity, batch, ids, hashes, scores, usage)
         except OSError as error:
             raise self._fail(CkdError(f"{failed} nor spill it ({error}); it stays counted as lost")) from None
         self.spilled.append(path)
@@ -291,26 +271,6 @@ FRESH_START = (
     "FRESH START: teacher.store {location} held no store: a new, empty one was created; teacher.budget={budget} "
     "starts from 0"
 )
-
-
-def prepare_store(store: Store, budget: int) -> None:
-    """Say when the store is new (an absent file only: anything else there is damage), import spilled answers."""
-    from ckd.store.spill import import_spills
-
-    if store.created_now:
-        log.warning(FRESH_START.format(location=store.location, budget=budget))
-    import_spills(store)
-
-
-def refuse_while_jobs_pending(store: Store, identity: str) -> None:
-    """Asking one by one about inputs an unfinished Batch API job carries would pay for them twice: stop first."""
-    jobs = store.unsettled_remote(identity)
-    if jobs:
-        count = sum(len(items) for items in jobs.values())
-        raise TeacherError(
-            f"teacher.api: {count} inputs of this teacher are in {len(jobs)} Batch API job(s) not collected yet "
-            f"({', '.join(sorted(jobs)[:3])}); set teacher.api: batch to collect them (paid once), then ask the rest"
-        )
 
 
 def run_query(
@@ -325,15 +285,14 @@ def run_query(
 ) -> QueryResult:
     """Ask `teacher` about the samples `ids` (raw inputs `x`) that have no stored answer yet.
 
-    Each batch is reserved in the store before it is sent, with at most `teacher.concurrency` batches
-    in flight; inputs another live run has in flight are waited for, not asked again. A batch whose
-    outcome is unknown stays counted as lost; its samples are asked again in a later pass only while
-    budget remains, so the store's count never exceeds `budget`. What budget cannot cover is reported
-    as `unanswered`.
-    """
+    Each batch is reserved in the store before it is sent, at most `teacher.concurrency` in flight; inputs
+    another live run has in flight are waited for. A batch whose outcome is unknown stays counted (lost) and
+    is asked again only while budget remains, so the store's count never exceeds `budget`; the rest is
+    `unanswered`."""
     from tqdm.auto import tqdm
 
     from ckd.store import Store, open_store
+    from ckd.store.spill import import_spills
 
     teacher.check_fits(tuple(x.shape[1:]), num_classes)  # before anything is paid
     hashes = input_hashes(x)
@@ -342,9 +301,17 @@ def run_query(
     batch_size = min(batch_size, int(getattr(teacher, "batch_limit", batch_size)))
     opened = store if isinstance(store, Store) else open_store(str(store))
     try:
-        prepare_store(opened, budget)
-        if not hasattr(teacher, "ask"):
-            refuse_while_jobs_pending(opened, teacher.identity)
+        if opened.created_now:  # an absent file only: anything else there is damage
+            log.warning(FRESH_START.format(location=opened.location, budget=budget))
+        import_spills(opened)
+        # Asking one by one about inputs an unfinished Batch API job carries would pay for them twice: stop first.
+        jobs = {} if hasattr(teacher, "ask") else opened.unsettled_remote(teacher.identity)
+        if jobs:
+            raise TeacherError(
+                f"teacher.api: {sum(map(len, jobs.values()))} inputs of this teacher are in {len(jobs)} Batch API "
+                f"job(s) not collected yet ({', '.join(sorted(jobs)[:3])}); set teacher.api: batch to collect them "
+                "(paid once), then ask the rest"
+            )
         run = opened.open_run(teacher.identity, getattr(teacher, "description", teacher.identity))
         bar = tqdm(
             total=budget,

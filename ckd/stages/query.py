@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from dataclasses import fields
 from typing import Any
 
 from ckd.config import Params
@@ -24,16 +25,9 @@ def query(
 ) -> tuple[Queried, dict[str, Any]]:
     rows = pool.rows(selection.ids, getattr(selection, "path", "the selection"))
     backend = build_teacher(teacher)
-    inputs = pool.x if pool.text is None else pool.text  # a text teacher reads the texts, not their embeddings
+    x = (pool.x if pool.text is None else pool.text)[rows]  # a text teacher reads the texts, not their embeddings
     result = run_query(
-        backend,
-        selection.ids,
-        inputs[rows],
-        pool.num_classes,
-        teacher.budget,
-        teacher.store,
-        teacher.batch_size,
-        progress,
+        backend, selection.ids, x, pool.num_classes, teacher.budget, teacher.store, teacher.batch_size, progress
     )
     selected = len(selection.ids)
     if len(result.ids) < teacher.min_answered * selected:
@@ -58,20 +52,14 @@ def query(
     usage = usage_metrics(result.usage, teacher)
     # Two different figures: what this run paid, and what the store has spent in total (a lowered budget can
     # sit below the latter without any overspend: the spending happened under the budget of its time).
+    # The result's counts (calls, teacher_*, unanswered) and where the store is, as they are.
+    counted = [f.name for f in fields(result) if f.name not in ("ids", "scores", "usage", "score_sources")]
     metrics = {
-        "calls_this_run": result.calls_this_run,
-        "calls_spent_total": result.calls_spent_total,
+        **{name: getattr(result, name) for name in counted},
         "budget": teacher.budget,
         "budget_remaining": max(0, teacher.budget - result.calls_spent_total),
-        "teacher_spent": result.teacher_spent,
-        "teacher_outputs": result.teacher_outputs,
-        "teacher_lost": result.teacher_lost,
-        "teacher_rejected": result.teacher_rejected,
         "selected": selected,
         "answered_selected": int(len(result.ids)),
-        "unanswered": result.unanswered,
-        "store": result.store,
-        "fresh_store": result.fresh_store,
         **usage,
         **{f"score_source_{source}": n for source, n in sorted(result.score_sources.items())},
     }
@@ -87,9 +75,8 @@ def say_fresh_start(metrics: dict[str, Any]) -> None:
 
 
 def budget_advice(min_answered: float, spent: int, answered: int, selected: int) -> str:
-    """The settings that answer this selection: keep it (`data.selection_size`, so it no longer grows with the
-    cap) and raise the cap by the answers it lacks, each one call: B = spent + ceil(min_answered * selected) -
-    answered (more only if calls are lost on the way)."""
+    """Keep this selection (`data.selection_size`) and raise the cap by the answers it lacks, one call each:
+    B = spent + ceil(min_answered * selected) - answered (more only if calls are lost on the way)."""
     needed = max(1, math.ceil(min_answered * selected) - answered)
     return (
         f"set data.selection_size: {selected} (keeps this selection) and raise teacher.budget to at least "

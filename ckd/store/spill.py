@@ -22,7 +22,7 @@ def spill(
     store: Any,
     teacher: str,
     batch: int,
-    ids: np.ndarray,
+    ids: list[int] | np.ndarray,
     hashes: list[str],
     scores: np.ndarray,
     usage: dict[str, int] | None = None,
