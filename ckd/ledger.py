@@ -8,15 +8,12 @@
     python -m ckd.ledger import   [--store S] --from answers.npz|answers.parquet
     python -m ckd.ledger quarantine [--store S]              unusable answers kept apart, with their words
 
-`--store` and `--params` go before or after the command. Only `import` creates a store where there is none.
+`--store` and `--params` go before or after the command; only `import` creates a store where there is none.
 `--store` and `--budget` default to `teacher.store` and `teacher.budget` of `--params` (params.yaml). Tokens are
-those the store recorded with each answer (an LLM teacher's `usage`, answered and quarantined), over its whole
-life; with `teacher.price_per_1k_*_tokens` in `--params`, the summary, history and batch export give their
-estimated cost at those prices (a batch sent through the OpenAI Batch API at `teacher.batch_price_factor` of
-them). `export --batches` writes one row per batch: time, run, teacher, status (answered / rejected / lost /
-refused / in_flight), calls, tokens, cost, reason and the provider's job id; without it, `export` writes the
-answers (what `import` reads). Imported answers count as spent in this store (they were paid for); inputs it
-already answered are skipped.
+those recorded with each answer (an LLM teacher's `usage`, answered and quarantined); with
+`teacher.price_per_1k_*_tokens` in `--params`, summary, history and batch export add their estimated cost (Batch
+API jobs at `teacher.batch_price_factor` of it). `export --batches` writes one row per batch (`BATCH_COLUMNS`);
+`export` alone writes the answers `import` reads, which count as spent (paid for), inputs already answered skipped.
 """
 
 from __future__ import annotations
@@ -44,9 +41,11 @@ class Prices:
     completion: float = 0.0
     job_factor: float = 0.5
 
-    def cost(self, prompt_tokens: int, completion_tokens: int, in_job: bool = False) -> float:
-        cost = prompt_tokens / 1000 * self.prompt + completion_tokens / 1000 * self.completion
-        return cost * (self.job_factor if in_job else 1.0)
+    def cost(self, batch: dict[str, Any]) -> float:
+        """A batch's (`Store.batch_rows`) estimated cost: its tokens, at `job_factor` if an asynchronous job sent it."""
+        prompt, completion = batch["prompt_tokens"] or 0, batch["completion_tokens"] or 0
+        cost = prompt / 1000 * self.prompt + completion / 1000 * self.completion
+        return cost * (self.job_factor if batch["remote"] else 1.0)
 
     def __bool__(self) -> bool:
         return bool(self.prompt or self.completion)
@@ -146,29 +145,25 @@ def _utc(seconds: float | None) -> str:
 def batch_records(store: Store, teacher: str | None, prices: Prices) -> list[dict[str, Any]]:
     """One record per batch (`BATCH_COLUMNS`), oldest first; `counted`: what it counts against the budget."""
     names = {s.teacher: s.description for s in store.summaries()}
-    records = []
-    for row in store.batch_rows(teacher):
-        prompt, completion = row["prompt_tokens"], row["completion_tokens"]
-        in_job = bool(row["remote"])
-        records.append(
-            {
-                "batch": row["batch"],
-                "time": _utc(row["created"]),
-                "closed": _utc(row["closed"]),
-                "run": row["run"],
-                "teacher": row["teacher"],
-                "teacher_name": names.get(row["teacher"], ""),
-                "status": row["status"],
-                "calls": row["n"],
-                "counted": 0 if row["status"] == "refused" else row["n"],
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "cost": round(prices.cost(prompt or 0, completion or 0, in_job), 9) if prices else None,
-                "reason": row["reason"] or "",
-                "job": (row["remote"] or "").split(":", 1)[-1],
-            }
-        )
-    return records
+    return [
+        {
+            "batch": row["batch"],
+            "time": _utc(row["created"]),
+            "closed": _utc(row["closed"]),
+            "run": row["run"],
+            "teacher": row["teacher"],
+            "teacher_name": names.get(row["teacher"], ""),
+            "status": row["status"],
+            "calls": row["n"],
+            "counted": 0 if row["status"] == "refused" else row["n"],
+            "prompt_tokens": row["prompt_tokens"],
+            "completion_tokens": row["completion_tokens"],
+            "cost": round(prices.cost(row), 9) if prices else None,
+            "reason": row["reason"] or "",
+            "job": (row["remote"] or "").split(":", 1)[-1],
+        }
+        for row in store.batch_rows(teacher)
+    ]
 
 
 def export_batches(store: Store, teacher: str | None, out: Path, prices: Prices) -> int:

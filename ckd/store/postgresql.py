@@ -14,10 +14,6 @@ from ckd.store.base import STORE_SCHEMES, Store
 SCHEMA_LOCK = 0x636B64  # pg_advisory_xact_lock key: two first runs on an empty database create the schema once
 
 
-def masked(url: sa.URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=True)
-
-
 @STORE_SCHEMES.register("postgresql")
 class PostgresStore(Store):
     # spill files go to ~/.cache/ckd/spill only (`ckd.store.spill.spill_dirs`): the server has no folder of ours
@@ -40,7 +36,7 @@ class PostgresStore(Store):
         url = url.set(drivername="postgresql+psycopg")
         return cls(
             spec,
-            masked(url),
+            url.set(drivername="postgresql").render_as_string(hide_password=True),
             url,
             create=create,
             pool_pre_ping=True,

@@ -24,19 +24,10 @@ SUFFIXES = (".sqlite", ".sqlite3", ".db")
 EXPERIMENT_DIR = os.sep + os.path.join(".dvc", "tmp", "exps") + os.sep
 
 
-def _dvc_root(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        if (directory / ".dvc").is_dir():
-            return directory
-    return None
-
-
 def _main_worktree(root: Path) -> Path:
     """For a linked git worktree, the main worktree (parent of the common git directory)."""
     dot_git = root / ".git"
-    if not dot_git.is_file():
-        return root
-    text = dot_git.read_text().strip()
+    text = dot_git.read_text().strip() if dot_git.is_file() else ""
     if not text.startswith("gitdir:"):
         return root
     git_dir = (root / text.split(":", 1)[1].strip()).resolve()
@@ -51,8 +42,7 @@ def project_root(start: str | Path | None = None) -> Path:
     text = str(start) + os.sep
     if EXPERIMENT_DIR in text:  # a DVC temporary or queued experiment
         return Path(text.split(EXPERIMENT_DIR, 1)[0])
-    root = _dvc_root(start) or start
-    return _main_worktree(root)
+    return _main_worktree(next((d for d in (start, *start.parents) if (d / ".dvc").is_dir()), start))
 
 
 def store_file(spec: str, base: str | Path | None = None) -> Path:
