@@ -163,28 +163,21 @@ class _Session:
         while chunks or in_flight:
             while chunks and len(in_flight) < concurrency and self.fatal is None:
                 chunk = chunks.pop(0)
-                reservation = self.store.reserve(
-                    self.teacher.identity,
-                    self.run,
-                    [int(self.ids[i]) for i in chunk],
-                    [self.hashes[i] for i in chunk],
-                    self.budget,
-                )
+                ids, hashes = [int(self.ids[i]) for i in chunk], [self.hashes[i] for i in chunk]
+                reservation = self.store.reserve(self.teacher.identity, self.run, ids, hashes, self.budget)
                 if reservation is None:
                     if self.store.spent() >= self.budget:
                         chunks = []
                     continue  # answered or taken by another run meanwhile
                 batch_rows = [chunk[p] for p in reservation.rows]
                 self.calls_this_run += len(batch_rows)
-                future = pool.submit(self.teacher.predict, self.x[batch_rows])
-                in_flight[future] = (reservation.batch, batch_rows)
+                in_flight[pool.submit(self.teacher.predict, self.x[batch_rows])] = (reservation.batch, batch_rows)
                 sent += 1
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                batch, batch_rows = in_flight.pop(future)
-                self._settle(future, batch, batch_rows)
+                self._settle(future, *in_flight.pop(future))
             if self.fatal is not None:
                 chunks = []
         return sent
@@ -219,32 +212,27 @@ class _Session:
             self._fail(
                 TeacherError(f"teacher refused batch {batch} (its {len(rows)} calls were given back): {refusal}")
             )
-            return
         except AnswerUnusable as unusable:
             self._add_usage(unusable.usage)
             self._quarantine(batch, str(unusable.raw), str(unusable), dict(unusable.usage))
-            return
         except OutcomeUnknown as unknown:
             # It may have been computed: it stays counted (lost); asked again later only while budget remains.
             self.store.mark_lost(batch, str(unknown)[:500])
             log.warning("batch %d: no answer (%s); its %d samples stay counted as lost", batch, unknown, len(rows))
-            return
         except Exception as error:
             self.store.mark_lost(batch, f"{type(error).__name__}: {error}"[:500])
             why = f"{type(error).__name__}: {next(iter(str(error).splitlines()), '')}"
             lost = f"its {len(rows)} samples stay counted as lost"
             self._fail(TeacherError(f"teacher call for batch {batch} failed ({why}); {lost}"))
-            return
-        problem = _check_answer(scores, len(rows), self.num_classes)
-        if problem is not None:
-            raw = str(scores.tolist()) if scores.dtype != object else str(scores)
-            self._quarantine(batch, raw, problem, usage)
-            return
-        scores = scores.astype(np.float32)
-        hashes = [self.hashes[i] for i in rows]
-        self._keep(batch, [int(self.ids[i]) for i in rows], hashes, scores, usage)
-        self.answers.update(zip(hashes, scores))
-        self.bar.update(len(rows))
+        else:
+            problem = _check_answer(scores, len(rows), self.num_classes)
+            if problem is not None:
+                self._quarantine(batch, str(scores.tolist()) if scores.dtype != object else str(scores), problem, usage)
+            else:
+                hashes, scores = [self.hashes[i] for i in rows], scores.astype(np.float32)
+                self._keep(batch, [int(self.ids[i]) for i in rows], hashes, scores, usage)
+                self.answers.update(zip(hashes, scores))
+                self.bar.update(len(rows))
 
     def _keep(self, batch: int, ids: list[int], hashes: list[str], scores: np.ndarray, usage: dict[str, int]) -> None:
         """Store a paid answer with its tokens; if the store will not take it, retry, then spill it and stop."""

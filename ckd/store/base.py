@@ -504,20 +504,12 @@ class Store:
     def summaries(self) -> list[TeacherSummary]:
         b = batches_table
         totals: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        tokens = (sa.func.coalesce(sa.func.sum(b.c[name]), 0) for name in TOKEN_COLUMNS)
+        query = sa.select(b.c.teacher, b.c.status, sa.func.sum(b.c.n), *tokens).group_by(b.c.teacher, b.c.status)
         with self._transaction("cannot read its summary", write=False) as c:
             described = dict(c.execute(sa.select(teachers_table.c.teacher, teachers_table.c.description)).all())
-            for teacher, status, n, prompt, completion in c.execute(
-                sa.select(
-                    b.c.teacher,
-                    b.c.status,
-                    sa.func.sum(b.c.n),
-                    sa.func.coalesce(sa.func.sum(b.c.prompt_tokens), 0),
-                    sa.func.coalesce(sa.func.sum(b.c.completion_tokens), 0),
-                ).group_by(b.c.teacher, b.c.status)
-            ):
-                totals[teacher].update(
-                    {status: int(n), "prompt_tokens": int(prompt), "completion_tokens": int(completion)}
-                )
+            for teacher, status, *counts in c.execute(query):
+                totals[teacher].update({name: int(n) for name, n in zip((status, *TOKEN_COLUMNS), counts)})
         return [
             TeacherSummary(
                 teacher,
