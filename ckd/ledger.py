@@ -51,22 +51,6 @@ class Prices:
         return bool(self.prompt or self.completion)
 
 
-def _defaults(args: Any) -> None:
-    params: dict[str, Any] = {}
-    if Path(args.params).is_file():
-        from ckd.config import load_params
-
-        params = load_params(args.params).get("teacher") or {}
-    args.store = args.store or params.get("store") or "teacher_outputs"
-    if getattr(args, "budget", None) is None and "budget" in params:
-        args.budget = params["budget"]
-    args.prices = Prices(
-        float(params.get("price_per_1k_input_tokens") or 0.0),
-        float(params.get("price_per_1k_output_tokens") or 0.0),
-        float(params.get("batch_price_factor") or Prices.job_factor),
-    )
-
-
 def _one_teacher(store: Store, teacher: str | None) -> str:
     names = [s.teacher for s in store.summaries()]
     if teacher is not None:
@@ -288,21 +272,30 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--from", dest="source", required=True, type=Path)
     commands.add_parser("quarantine", parents=[shared])
     args = parser.parse_args(argv)
-    args.params = getattr(args, "params", "params.yaml")
-    args.store = getattr(args, "store", None)
-    try:
-        _defaults(args)
-        store = open_store(args.store, create=args.command == "import")
+    try:  # --store, --budget and the prices default to those of teacher in --params
+        from ckd.config import load_params
+
+        params_file = getattr(args, "params", "params.yaml")
+        params = (load_params(params_file).get("teacher") or {}) if Path(params_file).is_file() else {}
+        if getattr(args, "budget", None) is None and "budget" in params:
+            args.budget = params["budget"]
+        prices = Prices(
+            float(params.get("price_per_1k_input_tokens") or 0.0),
+            float(params.get("price_per_1k_output_tokens") or 0.0),
+            float(params.get("batch_price_factor") or Prices.job_factor),
+        )
+        spec = getattr(args, "store", None) or params.get("store") or "teacher_outputs"
+        store = open_store(spec, create=args.command == "import")
         try:
             if args.command == "summary":
-                print(summary(store, args.budget, args.prices))
+                print(summary(store, args.budget, prices))
             elif args.command == "check":
                 print(f"store {store.location}: consistent ({store.spent()} spent in total)")
             elif args.command == "history":
-                print(history(store, args.prices, args.last))
+                print(history(store, prices, args.last))
             elif args.command == "export" and args.batches:
                 teacher = _one_teacher(store, args.teacher) if args.teacher else None
-                written = export_batches(store, teacher, args.out, args.prices)
+                written = export_batches(store, teacher, args.out, prices)
                 print(f"exported {written} batches of {teacher or 'every teacher'} to {args.out}")
             elif args.command == "export":
                 teacher = _one_teacher(store, args.teacher)

@@ -582,43 +582,33 @@ class Store:
         key = c.execute(sa.insert(batches_table).values(reason=reason, **values)).inserted_primary_key
         if key is None:
             raise self.corrupt("a new batch got no number")
-        if items:
-            c.execute(
-                sa.insert(items_table),
-                [
-                    {"batch": int(key[0]), "position": p, "sample_id": int(sample_id), "input_hash": digest}
-                    for p, (sample_id, digest) in enumerate(items)
-                ],
-            )
-        purse = purse_table.c
+        batch, p = int(key[0]), purse_table
         c.execute(
-            sa.update(purse_table)
-            .where(purse.id == 1)
-            .values(spent=purse.spent + len(items), batches=purse.batches + 1)
+            sa.insert(items_table),
+            [{"batch": batch, "position": n, "sample_id": int(i), "input_hash": h} for n, (i, h) in enumerate(items)],
         )
-        return int(key[0])
+        c.execute(sa.update(p).where(p.c.id == 1).values(spent=p.c.spent + len(items), batches=p.c.batches + 1))
+        return batch
 
     def _close(
         self, c: sa.Connection, batch: int, status: str, reason: str | None, usage: dict[str, int] | None = None
     ) -> str:
         """Close `batch` with `status` and the tokens of the teacher's `usage` (if any); the teacher it asked."""
+        b = batches_table
         tokens = {name: int(usage.get(name, 0)) for name in TOKEN_COLUMNS} if usage else {}
-        teacher = c.execute(sa.select(batches_table.c.teacher).where(batches_table.c.batch == batch)).scalar()
+        teacher = c.execute(sa.select(b.c.teacher).where(b.c.batch == batch)).scalar()
         if teacher is None:
             raise self.corrupt(f"batch {batch} vanished while it was in flight")
         c.execute(
-            sa.update(batches_table)
-            .where(batches_table.c.batch == batch)
-            .values(status=status, closed=time.time(), reason=reason, **tokens)
+            sa.update(b).where(b.c.batch == batch).values(status=status, closed=time.time(), reason=reason, **tokens)
         )
         return str(teacher)
 
     def write_answers(
         self, batch: int, hashes: list[str], scores: np.ndarray, usage: dict[str, int] | None = None
     ) -> None:
-        """Store a paid answer and close its batch, in one transaction, with the tokens it cost (`usage`, as
-        the teacher reported it). Raises the database's own error (the caller keeps the answer: it retries,
-        then spills it to a file)."""
+        """Store a paid answer and close its batch with the tokens it cost, in one transaction. Raises the database's
+        own error (the caller keeps the answer: it retries, then spills it to a file)."""
         with self.engine.begin() as c:
             teacher = self._close(c, batch, "answered", None, usage)
             present = self._answered(c, teacher, list(hashes))
