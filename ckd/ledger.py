@@ -22,7 +22,7 @@ import argparse
 import csv
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,8 @@ def summary(store: Store, budget: int | None, prices: Prices | tuple[float, floa
         "| completion tokens |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for s in rows:
-        lines.append(
-            f"| {s.teacher} | {s.description or '-'} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} "
-            f"| {s.in_flight} | {s.refused} | {s.prompt_tokens} | {s.completion_tokens} |"
-        )
+    for s in rows:  # its fields, in the header's order
+        lines.append(f"| {s.teacher} | {s.description or '-'} | {' | '.join(map(str, astuple(s)[2:]))} |")
     spent = store.spent()
     tail = f"spent in total: {spent}"
     if budget is not None:
@@ -204,13 +201,7 @@ def export(store: Store, teacher: str, out: Path) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table(
-            {
-                "teacher": [teacher] * len(hashes),
-                "input_hash": hashes.tolist(),
-                "scores": [row.tolist() for row in scores],
-            }
-        )
+        table = pa.table(dict(teacher=[teacher] * len(hashes), input_hash=hashes.tolist(), scores=scores.tolist()))
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, out)
     elif out.suffix == ".npz":

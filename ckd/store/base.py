@@ -84,9 +84,8 @@ batches_table = sa.Table(
     # NULL where the teacher reports none, or the batch was recorded before these columns existed.
     sa.Column("prompt_tokens", sa.BigInteger),
     sa.Column("completion_tokens", sa.BigInteger),
-    # The provider's own id of the asynchronous job that carries this batch (the OpenAI Batch API: its input
-    # file's id from upload, then the batch's id from creation), so a run that died resumes polling that job
-    # instead of paying again; NULL for a synchronous call.
+    # The provider's id of the asynchronous job carrying this batch (OpenAI Batch API: its input file's, then its
+    # batch's), so a run that died resumes polling it instead of paying again; NULL for a synchronous call.
     sa.Column("remote", sa.String(200)),
 )
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
@@ -150,6 +149,12 @@ def _first_new(hashes: list[str], known: set[str]) -> list[int]:
     ]
 
 
+def _counted(*where: Any) -> sa.Select[Any]:
+    """How many inputs the batches `where` picks count (all but refused ones)."""
+    b = batches_table
+    return sa.select(sa.func.coalesce(sa.func.sum(b.c.n), 0)).where(b.c.status != "refused", *where)
+
+
 def _chunks(hashes: Iterable[str], size: int = 500) -> Iterator[list[str]]:
     """The distinct `hashes`, sorted, in lists short enough for one IN clause."""
     wanted = sorted(set(hashes))
@@ -205,8 +210,7 @@ class Store:
             self._open()
 
     def absent(self, connection: sa.Connection) -> str | None:
-        """Why a place holding none of the store's tables is no store but damage (None: it is simply absent,
-        a fresh start). A database server's database may hold other tables; a backend with files says more."""
+        """Why a place without the store's tables is damage (None: a fresh start; a server database may hold others)."""
         return None
 
     # -- what a backend provides -------------------------------------------------------------
@@ -295,8 +299,7 @@ class Store:
         self.check()
 
     def _add_columns(self, connection: sa.Connection, inspector: Any) -> None:
-        """Migrate a store written before `ADDED_COLUMNS` existed: add them, nullable (under the schema lock of
-        `init_lock` and the open transaction, so two runs opening it at once add them once)."""
+        """Add `ADDED_COLUMNS` a store lacks, nullable (under `init_lock`: two runs opening it add them once)."""
         for table_name, names in ADDED_COLUMNS.items():
             have = {column["name"] for column in inspector.get_columns(table_name)}
             for name in (name for name in names if name not in have):
@@ -350,9 +353,7 @@ class Store:
                 sa.select(b.c.batch, b.c.status).where(b.c.status.not_in(STATUSES)),
                 "batch {} has an unknown status {!r}",
             )
-            spent = c.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(b.c.n), 0)).where(b.c.status != "refused")
-            ).scalar_one()
+            spent = c.execute(_counted()).scalar_one()
             count = c.execute(sa.select(sa.func.count()).select_from(b)).scalar_one()
             if int(spent) != int(purse["spent"]) or int(count) != int(purse["batches"]):
                 raise self.corrupt(
@@ -495,11 +496,7 @@ class Store:
 
     def imported(self) -> int:
         """Inputs counted by imports (paid for elsewhere, `ledger import`): they count whatever the budget."""
-        b = batches_table
-        counted = sa.select(sa.func.coalesce(sa.func.sum(b.c.n), 0)).where(
-            b.c.run == IMPORT_RUN, b.c.status != "refused"
-        )
-        return int(self._scalar("cannot read its imports", counted, one=True))
+        return int(self._scalar("cannot read its imports", _counted(batches_table.c.run == IMPORT_RUN), one=True))
 
     def summaries(self) -> list[TeacherSummary]:
         b = batches_table
