@@ -155,6 +155,12 @@ def _counted(*where: Any) -> sa.Select[Any]:
     return sa.select(sa.func.coalesce(sa.func.sum(b.c.n), 0)).where(b.c.status != "refused", *where)
 
 
+def _in_flight(teacher: str, *columns: Any) -> sa.Select[Any]:
+    """`columns` of the items, and their batches, that `teacher` has in flight."""
+    b, i = batches_table, items_table
+    return sa.select(*columns).join(b, b.c.batch == i.c.batch).where(b.c.teacher == teacher, b.c.status == "in_flight")
+
+
 def _chunks(hashes: Iterable[str], size: int = 500) -> Iterator[list[str]]:
     """The distinct `hashes`, sorted, in lists short enough for one IN clause."""
     wanted = sorted(set(hashes))
@@ -198,9 +204,9 @@ class Store:
 
     scheme = ""
 
-    def __init__(self, spec: str, location: str, url: sa.URL | str, create: bool = True, **engine_args: Any) -> None:
+    def __init__(self, location: str, url: sa.URL | str, create: bool = True, **engine_args: Any) -> None:
         """`create`: an absent store (`absent()`) is made, a fresh start; else it is one line, nothing made."""
-        self.spec, self.location, self.create = spec, location, create
+        self.location, self.create = location, create
         self.engine = sa.create_engine(url, **engine_args)
         self.spill_dirs: list[Path] = []
         self.store_id = ""
@@ -471,11 +477,7 @@ class Store:
         b, i = batches_table, items_table
         owners: dict[str, set[str]] = {}
         since: dict[str, float] = {}
-        query = (
-            sa.select(i.c.input_hash, b.c.run, b.c.created)
-            .join(b, b.c.batch == i.c.batch)
-            .where(b.c.teacher == teacher, b.c.status == "in_flight", b.c.run != run)
-        )
+        query = _in_flight(teacher, i.c.input_hash, b.c.run, b.c.created).where(b.c.run != run)
         with self._transaction("cannot read the batches in flight", write=False) as c:
             for chunk in _chunks(hashes):
                 for digest, owner, created in c.execute(query.where(i.c.input_hash.in_(chunk))):
@@ -552,15 +554,11 @@ class Store:
     def reserve(self, teacher: str, run: str, ids: list[int], hashes: list[str], budget: int) -> Reservation | None:
         """Count, durably and under the purse lock, as many of the candidates as the budget allows that are
         neither answered nor in flight; None when there is none (all taken, or no budget left)."""
-        b, i = batches_table, items_table
+        i = items_table
         with self._transaction("cannot reserve a batch (nothing was sent)") as c:
             purse = self.lock_purse(c)
             self._settle_dead(c, teacher)
-            in_flight = c.execute(
-                sa.select(i.c.input_hash)
-                .join(b, b.c.batch == i.c.batch)
-                .where(b.c.teacher == teacher, b.c.status == "in_flight", i.c.input_hash.in_(hashes))
-            ).scalars()
+            in_flight = c.execute(_in_flight(teacher, i.c.input_hash).where(i.c.input_hash.in_(hashes))).scalars()
             rows = _first_new(hashes, self._answered(c, teacher, hashes) | set(in_flight))
             rows = rows[: max(0, budget - int(purse["spent"]))]
             if not rows:

@@ -35,7 +35,6 @@ class PostgresStore(Store):
             raise ConfigError("teacher.store", "must name the database: postgresql://USER@HOST:PORT/DB")
         url = url.set(drivername="postgresql+psycopg")
         return cls(
-            spec,
             url.set(drivername="postgresql").render_as_string(hide_password=True),
             url,
             create=create,

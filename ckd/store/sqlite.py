@@ -1,10 +1,9 @@
 """The embedded store: one SQLite database (WAL, every write in a `BEGIN IMMEDIATE` transaction).
 
-A relative `teacher.store` path lives at the *main* repository's root, so the workspace, a git worktree and
-DVC's temporary and queued experiments all reach the same file. DVC runs those in a fresh git repository under
-`<root>/.dvc/tmp/exps/[standalone/]tmpXXXXXXXX` (dvc/repo/experiments/executor/local.py), so the path is cut
-at `/.dvc/tmp/exps/`; a git worktree's `.git` file names the common git directory, whose parent is the main
-worktree.
+A relative `teacher.store` path lives at the *main* repository's root, so the workspace, a git worktree and DVC's
+experiments all reach the same file: DVC runs those under `<root>/.dvc/tmp/exps/[standalone/]tmpXXXXXXXX`
+(dvc/repo/experiments/executor/local.py), so the path is cut there; a git worktree's `.git` file names the common
+git directory, whose parent is the main worktree.
 """
 
 from __future__ import annotations
@@ -69,19 +68,15 @@ class SqliteStore(Store):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConfigError("teacher.store", f"cannot create the folder {path.parent} ({error.strerror})") from None
-        return cls(
-            spec,
-            str(path),
-            sa.URL.create("sqlite", database=str(path)),
-            create=create,
-            connect_args={"check_same_thread": False, "timeout": 120, "isolation_level": None},
-        )
+        url = sa.URL.create("sqlite", database=str(path))
+        args = {"check_same_thread": False, "timeout": 120, "isolation_level": None}
+        return cls(str(path), url, create=create, connect_args=args)
 
-    def __init__(self, spec: str, location: str, url: Any, **engine_args: Any) -> None:
+    def __init__(self, location: str, url: Any, **engine_args: Any) -> None:
         self.path = Path(location)
         # only an absent file is a fresh start; its size before SQLite opens it (which writes a header)
         self.size_before = self.path.stat().st_size if self.path.exists() else None
-        super().__init__(spec, location, url, **engine_args)
+        super().__init__(location, url, **engine_args)
         self.spill_dirs = [self.path.parent / "spill"]
 
     def _open(self) -> None:  # called once, by Store.__init__, right after the engine is made
