@@ -68,12 +68,6 @@ def query(
     return Queried(ids=result.ids, scores=result.scores, **counts, **tokens), metrics
 
 
-def say_fresh_start(metrics: dict[str, Any]) -> None:
-    """The stage's last line when this run created the store (said at its start too): a fresh start is seen."""
-    if metrics.get("fresh_store"):
-        log.warning(FRESH_START.format(location=metrics["store"], budget=metrics["budget"]))
-
-
 def budget_advice(min_answered: float, spent: int, answered: int, selected: int) -> str:
     """Keep this selection (`data.selection_size`) and raise the cap by the answers it lacks, one call each:
     B = spent + ceil(min_answered * selected) - answered (more only if calls are lost on the way)."""
@@ -115,7 +109,12 @@ def main(argv: list[str] | None = None) -> None:
         queried.save(args.out)
         return metrics
 
-    run("query", p, body, argv, gate=lambda args, params, metrics: say_fresh_start(metrics))
+    def say_fresh_start(args: argparse.Namespace, params: Params, metrics: dict[str, Any]) -> None:
+        """The stage's last line when this run created the store (said at its start too): a fresh start is seen."""
+        if metrics.get("fresh_store"):
+            log.warning(FRESH_START.format(location=metrics["store"], budget=metrics["budget"]))
+
+    run("query", p, body, argv, gate=say_fresh_start)
 
 
 if __name__ == "__main__":

@@ -344,8 +344,7 @@ class Store:
     def check(self) -> None:
         """Every consistency rule the store must keep; a damaged store stops here, never resets."""
         b, i, a, r = batches_table, items_table, answers_table, runs_table
-        # Under the purse lock: no reservation or refund commits between the reads below, so a run that is
-        # reserving right now is never mistaken for damage.
+        # Under the purse lock, so a run reserving right now (between the reads below) is never taken for damage.
         with self.engine.begin() as c:
 
             def rule(query: sa.Select[Any], problem: str) -> None:
@@ -527,10 +526,9 @@ class Store:
     def export(self, teacher: str) -> tuple[np.ndarray, np.ndarray]:
         """(input hashes, scores) of every stored answer of `teacher`."""
         a = answers_table
+        query = sa.select(a.c.input_hash, a.c.scores).where(a.c.teacher == teacher).order_by(a.c.input_hash)
         with self._transaction("cannot read the stored answers", write=False) as c:
-            rows = c.execute(
-                sa.select(a.c.input_hash, a.c.scores).where(a.c.teacher == teacher).order_by(a.c.input_hash)
-            ).all()
+            rows = c.execute(query).all()
         hashes = np.asarray([r[0] for r in rows], dtype="U64")
         scores = np.stack([np.frombuffer(bytes(r[1]), dtype="<f4") for r in rows]) if rows else np.zeros((0, 0), "f4")
         return hashes, scores.astype(np.float32)
@@ -638,8 +636,8 @@ class Store:
         return status
 
     def record_answers(self, teacher: str, description: str, hashes: list[str], scores: np.ndarray, reason: str) -> int:
-        """Record answers paid for elsewhere (an import) as one answered batch, counted, of the inputs this store
-        has no answer for (importing twice costs nothing); all or nothing, under the purse lock. How many."""
+        """Record answers paid elsewhere (an import) as one counted batch of the inputs this store has no answer
+        for (importing twice costs nothing), under the purse lock; how many."""
         with self._transaction("cannot import answers") as c:
             self.lock_purse(c)
             self._add_teacher(c, teacher, description)
@@ -709,9 +707,8 @@ STORE_SCHEMES: Registry[Store] = Registry("store backend", "teacher.store")
 
 
 def open_store(spec: str, base: str | Path | None = None, create: bool = True) -> Store:
-    """`spec` is a path (SQLite; a relative one is resolved from the main repository's root) or a URL
-    whose scheme names a backend (`postgresql://USER@HOST:PORT/DB`). With `create` False, an absent store is
-    one line and nothing is made (reading commands: `ledger summary` of a mistyped path creates nothing)."""
+    """`spec`: a path (SQLite; a relative one from the main repository's root) or a backend's URL
+    (`postgresql://USER@HOST:PORT/DB`). Without `create`, an absent store is one line and nothing is made."""
     from ckd.store import postgresql, sqlite  # noqa: F401  (registers the backends)
 
     scheme = spec.split("://", 1)[0].split("+", 1)[0] if "://" in spec else "sqlite"
