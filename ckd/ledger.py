@@ -30,6 +30,7 @@ import numpy as np
 
 from ckd.errors import CkdError
 from ckd.store import Store, open_store
+from ckd.store.base import STATUSES
 
 
 @dataclass(frozen=True)
@@ -170,11 +171,8 @@ def history(store: Store, prices: Prices, last: int | None = None) -> str:
     it counted by status, its tokens and their estimated cost."""
     runs: dict[str, dict[str, Any]] = {}
     for record in batch_records(store, None, prices):
-        run = runs.setdefault(
-            record["run"],
-            {"time": record["time"], "teachers": set(), "tokens": 0, "cost": 0.0}
-            | {s: 0 for s in ("answered", "rejected", "lost", "refused", "in_flight")},
-        )
+        new = {"time": record["time"], "teachers": set(), "tokens": 0, "cost": 0.0, **dict.fromkeys(STATUSES, 0)}
+        run = runs.setdefault(record["run"], new)
         run["teachers"].add(record["teacher_name"] or record["teacher"])
         run[record["status"]] += record["calls"]
         run["tokens"] += (record["prompt_tokens"] or 0) + (record["completion_tokens"] or 0)
