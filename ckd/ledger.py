@@ -54,15 +54,11 @@ class Prices:
 
 def _one_teacher(store: Store, teacher: str | None) -> str:
     names = [s.teacher for s in store.summaries()]
-    if teacher is not None:
-        if teacher not in names:
-            raise CkdError(
-                f"--teacher: {teacher!r} has nothing in {store.location}; it has: {', '.join(names) or 'none'}"
-            )
-        return teacher
-    if len(names) != 1:
+    if teacher is not None and teacher not in names:
+        raise CkdError(f"--teacher: {teacher!r} has nothing in {store.location}; it has: {', '.join(names) or 'none'}")
+    if teacher is None and len(names) != 1:
         raise CkdError(f"--teacher: {store.location} holds {len(names)} teachers; name one of: {', '.join(names)}")
-    return names[0]
+    return names[0] if teacher is None else teacher
 
 
 def summary(store: Store, budget: int | None, prices: Prices | tuple[float, float] = Prices()) -> str:
@@ -82,12 +78,9 @@ def summary(store: Store, budget: int | None, prices: Prices | tuple[float, floa
     if budget is not None:
         tail += f" of teacher.budget={budget}; remaining {max(0, budget - spent)}"
         if spent > budget:
-            imported = store.imported()
-            why = (
-                f"{imported} of them imported (paid elsewhere; imports count whatever the budget)"
-                if imported
-                else "spent under an earlier, larger budget"
-            )
+            why = "spent under an earlier, larger budget"
+            if imported := store.imported():
+                why = f"{imported} of them imported (paid elsewhere; imports count whatever the budget)"
             tail += f" ({why}: nothing more will be asked until the budget exceeds {spent})"
     lines.append(tail)
     prompt, completion = sum(s.prompt_tokens for s in rows), sum(s.completion_tokens for s in rows)

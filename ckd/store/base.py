@@ -519,9 +519,8 @@ class Store:
         ]
 
     def summary(self, teacher: str) -> TeacherSummary:
-        return next(
-            (s for s in self.summaries() if s.teacher == teacher), TeacherSummary(teacher, "", 0, 0, 0, 0, 0, 0)
-        )
+        nothing = TeacherSummary(teacher, "", 0, 0, 0, 0, 0, 0)
+        return next((s for s in self.summaries() if s.teacher == teacher), nothing)
 
     def export(self, teacher: str) -> tuple[np.ndarray, np.ndarray]:
         """(input hashes, scores) of every stored answer of `teacher`."""
