@@ -64,9 +64,8 @@ COUNTS = ("selected", "budget", "calls_this_run", "calls_spent_total", "teacher_
 
 @dataclass
 class Queried(NpzArtifact):
-    """What the `query` stage hands on: the teacher's raw scores of the selected samples that have an
-    answer, and the store's accounting that `check`, `export` and `validate` report: calls paid by this run,
-    and calls spent in the store in total (every run, experiment and clone sharing it; <= the budget of its time)."""
+    """What the `query` stage hands on: the teacher's raw scores of the selected samples with an answer, and the
+    store's accounting that `check`, `export` and `validate` report (calls paid by this run, spent in total)."""
 
     ids: np.ndarray  # selected pool ids with an answer, sorted as selected
     scores: np.ndarray  # [len(ids), classes]
@@ -176,10 +175,8 @@ class _Session:
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
+            for future in done:  # after a fatal error, only what is in flight is settled
                 self._settle(future, *in_flight.pop(future))
-            if self.fatal is not None:
-                chunks = []
         return sent
 
     def _fail(self, error: CkdError) -> CkdError:

@@ -402,8 +402,7 @@ class Store:
             row = dict(run=run, host=HOST, pid=os.getpid(), started=now, heartbeat=now, finished=False)
             c.execute(sa.insert(runs_table).values(**row))
             self._add_teacher(c, teacher, description)
-        stop = threading.Event()
-        self._heartbeats[run] = stop
+        self._heartbeats[run] = stop = threading.Event()
         threading.Thread(target=self._beat, args=(run, stop), daemon=True, name="store-heartbeat").start()
         return run
 
@@ -416,9 +415,7 @@ class Store:
                 log.debug("heartbeat of run %s failed: %s", run, error)
 
     def close_run(self, run: str) -> None:
-        stop = self._heartbeats.pop(run, None)
-        if stop is not None:
-            stop.set()
+        self._heartbeats.pop(run, threading.Event()).set()  # its heartbeat stops
         try:
             with self._transaction("cannot close this run") as c:
                 c.execute(sa.update(runs_table).where(runs_table.c.run == run).values(finished=True))
