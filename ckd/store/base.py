@@ -89,8 +89,7 @@ batches_table = sa.Table(
     sa.Column("remote", sa.String(200)),
 )
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
-# Columns added to a table after the store's first release: an older store gains them when it is opened
-# (nullable, so rows written before, and by an older ckd, read as NULL: no figure).
+# Columns added after the store's first release: an older store gains them when opened, nullable (NULL: no figure).
 ADDED_COLUMNS = {"ckd_batches": (*TOKEN_COLUMNS, "remote")}
 REMOTE_DONE = "remote_done:"  # ckd_meta key prefix: an asynchronous job whose results are all recorded
 items_table = sa.Table(
@@ -313,21 +312,18 @@ class Store:
                 connection.execute(sa.text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}"))
                 log.info("teacher.store %s: added column %s.%s", self.location, table_name, name)
 
-    def _add_checksums(self, connection: sa.Connection) -> None:
+    def _add_checksums(self, c: sa.Connection) -> None:
         """Version 1 to 2: each stored answer gains its checksum, computed from it as it is now."""
-        a = answers_table
-        if "checksum" not in {column["name"] for column in sa.inspect(connection).get_columns("ckd_answers")}:
-            connection.execute(sa.text("ALTER TABLE ckd_answers ADD COLUMN checksum VARCHAR(64)"))
-        rows = connection.execute(sa.select(a.c.teacher, a.c.input_hash, a.c.classes, a.c.scores)).all()
+        a, m = answers_table, meta_table
+        if "checksum" not in {column["name"] for column in sa.inspect(c).get_columns("ckd_answers")}:
+            c.execute(sa.text("ALTER TABLE ckd_answers ADD COLUMN checksum VARCHAR(64)"))
+        rows = c.execute(sa.select(a.c.teacher, a.c.input_hash, a.c.classes, a.c.scores)).all()
         for teacher, input_hash, classes, blob in rows:
-            connection.execute(
-                sa.update(a)
-                .where(a.c.teacher == teacher, a.c.input_hash == input_hash)
-                .values(checksum=answer_checksum(teacher, input_hash, classes, blob))
+            checksum = answer_checksum(teacher, input_hash, classes, blob)
+            c.execute(
+                sa.update(a).where(a.c.teacher == teacher, a.c.input_hash == input_hash).values(checksum=checksum)
             )
-        connection.execute(
-            sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
-        )
+        c.execute(sa.update(m).where(m.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
         log.info("teacher.store %s: schema version 1 -> %d (%d answers checksummed)", self.location, 2, len(rows))
 
     def _verify(
