@@ -71,11 +71,8 @@ def query(
 def budget_advice(min_answered: float, spent: int, answered: int, selected: int) -> str:
     """Keep this selection (`data.selection_size`) and raise the cap by the answers it lacks, one call each:
     B = spent + ceil(min_answered * selected) - answered (more only if calls are lost on the way)."""
-    needed = max(1, math.ceil(min_answered * selected) - answered)
-    return (
-        f"set data.selection_size: {selected} (keeps this selection) and raise teacher.budget to at least "
-        f"{spent + needed}"
-    )
+    least = spent + max(1, math.ceil(min_answered * selected) - answered)
+    return f"set data.selection_size: {selected} (keeps this selection) and raise teacher.budget to at least {least}"
 
 
 def usage_metrics(usage: dict[str, int], teacher: TeacherSettings) -> dict[str, Any]:

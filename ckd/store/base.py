@@ -622,9 +622,8 @@ class Store:
             self._close(c, batch, "lost", reason)
 
     def batch_status(self, batch: int) -> str | None:
-        status: str | None = self._scalar(
-            "cannot read a batch", sa.select(batches_table.c.status).where(batches_table.c.batch == batch)
-        )
+        b = batches_table
+        status: str | None = self._scalar("cannot read a batch", sa.select(b.c.status).where(b.c.batch == batch))
         return status
 
     def record_answers(self, teacher: str, description: str, hashes: list[str], scores: np.ndarray, reason: str) -> int:
@@ -644,9 +643,8 @@ class Store:
             return [tuple(r) for r in c.execute(sa.select(quarantine_table).order_by(quarantine_table.c.batch))]
 
     def get_meta(self, key: str) -> str | None:
-        value: str | None = self._scalar(
-            "cannot read its settings", sa.select(meta_table.c.value).where(meta_table.c.key == key)
-        )
+        m = meta_table
+        value: str | None = self._scalar("cannot read its settings", sa.select(m.c.value).where(m.c.key == key))
         return value
 
     def set_meta(self, key: str, value: str) -> None:
