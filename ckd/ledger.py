@@ -8,15 +8,12 @@
     python -m ckd.ledger import   [--store S] --from answers.npz|answers.parquet
     python -m ckd.ledger quarantine [--store S]              unusable answers kept apart, with their words
 
-`--store` and `--params` go before or after the command. Only `import` creates a store where there is none.
+`--store` and `--params` go before or after the command; only `import` creates a store where there is none.
 `--store` and `--budget` default to `teacher.store` and `teacher.budget` of `--params` (params.yaml). Tokens are
-those the store recorded with each answer (an LLM teacher's `usage`, answered and quarantined), over its whole
-life; with `teacher.price_per_1k_*_tokens` in `--params`, the summary, history and batch export give their
-estimated cost at those prices (a batch sent through the OpenAI Batch API at `teacher.batch_price_factor` of
-them). `export --batches` writes one row per batch: time, run, teacher, status (answered / rejected / lost /
-refused / in_flight), calls, tokens, cost, reason and the provider's job id; without it, `export` writes the
-answers (what `import` reads). Imported answers count as spent in this store (they were paid for); inputs it
-already answered are skipped.
+those recorded with each answer (an LLM teacher's `usage`, answered and quarantined); with
+`teacher.price_per_1k_*_tokens` in `--params`, summary, history and batch export add their estimated cost (Batch
+API jobs at `teacher.batch_price_factor` of it). `export --batches` writes one row per batch (`BATCH_COLUMNS`);
+`export` alone writes the answers `import` reads, which count as spent (paid for), inputs already answered skipped.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ import argparse
 import csv
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ import numpy as np
 
 from ckd.errors import CkdError
 from ckd.store import Store, open_store
+from ckd.store.base import STATUSES
 
 
 @dataclass(frozen=True)
@@ -44,41 +42,23 @@ class Prices:
     completion: float = 0.0
     job_factor: float = 0.5
 
-    def cost(self, prompt_tokens: int, completion_tokens: int, in_job: bool = False) -> float:
-        cost = prompt_tokens / 1000 * self.prompt + completion_tokens / 1000 * self.completion
-        return cost * (self.job_factor if in_job else 1.0)
+    def cost(self, batch: dict[str, Any]) -> float:
+        """A batch's (`Store.batch_rows`) estimated cost: its tokens, at `job_factor` if an asynchronous job sent it."""
+        prompt, completion = batch["prompt_tokens"] or 0, batch["completion_tokens"] or 0
+        cost = prompt / 1000 * self.prompt + completion / 1000 * self.completion
+        return cost * (self.job_factor if batch["remote"] else 1.0)
 
     def __bool__(self) -> bool:
         return bool(self.prompt or self.completion)
 
 
-def _defaults(args: Any) -> None:
-    params: dict[str, Any] = {}
-    if Path(args.params).is_file():
-        from ckd.config import load_params
-
-        params = load_params(args.params).get("teacher") or {}
-    args.store = args.store or params.get("store") or "teacher_outputs"
-    if getattr(args, "budget", None) is None and "budget" in params:
-        args.budget = params["budget"]
-    args.prices = Prices(
-        float(params.get("price_per_1k_input_tokens") or 0.0),
-        float(params.get("price_per_1k_output_tokens") or 0.0),
-        float(params.get("batch_price_factor") or Prices.job_factor),
-    )
-
-
 def _one_teacher(store: Store, teacher: str | None) -> str:
     names = [s.teacher for s in store.summaries()]
-    if teacher is not None:
-        if teacher not in names:
-            raise CkdError(
-                f"--teacher: {teacher!r} has nothing in {store.location}; it has: {', '.join(names) or 'none'}"
-            )
-        return teacher
-    if len(names) != 1:
+    if teacher is not None and teacher not in names:
+        raise CkdError(f"--teacher: {teacher!r} has nothing in {store.location}; it has: {', '.join(names) or 'none'}")
+    if teacher is None and len(names) != 1:
         raise CkdError(f"--teacher: {store.location} holds {len(names)} teachers; name one of: {', '.join(names)}")
-    return names[0]
+    return names[0] if teacher is None else teacher
 
 
 def summary(store: Store, budget: int | None, prices: Prices | tuple[float, float] = Prices()) -> str:
@@ -91,22 +71,16 @@ def summary(store: Store, budget: int | None, prices: Prices | tuple[float, floa
         "| completion tokens |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for s in rows:
-        lines.append(
-            f"| {s.teacher} | {s.description or '-'} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} "
-            f"| {s.in_flight} | {s.refused} | {s.prompt_tokens} | {s.completion_tokens} |"
-        )
+    for s in rows:  # its fields, in the header's order
+        lines.append(f"| {s.teacher} | {s.description or '-'} | {' | '.join(map(str, astuple(s)[2:]))} |")
     spent = store.spent()
     tail = f"spent in total: {spent}"
     if budget is not None:
         tail += f" of teacher.budget={budget}; remaining {max(0, budget - spent)}"
         if spent > budget:
-            imported = store.imported()
-            why = (
-                f"{imported} of them imported (paid elsewhere; imports count whatever the budget)"
-                if imported
-                else "spent under an earlier, larger budget"
-            )
+            why = "spent under an earlier, larger budget"
+            if imported := store.imported():
+                why = f"{imported} of them imported (paid elsewhere; imports count whatever the budget)"
             tail += f" ({why}: nothing more will be asked until the budget exceeds {spent})"
     lines.append(tail)
     prompt, completion = sum(s.prompt_tokens for s in rows), sum(s.completion_tokens for s in rows)
@@ -146,29 +120,25 @@ def _utc(seconds: float | None) -> str:
 def batch_records(store: Store, teacher: str | None, prices: Prices) -> list[dict[str, Any]]:
     """One record per batch (`BATCH_COLUMNS`), oldest first; `counted`: what it counts against the budget."""
     names = {s.teacher: s.description for s in store.summaries()}
-    records = []
-    for row in store.batch_rows(teacher):
-        prompt, completion = row["prompt_tokens"], row["completion_tokens"]
-        in_job = bool(row["remote"])
-        records.append(
-            {
-                "batch": row["batch"],
-                "time": _utc(row["created"]),
-                "closed": _utc(row["closed"]),
-                "run": row["run"],
-                "teacher": row["teacher"],
-                "teacher_name": names.get(row["teacher"], ""),
-                "status": row["status"],
-                "calls": row["n"],
-                "counted": 0 if row["status"] == "refused" else row["n"],
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "cost": round(prices.cost(prompt or 0, completion or 0, in_job), 9) if prices else None,
-                "reason": row["reason"] or "",
-                "job": (row["remote"] or "").split(":", 1)[-1],
-            }
-        )
-    return records
+    return [
+        {
+            "batch": row["batch"],
+            "time": _utc(row["created"]),
+            "closed": _utc(row["closed"]),
+            "run": row["run"],
+            "teacher": row["teacher"],
+            "teacher_name": names.get(row["teacher"], ""),
+            "status": row["status"],
+            "calls": row["n"],
+            "counted": 0 if row["status"] == "refused" else row["n"],
+            "prompt_tokens": row["prompt_tokens"],
+            "completion_tokens": row["completion_tokens"],
+            "cost": round(prices.cost(row), 9) if prices else None,
+            "reason": row["reason"] or "",
+            "job": (row["remote"] or "").split(":", 1)[-1],
+        }
+        for row in store.batch_rows(teacher)
+    ]
 
 
 def export_batches(store: Store, teacher: str | None, out: Path, prices: Prices) -> int:
@@ -194,11 +164,8 @@ def history(store: Store, prices: Prices, last: int | None = None) -> str:
     it counted by status, its tokens and their estimated cost."""
     runs: dict[str, dict[str, Any]] = {}
     for record in batch_records(store, None, prices):
-        run = runs.setdefault(
-            record["run"],
-            {"time": record["time"], "teachers": set(), "tokens": 0, "cost": 0.0}
-            | {s: 0 for s in ("answered", "rejected", "lost", "refused", "in_flight")},
-        )
+        new = {"time": record["time"], "teachers": set(), "tokens": 0, "cost": 0.0, **dict.fromkeys(STATUSES, 0)}
+        run = runs.setdefault(record["run"], new)
         run["teachers"].add(record["teacher_name"] or record["teacher"])
         run[record["status"]] += record["calls"]
         run["tokens"] += (record["prompt_tokens"] or 0) + (record["completion_tokens"] or 0)
@@ -225,13 +192,7 @@ def export(store: Store, teacher: str, out: Path) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table(
-            {
-                "teacher": [teacher] * len(hashes),
-                "input_hash": hashes.tolist(),
-                "scores": [row.tolist() for row in scores],
-            }
-        )
+        table = pa.table(dict(teacher=[teacher] * len(hashes), input_hash=hashes.tolist(), scores=scores.tolist()))
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, out)
     elif out.suffix == ".npz":
@@ -266,14 +227,8 @@ def import_answers(store: Store, source: Path) -> int:
         return 0
     if scores.ndim != 2 or len(scores) != len(hashes) or not np.issubdtype(scores.dtype, np.floating):
         raise CkdError(f"--from: {source}: scores must be [answers, classes] floats, one row per input_hash")
-    batch = {
-        "ids": [-1] * len(hashes),
-        "hashes": list(hashes),
-        "status": "answered",
-        "scores": scores.astype(np.float32),
-        "reason": f"imported from {source}",
-    }
-    return store.record_batches(teacher, f"imported from {source}", [batch], skip_known=True)
+    reason = f"imported from {source}"
+    return store.record_answers(teacher, reason, list(hashes), scores.astype(np.float32), reason)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -299,21 +254,30 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--from", dest="source", required=True, type=Path)
     commands.add_parser("quarantine", parents=[shared])
     args = parser.parse_args(argv)
-    args.params = getattr(args, "params", "params.yaml")
-    args.store = getattr(args, "store", None)
-    try:
-        _defaults(args)
-        store = open_store(args.store, create=args.command == "import")
+    try:  # --store, --budget and the prices default to those of teacher in --params
+        from ckd.config import load_params
+
+        params_file = getattr(args, "params", "params.yaml")
+        params = (load_params(params_file).get("teacher") or {}) if Path(params_file).is_file() else {}
+        if getattr(args, "budget", None) is None and "budget" in params:
+            args.budget = params["budget"]
+        prices = Prices(
+            float(params.get("price_per_1k_input_tokens") or 0.0),
+            float(params.get("price_per_1k_output_tokens") or 0.0),
+            float(params.get("batch_price_factor") or Prices.job_factor),
+        )
+        spec = getattr(args, "store", None) or params.get("store") or "teacher_outputs"
+        store = open_store(spec, create=args.command == "import")
         try:
             if args.command == "summary":
-                print(summary(store, args.budget, args.prices))
+                print(summary(store, args.budget, prices))
             elif args.command == "check":
                 print(f"store {store.location}: consistent ({store.spent()} spent in total)")
             elif args.command == "history":
-                print(history(store, args.prices, args.last))
+                print(history(store, prices, args.last))
             elif args.command == "export" and args.batches:
                 teacher = _one_teacher(store, args.teacher) if args.teacher else None
-                written = export_batches(store, teacher, args.out, args.prices)
+                written = export_batches(store, teacher, args.out, prices)
                 print(f"exported {written} batches of {teacher or 'every teacher'} to {args.out}")
             elif args.command == "export":
                 teacher = _one_teacher(store, args.teacher)

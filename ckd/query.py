@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +59,13 @@ class QueryResult:
     score_sources: dict[str, int] = field(default_factory=dict)  # this run's answers by how scores were made
 
 
+COUNTS = ("selected", "budget", "calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost")
+
+
 @dataclass
 class Queried(NpzArtifact):
-    """What the `query` stage hands on: the teacher's raw scores of the selected samples that have an
-    answer, and the store's accounting that `check`, `export` and `validate` report: calls paid by this run,
-    and calls spent in the store in total (every run, experiment and clone sharing it; <= the budget of its time)."""
+    """What the `query` stage hands on: the teacher's raw scores of the selected samples with an answer, and the
+    store's accounting that `check`, `export` and `validate` report (calls paid by this run, spent in total)."""
 
     ids: np.ndarray  # selected pool ids with an answer, sorted as selected
     scores: np.ndarray  # [len(ids), classes]
@@ -78,13 +81,11 @@ class Queried(NpzArtifact):
     estimated_cost: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("selected", "budget", "calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost"):
+        for name in COUNTS:
             setattr(self, name, int(getattr(self, name)))
-        for name in ("prompt_tokens", "completion_tokens"):
-            if getattr(self, name) is not None:
-                setattr(self, name, int(getattr(self, name)))
-        if self.estimated_cost is not None:
-            self.estimated_cost = float(self.estimated_cost)
+        for name, kind in (("prompt_tokens", int), ("completion_tokens", int), ("estimated_cost", float)):
+            value = getattr(self, name)
+            setattr(self, name, None if value is None else kind(value))
         if self.scores.ndim != 2 or len(self.scores) != len(self.ids):
             raise ValueError(f"scores {self.scores.shape} do not match {len(self.ids)} ids")
 
@@ -108,32 +109,29 @@ def _first_pending(hashes: list[str], answers: dict[str, np.ndarray]) -> list[in
     return [i for i, digest in enumerate(hashes) if digest not in answers and first_of.setdefault(digest, i) == i]
 
 
+@dataclass(eq=False)  # a run's session is itself, not its fields
 class _Session:
     """One run's asking: reserves before sending, stores on answer, keeps at most `concurrency` batches
     in flight. Store writes happen on this thread only; the teacher's calls run on worker threads."""
 
-    def __init__(
-        self,
-        teacher: Teacher,
-        store: Store,
-        run: str,
-        ids: Any,
-        x: Any,
-        hashes: Any,
-        num_classes: int,
-        budget: int,
-        batch_size: int,
-        bar: Any,
-    ) -> None:
-        self.teacher, self.store, self.run = teacher, store, run
-        self.ids, self.x, self.hashes, self.num_classes = ids, x, hashes, num_classes
-        self.budget, self.batch_size, self.bar = budget, batch_size, bar
-        self.answers: dict[str, np.ndarray] = store.answers(teacher.identity, hashes)
-        self.calls_this_run = 0
-        self.usage: dict[str, int] = {}
-        self.score_sources: dict[str, int] = {}
-        self.fatal: CkdError | None = None
-        self.spilled: list[Path] = []  # paid answers the store could not take, kept in these files
+    teacher: Teacher
+    store: Store
+    run: str
+    ids: Any
+    x: Any
+    hashes: Any
+    num_classes: int
+    budget: int
+    batch_size: int
+    bar: Any
+    calls_this_run: int = 0
+    usage: Counter[str] = field(default_factory=Counter)
+    score_sources: Counter[str] = field(default_factory=Counter)
+    fatal: CkdError | None = None
+    spilled: list[Path] = field(default_factory=list)  # paid answers the store could not take, kept in these files
+
+    def __post_init__(self) -> None:
+        self.answers: dict[str, np.ndarray] = self.store.answers(self.teacher.identity, self.hashes)
 
     def ask(self, pool: ThreadPoolExecutor, concurrency: int) -> None:
         """Until every selected input has an answer, the budget is spent or a batch fails for good."""
@@ -147,12 +145,14 @@ class _Session:
             self.answers.update(self.store.answers(self.teacher.identity, [self.hashes[i] for i in pending]))
             if sent == 0 and self.fatal is None:
                 still = [self.hashes[i] for i in _first_pending(self.hashes, self.answers)]
-                if not still or not self.store.held_elsewhere(self.teacher.identity, still, self.run):
+                if still and self.store.held_elsewhere(self.teacher.identity, still, self.run):
+                    time.sleep(WAIT_S)  # another run has these inputs in flight: its answer is ours too
+                elif not still or self.store.spent() >= self.budget:
                     # The budget is spent and no other run has these in flight. Read once more: a batch that
                     # closed between the last read and that check is answered now, and its answers are ours.
                     self.answers.update(self.store.answers(self.teacher.identity, still))
                     return
-                time.sleep(WAIT_S)  # another run has these inputs in flight: its answer is ours too
+                # else nothing was sent because all was held, and its run died since: ask again while budget remains
 
     def one_pass(self, pool: ThreadPoolExecutor, concurrency: int, rows: list[int]) -> int:
         """Ask once about `rows` (as the budget allows); return how many batches were sent."""
@@ -162,30 +162,21 @@ class _Session:
         while chunks or in_flight:
             while chunks and len(in_flight) < concurrency and self.fatal is None:
                 chunk = chunks.pop(0)
-                reservation = self.store.reserve(
-                    self.teacher.identity,
-                    self.run,
-                    [int(self.ids[i]) for i in chunk],
-                    [self.hashes[i] for i in chunk],
-                    self.budget,
-                )
+                ids, hashes = [int(self.ids[i]) for i in chunk], [self.hashes[i] for i in chunk]
+                reservation = self.store.reserve(self.teacher.identity, self.run, ids, hashes, self.budget)
                 if reservation is None:
                     if self.store.spent() >= self.budget:
                         chunks = []
                     continue  # answered or taken by another run meanwhile
                 batch_rows = [chunk[p] for p in reservation.rows]
                 self.calls_this_run += len(batch_rows)
-                future = pool.submit(self.teacher.predict, self.x[batch_rows])
-                in_flight[future] = (reservation.batch, batch_rows)
+                in_flight[pool.submit(self.teacher.predict, self.x[batch_rows])] = (reservation.batch, batch_rows)
                 sent += 1
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                batch, batch_rows = in_flight.pop(future)
-                self._settle(future, batch, batch_rows)
-            if self.fatal is not None:
-                chunks = []
+            for future in done:  # after a fatal error, only what is in flight is settled
+                self._settle(future, *in_flight.pop(future))
         return sent
 
     def _fail(self, error: CkdError) -> CkdError:
@@ -196,16 +187,11 @@ class _Session:
     def _quarantine(self, batch: int, raw: str, problem: str, usage: dict[str, int] | None = None) -> None:
         """Keep a paid but unusable answer apart, with the teacher's words and its tokens, and stop the run."""
         self.store.mark_rejected(batch, problem, raw[:20000], usage or None)
-        self._fail(
-            TeacherError(
-                f"teacher answered batch {batch} unusably: {problem}; raw answer kept in the store "
-                f"{self.store.location} (python -m ckd.ledger quarantine)"
-            )
-        )
+        kept = f"raw answer kept in the store {self.store.location} (python -m ckd.ledger quarantine)"
+        self._fail(TeacherError(f"teacher answered batch {batch} unusably: {problem}; {kept}"))
 
     def _add_usage(self, usage: dict[str, int]) -> None:
-        for key, value in usage.items():
-            self.usage[key] = self.usage.get(key, 0) + int(value)
+        self.usage.update({key: int(value) for key, value in usage.items()})
 
     def _settle(self, future: Future[Any], batch: int, rows: list[int]) -> None:
         usage: dict[str, int] = {}  # what this batch's answer cost (tokens), stored with it
@@ -214,8 +200,7 @@ class _Session:
             if isinstance(answer, ScoredAnswer):
                 usage = dict(answer.usage)
                 self._add_usage(usage)
-                for source in answer.sources:
-                    self.score_sources[source] = self.score_sources.get(source, 0) + 1
+                self.score_sources.update(answer.sources)
                 answer = answer.scores
             scores = np.asarray(answer)
         except TeacherRefused as refusal:
@@ -224,42 +209,30 @@ class _Session:
             self._fail(
                 TeacherError(f"teacher refused batch {batch} (its {len(rows)} calls were given back): {refusal}")
             )
-            return
         except AnswerUnusable as unusable:
             self._add_usage(unusable.usage)
             self._quarantine(batch, str(unusable.raw), str(unusable), dict(unusable.usage))
-            return
         except OutcomeUnknown as unknown:
             # It may have been computed: it stays counted (lost); asked again later only while budget remains.
             self.store.mark_lost(batch, str(unknown)[:500])
             log.warning("batch %d: no answer (%s); its %d samples stay counted as lost", batch, unknown, len(rows))
-            return
         except Exception as error:
             self.store.mark_lost(batch, f"{type(error).__name__}: {error}"[:500])
-            self._fail(
-                TeacherError(
-                    f"teacher call for batch {batch} failed ({type(error).__name__}: "
-                    f"{str(error).splitlines()[0] if str(error) else ''}); its {len(rows)} samples stay counted as lost"
-                )
-            )
-            return
-        problem = _check_answer(scores, len(rows), self.num_classes)
-        if problem is not None:
-            raw = str(scores.tolist()) if scores.dtype != object else str(scores)
-            self._quarantine(batch, raw, problem, usage)
-            return
-        scores = scores.astype(np.float32)
-        hashes = [self.hashes[i] for i in rows]
-        self._keep(batch, [int(self.ids[i]) for i in rows], hashes, scores, usage)
-        for digest, row in zip(hashes, scores):
-            self.answers[digest] = row
-        self.bar.update(len(rows))
+            why = f"{type(error).__name__}: {next(iter(str(error).splitlines()), '')}"
+            lost = f"its {len(rows)} samples stay counted as lost"
+            self._fail(TeacherError(f"teacher call for batch {batch} failed ({why}); {lost}"))
+        else:
+            problem = _check_answer(scores, len(rows), self.num_classes)
+            if problem is not None:
+                self._quarantine(batch, str(scores.tolist()) if scores.dtype != object else str(scores), problem, usage)
+            else:
+                hashes, scores = [self.hashes[i] for i in rows], scores.astype(np.float32)
+                self._keep(batch, [int(self.ids[i]) for i in rows], hashes, scores, usage)
+                self.answers.update(zip(hashes, scores))
+                self.bar.update(len(rows))
 
-    def _keep(
-        self, batch: int, sample_ids: list[int], hashes: list[str], scores: np.ndarray, usage: dict[str, int]
-    ) -> None:
-        """Store a paid answer with its tokens; if the store will not take it, retry, then spill it to a file
-        and stop."""
+    def _keep(self, batch: int, ids: list[int], hashes: list[str], scores: np.ndarray, usage: dict[str, int]) -> None:
+        """Store a paid answer with its tokens; if the store will not take it, retry, then spill it and stop."""
         cause = ""
         for attempt in range(WRITE_ATTEMPTS):
             try:
@@ -270,56 +243,19 @@ class _Session:
                 time.sleep(0.2 * 2**attempt)
         from ckd.store.spill import spill
 
+        failed = f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} ({cause})"
         try:
-            path = spill(
-                self.store,
-                self.teacher.identity,
-                batch,
-                np.asarray(sample_ids),
-                hashes,
-                scores,
-                usage,
-            )
+            path = spill(self.store, self.teacher.identity, batch, ids, hashes, scores, usage)
         except OSError as error:
-            raise self._fail(
-                CkdError(
-                    f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
-                    f"({cause}) nor spill it ({error}); it stays counted as lost"
-                )
-            ) from None
+            raise self._fail(CkdError(f"{failed} nor spill it ({error}); it stays counted as lost")) from None
         self.spilled.append(path)
-        self._fail(
-            CkdError(
-                f"teacher.store {self.store.location}: cannot store the paid answer of batch {batch} "
-                f"({cause}); it is kept in {path} and the next run imports it"
-            )
-        )
+        self._fail(CkdError(f"{failed}; it is kept in {path} and the next run imports it"))
 
 
 FRESH_START = (
     "FRESH START: teacher.store {location} held no store: a new, empty one was created; teacher.budget={budget} "
     "starts from 0"
 )
-
-
-def prepare_store(store: Store, budget: int) -> None:
-    """Say when the store is new (an absent file only: anything else there is damage), import spilled answers."""
-    from ckd.store.spill import import_spills
-
-    if store.created_now:
-        log.warning(FRESH_START.format(location=store.location, budget=budget))
-    import_spills(store)
-
-
-def refuse_while_jobs_pending(store: Store, identity: str) -> None:
-    """Asking one by one about inputs an unfinished Batch API job carries would pay for them twice: stop first."""
-    jobs = store.unsettled_remote(identity)
-    if jobs:
-        count = sum(len(items) for items in jobs.values())
-        raise TeacherError(
-            f"teacher.api: {count} inputs of this teacher are in {len(jobs)} Batch API job(s) not collected yet "
-            f"({', '.join(sorted(jobs)[:3])}); set teacher.api: batch to collect them (paid once), then ask the rest"
-        )
 
 
 def run_query(
@@ -334,15 +270,14 @@ def run_query(
 ) -> QueryResult:
     """Ask `teacher` about the samples `ids` (raw inputs `x`) that have no stored answer yet.
 
-    Each batch is reserved in the store before it is sent, with at most `teacher.concurrency` batches
-    in flight; inputs another live run has in flight are waited for, not asked again. A batch whose
-    outcome is unknown stays counted as lost; its samples are asked again in a later pass only while
-    budget remains, so the store's count never exceeds `budget`. What budget cannot cover is reported
-    as `unanswered`.
-    """
+    Each batch is reserved in the store before it is sent, at most `teacher.concurrency` in flight; inputs
+    another live run has in flight are waited for. A batch whose outcome is unknown stays counted (lost) and
+    is asked again only while budget remains, so the store's count never exceeds `budget`; the rest is
+    `unanswered`."""
     from tqdm.auto import tqdm
 
     from ckd.store import Store, open_store
+    from ckd.store.spill import import_spills
 
     teacher.check_fits(tuple(x.shape[1:]), num_classes)  # before anything is paid
     hashes = input_hashes(x)
@@ -351,9 +286,17 @@ def run_query(
     batch_size = min(batch_size, int(getattr(teacher, "batch_limit", batch_size)))
     opened = store if isinstance(store, Store) else open_store(str(store))
     try:
-        prepare_store(opened, budget)
-        if not hasattr(teacher, "ask"):
-            refuse_while_jobs_pending(opened, teacher.identity)
+        if opened.created_now:  # an absent file only: anything else there is damage
+            log.warning(FRESH_START.format(location=opened.location, budget=budget))
+        import_spills(opened)
+        # Asking one by one about inputs an unfinished Batch API job carries would pay for them twice: stop first.
+        jobs = {} if hasattr(teacher, "ask") else opened.unsettled_remote(teacher.identity)
+        if jobs:
+            raise TeacherError(
+                f"teacher.api: {sum(map(len, jobs.values()))} inputs of this teacher are in {len(jobs)} Batch API "
+                f"job(s) not collected yet ({', '.join(sorted(jobs)[:3])}); set teacher.api: batch to collect them "
+                "(paid once), then ask the rest"
+            )
         run = opened.open_run(teacher.identity, getattr(teacher, "description", teacher.identity))
         bar = tqdm(
             total=budget,
@@ -365,16 +308,12 @@ def run_query(
         )
         session: _Session | None = None
         try:
-            try:
-                session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
-                if hasattr(teacher, "ask"):  # an asynchronous backend (the OpenAI Batch API) submits and polls jobs
-                    teacher.ask(session)
-                else:
-                    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
-                        session.ask(pool, concurrency)
-            finally:
-                bar.close()
-                opened.close_run(run)
+            session = _Session(teacher, opened, run, ids, x, hashes, num_classes, budget, batch_size, bar)
+            if hasattr(teacher, "ask"):  # an asynchronous backend (the OpenAI Batch API) submits and polls jobs
+                teacher.ask(session)
+            else:
+                with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="teacher") as pool:
+                    session.ask(pool, concurrency)
         except CkdError as error:
             kept = [str(path) for path in (session.spilled if session else []) if str(path) not in str(error)]
             if kept:  # the last line says where the paid answers are, whatever stopped the run after
@@ -382,6 +321,9 @@ def run_query(
                     f"{error}; paid answers are kept in {', '.join(kept)} and the next run imports them"
                 ) from None
             raise
+        finally:
+            bar.close()
+            opened.close_run(run)
         assert session is not None
         if session.fatal is not None:
             raise session.fatal
@@ -394,15 +336,10 @@ def run_query(
                 f"{teacher.identity} answered other classes (point teacher.store at another store for this data)"
             )
         have = np.array([digest in answers for digest in hashes], dtype=bool)
-        result_scores = (
-            np.stack([answers[h] for h, ok in zip(hashes, have) if ok])
-            if have.any()
-            else np.zeros((0, num_classes), np.float32)
-        )
         mine = opened.summary(teacher.identity)
         return QueryResult(
             ids=np.asarray(ids)[have],
-            scores=result_scores.astype(np.float32),
+            scores=np.array([answers[h] for h in hashes if h in answers], np.float32).reshape(-1, num_classes),
             calls_this_run=session.calls_this_run,
             calls_spent_total=opened.spent(),
             teacher_spent=mine.spent,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from dataclasses import fields
 from typing import Any
 
 from ckd.config import Params
 from ckd.data import Pool, Selection
 from ckd.errors import CkdError
 from ckd.preflight import check_student_for
-from ckd.query import FRESH_START, Queried, run_query
+from ckd.query import COUNTS, FRESH_START, Queried, run_query
 from ckd.stages._entry import parser, run
 from ckd.teachers import build_teacher
 from ckd.teachers.base import TeacherSettings
@@ -22,19 +23,11 @@ log = logging.getLogger(__name__)
 def query(
     teacher: TeacherSettings, pool: Pool, selection: Selection, progress: bool = True
 ) -> tuple[Queried, dict[str, Any]]:
-    where = getattr(selection, "path", "the selection")
-    rows = pool.rows(selection.ids, where)
+    rows = pool.rows(selection.ids, getattr(selection, "path", "the selection"))
     backend = build_teacher(teacher)
-    inputs = pool.x if pool.text is None else pool.text  # a text teacher reads the texts, not their embeddings
+    x = (pool.x if pool.text is None else pool.text)[rows]  # a text teacher reads the texts, not their embeddings
     result = run_query(
-        backend,
-        selection.ids,
-        inputs[rows],
-        pool.num_classes,
-        teacher.budget,
-        teacher.store,
-        teacher.batch_size,
-        progress,
+        backend, selection.ids, x, pool.num_classes, teacher.budget, teacher.store, teacher.batch_size, progress
     )
     selected = len(selection.ids)
     if len(result.ids) < teacher.min_answered * selected:
@@ -57,54 +50,29 @@ def query(
             budget_advice(1.0, result.calls_spent_total, len(result.ids), selected),
         )
     usage = usage_metrics(result.usage, teacher)
-    queried = Queried(
-        ids=result.ids,
-        scores=result.scores,
-        selected=selected,
-        budget=teacher.budget,
-        calls_this_run=result.calls_this_run,
-        calls_spent_total=result.calls_spent_total,
-        teacher_outputs=result.teacher_outputs,
-        teacher_lost=result.teacher_lost,
-        **{key.removesuffix("_this_run"): value for key, value in usage.items()},
-    )
     # Two different figures: what this run paid, and what the store has spent in total (a lowered budget can
     # sit below the latter without any overspend: the spending happened under the budget of its time).
+    # The result's counts (calls, teacher_*, unanswered) and where the store is, as they are.
+    counted = [f.name for f in fields(result) if f.name not in ("ids", "scores", "usage", "score_sources")]
     metrics = {
-        "calls_this_run": result.calls_this_run,
-        "calls_spent_total": result.calls_spent_total,
+        **{name: getattr(result, name) for name in counted},
         "budget": teacher.budget,
         "budget_remaining": max(0, teacher.budget - result.calls_spent_total),
-        "teacher_spent": result.teacher_spent,
-        "teacher_outputs": result.teacher_outputs,
-        "teacher_lost": result.teacher_lost,
-        "teacher_rejected": result.teacher_rejected,
         "selected": selected,
         "answered_selected": int(len(result.ids)),
-        "unanswered": result.unanswered,
-        "store": result.store,
-        "fresh_store": result.fresh_store,
         **usage,
         **{f"score_source_{source}": n for source, n in sorted(result.score_sources.items())},
     }
-    return queried, metrics
-
-
-def say_fresh_start(metrics: dict[str, Any]) -> None:
-    """The stage's last line when this run created the store (said at its start too): a fresh start is seen."""
-    if metrics.get("fresh_store"):
-        log.warning(FRESH_START.format(location=metrics["store"], budget=metrics["budget"]))
+    counts = {name: metrics[name] for name in COUNTS}
+    tokens = {key.removesuffix("_this_run"): value for key, value in usage.items()}
+    return Queried(ids=result.ids, scores=result.scores, **counts, **tokens), metrics
 
 
 def budget_advice(min_answered: float, spent: int, answered: int, selected: int) -> str:
-    """The settings that answer this selection: keep it (`data.selection_size`, so it no longer grows with the
-    cap) and raise the cap by the answers it lacks, each one call: B = spent + ceil(min_answered * selected) -
-    answered (more only if calls are lost on the way)."""
-    needed = max(1, math.ceil(min_answered * selected) - answered)
-    return (
-        f"set data.selection_size: {selected} (keeps this selection) and raise teacher.budget to at least "
-        f"{spent + needed}"
-    )
+    """Keep this selection (`data.selection_size`) and raise the cap by the answers it lacks, one call each:
+    B = spent + ceil(min_answered * selected) - answered (more only if calls are lost on the way)."""
+    least = spent + max(1, math.ceil(min_answered * selected) - answered)
+    return f"set data.selection_size: {selected} (keeps this selection) and raise teacher.budget to at least {least}"
 
 
 def usage_metrics(usage: dict[str, int], teacher: TeacherSettings) -> dict[str, Any]:
@@ -138,7 +106,12 @@ def main(argv: list[str] | None = None) -> None:
         queried.save(args.out)
         return metrics
 
-    run("query", p, body, argv, gate=lambda args, params, metrics: say_fresh_start(metrics))
+    def say_fresh_start(args: argparse.Namespace, params: Params, metrics: dict[str, Any]) -> None:
+        """The stage's last line when this run created the store (said at its start too): a fresh start is seen."""
+        if metrics.get("fresh_store"):
+            log.warning(FRESH_START.format(location=metrics["store"], budget=metrics["budget"]))
+
+    run("query", p, body, argv, gate=say_fresh_start)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ and teammate that points `teacher.store` at it.
 Contract, the same for every backend (one module each, registered by URL scheme):
   * `reserve` counts a batch durably (committed) before its request leaves, under a lock on the store's
     purse row, after dropping inputs already answered or in flight in a live run (so nothing is asked twice);
-  * `mark_answered` stores the scores and closes the batch in one transaction;
+  * `write_answers` stores the scores and closes the batch in one transaction;
   * `mark_rejected` keeps an unusable answer apart (it was computed: it stays counted);
   * `mark_refused` gives the count back (a definite refusal: nothing was computed);
   * `mark_lost` closes a batch whose outcome is unknown (it stays counted); a batch left in flight by a run

@@ -5,7 +5,6 @@ postgresql://USER@HOST:PORT/DB`; a password never goes in params.yaml: libpq rea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -15,12 +14,9 @@ from ckd.store.base import STORE_SCHEMES, Store
 SCHEMA_LOCK = 0x636B64  # pg_advisory_xact_lock key: two first runs on an empty database create the schema once
 
 
-def masked(url: sa.URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=True)
-
-
 @STORE_SCHEMES.register("postgresql")
 class PostgresStore(Store):
+    # spill files go to ~/.cache/ckd/spill only (`ckd.store.spill.spill_dirs`): the server has no folder of ours
     scheme = "postgresql"
 
     @classmethod
@@ -39,8 +35,7 @@ class PostgresStore(Store):
             raise ConfigError("teacher.store", "must name the database: postgresql://USER@HOST:PORT/DB")
         url = url.set(drivername="postgresql+psycopg")
         return cls(
-            spec,
-            masked(url),
+            url.set(drivername="postgresql").render_as_string(hide_password=True),
             url,
             create=create,
             pool_pre_ping=True,
@@ -53,7 +48,3 @@ class PostgresStore(Store):
 
     def init_lock(self, connection: sa.Connection) -> None:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-
-    def __init__(self, spec: str, location: str, url: Any, **engine_args: Any) -> None:
-        super().__init__(spec, location, url, **engine_args)
-        self.spill_dirs = [Path.home() / ".cache" / "ckd" / "spill"]

@@ -22,27 +22,22 @@ def spill(
     store: Any,
     teacher: str,
     batch: int,
-    ids: np.ndarray,
+    ids: list[int] | np.ndarray,
     hashes: list[str],
     scores: np.ndarray,
     usage: dict[str, int] | None = None,
 ) -> Path:
     """Write the answer (and the tokens it cost, if the teacher reported any) to the first spill folder
     that takes it; raise OSError when none does."""
-    tokens = {f"usage_{key}": np.asarray(int(value)) for key, value in (usage or {}).items()}
+    scores = np.asarray(scores, np.float32)
+    values: dict[str, Any] = {"teacher": teacher, "batch": batch, "ids": ids, "hashes": hashes, "scores": scores}
+    values |= {f"usage_{key}": int(value) for key, value in (usage or {}).items()}
+    arrays = {name: np.asarray(value) for name, value in values.items()}
     last: OSError | None = None
     for directory in spill_dirs(store):
         path = directory / f"spill-{store.store_id}-{batch:08d}.npz"
         try:
-            write_arrays(
-                path,
-                teacher=np.asarray(teacher),
-                batch=np.asarray(batch),
-                ids=np.asarray(ids),
-                hashes=np.asarray(hashes),
-                scores=np.asarray(scores, np.float32),
-                **tokens,
-            )
+            write_arrays(path, **arrays)
             return path
         except OSError as error:
             last = error

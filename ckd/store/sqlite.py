@@ -1,17 +1,15 @@
 """The embedded store: one SQLite database (WAL, every write in a `BEGIN IMMEDIATE` transaction).
 
-Where a relative `teacher.store` path lives: at the *main* repository's root, so the workspace, a git
-worktree, `dvc exp run --temp` and experiments run by `dvc queue start` all reach the same file without any
-setting. DVC runs temporary and queued experiments in `<root>/.dvc/tmp/exps/[standalone/]tmpXXXXXXXX`, a
-fresh git repository of its own (dvc/repo/experiments/executor/local.py: `mkdtemp(dir=repo.tmp_dir/exps)`;
-queue/tempdir.py: `exps/standalone`), so neither the working directory nor its git directory points at the
-workspace: the path is cut at `/.dvc/tmp/exps/`. A git worktree's own `.git` file names the common git
-directory, whose parent is the main worktree.
+A relative `teacher.store` path lives at the *main* repository's root, so the workspace, a git worktree and DVC's
+experiments all reach the same file: DVC runs those under `<root>/.dvc/tmp/exps/[standalone/]tmpXXXXXXXX`
+(dvc/repo/experiments/executor/local.py), so the path is cut there; a git worktree's `.git` file names the common
+git directory, whose parent is the main worktree.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +23,10 @@ SUFFIXES = (".sqlite", ".sqlite3", ".db")
 EXPERIMENT_DIR = os.sep + os.path.join(".dvc", "tmp", "exps") + os.sep
 
 
-def _dvc_root(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        if (directory / ".dvc").is_dir():
-            return directory
-    return None
-
-
 def _main_worktree(root: Path) -> Path:
     """For a linked git worktree, the main worktree (parent of the common git directory)."""
     dot_git = root / ".git"
-    if not dot_git.is_file():
-        return root
-    text = dot_git.read_text().strip()
+    text = dot_git.read_text().strip() if dot_git.is_file() else ""
     if not text.startswith("gitdir:"):
         return root
     git_dir = (root / text.split(":", 1)[1].strip()).resolve()
@@ -52,8 +41,7 @@ def project_root(start: str | Path | None = None) -> Path:
     text = str(start) + os.sep
     if EXPERIMENT_DIR in text:  # a DVC temporary or queued experiment
         return Path(text.split(EXPERIMENT_DIR, 1)[0])
-    root = _dvc_root(start) or start
-    return _main_worktree(root)
+    return _main_worktree(next((d for d in (start, *start.parents) if (d / ".dvc").is_dir()), start))
 
 
 def store_file(spec: str, base: str | Path | None = None) -> Path:
@@ -80,23 +68,18 @@ class SqliteStore(Store):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConfigError("teacher.store", f"cannot create the folder {path.parent} ({error.strerror})") from None
-        return cls(
-            spec,
-            str(path),
-            sa.URL.create("sqlite", database=str(path)),
-            create=create,
-            connect_args={"check_same_thread": False, "timeout": 120, "isolation_level": None},
-        )
+        url = sa.URL.create("sqlite", database=str(path))
+        args = {"check_same_thread": False, "timeout": 120, "isolation_level": None}
+        return cls(str(path), url, create=create, connect_args=args)
 
-    def __init__(self, spec: str, location: str, url: Any, **engine_args: Any) -> None:
+    def __init__(self, location: str, url: Any, **engine_args: Any) -> None:
         self.path = Path(location)
         # only an absent file is a fresh start; its size before SQLite opens it (which writes a header)
         self.size_before = self.path.stat().st_size if self.path.exists() else None
-        self._events_ready = False
-        super().__init__(spec, location, url, **engine_args)
+        super().__init__(location, url, **engine_args)
         self.spill_dirs = [self.path.parent / "spill"]
 
-    def _set_events(self) -> None:
+    def _open(self) -> None:  # called once, by Store.__init__, right after the engine is made
         @sa.event.listens_for(self.engine, "connect")
         def connect(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
@@ -111,6 +94,12 @@ class SqliteStore(Store):
             # atomically, with no upgrade deadlock between two writers.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+        super()._open()
+        # WAL once the file is known to be a store (set here, not on connecting: opening a damaged or foreign
+        # file writes nothing to it, so `ledger check` later reads it as the run found it). It stays set.
+        with closing(self.engine.raw_connection()) as raw:
+            raw.cursor().execute("PRAGMA journal_mode=WAL")
+
     def absent(self, connection: sa.Connection) -> str | None:
         """A file that was there before this run opened it, without the store's tables, is damage: 0 bytes
         (truncated), another program's database, an empty database."""
@@ -121,16 +110,3 @@ class SqliteStore(Store):
             return "the file has 0 bytes"
         tables = sa.inspect(connection).get_table_names()
         return f"a {size}-byte file with " + (f"other tables: {', '.join(tables[:5])}" if tables else "no tables")
-
-    def _open(self) -> None:
-        if not self._events_ready:
-            self._set_events()
-            self._events_ready = True
-        super()._open()
-        # WAL once the file is known to be a store (set here, not on connecting: opening a damaged or foreign
-        # file writes nothing to it, so `ledger check` later reads it as the run found it). It stays set.
-        raw = self.engine.raw_connection()
-        try:
-            raw.cursor().execute("PRAGMA journal_mode=WAL")
-        finally:
-            raw.close()
