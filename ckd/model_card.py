@@ -20,6 +20,9 @@ from ckd.teachers.onnx_file import file_sha256
 from ckd.validate import score_keys
 
 PROJECT = Path(__file__).resolve().parents[1]
+_CALL_KEYS = (
+    "calls_spent_total calls_this_run budget teacher_outputs teacher_lost teacher_unanswered teacher_eval_calls"
+)
 
 
 def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -55,22 +58,13 @@ def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict[str, 
 
 
 def git_commit(cwd: Path = PROJECT) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-        )
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
 
 
 def reproduce_command(params: Mapping[str, Any], commit: str | None) -> str:
@@ -102,36 +96,22 @@ def build_card(
     """`data_files`: the `source` stage's fingerprint of the data files (else they are hashed here);
     `input_scale`: what the served model's input takes (`ckd.serving.input_scale`, from the ONNX metadata)."""
     git = git_commit()
-    keys = sorted(k for k in metrics if k.startswith("latency_ms"))
+    pytorch, onnx, int8 = (metrics[k] for k in score_keys(metrics))
+    data = params.get("data", {})
     return {
         "name": params.get("export", {}).get("name", "ckd_student"),
         "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
         "teacher": teacher_identity(params.get("teacher", {}), is_standin),
-        "teacher_calls": {
-            k: metrics[k]
-            for k in (
-                "calls_spent_total",
-                "calls_this_run",
-                "budget",
-                "teacher_outputs",
-                "teacher_lost",
-                "teacher_unanswered",
-                "teacher_eval_calls",
-            )
-        },
+        "teacher_calls": {k: metrics[k] for k in _CALL_KEYS.split()},
         "data": {
-            **data_identity(params.get("data", {}).get("source", "digits"), data_files),
-            "test_source": params.get("data", {}).get("test_source"),
-            "text": params.get("data", {}).get("text"),  # a text source: the whole text model, int8 dynamic
+            **data_identity(data.get("source", "digits"), data_files),
+            "test_source": data.get("test_source"),
+            "text": data.get("text"),  # a text source: the whole text model, int8 dynamic
             "test_size": metrics.get("test_size", 0),
             "seed": params.get("seed", 0),
         },
         "method": {
-            "method": checkpoint["method"],
-            "chosen": checkpoint["chosen"],
-            "arch": checkpoint["arch"],
-            "arch_args": checkpoint["arch_args"],
-            "teacher_samples": checkpoint["teacher_samples"],
+            **{k: checkpoint[k] for k in ("method", "chosen", "arch", "arch_args", "teacher_samples")},
             "student_params": params.get("student", {}),
             "comparative_params": params.get("comparative", {}),
             "val_accuracy": train_metrics.get("val_accuracy"),
@@ -139,18 +119,16 @@ def build_card(
         },
         "accuracy": {
             "measure": "test accuracy" if "test_accuracy" in metrics else "agreement with the teacher",
-            "pytorch": metrics[score_keys(metrics)[0]],
-            "onnx": metrics[score_keys(metrics)[1]],
-            "int8": metrics[score_keys(metrics)[2]],
+            "pytorch": pytorch,
+            "onnx": onnx,
+            "int8": int8,
             "teacher": metrics.get("teacher_test_accuracy"),
             "samples": metrics.get("test_size", metrics.get("agreement_size")),
         },
-        "parity": {
-            "onnx_max_abs_diff": metrics["onnx_max_abs_diff"],
-            "int8_argmax_agreement": metrics["int8_argmax_agreement"],
-            "int8_max_abs_diff": metrics["int8_max_abs_diff"],
+        "parity": {k: metrics[k] for k in ("onnx_max_abs_diff", "int8_argmax_agreement", "int8_max_abs_diff")},
+        "latency_ms": {
+            k.removeprefix("latency_ms_"): metrics[k] for k in sorted(metrics) if k.startswith("latency_ms")
         },
-        "latency_ms": {k.removeprefix("latency_ms_"): metrics[k] for k in keys},
         "input": dict(input_scale) if input_scale else None,
         "artifacts": dict(artifacts),
         "git": git,
@@ -248,7 +226,7 @@ def _input_lines(scale: Mapping[str, Any] | None) -> list[str]:
 
 
 def write_model_card(card: Mapping[str, Any], json_path: str | Path, md_path: str | Path) -> None:
-    for path in (Path(json_path), Path(md_path)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    Path(json_path).write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
-    Path(md_path).write_text(card_markdown(card))
+    texts = {json_path: json.dumps(card, indent=2, sort_keys=True, default=str) + "\n", md_path: card_markdown(card)}
+    for path, text in texts.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)

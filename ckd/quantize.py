@@ -70,11 +70,6 @@ def quantize_int8(
         )
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    calibrate = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }[method]
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         # Shape inference and graph fusions first, as ONNX Runtime recommends before static quantisation.
@@ -88,7 +83,7 @@ def quantize_int8(
             per_channel=per_channel,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=calibrate,
+            calibrate_method={m.name.lower(): m for m in CalibrationMethod}[method],
             calibration_providers=["CPUExecutionProvider"],
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, "CalibTensorRangeSymmetric": False},
             calibration_cache_path=None,

@@ -79,8 +79,7 @@ def _static_table(page: str, match: re.Match[str]) -> str:
     body = []
     for row in rows:
         # a cell that is only an icon (Font Awesome, from a CDN) shows GX's text for it instead
-        cells = [_cell(row.get(c["field"])) for c in columns]
-        cells = [_icon_text(cell, row, c["field"]) for c, cell in zip(columns, cells)]
+        cells = [_icon_text(_cell(row.get(c["field"])), row, c["field"]) for c in columns]
         link = row.get("_table_row_link_path")
         if link and cells:
             cells[0] = f'<a href="{html.escape(link)}">{cells[0] or "open"}</a>'
@@ -91,11 +90,9 @@ def _static_table(page: str, match: re.Match[str]) -> str:
 
 def _offline_docs_page(page: str, images: str) -> str:
     """One Data Docs page, static: tables filled, the logo from `images` (relative), no CDN asset."""
-    original = page
-    page = _TABLE.sub(lambda m: _static_table(original, m), page)
-    page = _GX_LOGO.sub(lambda m: f'{m.group(1)}{images}/{m.group(2)}"', page)
-    page = _strip_external_assets(page)
-    return page.replace("</head>", f"{OFFLINE_MARK}\n{_STATIC_STYLE}\n</head>", 1)
+    static = _TABLE.sub(lambda m: _static_table(page, m), page)
+    static = _strip_external_assets(_GX_LOGO.sub(lambda m: f'{m.group(1)}{images}/{m.group(2)}"', static))
+    return static.replace("</head>", f"{OFFLINE_MARK}\n{_STATIC_STYLE}\n</head>", 1)
 
 
 def offline_data_docs(docs_dir: str | Path) -> list[Path]:
@@ -158,12 +155,9 @@ def render_spec_png(spec: dict[str, Any], out: Path) -> int:
     y = next((_field(e, "y") for e in encodings if _field(e, "y")), None)
     if not values or not x or not y:
         return 0
-    group_by: list[str] = []  # one line per value of the series channels (DVC: revision, file / field)
-    for encoding in encodings:
-        for channel in ("color", "strokeDash", "shape", "detail"):
-            name = _field(encoding, channel)
-            if name and name not in group_by:
-                group_by.append(name)
+    # one line per value of the series channels (DVC: revision, file / field)
+    channels = ("color", "strokeDash", "shape", "detail")
+    group_by = list(dict.fromkeys(name for e in encodings for c in channels if (name := _field(e, c))))
     series: dict[str, list[tuple[float, float]]] = {}
     for row in values:
         px, py = _number(row.get(x)), _number(row.get(y))

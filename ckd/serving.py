@@ -35,17 +35,7 @@ LABELS_FILE = "labels.txt"
 INPUT_FILE = "input.json"
 QUEUE_DELAY_US = 100  # dynamic batching: how long a request may wait for others to join its batch
 MLSERVER_RUNTIME = Path(__file__).resolve().parents[1] / "serving" / "mlserver_onnx.py"
-# Triton's and the Open Inference Protocol's names for ONNX element types.
-_TRITON_TYPE = {
-    1: "TYPE_FP32",
-    2: "TYPE_UINT8",
-    3: "TYPE_INT8",
-    6: "TYPE_INT32",
-    7: "TYPE_INT64",
-    9: "TYPE_BOOL",
-    10: "TYPE_FP16",
-    11: "TYPE_FP64",
-}
+# The Open Inference Protocol's names for ONNX element types (Triton's: the same with "TYPE_" before them).
 _V2_TYPE = {1: "FP32", 2: "UINT8", 3: "INT8", 6: "INT32", 7: "INT64", 9: "BOOL", 10: "FP16", 11: "FP64"}
 
 
@@ -59,7 +49,7 @@ class TensorSpec:
 
     @property
     def triton_type(self) -> str:
-        return _TRITON_TYPE[self.elem_type]
+        return f"TYPE_{self.v2_type}"
 
     @property
     def v2_type(self) -> str:
@@ -75,7 +65,7 @@ def graph_io(path: str | Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
     def spec(value: Any) -> TensorSpec:
         tensor = value.type.tensor_type
-        if tensor.elem_type not in _TRITON_TYPE:
+        if tensor.elem_type not in _V2_TYPE:
             raise CkdError(f"{path}: {value.name} has ONNX element type {tensor.elem_type}, which is not served")
         dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
         return TensorSpec(value.name, tensor.elem_type, dims)
@@ -105,11 +95,6 @@ def add_probabilities(path: str | Path) -> None:
     onnx.save(proto, str(path))
 
 
-def _dims(spec: TensorSpec, batched: bool) -> str:
-    shape = spec.shape[1:] if batched else spec.shape
-    return ", ".join(str(d) for d in shape)
-
-
 def triton_config(
     name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], max_batch_size: int, queue_delay_us: int
 ) -> str:
@@ -117,10 +102,8 @@ def triton_config(
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch_size}", "input ["]
 
     def entry(spec: TensorSpec, extra: str = "") -> str:
-        return (
-            f'  {{\n    name: "{spec.name}"\n    data_type: {spec.triton_type}\n    dims: [ {_dims(spec, True)} ]\n'
-            f"{extra}  }}"
-        )
+        dims = ", ".join(str(d) for d in spec.shape[1:])
+        return f'  {{\n    name: "{spec.name}"\n    data_type: {spec.triton_type}\n    dims: [ {dims} ]\n{extra}  }}'
 
     lines += [",\n".join(entry(s) for s in inputs), "]", "output ["]
     lines += [",\n".join(entry(s, f'    label_filename: "{LABELS_FILE}"\n') for s in outputs), "]"]
@@ -166,27 +149,21 @@ def kserve_manifest(name: str, storage_uri: str) -> str:
     (served by the runtime that supports it, Triton), protocol v2. `storage_uri` holds the Triton repository
     (`<name>/config.pbtxt`), so the served model is `<name>`."""
     service = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")  # a DNS-1123 label
-    return (
-        "\n".join(
-            [
-                "apiVersion: serving.kserve.io/v1beta1",
-                "kind: InferenceService",
-                "metadata:",
-                f"  name: {service}",
-                "spec:",
-                "  predictor:",
-                "    model:",
-                "      modelFormat:",
-                "        name: onnx",
-                "      protocolVersion: v2",
-                f"      storageUri: {json.dumps(storage_uri)}",
-                "      resources:",
-                "        requests: {cpu: 100m, memory: 256Mi}",
-                "        limits: {cpu: '1', memory: 1Gi}",
-            ]
-        )
-        + "\n"
-    )
+    return f"""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {service}
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: onnx
+      protocolVersion: v2
+      storageUri: {json.dumps(storage_uri)}
+      resources:
+        requests: {{cpu: 100m, memory: 256Mi}}
+        limits: {{cpu: '1', memory: 1Gi}}
+"""
 
 
 def mlserver_settings(

@@ -13,6 +13,7 @@ import numpy as np
 from ckd.config import Params, ValidateConfig
 from ckd.data import Pool, TestSet
 from ckd.errors import CkdError
+from ckd.export import read_metadata
 from ckd.latency import measure as measure_latency
 from ckd.latency import onnx_runner, torch_runner
 from ckd.metrics import write_metrics
@@ -94,10 +95,7 @@ def validate(
         int8_key: int8.pop("int8_test_accuracy"),
         **int8,
         **latency,
-        "calls_this_run": queried.calls_this_run,
-        "calls_spent_total": queried.calls_spent_total,
-        "teacher_outputs": queried.teacher_outputs,
-        "teacher_lost": queried.teacher_lost,
+        **{k: getattr(queried, k) for k in ("calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost")},
         "teacher_unanswered": queried.unanswered,
         "budget": queried.budget,
         "method": checkpoint.method,
@@ -117,32 +115,6 @@ def validate(
     return metrics
 
 
-def model_card(
-    params: Params,
-    metrics: dict[str, Any],
-    checkpoint: StudentCheckpoint,
-    train_metrics: dict[str, Any],
-    onnx_path: str | Path,
-    int8_path: str | Path,
-    source_fingerprint: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The card records every section of the validated params (defaults included); `source_fingerprint`: the
-    `source` stage's output, whose hashes identify the data."""
-    from ckd.export import read_metadata
-
-    scale = read_metadata(onnx_path).get("input_scale")  # written by `export` (ckd.serving.input_scale)
-    return build_card(
-        metrics,
-        vars(checkpoint),
-        params.as_dict(),
-        train_metrics,
-        teacher_is_standin(params.teacher),
-        {"onnx": str(onnx_path), "int8": str(int8_path)},
-        source_fingerprint["files"] if source_fingerprint is not None else None,
-        json.loads(scale) if scale else None,
-    )
-
-
 def decision_metrics(metrics: dict[str, Any], queried: Queried) -> dict[str, Any]:
     """The figures experiments are compared by (`dvc exp show`, `make exps`), under the names they have in the
     other metrics files: the shipped (ONNX fp32) student's test accuracy (its agreement with the teacher where
@@ -153,10 +125,6 @@ def decision_metrics(metrics: dict[str, Any], queried: Queried) -> dict[str, Any
     if queried.estimated_cost is not None:
         decision["estimated_cost"] = queried.estimated_cost
     return decision
-
-
-def gates(config: ValidateConfig, metrics: dict[str, Any], onnx_path: str | Path) -> None:
-    check_gates(metrics, config.min_accuracy, config.max_abs_diff, str(onnx_path), config.max_int8_drop)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,19 +158,27 @@ def main(argv: list[str] | None = None) -> None:
         )
         if args.decision:
             write_metrics(args.decision, decision_metrics(metrics, queried))
-        card = model_card(
-            params,
+        # The card records every section of the validated params (defaults included); the `source` stage's
+        # fingerprint identifies the data, the ONNX metadata what the input takes (`ckd.serving.input_scale`).
+        scale = read_metadata(args.onnx).get("input_scale")
+        card = build_card(
             metrics,
-            checkpoint,
+            vars(checkpoint),
+            params.as_dict(),
             read_json(args.train_metrics),
-            args.onnx,
-            args.int8,
-            read_json(args.source) if args.source else None,
+            teacher_is_standin(params.teacher),
+            {"onnx": str(args.onnx), "int8": str(args.int8)},
+            read_json(args.source)["files"] if args.source else None,
+            json.loads(scale) if scale else None,
         )
         write_model_card(card, args.card_json, args.card_md)
         return metrics
 
-    run("validate", p, body, argv, gate=lambda args, params, metrics: gates(params.validation, metrics, args.onnx))
+    def gates(args: argparse.Namespace, params: Params, metrics: dict[str, Any]) -> None:
+        config = params.validation
+        check_gates(metrics, config.min_accuracy, config.max_abs_diff, str(args.onnx), config.max_int8_drop)
+
+    run("validate", p, body, argv, gate=gates)
 
 
 if __name__ == "__main__":
