@@ -14,6 +14,7 @@ import csv
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 from ckd.errors import CkdError
 
@@ -53,16 +54,12 @@ def table(exp_show_csv: str, width: int = 120) -> str:
         raise CkdError("dvc exp show printed no experiment (run `dvc repro` or `dvc exp run` first)")
     records = []
     for row in rows:
-        values, accuracy_column = {}, ""
-        for header, names in COLUMNS:
-            value, column = _value(row, names)
-            values[header] = _number(value)
-            if header == "accuracy":
-                accuracy_column = column
+        found = {header: _value(row, names) for header, names in COLUMNS}
         name = row.get("Experiment") or row.get("rev") or ""
-        values["of"] = ACCURACY_OF.get(accuracy_column, "")
-        values["experiment"] = name if name not in ("", "-") else row.get("rev", "")
-        records.append(values)
+        record = {header: _number(value) for header, (value, _) in found.items()}
+        record["of"] = ACCURACY_OF.get(found["accuracy"][1], "")
+        record["experiment"] = name if name not in ("", "-") else row.get("rev", "")
+        records.append(record)
     records.sort(key=lambda r: -float(r["accuracy"]) if r["accuracy"] else float("inf"))
     headers = [h for h, _ in COLUMNS] + ["of", "experiment"]
     widths = {h: max(len(h), *(len(r[h]) for r in records)) for h in headers}
@@ -84,8 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     args, dvc_options = parser.parse_known_args(argv)
     try:
         if args.csv:
-            with open(args.csv) as handle:
-                text = handle.read()
+            text = Path(args.csv).read_text()
         else:
             shown = subprocess.run(["dvc", "exp", "show", "--csv", *dvc_options], capture_output=True, text=True)
             if shown.returncode != 0:

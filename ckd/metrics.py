@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ckd.stages import write_json
+
 if TYPE_CHECKING:  # torch only where a probe runs: every stage writes its metrics through this module
     import torch
 
@@ -51,9 +53,7 @@ def write_metrics(path: str | Path, metrics: Mapping[str, Any]) -> None:
     rest = {key: value for key, value in metrics.items() if key not in numbers}
     if rest:
         log.info("not metrics (text or lists): %s", json.dumps(rest, sort_keys=True, default=str))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
+    write_json(path, numbers)
 
 
 def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[int, torch.nn.Module], dict[str, float]]:

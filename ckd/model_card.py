@@ -48,9 +48,7 @@ def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict[str, 
     """Which teacher answered: its file's SHA-256 or its server address (never a token: only its variable)."""
     identity = {"kind": teacher.get("kind", "onnx"), "scores": teacher.get("scores"), "standin": is_standin}
     if teacher.get("url") is not None:  # a served teacher (http, openai): its address and model
-        identity.update(
-            url=teacher.get("url"), model_name=teacher.get("model_name"), model_version=teacher.get("model_version")
-        )
+        identity |= {key: teacher.get(key) for key in ("url", "model_name", "model_version")}
     else:
         model = Path(str(teacher.get("model")))
         identity.update(model=str(model), sha256=file_sha256(model) if model.is_file() else None)

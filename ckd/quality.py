@@ -118,18 +118,18 @@ def check_teacher_outputs(
         gx.Checkpoint(name="check", validation_definitions=[validation], actions=actions, result_format="SUMMARY")
     )
     run = checkpoint.run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
-    if docs_dir is not None:
-        _offline_docs(docs_dir)
     (result,) = run.run_results.values()
     failed = [item for item in result.results if not item.success]
     summary: dict[str, Any] = {"expectations": len(result.results), "failed": len(failed), "success": not failed}
+    docs = ""
     if docs_dir is not None:
+        from ckd.reports import offline_data_docs  # no network needed to read them: static tables, no CDN scripts
+
+        offline_data_docs(docs_dir)
         summary["data_docs"] = str(docs_dir / "index.html")
+        docs = f"; Great Expectations Data Docs: {docs_dir / 'index.html'}"
     if failed:
-        line = f"{artifact}: {_likely_cause(failed, scores, spec)}"
-        if docs_dir is not None:
-            line += f"; Great Expectations Data Docs: {docs_dir / 'index.html'}"
-        raise QualityError(line)
+        raise QualityError(f"{artifact}: {_likely_cause(failed, scores, spec)}{docs}")
     return summary
 
 
@@ -176,10 +176,3 @@ def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations
         ]
         cause += f"; also failed: {', '.join(names)}"
     return cause
-
-
-def _offline_docs(docs_dir: Path) -> None:
-    """The Data Docs rewritten to render with no network: static tables, no CDN scripts (ckd/reports.py)."""
-    from ckd.reports import offline_data_docs
-
-    offline_data_docs(docs_dir)

@@ -51,17 +51,11 @@ def _literal_after(script: str, key: str) -> Any:
     return None if match is None else ast.literal_eval(match.group(1))
 
 
-def _cell(value: Any) -> str:
-    return value if isinstance(value, str) else html.escape("" if value is None else str(value))
-
-
-def _visible_text(fragment: str) -> str:
-    return re.sub(r"<[^>]*>", "", fragment).strip()
-
-
-def _icon_text(cell: str, row: dict[str, Any], field: str) -> str:
-    text = row.get(f"_{field}_text")
-    return html.escape(str(text)) if text is not None and not _visible_text(cell) else cell
+def _cell(row: dict[str, Any], field: str) -> str:
+    """The cell as GX wrote it; one that is only an icon (Font Awesome, from a CDN) shows GX's text for it."""
+    value, text = row.get(field), row.get(f"_{field}_text")
+    cell = value if isinstance(value, str) else html.escape("" if value is None else str(value))
+    return html.escape(str(text)) if text is not None and not re.sub(r"<[^>]*>", "", cell).strip() else cell
 
 
 def _static_table(page: str, match: re.Match[str]) -> str:
@@ -78,8 +72,7 @@ def _static_table(page: str, match: re.Match[str]) -> str:
     head = "".join(f"<th>{html.escape(str(c.get('title', c['field'])))}</th>" for c in columns)
     body = []
     for row in rows:
-        # a cell that is only an icon (Font Awesome, from a CDN) shows GX's text for it instead
-        cells = [_icon_text(_cell(row.get(c["field"])), row, c["field"]) for c in columns]
+        cells = [_cell(row, c["field"]) for c in columns]
         link = row.get("_table_row_link_path")
         if link and cells:
             cells[0] = f'<a href="{html.escape(link)}">{cells[0] or "open"}</a>'
@@ -169,8 +162,7 @@ def render_spec_png(spec: dict[str, Any], out: Path) -> int:
         return 0
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
     for label, points in sorted(series.items()):
-        points.sort()
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=label)
+        axes.plot(*zip(*sorted(points)), marker=".", label=label)
     title = spec.get("title")
     axes.set_title(title.get("text", "") if isinstance(title, dict) else str(title or ""))
     axes.set_xlabel(next((t for e in encodings if (t := _field(e, "x", "title"))), x))
@@ -222,8 +214,7 @@ def _plot_files(dvc_yaml: Path) -> list[str]:
 
     files: list[str] = []
     for entry in (yaml.safe_load(dvc_yaml.read_text()) or {}).get("plots", []) or []:
-        definitions = entry.values() if isinstance(entry, dict) else [{}]
-        for name, definition in zip(entry if isinstance(entry, dict) else [entry], definitions):
+        for name, definition in entry.items() if isinstance(entry, dict) else [(entry, {})]:
             y = (definition or {}).get("y")
             files += list(y) if isinstance(y, dict) else [name]
     return files

@@ -19,6 +19,7 @@ Input and output names, types and dims are read from the ONNX graph, never writt
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -46,10 +47,6 @@ class TensorSpec:
     name: str
     elem_type: int
     shape: tuple[int, ...]
-
-    @property
-    def triton_type(self) -> str:
-        return f"TYPE_{self.v2_type}"
 
     @property
     def v2_type(self) -> str:
@@ -95,19 +92,17 @@ def add_probabilities(path: str | Path) -> None:
     onnx.save(proto, str(path))
 
 
-def triton_config(
-    name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], max_batch_size: int, queue_delay_us: int
-) -> str:
+def triton_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], max_batch_size: int) -> str:
     """Triton's config.pbtxt (protobuf text of inference.ModelConfig); dims leave out the batch axis."""
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch_size}", "input ["]
 
     def entry(spec: TensorSpec, extra: str = "") -> str:
         dims = ", ".join(str(d) for d in spec.shape[1:])
-        return f'  {{\n    name: "{spec.name}"\n    data_type: {spec.triton_type}\n    dims: [ {dims} ]\n{extra}  }}'
+        return f'  {{\n    name: "{spec.name}"\n    data_type: TYPE_{spec.v2_type}\n    dims: [ {dims} ]\n{extra}  }}'
 
     lines += [",\n".join(entry(s) for s in inputs), "]", "output ["]
     lines += [",\n".join(entry(s, f'    label_filename: "{LABELS_FILE}"\n') for s in outputs), "]"]
-    lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {queue_delay_us}", "}"]
+    lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {QUEUE_DELAY_US}", "}"]
     return "\n".join(lines) + "\n"
 
 
@@ -172,7 +167,6 @@ def mlserver_settings(
     inputs: list[TensorSpec],
     outputs: list[TensorSpec],
     max_batch_size: int,
-    queue_delay_us: int,
     scale: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model-settings.json, settings.json) for MLServer with the bundled ONNX Runtime runtime; `scale`
@@ -184,7 +178,7 @@ def mlserver_settings(
         "inputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in inputs],
         "outputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in outputs],
         "max_batch_size": max_batch_size,
-        "max_batch_time": queue_delay_us / 1e6,
+        "max_batch_time": QUEUE_DELAY_US / 1e6,
     }
     # Ports stay MLServer's defaults (8080 REST, 8081 gRPC) so MLSERVER_* variables can move them.
     server = {"debug": False, "parallel_workers": 0, "load_models_at_startup": True}
@@ -198,7 +192,6 @@ def write_bundle(
     class_names: list[str],
     max_batch_size: int,
     storage_uri: str,
-    queue_delay_us: int = QUEUE_DELAY_US,
     scale: dict[str, Any] | None = None,
     beside: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
@@ -217,20 +210,18 @@ def write_bundle(
     (triton_dir / "1").mkdir(parents=True)
     shutil.copyfile(onnx_path, triton_dir / "1" / "model.onnx")
     (triton_dir / LABELS_FILE).write_text("".join(f"{c}\n" for c in class_names))
-    (triton_dir / "config.pbtxt").write_text(triton_config(name, inputs, outputs, max_batch_size, queue_delay_us))
+    (triton_dir / "config.pbtxt").write_text(triton_config(name, inputs, outputs, max_batch_size))
     (out_dir / "kserve").mkdir()
     (out_dir / "kserve" / "inferenceservice.yaml").write_text(kserve_manifest(name, storage_uri))
     mlserver_dir = out_dir / "mlserver" / name  # MLServer's convention: the model's folder is named as the model
     mlserver_dir.mkdir(parents=True)
-    model_settings, server_settings = mlserver_settings(
-        name, f"../../triton/{name}/1/model.onnx", inputs, outputs, max_batch_size, queue_delay_us, scale
-    )
+    model_uri = f"../../triton/{name}/1/model.onnx"
+    model_settings, server_settings = mlserver_settings(name, model_uri, inputs, outputs, max_batch_size, scale)
     (mlserver_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
     (mlserver_dir.parent / "settings.json").write_text(json.dumps(server_settings, indent=2) + "\n")
     shutil.copyfile(MLSERVER_RUNTIME, mlserver_dir / MLSERVER_RUNTIME.name)
-    for extra in map(Path, beside):
-        for folder in (triton_dir, mlserver_dir):
-            shutil.copyfile(extra, folder / extra.name)
+    for extra, folder in itertools.product(map(Path, beside), (triton_dir, mlserver_dir)):
+        shutil.copyfile(extra, folder / extra.name)
     return {
         "bundle": str(out_dir),
         "served_name": name,

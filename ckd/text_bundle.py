@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +33,22 @@ MODEL_FILE, TOKENIZER_FILE, BUNDLE_FILE = "student.onnx", "tokenizer.json", "bun
 TEXT_INPUT_NAMES = ("input_ids", "attention_mask")
 
 
+def median_ms(call: Callable[[], object], runs: int, warmup: int = 10) -> float:
+    """The median wall time of `call()` over `runs` calls after `warmup` untimed ones, in milliseconds."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """softmax(z)_k = exp(z_k - max z) / sum_j exp(z_j - max z), row by row."""
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    result: np.ndarray = shifted / shifted.sum(axis=-1, keepdims=True)
-    return result
+    return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
 
 
 class TextBundle:
@@ -91,11 +102,4 @@ class TextBundle:
 
     def latency_ms_batch1(self, text: str, runs: int, warmup: int = 5) -> float:
         """Median wall time of one text through tokenizer and ONNX Runtime, in milliseconds."""
-        for _ in range(warmup):
-            self.logits([text])
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.logits([text])
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)
+        return median_ms(lambda: self.logits([text]), runs, warmup)

@@ -68,7 +68,7 @@ def validate(
     model = checkpoint.model()
     if text_bundle is None:
         x, labels, what = evaluation_set(test, checkpoint, queried, pool)
-        pt, ort_out, int8_out = torch_logits(model, x), onnx_logits(onnx_path, x), onnx_logits(int8_path, x)
+        ort_out, int8_out = onnx_logits(onnx_path, x), onnx_logits(int8_path, x)
         runners = {
             "torch": lambda x: torch_runner(model, x),
             "": lambda x: onnx_runner(onnx_path, x),
@@ -81,11 +81,10 @@ def validate(
         if test.text is None:
             raise CkdError(f"{getattr(test, 'path', 'the test split')}: holds no texts (a text source's sample stage)")
         x, labels, what, texts = test.x, test.labels, "test", [str(t) for t in test.text]
-        pt = torch_logits(model, x)
-        ort_out = TextBundle(text_bundle).logits(texts)
-        int8_out = TextBundle(text_bundle, model=int8_path).logits(texts)
+        ort_out, int8_out = (TextBundle(text_bundle, model=graph).logits(texts) for graph in (None, int8_path))
         one_thread = TextBundle(text_bundle, threads=1)
         latency = {"latency_ms_batch1": one_thread.latency_ms_batch1(texts[0], config.latency_runs)}
+    pt = torch_logits(model, x)
     torch_key, onnx_key, int8_key = SCORE_KEYS[what]
     int8 = int8_metrics(ort_out, int8_out, labels)
     metrics = {
