@@ -136,77 +136,72 @@ def build_card(
 
 def card_markdown(card: Mapping[str, Any]) -> str:
     acc, par, cost, data = card["accuracy"], card["parity"], card["teacher_calls"], card["data"]
-    teacher = card["teacher"]
+    teacher, method, git = card["teacher"], card["method"], card["git"]
     who = (
         f"`{teacher['url']}` model `{teacher['model_name']}`"
         if teacher.get("url") is not None
         else f"`{teacher.get('model')}` (SHA-256 `{teacher.get('sha256')}`)"
     )
-    method = card["method"]
+    runtimes = {
+        "PyTorch": acc["pytorch"],
+        "ONNX Runtime fp32": acc["onnx"],
+        f"ONNX Runtime int8 ({'dynamic' if data.get('text') else 'QDQ'})": acc["int8"],
+        **({"teacher (stand-in)": acc["teacher"]} if acc.get("teacher") is not None else {}),
+    }
+    accuracy = (
+        f"Accuracy on {acc['samples']} held-out test samples"
+        if acc["measure"] == "test accuracy"
+        else f"Agreement with the teacher on {acc['samples']} queried samples held out of training "
+        "(no labelled test set: data.test_source is not set)"
+    )
+    sections = {
+        "Origin": [
+            f"- Teacher: {teacher['kind']} {who}{' (the stand-in teacher)' if teacher['standin'] else ''}; "
+            f"scores: {teacher['scores']}.",
+            f"- Teacher calls spent in the store in total: {cost['calls_spent_total']} of a budget of "
+            f"{cost['budget']} ({cost['calls_this_run']} by the last query run; outputs stored "
+            f"{cost['teacher_outputs']}, lost {cost['teacher_lost']}); evaluation calls apart from the budget: "
+            f"{cost['teacher_eval_calls']}.",
+            f"- Data: `{data['source']}`, SHA-256 `{data['sha256']}` ({data['hash_of']}); split seed {data['seed']}.",
+            f"- Method: `{method['method']}`, student `{method['arch']}` {json.dumps(method['arch_args'])}, chosen "
+            f"on validation {json.dumps(method['chosen'])} (validation accuracy {method['val_accuracy']}, step "
+            f"{method['best_step']}), trained on {method['teacher_samples']} teacher-answered samples.",
+            f"- Student parameters: `{json.dumps(method['student_params'], sort_keys=True)}`.",
+            *_input_lines(card.get("input")),
+        ],
+        accuracy: [
+            f"| runtime | {acc['measure']} |",
+            "|---|---|",
+            *(f"| {k} | {v:.4f} |" for k, v in runtimes.items()),
+        ],
+        "Parity": [
+            f"- max |logit difference| PyTorch vs ONNX Runtime: {par['onnx_max_abs_diff']:.3g}",
+            f"- int8 vs fp32 ONNX: argmax agreement {par['int8_argmax_agreement']:.4f}, max |logit difference| "
+            f"{par['int8_max_abs_diff']:.3g}",
+        ],
+        "Latency (median ms per call, 1 thread)": [
+            "| measure | ms |",
+            "|---|---|",
+            *(f"| {k} | {v:.4f} |" for k, v in card["latency_ms"].items()),
+        ],
+        "Artifacts": [f"- {k}: `{v}`" for k, v in card["artifacts"].items()],
+        "Reproduce": [
+            f"At commit `{git['commit']}`{' (with uncommitted changes)' if git['dirty'] else ''}:",
+            "",
+            "```bash",
+            card["reproduce"],
+            "```",
+        ],
+    }
     lines = [
         f"# Model card: {card['name']}",
         "",
         f"Date: {card['date']}. Written by `dvc repro` (stage `validate`); the same figures are in "
         "`models/model_card.json`.",
-        "",
-        "## Origin",
-        "",
-        f"- Teacher: {teacher['kind']} {who}{' (the stand-in teacher)' if teacher['standin'] else ''}; "
-        f"scores: {teacher['scores']}.",
-        f"- Teacher calls spent in the store in total: {cost['calls_spent_total']} of a budget of {cost['budget']} "
-        f"({cost['calls_this_run']} by the last query run; outputs stored "
-        f"{cost['teacher_outputs']}, lost {cost['teacher_lost']}); evaluation calls apart from the budget: "
-        f"{cost['teacher_eval_calls']}.",
-        f"- Data: `{data['source']}`, SHA-256 `{data['sha256']}` ({data['hash_of']}); split seed {data['seed']}.",
-        f"- Method: `{method['method']}`, student `{method['arch']}` {json.dumps(method['arch_args'])}, chosen on "
-        f"validation {json.dumps(method['chosen'])} (validation accuracy {method['val_accuracy']}, step "
-        f"{method['best_step']}), trained on {method['teacher_samples']} teacher-answered samples.",
-        f"- Student parameters: `{json.dumps(method['student_params'], sort_keys=True)}`.",
-        *_input_lines(card.get("input")),
-        "",
-        (
-            f"## Accuracy on {acc['samples']} held-out test samples"
-            if acc["measure"] == "test accuracy"
-            else f"## Agreement with the teacher on {acc['samples']} queried samples held out of training "
-            "(no labelled test set: data.test_source is not set)"
-        ),
-        "",
-        f"| runtime | {acc['measure']} |",
-        "|---|---|",
-        f"| PyTorch | {acc['pytorch']:.4f} |",
-        f"| ONNX Runtime fp32 | {acc['onnx']:.4f} |",
-        f"| ONNX Runtime int8 ({'dynamic' if card['data'].get('text') else 'QDQ'}) | {acc['int8']:.4f} |",
     ]
-    if acc.get("teacher") is not None:
-        lines.append(f"| teacher (stand-in) | {acc['teacher']:.4f} |")
-    lines += [
-        "",
-        "## Parity",
-        "",
-        f"- max |logit difference| PyTorch vs ONNX Runtime: {par['onnx_max_abs_diff']:.3g}",
-        f"- int8 vs fp32 ONNX: argmax agreement {par['int8_argmax_agreement']:.4f}, max |logit difference| "
-        f"{par['int8_max_abs_diff']:.3g}",
-        "",
-        "## Latency (median ms per call, 1 thread)",
-        "",
-        "| measure | ms |",
-        "|---|---|",
-    ]
-    lines += [f"| {k} | {v:.4f} |" for k, v in card["latency_ms"].items()]
-    lines += ["", "## Artifacts", ""] + [f"- {k}: `{v}`" for k, v in card["artifacts"].items()]
-    git = card["git"]
-    lines += [
-        "",
-        "## Reproduce",
-        "",
-        f"At commit `{git['commit']}`{' (with uncommitted changes)' if git['dirty'] else ''}:",
-        "",
-        "```bash",
-        card["reproduce"],
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+    for title, body in sections.items():
+        lines += ["", f"## {title}", "", *body]
+    return "\n".join(lines) + "\n"
 
 
 def _input_lines(scale: Mapping[str, Any] | None) -> list[str]:

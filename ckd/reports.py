@@ -1,16 +1,14 @@
 """Reports that render offline: the Great Expectations Data Docs and `dvc plots` pages, made self-contained.
 
-Both generators write pages that load their scripts and styles from CDNs (jQuery, Bootstrap, bootstrap-table,
-Vega): offline, or behind a firewall that drops the requests, the Data Docs tables are empty (bootstrap-table
-fills them from JavaScript) and every plot is blank (Vega draws it). No installed package ships those
-libraries (Altair loads Vega from a CDN too), so nothing is vendored and nothing is downloaded at run time;
-instead the pages are rewritten as static HTML:
+Both generators' pages load scripts and styles from CDNs (jQuery, Bootstrap, bootstrap-table, Vega): offline,
+or behind a firewall that drops the requests, the Data Docs tables are empty (bootstrap-table fills them) and
+every plot is blank (Vega draws it). No installed package ships those libraries (Altair loads Vega from a CDN
+too), so nothing is vendored or downloaded at run time; the pages are rewritten as static HTML instead:
 
-- Data Docs: each table is rendered from the data its script holds (rows, links, status icons as GX wrote
-  them); the CDN `<script>`/`<link>` tags are removed (GX's own stylesheet, local, stays); the GX logo comes
-  from the site's own `static/images`.
-- `dvc plots`: each Vega-Lite chart is drawn with matplotlib from the values in its spec, as a PNG in
-  `static/` beside the page, shown in its place; the page says it is a static rendering.
+- Data Docs: each table rendered from the data its script holds (rows, links, status icons as GX wrote them),
+  the CDN `<script>`/`<link>` tags removed (GX's own local stylesheet stays), the logo from `static/images`.
+- `dvc plots`: each Vega-Lite chart drawn with matplotlib from its spec's values, a PNG in `static/` beside
+  the page shown in its place; the page says it is a static rendering.
 
     python -m ckd.reports plots [--out dvc_plots]   # `make plots`: dvc plots show, then the static page
 """

@@ -128,16 +128,12 @@ def decision_metrics(metrics: dict[str, Any], queried: Queried) -> dict[str, Any
 
 def main(argv: list[str] | None = None) -> None:
     p = parser("validate", __doc__)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--onnx", required=True)
-    p.add_argument("--test", required=True)
-    p.add_argument("--queried", required=True)
+    for name in ("--checkpoint", "--onnx", "--test", "--queried"):
+        p.add_argument(name, required=True)
     p.add_argument("--source", default=None, help="the source stage's fingerprint (identifies the data)")
     p.add_argument("--pool", default=None, help="the pool (the held-out inputs of a source without labels)")
-    p.add_argument("--int8", required=True)
-    p.add_argument("--train-metrics", required=True)
-    p.add_argument("--card-json", required=True)
-    p.add_argument("--card-md", required=True)
+    for name in ("--int8", "--train-metrics", "--card-json", "--card-md"):
+        p.add_argument(name, required=True)
     p.add_argument("--decision", default=None, help="where to write the decision metrics (dvc exp show's columns)")
     p.add_argument("--bundle", default=None, help="the export stage's bundle (a text source reads raw texts with it)")
 
