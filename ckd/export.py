@@ -80,24 +80,19 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, metadata: dict[str, Any]) -> Path:
     """Chain the frozen encoder and `head`, export one ONNX graph and write the bundle to `out_dir`."""
-    from ckd.students.text_encoder import (
-        ENCODER_NAME,
-        SentenceEncoder,
-        TextClassifier,
-        load_tokenizer,
-        max_tokens,
-        tokenize,
-    )
+    from ckd.students import text_encoder
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = TextClassifier(SentenceEncoder(), head.to("cpu")).eval()
-    tokenizer = load_tokenizer()
-    ids, mask = tokenize(tokenizer, ["an example text for tracing", "a second, longer example text for tracing"])
+    model = text_encoder.TextClassifier(text_encoder.SentenceEncoder(), head.to("cpu")).eval()
+    tokenizer = text_encoder.load_tokenizer()
+    ids, mask = text_encoder.tokenize(
+        tokenizer, ["an example text for tracing", "a second, longer example text for tracing"]
+    )
     description = {
         **metadata,
-        "encoder": ENCODER_NAME,
-        "max_tokens": max_tokens(),
+        "encoder": text_encoder.ENCODER_NAME,
+        "max_tokens": text_encoder.max_tokens(),
         "inputs": list(TEXT_INPUT_NAMES),
         "output": OUTPUT_NAME,
         "model": MODEL_FILE,

@@ -26,8 +26,7 @@ def summarise(metrics: dict[str, Any], method: str) -> str:
     lines = [
         first,
         f"teacher calls: {metrics['calls_this_run']} by the query run that made these answers; spent in the store in "
-        "total / budget: "
-        f"{metrics['calls_spent_total']} / {metrics['budget']} "
+        f"total / budget: {metrics['calls_spent_total']} / {metrics['budget']} "
         f"(outputs stored {metrics['teacher_outputs']}, lost {metrics['teacher_lost']}, "
         f"selected samples without an answer {metrics.get('teacher_unanswered', 0)})",
         f"ONNX parity: max |logit difference| {metrics['onnx_max_abs_diff']:.2e}; "
@@ -42,8 +41,7 @@ def summarise(metrics: dict[str, Any], method: str) -> str:
             if "latency_ms_batch256" in metrics
             else ""
         )
-        lines.insert(
-            3,
+        lines.append(
             f"int8 {int8_key.removeprefix('int8_').replace('_', ' ')} {metrics[int8_key]:.4f}; {batch256}"
             "model card: models/model_card.md, serving bundle: models/serving/",
         )
