@@ -133,13 +133,6 @@ def check_teacher_outputs(
     return summary
 
 
-def _described(item: Any) -> str:
-    config = item.expectation_config
-    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
-    observed = item.result.get("observed_value", item.result.get("unexpected_count"))
-    return f"failed {config.type} {kwargs} (observed {observed})"
-
-
 def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations) -> str:
     """One line: what most likely went wrong, from the failed expectations and the scores themselves, then
     the other failed expectations by name (the Data Docs hold every detail)."""
@@ -166,8 +159,11 @@ def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations
         )
         explained = {c for c in columns if c.startswith("score_")} | {"row_sum"}
     rest = [item for item, column in zip(failed, columns) if column not in explained]
-    if cause is None:
-        cause, rest = _described(rest[0]), rest[1:]
+    if cause is None:  # none of those: the first failed expectation, described
+        config, result = rest[0].expectation_config, rest[0].result
+        kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
+        observed = result.get("observed_value", result.get("unexpected_count"))
+        cause, rest = f"failed {config.type} {kwargs} (observed {observed})", rest[1:]
     if rest:
         names = [
             item.expectation_config.type + (f"({column})" if column else "")

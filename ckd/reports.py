@@ -124,13 +124,6 @@ def _field(encoding: dict[str, Any], channel: str, key: str = "field") -> str | 
     return value.get(key) if isinstance(value, dict) else None
 
 
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def render_spec_png(spec: dict[str, Any], out: Path) -> int:
     """Draw a Vega-Lite line/point spec's inline values with matplotlib (x, y, one line per value of the
     colour / dash / shape fields: DVC's revision and file); the number of lines, 0 when the spec is not
@@ -151,11 +144,12 @@ def render_spec_png(spec: dict[str, Any], out: Path) -> int:
     group_by = list(dict.fromkeys(name for e in encodings for c in channels if (name := _field(e, c))))
     series: dict[str, list[tuple[float, float]]] = {}
     for row in values:
-        px, py = _number(row.get(x)), _number(row.get(y))
-        if px is None or py is None:
-            continue
+        try:
+            point = (float(row.get(x)), float(row.get(y)))
+        except (TypeError, ValueError):
+            continue  # not a number: no point
         label = " ".join(str(row[k]) for k in group_by if k in row) or y
-        series.setdefault(label, []).append((px, py))
+        series.setdefault(label, []).append(point)
     if not series:
         return 0
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
