@@ -1,9 +1,8 @@
 """ONNX export: dynamic batch axis, pinned opset, named input/output, metadata, full checker pass.
 
 A text source's student is exported whole, as the bundle `ckd.text_bundle.TextBundle` reads back with ONNX
-Runtime and `tokenizers` alone (no torch), as a server would: `student.onnx` (token ids -> frozen encoder ->
-trained head -> logits), `tokenizer.json` (training's own) and `bundle.json` (file, input and class names,
-encoder, token limit); the tests check that it gives the same token ids as training's tokenizer.
+Runtime and `tokenizers` alone (no torch): `student.onnx` (token ids -> frozen encoder -> trained head ->
+logits), `tokenizer.json` (training's own) and `bundle.json` (file, input and class names, encoder, token limit).
 """
 
 from __future__ import annotations
@@ -46,9 +45,7 @@ def _export(
             dynamo=False,
         )
     proto = onnx.load(str(path))
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    onnx.helper.set_model_props(proto, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
     proto.producer_name = "ckd"
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))

@@ -167,7 +167,6 @@ def card_markdown(card: Mapping[str, Any]) -> str:
             f"on validation {json.dumps(method['chosen'])} (validation accuracy {method['val_accuracy']}, step "
             f"{method['best_step']}), trained on {method['teacher_samples']} teacher-answered samples.",
             f"- Student parameters: `{json.dumps(method['student_params'], sort_keys=True)}`.",
-            *_input_lines(card.get("input")),
         ],
         accuracy: [
             f"| runtime | {acc['measure']} |",
@@ -193,6 +192,13 @@ def card_markdown(card: Mapping[str, Any]) -> str:
             "```",
         ],
     }
+    if scale := card.get("input"):
+        seen = scale.get("observed_min") is not None
+        span = f" (the pool's values span {scale['observed_min']:g} to {scale['observed_max']:g})" if seen else ""
+        sections["Origin"].append(
+            f"- Input `{scale['input']}`: {scale['values']}{span}; the graph applies {scale['scaling_in_graph']}. "
+            "The same note is in `models/serving/input.json` and in the ONNX file's metadata (`input_scale`)."
+        )
     lines = [
         f"# Model card: {card['name']}",
         "",
@@ -202,20 +208,6 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     for title, body in sections.items():
         lines += ["", f"## {title}", "", *body]
     return "\n".join(lines) + "\n"
-
-
-def _input_lines(scale: Mapping[str, Any] | None) -> list[str]:
-    if not scale:
-        return []
-    seen = (
-        f" (the pool's values span {scale['observed_min']:g} to {scale['observed_max']:g})"
-        if scale.get("observed_min") is not None
-        else ""
-    )
-    return [
-        f"- Input `{scale['input']}`: {scale['values']}{seen}; the graph applies {scale['scaling_in_graph']}. "
-        "The same note is in `models/serving/input.json` and in the ONNX file's metadata (`input_scale`)."
-    ]
 
 
 def write_model_card(card: Mapping[str, Any], json_path: str | Path, md_path: str | Path) -> None:

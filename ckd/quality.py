@@ -65,15 +65,10 @@ def _suite(spec: ScoreExpectations, num_columns: int) -> Any:
     if spec.expected_rows > 1:
         suite.add_expectation(gxe.ExpectColumnUniqueValueCountToBeBetween(column="row_fingerprint", min_value=2))
     if spec.probabilities:
-        for column in range(min(num_columns, spec.num_classes)):
-            suite.add_expectation(
-                gxe.ExpectColumnValuesToBeBetween(column=f"score_{column}", min_value=0.0, max_value=1.0)
-            )
-        suite.add_expectation(
-            gxe.ExpectColumnValuesToBeBetween(
-                column="row_sum", min_value=1 - PROBABILITY_TOLERANCE, max_value=1 + PROBABILITY_TOLERANCE
-            )
-        )
+        bounds = [(f"score_{c}", 0.0, 1.0) for c in range(min(num_columns, spec.num_classes))]
+        bounds.append(("row_sum", 1 - PROBABILITY_TOLERANCE, 1 + PROBABILITY_TOLERANCE))
+        for column, low, high in bounds:
+            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
     return suite
 
 
@@ -149,7 +144,6 @@ def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations
             f"{finite.max():.4g}) with teacher.scores: probabilities; the teacher most likely gives logits "
             "(set teacher.scores: logits)"
         )
-        explained = {c for c in columns if c.startswith("score_")} | {"row_sum"}
     elif spec.probabilities and "row_sum" in columns and finite.size:  # scores above 1 follow from the sums
         sums = finite.sum(axis=1)
         off = np.abs(sums - 1) > PROBABILITY_TOLERANCE
@@ -157,18 +151,16 @@ def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations
             f"{int(off.sum())} of {len(scores)} rows do not sum to 1 (observed sums {sums[off].min():.4g} to "
             f"{sums[off].max():.4g}) with teacher.scores: probabilities; the teacher's rows are not distributions"
         )
+    if cause is not None and not explained:  # the probability causes explain every score column and the sums
         explained = {c for c in columns if c.startswith("score_")} | {"row_sum"}
-    rest = [item for item, column in zip(failed, columns) if column not in explained]
+    rest = [(item, column) for item, column in zip(failed, columns) if column not in explained]
     if cause is None:  # none of those: the first failed expectation, described
-        config, result = rest[0].expectation_config, rest[0].result
+        config, result = rest[0][0].expectation_config, rest[0][0].result
         kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
         observed = result.get("observed_value", result.get("unexpected_count"))
         cause, rest = f"failed {config.type} {kwargs} (observed {observed})", rest[1:]
     if rest:
-        names = [
-            item.expectation_config.type + (f"({column})" if column else "")
-            for item, column in zip(failed, columns)
-            if item in rest
-        ]
-        cause += f"; also failed: {', '.join(names)}"
+        cause += "; also failed: " + ", ".join(
+            item.expectation_config.type + (f"({c})" if c else "") for item, c in rest
+        )
     return cause

@@ -1,14 +1,9 @@
 """Reports that render offline: the Great Expectations Data Docs and `dvc plots` pages, made self-contained.
 
-Both generators' pages load scripts and styles from CDNs (jQuery, Bootstrap, bootstrap-table, Vega): offline,
-or behind a firewall that drops the requests, the Data Docs tables are empty (bootstrap-table fills them) and
-every plot is blank (Vega draws it). No installed package ships those libraries (Altair loads Vega from a CDN
-too), so nothing is vendored or downloaded at run time; the pages are rewritten as static HTML instead:
-
-- Data Docs: each table rendered from the data its script holds (rows, links, status icons as GX wrote them),
-  the CDN `<script>`/`<link>` tags removed (GX's own local stylesheet stays), the logo from `static/images`.
-- `dvc plots`: each Vega-Lite chart drawn with matplotlib from its spec's values, a PNG in `static/` beside
-  the page shown in its place; the page says it is a static rendering.
+Both pages load scripts and styles from CDNs (bootstrap-table fills the Data Docs tables, Vega draws the
+plots), so offline they are empty; no installed package ships those libraries, so the pages are rewritten
+as static HTML instead: each Data Docs table rendered from the rows its script holds (the CDN tags removed,
+the logo from `static/images`), each Vega-Lite chart drawn with matplotlib as a PNG in `static/`.
 
     python -m ckd.reports plots [--out dvc_plots]   # `make plots`: dvc plots show, then the static page
 """
@@ -38,9 +33,8 @@ _STATIC_STYLE = """<style>
 
 
 def _strip_external_assets(page: str) -> str:
-    return _EXTERNAL_SCRIPT.sub(
-        "", _EXTERNAL_STYLE.sub(lambda m: "" if "stylesheet" in m.group(0) else m.group(0), page)
-    )
+    page = _EXTERNAL_STYLE.sub(lambda m: "" if "stylesheet" in m.group(0) else m.group(0), page)
+    return _EXTERNAL_SCRIPT.sub("", page)
 
 
 def _literal_after(script: str, key: str) -> Any:
@@ -135,8 +129,7 @@ def render_spec_png(spec: dict[str, Any], out: Path) -> int:
 
     values = (spec.get("data") or {}).get("values")
     encodings = list(_encodings(spec))
-    x = next((_field(e, "x") for e in encodings if _field(e, "x")), None)
-    y = next((_field(e, "y") for e in encodings if _field(e, "y")), None)
+    x, y = (next(filter(None, (_field(e, axis) for e in encodings)), None) for axis in "xy")
     if not values or not x or not y:
         return 0
     # one line per value of the series channels (DVC: revision, file / field)
@@ -157,8 +150,8 @@ def render_spec_png(spec: dict[str, Any], out: Path) -> int:
         axes.plot(*zip(*sorted(points)), marker=".", label=label)
     title = spec.get("title")
     axes.set_title(title.get("text", "") if isinstance(title, dict) else str(title or ""))
-    axes.set_xlabel(next((t for e in encodings if (t := _field(e, "x", "title"))), x))
-    axes.set_ylabel(next((t for e in encodings if (t := _field(e, "y", "title"))), y))
+    axes.set_xlabel(next(filter(None, (_field(e, "x", "title") for e in encodings)), x))
+    axes.set_ylabel(next(filter(None, (_field(e, "y", "title") for e in encodings)), y))
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
@@ -189,14 +182,12 @@ def offline_plots(page_path: str | Path) -> int:
         dump = html.escape(json.dumps(spec)[:20000])
         return f"<div><p>{name}: not drawable offline (not a line chart)</p><details><pre>{dump}</pre></details></div>"
 
-    page = _VEGA_DIV.sub(replace, page)
+    page = _strip_external_assets(_VEGA_DIV.sub(replace, page)).replace("</head>", f"{OFFLINE_MARK}\n</head>", 1)
     note = (
         "<p><em>Static rendering (matplotlib) of DVC's Vega plots, readable offline; "
         "<code>dvc plots show</code> alone gives the interactive page, which loads Vega from a CDN.</em></p>"
     )
-    page = _strip_external_assets(page).replace("</head>", f"{OFFLINE_MARK}\n</head>", 1)
-    page = page.replace("<body>", f"<body>\n{note}", 1)
-    page_path.write_text(page, encoding="utf-8")
+    page_path.write_text(page.replace("<body>", f"<body>\n{note}", 1), encoding="utf-8")
     return drawn
 
 

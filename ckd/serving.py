@@ -6,13 +6,12 @@ documents it.
                                                         a text model: token ids of the tokenizer beside it)
     models/serving/triton/<name>/config.pbtxt           platform onnxruntime_onnx, dynamic batching
     models/serving/triton/<name>/labels.txt             class names, one a line (label_filename)
-    models/serving/triton/<name>/tokenizer.json         a text model: the tokenizer that makes its token ids
     models/serving/triton/<name>/1/model.onnx           the student
     models/serving/kserve/inferenceservice.yaml         v1beta1 predictor.model, modelFormat onnx, protocol v2
     models/serving/mlserver/settings.json               the server's settings (`mlserver start models/serving/mlserver`)
     models/serving/mlserver/<name>/model-settings.json  the model, in a folder named as the model; uri -> model.onnx
     models/serving/mlserver/<name>/mlserver_onnx.py     MLServer 1.7 has no ONNX runtime: ours, copied in
-    models/serving/mlserver/<name>/tokenizer.json       a text model: the same tokenizer
+    models/serving/{triton,mlserver}/<name>/tokenizer.json  a text model: the tokenizer that makes its token ids
 
 Input and output names, types and dims are read from the ONNX graph, never written twice.
 """
@@ -42,15 +41,11 @@ _V2_TYPE = {1: "FP32", 2: "UINT8", 3: "INT8", 6: "INT32", 7: "INT64", 9: "BOOL",
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One graph input or output: name, ONNX element type, shape with the batch axis as -1."""
+    """One graph input or output: name, Open Inference Protocol type, shape with the batch axis as -1."""
 
     name: str
-    elem_type: int
+    v2_type: str
     shape: tuple[int, ...]
-
-    @property
-    def v2_type(self) -> str:
-        return _V2_TYPE[self.elem_type]
 
 
 def graph_io(path: str | Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -65,7 +60,7 @@ def graph_io(path: str | Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
         if tensor.elem_type not in _V2_TYPE:
             raise CkdError(f"{path}: {value.name} has ONNX element type {tensor.elem_type}, which is not served")
         dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
-        return TensorSpec(value.name, tensor.elem_type, dims)
+        return TensorSpec(value.name, _V2_TYPE[tensor.elem_type], dims)
 
     return [spec(v) for v in graph.input if v.name not in initializers], [spec(v) for v in graph.output]
 
@@ -161,30 +156,6 @@ spec:
 """
 
 
-def mlserver_settings(
-    name: str,
-    model_uri: str,
-    inputs: list[TensorSpec],
-    outputs: list[TensorSpec],
-    max_batch_size: int,
-    scale: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model-settings.json, settings.json) for MLServer with the bundled ONNX Runtime runtime; `scale`
-    (`input_scale`) goes into the model's `parameters.extra`."""
-    model = {
-        "name": name,
-        "implementation": "mlserver_onnx.OnnxModel",
-        "parameters": {"uri": model_uri, "version": "1", **({"extra": {"input_scale": scale}} if scale else {})},
-        "inputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in inputs],
-        "outputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in outputs],
-        "max_batch_size": max_batch_size,
-        "max_batch_time": QUEUE_DELAY_US / 1e6,
-    }
-    # Ports stay MLServer's defaults (8080 REST, 8081 gRPC) so MLSERVER_* variables can move them.
-    server = {"debug": False, "parallel_workers": 0, "load_models_at_startup": True}
-    return model, server
-
-
 def write_bundle(
     onnx_path: str | Path,
     out_dir: str | Path,
@@ -215,13 +186,23 @@ def write_bundle(
     (out_dir / "kserve" / "inferenceservice.yaml").write_text(kserve_manifest(name, storage_uri))
     mlserver_dir = out_dir / "mlserver" / name  # MLServer's convention: the model's folder is named as the model
     mlserver_dir.mkdir(parents=True)
-    model_uri = f"../../triton/{name}/1/model.onnx"
-    model_settings, server_settings = mlserver_settings(name, model_uri, inputs, outputs, max_batch_size, scale)
+    extra = {"extra": {"input_scale": scale}} if scale else {}
+    model_settings = {  # for the bundled ONNX Runtime runtime
+        "name": name,
+        "implementation": "mlserver_onnx.OnnxModel",
+        "parameters": {"uri": f"../../triton/{name}/1/model.onnx", "version": "1", **extra},
+        "inputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in inputs],
+        "outputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in outputs],
+        "max_batch_size": max_batch_size,
+        "max_batch_time": QUEUE_DELAY_US / 1e6,
+    }
+    # Ports stay MLServer's defaults (8080 REST, 8081 gRPC) so MLSERVER_* variables can move them.
+    server_settings = {"debug": False, "parallel_workers": 0, "load_models_at_startup": True}
     (mlserver_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
     (mlserver_dir.parent / "settings.json").write_text(json.dumps(server_settings, indent=2) + "\n")
     shutil.copyfile(MLSERVER_RUNTIME, mlserver_dir / MLSERVER_RUNTIME.name)
-    for extra, folder in itertools.product(map(Path, beside), (triton_dir, mlserver_dir)):
-        shutil.copyfile(extra, folder / extra.name)
+    for copied, folder in itertools.product(map(Path, beside), (triton_dir, mlserver_dir)):
+        shutil.copyfile(copied, folder / copied.name)
     return {
         "bundle": str(out_dir),
         "served_name": name,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
+import timeit
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,12 +37,7 @@ def median_ms(call: Callable[[], object], runs: int, warmup: int = 10) -> float:
     """The median wall time of `call()` over `runs` calls after `warmup` untimed ones, in milliseconds."""
     for _ in range(warmup):
         call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return statistics.median(timeit.repeat(call, repeat=runs, number=1)) * 1e3
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -66,8 +61,6 @@ class TextBundle:
         self.description = json.loads((self.dir / BUNDLE_FILE).read_text())
         self.tokenizer = Tokenizer.from_file(str(self.dir / self.description["tokenizer"]))
         self.session = onnx_session(model or self.dir / self.description["model"], threads=threads)
-        self.input_names = tuple(self.description["inputs"])
-        self.output_name = self.description["output"]
         self.class_names: list[str] | None = self.description.get("class_names")
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -84,8 +77,8 @@ class TextBundle:
         out = None
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            feeds = dict(zip(self.input_names, self.tokenize([texts[i] for i in rows])))
-            (batch,) = self.session.run([self.output_name], feeds)
+            feeds = dict(zip(self.description["inputs"], self.tokenize([texts[i] for i in rows])))
+            (batch,) = self.session.run([self.description["output"]], feeds)
             out = np.zeros((len(texts), batch.shape[1]), np.float32) if out is None else out
             out[rows] = batch
         return out if out is not None else np.zeros((0, len(self.class_names or ())), np.float32)
@@ -100,6 +93,6 @@ class TextBundle:
             raise CkdError(f"{self.dir / BUNDLE_FILE}: names no classes (class_names); re-run the export stage")
         return [self.class_names[k] for k in self.logits(texts, batch_size).argmax(axis=1)]
 
-    def latency_ms_batch1(self, text: str, runs: int, warmup: int = 5) -> float:
+    def latency_ms_batch1(self, text: str, runs: int) -> float:
         """Median wall time of one text through tokenizer and ONNX Runtime, in milliseconds."""
-        return median_ms(lambda: self.logits([text]), runs, warmup)
+        return median_ms(lambda: self.logits([text]), runs, warmup=5)
