@@ -1,8 +1,7 @@
 """ONNX export: dynamic batch axis, pinned opset, named input/output, metadata, full checker pass.
 
-A text source's student is exported whole, as the bundle `ckd.text_bundle.TextBundle` reads back with ONNX
-Runtime and `tokenizers` alone (no torch): `student.onnx` (token ids -> frozen encoder -> trained head ->
-logits), `tokenizer.json` (training's own) and `bundle.json` (file, input and class names, encoder, token limit).
+A text source's student is exported whole (tokenizer, frozen encoder and trained head), as the bundle
+`ckd.text_bundle.TextBundle` reads back with ONNX Runtime and `tokenizers` alone (no torch).
 """
 
 from __future__ import annotations

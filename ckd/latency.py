@@ -40,9 +40,8 @@ def openvino_model(path: str | Path, threads: int | None = 1) -> Any:
     import openvino as ov
 
     core = ov.Core()
-    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads} if threads else {}
     # f32 inference precision: the CPU plugin would otherwise pick bf16 where the CPU has it, breaking parity.
-    config["INFERENCE_PRECISION_HINT"] = "f32"
+    config = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
     return core.compile_model(core.read_model(str(path)), "CPU", config)
 
 
@@ -52,8 +51,7 @@ def openvino_logits(path: str | Path, x: np.ndarray) -> np.ndarray:
 
 
 def openvino_runner(path: str | Path, x: np.ndarray) -> Callable[[], object]:
-    compiled = openvino_model(path)
-    request = compiled.create_infer_request()
+    request = openvino_model(path).create_infer_request()
     return lambda: request.infer({INPUT_NAME: x})
 
 

@@ -1,8 +1,7 @@
 """What DVC shows: metrics files of numbers only, and the training curves logged with DVCLive.
 
-`dvc metrics show` / `dvc exp show` put every key of a metrics file in a column, so a metrics file holds
-numbers only (a bool becomes 0/1; text and lists are logged instead, and what they name is already a
-parameter or a path in dvc.yaml). Nested keys read as `val.accuracy` in those tables.
+`dvc metrics show` / `dvc exp show` put every key of a metrics file in a column (nested keys as `val.accuracy`),
+so a metrics file holds numbers only: a bool becomes 0/1; text and lists are logged instead.
 """
 
 from __future__ import annotations
@@ -36,10 +35,8 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The numbers of `metrics` (nested mappings kept, bools as 0/1); everything else left out."""
     kept: dict[str, Any] = {}
     for key, value in metrics.items():
-        if isinstance(value, Mapping):
-            nested = numeric_metrics(value)
-            if nested:
-                kept[key] = nested
+        if isinstance(value, Mapping) and (nested := numeric_metrics(value)):
+            kept[key] = nested
         elif isinstance(value, (bool, np.bool_)):
             kept[key] = int(value)
         elif isinstance(value, (int, float, np.integer, np.floating)):
@@ -65,10 +62,10 @@ def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[in
 
     def probe(step: int, model: torch.nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
-        correct = 0
-        for start in range(0, len(inputs), 1024):
-            logits = model(inputs[start : start + 1024].to(device))
-            correct += int((logits.argmax(-1).cpu() == targets[start : start + 1024]).sum())
+        correct = sum(
+            int((model(inputs[i : i + 1024].to(device)).argmax(-1).cpu() == targets[i : i + 1024]).sum())
+            for i in range(0, len(inputs), 1024)
+        )
         return {name: correct / max(len(inputs), 1)}
 
     return probe

@@ -35,14 +35,11 @@ def _frame(ids: np.ndarray, scores: np.ndarray, pool_ids: np.ndarray) -> Any:
     frame = pd.DataFrame(scores.astype(np.float64), columns=[f"score_{c}" for c in range(scores.shape[1])])
     frame.insert(0, "id", ids.astype(np.int64))
     with np.errstate(all="ignore"):
-        frame["row_is_finite"] = np.isfinite(scores).all(axis=1) if scores.size else np.ones(len(ids), bool)
-        frame["row_sum"] = scores.sum(axis=1) if scores.size else np.zeros(len(ids))
+        frame["row_is_finite"] = np.isfinite(scores).all(axis=1)
+        frame["row_sum"] = scores.sum(axis=1)
     # Rows compared by value, not by their bytes: -0.0 and 0.0 (or two NaN payloads) are one value.
-    frame["row_fingerprint"] = (
-        np.unique(np.nan_to_num(scores.astype(np.float64) + 0.0), axis=0, return_inverse=True)[1].reshape(-1)
-        if len(scores)
-        else np.zeros(0, np.int64)
-    )
+    unique = np.unique(np.nan_to_num(scores.astype(np.float64) + 0.0), axis=0, return_inverse=True)
+    frame["row_fingerprint"] = unique[1].reshape(-1)
     # Membership in the pool is computed here (sorted search, O(N log P)), not handed to Great Expectations
     # as a value set of every pool id: that set is validated and serialised with the suite, which made the
     # check stage the fastest-growing cost with the pool (35 s at 10,000 ids; bench/scaling.md).

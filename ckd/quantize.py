@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ckd.data.artifacts import Pool
 from ckd.errors import CkdError
 from ckd.export import INPUT_NAME
+
+if TYPE_CHECKING:
+    from ckd.config import ExportConfig
 
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -88,23 +91,17 @@ def quantize_int8(
 
 
 def int8_from_pool(
-    fp32_path: str | Path,
-    out_path: str | Path,
-    pool: Pool,
-    asked_ids: np.ndarray,
-    samples: int,
-    per_channel: bool,
-    method: str,
-    seed: int = 0,
+    fp32_path: str | Path, out_path: str | Path, pool: Pool, asked_ids: np.ndarray, config: ExportConfig
 ) -> dict[str, Any]:
-    """`quantize_int8` calibrated on pool inputs outside `asked_ids` (never sent: no teacher call)."""
-    calibration_x = calibration_inputs(pool.ids, pool.x, asked_ids, samples, seed)
-    quantize_int8(fp32_path, out_path, calibration_x, per_channel, method)
+    """`quantize_int8` with `config`'s int8 settings, calibrated on pool inputs outside `asked_ids` (never sent:
+    no teacher call)."""
+    calibration_x = calibration_inputs(pool.ids, pool.x, asked_ids, config.int8_calibration_samples, seed=0)
+    quantize_int8(fp32_path, out_path, calibration_x, config.int8_per_channel, config.int8_calibration_method)
     return {
         "int8_bytes": Path(out_path).stat().st_size,
         "int8_calibration_samples": int(len(calibration_x)),
-        "int8_per_channel": per_channel,
-        "int8_calibration_method": method,
+        "int8_per_channel": config.int8_per_channel,
+        "int8_calibration_method": config.int8_calibration_method,
     }
 
 

@@ -1,19 +1,9 @@
-"""The serving bundle `export` writes beside the ONNX student: a Triton model repository, a KServe
-InferenceService and MLServer settings, all for one and the same `model.onnx`, each laid out as its server
-documents it.
-
-    models/serving/input.json                           what the input takes (raw values; scaling in the graph;
-                                                        a text model: token ids of the tokenizer beside it)
-    models/serving/triton/<name>/config.pbtxt           platform onnxruntime_onnx, dynamic batching
-    models/serving/triton/<name>/labels.txt             class names, one a line (label_filename)
-    models/serving/triton/<name>/1/model.onnx           the student
-    models/serving/kserve/inferenceservice.yaml         v1beta1 predictor.model, modelFormat onnx, protocol v2
-    models/serving/mlserver/settings.json               the server's settings (`mlserver start models/serving/mlserver`)
-    models/serving/mlserver/<name>/model-settings.json  the model, in a folder named as the model; uri -> model.onnx
-    models/serving/mlserver/<name>/mlserver_onnx.py     MLServer 1.7 has no ONNX runtime: ours, copied in
-    models/serving/{triton,mlserver}/<name>/tokenizer.json  a text model: the tokenizer that makes its token ids
-
-Input and output names, types and dims are read from the ONNX graph, never written twice.
+"""The serving bundle `export` writes beside the ONNX student, all for one and the same `model.onnx`, each laid
+out as its server documents it (file by file: docs/serving-layout.md): a Triton model repository
+(`triton/<name>/`: config.pbtxt, labels.txt, 1/model.onnx), a KServe InferenceService (`kserve/`), MLServer
+settings (`mlserver/`, with our ONNX runtime: MLServer 1.7 has none) and `input.json` (what the input takes);
+a text model's tokenizer lies beside the model. Input and output names, types and dims are read from the ONNX
+graph, never written twice.
 """
 
 from __future__ import annotations
@@ -79,10 +69,9 @@ def add_probabilities(path: str | Path) -> None:
     proto.graph.node.append(
         helper.make_node("Softmax", [OUTPUT_NAME], [PROBABILITIES_NAME], axis=-1, name="probabilities_softmax")
     )
-    output = onnx.ValueInfoProto()
+    output = proto.graph.output.add()
     output.CopyFrom(logits)
     output.name = PROBABILITIES_NAME
-    proto.graph.output.append(output)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
 

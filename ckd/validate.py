@@ -25,11 +25,9 @@ def torch_logits(model: torch.nn.Module, x: np.ndarray, batch_size: int = 1024) 
 
 def onnx_logits(path: str | Path, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     session = onnx_session(path)
+    x = np.asarray(x, np.float32)
     return np.concatenate(
-        [
-            session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + batch_size].astype(np.float32)})[0]
-            for i in range(0, len(x), batch_size)
-        ]
+        [session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
     )
 
 

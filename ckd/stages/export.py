@@ -74,15 +74,7 @@ def export(
         export_onnx(checkpoint.model(), checkpoint.sample_shape, out_model, config.opset, metadata)
         if config.probabilities:
             add_probabilities(out_model)
-        int8 = int8_from_pool(
-            out_model,
-            out_int8,
-            pool,
-            selection.ids,
-            config.int8_calibration_samples,
-            config.int8_per_channel,
-            config.int8_calibration_method,
-        )
+        int8 = int8_from_pool(out_model, out_int8, pool, selection.ids, config)
     bundle_files = write_bundle(
         served, out_bundle, config.name, names, config.max_batch_size, config.storage_uri, scale=scale, beside=beside
     )

@@ -102,9 +102,8 @@ def validate(
         "onnx_model": str(onnx_path),
         "teacher_eval_calls": 0,
     }
-    for key in ("prompt_tokens", "completion_tokens", "estimated_cost"):  # an LLM teacher's usage
-        if getattr(queried, key, None) is not None:
-            metrics[key] = getattr(queried, key)
+    usage = ("prompt_tokens", "completion_tokens", "estimated_cost")  # an LLM teacher's
+    metrics |= {key: value for key in usage if (value := getattr(queried, key, None)) is not None}
     if what == "test" and config.evaluate_teacher == "auto" and teacher_is_standin(teacher):
         # Only the free stand-in is evaluated; these calls are reported apart from the budget.
         assert isinstance(teacher, OnnxTeacherConfig)
@@ -115,10 +114,8 @@ def validate(
 
 
 def decision_metrics(metrics: dict[str, Any], queried: Queried) -> dict[str, Any]:
-    """The figures experiments are compared by (`dvc exp show`, `make exps`), under the names they have in the
-    other metrics files: the shipped (ONNX fp32) student's test accuracy (its agreement with the teacher where
-    there is no test set), the teacher calls spent in the store, and the estimated cost of the calls this run
-    paid (an LLM teacher with prices; absent otherwise)."""
+    """What experiments are compared by (`dvc exp show`, `make exps`): the ONNX fp32 student's test accuracy
+    (or teacher agreement), the calls spent in the store, and an LLM teacher's estimated cost where priced."""
     _, onnx_key, _ = score_keys(metrics)
     decision = {onnx_key: metrics[onnx_key], "calls_spent_total": queried.calls_spent_total}
     if queried.estimated_cost is not None:
