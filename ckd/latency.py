@@ -21,11 +21,7 @@ def torch_runner(model: Any, x: np.ndarray) -> Callable[[], object]:
 
     model = model.to("cpu").eval()
     batch = torch.as_tensor(x)
-
-    def call() -> object:
-        with torch.inference_mode():
-            return model(batch)
-
+    call: Callable[[], object] = torch.inference_mode()(lambda: model(batch))
     return call
 
 

@@ -94,7 +94,6 @@ def build_card(
     """`data_files`: the `source` stage's fingerprint of the data files (else they are hashed here);
     `input_scale`: what the served model's input takes (`ckd.serving.input_scale`, from the ONNX metadata)."""
     git = git_commit()
-    pytorch, onnx, int8 = (metrics[k] for k in score_keys(metrics))
     data = params.get("data", {})
     return {
         "name": params.get("export", {}).get("name", "ckd_student"),
@@ -117,9 +116,7 @@ def build_card(
         },
         "accuracy": {
             "measure": "test accuracy" if "test_accuracy" in metrics else "agreement with the teacher",
-            "pytorch": pytorch,
-            "onnx": onnx,
-            "int8": int8,
+            **{runtime: metrics[key] for runtime, key in zip(("pytorch", "onnx", "int8"), score_keys(metrics))},
             "teacher": metrics.get("teacher_test_accuracy"),
             "samples": metrics.get("test_size", metrics.get("agreement_size")),
         },

@@ -85,17 +85,10 @@ def check_teacher_outputs(
     actions = []
     if docs_dir is not None:
         docs_dir = Path(docs_dir)  # kept as given (relative in the pipeline): no machine path in metrics
-        context.add_data_docs_site(
-            site_name="ckd",
-            site_config={
-                "class_name": "SiteBuilder",
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir.resolve()),
-                },
-            },
-        )
+        index = {"class_name": "DefaultSiteIndexBuilder"}
+        backend = {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())}
+        site = {"class_name": "SiteBuilder", "site_index_builder": index, "store_backend": backend}
+        context.add_data_docs_site(site_name="ckd", site_config=site)
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["ckd"]))
     batch_definition = (
         context.data_sources.add_pandas("teacher")

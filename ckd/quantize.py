@@ -58,8 +58,10 @@ def quantize_int8(
     calibration_x: np.ndarray,
     per_channel: bool = True,
     method: str = "minmax",
+    op_types: tuple[str, ...] = QUANTIZED_OPS,
 ) -> Path:
-    """Write the QDQ int8 model of `fp32_path` to `out_path` (int8 weights and activations)."""
+    """Write the QDQ int8 model of `fp32_path` to `out_path` (int8 weights and activations); `op_types`
+    () quantises every op ONNX Runtime can."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -78,7 +80,7 @@ def quantize_int8(
             str(out_path),
             _Reader(calibration_x),
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(QUANTIZED_OPS),
+            op_types_to_quantize=list(op_types) or None,
             per_channel=per_channel,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,

@@ -11,6 +11,7 @@ the logo from `static/images`), each Vega-Lite chart drawn with matplotlib as a 
 from __future__ import annotations
 
 import ast
+import functools
 import html
 import json
 import os
@@ -73,13 +74,6 @@ def _static_table(page: str, match: re.Match[str]) -> str:
     return f"{opening}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _offline_docs_page(page: str, images: str) -> str:
-    """One Data Docs page, static: tables filled, the logo from `images` (relative), no CDN asset."""
-    static = _TABLE.sub(lambda m: _static_table(page, m), page)
-    static = _strip_external_assets(_GX_LOGO.sub(lambda m: f'{m.group(1)}{images}/{m.group(2)}"', static))
-    return static.replace("</head>", f"{OFFLINE_MARK}\n{_STATIC_STYLE}\n</head>", 1)
-
-
 def offline_data_docs(docs_dir: str | Path) -> list[Path]:
     """Rewrite every page of a Data Docs site in place so that it renders with no network (see the module
     docstring); idempotent. Returns the pages rewritten."""
@@ -90,7 +84,10 @@ def offline_data_docs(docs_dir: str | Path) -> list[Path]:
         if OFFLINE_MARK in page:
             continue
         images = os.path.relpath(docs_dir / "static" / "images", page_path.parent).replace(os.sep, "/")
-        page_path.write_text(_offline_docs_page(page, images), encoding="utf-8")
+        static = _TABLE.sub(functools.partial(_static_table, page), page)  # tables filled, the logo local
+        static = _strip_external_assets(_GX_LOGO.sub(rf'\g<1>{images}/\g<2>"', static))
+        static = static.replace("</head>", f"{OFFLINE_MARK}\n{_STATIC_STYLE}\n</head>", 1)
+        page_path.write_text(static, encoding="utf-8")
         rewritten.append(page_path)
     return rewritten
 
@@ -119,9 +116,8 @@ def _field(encoding: dict[str, Any], channel: str, key: str = "field") -> str | 
 
 
 def render_spec_png(spec: dict[str, Any], out: Path) -> int:
-    """Draw a Vega-Lite line/point spec's inline values with matplotlib (x, y, one line per value of the
-    colour / dash / shape fields: DVC's revision and file); the number of lines, 0 when the spec is not
-    one of those (no inline values, no x/y field)."""
+    """Draw a Vega-Lite line/point spec's inline values with matplotlib, one line per revision and file;
+    the number of lines (0 for a spec without inline values or an x/y field)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,8 +128,7 @@ def render_spec_png(spec: dict[str, Any], out: Path) -> int:
     x, y = (next(filter(None, (_field(e, axis) for e in encodings)), None) for axis in "xy")
     if not values or not x or not y:
         return 0
-    # one line per value of the series channels (DVC: revision, file / field)
-    channels = ("color", "strokeDash", "shape", "detail")
+    channels = ("color", "strokeDash", "shape", "detail")  # the series: DVC's revision, file / field
     group_by = list(dict.fromkeys(name for e in encodings for c in channels if (name := _field(e, c))))
     series: dict[str, list[tuple[float, float]]] = {}
     for row in values:

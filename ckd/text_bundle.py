@@ -11,8 +11,7 @@ The bundle (written by `ckd.export.export_text_bundle`) is three files:
     tokenizer.json  the exact tokenizer of training (truncation and padding settings included)
     bundle.json     file names, input and output names, class names (an LLM teacher's label words), token limit
 
-This module imports neither torch nor transformers (a test checks it in a fresh interpreter), so a service
-that only predicts installs `onnxruntime`, `tokenizers` and `numpy`.
+No torch nor transformers (a test checks it): a service that predicts needs `onnxruntime`, `tokenizers`, `numpy`.
 """
 
 from __future__ import annotations
@@ -38,12 +37,6 @@ def median_ms(call: Callable[[], object], runs: int, warmup: int = 10) -> float:
     for _ in range(warmup):
         call()
     return statistics.median(timeit.repeat(call, repeat=runs, number=1)) * 1e3
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """softmax(z)_k = exp(z_k - max z) / sum_j exp(z_j - max z), row by row."""
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
 
 
 class TextBundle:
@@ -84,8 +77,11 @@ class TextBundle:
         return out if out is not None else np.zeros((0, len(self.class_names or ())), np.float32)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities [texts, classes], columns in the order of `class_names`."""
-        return softmax(self.logits(texts, batch_size))
+        """Class probabilities [texts, classes], columns in the order of `class_names`: softmax(z)_k =
+        exp(z_k - max z) / sum_j exp(z_j - max z), row by row."""
+        logits = self.logits(texts, batch_size)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
         """The most probable class of each text, by name (an LLM teacher's label word, else the data's label)."""
