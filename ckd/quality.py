@@ -90,19 +90,15 @@ def check_teacher_outputs(
         site = {"class_name": "SiteBuilder", "site_index_builder": index, "store_backend": backend}
         context.add_data_docs_site(site_name="ckd", site_config=site)
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["ckd"]))
-    batch_definition = (
-        context.data_sources.add_pandas("teacher")
-        .add_dataframe_asset("teacher_outputs")
-        .add_batch_definition_whole_dataframe("all")
-    )
+    asset = context.data_sources.add_pandas("teacher").add_dataframe_asset("teacher_outputs")
+    batch = asset.add_batch_definition_whole_dataframe("all")
     suite = context.suites.add(_suite(spec, scores.shape[1]))
-    validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name="teacher_outputs", data=batch_definition, suite=suite)
+    validation = gx.ValidationDefinition(name="teacher_outputs", data=batch, suite=suite)
+    validations = [context.validation_definitions.add(validation)]
+    checkpoint = gx.Checkpoint(
+        name="check", validation_definitions=validations, actions=actions, result_format="SUMMARY"
     )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(name="check", validation_definitions=[validation], actions=actions, result_format="SUMMARY")
-    )
-    run = checkpoint.run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
+    run = context.checkpoints.add(checkpoint).run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
     (result,) = run.run_results.values()
     failed = [item for item in result.results if not item.success]
     summary: dict[str, Any] = {"expectations": len(result.results), "failed": len(failed), "success": not failed}

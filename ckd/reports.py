@@ -170,8 +170,7 @@ def offline_plots(page_path: str | Path) -> int:
         nonlocal drawn
         spec, _ = json.JSONDecoder().raw_decode(match.group("rest"))
         name = re.sub(r"[^\w.-]+", "_", match.group("id"))
-        png = page_path.parent / "static" / f"{name}.png"
-        if render_spec_png(spec, png):
+        if render_spec_png(spec, page_path.parent / "static" / f"{name}.png"):
             drawn += 1
             return f'<div id="{html.escape(match.group("id"))}"><img src="static/{name}.png" alt="{name}"></div>'
         dump = html.escape(json.dumps(spec)[:20000])
@@ -209,8 +208,7 @@ def plots_main(argv: list[str] | None = None) -> int:
     if not dvc_yaml.is_file():
         print("ckd plots: nothing to plot: no dvc.yaml here (run it from the project's root)")
         return 0
-    present = [f for f in _plot_files(dvc_yaml) if Path(f).exists()]
-    if not present:
+    if not any(Path(f).exists() for f in _plot_files(dvc_yaml)):
         print("ckd plots: nothing to plot yet: no training curves (metrics/train/plots); run `make run` first")
         return 0
     shown = subprocess.run(["dvc", "plots", "show", "--out", args.out], capture_output=True, text=True)
