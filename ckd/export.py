@@ -71,9 +71,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
-# -- a text source: the complete model (tokenizer + frozen encoder + trained head) -------------------
-
-
 def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, metadata: dict[str, Any]) -> Path:
     """Chain the frozen encoder and `head`, export one ONNX graph and write the bundle to `out_dir`."""
     from ckd.students import text_encoder
@@ -82,9 +79,8 @@ def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, m
     out_dir.mkdir(parents=True, exist_ok=True)
     model = text_encoder.TextClassifier(text_encoder.SentenceEncoder(), head.to("cpu")).eval()
     tokenizer = text_encoder.load_tokenizer()
-    ids, mask = text_encoder.tokenize(
-        tokenizer, ["an example text for tracing", "a second, longer example text for tracing"]
-    )
+    texts = ["an example text for tracing", "a second, longer example text for tracing"]
+    example = tuple(torch.as_tensor(a) for a in text_encoder.tokenize(tokenizer, texts))
     description = {
         **metadata,
         "encoder": text_encoder.ENCODER_NAME,
@@ -95,7 +91,7 @@ def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, m
         "tokenizer": TOKENIZER_FILE,
     }
     axes = {name: {0: "batch", 1: "tokens"} for name in TEXT_INPUT_NAMES}
-    _export(model, (torch.as_tensor(ids), torch.as_tensor(mask)), out_dir / MODEL_FILE, axes, opset, description)
+    _export(model, example, out_dir / MODEL_FILE, axes, opset, description)
     tokenizer.save(str(out_dir / TOKENIZER_FILE))
     (out_dir / BUNDLE_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
     return out_dir

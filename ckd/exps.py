@@ -2,9 +2,8 @@
 
     python -m ckd.exps [--csv FILE] [--width 120] [dvc exp show options, e.g. -A]
 
-Reads `dvc exp show --csv` (or a saved copy, `--csv`), keeps the decision metrics `dvc.yaml` declares
-(`metrics/decision.json`: test accuracy or teacher agreement, calls spent, cost) and the two settings that
-explain them first (`student.method`, `teacher.budget`), sorted by accuracy, highest first.
+Reads `dvc exp show --csv` (or a saved copy), keeps the decision metrics (`metrics/decision.json`: accuracy
+or teacher agreement, calls spent, cost) and the settings that explain them (`student.method`, `teacher.budget`).
 """
 
 from __future__ import annotations

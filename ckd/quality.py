@@ -72,10 +72,8 @@ def _suite(spec: ScoreExpectations, num_columns: int) -> Any:
 def check_teacher_outputs(
     ids: np.ndarray, scores: np.ndarray, spec: ScoreExpectations, artifact: str, docs_dir: str | Path | None = None
 ) -> dict[str, Any]:
-    """Validate the stored outputs; raise QualityError, one line naming the likely cause and the rest.
-
-    With `docs_dir`, the validation is also rendered as Great Expectations Data Docs (static HTML) there,
-    and their index is named in the summary and in the error."""
+    """Validate the stored outputs; raise QualityError, one line naming the likely cause and the rest. With
+    `docs_dir`, also render Data Docs (static HTML) there, their index named in the summary and the error."""
     import great_expectations as gx
 
     scores = np.asarray(scores)

@@ -92,8 +92,6 @@ def offline_data_docs(docs_dir: str | Path) -> list[Path]:
     return rewritten
 
 
-# --- dvc plots -------------------------------------------------------------------------------------------
-
 _VEGA_DIV = re.compile(
     r"<div id\s*=\s*\"(?P<id>[^\"]+)\">\s*<script type\s*=\s*\"text/javascript\">\s*"
     r"var spec = (?P<rest>.*?)</script>\s*</div>",
@@ -157,9 +155,8 @@ def render_spec_png(spec: dict[str, Any], out: Path) -> int:
 
 
 def offline_plots(page_path: str | Path) -> int:
-    """Rewrite a `dvc plots show` page: each Vega chart becomes a PNG beside it (static/<id>.png) shown in
-    its place, the CDN scripts go. Returns the number of charts drawn; a chart that cannot be drawn keeps its
-    spec in a <details> block and says so."""
+    """Rewrite a `dvc plots show` page: each Vega chart drawn as static/<id>.png in its place (one that cannot
+    be drawn says so, its spec in a <details> block), no CDN script; the number of charts drawn."""
     page_path = Path(page_path)
     page = page_path.read_text(encoding="utf-8")
     if OFFLINE_MARK in page:

@@ -91,9 +91,8 @@ def triton_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec]
 
 
 def input_scale(x: Any, name: str) -> dict[str, Any]:
-    """What the served model's input takes, for the model card and the bundle: raw values as the data source
-    holds them (pixel values, a table's own units), never scaled beforehand; the graph scales them itself
-    (`ckd.students.base.Normalize`: (x - mean) / std with the pool's statistics)."""
+    """What the served model's input takes, for the model card and the bundle: raw values, which the graph
+    scales itself (`ckd.students.base.Normalize`)."""
     import numpy as np
 
     x = np.asarray(x, dtype=np.float32)

@@ -35,8 +35,7 @@ def summarise(metrics: dict[str, Any], method: str) -> str:
     int8_key = "int8_test_accuracy" if "test_accuracy" in metrics else "int8_teacher_agreement"
     if int8_key in metrics:
         batch256 = (  # an image or table student (a text model's latency is one text through its bundle)
-            "batch-256 latency: "
-            f"PyTorch {metrics['latency_ms_batch256_torch']:.3f} ms, ONNX Runtime "
+            f"batch-256 latency: PyTorch {metrics['latency_ms_batch256_torch']:.3f} ms, ONNX Runtime "
             f"{metrics['latency_ms_batch256']:.3f} ms, int8 {metrics['latency_ms_batch256_int8']:.3f} ms; "
             if "latency_ms_batch256" in metrics
             else ""

@@ -116,11 +116,9 @@ def validate(
 def decision_metrics(metrics: dict[str, Any], queried: Queried) -> dict[str, Any]:
     """What experiments are compared by (`dvc exp show`, `make exps`): the ONNX fp32 student's test accuracy
     (or teacher agreement), the calls spent in the store, and an LLM teacher's estimated cost where priced."""
-    _, onnx_key, _ = score_keys(metrics)
-    decision = {onnx_key: metrics[onnx_key], "calls_spent_total": queried.calls_spent_total}
-    if queried.estimated_cost is not None:
-        decision["estimated_cost"] = queried.estimated_cost
-    return decision
+    onnx_key = score_keys(metrics)[1]
+    cost = {} if queried.estimated_cost is None else {"estimated_cost": queried.estimated_cost}
+    return {onnx_key: metrics[onnx_key], "calls_spent_total": queried.calls_spent_total, **cost}
 
 
 def main(argv: list[str] | None = None) -> None:
