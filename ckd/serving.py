@@ -58,7 +58,6 @@ def graph_io(path: str | Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
 def add_probabilities(path: str | Path) -> None:
     """Append `probabilities = softmax(logits, axis=-1)` as a second graph output, in place."""
     import onnx
-    from onnx import helper
 
     proto = onnx.load(str(path))
     logits = next((o for o in proto.graph.output if o.name == OUTPUT_NAME), None)
@@ -66,9 +65,8 @@ def add_probabilities(path: str | Path) -> None:
         raise CkdError(f"{path}: no output named {OUTPUT_NAME!r} to take the softmax of")
     if any(o.name == PROBABILITIES_NAME for o in proto.graph.output):
         return
-    proto.graph.node.append(
-        helper.make_node("Softmax", [OUTPUT_NAME], [PROBABILITIES_NAME], axis=-1, name="probabilities_softmax")
-    )
+    node = onnx.helper.make_node("Softmax", [OUTPUT_NAME], [PROBABILITIES_NAME], axis=-1, name="probabilities_softmax")
+    proto.graph.node.append(node)
     output = proto.graph.output.add()
     output.CopyFrom(logits)
     output.name = PROBABILITIES_NAME
@@ -115,9 +113,7 @@ def token_input(description: dict[str, Any]) -> dict[str, Any]:
         "values": f"token ids, not text: {ids} int64 [batch, tokens] from the tokenizer beside the model "
         f"({description['tokenizer']}: truncation at {description['max_tokens']} tokens, padding with id 0 to "
         f"the longest text of the batch); {mask} int64 [batch, tokens], 1 for a token, 0 for padding",
-        "tokenizer": description["tokenizer"],
-        "max_tokens": description["max_tokens"],
-        "encoder": description["encoder"],
+        **{key: description[key] for key in ("tokenizer", "max_tokens", "encoder")},
         "python": "ckd.text_bundle.TextBundle(folder).tokenize(texts) makes both (tokenizers only, no torch)",
     }
 
