@@ -116,9 +116,8 @@ def int8_metrics(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: np.nd
 
 
 def int8_dynamic(fp32_path: str | Path, out_path: str | Path) -> dict[str, Any]:
-    """The text model's int8 graph by dynamic quantisation: int8 weights (MatMul, Gemm); each activation's
-    scale is taken from its own batch at run time, so no calibration inputs are needed (token ids are no
-    pool inputs to calibrate on). ONNX Runtime's recommended scheme for transformer encoders."""
+    """The text model's int8 graph by dynamic quantisation (ONNX Runtime's scheme for transformer encoders):
+    int8 MatMul/Gemm weights, each activation's scale from its own batch, so no calibration inputs (token ids)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)

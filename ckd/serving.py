@@ -119,9 +119,8 @@ def token_input(description: dict[str, Any]) -> dict[str, Any]:
 
 
 def kserve_manifest(name: str, storage_uri: str) -> str:
-    """KServe's v1beta1 InferenceService with the `predictor.model` spec its docs use: `modelFormat: onnx`
-    (served by the runtime that supports it, Triton), protocol v2. `storage_uri` holds the Triton repository
-    (`<name>/config.pbtxt`), so the served model is `<name>`."""
+    """KServe's v1beta1 InferenceService, `predictor.model` as its docs use it: `modelFormat: onnx` (Triton serves
+    it), protocol v2; `storage_uri` holds the Triton repository, so the served model is `<name>`."""
     service = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")  # a DNS-1123 label
     return f"""apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService

@@ -1,8 +1,7 @@
 """`export`: the student to ONNX (dynamic batch axis, pinned opset, metadata), its int8 model and the serving
-bundle for Triton, KServe and MLServer (`ckd.export`, `ckd.quantize`, `ckd.serving`). An image or table student:
-int8 calibrated on free pool inputs. A text source's student (`data.text`): one graph from token ids to logits
-(frozen encoder and trained head), int8 by dynamic quantisation, its tokenizer beside it in every layout. An LLM
-teacher's label words (`teacher.label_words`) name the classes everywhere."""
+bundle (`ckd.export`, `ckd.quantize`, `ckd.serving`). An image or table student's int8 is calibrated on free
+pool inputs; a text source's student is one graph from token ids to logits, int8 by dynamic quantisation, its
+tokenizer beside it in every layout. An LLM teacher's label words (`teacher.label_words`) name the classes."""
 
 from __future__ import annotations
 
