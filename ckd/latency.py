@@ -35,10 +35,9 @@ def openvino_model(path: str | Path, threads: int | None = 1) -> Any:
     """The ONNX file read and compiled by OpenVINO's runtime for the CPU (no conversion tool, no telemetry)."""
     import openvino as ov
 
-    core = ov.Core()
     # f32 inference precision: the CPU plugin would otherwise pick bf16 where the CPU has it, breaking parity.
     config = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
-    return core.compile_model(core.read_model(str(path)), "CPU", config)
+    return ov.Core().compile_model(str(path), "CPU", config)
 
 
 def openvino_logits(path: str | Path, x: np.ndarray) -> np.ndarray:

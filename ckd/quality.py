@@ -6,7 +6,6 @@ the number of classes and whether the scores are probabilities.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,6 @@ from typing import Any
 import numpy as np
 
 from ckd.errors import QualityError
-
-log = logging.getLogger(__name__)
 
 PROBABILITY_TOLERANCE = 1e-3
 

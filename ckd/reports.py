@@ -10,12 +10,14 @@ the logo from `static/images`), each Vega-Lite chart drawn with matplotlib as a 
 
 from __future__ import annotations
 
+import argparse
 import ast
 import functools
 import html
 import json
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,9 +197,6 @@ def _plot_files(dvc_yaml: Path) -> list[str]:
 
 
 def plots_main(argv: list[str] | None = None) -> int:
-    import argparse
-    import subprocess
-
     p = argparse.ArgumentParser(prog="python -m ckd.reports plots", description="dvc plots show, readable offline")
     p.add_argument("--out", default="dvc_plots", help="the folder of the page (default: dvc_plots)")
     args = p.parse_args(argv)
