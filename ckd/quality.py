@@ -1,8 +1,5 @@
-"""Great Expectations (1.x, ephemeral context) guards the teacher outputs before anything uses them.
-
-The suite is built in code from what the run knows: the samples answered, the budget, the pool ids,
-the number of classes and whether the scores are probabilities.
-"""
+"""Great Expectations (1.x, ephemeral context) guards the teacher outputs before anything uses them, with a
+suite built from what the run knows: samples answered, budget, pool ids, classes, probabilities or not."""
 
 from __future__ import annotations
 

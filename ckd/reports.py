@@ -55,8 +55,7 @@ def _cell(row: dict[str, Any], field: str) -> str:
 
 def _static_table(page: str, match: re.Match[str]) -> str:
     """`<table>` filled with the rows of its bootstrapTable script (the same page), or left as it was."""
-    table_id = match.group("id")
-    start = page.find(f"$('#{table_id}').bootstrapTable(")
+    start = page.find(f"$('#{match.group('id')}').bootstrapTable(")
     if start < 0:
         return match.group(0)
     script = page[start : page.find("</script>", start)]

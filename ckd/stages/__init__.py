@@ -1,8 +1,7 @@
 """The pipeline's stages, one module each: typed inputs -> typed outputs and a metrics dict.
 
-`stages/<stage>.py` (the DVC entry points) parse paths, validate the whole params file and call one
-function here; `bench` drives the very same functions in memory. The stage list is `dvc.yaml`'s
-(`stage_names`), and a stage's metrics file is `metrics_path(stage)`: both spelled here only, for Python.
+`stages/<stage>.py` (the DVC entry points) parse paths, validate the params and call one function here, which
+`bench` drives in memory. The stage list is dvc.yaml's (`stage_names`), a stage's metrics `metrics_path(stage)`.
 """
 
 from __future__ import annotations
