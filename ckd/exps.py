@@ -48,8 +48,7 @@ def _number(text: str) -> str:
 
 def table(exp_show_csv: str, width: int = 120) -> str:
     """The experiments of `dvc exp show --csv` output as a Markdown table no wider than `width`."""
-    rows = list(csv.DictReader(io.StringIO(exp_show_csv)))
-    if not rows:
+    if not (rows := list(csv.DictReader(io.StringIO(exp_show_csv)))):
         raise CkdError("dvc exp show printed no experiment (run `dvc repro` or `dvc exp run` first)")
     records = []
     for row in rows:

@@ -47,8 +47,7 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
 def write_metrics(path: str | Path, metrics: Mapping[str, Any]) -> None:
     """Write the numbers of `metrics` to `path` (JSON); log the rest on one line."""
     numbers = numeric_metrics(metrics)
-    rest = {key: value for key, value in metrics.items() if key not in numbers}
-    if rest:
+    if rest := {key: value for key, value in metrics.items() if key not in numbers}:
         log.info("not metrics (text or lists): %s", json.dumps(rest, sort_keys=True, default=str))
     write_json(path, numbers)
 

@@ -32,8 +32,7 @@ def calibration_inputs(
     pool_ids: np.ndarray, pool_x: np.ndarray, asked_ids: np.ndarray, count: int, seed: int
 ) -> np.ndarray:
     """Up to `count` pool inputs whose ids were never sent to the teacher (a seeded draw)."""
-    never_asked = np.flatnonzero(~np.isin(pool_ids, asked_ids))
-    if len(never_asked) == 0:
+    if len(never_asked := np.flatnonzero(~np.isin(pool_ids, asked_ids))) == 0:
         raise CkdError(
             "export.int8_calibration_samples: every pool input was sent to the teacher; no free "
             "calibration inputs are left (lower teacher.budget or use a larger data.source)"

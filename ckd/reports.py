@@ -55,8 +55,7 @@ def _cell(row: dict[str, Any], field: str) -> str:
 
 def _static_table(page: str, match: re.Match[str]) -> str:
     """`<table>` filled with the rows of its bootstrapTable script (the same page), or left as it was."""
-    start = page.find(f"$('#{match.group('id')}').bootstrapTable(")
-    if start < 0:
+    if (start := page.find(f"$('#{match.group('id')}').bootstrapTable(")) < 0:
         return match.group(0)
     script = page[start : page.find("</script>", start)]
     columns, rows = _literal_after(script, "columns"), _literal_after(script, "data")
@@ -67,8 +66,7 @@ def _static_table(page: str, match: re.Match[str]) -> str:
     body = []
     for row in rows:
         cells = [_cell(row, c["field"]) for c in columns]
-        link = row.get("_table_row_link_path")
-        if link and cells:
+        if (link := row.get("_table_row_link_path")) and cells:
             cells[0] = f'<a href="{html.escape(link)}">{cells[0] or "open"}</a>'
         body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     opening = match.group(1).replace('data-toggle="table"', "").replace('class="', 'class="ckd-static ', 1)

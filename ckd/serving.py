@@ -60,8 +60,7 @@ def add_probabilities(path: str | Path) -> None:
     import onnx
 
     proto = onnx.load(str(path))
-    logits = next((o for o in proto.graph.output if o.name == OUTPUT_NAME), None)
-    if logits is None:
+    if (logits := next((o for o in proto.graph.output if o.name == OUTPUT_NAME), None)) is None:
         raise CkdError(f"{path}: no output named {OUTPUT_NAME!r} to take the softmax of")
     if any(o.name == PROBABILITIES_NAME for o in proto.graph.output):
         return

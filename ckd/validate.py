@@ -58,8 +58,7 @@ def check_gates(
     on = f" on {size} held-out samples" if size is not None else ""
     failures, relax = [], {}
     if max_int8_drop is not None and int8_key in metrics:
-        drop = metrics[onnx_key] - metrics[int8_key]
-        if drop > max_int8_drop + 1e-12:
+        if (drop := metrics[onnx_key] - metrics[int8_key]) > max_int8_drop + 1e-12:
             failures.append(
                 f"int8 {'accuracy' if torch_key == 'test_accuracy' else 'agreement'} drop {drop:.4f} (onnx "
                 f"{metrics[onnx_key]:.4f} - int8 {metrics[int8_key]:.4f}){on} > validate.max_int8_drop {max_int8_drop}"
