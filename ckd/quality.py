@@ -34,9 +34,8 @@ def _frame(ids: np.ndarray, scores: np.ndarray, pool_ids: np.ndarray) -> Any:
     # Rows compared by value, not by their bytes: -0.0 and 0.0 (or two NaN payloads) are one value.
     unique = np.unique(np.nan_to_num(scores.astype(np.float64) + 0.0), axis=0, return_inverse=True)
     frame["row_fingerprint"] = unique[1].reshape(-1)
-    # Membership in the pool is computed here (sorted search, O(N log P)), not handed to Great Expectations
-    # as a value set of every pool id: that set is validated and serialised with the suite, which made the
-    # check stage the fastest-growing cost with the pool (35 s at 10,000 ids; bench/scaling.md).
+    # Pool membership computed here (sorted search), not as a GX value set of every pool id: that set is validated
+    # and serialised with the suite, the check stage's fastest-growing cost (35 s at 10,000 ids; bench/scaling.md).
     frame["id_in_pool"] = np.isin(ids.astype(np.int64), np.asarray(pool_ids, np.int64))
     return frame
 
