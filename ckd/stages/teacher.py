@@ -19,10 +19,9 @@ from ckd.teachers.base import TeacherSettings
 def fingerprint(teacher: TeacherSettings, cache_file: Path | None = None) -> dict[str, Any]:
     cache = HashCache(cache_file)
     files: dict[str, str] = {}
+    parameter = f"teacher.kind {teacher.kind}"
     for name in teacher.files():
-        files |= files_of(
-            name, f"teacher.kind {teacher.kind}", cache, missing="the teacher's file is not found", names=False
-        )
+        files |= files_of(name, parameter, cache, missing="the teacher's file is not found", names=False)
     cache.save()
     return {"kind": teacher.kind, "files": files, "settings": public_settings(teacher.model_dump(mode="json"))}
 
