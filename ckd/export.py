@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
 
 from ckd.text_bundle import BUNDLE_FILE, MODEL_FILE, TEXT_INPUT_NAMES, TOKENIZER_FILE
@@ -29,8 +30,6 @@ def _export(
     metadata: dict[str, Any],
 ) -> Path:
     """Trace `model` on `example` to `path` (output batch axis dynamic), add `metadata`, run the full checker."""
-    import onnx
-
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -66,8 +65,6 @@ def export_onnx(
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    import onnx
-
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 

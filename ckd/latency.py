@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ckd.export import INPUT_NAME, OUTPUT_NAME
 from ckd.runtime import onnx_session
@@ -17,8 +18,6 @@ BATCH_SIZES = (1, 256)
 
 
 def torch_runner(model: Any, x: np.ndarray) -> Callable[[], object]:
-    import torch
-
     model = model.to("cpu").eval()
     batch = torch.as_tensor(x)
     call: Callable[[], object] = torch.inference_mode()(lambda: model(batch))

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
+
 from ckd.errors import CkdError
 from ckd.export import OUTPUT_NAME
 
@@ -40,8 +43,6 @@ class TensorSpec:
 
 def graph_io(path: str | Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """Inputs and outputs of an ONNX file; a symbolic dimension (the batch) becomes -1."""
-    import onnx
-
     graph = onnx.load(str(path), load_external_data=False).graph
     initializers = {i.name for i in graph.initializer}
 
@@ -57,8 +58,6 @@ def graph_io(path: str | Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
 def add_probabilities(path: str | Path) -> None:
     """Append `probabilities = softmax(logits, axis=-1)` as a second graph output, in place."""
-    import onnx
-
     proto = onnx.load(str(path))
     if (logits := next((o for o in proto.graph.output if o.name == OUTPUT_NAME), None)) is None:
         raise CkdError(f"{path}: no output named {OUTPUT_NAME!r} to take the softmax of")
@@ -90,8 +89,6 @@ def triton_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec]
 def input_scale(x: Any, name: str) -> dict[str, Any]:
     """What the served model's input takes, for the model card and the bundle: raw values, which the graph
     scales itself (`ckd.students.base.Normalize`)."""
-    import numpy as np
-
     x = np.asarray(x, dtype=np.float32)
     return {
         "input": name,

@@ -26,6 +26,7 @@ from ckd.students.checkpoint import StudentCheckpoint
 from ckd.teachers.base import TeacherSettings
 from ckd.teachers.onnx_file import OnnxFileTeacher, OnnxTeacherConfig
 from ckd.teachers.standin import is_standin
+from ckd.text_bundle import TextBundle
 from ckd.validate import SCORE_KEYS, accuracy, check_gates, onnx_logits, score_keys, torch_logits
 
 
@@ -76,8 +77,6 @@ def validate(
         }
         latency = measure_latency(runners, x, config.latency_runs)
     else:
-        from ckd.text_bundle import TextBundle
-
         if test.text is None:
             raise CkdError(f"{getattr(test, 'path', 'the test split')}: holds no texts (a text source's sample stage)")
         x, labels, what, texts = test.x, test.labels, "test", [str(t) for t in test.text]
