@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ckd.errors import QualityError
+from ckd.reports import offline_data_docs
 
 PROBABILITY_TOLERANCE = 1e-3
 
@@ -95,9 +96,7 @@ def check_teacher_outputs(
     summary: dict[str, Any] = {"expectations": len(result.results), "failed": len(failed), "success": not failed}
     docs = ""
     if docs_dir is not None:
-        from ckd.reports import offline_data_docs  # no network needed to read them: static tables, no CDN scripts
-
-        offline_data_docs(docs_dir)
+        offline_data_docs(docs_dir)  # no network needed to read them: static tables, no CDN scripts
         summary["data_docs"] = str(docs_dir / "index.html")
         docs = f"; Great Expectations Data Docs: {docs_dir / 'index.html'}"
     if failed:
