@@ -1,15 +1,7 @@
 """ONNX export: dynamic batch axis, pinned opset, named input/output, metadata, full checker pass.
 
-A text source's student is exported whole, as a bundle that goes from raw text to scores:
-
-    <bundle>/student.onnx    token ids -> frozen encoder -> trained head -> logits
-                             inputs `input_ids`, `attention_mask` int64 [batch, tokens]; output `logits`
-    <bundle>/tokenizer.json  the exact tokenizer of training (truncation and padding settings included)
-    <bundle>/bundle.json     file names, input names, class names (an LLM teacher's label words), encoder,
-                             token limit
-
-`ckd.text_bundle.TextBundle` reads it back with ONNX Runtime and `tokenizers` alone (no torch), as a server
-would; the tests check that it gives the same token ids as training's tokenizer.
+A text source's student is exported whole (tokenizer, frozen encoder and trained head), as the bundle
+`ckd.text_bundle.TextBundle` reads back with ONNX Runtime and `tokenizers` alone (no torch).
 """
 
 from __future__ import annotations
@@ -20,12 +12,42 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
 
 from ckd.text_bundle import BUNDLE_FILE, MODEL_FILE, TEXT_INPUT_NAMES, TOKENIZER_FILE
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+
+
+def _export(
+    model: torch.nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    input_axes: dict[str, dict[int, str]],
+    opset: int,
+    metadata: dict[str, Any],
+) -> Path:
+    """Trace `model` on `example` to `path` (output batch axis dynamic), add `metadata`, run the full checker."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            input_names=list(input_axes),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={**input_axes, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    proto.producer_name = "ckd"
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(path))
+    return path
 
 
 def export_onnx(
@@ -36,89 +58,37 @@ def export_onnx(
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Export `model` (raw inputs [batch, *input_shape] -> logits [batch, classes]) to `path`."""
-    import onnx
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.to("cpu").eval()
-    example = torch.zeros(2, *input_shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
-    proto = onnx.load(str(path))
-    for key, value in (metadata or {}).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
-    proto.producer_name = "ckd"
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(path))
-    return path
+    example = (torch.zeros(2, *input_shape),)
+    return _export(model.to("cpu").eval(), example, path, {INPUT_NAME: {0: "batch"}}, opset, metadata or {})
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    import onnx
-
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-
-
-# -- a text source: the complete model (tokenizer + frozen encoder + trained head) -------------------
 
 
 def export_text_bundle(head: torch.nn.Module, out_dir: str | Path, opset: int, metadata: dict[str, Any]) -> Path:
     """Chain the frozen encoder and `head`, export one ONNX graph and write the bundle to `out_dir`."""
-    import onnx
-
-    from ckd.students.text_encoder import (
-        ENCODER_NAME,
-        SentenceEncoder,
-        TextClassifier,
-        load_tokenizer,
-        max_tokens,
-        tokenize,
-    )
+    from ckd.students import text_encoder
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = TextClassifier(SentenceEncoder(), head.to("cpu")).eval()
-    tokenizer = load_tokenizer()
-    ids, mask = tokenize(tokenizer, ["an example text for tracing", "a second, longer example text for tracing"])
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.as_tensor(ids), torch.as_tensor(mask)),
-            str(out_dir / MODEL_FILE),
-            input_names=list(TEXT_INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in TEXT_INPUT_NAMES}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
-    proto = onnx.load(str(out_dir / MODEL_FILE))
+    model = text_encoder.TextClassifier(text_encoder.SentenceEncoder(), head.to("cpu")).eval()
+    tokenizer = text_encoder.load_tokenizer()
+    texts = ["an example text for tracing", "a second, longer example text for tracing"]
+    example = tuple(torch.as_tensor(a) for a in text_encoder.tokenize(tokenizer, texts))
     description = {
         **metadata,
-        "encoder": ENCODER_NAME,
-        "max_tokens": max_tokens(),
+        "encoder": text_encoder.ENCODER_NAME,
+        "max_tokens": text_encoder.max_tokens(),
         "inputs": list(TEXT_INPUT_NAMES),
         "output": OUTPUT_NAME,
         "model": MODEL_FILE,
         "tokenizer": TOKENIZER_FILE,
     }
-    for key, value in description.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
-    proto.producer_name = "ckd"
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(out_dir / MODEL_FILE))
+    axes = {name: {0: "batch", 1: "tokens"} for name in TEXT_INPUT_NAMES}
+    _export(model, example, out_dir / MODEL_FILE, axes, opset, description)
     tokenizer.save(str(out_dir / TOKENIZER_FILE))
     (out_dir / BUNDLE_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
     return out_dir

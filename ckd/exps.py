@@ -2,9 +2,8 @@
 
     python -m ckd.exps [--csv FILE] [--width 120] [dvc exp show options, e.g. -A]
 
-Reads `dvc exp show --csv` (or a saved copy, `--csv`), keeps the decision metrics `dvc.yaml` declares
-(`metrics/decision.json`: test accuracy or teacher agreement, calls spent, cost) and the two settings that
-explain them first (`student.method`, `teacher.budget`), sorted by accuracy, highest first.
+Reads `dvc exp show --csv` (or a saved copy), keeps the decision metrics (`metrics/decision.json`: accuracy
+or teacher agreement, calls spent, cost) and the settings that explain them (`student.method`, `teacher.budget`).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import csv
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 from ckd.errors import CkdError
 
@@ -48,21 +48,16 @@ def _number(text: str) -> str:
 
 def table(exp_show_csv: str, width: int = 120) -> str:
     """The experiments of `dvc exp show --csv` output as a Markdown table no wider than `width`."""
-    rows = list(csv.DictReader(io.StringIO(exp_show_csv)))
-    if not rows:
+    if not (rows := list(csv.DictReader(io.StringIO(exp_show_csv)))):
         raise CkdError("dvc exp show printed no experiment (run `dvc repro` or `dvc exp run` first)")
     records = []
     for row in rows:
-        values, accuracy_column = {}, ""
-        for header, names in COLUMNS:
-            value, column = _value(row, names)
-            values[header] = _number(value)
-            if header == "accuracy":
-                accuracy_column = column
+        found = {header: _value(row, names) for header, names in COLUMNS}
         name = row.get("Experiment") or row.get("rev") or ""
-        values["of"] = ACCURACY_OF.get(accuracy_column, "")
-        values["experiment"] = name if name not in ("", "-") else row.get("rev", "")
-        records.append(values)
+        record = {header: _number(value) for header, (value, _) in found.items()}
+        record["of"] = ACCURACY_OF.get(found["accuracy"][1], "")
+        record["experiment"] = name if name not in ("", "-") else row.get("rev", "")
+        records.append(record)
     records.sort(key=lambda r: -float(r["accuracy"]) if r["accuracy"] else float("inf"))
     headers = [h for h, _ in COLUMNS] + ["of", "experiment"]
     widths = {h: max(len(h), *(len(r[h]) for r in records)) for h in headers}
@@ -84,8 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     args, dvc_options = parser.parse_known_args(argv)
     try:
         if args.csv:
-            with open(args.csv) as handle:
-                text = handle.read()
+            text = Path(args.csv).read_text()
         else:
             shown = subprocess.run(["dvc", "exp", "show", "--csv", *dvc_options], capture_output=True, text=True)
             if shown.returncode != 0:

@@ -1,8 +1,7 @@
 """What DVC shows: metrics files of numbers only, and the training curves logged with DVCLive.
 
-`dvc metrics show` / `dvc exp show` put every key of a metrics file in a column, so a metrics file holds
-numbers only (a bool becomes 0/1; text and lists are logged instead, and what they name is already a
-parameter or a path in dvc.yaml). Nested keys read as `val.accuracy` in those tables.
+`dvc metrics show` / `dvc exp show` put every key of a metrics file in a column (nested keys as `val.accuracy`),
+so a metrics file holds numbers only: a bool becomes 0/1; text and lists are logged instead.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ckd.stages import write_json
 
 if TYPE_CHECKING:  # torch only where a probe runs: every stage writes its metrics through this module
     import torch
@@ -34,10 +35,8 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The numbers of `metrics` (nested mappings kept, bools as 0/1); everything else left out."""
     kept: dict[str, Any] = {}
     for key, value in metrics.items():
-        if isinstance(value, Mapping):
-            nested = numeric_metrics(value)
-            if nested:
-                kept[key] = nested
+        if isinstance(value, Mapping) and (nested := numeric_metrics(value)):
+            kept[key] = nested
         elif isinstance(value, (bool, np.bool_)):
             kept[key] = int(value)
         elif isinstance(value, (int, float, np.integer, np.floating)):
@@ -48,12 +47,9 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
 def write_metrics(path: str | Path, metrics: Mapping[str, Any]) -> None:
     """Write the numbers of `metrics` to `path` (JSON); log the rest on one line."""
     numbers = numeric_metrics(metrics)
-    rest = {key: value for key, value in metrics.items() if key not in numbers}
-    if rest:
+    if rest := {key: value for key, value in metrics.items() if key not in numbers}:
         log.info("not metrics (text or lists): %s", json.dumps(rest, sort_keys=True, default=str))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
+    write_json(path, numbers)
 
 
 def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[int, torch.nn.Module], dict[str, float]]:
@@ -65,10 +61,10 @@ def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[in
 
     def probe(step: int, model: torch.nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
-        correct = 0
-        for start in range(0, len(inputs), 1024):
-            logits = model(inputs[start : start + 1024].to(device))
-            correct += int((logits.argmax(-1).cpu() == targets[start : start + 1024]).sum())
+        correct = sum(
+            int((model(inputs[i : i + 1024].to(device)).argmax(-1).cpu() == targets[i : i + 1024]).sum())
+            for i in range(0, len(inputs), 1024)
+        )
         return {name: correct / max(len(inputs), 1)}
 
     return probe

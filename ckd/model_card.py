@@ -20,6 +20,9 @@ from ckd.teachers.onnx_file import file_sha256
 from ckd.validate import score_keys
 
 PROJECT = Path(__file__).resolve().parents[1]
+_CALL_KEYS = (
+    "calls_spent_total calls_this_run budget teacher_outputs teacher_lost teacher_unanswered teacher_eval_calls"
+)
 
 
 def data_identity(source: str, files: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -45,9 +48,7 @@ def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict[str, 
     """Which teacher answered: its file's SHA-256 or its server address (never a token: only its variable)."""
     identity = {"kind": teacher.get("kind", "onnx"), "scores": teacher.get("scores"), "standin": is_standin}
     if teacher.get("url") is not None:  # a served teacher (http, openai): its address and model
-        identity.update(
-            url=teacher.get("url"), model_name=teacher.get("model_name"), model_version=teacher.get("model_version")
-        )
+        identity |= {key: teacher.get(key) for key in ("url", "model_name", "model_version")}
     else:
         model = Path(str(teacher.get("model")))
         identity.update(model=str(model), sha256=file_sha256(model) if model.is_file() else None)
@@ -55,22 +56,13 @@ def teacher_identity(teacher: Mapping[str, Any], is_standin: bool) -> dict[str, 
 
 
 def git_commit(cwd: Path = PROJECT) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-        )
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
 
 
 def reproduce_command(params: Mapping[str, Any], commit: str | None) -> str:
@@ -102,36 +94,21 @@ def build_card(
     """`data_files`: the `source` stage's fingerprint of the data files (else they are hashed here);
     `input_scale`: what the served model's input takes (`ckd.serving.input_scale`, from the ONNX metadata)."""
     git = git_commit()
-    keys = sorted(k for k in metrics if k.startswith("latency_ms"))
+    data = params.get("data", {})
     return {
         "name": params.get("export", {}).get("name", "ckd_student"),
         "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
         "teacher": teacher_identity(params.get("teacher", {}), is_standin),
-        "teacher_calls": {
-            k: metrics[k]
-            for k in (
-                "calls_spent_total",
-                "calls_this_run",
-                "budget",
-                "teacher_outputs",
-                "teacher_lost",
-                "teacher_unanswered",
-                "teacher_eval_calls",
-            )
-        },
+        "teacher_calls": {k: metrics[k] for k in _CALL_KEYS.split()},
         "data": {
-            **data_identity(params.get("data", {}).get("source", "digits"), data_files),
-            "test_source": params.get("data", {}).get("test_source"),
-            "text": params.get("data", {}).get("text"),  # a text source: the whole text model, int8 dynamic
+            **data_identity(data.get("source", "digits"), data_files),
+            "test_source": data.get("test_source"),
+            "text": data.get("text"),  # a text source: the whole text model, int8 dynamic
             "test_size": metrics.get("test_size", 0),
             "seed": params.get("seed", 0),
         },
         "method": {
-            "method": checkpoint["method"],
-            "chosen": checkpoint["chosen"],
-            "arch": checkpoint["arch"],
-            "arch_args": checkpoint["arch_args"],
-            "teacher_samples": checkpoint["teacher_samples"],
+            **{k: checkpoint[k] for k in ("method", "chosen", "arch", "arch_args", "teacher_samples")},
             "student_params": params.get("student", {}),
             "comparative_params": params.get("comparative", {}),
             "val_accuracy": train_metrics.get("val_accuracy"),
@@ -139,18 +116,14 @@ def build_card(
         },
         "accuracy": {
             "measure": "test accuracy" if "test_accuracy" in metrics else "agreement with the teacher",
-            "pytorch": metrics[score_keys(metrics)[0]],
-            "onnx": metrics[score_keys(metrics)[1]],
-            "int8": metrics[score_keys(metrics)[2]],
+            **{runtime: metrics[key] for runtime, key in zip(("pytorch", "onnx", "int8"), score_keys(metrics))},
             "teacher": metrics.get("teacher_test_accuracy"),
             "samples": metrics.get("test_size", metrics.get("agreement_size")),
         },
-        "parity": {
-            "onnx_max_abs_diff": metrics["onnx_max_abs_diff"],
-            "int8_argmax_agreement": metrics["int8_argmax_agreement"],
-            "int8_max_abs_diff": metrics["int8_max_abs_diff"],
+        "parity": {k: metrics[k] for k in ("onnx_max_abs_diff", "int8_argmax_agreement", "int8_max_abs_diff")},
+        "latency_ms": {
+            k.removeprefix("latency_ms_"): metrics[k] for k in sorted(metrics) if k.startswith("latency_ms")
         },
-        "latency_ms": {k.removeprefix("latency_ms_"): metrics[k] for k in keys},
         "input": dict(input_scale) if input_scale else None,
         "artifacts": dict(artifacts),
         "git": git,
@@ -160,95 +133,82 @@ def build_card(
 
 def card_markdown(card: Mapping[str, Any]) -> str:
     acc, par, cost, data = card["accuracy"], card["parity"], card["teacher_calls"], card["data"]
-    teacher = card["teacher"]
+    teacher, method, git = card["teacher"], card["method"], card["git"]
     who = (
         f"`{teacher['url']}` model `{teacher['model_name']}`"
         if teacher.get("url") is not None
         else f"`{teacher.get('model')}` (SHA-256 `{teacher.get('sha256')}`)"
     )
-    method = card["method"]
+    runtimes = {
+        "PyTorch": acc["pytorch"],
+        "ONNX Runtime fp32": acc["onnx"],
+        f"ONNX Runtime int8 ({'dynamic' if data.get('text') else 'QDQ'})": acc["int8"],
+        **({"teacher (stand-in)": acc["teacher"]} if acc.get("teacher") is not None else {}),
+    }
+    accuracy = (
+        f"Accuracy on {acc['samples']} held-out test samples"
+        if acc["measure"] == "test accuracy"
+        else f"Agreement with the teacher on {acc['samples']} queried samples held out of training "
+        "(no labelled test set: data.test_source is not set)"
+    )
+    sections = {
+        "Origin": [
+            f"- Teacher: {teacher['kind']} {who}{' (the stand-in teacher)' if teacher['standin'] else ''}; "
+            f"scores: {teacher['scores']}.",
+            f"- Teacher calls spent in the store in total: {cost['calls_spent_total']} of a budget of "
+            f"{cost['budget']} ({cost['calls_this_run']} by the last query run; outputs stored "
+            f"{cost['teacher_outputs']}, lost {cost['teacher_lost']}); evaluation calls apart from the budget: "
+            f"{cost['teacher_eval_calls']}.",
+            f"- Data: `{data['source']}`, SHA-256 `{data['sha256']}` ({data['hash_of']}); split seed {data['seed']}.",
+            f"- Method: `{method['method']}`, student `{method['arch']}` {json.dumps(method['arch_args'])}, chosen "
+            f"on validation {json.dumps(method['chosen'])} (validation accuracy {method['val_accuracy']}, step "
+            f"{method['best_step']}), trained on {method['teacher_samples']} teacher-answered samples.",
+            f"- Student parameters: `{json.dumps(method['student_params'], sort_keys=True)}`.",
+        ],
+        accuracy: [
+            f"| runtime | {acc['measure']} |",
+            "|---|---|",
+            *(f"| {k} | {v:.4f} |" for k, v in runtimes.items()),
+        ],
+        "Parity": [
+            f"- max |logit difference| PyTorch vs ONNX Runtime: {par['onnx_max_abs_diff']:.3g}",
+            f"- int8 vs fp32 ONNX: argmax agreement {par['int8_argmax_agreement']:.4f}, max |logit difference| "
+            f"{par['int8_max_abs_diff']:.3g}",
+        ],
+        "Latency (median ms per call, 1 thread)": [
+            "| measure | ms |",
+            "|---|---|",
+            *(f"| {k} | {v:.4f} |" for k, v in card["latency_ms"].items()),
+        ],
+        "Artifacts": [f"- {k}: `{v}`" for k, v in card["artifacts"].items()],
+        "Reproduce": [
+            f"At commit `{git['commit']}`{' (with uncommitted changes)' if git['dirty'] else ''}:",
+            "",
+            "```bash",
+            card["reproduce"],
+            "```",
+        ],
+    }
+    if scale := card.get("input"):
+        seen = scale.get("observed_min") is not None
+        span = f" (the pool's values span {scale['observed_min']:g} to {scale['observed_max']:g})" if seen else ""
+        sections["Origin"].append(
+            f"- Input `{scale['input']}`: {scale['values']}{span}; the graph applies {scale['scaling_in_graph']}. "
+            "The same note is in `models/serving/input.json` and in the ONNX file's metadata (`input_scale`)."
+        )
     lines = [
         f"# Model card: {card['name']}",
         "",
         f"Date: {card['date']}. Written by `dvc repro` (stage `validate`); the same figures are in "
         "`models/model_card.json`.",
-        "",
-        "## Origin",
-        "",
-        f"- Teacher: {teacher['kind']} {who}{' (the stand-in teacher)' if teacher['standin'] else ''}; "
-        f"scores: {teacher['scores']}.",
-        f"- Teacher calls spent in the store in total: {cost['calls_spent_total']} of a budget of {cost['budget']} "
-        f"({cost['calls_this_run']} by the last query run; outputs stored "
-        f"{cost['teacher_outputs']}, lost {cost['teacher_lost']}); evaluation calls apart from the budget: "
-        f"{cost['teacher_eval_calls']}.",
-        f"- Data: `{data['source']}`, SHA-256 `{data['sha256']}` ({data['hash_of']}); split seed {data['seed']}.",
-        f"- Method: `{method['method']}`, student `{method['arch']}` {json.dumps(method['arch_args'])}, chosen on "
-        f"validation {json.dumps(method['chosen'])} (validation accuracy {method['val_accuracy']}, step "
-        f"{method['best_step']}), trained on {method['teacher_samples']} teacher-answered samples.",
-        f"- Student parameters: `{json.dumps(method['student_params'], sort_keys=True)}`.",
-        *_input_lines(card.get("input")),
-        "",
-        (
-            f"## Accuracy on {acc['samples']} held-out test samples"
-            if acc["measure"] == "test accuracy"
-            else f"## Agreement with the teacher on {acc['samples']} queried samples held out of training "
-            "(no labelled test set: data.test_source is not set)"
-        ),
-        "",
-        f"| runtime | {acc['measure']} |",
-        "|---|---|",
-        f"| PyTorch | {acc['pytorch']:.4f} |",
-        f"| ONNX Runtime fp32 | {acc['onnx']:.4f} |",
-        f"| ONNX Runtime int8 ({'dynamic' if card['data'].get('text') else 'QDQ'}) | {acc['int8']:.4f} |",
     ]
-    if acc.get("teacher") is not None:
-        lines.append(f"| teacher (stand-in) | {acc['teacher']:.4f} |")
-    lines += [
-        "",
-        "## Parity",
-        "",
-        f"- max |logit difference| PyTorch vs ONNX Runtime: {par['onnx_max_abs_diff']:.3g}",
-        f"- int8 vs fp32 ONNX: argmax agreement {par['int8_argmax_agreement']:.4f}, max |logit difference| "
-        f"{par['int8_max_abs_diff']:.3g}",
-        "",
-        "## Latency (median ms per call, 1 thread)",
-        "",
-        "| measure | ms |",
-        "|---|---|",
-    ]
-    lines += [f"| {k} | {v:.4f} |" for k, v in card["latency_ms"].items()]
-    lines += ["", "## Artifacts", ""] + [f"- {k}: `{v}`" for k, v in card["artifacts"].items()]
-    git = card["git"]
-    lines += [
-        "",
-        "## Reproduce",
-        "",
-        f"At commit `{git['commit']}`{' (with uncommitted changes)' if git['dirty'] else ''}:",
-        "",
-        "```bash",
-        card["reproduce"],
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _input_lines(scale: Mapping[str, Any] | None) -> list[str]:
-    if not scale:
-        return []
-    seen = (
-        f" (the pool's values span {scale['observed_min']:g} to {scale['observed_max']:g})"
-        if scale.get("observed_min") is not None
-        else ""
-    )
-    return [
-        f"- Input `{scale['input']}`: {scale['values']}{seen}; the graph applies {scale['scaling_in_graph']}. "
-        "The same note is in `models/serving/input.json` and in the ONNX file's metadata (`input_scale`)."
-    ]
+    for title, body in sections.items():
+        lines += ["", f"## {title}", "", *body]
+    return "\n".join(lines) + "\n"
 
 
 def write_model_card(card: Mapping[str, Any], json_path: str | Path, md_path: str | Path) -> None:
-    for path in (Path(json_path), Path(md_path)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    Path(json_path).write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
-    Path(md_path).write_text(card_markdown(card))
+    texts = {json_path: json.dumps(card, indent=2, sort_keys=True, default=str) + "\n", md_path: card_markdown(card)}
+    for path, text in texts.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)

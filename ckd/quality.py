@@ -1,12 +1,8 @@
-"""Great Expectations (1.x, ephemeral context) guards the teacher outputs before anything uses them.
-
-The suite is built in code from what the run knows: the samples answered, the budget, the pool ids,
-the number of classes and whether the scores are probabilities.
-"""
+"""Great Expectations (1.x, ephemeral context) guards the teacher outputs before anything uses them, with a
+suite built from what the run knows: samples answered, budget, pool ids, classes, probabilities or not."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from ckd.errors import QualityError
-
-log = logging.getLogger(__name__)
+from ckd.reports import offline_data_docs
 
 PROBABILITY_TOLERANCE = 1e-3
 
@@ -35,17 +30,13 @@ def _frame(ids: np.ndarray, scores: np.ndarray, pool_ids: np.ndarray) -> Any:
     frame = pd.DataFrame(scores.astype(np.float64), columns=[f"score_{c}" for c in range(scores.shape[1])])
     frame.insert(0, "id", ids.astype(np.int64))
     with np.errstate(all="ignore"):
-        frame["row_is_finite"] = np.isfinite(scores).all(axis=1) if scores.size else np.ones(len(ids), bool)
-        frame["row_sum"] = scores.sum(axis=1) if scores.size else np.zeros(len(ids))
+        frame["row_is_finite"] = np.isfinite(scores).all(axis=1)
+        frame["row_sum"] = scores.sum(axis=1)
     # Rows compared by value, not by their bytes: -0.0 and 0.0 (or two NaN payloads) are one value.
-    frame["row_fingerprint"] = (
-        np.unique(np.nan_to_num(scores.astype(np.float64) + 0.0), axis=0, return_inverse=True)[1].reshape(-1)
-        if len(scores)
-        else np.zeros(0, np.int64)
-    )
-    # Membership in the pool is computed here (sorted search, O(N log P)), not handed to Great Expectations
-    # as a value set of every pool id: that set is validated and serialised with the suite, which made the
-    # check stage the fastest-growing cost with the pool (35 s at 10,000 ids; bench/scaling.md).
+    unique = np.unique(np.nan_to_num(scores.astype(np.float64) + 0.0), axis=0, return_inverse=True)
+    frame["row_fingerprint"] = unique[1].reshape(-1)
+    # Pool membership computed here (sorted search), not as a GX value set of every pool id: that set is validated
+    # and serialised with the suite, the check stage's fastest-growing cost (35 s at 10,000 ids; bench/scaling.md).
     frame["id_in_pool"] = np.isin(ids.astype(np.int64), np.asarray(pool_ids, np.int64))
     return frame
 
@@ -65,25 +56,18 @@ def _suite(spec: ScoreExpectations, num_columns: int) -> Any:
     if spec.expected_rows > 1:
         suite.add_expectation(gxe.ExpectColumnUniqueValueCountToBeBetween(column="row_fingerprint", min_value=2))
     if spec.probabilities:
-        for column in range(min(num_columns, spec.num_classes)):
-            suite.add_expectation(
-                gxe.ExpectColumnValuesToBeBetween(column=f"score_{column}", min_value=0.0, max_value=1.0)
-            )
-        suite.add_expectation(
-            gxe.ExpectColumnValuesToBeBetween(
-                column="row_sum", min_value=1 - PROBABILITY_TOLERANCE, max_value=1 + PROBABILITY_TOLERANCE
-            )
-        )
+        bounds = [(f"score_{c}", 0.0, 1.0) for c in range(min(num_columns, spec.num_classes))]
+        bounds.append(("row_sum", 1 - PROBABILITY_TOLERANCE, 1 + PROBABILITY_TOLERANCE))
+        for column, low, high in bounds:
+            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
     return suite
 
 
 def check_teacher_outputs(
     ids: np.ndarray, scores: np.ndarray, spec: ScoreExpectations, artifact: str, docs_dir: str | Path | None = None
 ) -> dict[str, Any]:
-    """Validate the stored outputs; raise QualityError, one line naming the likely cause and the rest.
-
-    With `docs_dir`, the validation is also rendered as Great Expectations Data Docs (static HTML) there,
-    and their index is named in the summary and in the error."""
+    """Validate the stored outputs; raise QualityError, one line naming the likely cause and the rest. With
+    `docs_dir`, also render Data Docs (static HTML) there, their index named in the summary and the error."""
     import great_expectations as gx
 
     scores = np.asarray(scores)
@@ -93,51 +77,31 @@ def check_teacher_outputs(
     actions = []
     if docs_dir is not None:
         docs_dir = Path(docs_dir)  # kept as given (relative in the pipeline): no machine path in metrics
-        context.add_data_docs_site(
-            site_name="ckd",
-            site_config={
-                "class_name": "SiteBuilder",
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir.resolve()),
-                },
-            },
-        )
+        index = {"class_name": "DefaultSiteIndexBuilder"}
+        backend = {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())}
+        site = {"class_name": "SiteBuilder", "site_index_builder": index, "store_backend": backend}
+        context.add_data_docs_site(site_name="ckd", site_config=site)
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["ckd"]))
-    batch_definition = (
-        context.data_sources.add_pandas("teacher")
-        .add_dataframe_asset("teacher_outputs")
-        .add_batch_definition_whole_dataframe("all")
-    )
+    asset = context.data_sources.add_pandas("teacher").add_dataframe_asset("teacher_outputs")
+    batch = asset.add_batch_definition_whole_dataframe("all")
     suite = context.suites.add(_suite(spec, scores.shape[1]))
-    validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name="teacher_outputs", data=batch_definition, suite=suite)
+    validation = gx.ValidationDefinition(name="teacher_outputs", data=batch, suite=suite)
+    validations = [context.validation_definitions.add(validation)]
+    checkpoint = gx.Checkpoint(
+        name="check", validation_definitions=validations, actions=actions, result_format="SUMMARY"
     )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(name="check", validation_definitions=[validation], actions=actions, result_format="SUMMARY")
-    )
-    run = checkpoint.run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
-    if docs_dir is not None:
-        _offline_docs(docs_dir)
+    run = context.checkpoints.add(checkpoint).run(batch_parameters={"dataframe": _frame(ids, scores, spec.pool_ids)})
     (result,) = run.run_results.values()
     failed = [item for item in result.results if not item.success]
     summary: dict[str, Any] = {"expectations": len(result.results), "failed": len(failed), "success": not failed}
+    docs = ""
     if docs_dir is not None:
+        offline_data_docs(docs_dir)  # no network needed to read them: static tables, no CDN scripts
         summary["data_docs"] = str(docs_dir / "index.html")
+        docs = f"; Great Expectations Data Docs: {docs_dir / 'index.html'}"
     if failed:
-        line = f"{artifact}: {_likely_cause(failed, scores, spec)}"
-        if docs_dir is not None:
-            line += f"; Great Expectations Data Docs: {docs_dir / 'index.html'}"
-        raise QualityError(line)
+        raise QualityError(f"{artifact}: {_likely_cause(failed, scores, spec)}{docs}")
     return summary
-
-
-def _described(item: Any) -> str:
-    config = item.expectation_config
-    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
-    observed = item.result.get("observed_value", item.result.get("unexpected_count"))
-    return f"failed {config.type} {kwargs} (observed {observed})"
 
 
 def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations) -> str:
@@ -156,7 +120,6 @@ def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations
             f"{finite.max():.4g}) with teacher.scores: probabilities; the teacher most likely gives logits "
             "(set teacher.scores: logits)"
         )
-        explained = {c for c in columns if c.startswith("score_")} | {"row_sum"}
     elif spec.probabilities and "row_sum" in columns and finite.size:  # scores above 1 follow from the sums
         sums = finite.sum(axis=1)
         off = np.abs(sums - 1) > PROBABILITY_TOLERANCE
@@ -164,22 +127,16 @@ def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations
             f"{int(off.sum())} of {len(scores)} rows do not sum to 1 (observed sums {sums[off].min():.4g} to "
             f"{sums[off].max():.4g}) with teacher.scores: probabilities; the teacher's rows are not distributions"
         )
+    if cause is not None and not explained:  # the probability causes explain every score column and the sums
         explained = {c for c in columns if c.startswith("score_")} | {"row_sum"}
-    rest = [item for item, column in zip(failed, columns) if column not in explained]
-    if cause is None:
-        cause, rest = _described(rest[0]), rest[1:]
+    rest = [(item, column) for item, column in zip(failed, columns) if column not in explained]
+    if cause is None:  # none of those: the first failed expectation, described
+        config, result = rest[0][0].expectation_config, rest[0][0].result
+        kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "value_set")}
+        observed = result.get("observed_value", result.get("unexpected_count"))
+        cause, rest = f"failed {config.type} {kwargs} (observed {observed})", rest[1:]
     if rest:
-        names = [
-            item.expectation_config.type + (f"({column})" if column else "")
-            for item, column in zip(failed, columns)
-            if item in rest
-        ]
-        cause += f"; also failed: {', '.join(names)}"
+        cause += "; also failed: " + ", ".join(
+            item.expectation_config.type + (f"({c})" if c else "") for item, c in rest
+        )
     return cause
-
-
-def _offline_docs(docs_dir: Path) -> None:
-    """The Data Docs rewritten to render with no network: static tables, no CDN scripts (ckd/reports.py)."""
-    from ckd.reports import offline_data_docs
-
-    offline_data_docs(docs_dir)

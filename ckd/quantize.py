@@ -1,27 +1,28 @@
 """int8 student by ONNX Runtime's static quantisation in QDQ format, calibrated on free pool inputs.
 
-Static quantisation maps a float tensor r to q = clamp(round(r / s) + z, -128, 127) with a scale s and zero
-point z fixed ahead of time: weights from their own range (per output channel with `per_channel`),
-activations from the ranges they take on calibration inputs (`minmax`: observed min/max; `entropy`: the
-range that minimises KL(fp32 histogram || int8 histogram); `percentile`: the 99.999th). The calibration
-inputs are pool inputs the teacher was never asked about: inputs are free, only teacher calls cost.
-
-Only the compute-heavy ops (MatMul, Gemm, Conv) are quantised, where int8 kernels pay; the input
-normalisation and the softmax stay in float (on the digits MLP both choices, per-tensor or per-channel,
-and all three calibration methods measured within 0.2 points of fp32: README, "int8").
+Static quantisation maps a float tensor r to q = clamp(round(r / s) + z, -128, 127), with the scale s and zero
+point z fixed ahead of time: for weights from their own range (per output channel with `per_channel`), for
+activations from their ranges on calibration inputs (`minmax`: observed min/max; `entropy`: the range that
+minimises KL(fp32 histogram || int8 histogram); `percentile`: the 99.999th). Calibration inputs are pool inputs
+never sent to the teacher (inputs are free, only teacher calls cost). Only MatMul, Gemm and Conv are quantised;
+the input normalisation and the softmax stay in float (on the digits MLP, per-tensor or per-channel and all
+three calibration methods measured within 0.2 points of fp32: README, "int8").
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ckd.data.artifacts import Pool
 from ckd.errors import CkdError
 from ckd.export import INPUT_NAME
+
+if TYPE_CHECKING:
+    from ckd.config import ExportConfig
 
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -31,8 +32,7 @@ def calibration_inputs(
     pool_ids: np.ndarray, pool_x: np.ndarray, asked_ids: np.ndarray, count: int, seed: int
 ) -> np.ndarray:
     """Up to `count` pool inputs whose ids were never sent to the teacher (a seeded draw)."""
-    never_asked = np.flatnonzero(~np.isin(pool_ids, asked_ids))
-    if len(never_asked) == 0:
+    if len(never_asked := np.flatnonzero(~np.isin(pool_ids, asked_ids))) == 0:
         raise CkdError(
             "export.int8_calibration_samples: every pool input was sent to the teacher; no free "
             "calibration inputs are left (lower teacher.budget or use a larger data.source)"
@@ -70,11 +70,6 @@ def quantize_int8(
         )
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    calibrate = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }[method]
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         # Shape inference and graph fusions first, as ONNX Runtime recommends before static quantisation.
@@ -88,7 +83,7 @@ def quantize_int8(
             per_channel=per_channel,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=calibrate,
+            calibrate_method={m.name.lower(): m for m in CalibrationMethod}[method],
             calibration_providers=["CPUExecutionProvider"],
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, "CalibTensorRangeSymmetric": False},
             calibration_cache_path=None,
@@ -97,23 +92,17 @@ def quantize_int8(
 
 
 def int8_from_pool(
-    fp32_path: str | Path,
-    out_path: str | Path,
-    pool: Pool,
-    asked_ids: np.ndarray,
-    samples: int,
-    per_channel: bool,
-    method: str,
-    seed: int = 0,
+    fp32_path: str | Path, out_path: str | Path, pool: Pool, asked_ids: np.ndarray, config: ExportConfig
 ) -> dict[str, Any]:
-    """`quantize_int8` calibrated on pool inputs outside `asked_ids` (never sent: no teacher call)."""
-    calibration_x = calibration_inputs(pool.ids, pool.x, asked_ids, samples, seed)
-    quantize_int8(fp32_path, out_path, calibration_x, per_channel, method)
+    """`quantize_int8` with `config`'s int8 settings, calibrated on pool inputs outside `asked_ids` (never sent:
+    no teacher call)."""
+    calibration_x = calibration_inputs(pool.ids, pool.x, asked_ids, config.int8_calibration_samples, seed=0)
+    quantize_int8(fp32_path, out_path, calibration_x, config.int8_per_channel, config.int8_calibration_method)
     return {
         "int8_bytes": Path(out_path).stat().st_size,
         "int8_calibration_samples": int(len(calibration_x)),
-        "int8_per_channel": per_channel,
-        "int8_calibration_method": method,
+        "int8_per_channel": config.int8_per_channel,
+        "int8_calibration_method": config.int8_calibration_method,
     }
 
 
@@ -126,14 +115,10 @@ def int8_metrics(fp32_logits: np.ndarray, int8_logits: np.ndarray, labels: np.nd
 
 
 def int8_dynamic(fp32_path: str | Path, out_path: str | Path) -> dict[str, Any]:
-    """The text model's int8 graph by dynamic quantisation: int8 weights (MatMul, Gemm); each activation's
-    scale is taken from its own batch at run time, so no calibration inputs are needed (token ids are no
-    pool inputs to calibrate on). ONNX Runtime's recommended scheme for transformer encoders."""
+    """The text model's int8 graph by dynamic quantisation (ONNX Runtime's scheme for transformer encoders):
+    int8 MatMul/Gemm weights, each activation's scale from its own batch, so no calibration inputs (token ids)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(
-        str(fp32_path), str(out_path), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
-    )
-    return {"int8_bytes": out_path.stat().st_size, "int8_scheme": "dynamic (weights int8, activations per batch)"}
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    quantize_dynamic(fp32_path, out_path, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
+    return {"int8_bytes": Path(out_path).stat().st_size, "int8_scheme": "dynamic (weights int8, activations per batch)"}

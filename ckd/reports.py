@@ -1,27 +1,23 @@
 """Reports that render offline: the Great Expectations Data Docs and `dvc plots` pages, made self-contained.
 
-Both generators write pages that load their scripts and styles from CDNs (jQuery, Bootstrap, bootstrap-table,
-Vega): offline, or behind a firewall that drops the requests, the Data Docs tables are empty (bootstrap-table
-fills them from JavaScript) and every plot is blank (Vega draws it). No installed package ships those
-libraries (Altair loads Vega from a CDN too), so nothing is vendored and nothing is downloaded at run time;
-instead the pages are rewritten as static HTML:
-
-- Data Docs: each table is rendered from the data its script holds (rows, links, status icons as GX wrote
-  them); the CDN `<script>`/`<link>` tags are removed (GX's own stylesheet, local, stays); the GX logo comes
-  from the site's own `static/images`.
-- `dvc plots`: each Vega-Lite chart is drawn with matplotlib from the values in its spec, as a PNG in
-  `static/` beside the page, shown in its place; the page says it is a static rendering.
+Both pages load scripts and styles from CDNs (bootstrap-table fills the Data Docs tables, Vega draws the
+plots), so offline they are empty; no installed package ships those libraries, so the pages are rewritten
+as static HTML instead: each Data Docs table rendered from the rows its script holds (the CDN tags removed,
+the logo from `static/images`), each Vega-Lite chart drawn with matplotlib as a PNG in `static/`.
 
     python -m ckd.reports plots [--out dvc_plots]   # `make plots`: dvc plots show, then the static page
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
+import functools
 import html
 import json
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,9 +36,8 @@ _STATIC_STYLE = """<style>
 
 
 def _strip_external_assets(page: str) -> str:
-    return _EXTERNAL_SCRIPT.sub(
-        "", _EXTERNAL_STYLE.sub(lambda m: "" if "stylesheet" in m.group(0) else m.group(0), page)
-    )
+    page = _EXTERNAL_STYLE.sub(lambda m: "" if "stylesheet" in m.group(0) else m.group(0), page)
+    return _EXTERNAL_SCRIPT.sub("", page)
 
 
 def _literal_after(script: str, key: str) -> Any:
@@ -51,24 +46,16 @@ def _literal_after(script: str, key: str) -> Any:
     return None if match is None else ast.literal_eval(match.group(1))
 
 
-def _cell(value: Any) -> str:
-    return value if isinstance(value, str) else html.escape("" if value is None else str(value))
-
-
-def _visible_text(fragment: str) -> str:
-    return re.sub(r"<[^>]*>", "", fragment).strip()
-
-
-def _icon_text(cell: str, row: dict[str, Any], field: str) -> str:
-    text = row.get(f"_{field}_text")
-    return html.escape(str(text)) if text is not None and not _visible_text(cell) else cell
+def _cell(row: dict[str, Any], field: str) -> str:
+    """The cell as GX wrote it; one that is only an icon (Font Awesome, from a CDN) shows GX's text for it."""
+    value, text = row.get(field), row.get(f"_{field}_text")
+    cell = value if isinstance(value, str) else html.escape("" if value is None else str(value))
+    return html.escape(str(text)) if text is not None and not re.sub(r"<[^>]*>", "", cell).strip() else cell
 
 
 def _static_table(page: str, match: re.Match[str]) -> str:
     """`<table>` filled with the rows of its bootstrapTable script (the same page), or left as it was."""
-    table_id = match.group("id")
-    start = page.find(f"$('#{table_id}').bootstrapTable(")
-    if start < 0:
+    if (start := page.find(f"$('#{match.group('id')}').bootstrapTable(")) < 0:
         return match.group(0)
     script = page[start : page.find("</script>", start)]
     columns, rows = _literal_after(script, "columns"), _literal_after(script, "data")
@@ -78,24 +65,12 @@ def _static_table(page: str, match: re.Match[str]) -> str:
     head = "".join(f"<th>{html.escape(str(c.get('title', c['field'])))}</th>" for c in columns)
     body = []
     for row in rows:
-        # a cell that is only an icon (Font Awesome, from a CDN) shows GX's text for it instead
-        cells = [_cell(row.get(c["field"])) for c in columns]
-        cells = [_icon_text(cell, row, c["field"]) for c, cell in zip(columns, cells)]
-        link = row.get("_table_row_link_path")
-        if link and cells:
+        cells = [_cell(row, c["field"]) for c in columns]
+        if (link := row.get("_table_row_link_path")) and cells:
             cells[0] = f'<a href="{html.escape(link)}">{cells[0] or "open"}</a>'
         body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     opening = match.group(1).replace('data-toggle="table"', "").replace('class="', 'class="ckd-static ', 1)
     return f"{opening}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _offline_docs_page(page: str, images: str) -> str:
-    """One Data Docs page, static: tables filled, the logo from `images` (relative), no CDN asset."""
-    original = page
-    page = _TABLE.sub(lambda m: _static_table(original, m), page)
-    page = _GX_LOGO.sub(lambda m: f'{m.group(1)}{images}/{m.group(2)}"', page)
-    page = _strip_external_assets(page)
-    return page.replace("</head>", f"{OFFLINE_MARK}\n{_STATIC_STYLE}\n</head>", 1)
 
 
 def offline_data_docs(docs_dir: str | Path) -> list[Path]:
@@ -108,12 +83,13 @@ def offline_data_docs(docs_dir: str | Path) -> list[Path]:
         if OFFLINE_MARK in page:
             continue
         images = os.path.relpath(docs_dir / "static" / "images", page_path.parent).replace(os.sep, "/")
-        page_path.write_text(_offline_docs_page(page, images), encoding="utf-8")
+        static = _TABLE.sub(functools.partial(_static_table, page), page)  # tables filled, the logo local
+        static = _strip_external_assets(_GX_LOGO.sub(rf'\g<1>{images}/\g<2>"', static))
+        static = static.replace("</head>", f"{OFFLINE_MARK}\n{_STATIC_STYLE}\n</head>", 1)
+        page_path.write_text(static, encoding="utf-8")
         rewritten.append(page_path)
     return rewritten
 
-
-# --- dvc plots -------------------------------------------------------------------------------------------
 
 _VEGA_DIV = re.compile(
     r"<div id\s*=\s*\"(?P<id>[^\"]+)\">\s*<script type\s*=\s*\"text/javascript\">\s*"
@@ -136,17 +112,9 @@ def _field(encoding: dict[str, Any], channel: str, key: str = "field") -> str | 
     return value.get(key) if isinstance(value, dict) else None
 
 
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def render_spec_png(spec: dict[str, Any], out: Path) -> int:
-    """Draw a Vega-Lite line/point spec's inline values with matplotlib (x, y, one line per value of the
-    colour / dash / shape fields: DVC's revision and file); the number of lines, 0 when the spec is not
-    one of those (no inline values, no x/y field)."""
+    """Draw a Vega-Lite line/point spec's inline values with matplotlib, one line per revision and file;
+    the number of lines (0 for a spec without inline values or an x/y field)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,33 +122,28 @@ def render_spec_png(spec: dict[str, Any], out: Path) -> int:
 
     values = (spec.get("data") or {}).get("values")
     encodings = list(_encodings(spec))
-    x = next((_field(e, "x") for e in encodings if _field(e, "x")), None)
-    y = next((_field(e, "y") for e in encodings if _field(e, "y")), None)
+    x, y = (next(filter(None, (_field(e, axis) for e in encodings)), None) for axis in "xy")
     if not values or not x or not y:
         return 0
-    group_by: list[str] = []  # one line per value of the series channels (DVC: revision, file / field)
-    for encoding in encodings:
-        for channel in ("color", "strokeDash", "shape", "detail"):
-            name = _field(encoding, channel)
-            if name and name not in group_by:
-                group_by.append(name)
+    channels = ("color", "strokeDash", "shape", "detail")  # the series: DVC's revision, file / field
+    group_by = list(dict.fromkeys(name for e in encodings for c in channels if (name := _field(e, c))))
     series: dict[str, list[tuple[float, float]]] = {}
     for row in values:
-        px, py = _number(row.get(x)), _number(row.get(y))
-        if px is None or py is None:
-            continue
+        try:
+            point = (float(row.get(x)), float(row.get(y)))
+        except (TypeError, ValueError):
+            continue  # not a number: no point
         label = " ".join(str(row[k]) for k in group_by if k in row) or y
-        series.setdefault(label, []).append((px, py))
+        series.setdefault(label, []).append(point)
     if not series:
         return 0
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
     for label, points in sorted(series.items()):
-        points.sort()
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=label)
+        axes.plot(*zip(*sorted(points)), marker=".", label=label)
     title = spec.get("title")
     axes.set_title(title.get("text", "") if isinstance(title, dict) else str(title or ""))
-    axes.set_xlabel(next((t for e in encodings if (t := _field(e, "x", "title"))), x))
-    axes.set_ylabel(next((t for e in encodings if (t := _field(e, "y", "title"))), y))
+    axes.set_xlabel(next(filter(None, (_field(e, "x", "title") for e in encodings)), x))
+    axes.set_ylabel(next(filter(None, (_field(e, "y", "title") for e in encodings)), y))
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
@@ -191,9 +154,8 @@ def render_spec_png(spec: dict[str, Any], out: Path) -> int:
 
 
 def offline_plots(page_path: str | Path) -> int:
-    """Rewrite a `dvc plots show` page: each Vega chart becomes a PNG beside it (static/<id>.png) shown in
-    its place, the CDN scripts go. Returns the number of charts drawn; a chart that cannot be drawn keeps its
-    spec in a <details> block and says so."""
+    """Rewrite a `dvc plots show` page: each Vega chart drawn as static/<id>.png in its place (one that cannot
+    be drawn says so, its spec in a <details> block), no CDN script; the number of charts drawn."""
     page_path = Path(page_path)
     page = page_path.read_text(encoding="utf-8")
     if OFFLINE_MARK in page:
@@ -204,21 +166,18 @@ def offline_plots(page_path: str | Path) -> int:
         nonlocal drawn
         spec, _ = json.JSONDecoder().raw_decode(match.group("rest"))
         name = re.sub(r"[^\w.-]+", "_", match.group("id"))
-        png = page_path.parent / "static" / f"{name}.png"
-        if render_spec_png(spec, png):
+        if render_spec_png(spec, page_path.parent / "static" / f"{name}.png"):
             drawn += 1
             return f'<div id="{html.escape(match.group("id"))}"><img src="static/{name}.png" alt="{name}"></div>'
         dump = html.escape(json.dumps(spec)[:20000])
         return f"<div><p>{name}: not drawable offline (not a line chart)</p><details><pre>{dump}</pre></details></div>"
 
-    page = _VEGA_DIV.sub(replace, page)
+    page = _strip_external_assets(_VEGA_DIV.sub(replace, page)).replace("</head>", f"{OFFLINE_MARK}\n</head>", 1)
     note = (
         "<p><em>Static rendering (matplotlib) of DVC's Vega plots, readable offline; "
         "<code>dvc plots show</code> alone gives the interactive page, which loads Vega from a CDN.</em></p>"
     )
-    page = _strip_external_assets(page).replace("</head>", f"{OFFLINE_MARK}\n</head>", 1)
-    page = page.replace("<body>", f"<body>\n{note}", 1)
-    page_path.write_text(page, encoding="utf-8")
+    page_path.write_text(page.replace("<body>", f"<body>\n{note}", 1), encoding="utf-8")
     return drawn
 
 
@@ -228,17 +187,13 @@ def _plot_files(dvc_yaml: Path) -> list[str]:
 
     files: list[str] = []
     for entry in (yaml.safe_load(dvc_yaml.read_text()) or {}).get("plots", []) or []:
-        definitions = entry.values() if isinstance(entry, dict) else [{}]
-        for name, definition in zip(entry if isinstance(entry, dict) else [entry], definitions):
+        for name, definition in entry.items() if isinstance(entry, dict) else [(entry, {})]:
             y = (definition or {}).get("y")
             files += list(y) if isinstance(y, dict) else [name]
     return files
 
 
 def plots_main(argv: list[str] | None = None) -> int:
-    import argparse
-    import subprocess
-
     p = argparse.ArgumentParser(prog="python -m ckd.reports plots", description="dvc plots show, readable offline")
     p.add_argument("--out", default="dvc_plots", help="the folder of the page (default: dvc_plots)")
     args = p.parse_args(argv)
@@ -246,8 +201,7 @@ def plots_main(argv: list[str] | None = None) -> int:
     if not dvc_yaml.is_file():
         print("ckd plots: nothing to plot: no dvc.yaml here (run it from the project's root)")
         return 0
-    present = [f for f in _plot_files(dvc_yaml) if Path(f).exists()]
-    if not present:
+    if not any(Path(f).exists() for f in _plot_files(dvc_yaml)):
         print("ckd plots: nothing to plot yet: no training curves (metrics/train/plots); run `make run` first")
         return 0
     shown = subprocess.run(["dvc", "plots", "show", "--out", args.out], capture_output=True, text=True)

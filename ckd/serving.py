@@ -1,24 +1,14 @@
-"""The serving bundle `export` writes beside the ONNX student: a Triton model repository, a KServe
-InferenceService and MLServer settings, all for one and the same `model.onnx`, each laid out as its server
-documents it.
-
-    models/serving/input.json                           what the input takes (raw values; scaling in the graph;
-                                                        a text model: token ids of the tokenizer beside it)
-    models/serving/triton/<name>/config.pbtxt           platform onnxruntime_onnx, dynamic batching
-    models/serving/triton/<name>/labels.txt             class names, one a line (label_filename)
-    models/serving/triton/<name>/tokenizer.json         a text model: the tokenizer that makes its token ids
-    models/serving/triton/<name>/1/model.onnx           the student
-    models/serving/kserve/inferenceservice.yaml         v1beta1 predictor.model, modelFormat onnx, protocol v2
-    models/serving/mlserver/settings.json               the server's settings (`mlserver start models/serving/mlserver`)
-    models/serving/mlserver/<name>/model-settings.json  the model, in a folder named as the model; uri -> model.onnx
-    models/serving/mlserver/<name>/mlserver_onnx.py     MLServer 1.7 has no ONNX runtime: ours, copied in
-    models/serving/mlserver/<name>/tokenizer.json       a text model: the same tokenizer
-
-Input and output names, types and dims are read from the ONNX graph, never written twice.
+"""The serving bundle `export` writes beside the ONNX student, all for one and the same `model.onnx`, each laid
+out as its server documents it (file by file: docs/serving-layout.md): a Triton model repository
+(`triton/<name>/`: config.pbtxt, labels.txt, 1/model.onnx), a KServe InferenceService (`kserve/`), MLServer
+settings (`mlserver/`, with our ONNX runtime: MLServer 1.7 has none) and `input.json` (what the input takes);
+a text model's tokenizer lies beside the model. Input and output names, types and dims are read from the ONNX
+graph, never written twice.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -26,6 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import onnx
 
 from ckd.errors import CkdError
 from ckd.export import OUTPUT_NAME
@@ -35,105 +28,67 @@ LABELS_FILE = "labels.txt"
 INPUT_FILE = "input.json"
 QUEUE_DELAY_US = 100  # dynamic batching: how long a request may wait for others to join its batch
 MLSERVER_RUNTIME = Path(__file__).resolve().parents[1] / "serving" / "mlserver_onnx.py"
-# Triton's and the Open Inference Protocol's names for ONNX element types.
-_TRITON_TYPE = {
-    1: "TYPE_FP32",
-    2: "TYPE_UINT8",
-    3: "TYPE_INT8",
-    6: "TYPE_INT32",
-    7: "TYPE_INT64",
-    9: "TYPE_BOOL",
-    10: "TYPE_FP16",
-    11: "TYPE_FP64",
-}
+# The Open Inference Protocol's names for ONNX element types (Triton's: the same with "TYPE_" before them).
 _V2_TYPE = {1: "FP32", 2: "UINT8", 3: "INT8", 6: "INT32", 7: "INT64", 9: "BOOL", 10: "FP16", 11: "FP64"}
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One graph input or output: name, ONNX element type, shape with the batch axis as -1."""
+    """One graph input or output: name, Open Inference Protocol type, shape with the batch axis as -1."""
 
     name: str
-    elem_type: int
+    v2_type: str
     shape: tuple[int, ...]
-
-    @property
-    def triton_type(self) -> str:
-        return _TRITON_TYPE[self.elem_type]
-
-    @property
-    def v2_type(self) -> str:
-        return _V2_TYPE[self.elem_type]
 
 
 def graph_io(path: str | Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """Inputs and outputs of an ONNX file; a symbolic dimension (the batch) becomes -1."""
-    import onnx
-
     graph = onnx.load(str(path), load_external_data=False).graph
     initializers = {i.name for i in graph.initializer}
 
     def spec(value: Any) -> TensorSpec:
         tensor = value.type.tensor_type
-        if tensor.elem_type not in _TRITON_TYPE:
+        if tensor.elem_type not in _V2_TYPE:
             raise CkdError(f"{path}: {value.name} has ONNX element type {tensor.elem_type}, which is not served")
         dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
-        return TensorSpec(value.name, tensor.elem_type, dims)
+        return TensorSpec(value.name, _V2_TYPE[tensor.elem_type], dims)
 
     return [spec(v) for v in graph.input if v.name not in initializers], [spec(v) for v in graph.output]
 
 
 def add_probabilities(path: str | Path) -> None:
     """Append `probabilities = softmax(logits, axis=-1)` as a second graph output, in place."""
-    import onnx
-    from onnx import helper
-
     proto = onnx.load(str(path))
-    logits = next((o for o in proto.graph.output if o.name == OUTPUT_NAME), None)
-    if logits is None:
+    if (logits := next((o for o in proto.graph.output if o.name == OUTPUT_NAME), None)) is None:
         raise CkdError(f"{path}: no output named {OUTPUT_NAME!r} to take the softmax of")
     if any(o.name == PROBABILITIES_NAME for o in proto.graph.output):
         return
-    proto.graph.node.append(
-        helper.make_node("Softmax", [OUTPUT_NAME], [PROBABILITIES_NAME], axis=-1, name="probabilities_softmax")
-    )
-    output = onnx.ValueInfoProto()
+    node = onnx.helper.make_node("Softmax", [OUTPUT_NAME], [PROBABILITIES_NAME], axis=-1, name="probabilities_softmax")
+    proto.graph.node.append(node)
+    output = proto.graph.output.add()
     output.CopyFrom(logits)
     output.name = PROBABILITIES_NAME
-    proto.graph.output.append(output)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
 
 
-def _dims(spec: TensorSpec, batched: bool) -> str:
-    shape = spec.shape[1:] if batched else spec.shape
-    return ", ".join(str(d) for d in shape)
-
-
-def triton_config(
-    name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], max_batch_size: int, queue_delay_us: int
-) -> str:
+def triton_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], max_batch_size: int) -> str:
     """Triton's config.pbtxt (protobuf text of inference.ModelConfig); dims leave out the batch axis."""
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch_size}", "input ["]
 
     def entry(spec: TensorSpec, extra: str = "") -> str:
-        return (
-            f'  {{\n    name: "{spec.name}"\n    data_type: {spec.triton_type}\n    dims: [ {_dims(spec, True)} ]\n'
-            f"{extra}  }}"
-        )
+        dims = ", ".join(str(d) for d in spec.shape[1:])
+        return f'  {{\n    name: "{spec.name}"\n    data_type: TYPE_{spec.v2_type}\n    dims: [ {dims} ]\n{extra}  }}'
 
     lines += [",\n".join(entry(s) for s in inputs), "]", "output ["]
     lines += [",\n".join(entry(s, f'    label_filename: "{LABELS_FILE}"\n') for s in outputs), "]"]
-    lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {queue_delay_us}", "}"]
+    lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {QUEUE_DELAY_US}", "}"]
     return "\n".join(lines) + "\n"
 
 
 def input_scale(x: Any, name: str) -> dict[str, Any]:
-    """What the served model's input takes, for the model card and the bundle: raw values as the data source
-    holds them (pixel values, a table's own units), never scaled beforehand; the graph scales them itself
-    (`ckd.students.base.Normalize`: (x - mean) / std with the pool's statistics)."""
-    import numpy as np
-
+    """What the served model's input takes, for the model card and the bundle: raw values, which the graph
+    scales itself (`ckd.students.base.Normalize`)."""
     x = np.asarray(x, dtype=np.float32)
     return {
         "input": name,
@@ -154,64 +109,30 @@ def token_input(description: dict[str, Any]) -> dict[str, Any]:
         "values": f"token ids, not text: {ids} int64 [batch, tokens] from the tokenizer beside the model "
         f"({description['tokenizer']}: truncation at {description['max_tokens']} tokens, padding with id 0 to "
         f"the longest text of the batch); {mask} int64 [batch, tokens], 1 for a token, 0 for padding",
-        "tokenizer": description["tokenizer"],
-        "max_tokens": description["max_tokens"],
-        "encoder": description["encoder"],
+        **{key: description[key] for key in ("tokenizer", "max_tokens", "encoder")},
         "python": "ckd.text_bundle.TextBundle(folder).tokenize(texts) makes both (tokenizers only, no torch)",
     }
 
 
 def kserve_manifest(name: str, storage_uri: str) -> str:
-    """KServe's v1beta1 InferenceService with the `predictor.model` spec its docs use: `modelFormat: onnx`
-    (served by the runtime that supports it, Triton), protocol v2. `storage_uri` holds the Triton repository
-    (`<name>/config.pbtxt`), so the served model is `<name>`."""
+    """KServe's v1beta1 InferenceService, `predictor.model` as its docs use it: `modelFormat: onnx` (Triton serves
+    it), protocol v2; `storage_uri` holds the Triton repository, so the served model is `<name>`."""
     service = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")  # a DNS-1123 label
-    return (
-        "\n".join(
-            [
-                "apiVersion: serving.kserve.io/v1beta1",
-                "kind: InferenceService",
-                "metadata:",
-                f"  name: {service}",
-                "spec:",
-                "  predictor:",
-                "    model:",
-                "      modelFormat:",
-                "        name: onnx",
-                "      protocolVersion: v2",
-                f"      storageUri: {json.dumps(storage_uri)}",
-                "      resources:",
-                "        requests: {cpu: 100m, memory: 256Mi}",
-                "        limits: {cpu: '1', memory: 1Gi}",
-            ]
-        )
-        + "\n"
-    )
-
-
-def mlserver_settings(
-    name: str,
-    model_uri: str,
-    inputs: list[TensorSpec],
-    outputs: list[TensorSpec],
-    max_batch_size: int,
-    queue_delay_us: int,
-    scale: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model-settings.json, settings.json) for MLServer with the bundled ONNX Runtime runtime; `scale`
-    (`input_scale`) goes into the model's `parameters.extra`."""
-    model = {
-        "name": name,
-        "implementation": "mlserver_onnx.OnnxModel",
-        "parameters": {"uri": model_uri, "version": "1", **({"extra": {"input_scale": scale}} if scale else {})},
-        "inputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in inputs],
-        "outputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in outputs],
-        "max_batch_size": max_batch_size,
-        "max_batch_time": queue_delay_us / 1e6,
-    }
-    # Ports stay MLServer's defaults (8080 REST, 8081 gRPC) so MLSERVER_* variables can move them.
-    server = {"debug": False, "parallel_workers": 0, "load_models_at_startup": True}
-    return model, server
+    return f"""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {service}
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: onnx
+      protocolVersion: v2
+      storageUri: {json.dumps(storage_uri)}
+      resources:
+        requests: {{cpu: 100m, memory: 256Mi}}
+        limits: {{cpu: '1', memory: 1Gi}}
+"""
 
 
 def write_bundle(
@@ -221,7 +142,6 @@ def write_bundle(
     class_names: list[str],
     max_batch_size: int,
     storage_uri: str,
-    queue_delay_us: int = QUEUE_DELAY_US,
     scale: dict[str, Any] | None = None,
     beside: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
@@ -240,20 +160,28 @@ def write_bundle(
     (triton_dir / "1").mkdir(parents=True)
     shutil.copyfile(onnx_path, triton_dir / "1" / "model.onnx")
     (triton_dir / LABELS_FILE).write_text("".join(f"{c}\n" for c in class_names))
-    (triton_dir / "config.pbtxt").write_text(triton_config(name, inputs, outputs, max_batch_size, queue_delay_us))
+    (triton_dir / "config.pbtxt").write_text(triton_config(name, inputs, outputs, max_batch_size))
     (out_dir / "kserve").mkdir()
     (out_dir / "kserve" / "inferenceservice.yaml").write_text(kserve_manifest(name, storage_uri))
     mlserver_dir = out_dir / "mlserver" / name  # MLServer's convention: the model's folder is named as the model
     mlserver_dir.mkdir(parents=True)
-    model_settings, server_settings = mlserver_settings(
-        name, f"../../triton/{name}/1/model.onnx", inputs, outputs, max_batch_size, queue_delay_us, scale
-    )
+    extra = {"extra": {"input_scale": scale}} if scale else {}
+    model_settings = {  # for the bundled ONNX Runtime runtime
+        "name": name,
+        "implementation": "mlserver_onnx.OnnxModel",
+        "parameters": {"uri": f"../../triton/{name}/1/model.onnx", "version": "1", **extra},
+        "inputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in inputs],
+        "outputs": [{"name": s.name, "datatype": s.v2_type, "shape": list(s.shape)} for s in outputs],
+        "max_batch_size": max_batch_size,
+        "max_batch_time": QUEUE_DELAY_US / 1e6,
+    }
+    # Ports stay MLServer's defaults (8080 REST, 8081 gRPC) so MLSERVER_* variables can move them.
+    server_settings = {"debug": False, "parallel_workers": 0, "load_models_at_startup": True}
     (mlserver_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
     (mlserver_dir.parent / "settings.json").write_text(json.dumps(server_settings, indent=2) + "\n")
     shutil.copyfile(MLSERVER_RUNTIME, mlserver_dir / MLSERVER_RUNTIME.name)
-    for extra in map(Path, beside):
-        for folder in (triton_dir, mlserver_dir):
-            shutil.copyfile(extra, folder / extra.name)
+    for copied, folder in itertools.product(map(Path, beside), (triton_dir, mlserver_dir)):
+        shutil.copyfile(copied, folder / copied.name)
     return {
         "bundle": str(out_dir),
         "served_name": name,

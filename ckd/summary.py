@@ -26,8 +26,7 @@ def summarise(metrics: dict[str, Any], method: str) -> str:
     lines = [
         first,
         f"teacher calls: {metrics['calls_this_run']} by the query run that made these answers; spent in the store in "
-        "total / budget: "
-        f"{metrics['calls_spent_total']} / {metrics['budget']} "
+        f"total / budget: {metrics['calls_spent_total']} / {metrics['budget']} "
         f"(outputs stored {metrics['teacher_outputs']}, lost {metrics['teacher_lost']}, "
         f"selected samples without an answer {metrics.get('teacher_unanswered', 0)})",
         f"ONNX parity: max |logit difference| {metrics['onnx_max_abs_diff']:.2e}; "
@@ -36,14 +35,12 @@ def summarise(metrics: dict[str, Any], method: str) -> str:
     int8_key = "int8_test_accuracy" if "test_accuracy" in metrics else "int8_teacher_agreement"
     if int8_key in metrics:
         batch256 = (  # an image or table student (a text model's latency is one text through its bundle)
-            "batch-256 latency: "
-            f"PyTorch {metrics['latency_ms_batch256_torch']:.3f} ms, ONNX Runtime "
+            f"batch-256 latency: PyTorch {metrics['latency_ms_batch256_torch']:.3f} ms, ONNX Runtime "
             f"{metrics['latency_ms_batch256']:.3f} ms, int8 {metrics['latency_ms_batch256_int8']:.3f} ms; "
             if "latency_ms_batch256" in metrics
             else ""
         )
-        lines.insert(
-            3,
+        lines.append(
             f"int8 {int8_key.removeprefix('int8_').replace('_', ' ')} {metrics[int8_key]:.4f}; {batch256}"
             "model card: models/model_card.md, serving bundle: models/serving/",
         )

@@ -11,16 +11,15 @@ The bundle (written by `ckd.export.export_text_bundle`) is three files:
     tokenizer.json  the exact tokenizer of training (truncation and padding settings included)
     bundle.json     file names, input and output names, class names (an LLM teacher's label words), token limit
 
-This module imports neither torch nor transformers (a test checks it in a fresh interpreter), so a service
-that only predicts installs `onnxruntime`, `tokenizers` and `numpy`.
+No torch nor transformers (a test checks it): a service that predicts needs `onnxruntime`, `tokenizers`, `numpy`.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-import time
-from collections.abc import Sequence
+import timeit
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +32,11 @@ MODEL_FILE, TOKENIZER_FILE, BUNDLE_FILE = "student.onnx", "tokenizer.json", "bun
 TEXT_INPUT_NAMES = ("input_ids", "attention_mask")
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """softmax(z)_k = exp(z_k - max z) / sum_j exp(z_j - max z), row by row."""
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    result: np.ndarray = shifted / shifted.sum(axis=-1, keepdims=True)
-    return result
+def median_ms(call: Callable[[], object], runs: int, warmup: int = 10) -> float:
+    """The median wall time of `call()` over `runs` calls after `warmup` untimed ones, in milliseconds."""
+    for _ in range(warmup):
+        call()
+    return statistics.median(timeit.repeat(call, repeat=runs, number=1)) * 1e3
 
 
 class TextBundle:
@@ -55,8 +54,6 @@ class TextBundle:
         self.description = json.loads((self.dir / BUNDLE_FILE).read_text())
         self.tokenizer = Tokenizer.from_file(str(self.dir / self.description["tokenizer"]))
         self.session = onnx_session(model or self.dir / self.description["model"], threads=threads)
-        self.input_names = tuple(self.description["inputs"])
-        self.output_name = self.description["output"]
         self.class_names: list[str] | None = self.description.get("class_names")
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,15 +70,18 @@ class TextBundle:
         out = None
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            feeds = dict(zip(self.input_names, self.tokenize([texts[i] for i in rows])))
-            (batch,) = self.session.run([self.output_name], feeds)
+            feeds = dict(zip(self.description["inputs"], self.tokenize([texts[i] for i in rows])))
+            (batch,) = self.session.run([self.description["output"]], feeds)
             out = np.zeros((len(texts), batch.shape[1]), np.float32) if out is None else out
             out[rows] = batch
         return out if out is not None else np.zeros((0, len(self.class_names or ())), np.float32)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities [texts, classes], columns in the order of `class_names`."""
-        return softmax(self.logits(texts, batch_size))
+        """Class probabilities [texts, classes], columns in the order of `class_names`: softmax(z)_k =
+        exp(z_k - max z) / sum_j exp(z_j - max z), row by row."""
+        logits = self.logits(texts, batch_size)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
         """The most probable class of each text, by name (an LLM teacher's label word, else the data's label)."""
@@ -89,13 +89,6 @@ class TextBundle:
             raise CkdError(f"{self.dir / BUNDLE_FILE}: names no classes (class_names); re-run the export stage")
         return [self.class_names[k] for k in self.logits(texts, batch_size).argmax(axis=1)]
 
-    def latency_ms_batch1(self, text: str, runs: int, warmup: int = 5) -> float:
+    def latency_ms_batch1(self, text: str, runs: int) -> float:
         """Median wall time of one text through tokenizer and ONNX Runtime, in milliseconds."""
-        for _ in range(warmup):
-            self.logits([text])
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.logits([text])
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)
+        return median_ms(lambda: self.logits([text]), runs, warmup=5)

@@ -25,11 +25,9 @@ def torch_logits(model: torch.nn.Module, x: np.ndarray, batch_size: int = 1024) 
 
 def onnx_logits(path: str | Path, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     session = onnx_session(path)
+    x = np.asarray(x, np.float32)
     return np.concatenate(
-        [
-            session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + batch_size].astype(np.float32)})[0]
-            for i in range(0, len(x), batch_size)
-        ]
+        [session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
     )
 
 
@@ -60,17 +58,17 @@ def check_gates(
     on = f" on {size} held-out samples" if size is not None else ""
     failures, relax = [], {}
     if max_int8_drop is not None and int8_key in metrics:
-        drop = metrics[onnx_key] - metrics[int8_key]
-        if drop > max_int8_drop + 1e-12:
+        if (drop := metrics[onnx_key] - metrics[int8_key]) > max_int8_drop + 1e-12:
             failures.append(
                 f"int8 {'accuracy' if torch_key == 'test_accuracy' else 'agreement'} drop {drop:.4f} (onnx "
                 f"{metrics[onnx_key]:.4f} - int8 {metrics[int8_key]:.4f}){on} > validate.max_int8_drop {max_int8_drop}"
             )
-            relax["validate.max_int8_drop"] = _round_up(drop)
+            relax["validate.max_int8_drop"] = math.ceil(drop * 100) / 100  # the hundredth above
     for key in (onnx_key, torch_key):
         if metrics[key] < min_accuracy:
             failures.append(f"{key} {metrics[key]:.4f}{on} < validate.min_accuracy {min_accuracy}")
-            relax["validate.min_accuracy"] = min(relax.get("validate.min_accuracy", 1.0), _round_down(metrics[key]))
+            below = math.floor(metrics[key] * 100) / 100  # the hundredth below
+            relax["validate.min_accuracy"] = min(relax.get("validate.min_accuracy", 1.0), below)
     if not metrics["onnx_max_abs_diff"] <= max_abs_diff:
         failures.append(f"onnx_max_abs_diff {metrics['onnx_max_abs_diff']:.3g} > validate.max_abs_diff {max_abs_diff}")
         relax["validate.max_abs_diff"] = float(f"{metrics['onnx_max_abs_diff'] * 1.5:.2g}")
@@ -80,11 +78,3 @@ def check_gates(
             f"{artifact}: gate failed: " + "; ".join(failures) + " (the metrics are written all the same); to "
             f"accept this student, relax the gate in params.yaml or `dvc exp run {settings}`"
         )
-
-
-def _round_down(value: float) -> float:
-    return math.floor(value * 100) / 100
-
-
-def _round_up(value: float) -> float:
-    return math.ceil(value * 100) / 100

@@ -1,15 +1,14 @@
 """The pipeline's stages, one module each: typed inputs -> typed outputs and a metrics dict.
 
-`stages/<stage>.py` (the DVC entry points) parse paths, validate the whole params file and call one
-function here; `bench` drives the very same functions in memory. The stage list is `dvc.yaml`'s
-(`stage_names`), and a stage's metrics file is `metrics_path(stage)`: both spelled here only, for Python.
+`stages/<stage>.py` (the DVC entry points) parse paths, validate the params and call one function here, which
+`bench` drives in memory. The stage list is dvc.yaml's (`stage_names`), a stage's metrics `metrics_path(stage)`.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -19,8 +18,7 @@ METRICS_DIR = "metrics"
 
 
 def read_dvc_yaml(project_dir: str | Path = ".") -> dict[str, Any]:
-    """`dvc.yaml` as data: the one place Python reads the pipeline (its stages, their order, deps and outs),
-    for the Prefect flow, the benchmark and the tests."""
+    """`dvc.yaml` as data: the one place Python reads the pipeline, for the Prefect flow, bench and tests."""
     path = Path(project_dir) / "dvc.yaml"
     if not path.is_file():
         raise CkdError(f"{path}: not found (project_dir must be the repository holding dvc.yaml)")
@@ -53,7 +51,6 @@ def read_json(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CkdError(f"{path}: file not found (run the stage that writes it first)")
     try:
-        loaded: dict[str, Any] = json.loads(path.read_text())
-        return loaded
+        return cast(dict[str, Any], json.loads(path.read_text()))
     except json.JSONDecodeError as error:
         raise CkdError(f"{path}: not valid JSON ({error})") from None

@@ -14,8 +14,6 @@ from ckd.errors import USER_ERROR_EXIT, CkdError, record_exit_status
 from ckd.metrics import write_metrics
 from ckd.stages import metrics_path, write_json
 
-Body = Callable[[argparse.Namespace, Params], dict[str, Any]]
-
 
 def parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m ckd.stages.{stage}", description=(doc or "").strip().splitlines()[0])
@@ -27,7 +25,7 @@ def parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
 def run(
     stage: str,
     p: argparse.ArgumentParser,
-    body: Body,
+    body: Callable[[argparse.Namespace, Params], dict[str, Any]],
     argv: list[str] | None = None,
     gate: Callable[[argparse.Namespace, Params, dict[str, Any]], None] | None = None,
 ) -> None:

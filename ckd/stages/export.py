@@ -1,9 +1,7 @@
 """`export`: the student to ONNX (dynamic batch axis, pinned opset, metadata), its int8 model and the serving
-bundle (`ckd.export`, `ckd.quantize`, `ckd.serving`). An image or table student: int8 calibrated on free pool
-inputs, the bundle for Triton, KServe and MLServer. A text source's student (`data.text`): one graph from
-token ids to logits (the frozen encoder and the trained head), its tokenizer beside it in the bundle, int8 by
-dynamic quantisation, and the same Triton / KServe / MLServer layout for that graph (its input: token ids), the
-tokenizer beside it. An LLM teacher's label words (`teacher.label_words`) name the classes everywhere."""
+bundle (`ckd.export`, `ckd.quantize`, `ckd.serving`). An image or table student's int8 is calibrated on free
+pool inputs; a text source's student is one graph from token ids to logits, int8 by dynamic quantisation, its
+tokenizer beside it in every layout. An LLM teacher's label words (`teacher.label_words`) name the classes."""
 
 from __future__ import annotations
 
@@ -63,44 +61,21 @@ def export(
         metadata["data_labels"] = list(checkpoint.class_names)  # the source's labels, in the same order
     if text:
         bundle = export_text_bundle(checkpoint.model(), out_bundle, config.opset, metadata)
+        served, beside = bundle / MODEL_FILE, [bundle / TOKENIZER_FILE]
         if config.probabilities:
-            add_probabilities(bundle / MODEL_FILE)
-        shutil.copyfile(bundle / MODEL_FILE, out_model)  # the graph alone, where an image student's lies
+            add_probabilities(served)
+        shutil.copyfile(served, out_model)  # the graph alone, where an image student's lies
         int8 = int8_dynamic(out_model, out_int8)
-        served = write_bundle(
-            bundle / MODEL_FILE,
-            bundle,
-            config.name,
-            names,
-            config.max_batch_size,
-            config.storage_uri,
-            scale=token_input(json.loads((bundle / BUNDLE_FILE).read_text())),
-            beside=[bundle / TOKENIZER_FILE],
-        )
-        return {"opset": config.opset, "bytes": Path(out_model).stat().st_size, **int8, **served}
-    scale = input_scale(pool.x, INPUT_NAME)
-    metadata["input_scale"] = scale
-    metadata["input_shape"] = ["batch", *checkpoint.sample_shape]
-    export_onnx(checkpoint.model(), checkpoint.sample_shape, out_model, config.opset, metadata)
-    if config.probabilities:
-        add_probabilities(out_model)
-    int8 = int8_from_pool(
-        out_model,
-        out_int8,
-        pool,
-        selection.ids,
-        config.int8_calibration_samples,
-        config.int8_per_channel,
-        config.int8_calibration_method,
-    )
+        scale = token_input(json.loads((bundle / BUNDLE_FILE).read_text()))
+    else:
+        served, beside, scale = Path(out_model), [], input_scale(pool.x, INPUT_NAME)
+        metadata |= {"input_scale": scale, "input_shape": ["batch", *checkpoint.sample_shape]}
+        export_onnx(checkpoint.model(), checkpoint.sample_shape, out_model, config.opset, metadata)
+        if config.probabilities:
+            add_probabilities(out_model)
+        int8 = int8_from_pool(out_model, out_int8, pool, selection.ids, config)
     bundle_files = write_bundle(
-        out_model,
-        out_bundle,
-        config.name,
-        names,
-        config.max_batch_size,
-        config.storage_uri,
-        scale=scale,
+        served, out_bundle, config.name, names, config.max_batch_size, config.storage_uri, scale=scale, beside=beside
     )
     return {"opset": config.opset, "bytes": Path(out_model).stat().st_size, **int8, **bundle_files}
 

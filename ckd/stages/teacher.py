@@ -1,10 +1,9 @@
 """`teacher`: a fingerprint of the teacher in use, which `query` depends on instead of any one file.
 
-DVC cannot depend on "whichever file the teacher is": `teacher.model` for an ONNX teacher, the module of a
-`python` teacher, nothing for a server. This stage (`always_changed`, about a second, no teacher call)
-writes the SHA-256 of each file the backend names (`TeacherSettings.files`) and the teacher's settings, with
-`teacher.store` and `teacher.url` cut to scheme, host, port and database: `query` depends on this file, not on
-the `teacher` params, so no user name or password of theirs ever reaches dvc.lock.
+DVC cannot depend on "whichever file the teacher is" (an ONNX file, a `python` teacher's module, nothing for a
+server). This stage (`always_changed`, no teacher call) writes the SHA-256 of each file the backend names and
+the settings with `teacher.store` and `teacher.url` cut to scheme, host, port and database: `query` depends on
+this file, not on the `teacher` params, so no user name or password ever reaches dvc.lock.
 """
 
 from __future__ import annotations
@@ -20,10 +19,9 @@ from ckd.teachers.base import TeacherSettings
 def fingerprint(teacher: TeacherSettings, cache_file: Path | None = None) -> dict[str, Any]:
     cache = HashCache(cache_file)
     files: dict[str, str] = {}
+    parameter = f"teacher.kind {teacher.kind}"
     for name in teacher.files():
-        files |= files_of(
-            name, f"teacher.kind {teacher.kind}", cache, missing="the teacher's file is not found", names=False
-        )
+        files |= files_of(name, parameter, cache, missing="the teacher's file is not found", names=False)
     cache.save()
     return {"kind": teacher.kind, "files": files, "settings": public_settings(teacher.model_dump(mode="json"))}
 

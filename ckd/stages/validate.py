@@ -13,6 +13,7 @@ import numpy as np
 from ckd.config import Params, ValidateConfig
 from ckd.data import Pool, TestSet
 from ckd.errors import CkdError
+from ckd.export import read_metadata
 from ckd.latency import measure as measure_latency
 from ckd.latency import onnx_runner, torch_runner
 from ckd.metrics import write_metrics
@@ -25,6 +26,7 @@ from ckd.students.checkpoint import StudentCheckpoint
 from ckd.teachers.base import TeacherSettings
 from ckd.teachers.onnx_file import OnnxFileTeacher, OnnxTeacherConfig
 from ckd.teachers.standin import is_standin
+from ckd.text_bundle import TextBundle
 from ckd.validate import SCORE_KEYS, accuracy, check_gates, onnx_logits, score_keys, torch_logits
 
 
@@ -67,7 +69,7 @@ def validate(
     model = checkpoint.model()
     if text_bundle is None:
         x, labels, what = evaluation_set(test, checkpoint, queried, pool)
-        pt, ort_out, int8_out = torch_logits(model, x), onnx_logits(onnx_path, x), onnx_logits(int8_path, x)
+        ort_out, int8_out = onnx_logits(onnx_path, x), onnx_logits(int8_path, x)
         runners = {
             "torch": lambda x: torch_runner(model, x),
             "": lambda x: onnx_runner(onnx_path, x),
@@ -75,16 +77,13 @@ def validate(
         }
         latency = measure_latency(runners, x, config.latency_runs)
     else:
-        from ckd.text_bundle import TextBundle
-
         if test.text is None:
             raise CkdError(f"{getattr(test, 'path', 'the test split')}: holds no texts (a text source's sample stage)")
         x, labels, what, texts = test.x, test.labels, "test", [str(t) for t in test.text]
-        pt = torch_logits(model, x)
-        ort_out = TextBundle(text_bundle).logits(texts)
-        int8_out = TextBundle(text_bundle, model=int8_path).logits(texts)
+        ort_out, int8_out = (TextBundle(text_bundle, model=graph).logits(texts) for graph in (None, int8_path))
         one_thread = TextBundle(text_bundle, threads=1)
         latency = {"latency_ms_batch1": one_thread.latency_ms_batch1(texts[0], config.latency_runs)}
+    pt = torch_logits(model, x)
     torch_key, onnx_key, int8_key = SCORE_KEYS[what]
     int8 = int8_metrics(ort_out, int8_out, labels)
     metrics = {
@@ -94,10 +93,7 @@ def validate(
         int8_key: int8.pop("int8_test_accuracy"),
         **int8,
         **latency,
-        "calls_this_run": queried.calls_this_run,
-        "calls_spent_total": queried.calls_spent_total,
-        "teacher_outputs": queried.teacher_outputs,
-        "teacher_lost": queried.teacher_lost,
+        **{k: getattr(queried, k) for k in ("calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost")},
         "teacher_unanswered": queried.unanswered,
         "budget": queried.budget,
         "method": checkpoint.method,
@@ -105,9 +101,8 @@ def validate(
         "onnx_model": str(onnx_path),
         "teacher_eval_calls": 0,
     }
-    for key in ("prompt_tokens", "completion_tokens", "estimated_cost"):  # an LLM teacher's usage
-        if getattr(queried, key, None) is not None:
-            metrics[key] = getattr(queried, key)
+    usage = ("prompt_tokens", "completion_tokens", "estimated_cost")  # an LLM teacher's
+    metrics |= {key: value for key in usage if (value := getattr(queried, key, None)) is not None}
     if what == "test" and config.evaluate_teacher == "auto" and teacher_is_standin(teacher):
         # Only the free stand-in is evaluated; these calls are reported apart from the budget.
         assert isinstance(teacher, OnnxTeacherConfig)
@@ -117,60 +112,22 @@ def validate(
     return metrics
 
 
-def model_card(
-    params: Params,
-    metrics: dict[str, Any],
-    checkpoint: StudentCheckpoint,
-    train_metrics: dict[str, Any],
-    onnx_path: str | Path,
-    int8_path: str | Path,
-    source_fingerprint: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The card records every section of the validated params (defaults included); `source_fingerprint`: the
-    `source` stage's output, whose hashes identify the data."""
-    from ckd.export import read_metadata
-
-    scale = read_metadata(onnx_path).get("input_scale")  # written by `export` (ckd.serving.input_scale)
-    return build_card(
-        metrics,
-        vars(checkpoint),
-        params.as_dict(),
-        train_metrics,
-        teacher_is_standin(params.teacher),
-        {"onnx": str(onnx_path), "int8": str(int8_path)},
-        source_fingerprint["files"] if source_fingerprint is not None else None,
-        json.loads(scale) if scale else None,
-    )
-
-
 def decision_metrics(metrics: dict[str, Any], queried: Queried) -> dict[str, Any]:
-    """The figures experiments are compared by (`dvc exp show`, `make exps`), under the names they have in the
-    other metrics files: the shipped (ONNX fp32) student's test accuracy (its agreement with the teacher where
-    there is no test set), the teacher calls spent in the store, and the estimated cost of the calls this run
-    paid (an LLM teacher with prices; absent otherwise)."""
-    _, onnx_key, _ = score_keys(metrics)
-    decision = {onnx_key: metrics[onnx_key], "calls_spent_total": queried.calls_spent_total}
-    if queried.estimated_cost is not None:
-        decision["estimated_cost"] = queried.estimated_cost
-    return decision
-
-
-def gates(config: ValidateConfig, metrics: dict[str, Any], onnx_path: str | Path) -> None:
-    check_gates(metrics, config.min_accuracy, config.max_abs_diff, str(onnx_path), config.max_int8_drop)
+    """What experiments are compared by (`dvc exp show`, `make exps`): the ONNX fp32 student's test accuracy
+    (or teacher agreement), the calls spent in the store, and an LLM teacher's estimated cost where priced."""
+    onnx_key = score_keys(metrics)[1]
+    cost = {} if queried.estimated_cost is None else {"estimated_cost": queried.estimated_cost}
+    return {onnx_key: metrics[onnx_key], "calls_spent_total": queried.calls_spent_total, **cost}
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser("validate", __doc__)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--onnx", required=True)
-    p.add_argument("--test", required=True)
-    p.add_argument("--queried", required=True)
+    for name in ("--checkpoint", "--onnx", "--test", "--queried"):
+        p.add_argument(name, required=True)
     p.add_argument("--source", default=None, help="the source stage's fingerprint (identifies the data)")
     p.add_argument("--pool", default=None, help="the pool (the held-out inputs of a source without labels)")
-    p.add_argument("--int8", required=True)
-    p.add_argument("--train-metrics", required=True)
-    p.add_argument("--card-json", required=True)
-    p.add_argument("--card-md", required=True)
+    for name in ("--int8", "--train-metrics", "--card-json", "--card-md"):
+        p.add_argument(name, required=True)
     p.add_argument("--decision", default=None, help="where to write the decision metrics (dvc exp show's columns)")
     p.add_argument("--bundle", default=None, help="the export stage's bundle (a text source reads raw texts with it)")
 
@@ -190,19 +147,27 @@ def main(argv: list[str] | None = None) -> None:
         )
         if args.decision:
             write_metrics(args.decision, decision_metrics(metrics, queried))
-        card = model_card(
-            params,
+        # The card records every section of the validated params (defaults included); the `source` stage's
+        # fingerprint identifies the data, the ONNX metadata what the input takes (`ckd.serving.input_scale`).
+        scale = read_metadata(args.onnx).get("input_scale")
+        card = build_card(
             metrics,
-            checkpoint,
+            vars(checkpoint),
+            params.as_dict(),
             read_json(args.train_metrics),
-            args.onnx,
-            args.int8,
-            read_json(args.source) if args.source else None,
+            teacher_is_standin(params.teacher),
+            {"onnx": str(args.onnx), "int8": str(args.int8)},
+            read_json(args.source)["files"] if args.source else None,
+            json.loads(scale) if scale else None,
         )
         write_model_card(card, args.card_json, args.card_md)
         return metrics
 
-    run("validate", p, body, argv, gate=lambda args, params, metrics: gates(params.validation, metrics, args.onnx))
+    def gates(args: argparse.Namespace, params: Params, metrics: dict[str, Any]) -> None:
+        config = params.validation
+        check_gates(metrics, config.min_accuracy, config.max_abs_diff, str(args.onnx), config.max_int8_drop)
+
+    run("validate", p, body, argv, gate=gates)
 
 
 if __name__ == "__main__":
