@@ -93,8 +93,9 @@ def build_groups(
     return np.asarray([g[0] for g in groups.values()], np.int64), np.asarray([g[1] for g in groups.values()], np.int64)
 
 
-# Free pool inputs carried for the pool term: copying all made `build` grow fastest with the pool (245 s at 100,000
-# MNIST inputs; bench/scaling); 20,000 cover 2,000 steps of 128 without a repeat. Smaller pools go whole.
+# Free (never-queried) pool inputs carried for the pool term: copying all made `build` grow fastest with the pool
+# (245 s at 100,000 MNIST inputs; bench/scaling). FixMatch draws about one batch per step, so 20,000 cover 2,000
+# steps of 128 without a repeat. Smaller pools are carried whole.
 MAX_UNLABELLED = 20_000
 
 

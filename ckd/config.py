@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ckd.data.download import DownloadConfig
 from ckd.data.sources import MAX_CLASSES
@@ -68,12 +68,15 @@ class DataConfig(Section):
     # so that raising the cap to answer a selection does not also grow the selection.
     selection_size: int | None = Field(None, ge=1, le=10**9)
     use_labels: bool = True
-    label: str | None = Field("label", min_length=1)  # a table's label column (null: no labels)
-    # a table data.test_source's label column (null: data.label, or 'label' where data.label is null)
+    # Tables (.csv/.parquet): the label column (null: no labels) and the feature columns (null: every other
+    # numeric column). A text table: `text` lists the text columns, joined by a space (ckd/data/text.py).
+    label: str | None = Field("label", min_length=1)
+    # The label column of a table data.test_source (null: data.label, or 'label' where data.label is null).
     test_label: str | None = Field(None, min_length=1)
-    features: tuple[str, ...] | None = Field(None, min_length=1, max_length=100_000)  # null: other numeric ones
-    text: tuple[str, ...] | None = Field(None, min_length=1, max_length=64)  # joined by a space (ckd/data/text.py)
-    image_size: tuple[int, int] | None = None  # an image folder's [height, width] (null: all of one size)
+    features: tuple[str, ...] | None = Field(None, min_length=1, max_length=100_000)
+    text: tuple[str, ...] | None = Field(None, min_length=1, max_length=64)
+    # Image folders: resize every image to [height, width] (null: all images must have one size).
+    image_size: tuple[int, int] | None = None
     # The classes' names, in the order of the teacher's scores: needed for unlabelled sources; with integer
     # labels they name the indices; with named labels they fix the order.
     class_names: tuple[str, ...] | None = Field(None, min_length=2, max_length=MAX_CLASSES)
@@ -200,13 +203,19 @@ class StudentConfig(Section):
             raise ValueError(f"must be a number in (0, 10] or a list of 1 to {MAX_GRID} of them")
         return tuple(float(v) for v in values)
 
-    @field_validator("arch", "method")
+    @field_validator("arch")
     @classmethod
-    def _registered_name(cls, name: str, info: ValidationInfo) -> str:
-        from ckd.methods import METHODS
+    def _arch(cls, name: str) -> str:
         from ckd.students import STUDENTS
 
-        return _registered(STUDENTS if info.field_name == "arch" else METHODS, name)
+        return _registered(STUDENTS, name)
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, name: str) -> str:
+        from ckd.methods import METHODS
+
+        return _registered(METHODS, name)
 
     @model_validator(mode="after")
     def _arguments(self) -> StudentConfig:
@@ -296,8 +305,10 @@ class Params(Section):
         return self.seed if self.data.split_seed is None else self.data.split_seed
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain data as in params.yaml (section `validate`, lists for tuples)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """Plain data as in params.yaml (section `validate`, lists for tuples). Not `mode="json"`: that writes a
+        non-finite float inside `method_args`/`arch_args` (a temperature of .inf) as None."""
+        result: dict[str, Any] = _plain(self.model_dump(by_alias=True))
+        return result
 
 
 def validation_split(num_samples: int, val_fraction: float) -> tuple[int, int]:
@@ -320,6 +331,15 @@ def check_runtime(params: Params) -> None:
         from ckd.runtime import torch_device
 
         torch_device("cuda")
+
+
+def _plain(value: Any) -> Any:
+    """Dicts and lists all the way down (a tuple becomes a list), every other value as it is."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def validate_all(params: Mapping[str, Any]) -> Params:

@@ -1,9 +1,17 @@
 """One generic registry for methods, teachers, students and selection strategies.
 
-An entry is registered eagerly (`@REGISTRY.register("name")`) or lazily (`"name": "package.module:Factory"`):
-its module is imported on the first `get`/`build`, so names are listed and `arguments` checked without it
-(validating `student.method_args` imports no torch): read from the module's source with `ast` where it tells
-(bases defined there or imported with `from X import Y`), else from `inspect`: never wrong, only slower.
+An entry is registered in one of two ways:
+
+- eagerly: `@REGISTRY.register("name")` on the factory, in a module its package imports;
+- lazily: one line naming where the factory lives, `"name": "package.module:Factory"`, given to the
+  registry where it is made. Its module is imported on the first `get`/`build`.
+
+So a process can list the names and check arguments (`arguments`) without importing what a lazy factory
+needs: validating `student.method`/`student.method_args` imports no torch.
+
+`arguments` reads a lazy factory's parameter names from its module's source (`ast`, nothing executed),
+following base classes defined in that module or imported with `from X import Y`. Where the source cannot
+answer, it imports the module and asks `inspect`: never wrong, only slower.
 """
 
 from __future__ import annotations
@@ -78,8 +86,12 @@ class Registry(Generic[T]):
 
     def arguments(self, name: str) -> Arguments:
         """The factory's parameter names, without importing a lazy entry's module where its source tells."""
-        target = None if name in self._factories else self._lazy.get(name)
-        return (_source_arguments(*target.split(":")) if target else None) or _inspect_arguments(self.get(name))
+        if name not in self._factories and name in self._lazy:
+            module, attribute = self._lazy[name].split(":")
+            found = _source_arguments(module, attribute)
+            if found is not None:
+                return found
+        return _inspect_arguments(self.get(name))
 
     def __contains__(self, name: object) -> bool:
         return name in self._factories or name in self._lazy

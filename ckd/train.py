@@ -228,7 +228,9 @@ def unlabelled_consistency(
 ) -> torch.Tensor:
     """FixMatch (Sohn et al., NeurIPS 2020) on free pool inputs the teacher never saw: the student's confident
     answer on a weakly augmented input is the target for a strongly augmented one (larger shift + cutout),
-        L_u = mean_i 1[max p(weak_i) >= tau] CE(argmax p(weak_i), s(strong_i)).  No teacher call is made."""
+        L_u = mean_i 1[max p(weak_i) >= tau] CE(argmax p(weak_i), s(strong_i)).
+    Matched control: the same recipe with `student.unlabelled_weight: 0`. No teacher call is made, so the
+    accuracy gained is per teacher call."""
     inputs = pool.index_select(0, draw(len(pool), count, generator, pool.device))
     weak = random_shift(inputs, augment[1], generator, flip=augment[0] == "shift_flip")
     strong = random_shift(inputs, augment[1] + 1, generator, flip=augment[0] == "shift_flip")
@@ -434,16 +436,18 @@ def train_student(
     total = len(candidates) * config.steps + (config.steps if config.refit else 0)
     bar = tqdm(total=total, desc=f"train {config.method}", unit="step", disable=not progress, dynamic_ncols=True)
 
-    def train(
+    def fit_candidate(
         candidate: Candidate, rows: np.ndarray, val: np.ndarray | None, steps: int, hook: EvalHook | None = None
     ) -> tuple[torch.nn.Module, FitResult]:
+        """A fresh model trained with `candidate` on `rows`: the model and its fit."""
         model, method = new_model_and_method(candidate)
-        return model, fit(data, method, model, rows, val, candidate.lr, steps, config, augment, config.seed, bar, hook)
+        result = fit(data, method, model, rows, val, candidate.lr, steps, config, augment, config.seed, bar, hook)
+        return model, result
 
     selection, best, best_candidate = [], None, None
     try:
         for candidate in candidates:
-            result = train(candidate, train_rows, val_rows, config.steps, on_eval)[1]
+            _, result = fit_candidate(candidate, train_rows, val_rows, config.steps, on_eval)
             selection.append(
                 {
                     "lr": candidate.lr,
@@ -459,10 +463,10 @@ def train_student(
         assert best is not None and best_candidate is not None  # candidates is never empty
         if config.refit:
             bar.total = len(candidates) * config.steps + best.best_step
-            model, refit = train(best_candidate, np.arange(len(data.x)), None, best.best_step)
+            model, refit = fit_candidate(best_candidate, np.arange(len(data.x)), None, best.best_step)
             model.load_state_dict(refit.state)
         else:
-            model = new_model_and_method(best_candidate)[0]
+            model, _ = new_model_and_method(best_candidate)
             model.load_state_dict(best.state)
     finally:
         bar.close()

@@ -90,6 +90,14 @@ def test_lr_scalar_becomes_grid_and_overrides_validate():
         with_overrides(params, {"student.steps": 0})
 
 
+def test_a_non_finite_method_argument_survives_as_dict_and_overrides():
+    """`student.method_args: {temperature: .inf}` stays inf (a JSON dump would write it as None)."""
+    params = Params.model_validate(yaml.safe_load("student: {method: kd, method_args: {temperature: .inf}}"))
+    assert params.as_dict()["student"]["method_args"] == {"temperature": float("inf")}
+    overridden = with_overrides(params, {"student.steps": 10})
+    assert overridden.student.method_args == {"temperature": float("inf")} and overridden.student.steps == 10
+
+
 def committed_with(change: dict) -> dict:
     return with_changes(load_params(PROJECT / "params.yaml"), change)
 

@@ -33,6 +33,12 @@ MAX_PIXELS = 8192 * 8192
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
+def _pixels(error: Exception) -> str:
+    """'W x H pixels' from our refusal, or 'N pixels' from Pillow's own (raised on opening, above 178 Mpx)."""
+    found = re.search(r"\d+x\d+ pixels|\d+ pixels", str(error))
+    return found.group(0) if found else str(error)
+
+
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -78,10 +84,9 @@ def load_image_folder(source: str, options: DataConfig) -> Dataset:
                     raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
                 image.load()
                 picture = image.copy()
-        except Image.DecompressionBombError as error:  # ours ('WxH pixels'), or Pillow's ('N pixels', > 178 Mpx)
-            pixels = next(iter(re.findall(r"\d+x\d+ pixels|\d+ pixels", str(error))), error)
+        except Image.DecompressionBombError as error:  # ours, or Pillow's own above 2 x its limit
             raise CkdError(
-                f"{path}: an image of {pixels} is over the limit of {MAX_PIXELS} pixels (a decompression "
+                f"{path}: an image of {_pixels(error)} is over the limit of {MAX_PIXELS} pixels (a decompression "
                 "bomb?); shrink it before training a small student on it"
             ) from None
         except (UnidentifiedImageError, OSError, ValueError) as error:

@@ -21,9 +21,9 @@ def select_random(pool_x: np.ndarray, count: int, rng: np.random.Generator) -> n
     return rng.permutation(len(pool_x))[:count]
 
 
-# k-centre costs O(N x candidates x features), the pipeline's fastest-growing cost (bench/scaling.md: hours
-# for N=10,000 over 100,000 MNIST-sized inputs). Candidates are a seeded random subset of this many (or N),
-# drawn independently of N, so picks stay nested for every budget up to the cap.
+# k-centre costs O(N x candidates x features), the pipeline's fastest-growing cost (bench/scaling.md): N=1000
+# picks over 100,000 MNIST-sized inputs would take minutes, N=10,000 hours. Candidates are a seeded random
+# subset of this many (or N), drawn independently of N, so picks stay nested for every budget up to the cap.
 KCENTER_MAX_CANDIDATES = 20_000
 
 

@@ -78,18 +78,21 @@ def load_table(source: str, options: DataConfig) -> Dataset:
         missing = [c for c in options.features if c not in columns]
         if missing:
             raise CkdError(f"{path}: no column(s) {', '.join(missing)} (data.features); has {', '.join(columns[:20])}")
-    features = list(options.features) if options.features is not None else [c for c in columns if c != label]
-    text = [c for c in features if not _numeric(table[c])]
-    if text and options.features is not None:
-        raise CkdError(
-            f"{path}: data.features column(s) {', '.join(text)} are not numeric "
-            f"({table[text[0]].type}); a text column is read with data.text (examples/ag_news)"
-        )
-    if text:
-        raise CkdError(
-            f"{path}: column(s) {', '.join(text[:5])} are not numeric; list the numeric feature columns in "
-            "data.features, or use data.text for a text source (examples/ag_news)"
-        )
+        features = list(options.features)
+        text = [c for c in features if not _numeric(table[c])]
+        if text:
+            raise CkdError(
+                f"{path}: data.features column(s) {', '.join(text)} are not numeric "
+                f"({table[text[0]].type}); a text column is read with data.text (examples/ag_news)"
+            )
+    else:
+        features = [c for c in columns if c != label]
+        text = [c for c in features if not _numeric(table[c])]
+        if text:
+            raise CkdError(
+                f"{path}: column(s) {', '.join(text[:5])} are not numeric; list the numeric feature columns in "
+                "data.features, or use data.text for a text source (examples/ag_news)"
+            )
     if not features:
         raise CkdError(f"{path}: no feature column besides the label {label!r}")
     blanks = [c for c in features if table[c].null_count]

@@ -22,7 +22,9 @@ class Method:
 
     uses_groups = False
     uses_labels = False  # reports, once, that label terms are off when the data has none
-    w_ce = 0.0  # the weight of the label term CE(y) (`with_ce`), in the methods that have one
+    # The weight of the label term CE(y) (`with_ce`): no default, so a method that calls `with_ce` without
+    # setting it fails loudly instead of silently losing its label term.
+    w_ce: float
 
     def __init__(self, num_classes: int, teacher_var: float, labelled: bool) -> None:
         self.num_classes = num_classes
@@ -42,7 +44,7 @@ class Method:
 
     def with_ce(self, loss: torch.Tensor, s: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """loss + w_ce CE(y, softmax(s)): the per-sample label term, only with labels."""
-        return loss + self.w_ce * soft_cross_entropy(s, y) if y is not None and self.w_ce else loss
+        return loss + self.w_ce * soft_cross_entropy(s, y) if self.w_ce and y is not None else loss
 
 
 def build_method(name: str, num_classes: int, teacher_var: float, labelled: bool, **hparams: Any) -> Method:

@@ -13,6 +13,10 @@ from ckd.methods.ckd_paper import PaperCKD
 
 
 class PaperCKDPlusKD(PaperCKD):
+    """L = [w_rel MSE(d_s, d_t) + w_cls MSE(d_s, d_y)] + T^2 KL(softmax(t/T) || softmax(s/T)) + w_ce CE(y)
+    (the label terms only with labels): `ckd_paper`'s loss plus `kd`'s. Matched control: `compare=False`, the
+    same members and KD term with d_s, d_t, d_y replaced by s, t, y per sample."""
+
     def __init__(
         self,
         num_classes: int,

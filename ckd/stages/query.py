@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-from dataclasses import fields
 from typing import Any
 
 from ckd.config import Params
@@ -52,14 +51,20 @@ def query(
     usage = usage_metrics(result.usage, teacher)
     # Two different figures: what this run paid, and what the store has spent in total (a lowered budget can
     # sit below the latter without any overspend: the spending happened under the budget of its time).
-    # The result's counts (calls, teacher_*, unanswered) and where the store is, as they are.
-    counted = [f.name for f in fields(result) if f.name not in ("ids", "scores", "usage", "score_sources")]
     metrics = {
-        **{name: getattr(result, name) for name in counted},
+        "calls_this_run": result.calls_this_run,
+        "calls_spent_total": result.calls_spent_total,
         "budget": teacher.budget,
         "budget_remaining": max(0, teacher.budget - result.calls_spent_total),
+        "teacher_spent": result.teacher_spent,
+        "teacher_outputs": result.teacher_outputs,
+        "teacher_lost": result.teacher_lost,
+        "teacher_rejected": result.teacher_rejected,
         "selected": selected,
         "answered_selected": int(len(result.ids)),
+        "unanswered": result.unanswered,
+        "store": result.store,
+        "fresh_store": result.fresh_store,
         **usage,
         **{f"score_source_{source}": n for source, n in sorted(result.score_sources.items())},
     }

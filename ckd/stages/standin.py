@@ -8,6 +8,7 @@ no-op by construction, and the `teacher` stage after it fingerprints whichever t
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
@@ -136,7 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     p = parser("standin", __doc__)
     p.add_argument("--source", required=True, help="the data's fingerprint (the source stage's output)")
     p.add_argument("--out", required=True, help="the folder of the stand-in (models/standin)")
-    run("standin", p, lambda args, params: standin_stage(params, Path(args.out), Path(args.source).read_text()), argv)
+
+    def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
+        return standin_stage(params, Path(args.out), Path(args.source).read_text())
+
+    run("standin", p, body, argv)
 
 
 if __name__ == "__main__":
