@@ -2,11 +2,16 @@
 `POST {url}/v2/models/{name}[/versions/{v}]/infer`, once `GET /v2/health/ready` answers and the model's metadata
 (`GET /v2/models/{name}`) gave its input's name, shape and datatype and its outputs.
 
-Failures and the budget (see `ckd.store`): no connection, a 429, or a 500/503 with `Retry-After` (nothing ran)
-is retried (exponential backoff with jitter, `Retry-After` honoured), then a definite refusal (the count is
-given back), as is another 4xx (and 501, 505) at once, with the server's words; a timeout, a connection dropped
-after the request left, a 502/504, a 500/503 without `Retry-After` may have run: unknown outcome, it stays
-counted (lost); a 200 whose body is not a usable [batch, classes] tensor is paid and kept apart with its words.
+What a failure means for the budget (see `ckd.store`):
+  * no connection, a 429, or a 500/503 with `Retry-After` (the server ran nothing and says when to come back):
+    retried (exponential backoff with jitter, `Retry-After` honoured); when retries run out, a definite refusal
+    (the count is given back);
+  * a 4xx other than 429 (and 501, 505): refused before the model ran; a definite refusal with the server's
+    words (the count is given back);
+  * a timeout, a connection dropped after the request left, a 502/504 from a gateway, a 500/503 without
+    `Retry-After`: the model may have run; unknown outcome, it stays counted (lost), and the sample is asked
+    again in a later pass only while budget remains;
+  * a 200 whose body is not a usable [batch, classes] tensor: paid and kept apart with its words.
 The identity is what the server reports (model name, version, platform, inputs, outputs), not the URL's
 spelling. The bearer token comes from the environment variable named by `teacher.token_env`: sent as a header,
 masked in every message before any truncation, never written; a URL with `user:password@` is refused.
@@ -25,7 +30,7 @@ import random
 import threading
 import time
 import uuid
-from typing import Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -44,6 +49,9 @@ from ckd.teachers.base import (
     parse_class_names,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from ckd.teachers.openai_chat import OpenAITeacherConfig
 
 # the v2 protocol's tensor datatypes: FP<bits>, BOOL, and numpy's integer names in capitals
 NUMPY_OF_DATATYPE = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "BOOL": np.bool_} | {
@@ -86,14 +94,13 @@ class HttpBackend:
     while they raise `_Retryable` (after `Retry-After`, capped, else jittered exponential backoff from `backoff_s`),
     then a definite refusal (the count is given back)."""
 
+    settings: HttpTeacherConfig | OpenAITeacherConfig
+    model_name: str
     _token: str | None
 
-    @classmethod
-    def from_config(cls, config: Any) -> Self:
-        return cls(**dict(config))
-
-    def _configure(self, settings: Any) -> None:
+    def _configure(self, settings: HttpTeacherConfig | OpenAITeacherConfig) -> None:
         """The settings both backends share (`settings`: the backend's params model, kept as `self.settings`)."""
+        assert settings.url and settings.model_name  # the constructors' required arguments
         self.settings = settings
         self.url, self.model_name = normalise_url(settings.url), settings.model_name
         self.concurrency, self.max_retries = settings.concurrency, settings.max_retries
@@ -261,9 +268,46 @@ class HttpTeacherConfig(TeacherSettings):
 @TEACHERS.register("http")
 class OpenInferenceTeacher(DeclaredModel, HttpBackend):
     config_model = HttpTeacherConfig
+    settings: HttpTeacherConfig
 
-    def __init__(self, url: str, model_name: str, **options: Any) -> None:
-        """`options`: fields of `HttpTeacherConfig` (its defaults apply)."""
+    @classmethod
+    def from_config(cls, config: HttpTeacherConfig) -> OpenInferenceTeacher:
+        assert config.url and config.model_name  # the config model refuses them missing
+        return cls(
+            config.url,
+            config.model_name,
+            model_version=None if config.model_version is None else str(config.model_version),
+            output=config.output,
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            rate_limit_per_s=config.rate_limit_per_s,
+            token_env=config.token_env,
+            verify_tls=config.verify_tls,
+            backoff_s=config.backoff_s,
+            max_backoff_s=config.max_backoff_s,
+            ready_timeout_s=config.ready_timeout_s,
+            max_response_mb=config.max_response_mb,
+        )
+
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        *,
+        model_version: str | None = None,
+        output: str | None = None,
+        concurrency: int = 1,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        rate_limit_per_s: float | None = None,
+        token_env: str | None = None,
+        verify_tls: bool = True,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        ready_timeout_s: float = 30.0,
+        max_response_mb: float = 64.0,
+    ) -> None:
         import httpx  # here, not at the top: a stage that only validates params does not load it
 
         self._httpx = httpx
@@ -273,12 +317,30 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
                 "teacher.url: carries a user name or password; remove it and put a bearer token in the "
                 "environment variable named by teacher.token_env"
             )
-        settings = settings_of(HttpTeacherConfig, dict(options, url=url, model_name=model_name))
+        settings = settings_of(
+            HttpTeacherConfig,
+            dict(
+                url=url,
+                model_name=model_name,
+                model_version=model_version,
+                output=output,
+                concurrency=concurrency,
+                timeout_s=timeout_s,
+                max_retries=max_retries,
+                rate_limit_per_s=rate_limit_per_s,
+                token_env=token_env,
+                verify_tls=verify_tls,
+                backoff_s=backoff_s,
+                max_backoff_s=max_backoff_s,
+                ready_timeout_s=ready_timeout_s,
+                max_response_mb=max_response_mb,
+            ),
+        )
         self._configure(settings)
-        self.model_version = None if settings.model_version is None else str(settings.model_version)
+        self.model_version = model_version
         if self._token and not (self._token.isascii() and self._token.isprintable()):
             raise CkdError(
-                f"teacher.token_env: the token in {settings.token_env} has a non-ASCII or control character; an "
+                f"teacher.token_env: the token in {token_env} has a non-ASCII or control character; an "
                 "HTTP header carries printable ASCII only (the token is not shown)"
             )
         if self._token:
@@ -287,17 +349,17 @@ class OpenInferenceTeacher(DeclaredModel, HttpBackend):
         self.client = httpx.Client(
             base_url=self.url,
             timeout=self.timeout_s,
-            verify=settings.verify_tls,
+            verify=verify_tls,
             headers={"Authorization": f"Bearer {self._token}"} if self._token else {},
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
         )
         version = f"/versions/{self.model_version}" if self.model_version else ""
         self.model_path = f"/v2/models/{model_name}{version}"
         self.where = f"{self.url}{self.model_path}"
-        self._wait_ready(settings.ready_timeout_s)
+        self._wait_ready(ready_timeout_s)
         metadata = self._get_json(self.model_path, "model metadata")
         try:
-            self._read_metadata(metadata, settings.output)
+            self._read_metadata(metadata, output)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # of the wrong shape
             raise TeacherError(
                 f"{self.where}: the model's metadata is malformed ({type(error).__name__}: "

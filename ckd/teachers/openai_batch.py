@@ -50,6 +50,8 @@ WAIT_S = 0.2  # poll period while another run has our inputs in flight
 class OpenAIBatchTeacher(OpenAIChatTeacher):
     """`teacher.api: batch`: `ask` submits and polls jobs (`ckd.query.run_query` hands it its session)."""
 
+    api = "batch"
+
     def predict(self, x: np.ndarray) -> NoReturn:
         raise TeacherError("teacher.api: batch asks through jobs (ckd.query.run_query), not one call at a time")
 

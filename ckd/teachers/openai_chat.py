@@ -12,11 +12,20 @@ where the server gives no log-probabilities, the parsed answer as a smoothed one
 the query metrics count the answers of each kind (`score_source_logprobs`, `score_source_onehot`) and sum the
 tokens spent (`usage`) with their estimated cost.
 
-Failures count as for the http backend (`ckd.teachers.http_oip`); the SDK's own retries are off, so the count
-stays exact. A 429 waits `retry-after-ms`, else `retry-after`, else the later `x-ratelimit-reset-requests` /
-`-tokens`; an answer saying nothing is left (`x-ratelimit-remaining-*: 0`) holds every worker until its reset.
-An answer whose first word is no label word is paid and kept apart with its words and tokens. The API key comes
-from the environment variable named by `teacher.token_env` only, and is masked in every message.
+What a failure means for the budget (as for the http backend, see `ckd.store`): the SDK's own retries are off,
+so every send is this module's and the count stays exact.
+  * no connection made, a 429, or a 500/503 with `Retry-After`: nothing computed; retried (exponential backoff
+    with jitter); when retries run out, a definite refusal (the count is given back). The provider's rate-limit
+    headers are honoured: a 429 waits `retry-after-ms`, else `retry-after`, else the later of
+    `x-ratelimit-reset-requests` / `-tokens`; an answer saying nothing is left (`x-ratelimit-remaining-*: 0`)
+    holds every worker until its reset;
+  * a timeout, a connection dropped after the request left, a 502/504 or a bare 500/503: the model may have
+    run; unknown outcome, it stays counted (lost);
+  * another 4xx (a wrong model name, a bad key): a definite refusal with the server's words (the count is
+    given back);
+  * an answer whose first word is no label word: paid, kept apart with its words and tokens.
+The API key comes from the environment variable named by `teacher.token_env` only, and is masked in every
+message.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import re
 import string
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -226,26 +236,85 @@ class OpenAIChatTeacher(HttpBackend):
     batch_limit = 1
     config_model = OpenAITeacherConfig
 
+    api: Literal["chat", "batch"] = "chat"  # OpenAIBatchTeacher's: "batch"
+    settings: OpenAITeacherConfig
+
     @classmethod
     def from_config(cls, config: OpenAITeacherConfig) -> OpenAIChatTeacher:
+        assert config.url and config.model_name and config.label_words  # the config model refuses them missing
         if config.api == "batch" and cls is OpenAIChatTeacher:
             from ckd.teachers.openai_batch import OpenAIBatchTeacher
 
             return OpenAIBatchTeacher.from_config(config)
-        return cls(**dict(config))
+        teacher = cls(
+            config.url,
+            config.model_name,
+            config.label_words,
+            prompt=config.prompt,
+            max_tokens=config.max_tokens,
+            smoothing=config.onehot_smoothing,
+            concurrency=config.concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            rate_limit_per_s=config.rate_limit_per_s,
+            token_env=config.token_env,
+            top_logprobs=config.top_logprobs,
+            backoff_s=config.backoff_s,
+            max_backoff_s=config.max_backoff_s,
+            check_model=config.check_model,
+            max_response_mb=config.max_response_mb,
+        )
+        teacher.settings = config  # the validated params, with those no argument names (the Batch API's, prices)
+        return teacher
 
-    def __init__(self, url: str, model_name: str, label_words: Any, **options: Any) -> None:
-        """`options`: fields of `OpenAITeacherConfig` (its defaults apply, but the prompt's is "{text}");
-        `smoothing` names `onehot_smoothing`."""
+    def __init__(
+        self,
+        url: str,
+        model_name: str,
+        label_words: Sequence[str],
+        *,
+        prompt: str = "{text}",
+        max_tokens: int | None = None,
+        smoothing: float = 0.1,
+        concurrency: int = 1,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        rate_limit_per_s: float | None = None,
+        token_env: str | None = None,
+        top_logprobs: int = 20,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        check_model: bool = True,
+        max_response_mb: float = 64.0,
+    ) -> None:
         openai = require("openai", "teacher.kind openai")
 
-        values = {"prompt": "{text}", "onehot_smoothing": options.pop("smoothing", 0.1), **options}
-        settings = settings_of(OpenAITeacherConfig, dict(values, url=url, model_name=model_name))
+        settings = settings_of(
+            OpenAITeacherConfig,
+            dict(
+                url=url,
+                model_name=model_name,
+                label_words=tuple(label_words),
+                prompt=prompt,
+                max_tokens=max_tokens,
+                onehot_smoothing=smoothing,
+                concurrency=concurrency,
+                timeout_s=timeout_s,
+                max_retries=max_retries,
+                rate_limit_per_s=rate_limit_per_s,
+                token_env=token_env,
+                top_logprobs=top_logprobs,
+                backoff_s=backoff_s,
+                max_backoff_s=max_backoff_s,
+                check_model=check_model,
+                max_response_mb=max_response_mb,
+                api=self.api,
+            ),
+        )
         self._configure(settings)
         self.label_words = tuple(label_words)
         self.num_classes: int | None = len(self.label_words)  # declared: known before any call
-        self.prompt, self.max_tokens, self.smoothing = settings.prompt, settings.max_tokens, settings.onehot_smoothing
-        self.top_logprobs = settings.top_logprobs
+        self.prompt, self.max_tokens, self.smoothing, self.top_logprobs = prompt, max_tokens, smoothing, top_logprobs
         self._resume_at = 0.0  # no request leaves before this time (the provider's rate-limit headers)
         # max_retries=0: the SDK must never re-send on its own, or a retried request could be computed twice
         # while counted once. "unused" satisfies the SDK where a local server needs no key.
@@ -258,10 +327,10 @@ class OpenAIChatTeacher(HttpBackend):
         # (normalise_url), is in the identity: one model name means different models at different providers.
         digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
         self.identity = f"openai:{self.url}:{model_name}:{digest}"
-        api = "OpenAI Batch API" if settings.api == "batch" else "OpenAI-compatible chat completions"
+        api = "OpenAI Batch API" if self.api == "batch" else "OpenAI-compatible chat completions"
         self.description = f"{model_name} at {self.url} ({api})"
         self._lock = threading.Lock()
-        if settings.check_model:
+        if check_model:
             self._check_model()
 
     def _no_token(self, name: str) -> Exception:
@@ -356,15 +425,16 @@ class OpenAIChatTeacher(HttpBackend):
             raise status_error(status, words, retry_after, f"{self.url}/chat/completions") from None
 
     def predict(self, x: np.ndarray) -> ScoredAnswer:
-        answers, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
+        rows, sources, usage = [], [], {"prompt_tokens": 0, "completion_tokens": 0}
         for text in np.asarray(x).reshape(-1):
             completion = self._with_retries(self._send_once, str(text))
             spent = getattr(completion, "usage", None)
             for key in usage:
                 usage[key] += int(getattr(spent, key, 0) or 0)
-            answers.append(self._scores(completion, usage))
-        rows, sources = zip(*answers)
-        return ScoredAnswer(np.stack(rows).astype(np.float32), usage, list(sources))
+            scores, source = self._scores(completion, usage)
+            rows.append(scores)
+            sources.append(source)
+        return ScoredAnswer(np.stack(rows).astype(np.float32), usage, sources)
 
     def _scores(self, completion: Any, usage: dict[str, int]) -> tuple[np.ndarray, str]:
         choices = getattr(completion, "choices", None) or []
