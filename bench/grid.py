@@ -80,7 +80,7 @@ def ask(
     # The store's budget caps the whole grid's calls; the cell still selects its own N (teacher.budget).
     paying: TeacherSettings = with_overrides(params, {"teacher.budget": store_budget}).teacher
     stages = ask_teacher(params, paying)
-    queried, comparative = stages["queried"], stages["comparative"]
+    comparative = stages["comparative"]
     data_path = Path(out) / "data" / f"n{budget}-s{seed}-{regime}.npz"
     comparative.save(data_path)
     return {
@@ -89,8 +89,8 @@ def ask(
         "regime": regime,
         "data": str(data_path),
         "overrides": cell,
-        "new_calls": queried.calls_this_run,
-        "store_calls": queried.calls_spent_total,
+        "new_calls": stages["accounting"]["calls_this_run"],
+        "store_calls": stages["accounting"]["calls_spent_total"],
     }
 
 

@@ -163,7 +163,7 @@ def ask_teacher(
         )
 
     def query_step() -> None:
-        out["queried"], _ = query(teacher, out["pool"], out["selection"], progress=False)
+        out["queried"], out["accounting"] = query(teacher, out["pool"], out["selection"], progress=False)
 
     def build_step() -> None:
         out["comparative"], _ = build(
@@ -238,7 +238,7 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                             "variant": variant,
                             "test": str(test_path),
                             "data": str(data_paths[json.dumps(RECIPES[variant].comparative, sort_keys=True)]),
-                            "teacher_calls": queried.calls_spent_total,
+                            "teacher_calls": stages["accounting"]["calls_spent_total"],
                             "overrides": row_overrides,
                             "params": with_overrides(base, row_overrides).as_dict(),
                         }

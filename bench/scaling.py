@@ -82,14 +82,17 @@ def one_point(
         return seconds
     stages = ask_teacher(params, timed=timed)  # the benchmark's one chain: sample, query, check, build
     pool_set, test_set, selection_set = stages["pool"], stages["test"], stages["selection"]
-    queried, comparative = stages["queried"], stages["comparative"]
+    queried, accounting, comparative = stages["queried"], stages["accounting"], stages["comparative"]
     checkpoint, _, _ = timed("train", lambda: train(params.student, comparative, progress=False))
     onnx, int8 = root / "student.onnx", root / "student.int8.onnx"
     timed(
         "export",
-        lambda: export(params.export, checkpoint, queried, pool_set, selection_set, onnx, int8, root / "bundle"),
+        lambda: export(params.export, checkpoint, accounting, pool_set, selection_set, onnx, int8, root / "bundle"),
     )
-    timed("validate", lambda: validate(params.validation, params.teacher, checkpoint, onnx, int8, test_set, queried))
+    timed(
+        "validate",
+        lambda: validate(params.validation, params.teacher, checkpoint, onnx, int8, test_set, queried, accounting),
+    )
     return seconds
 
 

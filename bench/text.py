@@ -134,10 +134,11 @@ def prepare(args, base: Params, overrides: dict[str, Any], out: Path) -> tuple[l
                 # the pipeline's own stages (sample, query, check, build), as `dvc repro` runs them
                 stages = ask_teacher(params, paying_teacher, embedded=embedded)
                 queried = stages["queried"]
-                assert len(queried.ids) == budget and queried.calls_spent_total == budget, "a budget not spent in full"
-                usage = {k: usage[k] + (getattr(queried, k) or 0) for k in ("prompt_tokens", "completion_tokens")} | {
-                    "calls": usage["calls"] + queried.calls_this_run
-                }
+                spent = stages["accounting"]
+                assert len(queried.ids) == budget and spent["calls_spent_total"] == budget, "a budget not spent in full"
+                usage = {
+                    k: usage[k] + spent.get(f"{k}_this_run", 0) for k in ("prompt_tokens", "completion_tokens")
+                } | {"calls": usage["calls"] + spent["calls_this_run"]}
                 if not test_path.exists():
                     stages["test"].save(test_path)
                 data_paths = {}  # one comparative set per group shape the variants ask for (ckd_21: 2+1)

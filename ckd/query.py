@@ -11,6 +11,7 @@ teachers never mix. `teacher.budget` caps what the whole store has counted:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -59,33 +60,24 @@ class QueryResult:
     score_sources: dict[str, int] = field(default_factory=dict)  # this run's answers by how scores were made
 
 
-COUNTS = ("selected", "budget", "calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost")
+# The query stage's accounting that `export` and `validate` read from its metrics file (metrics/query.json).
+ACCOUNTING = ("budget", "calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost")
 
 
 @dataclass
 class Queried(NpzArtifact):
-    """What the `query` stage hands on: the teacher's raw scores of the selected samples with an answer, and the
-    store's accounting that `check`, `export` and `validate` report (calls paid by this run, spent in total)."""
+    """What the `query` stage hands on to `check`, `build` and `train`: the teacher's raw scores of the selected
+    samples with an answer. Answers only: the accounting of the run that fetched them (calls paid by this run, spent
+    in total, tokens) is the stage's metrics (`read_accounting`), so a query run that pays nothing (say after a
+    change to the store's code) writes this file byte for byte again and `dvc repro` skips what reads only
+    the answers (check, build, train)."""
 
     ids: np.ndarray  # selected pool ids with an answer, sorted as selected
     scores: np.ndarray  # [len(ids), classes]
     selected: int
-    budget: int
-    calls_this_run: int
-    calls_spent_total: int
-    teacher_outputs: int
-    teacher_lost: int
-    # An LLM teacher's tokens spent by this run (answers used or not) and their estimated cost; None otherwise.
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    estimated_cost: float | None = None
 
     def __post_init__(self) -> None:
-        for name in COUNTS:
-            setattr(self, name, int(getattr(self, name)))
-        for name, kind in (("prompt_tokens", int), ("completion_tokens", int), ("estimated_cost", float)):
-            value = getattr(self, name)
-            setattr(self, name, None if value is None else kind(value))
+        self.selected = int(self.selected)
         if self.scores.ndim != 2 or len(self.scores) != len(self.ids):
             raise ValueError(f"scores {self.scores.shape} do not match {len(self.ids)} ids")
 
@@ -93,6 +85,19 @@ class Queried(NpzArtifact):
     def unanswered(self) -> int:
         """Selected samples without an answer (their calls were lost and the budget is spent)."""
         return self.selected - len(self.ids)
+
+
+def read_accounting(path: str | Path) -> dict[str, Any]:
+    """The query stage's metrics (`ACCOUNTING`, and an LLM teacher's `*_tokens_this_run`,
+    `estimated_cost_this_run`), refused in one line naming the file when it is not that."""
+    try:
+        metrics = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise CkdError(f"{path}: not the query stage's metrics ({error}); run the query stage first") from None
+    missing = [key for key in ACCOUNTING if not isinstance(metrics, dict) or key not in metrics]
+    if missing:
+        raise CkdError(f"{path}: not the query stage's metrics (no {', '.join(missing)}); run the query stage first")
+    return dict(metrics)
 
 
 def _check_answer(scores: np.ndarray, batch_size: int, num_classes: int) -> str | None:

@@ -11,12 +11,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from ckd.exps import table
-from ckd.query import Queried
 from ckd.stages.validate import decision_metrics
 from tests.helpers import PROJECT, copy_project, with_changes
 
@@ -32,29 +30,21 @@ def test_only_the_decision_metrics_are_declared_as_metrics():
     assert "--decision metrics/decision.json" in stages["validate"]["cmd"]
 
 
-def queried(cost):
-    return Queried(
-        ids=np.arange(3),
-        scores=np.zeros((3, 2), np.float32),
-        selected=3,
-        budget=5,
-        calls_this_run=3,
-        calls_spent_total=4,
-        teacher_outputs=3,
-        teacher_lost=0,
-        estimated_cost=cost,
-    )
+def accounting(cost):
+    """The query stage's metrics, as `read_accounting` returns them (an LLM teacher's cost where priced)."""
+    spent = {"budget": 5, "calls_this_run": 3, "calls_spent_total": 4, "teacher_outputs": 3, "teacher_lost": 0}
+    return spent if cost is None else {**spent, "estimated_cost_this_run": cost}
 
 
 def test_decision_metrics_are_accuracy_calls_and_cost():
     test = {"test_accuracy": 0.9, "onnx_test_accuracy": 0.91, "int8_test_accuracy": 0.9, "test_size": 36}
-    assert decision_metrics(test, queried(0.0123)) == {
+    assert decision_metrics(test, accounting(0.0123)) == {
         "onnx_test_accuracy": 0.91,
         "calls_spent_total": 4,
         "estimated_cost": 0.0123,
     }
     agreement = {"teacher_agreement": 0.8, "onnx_teacher_agreement": 0.8, "int8_teacher_agreement": 0.7}
-    assert decision_metrics(agreement, queried(None)) == {"onnx_teacher_agreement": 0.8, "calls_spent_total": 4}
+    assert decision_metrics(agreement, accounting(None)) == {"onnx_teacher_agreement": 0.8, "calls_spent_total": 4}
 
 
 @pytest.fixture

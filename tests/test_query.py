@@ -248,3 +248,40 @@ def test_budget_advice_keeps_the_selection_and_raises_the_cap_by_what_it_lacks()
         "set data.selection_size: 240 (keeps this selection) and raise teacher.budget to at least 240"
     )
     assert budget_advice(1.0, spent=220, answered=100, selected=240).endswith("at least 360")
+
+
+def test_a_query_that_pays_nothing_writes_the_same_answers_file(tmp_path, onnx_teacher, digits_like):
+    """The query stage's output holds the answers only: a second run on the same store (nothing paid, say after a
+    change to the store's code) writes it byte for byte again, so `dvc repro` skips build and train; what did
+    change (calls_this_run) is in the stage's metrics, which export and validate read."""
+    from ckd.data import Pool, Selection
+    from ckd.metrics import write_metrics
+    from ckd.query import read_accounting
+    from ckd.stages.query import query
+
+    ids, x = digits_like
+    pool = Pool(ids=ids, x=x, class_names=tuple(str(c) for c in range(10)), is_image=True)
+    fields = {"budget": 50, "store": str(tmp_path / "store")}
+    teacher = section_from_dict(
+        "teacher", {"kind": "counting", "model": str(onnx_teacher), "count_file": str(tmp_path / "n.log"), **fields}
+    )
+    answers, calls = [], []
+    for run in range(2):
+        queried, metrics = query(teacher, pool, Selection(ids=ids[:50]), progress=False)
+        queried.save(tmp_path / f"queried-{run}.npz")
+        write_metrics(tmp_path / f"query-{run}.json", metrics)
+        answers.append((tmp_path / f"queried-{run}.npz").read_bytes())
+        calls.append(read_accounting(tmp_path / f"query-{run}.json")["calls_this_run"])
+    assert answers[0] == answers[1] and calls == [50, 0]
+    assert computed_samples(tmp_path / "n.log") == 50
+
+
+def test_the_accounting_is_refused_in_one_line_when_the_file_is_not_the_query_stages_metrics(tmp_path):
+    from ckd.query import read_accounting
+
+    partial = tmp_path / "query.json"
+    partial.write_text('{"budget": 5, "calls_spent_total": 3}')
+    with pytest.raises(CkdError, match=r"query\.json: not the query stage's metrics \(no calls_this_run, teacher_"):
+        read_accounting(partial)
+    with pytest.raises(CkdError, match=r"absent\.json: not the query stage's metrics .*run the query stage first"):
+        read_accounting(tmp_path / "absent.json")

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -56,11 +55,11 @@ def exported(tmp_path_factory):
     from ckd.stages.export import export
 
     root = tmp_path_factory.mktemp("textship")
-    queried = SimpleNamespace(budget=40, calls_spent_total=40)  # only its figures reach the metadata
+    accounting = {"budget": 40, "calls_spent_total": 40}  # the query stage's figures that reach the metadata
     result = export(
         section_from_dict("export", {"name": NAME}),
         checkpoint(),
-        queried,
+        accounting,
         None,
         None,
         root / "student.onnx",

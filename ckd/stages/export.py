@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from ckd.data import Pool, Selection
 from ckd.errors import ConfigError
 from ckd.export import INPUT_NAME, export_onnx, export_text_bundle
 from ckd.quantize import int8_dynamic, int8_from_pool
-from ckd.query import Queried
+from ckd.query import read_accounting
 from ckd.serving import add_probabilities, input_scale, token_input, write_bundle
 from ckd.stages._entry import parser, run
 from ckd.students.checkpoint import StudentCheckpoint
@@ -40,7 +40,7 @@ def class_names(checkpoint: StudentCheckpoint, label_words: Sequence[str] | None
 def export(
     config: ExportConfig,
     checkpoint: StudentCheckpoint,
-    queried: Queried,
+    accounting: Mapping[str, Any],
     pool: Pool,
     selection: Selection,
     out_model: str | Path,
@@ -53,8 +53,8 @@ def export(
     metadata = {
         "class_names": names,
         "method": checkpoint.method,
-        "budget": queried.budget,
-        "calls_spent_total": queried.calls_spent_total,
+        "budget": accounting["budget"],
+        "calls_spent_total": accounting["calls_spent_total"],
         "teacher_samples": checkpoint.teacher_samples,
     }
     if names != list(checkpoint.class_names):
@@ -83,7 +83,9 @@ def export(
 def main(argv: list[str] | None = None) -> None:
     p = parser("export", __doc__)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--queried", required=True, help="the query stage's output (budget and calls for the metadata)")
+    p.add_argument(
+        "--query-metrics", required=True, help="the query stage's metrics (budget and calls for the metadata)"
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--pool", required=True, help="pool inputs; those never sent to the teacher calibrate int8")
     p.add_argument("--selected", required=True)
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         lambda args, params: export(
             params.export,
             StudentCheckpoint.load(args.checkpoint),
-            Queried.load(args.queried),
+            read_accounting(args.query_metrics),
             Pool.load(args.pool),
             Selection.load(args.selected),
             args.out,

@@ -11,7 +11,7 @@ from ckd.config import Params
 from ckd.data import Pool, Selection
 from ckd.errors import CkdError
 from ckd.preflight import check_student_for
-from ckd.query import COUNTS, FRESH_START, Queried, run_query
+from ckd.query import FRESH_START, Queried, run_query
 from ckd.stages._entry import parser, run
 from ckd.teachers import build_teacher
 from ckd.teachers.base import TeacherSettings
@@ -68,9 +68,7 @@ def query(
         **usage,
         **{f"score_source_{source}": n for source, n in sorted(result.score_sources.items())},
     }
-    counts = {name: metrics[name] for name in COUNTS}
-    tokens = {key.removesuffix("_this_run"): value for key, value in usage.items()}
-    return Queried(ids=result.ids, scores=result.scores, **counts, **tokens), metrics
+    return Queried(ids=result.ids, scores=result.scores, selected=selected), metrics
 
 
 def budget_advice(min_answered: float, spent: int, answered: int, selected: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from ckd.latency import onnx_runner, torch_runner
 from ckd.metrics import write_metrics
 from ckd.model_card import build_card, write_model_card
 from ckd.quantize import int8_metrics
-from ckd.query import Queried
+from ckd.query import Queried, read_accounting
 from ckd.stages import read_json
 from ckd.stages._entry import parser, run
 from ckd.students.checkpoint import StudentCheckpoint
@@ -60,6 +61,7 @@ def validate(
     int8_path: str | Path,
     test: TestSet,
     queried: Queried,
+    accounting: Mapping[str, Any],
     pool: Pool | None = None,
     text_bundle: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -93,16 +95,16 @@ def validate(
         int8_key: int8.pop("int8_test_accuracy"),
         **int8,
         **latency,
-        **{k: getattr(queried, k) for k in ("calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost")},
+        **{k: accounting[k] for k in ("calls_this_run", "calls_spent_total", "teacher_outputs", "teacher_lost")},
         "teacher_unanswered": queried.unanswered,
-        "budget": queried.budget,
+        "budget": accounting["budget"],
         "method": checkpoint.method,
         "test_size" if what == "test" else "agreement_size": int(len(x)),
         "onnx_model": str(onnx_path),
         "teacher_eval_calls": 0,
     }
     usage = ("prompt_tokens", "completion_tokens", "estimated_cost")  # an LLM teacher's
-    metrics |= {key: value for key in usage if (value := getattr(queried, key, None)) is not None}
+    metrics |= {key: value for key in usage if (value := accounting.get(f"{key}_this_run")) is not None}
     if what == "test" and config.evaluate_teacher == "auto" and teacher_is_standin(teacher):
         # Only the free stand-in is evaluated; these calls are reported apart from the budget.
         assert isinstance(teacher, OnnxTeacherConfig)
@@ -112,17 +114,18 @@ def validate(
     return metrics
 
 
-def decision_metrics(metrics: dict[str, Any], queried: Queried) -> dict[str, Any]:
+def decision_metrics(metrics: dict[str, Any], accounting: Mapping[str, Any]) -> dict[str, Any]:
     """What experiments are compared by (`dvc exp show`, `make exps`): the ONNX fp32 student's test accuracy
     (or teacher agreement), the calls spent in the store, and an LLM teacher's estimated cost where priced."""
     onnx_key = score_keys(metrics)[1]
-    cost = {} if queried.estimated_cost is None else {"estimated_cost": queried.estimated_cost}
-    return {onnx_key: metrics[onnx_key], "calls_spent_total": queried.calls_spent_total, **cost}
+    cost = accounting.get("estimated_cost_this_run")
+    estimated = {} if cost is None else {"estimated_cost": cost}
+    return {onnx_key: metrics[onnx_key], "calls_spent_total": accounting["calls_spent_total"], **estimated}
 
 
 def main(argv: list[str] | None = None) -> None:
     p = parser("validate", __doc__)
-    for name in ("--checkpoint", "--onnx", "--test", "--queried"):
+    for name in ("--checkpoint", "--onnx", "--test", "--queried", "--query-metrics"):
         p.add_argument(name, required=True)
     p.add_argument("--source", default=None, help="the source stage's fingerprint (identifies the data)")
     p.add_argument("--pool", default=None, help="the pool (the held-out inputs of a source without labels)")
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def body(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         checkpoint = StudentCheckpoint.load(args.checkpoint)
-        queried = Queried.load(args.queried)
+        queried, accounting = Queried.load(args.queried), read_accounting(args.query_metrics)
         metrics = validate(
             params.validation,
             params.teacher,
@@ -142,11 +145,12 @@ def main(argv: list[str] | None = None) -> None:
             args.int8,
             TestSet.load(args.test),
             queried,
+            accounting,
             Pool.load(args.pool) if args.pool else None,
             args.bundle if params.data.text is not None else None,
         )
         if args.decision:
-            write_metrics(args.decision, decision_metrics(metrics, queried))
+            write_metrics(args.decision, decision_metrics(metrics, accounting))
         # The card records every section of the validated params (defaults included); the `source` stage's
         # fingerprint identifies the data, the ONNX metadata what the input takes (`ckd.serving.input_scale`).
         scale = read_metadata(args.onnx).get("input_scale")
