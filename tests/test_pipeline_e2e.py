@@ -119,6 +119,18 @@ def test_flow_then_cached_repro_then_bad_teacher_then_zero_budget(project, prefe
     loss = (project / "metrics" / "train" / "plots" / "metrics" / "train" / "loss.tsv").read_text().split()
     assert loss[-2] == "300"  # the restored curve is the 300-step run's
     (project / "params.yaml").write_text(params_before)
+    # a query that runs again without paying (forced here; a change to the store's code does it) writes the same
+    # answers file: check, build and train are skipped; export and validate read the new accounting
+    forced = subprocess.run(
+        [DVC, "repro", "--force", "--single-item", "query"], cwd=project, capture_output=True, text=True
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads((project / "metrics" / "query.json").read_text())["calls_this_run"] == 0
+    after = dvc_repro(project)
+    assert after.returncode == 0, after.stderr
+    for name in ("check", "build", "train"):
+        assert f"Stage '{name}' didn't change, skipping" in after.stdout, (name, after.stdout)
+    assert json.loads((project / "metrics" / "validate.json").read_text())["calls_this_run"] == 0
 
     # a user's teacher that answers NaN for some rows: stopped at check, paid outputs kept
     nan_teacher = linear_onnx_teacher(project / "nan_teacher.onnx", input_shape=[1, 8, 8], nan_below=290.0)
