@@ -22,7 +22,7 @@ import argparse
 import csv
 import sys
 import time
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,11 @@ def summary(store: Store, budget: int | None, prices: Prices | tuple[float, floa
         "| completion tokens |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for s in rows:  # its fields, in the header's order
-        lines.append(f"| {s.teacher} | {s.description or '-'} | {' | '.join(map(str, astuple(s)[2:]))} |")
+    for s in rows:
+        lines.append(
+            f"| {s.teacher} | {s.description or '-'} | {s.spent} | {s.answered} | {s.rejected} | {s.lost} "
+            f"| {s.in_flight} | {s.refused} | {s.prompt_tokens} | {s.completion_tokens} |"
+        )
     spent = store.spent()
     tail = f"spent in total: {spent}"
     if budget is not None:

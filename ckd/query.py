@@ -157,7 +157,8 @@ class _Session:
                     # closed between the last read and that check is answered now, and its answers are ours.
                     self.answers.update(self.store.answers(self.teacher.identity, still))
                     return
-                # else nothing was sent because all was held, and its run died since: ask again while budget remains
+                # else the holder's batch closed without an answer (its run died, or it was lost or refused):
+                # ask again while budget remains
 
     def one_pass(self, pool: ThreadPoolExecutor, concurrency: int, rows: list[int]) -> int:
         """Ask once about `rows` (as the budget allows); return how many batches were sent."""
@@ -175,7 +176,8 @@ class _Session:
                     continue  # answered or taken by another run meanwhile
                 batch_rows = [chunk[p] for p in reservation.rows]
                 self.calls_this_run += len(batch_rows)
-                in_flight[pool.submit(self.teacher.predict, self.x[batch_rows])] = (reservation.batch, batch_rows)
+                future = pool.submit(self.teacher.predict, self.x[batch_rows])  # reserved above: paid, then sent
+                in_flight[future] = (reservation.batch, batch_rows)
                 sent += 1
             if not in_flight:
                 break
@@ -229,7 +231,9 @@ class _Session:
         else:
             problem = _check_answer(scores, len(rows), self.num_classes)
             if problem is not None:
-                self._quarantine(batch, str(scores.tolist()) if scores.dtype != object else str(scores), problem, usage)
+                numeric = scores.dtype != object  # numbers: their list; anything else: as numpy prints it
+                raw = str(scores.tolist()) if numeric else str(scores)
+                self._quarantine(batch, raw, problem, usage)
             else:
                 hashes, scores = [self.hashes[i] for i in rows], scores.astype(np.float32)
                 self._keep(batch, [int(self.ids[i]) for i in rows], hashes, scores, usage)

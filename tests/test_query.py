@@ -285,3 +285,36 @@ def test_the_accounting_is_refused_in_one_line_when_the_file_is_not_the_query_st
         read_accounting(partial)
     with pytest.raises(CkdError, match=r"absent\.json: not the query stage's metrics .*run the query stage first"):
         read_accounting(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize("budget", [20, 10])
+def test_inputs_held_at_the_first_check_and_free_at_the_second_are_asked_while_budget_remains(
+    tmp_path, onnx_teacher, digits_like, monkeypatch, budget
+):
+    """Another run held these inputs when the pass began, and its batch closed without an answer (its run died,
+    or the batch was lost or refused) before the check that follows a pass that sent nothing: they are asked
+    again while budget remains, and nothing is sent once it is spent."""
+    ids, x = digits_like
+    teacher = counting(onnx_teacher, tmp_path)
+    store = open_store(str(tmp_path / "s"))
+    run_query(teacher, ids[:10], x[:10], 10, budget=10, store=store, progress=False)  # 10 of the budget spent
+    checks: list[int] = []
+
+    def held_then_free(teacher_identity, hashes, run):
+        hashes = list(hashes)
+        checks.append(len(hashes))
+        return set(hashes) if len(checks) == 1 else set()
+
+    monkeypatch.setattr(store, "held_elsewhere", held_then_free)
+    try:
+        result = run_query(teacher, ids[10:20], x[10:20], 10, budget=budget, store=store, progress=False)
+    finally:
+        store.close()
+    assert checks[:2] == [10, 10]  # held at the first check, free at the second
+    if budget == 20:
+        assert result.calls_this_run == 10 and result.unanswered == 0 and result.calls_spent_total == 20
+        assert list(result.ids) == list(ids[10:20])
+        assert computed_samples(tmp_path / "count.log") == 20
+    else:
+        assert result.calls_this_run == 0 and result.unanswered == 10 and result.calls_spent_total == 10
+        assert computed_samples(tmp_path / "count.log") == 10  # nothing sent

@@ -325,6 +325,30 @@ def test_a_version_1_store_is_migrated_with_its_answers_checksummed(store_spec):
         open_store(store_spec)
 
 
+def test_a_version_1_store_without_the_added_columns_is_migrated_too(store_spec):
+    """A version 1 store written before both the checksums and `ADDED_COLUMNS` opens: schema 2, its answers
+    checksummed, the columns added once (regression: they were added twice, "duplicate column name")."""
+    store = answered_store(store_spec)
+    execute(
+        store,
+        "ALTER TABLE ckd_answers DROP COLUMN checksum",
+        *(f"ALTER TABLE ckd_batches DROP COLUMN {name}" for name in store_base.ADDED_COLUMNS["ckd_batches"]),
+        "UPDATE ckd_meta SET value = '1' WHERE key = 'schema_version'",
+    )
+    migrated = open_store(store_spec)
+    try:
+        assert migrated.get_meta("schema_version") == "2" and migrated.spent() == 3
+        with migrated.engine.connect() as c:
+            columns = {column["name"] for column in sa.inspect(c).get_columns("ckd_batches")}
+            checksums = c.execute(sa.text("SELECT input_hash, checksum FROM ckd_answers ORDER BY input_hash")).all()
+        assert {"prompt_tokens", "completion_tokens", "remote"} <= columns
+        assert [h for h, _ in checksums] == ["a", "b", "c"] and all(checksum for _, checksum in checksums)
+        np.testing.assert_array_equal(migrated.answers("t1", ["b"])["b"], [2, 3])
+    finally:
+        migrated.close()
+    open_store(store_spec).close()  # and it opens again as a version 2 store
+
+
 @pytest.mark.parametrize("damage", ["cut", "overwritten"])
 def test_a_cut_or_overwritten_file_is_called_damage_with_the_check_command(tmp_path, damage):
     spec = str(tmp_path / "s.sqlite")

@@ -262,8 +262,10 @@ class Store:
     @contextmanager
     def _transaction(self, what: str, write: bool = True) -> Iterator[sa.Connection]:
         """A connection (a transaction when `write`) whose database errors are `_guarded` ones."""
-        with self._guarded(what), self.engine.begin() if write else self.engine.connect() as c:
-            yield c
+        with self._guarded(what):
+            opened = self.engine.begin() if write else self.engine.connect()
+            with opened as c:
+                yield c
 
     # -- schema and checks ---------------------------------------------------------------------
     def _open(self) -> None:
@@ -340,7 +342,8 @@ class Store:
     def check(self) -> None:
         """Every consistency rule the store must keep; a damaged store stops here, never resets."""
         b, i, a, r = batches_table, items_table, answers_table, runs_table
-        # Under the purse lock, so a run reserving right now (between the reads below) is never taken for damage.
+        # Under the purse lock: no reservation or refund commits between the reads below, so a run that is
+        # reserving right now is never mistaken for damage.
         with self.engine.begin() as c:
 
             def rule(query: sa.Select[Any], problem: str) -> None:
@@ -548,8 +551,8 @@ class Store:
         with self._transaction("cannot reserve a batch (nothing was sent)") as c:
             purse = self.lock_purse(c)
             self._settle_dead(c, teacher)
-            in_flight = c.execute(_in_flight(teacher, i.c.input_hash).where(i.c.input_hash.in_(hashes))).scalars()
-            rows = _first_new(hashes, self._answered(c, teacher, hashes) | set(in_flight))
+            in_flight = set(c.execute(_in_flight(teacher, i.c.input_hash).where(i.c.input_hash.in_(hashes))).scalars())
+            rows = _first_new(hashes, self._answered(c, teacher, hashes) | in_flight)
             rows = rows[: max(0, budget - int(purse["spent"]))]
             if not rows:
                 return None
@@ -681,9 +684,22 @@ class Store:
 
     def batch_rows(self, teacher: str | None = None) -> list[dict[str, Any]]:
         """Every batch, oldest first: its time, run, teacher, status, size, tokens, reason and job id."""
-        query = sa.select(batches_table).order_by(batches_table.c.batch)
+        b = batches_table
+        query = sa.select(
+            b.c.batch,
+            b.c.created,
+            b.c.closed,
+            b.c.run,
+            b.c.teacher,
+            b.c.status,
+            b.c.n,
+            b.c.prompt_tokens,
+            b.c.completion_tokens,
+            b.c.reason,
+            b.c.remote,
+        ).order_by(b.c.batch)
         if teacher is not None:
-            query = query.where(batches_table.c.teacher == teacher)
+            query = query.where(b.c.teacher == teacher)
         with self._transaction("cannot read its batches", write=False) as c:
             return [dict(r) for r in c.execute(query).mappings()]
 

@@ -1,9 +1,12 @@
 """The embedded store: one SQLite database (WAL, every write in a `BEGIN IMMEDIATE` transaction).
 
-A relative `teacher.store` path lives at the *main* repository's root, so the workspace, a git worktree and DVC's
-experiments all reach the same file: DVC runs those under `<root>/.dvc/tmp/exps/[standalone/]tmpXXXXXXXX`
-(dvc/repo/experiments/executor/local.py), so the path is cut there; a git worktree's `.git` file names the common
-git directory, whose parent is the main worktree.
+A relative `teacher.store` path lives at the *main* repository's root, so the workspace, a git worktree,
+`dvc exp run --temp` and experiments run by `dvc queue start` all reach the same file without any setting. DVC
+runs temporary and queued experiments in `<root>/.dvc/tmp/exps/[standalone/]tmpXXXXXXXX`, a fresh git repository
+of its own (dvc/repo/experiments/executor/local.py: `mkdtemp(dir=repo.tmp_dir/exps)`; queue/tempdir.py:
+`exps/standalone`), so neither the working directory nor its git directory points at the workspace: the path is
+cut at `/.dvc/tmp/exps/`. A git worktree's own `.git` file names the common git directory, whose parent is the
+main worktree.
 """
 
 from __future__ import annotations
@@ -76,10 +79,11 @@ class SqliteStore(Store):
         self.path = Path(location)
         # only an absent file is a fresh start; its size before SQLite opens it (which writes a header)
         self.size_before = self.path.stat().st_size if self.path.exists() else None
+        self._events_ready = False  # the engine's listeners, registered once by `_open`
         super().__init__(location, url, **engine_args)
         self.spill_dirs = [self.path.parent / "spill"]
 
-    def _open(self) -> None:  # called once, by Store.__init__, right after the engine is made
+    def _set_events(self) -> None:
         @sa.event.listens_for(self.engine, "connect")
         def connect(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
@@ -94,6 +98,10 @@ class SqliteStore(Store):
             # atomically, with no upgrade deadlock between two writers.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    def _open(self) -> None:
+        if not self._events_ready:  # a second `_open` on this engine must not add a second BEGIN IMMEDIATE
+            self._set_events()
+            self._events_ready = True
         super()._open()
         # WAL once the file is known to be a store (set here, not on connecting: opening a damaged or foreign
         # file writes nothing to it, so `ledger check` later reads it as the run found it). It stays set.
