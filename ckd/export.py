@@ -1,7 +1,15 @@
 """ONNX export: dynamic batch axis, pinned opset, named input/output, metadata, full checker pass.
 
-A text source's student is exported whole (tokenizer, frozen encoder and trained head), as the bundle
-`ckd.text_bundle.TextBundle` reads back with ONNX Runtime and `tokenizers` alone (no torch).
+A text source's student is exported whole, as a bundle that goes from raw text to scores:
+
+    <bundle>/student.onnx    token ids -> frozen encoder -> trained head -> logits
+                             inputs `input_ids`, `attention_mask` int64 [batch, tokens]; output `logits`
+    <bundle>/tokenizer.json  the exact tokenizer of training (truncation and padding settings included)
+    <bundle>/bundle.json     file names, input names, class names (an LLM teacher's label words), encoder,
+                             token limit
+
+`ckd.text_bundle.TextBundle` reads it back with ONNX Runtime and `tokenizers` alone (no torch), as a server
+would; the tests check that it gives the same token ids as training's tokenizer.
 """
 
 from __future__ import annotations

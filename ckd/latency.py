@@ -12,7 +12,7 @@ import torch
 
 from ckd.export import INPUT_NAME, OUTPUT_NAME
 from ckd.runtime import onnx_session
-from ckd.text_bundle import median_ms
+from ckd.timing import median_ms
 
 BATCH_SIZES = (1, 256)
 
@@ -20,7 +20,11 @@ BATCH_SIZES = (1, 256)
 def torch_runner(model: Any, x: np.ndarray) -> Callable[[], object]:
     model = model.to("cpu").eval()
     batch = torch.as_tensor(x)
-    call: Callable[[], object] = torch.inference_mode()(lambda: model(batch))
+
+    def call() -> object:
+        with torch.inference_mode():
+            return model(batch)
+
     return call
 
 

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ckd.stages import write_json
-
 if TYPE_CHECKING:  # torch only where a probe runs: every stage writes its metrics through this module
     import torch
 
@@ -49,7 +47,9 @@ def write_metrics(path: str | Path, metrics: Mapping[str, Any]) -> None:
     numbers = numeric_metrics(metrics)
     if rest := {key: value for key, value in metrics.items() if key not in numbers}:
         log.info("not metrics (text or lists): %s", json.dumps(rest, sort_keys=True, default=str))
-    write_json(path, numbers)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
 
 
 def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[int, torch.nn.Module], dict[str, float]]:
@@ -61,10 +61,10 @@ def accuracy_probe(x: np.ndarray, labels: np.ndarray, name: str) -> Callable[[in
 
     def probe(step: int, model: torch.nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
-        correct = sum(
-            int((model(inputs[i : i + 1024].to(device)).argmax(-1).cpu() == targets[i : i + 1024]).sum())
-            for i in range(0, len(inputs), 1024)
-        )
+        correct = 0
+        for start in range(0, len(inputs), 1024):
+            logits = model(inputs[start : start + 1024].to(device))
+            correct += int((logits.argmax(-1).cpu() == targets[start : start + 1024]).sum())
         return {name: correct / max(len(inputs), 1)}
 
     return probe

@@ -21,7 +21,13 @@ from ckd.validate import score_keys
 
 PROJECT = Path(__file__).resolve().parents[1]
 _CALL_KEYS = (
-    "calls_spent_total calls_this_run budget teacher_outputs teacher_lost teacher_unanswered teacher_eval_calls"
+    "calls_spent_total",
+    "calls_this_run",
+    "budget",
+    "teacher_outputs",
+    "teacher_lost",
+    "teacher_unanswered",
+    "teacher_eval_calls",
 )
 
 
@@ -99,7 +105,7 @@ def build_card(
         "name": params.get("export", {}).get("name", "ckd_student"),
         "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
         "teacher": teacher_identity(params.get("teacher", {}), is_standin),
-        "teacher_calls": {k: metrics[k] for k in _CALL_KEYS.split()},
+        "teacher_calls": {k: metrics[k] for k in _CALL_KEYS},
         "data": {
             **data_identity(data.get("source", "digits"), data_files),
             "test_source": data.get("test_source"),
@@ -208,7 +214,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
 
 
 def write_model_card(card: Mapping[str, Any], json_path: str | Path, md_path: str | Path) -> None:
-    texts = {json_path: json.dumps(card, indent=2, sort_keys=True, default=str) + "\n", md_path: card_markdown(card)}
-    for path, text in texts.items():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
+    for path in (Path(json_path), Path(md_path)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    Path(json_path).write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
+    Path(md_path).write_text(card_markdown(card))

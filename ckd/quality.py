@@ -120,6 +120,7 @@ def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations
             f"{finite.max():.4g}) with teacher.scores: probabilities; the teacher most likely gives logits "
             "(set teacher.scores: logits)"
         )
+        explained = {c for c in columns if c.startswith("score_")} | {"row_sum"}
     elif spec.probabilities and "row_sum" in columns and finite.size:  # scores above 1 follow from the sums
         sums = finite.sum(axis=1)
         off = np.abs(sums - 1) > PROBABILITY_TOLERANCE
@@ -127,7 +128,6 @@ def _likely_cause(failed: list[Any], scores: np.ndarray, spec: ScoreExpectations
             f"{int(off.sum())} of {len(scores)} rows do not sum to 1 (observed sums {sums[off].min():.4g} to "
             f"{sums[off].max():.4g}) with teacher.scores: probabilities; the teacher's rows are not distributions"
         )
-    if cause is not None and not explained:  # the probability causes explain every score column and the sums
         explained = {c for c in columns if c.startswith("score_")} | {"row_sum"}
     rest = [(item, column) for item, column in zip(failed, columns) if column not in explained]
     if cause is None:  # none of those: the first failed expectation, described

@@ -4,9 +4,9 @@ Static quantisation maps a float tensor r to q = clamp(round(r / s) + z, -128, 1
 point z fixed ahead of time: for weights from their own range (per output channel with `per_channel`), for
 activations from their ranges on calibration inputs (`minmax`: observed min/max; `entropy`: the range that
 minimises KL(fp32 histogram || int8 histogram); `percentile`: the 99.999th). Calibration inputs are pool inputs
-never sent to the teacher (inputs are free, only teacher calls cost). Only MatMul, Gemm and Conv are quantised;
-the input normalisation and the softmax stay in float (on the digits MLP, per-tensor or per-channel and all
-three calibration methods measured within 0.2 points of fp32: README, "int8").
+never sent to the teacher (inputs are free, only teacher calls cost). Only MatMul, Gemm and Conv are quantised,
+where int8 kernels pay; the input normalisation and the softmax stay in float (on the digits MLP, per-tensor or
+per-channel and all three calibration methods measured within 0.2 points of fp32: README, "int8").
 """
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ def quantize_int8(
         )
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    calibrate = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[method]
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         # Shape inference and graph fusions first, as ONNX Runtime recommends before static quantisation.
@@ -83,7 +88,7 @@ def quantize_int8(
             per_channel=per_channel,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method={m.name.lower(): m for m in CalibrationMethod}[method],
+            calibrate_method=calibrate,
             calibration_providers=["CPUExecutionProvider"],
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, "CalibTensorRangeSymmetric": False},
             calibration_cache_path=None,

@@ -73,6 +73,13 @@ def _static_table(page: str, match: re.Match[str]) -> str:
     return f"{opening}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _offline_docs_page(page: str, images: str) -> str:
+    """One Data Docs page, static: tables filled, the logo from `images` (relative), no CDN asset."""
+    static = _TABLE.sub(functools.partial(_static_table, page), page)
+    static = _strip_external_assets(_GX_LOGO.sub(lambda m: f'{m.group(1)}{images}/{m.group(2)}"', static))
+    return static.replace("</head>", f"{OFFLINE_MARK}\n{_STATIC_STYLE}\n</head>", 1)
+
+
 def offline_data_docs(docs_dir: str | Path) -> list[Path]:
     """Rewrite every page of a Data Docs site in place so that it renders with no network (see the module
     docstring); idempotent. Returns the pages rewritten."""
@@ -83,10 +90,7 @@ def offline_data_docs(docs_dir: str | Path) -> list[Path]:
         if OFFLINE_MARK in page:
             continue
         images = os.path.relpath(docs_dir / "static" / "images", page_path.parent).replace(os.sep, "/")
-        static = _TABLE.sub(functools.partial(_static_table, page), page)  # tables filled, the logo local
-        static = _strip_external_assets(_GX_LOGO.sub(rf'\g<1>{images}/\g<2>"', static))
-        static = static.replace("</head>", f"{OFFLINE_MARK}\n{_STATIC_STYLE}\n</head>", 1)
-        page_path.write_text(static, encoding="utf-8")
+        page_path.write_text(_offline_docs_page(page, images), encoding="utf-8")
         rewritten.append(page_path)
     return rewritten
 

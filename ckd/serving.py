@@ -1,9 +1,20 @@
-"""The serving bundle `export` writes beside the ONNX student, all for one and the same `model.onnx`, each laid
-out as its server documents it (file by file: docs/serving-layout.md): a Triton model repository
-(`triton/<name>/`: config.pbtxt, labels.txt, 1/model.onnx), a KServe InferenceService (`kserve/`), MLServer
-settings (`mlserver/`, with our ONNX runtime: MLServer 1.7 has none) and `input.json` (what the input takes);
-a text model's tokenizer lies beside the model. Input and output names, types and dims are read from the ONNX
-graph, never written twice.
+"""The serving bundle `export` writes beside the ONNX student: a Triton model repository, a KServe
+InferenceService and MLServer settings, all for one and the same `model.onnx`, each laid out as its server
+documents it.
+
+    models/serving/input.json                           what the input takes (raw values; scaling in the graph;
+                                                        a text model: token ids of the tokenizer beside it)
+    models/serving/triton/<name>/config.pbtxt           platform onnxruntime_onnx, dynamic batching
+    models/serving/triton/<name>/labels.txt             class names, one a line (label_filename)
+    models/serving/triton/<name>/tokenizer.json         a text model: the tokenizer that makes its token ids
+    models/serving/triton/<name>/1/model.onnx           the student
+    models/serving/kserve/inferenceservice.yaml         v1beta1 predictor.model, modelFormat onnx, protocol v2
+    models/serving/mlserver/settings.json               the server's settings (`mlserver start models/serving/mlserver`)
+    models/serving/mlserver/<name>/model-settings.json  the model, in a folder named as the model; uri -> model.onnx
+    models/serving/mlserver/<name>/mlserver_onnx.py     MLServer 1.7 has no ONNX runtime: ours, copied in
+    models/serving/mlserver/<name>/tokenizer.json       a text model: the same tokenizer
+
+Input and output names, types and dims are read from the ONNX graph, never written twice.
 """
 
 from __future__ import annotations
@@ -87,8 +98,9 @@ def triton_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec]
 
 
 def input_scale(x: Any, name: str) -> dict[str, Any]:
-    """What the served model's input takes, for the model card and the bundle: raw values, which the graph
-    scales itself (`ckd.students.base.Normalize`)."""
+    """What the served model's input takes, for the model card and the bundle: raw values as the data source
+    holds them (pixel values, a table's own units), never scaled beforehand; the graph scales them itself
+    (`ckd.students.base.Normalize`: (x - mean) / std with the pool's statistics)."""
     x = np.asarray(x, dtype=np.float32)
     return {
         "input": name,

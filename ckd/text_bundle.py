@@ -17,9 +17,7 @@ No torch nor transformers (a test checks it): a service that predicts needs `onn
 from __future__ import annotations
 
 import json
-import statistics
-import timeit
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +25,10 @@ import numpy as np
 from ckd.errors import CkdError
 from ckd.extras import require
 from ckd.runtime import onnx_session
+from ckd.timing import median_ms
 
 MODEL_FILE, TOKENIZER_FILE, BUNDLE_FILE = "student.onnx", "tokenizer.json", "bundle.json"
 TEXT_INPUT_NAMES = ("input_ids", "attention_mask")
-
-
-def median_ms(call: Callable[[], object], runs: int, warmup: int = 10) -> float:
-    """The median wall time of `call()` over `runs` calls after `warmup` untimed ones, in milliseconds."""
-    for _ in range(warmup):
-        call()
-    return statistics.median(timeit.repeat(call, repeat=runs, number=1)) * 1e3
 
 
 class TextBundle:

@@ -71,7 +71,7 @@ def validate(
     model = checkpoint.model()
     if text_bundle is None:
         x, labels, what = evaluation_set(test, checkpoint, queried, pool)
-        ort_out, int8_out = onnx_logits(onnx_path, x), onnx_logits(int8_path, x)
+        pt, ort_out, int8_out = torch_logits(model, x), onnx_logits(onnx_path, x), onnx_logits(int8_path, x)
         runners = {
             "torch": lambda x: torch_runner(model, x),
             "": lambda x: onnx_runner(onnx_path, x),
@@ -82,10 +82,11 @@ def validate(
         if test.text is None:
             raise CkdError(f"{getattr(test, 'path', 'the test split')}: holds no texts (a text source's sample stage)")
         x, labels, what, texts = test.x, test.labels, "test", [str(t) for t in test.text]
-        ort_out, int8_out = (TextBundle(text_bundle, model=graph).logits(texts) for graph in (None, int8_path))
+        pt = torch_logits(model, x)
+        ort_out = TextBundle(text_bundle).logits(texts)
+        int8_out = TextBundle(text_bundle, model=int8_path).logits(texts)
         one_thread = TextBundle(text_bundle, threads=1)
         latency = {"latency_ms_batch1": one_thread.latency_ms_batch1(texts[0], config.latency_runs)}
-    pt = torch_logits(model, x)
     torch_key, onnx_key, int8_key = SCORE_KEYS[what]
     int8 = int8_metrics(ort_out, int8_out, labels)
     metrics = {
@@ -155,14 +156,14 @@ def main(argv: list[str] | None = None) -> None:
         # fingerprint identifies the data, the ONNX metadata what the input takes (`ckd.serving.input_scale`).
         scale = read_metadata(args.onnx).get("input_scale")
         card = build_card(
-            metrics,
-            vars(checkpoint),
-            params.as_dict(),
-            read_json(args.train_metrics),
-            teacher_is_standin(params.teacher),
-            {"onnx": str(args.onnx), "int8": str(args.int8)},
-            read_json(args.source)["files"] if args.source else None,
-            json.loads(scale) if scale else None,
+            metrics=metrics,
+            checkpoint=vars(checkpoint),
+            params=params.as_dict(),
+            train_metrics=read_json(args.train_metrics),
+            is_standin=teacher_is_standin(params.teacher),
+            artifacts={"onnx": str(args.onnx), "int8": str(args.int8)},
+            data_files=read_json(args.source)["files"] if args.source else None,
+            input_scale=json.loads(scale) if scale else None,
         )
         write_model_card(card, args.card_json, args.card_md)
         return metrics
