@@ -75,8 +75,12 @@ $(MLSERVER_STAMP): serving/requirements-mlserver.txt
 run: install
 	source $(VENV)/bin/activate && dvc repro && python -m ckd.summary metrics/validate.json
 
+# The suite runs on every core (pytest-xdist; `make test PYTEST_WORKERS=0` runs it in one process): most of its
+# time is spent waiting on the DVC, Prefect, server and stage processes the tests start. `worksteal`: a worker
+# that runs out takes queued tests from the other, so the minute-long end-to-end tests do not end up together.
+PYTEST_WORKERS ?= auto
 test: install-test lint docs
-	source $(VENV)/bin/activate && python -m pytest -q
+	source $(VENV)/bin/activate && python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 # Style: lint, formatting (checked, never rewritten here) and types; settings in pyproject.toml.
 lint: install-test
