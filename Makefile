@@ -77,7 +77,7 @@ run: install
 
 # The suite runs on every core (pytest-xdist; `make test PYTEST_WORKERS=0` runs it in one process): most of its
 # time is spent waiting on the DVC, Prefect, server and stage processes the tests start. `worksteal`: a worker
-# that runs out takes queued tests from the other, so the minute-long end-to-end tests do not end up together.
+# that runs out of tests takes some from another, so no worker idles while the minute-long end-to-end tests run.
 PYTEST_WORKERS ?= auto
 test: install-test lint docs
 	source $(VENV)/bin/activate && python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
